@@ -1,0 +1,25 @@
+//! The `weir` command-line tool, as a library so tests can drive it.
+//!
+//! - [`udf`]: building Rust UDF crates into components (`weir udf build`),
+//!   also used on demand when a job file points at a source directory.
+//! - [`run`]: `weir run JOB.yaml`: load the job, resolve and build its
+//!   UDFs, run it on the embedded mini-cluster with a progress bar, and
+//!   print a summary.
+
+pub mod run;
+pub mod udf;
+
+/// The directory for Weir's caches: `$WEIR_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/weir`, else `~/.cache/weir`, else `./.weir-cache`.
+pub fn cache_root() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("WEIR_CACHE_DIR") {
+        return dir.into();
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")));
+    match base {
+        Some(base) => base.join("weir"),
+        None => ".weir-cache".into(),
+    }
+}

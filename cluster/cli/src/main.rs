@@ -1,0 +1,91 @@
+//! The `weir` binary.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Weir: stream processing with WebAssembly user functions.
+#[derive(Parser)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a job file on the embedded mini-cluster (everything in this process).
+    Run {
+        /// The job file (YAML or JSON).
+        job: PathBuf,
+        /// Default parallelism of every vertex (overrides the job's `parallelism`).
+        #[arg(short, long)]
+        parallelism: Option<u32>,
+        /// Do not draw the progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Work with user functions.
+    Udf {
+        #[command(subcommand)]
+        command: UdfCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UdfCommand {
+    /// Build a Rust UDF crate into a WebAssembly component (wasm32-wasip2).
+    Build {
+        /// The crate directory.
+        dir: PathBuf,
+        /// Copy the component here (default: print where it was built).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { job, parallelism, no_progress } => {
+            let options = weir_cli::run::RunOptions {
+                parallelism,
+                progress: !no_progress && std::io::stderr().is_terminal(),
+            };
+            let (graph, summary) = weir_cli::run::run_file(&job, &options)?;
+            eprint!("{}", weir_cli::run::format_summary(&graph, &summary));
+            Ok(())
+        }
+        Command::Udf { command: UdfCommand::Build { dir, output } } => {
+            let wasm = weir_cli::udf::build_rust_udf(&dir)?;
+            match output {
+                Some(out) => {
+                    std::fs::copy(&wasm, &out)
+                        .map_err(|e| anyhow::anyhow!("cannot copy {} to {}: {e}", wasm.display(), out.display()))?;
+                    println!("{}", out.display());
+                }
+                None => println!("{}", wasm.display()),
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `weir run`: run a job file on the embedded mini-cluster.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_task::{JobError, JobMetrics, JobSummary, RunConfig, run_job};
+use weir_types::jobgraph::{JobGraph, JobGraphError, line_of};
+
+use crate::udf::{BuildError, build_rust_udf};
+
+/// Why `weir run` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The job file is missing or invalid.
+    #[error(transparent)]
+    JobFile(#[from] JobGraphError),
+    /// A UDF referenced by the job does not exist.
+    #[error("invalid job file {file}{}: operators[{index}].udf: {path} does not exist", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    MissingUdf {
+        /// The job file.
+        file: PathBuf,
+        /// 1-based line of the `udf:` field.
+        line: Option<usize>,
+        /// Index of the operator.
+        index: usize,
+        /// The resolved path.
+        path: PathBuf,
+    },
+    /// A UDF could not be built.
+    #[error("operator `{operator}`: {source}")]
+    Build {
+        /// The operator id.
+        operator: String,
+        /// Why.
+        source: BuildError,
+    },
+    /// The job failed.
+    #[error(transparent)]
+    Job(#[from] JobError),
+}
+
+/// Options of `weir run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides the job's default parallelism.
+    pub parallelism: Option<u32>,
+    /// Show a progress bar (only drawn when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// Loads a job file and applies command-line overrides.
+///
+/// # Errors
+/// [`RunError::JobFile`] naming the file, line and field.
+pub fn load_job(path: &Path, options: &RunOptions) -> Result<JobGraph, RunError> {
+    let mut job = JobGraph::from_file(path)?;
+    if let Some(p) = options.parallelism {
+        job.parallelism = p;
+        job.revalidate(path)?;
+    }
+    Ok(job)
+}
+
+/// Resolves every operator's `udf` (relative to the job file's directory):
+/// a `.wasm` file is used as is, a directory is built as a Rust UDF crate.
+///
+/// # Errors
+/// [`RunError::MissingUdf`] or [`RunError::Build`].
+pub fn resolve_udfs(job: &JobGraph, job_file: &Path) -> Result<HashMap<String, PathBuf>, RunError> {
+    let base = job_file.parent().unwrap_or(Path::new("."));
+    let text = std::fs::read_to_string(job_file).unwrap_or_default();
+    let mut udfs = HashMap::new();
+    for (index, op) in job.operators.iter().enumerate() {
+        let path = base.join(&op.udf);
+        let wasm = if path.is_dir() {
+            eprintln!("Building UDF {} for operator `{}` ...", path.display(), op.id);
+            build_rust_udf(&path).map_err(|source| RunError::Build { operator: op.id.clone(), source })?
+        } else if path.is_file() {
+            path
+        } else {
+            let line = line_of(&text, "udf", Some(&op.udf.to_string_lossy()));
+            return Err(RunError::MissingUdf { file: job_file.into(), line, index, path });
+        };
+        udfs.insert(op.id.clone(), wasm);
+    }
+    Ok(udfs)
+}
+
+/// Runs a job file end to end, with a progress bar when asked.
+///
+/// # Errors
+/// Any [`RunError`].
+pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobSummary), RunError> {
+    let job = load_job(job_file, options)?;
+    let udfs = resolve_udfs(&job, job_file)?;
+    let state_dir = std::env::temp_dir().join(format!("weir-{}-{}", sanitize(&job.name), std::process::id()));
+    let mut config = RunConfig::new(udfs, state_dir);
+    config.cache_dir = Some(crate::cache_root().join("components"));
+    let metrics = config.metrics.clone();
+    let progress = options.progress.then(|| Progress::start(metrics));
+    let result = run_job(&job, config);
+    if let Some(progress) = progress {
+        progress.stop();
+    }
+    Ok((job, result?))
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+/// A spinner with records in/out and the rate, redrawn every 100 ms.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(metrics: Arc<JobMetrics>) -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
+            bar.set_style(style);
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, s) = (bar.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let secs = metrics.elapsed().as_secs_f64().max(1e-3);
+                b.set_message(format!(
+                    "records in {}  out {}  errors {}  {:.0} records/s",
+                    metrics.records_read(),
+                    metrics.records_written(),
+                    metrics.record_errors(),
+                    metrics.records_read() as f64 / secs
+                ));
+                b.tick();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Self { bar, stop, thread: Some(thread) }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.bar.finish_and_clear();
+    }
+}
+
+/// The end-of-run summary, as printed by `weir run`.
+pub fn format_summary(job: &JobGraph, summary: &JobSummary) -> String {
+    let secs = summary.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { summary.records_read as f64 / secs } else { 0.0 };
+    let mut text = format!(
+        "Job `{}` finished in {:.3} s\n  records read     {}\n  records written  {}\n  record errors    {}\n  throughput       {:.0} records/s\n",
+        job.name, secs, summary.records_read, summary.records_written, summary.record_errors, rate
+    );
+    if let Some(first) = summary.first_record_latency {
+        text.push_str(&format!("  first record     {:.1} ms after start\n", first.as_secs_f64() * 1000.0));
+    }
+    if !summary.problems.is_empty() {
+        text.push_str("  problems (first ones):\n");
+        for p in &summary.problems {
+            text.push_str(&format!("    - {p}\n"));
+        }
+    }
+    text
+}

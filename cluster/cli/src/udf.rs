@@ -1,0 +1,130 @@
+//! Building Rust UDF crates into WebAssembly components.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Why a UDF could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The directory has no Cargo.toml.
+    #[error("{0} is not a Rust UDF crate (no Cargo.toml); give a crate directory or a .wasm component")]
+    NotACrate(PathBuf),
+    /// cargo could not be started.
+    #[error("cannot run cargo to build {dir}: {source}")]
+    Cargo {
+        /// The crate.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The wasm32-wasip2 target is missing.
+    #[error("building {0} needs the wasm32-wasip2 target: run `rustup target add wasm32-wasip2`")]
+    MissingTarget(PathBuf),
+    /// The build failed (cargo printed the compiler errors above).
+    #[error("building the UDF {dir} failed (cargo's errors are above): exit status {status}")]
+    Failed {
+        /// The crate.
+        dir: PathBuf,
+        /// cargo's exit status.
+        status: String,
+    },
+    /// The build produced no `.wasm` (for example no `crate-type = ["cdylib"]`).
+    #[error("building {0} produced no .wasm component; does its Cargo.toml say `[lib] crate-type = [\"cdylib\"]`?")]
+    NoArtifact(PathBuf),
+}
+
+/// Builds the Rust UDF crate in `dir` for `wasm32-wasip2` (release profile)
+/// and returns the path of the component. cargo's incremental build makes a
+/// rebuild of an unchanged crate a no-op, so this doubles as the cache.
+///
+/// The build uses its own target directory under the Weir cache
+/// (`udf-target`), never the caller's, so it can run while another cargo
+/// holds the host build's lock.
+///
+/// # Errors
+/// A [`BuildError`] saying what went wrong; compiler messages go to stderr.
+pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        return Err(BuildError::NotACrate(dir.to_path_buf()));
+    }
+    let target_dir = crate::cache_root().join("udf-target");
+    let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| BuildError::Cargo { dir: dir.to_path_buf(), source })?;
+    // Forward cargo's human output, watching for the missing-target error.
+    let stderr = child.stderr.take();
+    let forward = std::thread::spawn(move || {
+        let mut missing_target = false;
+        if let Some(stderr) = stderr {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                missing_target |= line.contains("target may not be installed") || line.contains("can't find crate for `core`");
+                eprintln!("{line}");
+            }
+        }
+        missing_target
+    });
+    let mut artifact = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(wasm) = wasm_artifact(&line) {
+                artifact = Some(wasm);
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| BuildError::Cargo { dir: dir.to_path_buf(), source })?;
+    let missing_target = forward.join().unwrap_or(false);
+    if !status.success() {
+        if missing_target {
+            return Err(BuildError::MissingTarget(dir.to_path_buf()));
+        }
+        return Err(BuildError::Failed { dir: dir.to_path_buf(), status: status.to_string() });
+    }
+    artifact.ok_or_else(|| BuildError::NoArtifact(dir.to_path_buf()))
+}
+
+/// The `.wasm` file of a `compiler-artifact` message of `cargo --message-format=json`.
+fn wasm_artifact(line: &str) -> Option<PathBuf> {
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    if message.get("reason")?.as_str()? != "compiler-artifact" {
+        return None;
+    }
+    message
+        .get("filenames")?
+        .as_array()?
+        .iter()
+        .filter_map(|f| f.as_str())
+        .find(|f| f.ends_with(".wasm"))
+        .map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_wasm_in_cargo_messages() {
+        let line = r#"{"reason":"compiler-artifact","filenames":["/t/wasm32-wasip2/release/x.wasm","/t/x.rlib"]}"#;
+        assert_eq!(wasm_artifact(line), Some(PathBuf::from("/t/wasm32-wasip2/release/x.wasm")));
+        assert_eq!(wasm_artifact(r#"{"reason":"build-finished","success":true}"#), None);
+        assert_eq!(wasm_artifact("not json"), None);
+    }
+
+    #[test]
+    fn a_directory_without_cargo_toml_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = build_rust_udf(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a Rust UDF crate"), "{err}");
+    }
+}

@@ -1,0 +1,262 @@
+//! Write Weir stream operators in Rust and compile them to WebAssembly
+//! components for `wasm32-wasip2`.
+//!
+//! A user function is a plain trait impl with typed values (anything that is
+//! `serde` serialisable, decoded from and encoded to JSON), typed state
+//! handles and typed configuration, exported with one macro:
+//!
+//! ```ignore
+//! use weir_guest::prelude::*;
+//!
+//! #[derive(Deserialize)]
+//! struct Reading { value: f64 }
+//!
+//! struct Double;
+//! impl MapFunction for Double {
+//!     type Config = ();
+//!     type In = Reading;
+//!     type Out = f64;
+//!     fn open(_config: (), _ctx: &OpenContext) -> Result<Self, String> { Ok(Double) }
+//!     fn map(&mut self, r: Reading) -> Result<f64, String> { Ok(r.value * 2.0) }
+//! }
+//! weir_guest::export!(map Double);
+//! ```
+//!
+//! Four kinds of function are supported: [`MapFunction`] (one in, one out),
+//! [`FilterFunction`] (keep or drop), [`FlatMapFunction`] (one in, any number
+//! out) and [`KeyedProcessFunction`] (keyed, with [`ValueState`],
+//! [`ListState`] and [`MapState`] held by the host). Build with
+//! `cargo build --release --target wasm32-wasip2`; the result is a component
+//! implementing the `weir:operator/operator` world (see `wit/` in the Weir
+//! repository).
+//!
+//! A function's `Err(message)` for one record becomes a per-record error that
+//! the host counts and logs with the record's origin; it does not stop the
+//! job. A panic traps the component, which fails the task.
+
+pub mod adapters;
+mod data;
+mod state;
+
+pub use data::{Decode, Encode, Raw};
+pub use state::{ListState, MapState, ValueState};
+
+/// Bindings generated from the `weir:operator` WIT package. Not for direct use.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "weir:operator/operator",
+        pub_export_macro: true,
+        export_macro_name: "__export_operator_world",
+        default_bindings_module: "weir_guest::bindings",
+    });
+}
+
+pub use bindings::weir::operator::types::StreamRecord;
+
+/// What `open` receives besides the typed configuration.
+#[derive(Debug, Clone)]
+pub struct OpenContext {
+    /// The operator's id in the job file.
+    pub operator_id: String,
+    /// 0-based index of this subtask.
+    pub subtask_index: u32,
+    /// Number of parallel subtasks of this operator.
+    pub parallelism: u32,
+    /// Number of key groups (the job's max parallelism).
+    pub max_parallelism: u32,
+    /// 0 on the first run; incremented on every restart.
+    pub attempt: u32,
+}
+
+/// One function applied to every record: exactly one output per input.
+pub trait MapFunction: Sized {
+    /// Typed operator configuration, decoded from the job file's `config`.
+    type Config: serde::de::DeserializeOwned;
+    /// Input value type.
+    type In: Decode;
+    /// Output value type.
+    type Out: Encode;
+    /// Creates the function for one subtask.
+    ///
+    /// # Errors
+    /// An `Err` fails the task with that message.
+    fn open(config: Self::Config, ctx: &OpenContext) -> Result<Self, String>;
+    /// Maps one value.
+    ///
+    /// # Errors
+    /// An `Err` is reported as a per-record error; the record produces no output.
+    fn map(&mut self, value: Self::In) -> Result<Self::Out, String>;
+}
+
+/// Keeps the records for which `filter` returns `true`, unchanged.
+pub trait FilterFunction: Sized {
+    /// Typed operator configuration, decoded from the job file's `config`.
+    type Config: serde::de::DeserializeOwned;
+    /// Input value type (the record itself passes through as bytes).
+    type In: Decode;
+    /// Creates the function for one subtask.
+    ///
+    /// # Errors
+    /// An `Err` fails the task with that message.
+    fn open(config: Self::Config, ctx: &OpenContext) -> Result<Self, String>;
+    /// Decides whether to keep one value.
+    ///
+    /// # Errors
+    /// An `Err` is reported as a per-record error; the record is dropped.
+    fn filter(&mut self, value: &Self::In) -> Result<bool, String>;
+}
+
+/// One function that emits any number of outputs per input.
+pub trait FlatMapFunction: Sized {
+    /// Typed operator configuration, decoded from the job file's `config`.
+    type Config: serde::de::DeserializeOwned;
+    /// Input value type.
+    type In: Decode;
+    /// Output value type.
+    type Out: Encode;
+    /// Creates the function for one subtask.
+    ///
+    /// # Errors
+    /// An `Err` fails the task with that message.
+    fn open(config: Self::Config, ctx: &OpenContext) -> Result<Self, String>;
+    /// Processes one value, emitting through `out`.
+    ///
+    /// # Errors
+    /// An `Err` is reported as a per-record error; what was emitted before
+    /// the error is kept.
+    fn flat_map(&mut self, value: Self::In, out: &mut Collector<'_, Self::Out>) -> Result<(), String>;
+}
+
+/// A function over a keyed stream (after `key_by`) with keyed state.
+///
+/// State handles ([`ValueState`], [`ListState`], [`MapState`]) are scoped to
+/// the key of the record being processed; the host holds the state.
+pub trait KeyedProcessFunction: Sized {
+    /// Typed operator configuration, decoded from the job file's `config`.
+    type Config: serde::de::DeserializeOwned;
+    /// Input value type.
+    type In: Decode;
+    /// Output value type.
+    type Out: Encode;
+    /// Creates the function for one subtask.
+    ///
+    /// # Errors
+    /// An `Err` fails the task with that message.
+    fn open(config: Self::Config, ctx: &OpenContext) -> Result<Self, String>;
+    /// Processes one value of key `key`, emitting through `out`.
+    ///
+    /// # Errors
+    /// An `Err` is reported as a per-record error.
+    fn process(&mut self, key: &[u8], value: Self::In, out: &mut Collector<'_, Self::Out>) -> Result<(), String>;
+    /// Called at end of input.
+    ///
+    /// # Errors
+    /// An `Err` fails the task with that message.
+    fn close(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Collects the outputs of one input record.
+pub struct Collector<'a, T> {
+    pub(crate) key: &'a Option<Vec<u8>>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) outputs: &'a mut Vec<bindings::weir::operator::types::Output>,
+    pub(crate) _marker: std::marker::PhantomData<T>,
+}
+
+impl<T: Encode> Collector<'_, T> {
+    /// Emits `value` to the main output with the input's key and timestamp.
+    pub fn emit(&mut self, value: T) {
+        self.emit_with_timestamp(value, self.timestamp);
+    }
+
+    /// Emits `value` to the main output with another event time (ms since epoch).
+    pub fn emit_with_timestamp(&mut self, value: T, timestamp: Option<i64>) {
+        let record = StreamRecord { key: self.key.clone(), value: value.encode(), timestamp };
+        self.outputs.push(bindings::weir::operator::types::Output::Emit(record));
+    }
+
+    /// Emits `value` to the side output named `output` (routed by the job file).
+    pub fn emit_side<S: Encode>(&mut self, output: &str, value: S) {
+        let record = StreamRecord { key: self.key.clone(), value: value.encode(), timestamp: self.timestamp };
+        self.outputs.push(bindings::weir::operator::types::Output::Side(
+            bindings::weir::operator::types::SideRecord { output: output.to_string(), record },
+        ));
+    }
+}
+
+/// Writes a line to the host's log at `info` level.
+pub fn log_info(message: &str) {
+    bindings::weir::operator::logging::log(bindings::weir::operator::logging::Level::Info, message);
+}
+
+/// Writes a line to the host's log at `warn` level.
+pub fn log_warn(message: &str) {
+    bindings::weir::operator::logging::log(bindings::weir::operator::logging::Level::Warn, message);
+}
+
+/// The usual imports for writing a function.
+pub mod prelude {
+    pub use crate::{
+        Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction, ListState, MapFunction, MapState,
+        OpenContext, Raw, ValueState,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Exports a function as the component's `weir:operator/operator` world.
+///
+/// `export!(map T)`, `export!(filter T)`, `export!(flat_map T)` or
+/// `export!(keyed_process T)`, where `T` implements the matching trait. Use
+/// it once per crate.
+#[macro_export]
+macro_rules! export {
+    (map $t:ty) => { $crate::__export_adapter!($crate::adapters::MapAdapter<$t>); };
+    (filter $t:ty) => { $crate::__export_adapter!($crate::adapters::FilterAdapter<$t>); };
+    (flat_map $t:ty) => { $crate::__export_adapter!($crate::adapters::FlatMapAdapter<$t>); };
+    (keyed_process $t:ty) => { $crate::__export_adapter!($crate::adapters::KeyedProcessAdapter<$t>); };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_adapter {
+    ($adapter:ty) => {
+        struct __WeirComponent;
+        ::std::thread_local! {
+            static __WEIR_INSTANCE: ::std::cell::RefCell<Option<$adapter>> = const { ::std::cell::RefCell::new(None) };
+        }
+        impl $crate::bindings::Guest for __WeirComponent {
+            fn open(ctx: $crate::bindings::weir::operator::types::Context) -> Result<(), String> {
+                let adapter = <$adapter as $crate::adapters::Adapter>::open(ctx)?;
+                __WEIR_INSTANCE.with(|cell| *cell.borrow_mut() = Some(adapter));
+                Ok(())
+            }
+            fn process(
+                batch: Vec<$crate::StreamRecord>,
+            ) -> Vec<$crate::bindings::weir::operator::types::Output> {
+                __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
+                    Some(adapter) => $crate::adapters::Adapter::process(adapter, batch),
+                    None => panic!("weir: process called before open"),
+                })
+            }
+            fn close() -> Result<(), String> {
+                __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
+                    Some(adapter) => $crate::adapters::Adapter::close(adapter),
+                    None => Ok(()),
+                })
+            }
+        }
+        $crate::bindings::__export_operator_world!(__WeirComponent with_types_in $crate::bindings);
+    };
+}
+
+/// Encodes `value` as JSON bytes.
+///
+/// # Errors
+/// When `value`'s `Serialize` impl fails (for example a map with non-string keys).
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(value).map_err(|e| format!("cannot encode output as JSON: {e}"))
+}

@@ -1,0 +1,124 @@
+//! Typed handles on keyed state held by the host.
+
+use std::marker::PhantomData;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::bindings::weir::operator::keyed_state as host;
+
+fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("state `{name}` holds data of another type: {e}"))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
+}
+
+/// One value per key, stored by the host as JSON.
+pub struct ValueState<T> {
+    name: String,
+    _marker: PhantomData<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> ValueState<T> {
+    /// A handle on value state `name`.
+    pub fn new(name: &str) -> Self {
+        Self { name: name.to_string(), _marker: PhantomData }
+    }
+
+    /// The current key's value, if any.
+    ///
+    /// # Errors
+    /// When the stored bytes do not decode as `T`.
+    pub fn get(&self) -> Result<Option<T>, String> {
+        host::value_get(&self.name).map(|b| decode(&self.name, &b)).transpose()
+    }
+
+    /// Stores `value` for the current key.
+    pub fn set(&self, value: &T) {
+        host::value_set(&self.name, &encode(value));
+    }
+
+    /// Removes the current key's value.
+    pub fn clear(&self) {
+        host::value_clear(&self.name);
+    }
+}
+
+/// A list of values per key.
+pub struct ListState<T> {
+    name: String,
+    _marker: PhantomData<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> ListState<T> {
+    /// A handle on list state `name`.
+    pub fn new(name: &str) -> Self {
+        Self { name: name.to_string(), _marker: PhantomData }
+    }
+
+    /// All elements for the current key, in insertion order.
+    ///
+    /// # Errors
+    /// When a stored element does not decode as `T`.
+    pub fn get(&self) -> Result<Vec<T>, String> {
+        host::list_get(&self.name).iter().map(|b| decode(&self.name, b)).collect()
+    }
+
+    /// Appends `value` for the current key.
+    pub fn add(&self, value: &T) {
+        host::list_add(&self.name, &encode(value));
+    }
+
+    /// Removes every element for the current key.
+    pub fn clear(&self) {
+        host::list_clear(&self.name);
+    }
+}
+
+/// A map per key, ordered by the JSON encoding of its keys.
+pub struct MapState<K, V> {
+    name: String,
+    _marker: PhantomData<(K, V)>,
+}
+
+impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<K, V> {
+    /// A handle on map state `name`.
+    pub fn new(name: &str) -> Self {
+        Self { name: name.to_string(), _marker: PhantomData }
+    }
+
+    /// The value under `key` for the current key.
+    ///
+    /// # Errors
+    /// When the stored bytes do not decode as `V`.
+    pub fn get(&self, key: &K) -> Result<Option<V>, String> {
+        host::map_get(&self.name, &encode(key)).map(|b| decode(&self.name, &b)).transpose()
+    }
+
+    /// Stores `value` under `key`.
+    pub fn put(&self, key: &K, value: &V) {
+        host::map_put(&self.name, &encode(key), &encode(value));
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: &K) {
+        host::map_remove(&self.name, &encode(key));
+    }
+
+    /// Every entry for the current key.
+    ///
+    /// # Errors
+    /// When a stored entry does not decode as `(K, V)`.
+    pub fn entries(&self) -> Result<Vec<(K, V)>, String> {
+        host::map_entries(&self.name)
+            .iter()
+            .map(|(k, v)| Ok((decode(&self.name, k)?, decode(&self.name, v)?)))
+            .collect()
+    }
+
+    /// Removes every entry for the current key.
+    pub fn clear(&self) {
+        host::map_clear(&self.name);
+    }
+}

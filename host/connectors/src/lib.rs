@@ -1,0 +1,75 @@
+//! Sources and sinks.
+//!
+//! Sources are split into [`Split`]s (one per input file, or one range of
+//! generated records per subtask) assigned round-robin to the source's
+//! subtasks; a [`SourceReader`] reads its splits and yields batches.
+//! Every record carries an [`Origin`](weir_types::Origin) (split index and
+//! line) so that a failure downstream can name the file and line.
+//!
+//! Sinks: JSON-lines files (one part file per subtask), stdout, blackhole.
+
+mod json;
+mod sink;
+mod source;
+
+pub use sink::{BlackholeSink, FileSink, Sink, StdoutSink, prepare_file_sink_dir};
+pub use source::{SourceReader, Split, SplitKind, plan_splits};
+
+use std::path::PathBuf;
+
+/// Errors of sources and sinks.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// An input file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The source matched no file.
+    #[error("source `{source_id}` matched no file: {pattern}")]
+    NoFiles {
+        /// The source's id.
+        source_id: String,
+        /// The path and glob.
+        pattern: String,
+    },
+    /// The glob pattern is invalid.
+    #[error("invalid glob pattern `{pattern}`: {message}")]
+    BadGlob {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        message: String,
+    },
+    /// A file is not valid for its format in a way that stops reading it
+    /// (for example a CSV file with no header).
+    #[error("{path}: {message}")]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An output could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A malformed input record that was skipped (counted and reported, not fatal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
+    /// Index of the split (file) in the job's split table.
+    pub split: u32,
+    /// 1-based line in the file.
+    pub line: u64,
+    /// What is wrong with it.
+    pub message: String,
+}

@@ -1,0 +1,208 @@
+//! Ordered byte maps: the storage under keyed state.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use crate::StateError;
+
+/// An ordered map of bytes to bytes, owned by one subtask.
+///
+/// Keys sort by unsigned bytes (lexicographic), in every backend.
+pub trait StateBackend: Send {
+    /// The value under `key`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Stores `value` under `key`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError>;
+    /// Removes `key`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn delete(&mut self, key: &[u8]) -> Result<(), StateError>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    /// Removes every entry whose key starts with `prefix`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StateError>;
+    /// A short name for logs (`rocksdb`, `memory`).
+    fn name(&self) -> &'static str;
+}
+
+/// The smallest key greater than every key starting with `prefix`, or
+/// `None` when `prefix` is all `0xff` (no upper bound).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// State in a `BTreeMap` on the heap: fast, bounded by memory.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn range(&self, prefix: &[u8]) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
+        let end = match prefix_end(prefix) {
+            Some(end) => Bound::Excluded(end),
+            None => Bound::Unbounded,
+        };
+        self.map.range::<Vec<u8>, _>((Bound::Included(prefix.to_vec()), end))
+    }
+}
+
+impl StateBackend for MemoryBackend {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        match self.map.get_mut(key) {
+            Some(existing) => {
+                existing.clear();
+                existing.extend_from_slice(value);
+            }
+            None => {
+                self.map.insert(key.to_vec(), value.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), StateError> {
+        self.map.remove(key);
+        Ok(())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        Ok(self.range(prefix).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StateError> {
+        let keys: Vec<Vec<u8>> = self.range(prefix).map(|(k, _)| k.clone()).collect();
+        for key in keys {
+            self.map.remove(&key);
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+}
+
+/// State in an embedded RocksDB instance in a directory of its own.
+///
+/// Writes skip RocksDB's write-ahead log: durability comes from checkpoints
+/// (as in Flink's RocksDB state backend), not from the database.
+pub struct RocksDbBackend {
+    db: rocksdb::DB,
+    path: PathBuf,
+    write_options: rocksdb::WriteOptions,
+}
+
+impl RocksDbBackend {
+    /// Opens (creating when missing) a database in `dir`.
+    ///
+    /// # Errors
+    /// [`StateError::RocksDb`] when the directory cannot be used.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // One subtask, one thread: keep RocksDB's own threads modest.
+        options.increase_parallelism(2);
+        let db = rocksdb::DB::open(&options, dir).map_err(|e| Self::error(dir, e))?;
+        let mut write_options = rocksdb::WriteOptions::default();
+        write_options.disable_wal(true);
+        Ok(Self { db, path: dir.to_path_buf(), write_options })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(path: &Path, e: rocksdb::Error) -> StateError {
+        StateError::RocksDb { path: path.display().to_string(), message: e.into_string() }
+    }
+}
+
+impl StateBackend for RocksDbBackend {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.db.get(key).map_err(|e| Self::error(&self.path, e))
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.db.put_opt(key, value, &self.write_options).map_err(|e| Self::error(&self.path, e))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), StateError> {
+        self.db.delete_opt(key, &self.write_options).map_err(|e| Self::error(&self.path, e))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let mut read_options = rocksdb::ReadOptions::default();
+        if let Some(end) = prefix_end(prefix) {
+            read_options.set_iterate_upper_bound(end);
+        }
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        let mut entries = Vec::new();
+        for item in self.db.iterator_opt(mode, read_options) {
+            let (k, v) = item.map_err(|e| Self::error(&self.path, e))?;
+            entries.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(entries)
+    }
+
+    fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StateError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        match prefix_end(prefix) {
+            Some(end) => batch.delete_range(prefix, end),
+            None => {
+                for (k, _) in self.scan_prefix(prefix)? {
+                    batch.delete(k);
+                }
+            }
+        }
+        self.db.write_opt(batch, &self.write_options).map_err(|e| Self::error(&self.path, e))
+    }
+
+    fn name(&self) -> &'static str {
+        "rocksdb"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_skips_trailing_ff() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+    }
+}

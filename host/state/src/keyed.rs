@@ -1,0 +1,372 @@
+//! Value, list and map state scoped to a current key, over any backend.
+
+use std::collections::HashMap;
+
+use weir_types::KeyGroupRange;
+use weir_types::keygroup::key_group_of;
+
+use crate::{StateBackend, StateError};
+
+/// The kinds of keyed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKind {
+    /// One value per key.
+    Value,
+    /// A list per key.
+    List,
+    /// A map per key.
+    Map,
+}
+
+impl StateKind {
+    fn tag(self) -> u8 {
+        match self {
+            StateKind::Value => b'v',
+            StateKind::List => b'l',
+            StateKind::Map => b'm',
+        }
+    }
+}
+
+/// Keyed state of one subtask: value, list and map state by name, for the
+/// current key, stored in a [`StateBackend`] under the layout described in
+/// the crate docs.
+pub struct KeyedState {
+    backend: Box<dyn StateBackend>,
+    range: KeyGroupRange,
+    max_parallelism: u16,
+    /// `key group | key length | key` of the current key, when one is set.
+    current: Option<Vec<u8>>,
+    kinds: HashMap<String, StateKind>,
+}
+
+impl KeyedState {
+    /// Keyed state over `backend` for a subtask that owns `range` of
+    /// `max_parallelism` key groups.
+    pub fn new(backend: Box<dyn StateBackend>, range: KeyGroupRange, max_parallelism: u16) -> Self {
+        Self { backend, range, max_parallelism, current: None, kinds: HashMap::new() }
+    }
+
+    /// The key groups this state owns.
+    pub fn key_group_range(&self) -> KeyGroupRange {
+        self.range
+    }
+
+    /// The backend's name (`rocksdb`, `memory`).
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Makes `key` the current key.
+    ///
+    /// # Errors
+    /// [`StateError::KeyGroupOutOfRange`] when this subtask does not own the key's group.
+    pub fn set_current_key(&mut self, key: &[u8]) -> Result<(), StateError> {
+        let group = key_group_of(key, self.max_parallelism);
+        if !self.range.contains(group) {
+            return Err(StateError::KeyGroupOutOfRange { group, start: self.range.start, end: self.range.end });
+        }
+        let mut prefix = self.current.take().unwrap_or_default();
+        prefix.clear();
+        prefix.extend_from_slice(&group.to_be_bytes());
+        prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        prefix.extend_from_slice(key);
+        self.current = Some(prefix);
+        Ok(())
+    }
+
+    /// Forgets the current key; state calls fail until one is set.
+    pub fn clear_current_key(&mut self) {
+        self.current = None;
+    }
+
+    /// The storage key of state `name` of `kind` for the current key, with
+    /// `suffix` (a map key) appended.
+    fn storage_key(&mut self, name: &str, kind: StateKind, suffix: &[u8]) -> Result<Vec<u8>, StateError> {
+        match self.kinds.get(name) {
+            Some(existing) if *existing != kind => {
+                return Err(StateError::KindMismatch { name: name.to_string(), existing: *existing, requested: kind });
+            }
+            Some(_) => {}
+            None => {
+                self.kinds.insert(name.to_string(), kind);
+            }
+        }
+        let prefix = self.current.as_ref().ok_or_else(|| StateError::NoCurrentKey(name.to_string()))?;
+        let name_len = u16::try_from(name.len()).map_err(|_| StateError::NameTooLong)?;
+        let mut key = Vec::with_capacity(prefix.len() + 3 + name.len() + suffix.len());
+        key.extend_from_slice(prefix);
+        key.push(kind.tag());
+        key.extend_from_slice(&name_len.to_be_bytes());
+        key.extend_from_slice(name.as_bytes());
+        key.extend_from_slice(suffix);
+        Ok(key)
+    }
+
+    /// Value state `name` of the current key.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn value_get(&mut self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let key = self.storage_key(name, StateKind::Value, &[])?;
+        self.backend.get(&key)
+    }
+
+    /// Sets value state `name` of the current key.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn value_set(&mut self, name: &str, value: &[u8]) -> Result<(), StateError> {
+        let key = self.storage_key(name, StateKind::Value, &[])?;
+        self.backend.put(&key, value)
+    }
+
+    /// Clears value state `name` of the current key.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn value_clear(&mut self, name: &str) -> Result<(), StateError> {
+        let key = self.storage_key(name, StateKind::Value, &[])?;
+        self.backend.delete(&key)
+    }
+
+    /// The elements of list state `name`, in insertion order.
+    ///
+    /// A list is stored as one entry: a sequence of `u32` big-endian length
+    /// prefixed elements.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure, corrupt list.
+    pub fn list_get(&mut self, name: &str) -> Result<Vec<Vec<u8>>, StateError> {
+        let key = self.storage_key(name, StateKind::List, &[])?;
+        match self.backend.get(&key)? {
+            Some(bytes) => decode_list(&bytes).ok_or_else(|| StateError::CorruptList(name.to_string())),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Appends `value` to list state `name`.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn list_add(&mut self, name: &str, value: &[u8]) -> Result<(), StateError> {
+        let key = self.storage_key(name, StateKind::List, &[])?;
+        let mut bytes = self.backend.get(&key)?.unwrap_or_default();
+        bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(value);
+        self.backend.put(&key, &bytes)
+    }
+
+    /// Clears list state `name`.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn list_clear(&mut self, name: &str) -> Result<(), StateError> {
+        let key = self.storage_key(name, StateKind::List, &[])?;
+        self.backend.delete(&key)
+    }
+
+    /// Entry `map_key` of map state `name`.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn map_get(&mut self, name: &str, map_key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let key = self.storage_key(name, StateKind::Map, map_key)?;
+        self.backend.get(&key)
+    }
+
+    /// Sets entry `map_key` of map state `name`.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn map_put(&mut self, name: &str, map_key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        let key = self.storage_key(name, StateKind::Map, map_key)?;
+        self.backend.put(&key, value)
+    }
+
+    /// Removes entry `map_key` of map state `name`.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn map_remove(&mut self, name: &str, map_key: &[u8]) -> Result<(), StateError> {
+        let key = self.storage_key(name, StateKind::Map, map_key)?;
+        self.backend.delete(&key)
+    }
+
+    /// Every entry of map state `name`, ordered by map key bytes.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn map_entries(&mut self, name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let prefix = self.storage_key(name, StateKind::Map, &[])?;
+        let entries = self.backend.scan_prefix(&prefix)?;
+        Ok(entries.into_iter().map(|(k, v)| (k[prefix.len()..].to_vec(), v)).collect())
+    }
+
+    /// Removes every entry of map state `name`.
+    ///
+    /// # Errors
+    /// No current key, kind mismatch, storage failure.
+    pub fn map_clear(&mut self, name: &str) -> Result<(), StateError> {
+        let prefix = self.storage_key(name, StateKind::Map, &[])?;
+        self.backend.delete_prefix(&prefix)
+    }
+}
+
+fn decode_list(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut items = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return None;
+        }
+        items.push(rest[..len].to_vec());
+        bytes = &rest[len..];
+    }
+    Some(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryBackend, RocksDbBackend};
+
+    /// The same suite runs against every backend.
+    fn suite(make: &dyn Fn() -> Box<dyn StateBackend>) {
+        value_state_is_scoped_to_the_key(make());
+        list_state_keeps_order(make());
+        map_state_is_ordered_and_isolated(make());
+        errors_are_typed(make());
+        key_groups_are_contiguous(make());
+    }
+
+    fn state(backend: Box<dyn StateBackend>) -> KeyedState {
+        KeyedState::new(backend, KeyGroupRange::all(128), 128)
+    }
+
+    fn value_state_is_scoped_to_the_key(backend: Box<dyn StateBackend>) {
+        let mut s = state(backend);
+        s.set_current_key(b"a").unwrap();
+        assert_eq!(s.value_get("count").unwrap(), None);
+        s.value_set("count", b"1").unwrap();
+        s.value_set("other", b"x").unwrap();
+        s.set_current_key(b"b").unwrap();
+        assert_eq!(s.value_get("count").unwrap(), None);
+        s.value_set("count", b"2").unwrap();
+        s.set_current_key(b"a").unwrap();
+        assert_eq!(s.value_get("count").unwrap(), Some(b"1".to_vec()));
+        s.value_set("count", b"3").unwrap();
+        assert_eq!(s.value_get("count").unwrap(), Some(b"3".to_vec()));
+        s.value_clear("count").unwrap();
+        assert_eq!(s.value_get("count").unwrap(), None);
+        assert_eq!(s.value_get("other").unwrap(), Some(b"x".to_vec()));
+        s.set_current_key(b"b").unwrap();
+        assert_eq!(s.value_get("count").unwrap(), Some(b"2".to_vec()));
+    }
+
+    fn list_state_keeps_order(backend: Box<dyn StateBackend>) {
+        let mut s = state(backend);
+        s.set_current_key(b"k").unwrap();
+        assert!(s.list_get("l").unwrap().is_empty());
+        for item in [&b"one"[..], b"", b"three"] {
+            s.list_add("l", item).unwrap();
+        }
+        assert_eq!(s.list_get("l").unwrap(), vec![b"one".to_vec(), vec![], b"three".to_vec()]);
+        s.set_current_key(b"k2").unwrap();
+        assert!(s.list_get("l").unwrap().is_empty());
+        s.set_current_key(b"k").unwrap();
+        s.list_clear("l").unwrap();
+        assert!(s.list_get("l").unwrap().is_empty());
+    }
+
+    fn map_state_is_ordered_and_isolated(backend: Box<dyn StateBackend>) {
+        let mut s = state(backend);
+        s.set_current_key(b"k").unwrap();
+        s.map_put("m", b"b", b"2").unwrap();
+        s.map_put("m", b"a", b"1").unwrap();
+        s.map_put("m", &[0xff], b"3").unwrap();
+        s.map_put("m2", b"a", b"other map").unwrap();
+        // A key that extends "k" must not leak into "k"'s maps.
+        s.set_current_key(b"kk").unwrap();
+        s.map_put("m", b"a", b"other key").unwrap();
+        s.set_current_key(b"k").unwrap();
+        assert_eq!(s.map_get("m", b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(
+            s.map_entries("m").unwrap(),
+            vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec()), (vec![0xff], b"3".to_vec())]
+        );
+        s.map_remove("m", b"b").unwrap();
+        assert_eq!(s.map_get("m", b"b").unwrap(), None);
+        s.map_clear("m").unwrap();
+        assert!(s.map_entries("m").unwrap().is_empty());
+        assert_eq!(s.map_get("m2", b"a").unwrap(), Some(b"other map".to_vec()));
+        s.set_current_key(b"kk").unwrap();
+        assert_eq!(s.map_entries("m").unwrap(), vec![(b"a".to_vec(), b"other key".to_vec())]);
+    }
+
+    fn errors_are_typed(backend: Box<dyn StateBackend>) {
+        let mut s = KeyedState::new(backend, KeyGroupRange { start: 0, end: 63 }, 128);
+        assert!(matches!(s.value_get("x"), Err(StateError::NoCurrentKey(_))));
+        let outside = (0..1000)
+            .map(|i| format!("key{i}"))
+            .find(|k| key_group_of(k.as_bytes(), 128) > 63)
+            .expect("some key falls outside");
+        assert!(matches!(s.set_current_key(outside.as_bytes()), Err(StateError::KeyGroupOutOfRange { .. })));
+        let inside = (0..1000).map(|i| format!("key{i}")).find(|k| key_group_of(k.as_bytes(), 128) <= 63).expect("inside");
+        s.set_current_key(inside.as_bytes()).unwrap();
+        s.value_set("x", b"1").unwrap();
+        assert!(matches!(s.list_add("x", b"1"), Err(StateError::KindMismatch { .. })));
+    }
+
+    fn key_groups_are_contiguous(backend: Box<dyn StateBackend>) {
+        let mut s = state(backend);
+        for i in 0..200 {
+            let key = format!("key{i}");
+            s.set_current_key(key.as_bytes()).unwrap();
+            s.value_set("v", key.as_bytes()).unwrap();
+        }
+        let entries = s.backend.scan_prefix(&[]).unwrap();
+        assert_eq!(entries.len(), 200);
+        let groups: Vec<u16> = entries.iter().map(|(k, _)| u16::from_be_bytes([k[0], k[1]])).collect();
+        assert!(groups.windows(2).all(|w| w[0] <= w[1]), "entries sorted by key group");
+        for ((_, v), g) in entries.iter().zip(&groups) {
+            assert_eq!(key_group_of(v, 128), *g);
+        }
+    }
+
+    #[test]
+    fn memory_backend_passes_the_suite() {
+        suite(&|| Box::new(MemoryBackend::new()));
+    }
+
+    #[test]
+    fn rocksdb_backend_passes_the_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = std::cell::Cell::new(0);
+        suite(&|| {
+            counter.set(counter.get() + 1);
+            Box::new(RocksDbBackend::open(&dir.path().join(counter.get().to_string())).unwrap())
+        });
+    }
+
+    #[test]
+    fn rocksdb_state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = state(Box::new(RocksDbBackend::open(dir.path()).unwrap()));
+            s.set_current_key(b"k").unwrap();
+            s.value_set("v", b"kept").unwrap();
+        }
+        let mut s = state(Box::new(RocksDbBackend::open(dir.path()).unwrap()));
+        s.set_current_key(b"k").unwrap();
+        // The WAL is off, but a clean close flushes the memtable.
+        assert_eq!(s.value_get("v").unwrap(), Some(b"kept".to_vec()));
+    }
+
+    #[test]
+    fn corrupt_list_is_reported() {
+        assert_eq!(decode_list(&[0, 0, 0, 5, b'a']), None);
+        assert_eq!(decode_list(&[0, 0, 0, 1, b'a']), Some(vec![b"a".to_vec()]));
+    }
+}

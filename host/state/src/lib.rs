@@ -1,0 +1,63 @@
+//! Keyed state for Weir operators.
+//!
+//! A [`StateBackend`] is an ordered byte map owned by one subtask; two are
+//! provided: [`RocksDbBackend`] (the default, spills to disk) and
+//! [`MemoryBackend`]. [`KeyedState`] lays value, list and map state over any
+//! backend, with every entry's storage key prefixed by its key group
+//! (big-endian `u16`), so the state of a [`KeyGroupRange`] is one contiguous
+//! range of the map — what snapshots and rescaling will cut along.
+//!
+//! Storage key layout (all integers big-endian):
+//!
+//! ```text
+//! key group (u16) | key length (u32) | key | state kind (u8) | name length (u16) | name | map key
+//! ```
+
+mod backend;
+mod keyed;
+
+pub use backend::{MemoryBackend, RocksDbBackend, StateBackend};
+pub use keyed::{KeyedState, StateKind};
+pub use weir_types::KeyGroupRange;
+
+/// Errors of the state layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// RocksDB reported an error.
+    #[error("RocksDB error in {path}: {message}")]
+    RocksDb {
+        /// The database directory.
+        path: String,
+        /// RocksDB's message.
+        message: String,
+    },
+    /// State was used with no current key (a non-keyed stream, or before a key was set).
+    #[error("keyed state `{0}` used without a current key (is the input keyed with `partition: key_by`?)")]
+    NoCurrentKey(String),
+    /// The current key belongs to a key group this subtask does not own.
+    #[error("key group {group} of the current key is outside this subtask's range {start}..={end}")]
+    KeyGroupOutOfRange {
+        /// The key's group.
+        group: u16,
+        /// First group owned.
+        start: u16,
+        /// Last group owned.
+        end: u16,
+    },
+    /// One state name used as two kinds.
+    #[error("state `{name}` is {existing:?} state and cannot be used as {requested:?} state")]
+    KindMismatch {
+        /// The state's name.
+        name: String,
+        /// The kind it was first used as.
+        existing: StateKind,
+        /// The kind it is now used as.
+        requested: StateKind,
+    },
+    /// Stored list state bytes are damaged.
+    #[error("list state `{0}` is corrupt")]
+    CorruptList(String),
+    /// A state name longer than 65535 bytes.
+    #[error("state name is longer than 65535 bytes")]
+    NameTooLong,
+}

@@ -1,0 +1,171 @@
+//! Partitioning of a vertex's output over the next vertex's subtasks.
+
+use crossbeam_channel::Sender;
+use weir_types::keygroup::{key_group_of, subtask_for_key_group};
+use weir_types::{Batch, StreamElement};
+
+use weir_types::jobgraph::Partitioning;
+
+/// The receiving side went away (it failed or the job was cancelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Disconnected;
+
+/// A record that cannot be routed (key_by without a key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unkeyed {
+    pub(crate) origin: weir_types::Origin,
+}
+
+/// The output of one producer subtask towards all subtasks of one consumer vertex.
+pub(crate) struct Exchange {
+    partitioning: Partitioning,
+    senders: Vec<Sender<StreamElement>>,
+    /// Per-target buffers for `key_by`.
+    buffers: Vec<Batch>,
+    /// The producer's subtask index (`forward`) or the next target (`rebalance`).
+    next: usize,
+    max_parallelism: u16,
+}
+
+impl Exchange {
+    pub(crate) fn new(
+        partitioning: Partitioning,
+        senders: Vec<Sender<StreamElement>>,
+        producer_index: usize,
+        max_parallelism: u16,
+    ) -> Self {
+        let buffers = (0..senders.len()).map(|_| Batch::default()).collect();
+        // Rebalance starts at a different target per producer so small
+        // inputs still spread.
+        let next = producer_index % senders.len().max(1);
+        Self { partitioning, senders, buffers, next, max_parallelism }
+    }
+
+    /// Sends a batch; returns the records that could not be routed.
+    pub(crate) fn send(&mut self, batch: Batch) -> Result<Vec<Unkeyed>, Disconnected> {
+        match self.partitioning {
+            Partitioning::Forward => {
+                self.senders[self.next].send(StreamElement::Batch(batch)).map_err(|_| Disconnected)?;
+                Ok(Vec::new())
+            }
+            Partitioning::Rebalance => {
+                let target = self.next;
+                self.next = (self.next + 1) % self.senders.len();
+                self.senders[target].send(StreamElement::Batch(batch)).map_err(|_| Disconnected)?;
+                Ok(Vec::new())
+            }
+            Partitioning::KeyBy => self.send_keyed(batch),
+        }
+    }
+
+    fn send_keyed(&mut self, batch: Batch) -> Result<Vec<Unkeyed>, Disconnected> {
+        let parallelism = self.senders.len() as u32;
+        let mut unkeyed = Vec::new();
+        for (record, origin) in batch.records.into_iter().zip(batch.origins) {
+            let Some(key) = record.key.as_deref() else {
+                unkeyed.push(Unkeyed { origin });
+                continue;
+            };
+            let group = key_group_of(key, self.max_parallelism);
+            let target = subtask_for_key_group(group, self.max_parallelism, parallelism) as usize;
+            self.buffers[target].push(record, origin);
+        }
+        // Flush after every input batch: bounded latency, and a key's
+        // records keep their order (one FIFO channel per producer/consumer pair).
+        for (target, buffer) in self.buffers.iter_mut().enumerate() {
+            if !buffer.is_empty() {
+                let full = std::mem::take(buffer);
+                self.senders[target].send(StreamElement::Batch(full)).map_err(|_| Disconnected)?;
+            }
+        }
+        Ok(unkeyed)
+    }
+
+    /// Tells every target that this producer's input has ended.
+    pub(crate) fn finish(&mut self) -> Result<(), Disconnected> {
+        for sender in &self.senders {
+            sender.send(StreamElement::EndOfInput).map_err(|_| Disconnected)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_types::{KeyGroupRange, Origin, Record};
+
+    fn batch_of(keys: &[&str]) -> Batch {
+        let mut b = Batch::default();
+        for (i, k) in keys.iter().enumerate() {
+            b.push(
+                Record { key: Some(k.as_bytes().to_vec()), value: k.as_bytes().to_vec(), timestamp: None },
+                Origin { split: 0, position: i as u64 },
+            );
+        }
+        b
+    }
+
+    fn drain(rx: &crossbeam_channel::Receiver<StreamElement>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(StreamElement::Batch(b)) = rx.try_recv() {
+            out.extend(b.records.into_iter().map(|r| String::from_utf8(r.value).unwrap()));
+        }
+        out
+    }
+
+    #[test]
+    fn key_by_routes_every_key_to_the_subtask_owning_its_group() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::unbounded()).unzip();
+        let mut ex = Exchange::new(Partitioning::KeyBy, txs, 0, 128);
+        let keys: Vec<String> = (0..300).map(|i| format!("k{}", i % 50)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        assert!(ex.send(batch_of(&refs)).unwrap().is_empty());
+        let mut total = 0;
+        for (i, rx) in rxs.iter().enumerate() {
+            let got = drain(rx);
+            let range = KeyGroupRange::for_subtask(i as u32, 3, 128);
+            for k in &got {
+                assert!(range.contains(key_group_of(k.as_bytes(), 128)), "{k} sent to subtask {i}");
+            }
+            // Order of each key's records is preserved.
+            let expected: Vec<&String> = keys.iter().filter(|k| got.contains(k)).collect();
+            assert_eq!(got.iter().collect::<Vec<_>>(), expected);
+            total += got.len();
+        }
+        assert_eq!(total, 300);
+    }
+
+    #[test]
+    fn key_by_reports_records_without_key() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let mut ex = Exchange::new(Partitioning::KeyBy, vec![tx], 0, 128);
+        let mut b = batch_of(&["a"]);
+        b.push(Record::default(), Origin { split: 3, position: 9 });
+        assert_eq!(ex.send(b).unwrap(), vec![Unkeyed { origin: Origin { split: 3, position: 9 } }]);
+    }
+
+    #[test]
+    fn rebalance_rotates_and_forward_keeps_the_index() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crossbeam_channel::unbounded()).unzip();
+        let mut ex = Exchange::new(Partitioning::Rebalance, txs.clone(), 1, 128);
+        for k in ["a", "b", "c"] {
+            ex.send(batch_of(&[k])).unwrap();
+        }
+        assert_eq!(drain(&rxs[1]), vec!["a", "c"]);
+        assert_eq!(drain(&rxs[0]), vec!["b"]);
+        let mut fwd = Exchange::new(Partitioning::Forward, txs, 1, 128);
+        fwd.send(batch_of(&["x"])).unwrap();
+        fwd.finish().unwrap();
+        assert_eq!(drain(&rxs[1]), vec!["x"]);
+        assert_eq!(rxs[0].try_recv().ok(), Some(StreamElement::EndOfInput));
+    }
+
+    #[test]
+    fn a_gone_receiver_is_reported() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        drop(rx);
+        let mut ex = Exchange::new(Partitioning::Forward, vec![tx], 0, 128);
+        assert_eq!(ex.send(batch_of(&["a"])), Err(Disconnected));
+    }
+}

@@ -1,0 +1,93 @@
+//! Job-wide counters, read by progress displays while the job runs.
+
+use std::sync::Mutex;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How many record-level problems are kept verbatim for the summary.
+const KEPT_PROBLEMS: usize = 20;
+
+/// Counters of a running job. All counts are records.
+#[derive(Debug)]
+pub struct JobMetrics {
+    started: Instant,
+    records_read: AtomicU64,
+    records_written: AtomicU64,
+    record_errors: AtomicU64,
+    first_processed: OnceLock<Duration>,
+    problems: Mutex<Vec<String>>,
+}
+
+impl Default for JobMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JobMetrics {
+    /// Fresh counters; the clock starts now.
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            records_read: AtomicU64::new(0),
+            records_written: AtomicU64::new(0),
+            record_errors: AtomicU64::new(0),
+            first_processed: OnceLock::new(),
+            problems: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records read by all sources.
+    pub fn records_read(&self) -> u64 {
+        self.records_read.load(Ordering::Relaxed)
+    }
+
+    /// Records written by all sinks.
+    pub fn records_written(&self) -> u64 {
+        self.records_written.load(Ordering::Relaxed)
+    }
+
+    /// Records skipped as malformed or failed by a UDF's per-record error.
+    pub fn record_errors(&self) -> u64 {
+        self.record_errors.load(Ordering::Relaxed)
+    }
+
+    /// Time from the start of the job to the first batch an operator or sink finished.
+    pub fn first_record_latency(&self) -> Option<Duration> {
+        self.first_processed.get().copied()
+    }
+
+    /// Time since the job started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The first few record-level problems, verbatim.
+    pub fn problems(&self) -> Vec<String> {
+        self.problems.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn add_read(&self, n: usize) {
+        self.records_read.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_written(&self, n: usize) {
+        self.records_written.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn mark_processed(&self) {
+        self.first_processed.get_or_init(|| self.started.elapsed());
+    }
+
+    /// Counts one record-level problem and keeps its description.
+    pub(crate) fn record_problem(&self, description: String) {
+        let n = self.record_errors.fetch_add(1, Ordering::Relaxed);
+        if (n as usize) < KEPT_PROBLEMS {
+            tracing::warn!("{description}");
+            if let Ok(mut problems) = self.problems.lock() {
+                problems.push(description);
+            }
+        }
+    }
+}

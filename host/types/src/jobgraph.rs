@@ -1,0 +1,594 @@
+//! The JobGraph: a job as the user declares it in a YAML (or JSON) job file.
+//!
+//! ```yaml
+//! name: nab-anomaly
+//! parallelism: 1            # default for every vertex
+//! max_parallelism: 128      # number of key groups
+//! sources:
+//!   - id: readings
+//!     type: file
+//!     path: ../shared/data/nab/data   # a file or a directory
+//!     glob: "**/*.csv"                # files under `path` (for a directory)
+//!     format: csv                     # csv | jsonl
+//!     key: { from: path }             # or { field: NAME }
+//!     timestamp: { field: timestamp, format: "%Y-%m-%d %H:%M:%S" }
+//! operators:
+//!   - id: zscore
+//!     input: readings
+//!     partition: key_by               # forward (default) | key_by | rebalance
+//!     udf: ../../udfs/nab-zscore      # Rust source directory or .wasm
+//!     config: { warmup: 30 }
+//! sinks:
+//!   - id: alerts
+//!     input: zscore
+//!     type: file                      # file | stdout | blackhole
+//!     path: out/nab-anomaly/alerts
+//! ```
+//!
+//! Relative `udf` paths are resolved against the job file's directory (a job
+//! ships with its code); data paths (`path` of sources and sinks) against the
+//! working directory, as with any command-line tool.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::keygroup::{DEFAULT_MAX_PARALLELISM, MAX_MAX_PARALLELISM};
+
+/// A job file that could not be read or is not a valid JobGraph.
+#[derive(Debug, thiserror::Error)]
+pub enum JobGraphError {
+    /// The file could not be read.
+    #[error("cannot read job file {path}: {source}")]
+    Read {
+        /// The job file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML or does not match the JobGraph schema.
+    #[error("invalid job file {path}{}: {message}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Invalid {
+        /// The job file.
+        path: PathBuf,
+        /// 1-based line of the problem, when known.
+        line: Option<usize>,
+        /// What is wrong, starting with the field path (e.g. `operators[0].udf`).
+        message: String,
+    },
+}
+
+/// A whole job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobGraph {
+    /// Job name, used in logs and output.
+    pub name: String,
+    /// Default parallelism of every vertex that does not set its own (default 1).
+    #[serde(default = "default_parallelism")]
+    pub parallelism: u32,
+    /// Number of key groups (default 128, at most 32768).
+    #[serde(default = "default_max_parallelism")]
+    pub max_parallelism: u16,
+    /// Records per batch handed to an operator (default 1024).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Where keyed state lives (default `rocksdb`).
+    #[serde(default)]
+    pub state_backend: StateBackendKind,
+    /// The sources.
+    pub sources: Vec<SourceSpec>,
+    /// The operators, in any order.
+    #[serde(default)]
+    pub operators: Vec<OperatorSpec>,
+    /// The sinks.
+    pub sinks: Vec<SinkSpec>,
+}
+
+/// The state backends.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackendKind {
+    /// Embedded RocksDB, one instance per subtask (spills to disk).
+    #[default]
+    Rocksdb,
+    /// On the heap.
+    Memory,
+}
+
+fn default_parallelism() -> u32 {
+    1
+}
+fn default_max_parallelism() -> u16 {
+    DEFAULT_MAX_PARALLELISM
+}
+fn default_batch_size() -> usize {
+    1024
+}
+
+/// A source vertex. (Unknown fields are rejected by [`SourceKind`]: serde's
+/// `deny_unknown_fields` does not work across `flatten`.)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceSpec {
+    /// Unique vertex id.
+    pub id: String,
+    /// What kind of source, with its settings.
+    #[serde(flatten)]
+    pub kind: SourceKind,
+    /// Parallelism of this vertex (default: the job's).
+    pub parallelism: Option<u32>,
+}
+
+/// The kinds of source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceKind {
+    /// Files: one split per file, assigned round-robin to the subtasks.
+    File {
+        /// A file, or a directory searched with `glob`.
+        path: PathBuf,
+        /// Pattern of files under `path` when it is a directory (default `**/*`).
+        glob: Option<String>,
+        /// Record format.
+        format: FileFormat,
+        /// Where the record key comes from (default: no key).
+        key: Option<KeySpec>,
+        /// Where event time comes from (default: none).
+        timestamp: Option<TimestampSpec>,
+    },
+    /// Generated records, for tests and benchmarks.
+    Datagen {
+        /// Number of records (across all subtasks).
+        count: u64,
+        /// Size of each record's value in bytes (default 100).
+        #[serde(default = "default_record_bytes")]
+        record_bytes: usize,
+        /// Number of distinct keys; records are not keyed when absent.
+        keys: Option<u64>,
+    },
+}
+
+fn default_record_bytes() -> usize {
+    100
+}
+
+/// Format of a file source.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// CSV with a header row; each row becomes a JSON object (numbers stay numbers).
+    Csv,
+    /// One JSON document per line.
+    Jsonl,
+}
+
+/// Where a record key comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeySpec {
+    /// `{ from: path }`: the file's path relative to the source `path`,
+    /// without extension, with `/` separators (e.g. `realKnownCause/nyc_taxi`).
+    FromPath {
+        /// Must be `path`.
+        from: KeyFrom,
+    },
+    /// `{ field: NAME }`: the value of a top-level field, as text.
+    Field {
+        /// Field name.
+        field: String,
+    },
+}
+
+/// The only `from` a key knows today.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFrom {
+    /// The file path.
+    Path,
+}
+
+/// Event time from a field.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampSpec {
+    /// Field holding the time.
+    pub field: String,
+    /// `millis` or `seconds` (numbers since the epoch), `rfc3339`, or a
+    /// chrono `strftime` pattern read as UTC (default `rfc3339`).
+    #[serde(default = "default_ts_format")]
+    pub format: String,
+}
+
+fn default_ts_format() -> String {
+    "rfc3339".to_string()
+}
+
+/// An operator vertex.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSpec {
+    /// Unique vertex id.
+    pub id: String,
+    /// Id of the upstream vertex.
+    pub input: String,
+    /// How records reach this operator's subtasks (default `forward`).
+    #[serde(default)]
+    pub partition: Partitioning,
+    /// The user function: a Rust UDF source directory or a `.wasm` component.
+    pub udf: PathBuf,
+    /// The operator's config, handed to the UDF's `open` as JSON.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// Parallelism of this vertex (default: the job's).
+    pub parallelism: Option<u32>,
+    /// Memory cap of one instance in MiB (default 64).
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u32,
+    /// Time one `process` call may take before it is interrupted, in ms (default 10000).
+    #[serde(default = "default_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+}
+
+fn default_memory_mib() -> u32 {
+    64
+}
+fn default_call_timeout_ms() -> u64 {
+    10_000
+}
+
+/// How records are distributed from one vertex to the next.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioning {
+    /// Subtask i sends to subtask i (needs equal parallelism); lets the two chain.
+    #[default]
+    Forward,
+    /// By key group of the record key.
+    KeyBy,
+    /// Round-robin over the downstream subtasks, batch by batch.
+    Rebalance,
+}
+
+/// A sink vertex. (Unknown fields are rejected by [`SinkKind`].)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SinkSpec {
+    /// Unique vertex id.
+    pub id: String,
+    /// Id of the upstream vertex.
+    pub input: String,
+    /// How records reach the sink's subtasks (default `forward`).
+    #[serde(default)]
+    pub partition: Partitioning,
+    /// What kind of sink, with its settings.
+    #[serde(flatten)]
+    pub kind: SinkKind,
+    /// Parallelism of this vertex (default: its input's).
+    pub parallelism: Option<u32>,
+}
+
+/// The kinds of sink.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkKind {
+    /// JSON lines, one part file per subtask (`part-<subtask>.jsonl`) under `path`.
+    File {
+        /// Output directory; earlier `part-*` files in it are replaced.
+        path: PathBuf,
+    },
+    /// JSON lines on standard output.
+    Stdout,
+    /// Discards records (benchmarks).
+    Blackhole,
+}
+
+impl JobGraph {
+    /// Reads and validates a job file (YAML; JSON is valid YAML).
+    ///
+    /// # Errors
+    /// [`JobGraphError::Read`] when the file cannot be read,
+    /// [`JobGraphError::Invalid`] with line and field when it is not a valid job.
+    pub fn from_file(path: &Path) -> Result<Self, JobGraphError> {
+        let text = std::fs::read_to_string(path).map_err(|source| JobGraphError::Read { path: path.into(), source })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Parses and validates job text; `path` is only used in errors.
+    ///
+    /// # Errors
+    /// [`JobGraphError::Invalid`] with line and field when it is not a valid job.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Self, JobGraphError> {
+        let job: JobGraph = serde_norway::from_str(text).map_err(|e| JobGraphError::Invalid {
+            path: path.into(),
+            line: e.location().map(|l| l.line()),
+            message: clean_yaml_message(&e.to_string()),
+        })?;
+        job.validate().map_err(|(field, value, message)| JobGraphError::Invalid {
+            path: path.into(),
+            line: find_line(text, field_name(&field), value.as_deref()),
+            message: format!("{field}: {message}"),
+        })?;
+        Ok(job)
+    }
+
+    /// Validates the job again after a change made outside the file (for
+    /// example `--parallelism`); errors name `path` but no line.
+    ///
+    /// # Errors
+    /// [`JobGraphError::Invalid`] naming the field.
+    pub fn revalidate(&self, path: &Path) -> Result<(), JobGraphError> {
+        self.validate().map_err(|(field, _, message)| JobGraphError::Invalid {
+            path: path.into(),
+            line: None,
+            message: format!("{field}: {message}"),
+        })
+    }
+
+    /// The effective parallelism of a vertex, given the job default.
+    pub fn parallelism_of(&self, id: &str) -> Option<u32> {
+        if let Some(s) = self.sources.iter().find(|s| s.id == id) {
+            return Some(s.parallelism.unwrap_or(self.parallelism));
+        }
+        if let Some(o) = self.operators.iter().find(|o| o.id == id) {
+            return Some(o.parallelism.unwrap_or(self.parallelism));
+        }
+        let sink = self.sinks.iter().find(|s| s.id == id)?;
+        match sink.parallelism {
+            Some(p) => Some(p),
+            None => self.parallelism_of(&sink.input),
+        }
+    }
+
+    /// Checks references, parallelism and partitioning. Returns
+    /// `(field path, offending value, message)`.
+    fn validate(&self) -> Result<(), (String, Option<String>, String)> {
+        let err = |field: String, value: Option<&str>, msg: String| Err((field, value.map(str::to_string), msg));
+        if self.sources.is_empty() {
+            return err("sources".into(), None, "a job needs at least one source".into());
+        }
+        if self.sinks.is_empty() {
+            return err("sinks".into(), None, "a job needs at least one sink".into());
+        }
+        if self.parallelism == 0 {
+            return err("parallelism".into(), None, "must be at least 1".into());
+        }
+        if self.max_parallelism == 0 || self.max_parallelism > MAX_MAX_PARALLELISM {
+            return err("max_parallelism".into(), None, format!("must be between 1 and {MAX_MAX_PARALLELISM}"));
+        }
+        if self.batch_size == 0 {
+            return err("batch_size".into(), None, "must be at least 1".into());
+        }
+        let mut ids = HashSet::new();
+        let all_ids = self
+            .sources
+            .iter()
+            .map(|s| ("sources", &s.id, s.parallelism))
+            .chain(self.operators.iter().map(|o| ("operators", &o.id, o.parallelism)))
+            .chain(self.sinks.iter().map(|s| ("sinks", &s.id, s.parallelism)));
+        for (i, (section, id, parallelism)) in all_ids.enumerate() {
+            if !ids.insert(id.clone()) {
+                return err(format!("{section}.id"), Some(id), format!("duplicate vertex id `{id}`"));
+            }
+            if let Some(p) = parallelism {
+                if p == 0 || p > u32::from(self.max_parallelism) {
+                    let _ = i;
+                    return err(
+                        format!("{section}[{id}].parallelism"),
+                        None,
+                        format!("must be between 1 and max_parallelism ({})", self.max_parallelism),
+                    );
+                }
+            }
+        }
+        if u32::from(self.max_parallelism) < self.parallelism {
+            return err("parallelism".into(), None, format!("exceeds max_parallelism ({})", self.max_parallelism));
+        }
+        let known = |id: &str| ids.contains(id) && !self.sinks.iter().any(|s| s.id == id);
+        for (i, o) in self.operators.iter().enumerate() {
+            if !known(&o.input) {
+                return err(format!("operators[{i}].input"), Some(&o.input), format!("no source or operator has id `{}`", o.input));
+            }
+        }
+        for (i, s) in self.sinks.iter().enumerate() {
+            if !known(&s.input) {
+                return err(format!("sinks[{i}].input"), Some(&s.input), format!("no source or operator has id `{}`", s.input));
+            }
+        }
+        self.check_acyclic()?;
+        for (i, o) in self.operators.iter().enumerate() {
+            self.check_forward(&format!("operators[{i}]"), &o.id, &o.input, o.partition)?;
+        }
+        for (i, s) in self.sinks.iter().enumerate() {
+            self.check_forward(&format!("sinks[{i}]"), &s.id, &s.input, s.partition)?;
+        }
+        Ok(())
+    }
+
+    fn check_forward(
+        &self,
+        field: &str,
+        id: &str,
+        input: &str,
+        partition: Partitioning,
+    ) -> Result<(), (String, Option<String>, String)> {
+        if partition != Partitioning::Forward {
+            return Ok(());
+        }
+        let (up, down) = (self.parallelism_of(input), self.parallelism_of(id));
+        if up != down {
+            let (up, down) = (up.unwrap_or(0), down.unwrap_or(0));
+            return Err((
+                format!("{field}.partition"),
+                None,
+                format!(
+                    "`forward` needs equal parallelism, but `{input}` has {up} and `{id}` has {down}; use `rebalance` or `key_by`"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_acyclic(&self) -> Result<(), (String, Option<String>, String)> {
+        let inputs: BTreeMap<&str, &str> = self.operators.iter().map(|o| (o.id.as_str(), o.input.as_str())).collect();
+        for (i, o) in self.operators.iter().enumerate() {
+            let mut at = o.input.as_str();
+            for _ in 0..=self.operators.len() {
+                match inputs.get(at) {
+                    Some(next) if *next == o.id => {
+                        return Err((
+                            format!("operators[{i}].input"),
+                            Some(o.input.clone()),
+                            format!("operator `{}` is part of a cycle", o.id),
+                        ));
+                    }
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The last segment of a field path, without indices: `operators[0].input` → `input`.
+fn field_name(field: &str) -> &str {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    last.split('[').next().unwrap_or(last)
+}
+
+/// The 1-based line of job text `text` where `field:` is set (to `value`,
+/// when given); for pointing at a field in errors found after parsing.
+pub fn line_of(text: &str, field: &str, value: Option<&str>) -> Option<usize> {
+    find_line(text, field, value)
+}
+
+/// The 1-based line where `field:` is set (to `value`, when given).
+fn find_line(text: &str, field: &str, value: Option<&str>) -> Option<usize> {
+    text.lines().position(|line| {
+        let line = line.trim_start().trim_start_matches("- ");
+        let Some(rest) = line.strip_prefix(field).and_then(|r| r.trim_start().strip_prefix(':')) else {
+            return false;
+        };
+        value.is_none_or(|v| rest.trim().trim_matches(|c| c == '"' || c == '\'') == v)
+    })
+    .map(|i| i + 1)
+}
+
+/// serde_norway appends " at line L column C"; we report the line ourselves.
+fn clean_yaml_message(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAB: &str = r#"
+name: nab
+sources:
+  - id: readings
+    type: file
+    path: data
+    glob: "**/*.csv"
+    format: csv
+    key: { from: path }
+    timestamp: { field: timestamp, format: "%Y-%m-%d %H:%M:%S" }
+operators:
+  - id: zscore
+    input: readings
+    partition: key_by
+    udf: ../udfs/nab-zscore
+    config: { warmup: 30 }
+sinks:
+  - id: alerts
+    input: zscore
+    type: file
+    path: out/alerts
+"#;
+
+    fn parse(text: &str) -> Result<JobGraph, JobGraphError> {
+        JobGraph::from_yaml(text, Path::new("job.yaml"))
+    }
+
+    fn invalid(text: &str) -> (Option<usize>, String) {
+        match parse(text) {
+            Err(JobGraphError::Invalid { line, message, .. }) => (line, message),
+            other => panic!("expected an invalid job, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_full_job_with_defaults() {
+        let job = parse(NAB).expect("valid");
+        assert_eq!(job.parallelism, 1);
+        assert_eq!(job.max_parallelism, 128);
+        assert_eq!(job.batch_size, 1024);
+        let SourceKind::File { format, key, timestamp, .. } = &job.sources[0].kind else { panic!("file source") };
+        assert_eq!(*format, FileFormat::Csv);
+        assert_eq!(*key, Some(KeySpec::FromPath { from: KeyFrom::Path }));
+        assert_eq!(timestamp.as_ref().map(|t| t.format.as_str()), Some("%Y-%m-%d %H:%M:%S"));
+        assert_eq!(job.operators[0].partition, Partitioning::KeyBy);
+        assert_eq!(job.operators[0].config, Some(serde_json::json!({"warmup": 30})));
+        assert_eq!(job.operators[0].memory_mib, 64);
+        assert_eq!(job.sinks[0].kind, SinkKind::File { path: "out/alerts".into() });
+        assert_eq!(job.parallelism_of("alerts"), Some(1));
+    }
+
+    #[test]
+    fn unknown_field_names_the_field_and_line() {
+        let (line, message) = invalid(&NAB.replace("    udf: ../udfs/nab-zscore", "    udff: ../udfs/nab-zscore"));
+        assert_eq!(line, Some(15));
+        assert!(message.contains("operators[0]") && message.contains("udff"), "{message}");
+    }
+
+    #[test]
+    fn missing_field_is_reported() {
+        let (line, message) = invalid(&NAB.replace("    udf: ../udfs/nab-zscore\n", ""));
+        assert!(line.is_some());
+        assert!(message.contains("operators[0]") && message.contains("missing field `udf`"), "{message}");
+    }
+
+    #[test]
+    fn unknown_input_names_the_vertex_and_line() {
+        let (line, message) = invalid(&NAB.replace("    input: readings", "    input: readingz"));
+        assert_eq!(line, Some(13));
+        assert!(message.contains("operators[0].input") && message.contains("`readingz`"), "{message}");
+    }
+
+    #[test]
+    fn forward_with_unequal_parallelism_is_rejected() {
+        let text = NAB.replace("    partition: key_by\n", "    parallelism: 2\n");
+        let (_, message) = invalid(&text);
+        assert!(message.contains("operators[0].partition") && message.contains("equal parallelism"), "{message}");
+    }
+
+    #[test]
+    fn invalid_yaml_reports_line() {
+        let (line, _) = invalid("name: x\nsources: [\n");
+        assert!(line.is_some());
+    }
+
+    #[test]
+    fn duplicate_ids_and_cycles_are_rejected() {
+        let dup = NAB.replace("  - id: alerts", "  - id: zscore");
+        assert!(invalid(&dup).1.contains("duplicate vertex id `zscore`"));
+        let cyc = format!(
+            "{}\n  - id: b\n    input: c\n    udf: x.wasm\n  - id: c\n    input: b\n    udf: x.wasm\n",
+            NAB.split("sinks:").next().unwrap_or_default().trim_end()
+        ) + "sinks:\n  - id: s\n    input: readings\n    type: stdout\n";
+        assert!(invalid(&cyc).1.contains("cycle"), "{}", invalid(&cyc).1);
+    }
+
+    #[test]
+    fn datagen_source_and_sinks_parse() {
+        let job = parse(
+            "name: g\nparallelism: 2\nsources:\n  - {id: g, type: datagen, count: 10}\nsinks:\n  - {id: s, input: g, type: blackhole}\n",
+        )
+        .expect("valid");
+        assert_eq!(job.sources[0].kind, SourceKind::Datagen { count: 10, record_bytes: 100, keys: None });
+        assert_eq!(job.parallelism_of("s"), Some(2));
+    }
+}

@@ -1,0 +1,216 @@
+//! The engine, the compiled-component cache and loading.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::WasmError;
+use crate::bindings::OperatorPre;
+use crate::host::HostState;
+
+/// How often the engine's epoch advances; call deadlines are multiples of it.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Settings of a [`WasmRuntime`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// Directory for compiled components; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RuntimeConfig {
+    /// The default cache directory: `$WEIR_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/weir/components`, else `~/.cache/weir/components`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("WEIR_CACHE_DIR") {
+            return Some(PathBuf::from(dir).join("components"));
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("weir").join("components"))
+    }
+}
+
+/// Advances the engine epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("weir-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One wasmtime engine with its linker and component cache; shared by all
+/// subtasks of a job (it is `Send + Sync`).
+pub struct WasmRuntime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    _ticker: EpochTicker,
+}
+
+impl WasmRuntime {
+    /// Creates the engine (component model, epoch interruption, 1 MiB wasm
+    /// stack) and links WASI p2 and the `weir:operator` imports.
+    ///
+    /// # Errors
+    /// [`WasmError::Engine`] when wasmtime rejects the configuration.
+    pub fn new(config: RuntimeConfig) -> Result<Self, WasmError> {
+        let mut wasm_config = Config::new();
+        wasm_config.wasm_component_model(true);
+        wasm_config.epoch_interruption(true);
+        wasm_config.max_wasm_stack(1 << 20);
+        let engine = Engine::new(&wasm_config).map_err(|e| WasmError::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| WasmError::Engine(e.to_string()))?;
+        crate::bindings::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| WasmError::Engine(e.to_string()))?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self { engine, linker, cache_dir: config.cache_dir, _ticker: ticker })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads the component at `path`: compiles it (or takes it from the
+    /// cache), checks that it implements the `operator` world, and prepares
+    /// an `InstancePre`.
+    ///
+    /// # Errors
+    /// [`WasmError::Read`], [`WasmError::NotAComponent`],
+    /// [`WasmError::Compile`] or [`WasmError::WorldMismatch`].
+    pub fn load(&self, path: &Path) -> Result<OperatorComponent, WasmError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| WasmError::Read { path: shown.clone(), source })?;
+        check_component_header(&bytes).map_err(|reason| WasmError::NotAComponent { path: shown.clone(), reason })?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let component = self.compile_cached(&bytes, &digest, &shown)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| WasmError::WorldMismatch { path: shown.clone(), reason: describe_link_error(&e) })?;
+        let pre = OperatorPre::new(pre)
+            .map_err(|e| WasmError::WorldMismatch { path: shown.clone(), reason: describe_link_error(&e) })?;
+        Ok(OperatorComponent { pre, path: shown, sha256: digest })
+    }
+
+    fn compile_cached(&self, bytes: &[u8], digest: &str, shown: &str) -> Result<Component, WasmError> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes)
+                .map_err(|e| WasmError::Compile { path: shown.to_string(), reason: format!("{e:#}") });
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        let file = dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()));
+        if file.exists() {
+            // SAFETY: the file is one this runtime wrote with
+            // `precompile_component` for an engine with the same
+            // compatibility hash (part of the name); the cache directory is
+            // the user's own. A damaged file fails to deserialise and is
+            // recompiled below.
+            #[allow(unsafe_code)]
+            match unsafe { Component::deserialize_file(&self.engine, &file) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!("ignoring damaged component cache entry {}: {e}", file.display()),
+            }
+        }
+        let compiled = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(|e| WasmError::Compile { path: shown.to_string(), reason: format!("{e:#}") })?;
+        if let Err(e) = write_atomically(dir, &file, &compiled) {
+            tracing::warn!("cannot write component cache entry {}: {e}", file.display());
+        }
+        // SAFETY: `compiled` was produced just now by this engine.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(&self.engine, &compiled) };
+        component.map_err(|e| WasmError::Compile { path: shown.to_string(), reason: format!("{e:#}") })
+    }
+}
+
+fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file)
+}
+
+/// Checks the 8-byte preamble: `\0asm` then the component-model version.
+fn check_component_header(bytes: &[u8]) -> Result<(), String> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(
+            "it is a core WebAssembly module; build a component (cargo build --target wasm32-wasip2, \
+             componentize-py, componentize-js, or wasm-tools component new)"
+                .into(),
+        ),
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', ..]) => Err("unknown WebAssembly version".into()),
+        _ => Err("the file does not start with the WebAssembly magic bytes".into()),
+    }
+}
+
+/// wasmtime's link errors say what is missing; keep the whole chain on one line.
+fn describe_link_error(e: &wasmtime::Error) -> String {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    chain.join(": ")
+}
+
+/// A loaded component that implements the `operator` world.
+pub struct OperatorComponent {
+    pub(crate) pre: OperatorPre<HostState>,
+    path: String,
+    sha256: String,
+}
+
+impl OperatorComponent {
+    /// Where it was loaded from.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// SHA-256 of the artifact, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_check_tells_modules_from_components() {
+        assert!(check_component_header(b"\0asm\x01\0\0\0").unwrap_err().contains("core WebAssembly module"));
+        assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
+        assert!(check_component_header(b"hello world").unwrap_err().contains("magic"));
+        assert!(check_component_header(b"").is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! Host side of the `weir:operator` imports.
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use weir_state::KeyedState;
+
+use crate::bindings::weir::operator::{keyed_state, logging};
+
+/// Bytes of guest stderr kept (the end of it goes into trap messages).
+pub(crate) const STDERR_CAPACITY: usize = 256 * 1024;
+
+/// Per-instance data in the wasmtime `Store`.
+pub(crate) struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) state: Option<KeyedState>,
+    /// `operator[subtask]`, for log lines.
+    pub(crate) name: String,
+    pub(crate) memory_limit_bytes: usize,
+    pub(crate) memory_limit_hit: bool,
+    /// A host-side failure (state backend) that trapped the guest.
+    pub(crate) host_error: Option<String>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl wasmtime::ResourceLimiter for HostState {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit_bytes {
+            self.memory_limit_hit = true;
+            wasmtime::bail!("memory limit of {} MiB exceeded (wanted {} bytes)", self.memory_limit_bytes >> 20, desired);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+impl HostState {
+    /// Runs a state operation, turning its failure into a trap.
+    fn with_state<T>(
+        &mut self,
+        op: impl FnOnce(&mut KeyedState) -> Result<T, weir_state::StateError>,
+    ) -> wasmtime::Result<T> {
+        let Some(state) = self.state.as_mut() else {
+            let message = "keyed state is not available: the operator's input is not keyed (use `partition: key_by`)";
+            self.host_error = Some(message.to_string());
+            wasmtime::bail!("{message}");
+        };
+        op(state).map_err(|e| {
+            self.host_error = Some(e.to_string());
+            wasmtime::Error::msg(e.to_string())
+        })
+    }
+}
+
+impl keyed_state::Host for HostState {
+    fn set_current_key(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        self.with_state(|s| s.set_current_key(&key))
+    }
+
+    fn value_get(&mut self, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        self.with_state(|s| s.value_get(&name))
+    }
+
+    fn value_set(&mut self, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.with_state(|s| s.value_set(&name, &value))
+    }
+
+    fn value_clear(&mut self, name: String) -> wasmtime::Result<()> {
+        self.with_state(|s| s.value_clear(&name))
+    }
+
+    fn list_get(&mut self, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
+        self.with_state(|s| s.list_get(&name))
+    }
+
+    fn list_add(&mut self, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.with_state(|s| s.list_add(&name, &value))
+    }
+
+    fn list_clear(&mut self, name: String) -> wasmtime::Result<()> {
+        self.with_state(|s| s.list_clear(&name))
+    }
+
+    fn map_get(&mut self, name: String, map_key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        self.with_state(|s| s.map_get(&name, &map_key))
+    }
+
+    fn map_put(&mut self, name: String, map_key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.with_state(|s| s.map_put(&name, &map_key, &value))
+    }
+
+    fn map_remove(&mut self, name: String, map_key: Vec<u8>) -> wasmtime::Result<()> {
+        self.with_state(|s| s.map_remove(&name, &map_key))
+    }
+
+    fn map_entries(&mut self, name: String) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.with_state(|s| s.map_entries(&name))
+    }
+
+    fn map_clear(&mut self, name: String) -> wasmtime::Result<()> {
+        self.with_state(|s| s.map_clear(&name))
+    }
+}
+
+impl logging::Host for HostState {
+    fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
+        let name = &self.name;
+        match level {
+            logging::Level::Trace => tracing::trace!(target: "weir::udf", udf = %name, "{message}"),
+            logging::Level::Debug => tracing::debug!(target: "weir::udf", udf = %name, "{message}"),
+            logging::Level::Info => tracing::info!(target: "weir::udf", udf = %name, "{message}"),
+            logging::Level::Warn => tracing::warn!(target: "weir::udf", udf = %name, "{message}"),
+            logging::Level::Error => tracing::error!(target: "weir::udf", udf = %name, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl crate::bindings::weir::operator::types::Host for HostState {}

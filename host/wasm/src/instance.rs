@@ -1,0 +1,292 @@
+//! One sandboxed instance of an operator component.
+
+use std::fmt;
+use std::time::Duration;
+
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use weir_state::KeyedState;
+use weir_types::Record;
+
+use crate::bindings::Operator;
+use crate::bindings::weir::operator::types as wit;
+use crate::component::EPOCH_TICK;
+use crate::host::{HostState, STDERR_CAPACITY};
+use crate::{OperatorComponent, WasmError};
+
+/// Which parallel instance this is (handed to the guest's `open`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtaskInfo {
+    /// The operator's id in the job file.
+    pub operator_id: String,
+    /// 0-based subtask index.
+    pub index: u32,
+    /// Number of subtasks of the operator.
+    pub parallelism: u32,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// Restart attempt (0 on the first run).
+    pub attempt: u32,
+}
+
+/// Sandbox limits of one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceLimits {
+    /// Largest linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Longest a single call (`open`, `process`, `close`) may run.
+    pub call_timeout: Duration,
+}
+
+impl Default for InstanceLimits {
+    fn default() -> Self {
+        Self { memory_bytes: 64 << 20, call_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// One output of a `process` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A record for the main output.
+    Emit(Record),
+    /// A record for a named side output.
+    Side {
+        /// The side output's name.
+        output: String,
+        /// The record.
+        record: Record,
+    },
+    /// A per-record error.
+    Error {
+        /// Index of the input record in the batch.
+        input: u32,
+        /// The guest's message.
+        message: String,
+    },
+}
+
+/// What stopped a guest call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapKind {
+    /// A WebAssembly trap (a Rust panic, `unreachable`, out-of-bounds access...).
+    Trap,
+    /// The call ran longer than the call timeout.
+    Timeout,
+    /// The instance asked for more memory than its cap.
+    MemoryLimit,
+    /// A host import failed (for example keyed state on a non-keyed stream).
+    HostError,
+}
+
+impl fmt::Display for TrapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrapKind::Trap => "the UDF trapped",
+            TrapKind::Timeout => "the UDF exceeded its call timeout",
+            TrapKind::MemoryLimit => "the UDF exceeded its memory limit",
+            TrapKind::HostError => "a host call of the UDF failed",
+        })
+    }
+}
+
+/// A failed `process` call: the error, the batch given back, and the index
+/// of the input record that was being processed when the guest said so
+/// (the Rust SDK prints it from its panic hook).
+#[derive(Debug)]
+pub struct ProcessFailure {
+    /// What went wrong.
+    pub error: WasmError,
+    /// The batch that was passed in.
+    pub batch: Vec<Record>,
+    /// Index into `batch` of the record being processed, when known.
+    pub record_index: Option<usize>,
+}
+
+/// One instance of a component, for one subtask. Not reusable after a trap.
+pub struct OperatorInstance {
+    store: Store<HostState>,
+    bindings: Operator,
+    deadline_ticks: u64,
+    poisoned: bool,
+}
+
+/// The marker the Rust guest SDK prints before a panic message.
+const RECORD_MARKER: &str = "[weir] input-record=";
+
+impl OperatorComponent {
+    /// Instantiates the component in a fresh sandbox.
+    ///
+    /// `state` is the subtask's keyed state (`None` on a non-keyed stream:
+    /// state calls then trap with a clear message).
+    ///
+    /// # Errors
+    /// A trap or limit hit during instantiation.
+    pub fn instantiate(
+        &self,
+        name: String,
+        state: Option<KeyedState>,
+        limits: InstanceLimits,
+    ) -> Result<OperatorInstance, WasmError> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        // Locked down: no preopens, no network, no stdin, stdout discarded.
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        let host = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            state,
+            name,
+            memory_limit_bytes: limits.memory_bytes,
+            memory_limit_hit: false,
+            host_error: None,
+        };
+        let mut store = Store::new(self.pre.engine(), host);
+        store.limiter(|s| s);
+        store.epoch_deadline_trap();
+        let deadline_ticks = (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(deadline_ticks);
+        let bindings = match self.pre.instantiate(&mut store) {
+            Ok(b) => b,
+            Err(e) => return Err(classify(&mut store, &e, limits.call_timeout)),
+        };
+        Ok(OperatorInstance { store, bindings, deadline_ticks, poisoned: false })
+    }
+}
+
+impl OperatorInstance {
+    fn begin_call(&mut self) -> Result<(), WasmError> {
+        if self.poisoned {
+            return Err(WasmError::Trap { kind: TrapKind::Trap, message: "instance is unusable after an earlier trap".into() });
+        }
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        if let Some(state) = self.store.data_mut().state.as_mut() {
+            state.clear_current_key();
+        }
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        EPOCH_TICK * self.deadline_ticks as u32
+    }
+
+    fn fail(&mut self, e: &wasmtime::Error) -> WasmError {
+        self.poisoned = true;
+        let timeout = self.timeout();
+        classify(&mut self.store, e, timeout)
+    }
+
+    /// Calls the guest's `open`.
+    ///
+    /// # Errors
+    /// [`WasmError::Guest`] when `open` returns an error, [`WasmError::Trap`] on a trap.
+    pub fn open(&mut self, subtask: &SubtaskInfo, config_json: &str) -> Result<(), WasmError> {
+        self.begin_call()?;
+        let ctx = wit::Context {
+            subtask: wit::SubtaskInfo {
+                operator_id: subtask.operator_id.clone(),
+                index: subtask.index,
+                parallelism: subtask.parallelism,
+                max_parallelism: subtask.max_parallelism,
+                attempt: subtask.attempt,
+            },
+            config: config_json.to_string(),
+        };
+        match self.bindings.call_open(&mut self.store, &ctx) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(WasmError::Guest { phase: "open", message }),
+            Err(e) => Err(self.fail(&e)),
+        }
+    }
+
+    /// Calls the guest's `process` with one batch.
+    ///
+    /// # Errors
+    /// A [`ProcessFailure`] holding the batch when the guest traps or hits a limit.
+    pub fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Output>, Box<ProcessFailure>> {
+        if let Err(error) = self.begin_call() {
+            return Err(Box::new(ProcessFailure { error, batch, record_index: None }));
+        }
+        let records: Vec<wit::StreamRecord> = batch
+            .into_iter()
+            .map(|r| wit::StreamRecord { key: r.key, value: r.value, timestamp: r.timestamp })
+            .collect();
+        match self.bindings.call_process(&mut self.store, &records) {
+            Ok(outputs) => Ok(outputs.into_iter().map(from_wit).collect()),
+            Err(e) => {
+                let error = self.fail(&e);
+                let record_index = self.guest_record_index().filter(|i| *i < records.len());
+                let batch = records
+                    .into_iter()
+                    .map(|r| Record { key: r.key, value: r.value, timestamp: r.timestamp })
+                    .collect();
+                Err(Box::new(ProcessFailure { error, batch, record_index }))
+            }
+        }
+    }
+
+    /// Calls the guest's `close`.
+    ///
+    /// # Errors
+    /// [`WasmError::Guest`] when `close` returns an error, [`WasmError::Trap`] on a trap.
+    pub fn close(&mut self) -> Result<(), WasmError> {
+        self.begin_call()?;
+        match self.bindings.call_close(&mut self.store) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(WasmError::Guest { phase: "close", message }),
+            Err(e) => Err(self.fail(&e)),
+        }
+    }
+
+    /// Takes the keyed state back (for example to inspect it after a run).
+    pub fn take_state(&mut self) -> Option<KeyedState> {
+        self.store.data_mut().state.take()
+    }
+
+    /// The index the guest SDK printed before panicking, if any.
+    fn guest_record_index(&self) -> Option<usize> {
+        let stderr = self.store.data().stderr.contents();
+        let text = String::from_utf8_lossy(&stderr);
+        let at = text.rfind(RECORD_MARKER)?;
+        let digits: String = text[at + RECORD_MARKER.len()..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    }
+}
+
+fn from_wit(output: wit::Output) -> Output {
+    let record = |r: wit::StreamRecord| Record { key: r.key, value: r.value, timestamp: r.timestamp };
+    match output {
+        wit::Output::Emit(r) => Output::Emit(record(r)),
+        wit::Output::Side(s) => Output::Side { output: s.output, record: record(s.record) },
+        wit::Output::Error(e) => Output::Error { input: e.input, message: e.message },
+    }
+}
+
+/// Turns a wasmtime error into a [`WasmError::Trap`] of the right kind, with
+/// the tail of the guest's stderr (where a Rust panic message lands).
+fn classify(store: &mut Store<HostState>, e: &wasmtime::Error, timeout: Duration) -> WasmError {
+    let data = store.data_mut();
+    if data.memory_limit_hit {
+        return WasmError::Trap {
+            kind: TrapKind::MemoryLimit,
+            message: format!("limit is {} MiB", data.memory_limit_bytes >> 20),
+        };
+    }
+    if let Some(message) = data.host_error.take() {
+        return WasmError::Trap { kind: TrapKind::HostError, message };
+    }
+    if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+        return WasmError::Trap { kind: TrapKind::Timeout, message: format!("limit is {} ms", timeout.as_millis()) };
+    }
+    let stderr = data.stderr.contents();
+    let guest_said = String::from_utf8_lossy(&stderr);
+    let guest_said: Vec<&str> = guest_said
+        .lines()
+        .filter(|l| !l.starts_with(RECORD_MARKER) && !l.contains("RUST_BACKTRACE") && !l.trim().is_empty())
+        .collect();
+    let tail = guest_said[guest_said.len().saturating_sub(3)..].join(" / ");
+    let trap = e.downcast_ref::<wasmtime::Trap>().map(|t| t.to_string()).unwrap_or_else(|| e.root_cause().to_string());
+    let message = if tail.is_empty() { trap } else { format!("{tail} ({trap})") };
+    WasmError::Trap { kind: TrapKind::Trap, message }
+}

@@ -1,0 +1,37 @@
+"""A minimal Python map UDF for Weir, built with componentize-py against
+the same `weir:operator` WIT as the Rust UDFs:
+
+    componentize-py -d ../../wit -w operator componentize app -o python-scale.wasm
+
+Adds `scaled = value * factor` to every JSON record (`factor` from the
+operator's config, default 2). A record without a numeric `value` becomes a
+per-record error instead of failing the batch.
+"""
+
+import json
+
+import wit_world
+from wit_world.imports import types, logging
+
+
+class WitWorld(wit_world.WitWorld):
+    def open(self, ctx: types.Context) -> None:
+        config = json.loads(ctx.config or "{}")
+        self.factor = float(config.get("factor", 2.0))
+        logging.log(logging.Level.INFO, f"python-scale subtask {ctx.subtask.index} factor {self.factor}")
+
+    def process(self, batch):
+        out = []
+        for i, record in enumerate(batch):
+            try:
+                row = json.loads(record.value)
+                row["scaled"] = float(row["value"]) * self.factor
+            except (ValueError, KeyError, TypeError) as e:
+                out.append(types.Output_Error(types.RecordError(i, f"cannot scale: {e!r}")))
+                continue
+            value = json.dumps(row).encode()
+            out.append(types.Output_Emit(types.StreamRecord(record.key, value, record.timestamp)))
+        return out
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,57 @@
+//! Test UDF: passes JSON records through, but traps (panics) on a record
+//! whose `value` equals the configured `trap_value`, and returns a
+//! per-record error for one whose `value` equals `error_value`.
+
+use weir_guest::prelude::*;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Config {
+    trap_value: Option<f64>,
+    error_value: Option<f64>,
+    /// Allocate this many MiB on the trap record instead of panicking.
+    allocate_mib: Option<usize>,
+    /// Loop forever on the trap record instead of panicking.
+    spin: bool,
+}
+
+#[derive(Deserialize, Serialize)]
+struct Row {
+    value: f64,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+struct TrapOnValue(Config);
+
+impl MapFunction for TrapOnValue {
+    type Config = Config;
+    type In = Row;
+    type Out = Row;
+
+    fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {
+        Ok(Self(config))
+    }
+
+    fn map(&mut self, row: Row) -> Result<Row, String> {
+        if Some(row.value) == self.0.error_value {
+            return Err(format!("refusing value {}", row.value));
+        }
+        if Some(row.value) == self.0.trap_value {
+            if let Some(mib) = self.0.allocate_mib {
+                let block = vec![1u8; mib << 20];
+                std::hint::black_box(&block);
+            } else if self.0.spin {
+                let mut i: u64 = 0;
+                loop {
+                    i = std::hint::black_box(i.wrapping_add(1));
+                }
+            } else {
+                panic!("trap-on-value: hit value {}", row.value);
+            }
+        }
+        Ok(row)
+    }
+}
+
+weir_guest::export!(map TrapOnValue);
