@@ -2,6 +2,8 @@
 //! z-score rule (written here, not by calling the engine), at parallelism 1
 //! and 2, with default and non-default `warmup`/`threshold`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

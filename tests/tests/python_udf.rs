@@ -1,6 +1,8 @@
 //! A Python map UDF built with componentize-py against the same WIT runs in
 //! a job: the interface is language-neutral.
 
+#![allow(clippy::unwrap_used)]
+
 use weir_tests::{python_udf, read_parts, run_yaml};
 
 #[test]

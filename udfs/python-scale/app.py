@@ -10,22 +10,28 @@ per-record error instead of failing the batch.
 
 import json
 
-import wit_world
+import wit_world.exports
 from wit_world.imports import types, logging
 
 
-class WitWorld(wit_world.WitWorld):
+# componentize-py creates a new Handler for every call, so per-instance
+# state lives at module level.
+FACTOR = 2.0
+
+
+class Handler(wit_world.exports.Handler):
     def open(self, ctx: types.Context) -> None:
+        global FACTOR
         config = json.loads(ctx.config or "{}")
-        self.factor = float(config.get("factor", 2.0))
-        logging.log(logging.Level.INFO, f"python-scale subtask {ctx.subtask.index} factor {self.factor}")
+        FACTOR = float(config.get("factor", 2.0))
+        logging.log(logging.Level.INFO, f"python-scale subtask {ctx.subtask.index} factor {FACTOR}")
 
     def process(self, batch):
         out = []
         for i, record in enumerate(batch):
             try:
                 row = json.loads(record.value)
-                row["scaled"] = float(row["value"]) * self.factor
+                row["scaled"] = float(row["value"]) * FACTOR
             except (ValueError, KeyError, TypeError) as e:
                 out.append(types.Output_Error(types.RecordError(i, f"cannot scale: {e!r}")))
                 continue

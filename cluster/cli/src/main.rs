@@ -58,7 +58,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Our error messages already include their causes; `{e:#}` would repeat them.
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

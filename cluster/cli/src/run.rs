@@ -95,7 +95,7 @@ pub fn resolve_udfs(job: &JobGraph, job_file: &Path) -> Result<HashMap<String, P
 pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobSummary), RunError> {
     let job = load_job(job_file, options)?;
     let udfs = resolve_udfs(&job, job_file)?;
-    let state_dir = std::env::temp_dir().join(format!("weir-{}-{}", sanitize(&job.name), std::process::id()));
+    let state_dir = unique_state_dir(&job.name);
     let mut config = RunConfig::new(udfs, state_dir);
     config.cache_dir = Some(crate::cache_root().join("components"));
     let metrics = config.metrics.clone();
@@ -105,6 +105,15 @@ pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobS
         progress.stop();
     }
     Ok((job, result?))
+}
+
+/// A fresh directory for this run's state backends: several jobs may run
+/// in one process (tests) or one machine at once.
+fn unique_state_dir(job_name: &str) -> PathBuf {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    std::env::temp_dir().join(format!("weir-{}-{}-{run}-{nanos:08x}", sanitize(job_name), std::process::id()))
 }
 
 fn sanitize(name: &str) -> String {

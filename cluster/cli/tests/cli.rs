@@ -1,6 +1,8 @@
 //! The `weir` binary as a user runs it: a job end to end, and one test per
 //! clear-error case, each asserting the message says what is wrong and where.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -128,7 +130,8 @@ fn component_of_another_world_says_what_is_missing() {
     std::fs::write(dir.path().join("job.yaml"), map_job(&udf("not-an-operator"), "{}", "")).unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("does not implement the weir:operator/operator world"), "{err}");
-    assert!(err.contains("open") || err.contains("process"), "names a missing export: {err}");
+    assert!(err.contains("no exported instance named `weir:operator/handler@0.1.0`"), "names what is missing: {err}");
+    assert_eq!(err.matches("does not implement").count(), 1, "said once: {err}");
 }
 
 #[test]

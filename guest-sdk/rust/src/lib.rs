@@ -228,7 +228,7 @@ macro_rules! __export_adapter {
         ::std::thread_local! {
             static __WEIR_INSTANCE: ::std::cell::RefCell<Option<$adapter>> = const { ::std::cell::RefCell::new(None) };
         }
-        impl $crate::bindings::Guest for __WeirComponent {
+        impl $crate::bindings::exports::weir::operator::handler::Guest for __WeirComponent {
             fn open(ctx: $crate::bindings::weir::operator::types::Context) -> Result<(), String> {
                 let adapter = <$adapter as $crate::adapters::Adapter>::open(ctx)?;
                 __WEIR_INSTANCE.with(|cell| *cell.borrow_mut() = Some(adapter));

@@ -95,7 +95,7 @@ fn list_files(source_id: &str, path: &Path, glob: Option<&str>) -> Result<Vec<Pa
         .map_err(|e| ConnectorError::BadGlob { pattern: full_text.clone(), message: e.to_string() })?;
     let mut files = Vec::new();
     for entry in entries {
-        let file = entry.map_err(|e| ConnectorError::Read { path: e.path().into(), source: e.into_error() })?;
+        let file = entry.map_err(|e| ConnectorError::Read { path: e.path().into(), source: e.into() })?;
         if file.is_file() {
             files.push(file);
         }

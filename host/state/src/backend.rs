@@ -180,7 +180,7 @@ impl StateBackend for RocksDbBackend {
     fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StateError> {
         let mut batch = rocksdb::WriteBatch::default();
         match prefix_end(prefix) {
-            Some(end) => batch.delete_range(prefix, end),
+            Some(end) => batch.delete_range(prefix, &end[..]),
             None => {
                 for (k, _) in self.scan_prefix(prefix)? {
                     batch.delete(k);

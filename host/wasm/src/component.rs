@@ -130,14 +130,17 @@ impl WasmRuntime {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut hasher);
         let file = dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()));
-        if file.exists() {
-            // SAFETY: the file is one this runtime wrote with
+        // Read into memory rather than mmap (`deserialize_file`): a cache
+        // file truncated under a live mapping would kill the process with
+        // SIGBUS.
+        if let Ok(cached) = std::fs::read(&file) {
+            // SAFETY: the bytes are a file this runtime wrote with
             // `precompile_component` for an engine with the same
-            // compatibility hash (part of the name); the cache directory is
-            // the user's own. A damaged file fails to deserialise and is
-            // recompiled below.
+            // compatibility hash (part of the name), in the user's own cache
+            // directory. A damaged entry fails to deserialise (wasmtime
+            // checks the header and engine settings) and is recompiled below.
             #[allow(unsafe_code)]
-            match unsafe { Component::deserialize_file(&self.engine, &file) } {
+            match unsafe { Component::deserialize(&self.engine, &cached) } {
                 Ok(component) => return Ok(component),
                 Err(e) => tracing::warn!("ignoring damaged component cache entry {}: {e}", file.display()),
             }

@@ -193,7 +193,7 @@ impl OperatorInstance {
             },
             config: config_json.to_string(),
         };
-        match self.bindings.call_open(&mut self.store, &ctx) {
+        match self.bindings.weir_operator_handler().call_open(&mut self.store, &ctx) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(WasmError::Guest { phase: "open", message }),
             Err(e) => Err(self.fail(&e)),
@@ -212,7 +212,7 @@ impl OperatorInstance {
             .into_iter()
             .map(|r| wit::StreamRecord { key: r.key, value: r.value, timestamp: r.timestamp })
             .collect();
-        match self.bindings.call_process(&mut self.store, &records) {
+        match self.bindings.weir_operator_handler().call_process(&mut self.store, &records) {
             Ok(outputs) => Ok(outputs.into_iter().map(from_wit).collect()),
             Err(e) => {
                 let error = self.fail(&e);
@@ -232,7 +232,7 @@ impl OperatorInstance {
     /// [`WasmError::Guest`] when `close` returns an error, [`WasmError::Trap`] on a trap.
     pub fn close(&mut self) -> Result<(), WasmError> {
         self.begin_call()?;
-        match self.bindings.call_close(&mut self.store) {
+        match self.bindings.weir_operator_handler().call_close(&mut self.store) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(WasmError::Guest { phase: "close", message }),
             Err(e) => Err(self.fail(&e)),
