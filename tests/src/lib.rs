@@ -9,12 +9,17 @@ use anyhow::{Context, Result, bail};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The NAB corpus: `$WEIR_NAB_DIR`, else `../shared/data/nab` beside the repository.
 pub fn nab_dir() -> PathBuf {
-    std::env::var_os("WEIR_NAB_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/data/nab"))
+    std::env::var_os("WEIR_NAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/data/nab"))
 }
 
 /// Builds the Rust UDF `udfs/NAME` and returns its component.
@@ -22,7 +27,9 @@ pub fn nab_dir() -> PathBuf {
 /// # Errors
 /// When the build fails.
 pub fn rust_udf(name: &str) -> Result<PathBuf> {
-    Ok(weir_cli::udf::build_rust_udf(&repo_root().join("udfs").join(name))?)
+    Ok(weir_cli::udf::build_rust_udf(
+        &repo_root().join("udfs").join(name),
+    )?)
 }
 
 /// Builds the Python UDF `udfs/NAME` (its `app.py`) with componentize-py
@@ -55,7 +62,10 @@ pub fn read_parts(dir: &Path) -> Result<Vec<Vec<serde_json::Value>>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+        })
         .collect();
     files.sort();
     files
@@ -76,7 +86,10 @@ pub fn read_parts(dir: &Path) -> Result<Vec<Vec<serde_json::Value>>> {
 pub fn run_yaml(dir: &Path, yaml: &str, parallelism: Option<u32>) -> Result<weir_task::JobSummary> {
     let file = dir.join("job.yaml");
     std::fs::write(&file, yaml)?;
-    let options = weir_cli::run::RunOptions { parallelism, progress: false };
+    let options = weir_cli::run::RunOptions {
+        parallelism,
+        progress: false,
+    };
     let (_, summary) = weir_cli::run::run_file(&file, &options)?;
     Ok(summary)
 }

@@ -17,10 +17,22 @@ fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 fn run_identity(runtime: &WasmRuntime, wasm: &std::path::Path) -> Vec<u8> {
     let component = runtime.load(wasm).unwrap();
-    let mut instance = component.instantiate("identity#0".into(), None, InstanceLimits::default()).unwrap();
-    let info = SubtaskInfo { operator_id: "identity".into(), index: 0, parallelism: 1, max_parallelism: 128, attempt: 0 };
+    let mut instance = component
+        .instantiate("identity#0".into(), None, InstanceLimits::default())
+        .unwrap();
+    let info = SubtaskInfo {
+        operator_id: "identity".into(),
+        index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        attempt: 0,
+    };
     instance.open(&info, "{}").unwrap();
-    let record = weir_types::Record { key: None, value: b"{\"x\":1}".to_vec(), timestamp: Some(5) };
+    let record = weir_types::Record {
+        key: None,
+        value: b"{\"x\":1}".to_vec(),
+        timestamp: Some(5),
+    };
     let out = instance.process(vec![record.clone()]).unwrap();
     assert_eq!(out, vec![weir_wasm::Output::Emit(record)]);
     instance.close().unwrap();
@@ -31,20 +43,36 @@ fn run_identity(runtime: &WasmRuntime, wasm: &std::path::Path) -> Vec<u8> {
 fn components_are_cached_by_content_and_damaged_entries_recompiled() {
     let wasm = rust_udf("identity").unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()) }).unwrap();
+    let runtime = WasmRuntime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+    })
+    .unwrap();
     let bytes = run_identity(&runtime, &wasm);
     let entries = cache_entries(cache.path());
     assert_eq!(entries.len(), 1, "one entry after the first load");
     let component = runtime.load(&wasm).unwrap();
-    let name = entries[0].file_name().unwrap().to_string_lossy().to_string();
-    assert!(name.starts_with(component.sha256()), "{name} is named by the artifact's SHA-256");
+    let name = entries[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert!(
+        name.starts_with(component.sha256()),
+        "{name} is named by the artifact's SHA-256"
+    );
     assert_eq!(component.sha256().len(), 64);
     let modified = std::fs::metadata(&entries[0]).unwrap().modified().unwrap();
 
     // A second runtime (a new process) finds the entry and does not rewrite it.
-    let again = WasmRuntime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()) }).unwrap();
+    let again = WasmRuntime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+    })
+    .unwrap();
     run_identity(&again, &wasm);
-    assert_eq!(std::fs::metadata(&entries[0]).unwrap().modified().unwrap(), modified);
+    assert_eq!(
+        std::fs::metadata(&entries[0]).unwrap().modified().unwrap(),
+        modified
+    );
 
     // The same bytes under another name share the entry.
     let copy = cache.path().join("copy.wasm");
@@ -54,9 +82,15 @@ fn components_are_cached_by_content_and_damaged_entries_recompiled() {
 
     // A damaged entry is replaced, not trusted.
     std::fs::write(&entries[0], b"garbage").unwrap();
-    let third = WasmRuntime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()) }).unwrap();
+    let third = WasmRuntime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+    })
+    .unwrap();
     run_identity(&third, &wasm);
-    assert!(std::fs::read(&entries[0]).unwrap().len() > 1000, "entry rewritten");
+    assert!(
+        std::fs::read(&entries[0]).unwrap().len() > 1000,
+        "entry rewritten"
+    );
 }
 
 #[test]
@@ -64,8 +98,16 @@ fn keyed_state_on_a_non_keyed_input_fails_with_a_clear_message() {
     let wasm = rust_udf("nab-zscore").unwrap();
     let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
     let component = runtime.load(&wasm).unwrap();
-    let mut instance = component.instantiate("z#0".into(), None, InstanceLimits::default()).unwrap();
-    let info = SubtaskInfo { operator_id: "z".into(), index: 0, parallelism: 1, max_parallelism: 128, attempt: 0 };
+    let mut instance = component
+        .instantiate("z#0".into(), None, InstanceLimits::default())
+        .unwrap();
+    let info = SubtaskInfo {
+        operator_id: "z".into(),
+        index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        attempt: 0,
+    };
     instance.open(&info, "{}").unwrap();
     let record = weir_types::Record {
         key: Some(b"s".to_vec()),
@@ -74,7 +116,10 @@ fn keyed_state_on_a_non_keyed_input_fails_with_a_clear_message() {
     };
     let failure = instance.process(vec![record]).unwrap_err();
     let message = failure.error.to_string();
-    assert!(message.contains("a host call of the UDF failed"), "{message}");
+    assert!(
+        message.contains("a host call of the UDF failed"),
+        "{message}"
+    );
     assert!(message.contains("use `partition: key_by`"), "{message}");
     assert_eq!(failure.batch.len(), 1, "the batch is handed back");
     // The instance is unusable after the trap.
@@ -86,8 +131,24 @@ fn invalid_config_fails_open_with_the_udfs_message() {
     let wasm = rust_udf("nab-zscore").unwrap();
     let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
     let component = runtime.load(&wasm).unwrap();
-    let mut instance = component.instantiate("z#0".into(), None, InstanceLimits::default()).unwrap();
-    let info = SubtaskInfo { operator_id: "z".into(), index: 0, parallelism: 1, max_parallelism: 128, attempt: 0 };
-    let err = instance.open(&info, r#"{"warmup": 3, "treshold": 2}"#).unwrap_err().to_string();
-    assert!(err.contains("the UDF's open failed") && err.contains("invalid operator config") && err.contains("treshold"), "{err}");
+    let mut instance = component
+        .instantiate("z#0".into(), None, InstanceLimits::default())
+        .unwrap();
+    let info = SubtaskInfo {
+        operator_id: "z".into(),
+        index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        attempt: 0,
+    };
+    let err = instance
+        .open(&info, r#"{"warmup": 3, "treshold": 2}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the UDF's open failed")
+            && err.contains("invalid operator config")
+            && err.contains("treshold"),
+        "{err}"
+    );
 }

@@ -31,7 +31,12 @@ fn oracle(data: &Path, warmup: u64, threshold: f64) -> (BTreeMap<String, Vec<Ale
     let mut alerts = BTreeMap::new();
     let mut rows = 0;
     for file in files {
-        let series = file.strip_prefix(data).unwrap().with_extension("").to_string_lossy().replace('\\', "/");
+        let series = file
+            .strip_prefix(data)
+            .unwrap()
+            .with_extension("")
+            .to_string_lossy()
+            .replace('\\', "/");
         let text = std::fs::read_to_string(&file).unwrap();
         let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
         let mut found = Vec::new();
@@ -103,19 +108,32 @@ fn check(parallelism: u32, warmup: Option<u64>, threshold: Option<f64>) {
             format!("config: {{ {} }}", fields.join(", "))
         }
     };
-    let summary = run_yaml(dir.path(), &job_yaml(&data, &out, &config), Some(parallelism)).expect("job runs");
+    let summary = run_yaml(
+        dir.path(),
+        &job_yaml(&data, &out, &config),
+        Some(parallelism),
+    )
+    .expect("job runs");
     let (expected, rows) = oracle(&data, warmup.unwrap_or(30), threshold.unwrap_or(4.0));
     assert_eq!(summary.records_read, rows as u64);
     assert_eq!(summary.record_errors, 0, "{:?}", summary.problems);
 
     let parts = read_parts(&out).unwrap();
-    assert_eq!(parts.len(), parallelism as usize, "one part file per subtask");
+    assert_eq!(
+        parts.len(),
+        parallelism as usize,
+        "one part file per subtask"
+    );
     let mut actual: BTreeMap<String, Vec<Alert>> = BTreeMap::new();
     let mut series_part: BTreeMap<String, usize> = BTreeMap::new();
     for (p, part) in parts.iter().enumerate() {
         for alert in part {
             let series = alert["series"].as_str().unwrap().to_string();
-            assert_eq!(*series_part.entry(series.clone()).or_insert(p), p, "{series} split over part files");
+            assert_eq!(
+                *series_part.entry(series.clone()).or_insert(p),
+                p,
+                "{series} split over part files"
+            );
             let keys: Vec<&String> = alert.as_object().unwrap().keys().collect();
             assert_eq!(keys.len(), 4, "alert fields: {keys:?}");
             actual.entry(series.clone()).or_default().push((
@@ -126,7 +144,10 @@ fn check(parallelism: u32, warmup: Option<u64>, threshold: Option<f64>) {
             ));
         }
     }
-    let expected: BTreeMap<String, Vec<Alert>> = expected.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    let expected: BTreeMap<String, Vec<Alert>> = expected
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
     let total: usize = expected.values().map(Vec::len).sum();
     assert!(total > 0, "the oracle finds alerts");
     assert_eq!(summary.records_written, total as u64);
@@ -163,13 +184,30 @@ fn z_values_are_the_rules_not_rounded() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("s")).unwrap();
     // n=2 readings 0 and 2 (mean 1, std sqrt(2)); the third is flagged with warmup 2.
-    std::fs::write(data.join("s/a.csv"), "timestamp,value\n2020-01-01 00:00:00,0\n2020-01-01 00:01:00,2\n2020-01-01 00:02:00,100\n").unwrap();
+    std::fs::write(
+        data.join("s/a.csv"),
+        "timestamp,value\n2020-01-01 00:00:00,0\n2020-01-01 00:01:00,2\n2020-01-01 00:02:00,100\n",
+    )
+    .unwrap();
     let (alerts, rows) = oracle(&data, 2, 4.0);
     assert_eq!(rows, 3);
     let z = (100.0 - 1.0) / 2f64.sqrt();
-    assert_eq!(alerts["s/a"], vec![("s/a".to_string(), "2020-01-01 00:02:00".to_string(), 100.0, z)]);
+    assert_eq!(
+        alerts["s/a"],
+        vec![(
+            "s/a".to_string(),
+            "2020-01-01 00:02:00".to_string(),
+            100.0,
+            z
+        )]
+    );
     let out = dir.path().join("out");
-    let summary = run_yaml(dir.path(), &job_yaml(&data, &out, "config: { warmup: 2 }"), Some(1)).unwrap();
+    let summary = run_yaml(
+        dir.path(),
+        &job_yaml(&data, &out, "config: { warmup: 2 }"),
+        Some(1),
+    )
+    .unwrap();
     assert_eq!(summary.records_written, 1);
     let parts = read_parts(&out).unwrap();
     let got: &Value = &parts[0][0];

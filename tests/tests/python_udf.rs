@@ -28,12 +28,25 @@ fn python_map_udf_runs_in_a_job() {
     let summary = run_yaml(dir.path(), &yaml, Some(1)).expect("job runs");
     assert_eq!(summary.records_read, 2501);
     assert_eq!(summary.records_written, 2500);
-    assert_eq!(summary.record_errors, 1, "the non-number row is a per-record error");
-    assert!(summary.problems[0].contains("in.csv:2502") && summary.problems[0].contains("cannot scale"), "{:?}", summary.problems);
+    assert_eq!(
+        summary.record_errors, 1,
+        "the non-number row is a per-record error"
+    );
+    assert!(
+        summary.problems[0].contains("in.csv:2502") && summary.problems[0].contains("cannot scale"),
+        "{:?}",
+        summary.problems
+    );
     let rows = read_parts(&dir.path().join("out")).unwrap().concat();
     let got: Vec<(String, f64, f64)> = rows
         .iter()
-        .map(|r| (r["name"].as_str().unwrap().to_string(), r["value"].as_f64().unwrap(), r["scaled"].as_f64().unwrap()))
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["value"].as_f64().unwrap(),
+                r["scaled"].as_f64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(got, expected);
 }

@@ -50,7 +50,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_target(false)
         .init();
@@ -67,7 +68,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { job, parallelism, no_progress } => {
+        Command::Run {
+            job,
+            parallelism,
+            no_progress,
+        } => {
             let options = weir_cli::run::RunOptions {
                 parallelism,
                 progress: !no_progress && std::io::stderr().is_terminal(),
@@ -76,12 +81,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprint!("{}", weir_cli::run::format_summary(&graph, &summary));
             Ok(())
         }
-        Command::Udf { command: UdfCommand::Build { dir, output } } => {
+        Command::Udf {
+            command: UdfCommand::Build { dir, output },
+        } => {
             let wasm = weir_cli::udf::build_rust_udf(&dir)?;
             match output {
                 Some(out) => {
-                    std::fs::copy(&wasm, &out)
-                        .map_err(|e| anyhow::anyhow!("cannot copy {} to {}: {e}", wasm.display(), out.display()))?;
+                    std::fs::copy(&wasm, &out).map_err(|e| {
+                        anyhow::anyhow!("cannot copy {} to {}: {e}", wasm.display(), out.display())
+                    })?;
                     println!("{}", out.display());
                 }
                 None => println!("{}", wasm.display()),

@@ -75,13 +75,25 @@ pub fn resolve_udfs(job: &JobGraph, job_file: &Path) -> Result<HashMap<String, P
     for (index, op) in job.operators.iter().enumerate() {
         let path = base.join(&op.udf);
         let wasm = if path.is_dir() {
-            eprintln!("Building UDF {} for operator `{}` ...", path.display(), op.id);
-            build_rust_udf(&path).map_err(|source| RunError::Build { operator: op.id.clone(), source })?
+            eprintln!(
+                "Building UDF {} for operator `{}` ...",
+                path.display(),
+                op.id
+            );
+            build_rust_udf(&path).map_err(|source| RunError::Build {
+                operator: op.id.clone(),
+                source,
+            })?
         } else if path.is_file() {
             path
         } else {
             let line = line_of(&text, "udf", Some(&op.udf.to_string_lossy()));
-            return Err(RunError::MissingUdf { file: job_file.into(), line, index, path });
+            return Err(RunError::MissingUdf {
+                file: job_file.into(),
+                line,
+                index,
+                path,
+            });
         };
         udfs.insert(op.id.clone(), wasm);
     }
@@ -112,12 +124,26 @@ pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobS
 fn unique_state_dir(job_name: &str) -> PathBuf {
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    std::env::temp_dir().join(format!("weir-{}-{}-{run}-{nanos:08x}", sanitize(job_name), std::process::id()))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::env::temp_dir().join(format!(
+        "weir-{}-{}-{run}-{nanos:08x}",
+        sanitize(job_name),
+        std::process::id()
+    ))
 }
 
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// A spinner with records in/out and the rate, redrawn every 100 ms.
@@ -130,7 +156,9 @@ struct Progress {
 impl Progress {
     fn start(metrics: Arc<JobMetrics>) -> Self {
         let bar = indicatif::ProgressBar::new_spinner();
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+        {
             bar.set_style(style);
         }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -149,7 +177,11 @@ impl Progress {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        Self { bar, stop, thread: Some(thread) }
+        Self {
+            bar,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn stop(mut self) {
@@ -164,13 +196,20 @@ impl Progress {
 /// The end-of-run summary, as printed by `weir run`.
 pub fn format_summary(job: &JobGraph, summary: &JobSummary) -> String {
     let secs = summary.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { summary.records_read as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 {
+        summary.records_read as f64 / secs
+    } else {
+        0.0
+    };
     let mut text = format!(
         "Job `{}` finished in {:.3} s\n  records read     {}\n  records written  {}\n  record errors    {}\n  throughput       {:.0} records/s\n",
         job.name, secs, summary.records_read, summary.records_written, summary.record_errors, rate
     );
     if let Some(first) = summary.first_record_latency {
-        text.push_str(&format!("  first record     {:.1} ms after start\n", first.as_secs_f64() * 1000.0));
+        text.push_str(&format!(
+            "  first record     {:.1} ms after start\n",
+            first.as_secs_f64() * 1000.0
+        ));
     }
     if !summary.problems.is_empty() {
         text.push_str("  problems (first ones):\n");

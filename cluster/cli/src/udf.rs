@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The directory has no Cargo.toml.
-    #[error("{0} is not a Rust UDF crate (no Cargo.toml); give a crate directory or a .wasm component")]
+    #[error(
+        "{0} is not a Rust UDF crate (no Cargo.toml); give a crate directory or a .wasm component"
+    )]
     NotACrate(PathBuf),
     /// cargo could not be started.
     #[error("cannot run cargo to build {dir}: {source}")]
@@ -30,7 +32,9 @@ pub enum BuildError {
         status: String,
     },
     /// The build produced no `.wasm` (for example no `crate-type = ["cdylib"]`).
-    #[error("building {0} produced no .wasm component; does its Cargo.toml say `[lib] crate-type = [\"cdylib\"]`?")]
+    #[error(
+        "building {0} produced no .wasm component; does its Cargo.toml say `[lib] crate-type = [\"cdylib\"]`?"
+    )]
     NoArtifact(PathBuf),
 }
 
@@ -51,7 +55,13 @@ pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
     }
     let target_dir = crate::cache_root().join("udf-target");
     let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+        ])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -62,14 +72,21 @@ pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| BuildError::Cargo { dir: dir.to_path_buf(), source })?;
+        .map_err(|source| BuildError::Cargo {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     // Forward cargo's human output, watching for the missing-target error.
     let stderr = child.stderr.take();
     let forward = std::thread::spawn(move || {
         let mut missing_target = false;
         if let Some(stderr) = stderr {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                missing_target |= line.contains("target may not be installed") || line.contains("can't find crate for `core`");
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                missing_target |= line.contains("target may not be installed")
+                    || line.contains("can't find crate for `core`");
                 eprintln!("{line}");
             }
         }
@@ -77,19 +94,28 @@ pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
     });
     let mut artifact = None;
     if let Some(stdout) = child.stdout.take() {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Some(wasm) = wasm_artifact(&line) {
                 artifact = Some(wasm);
             }
         }
     }
-    let status = child.wait().map_err(|source| BuildError::Cargo { dir: dir.to_path_buf(), source })?;
+    let status = child.wait().map_err(|source| BuildError::Cargo {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let missing_target = forward.join().unwrap_or(false);
     if !status.success() {
         if missing_target {
             return Err(BuildError::MissingTarget(dir.to_path_buf()));
         }
-        return Err(BuildError::Failed { dir: dir.to_path_buf(), status: status.to_string() });
+        return Err(BuildError::Failed {
+            dir: dir.to_path_buf(),
+            status: status.to_string(),
+        });
     }
     artifact.ok_or_else(|| BuildError::NoArtifact(dir.to_path_buf()))
 }
@@ -116,8 +142,14 @@ mod tests {
     #[test]
     fn finds_the_wasm_in_cargo_messages() {
         let line = r#"{"reason":"compiler-artifact","filenames":["/t/wasm32-wasip2/release/x.wasm","/t/x.rlib"]}"#;
-        assert_eq!(wasm_artifact(line), Some(PathBuf::from("/t/wasm32-wasip2/release/x.wasm")));
-        assert_eq!(wasm_artifact(r#"{"reason":"build-finished","success":true}"#), None);
+        assert_eq!(
+            wasm_artifact(line),
+            Some(PathBuf::from("/t/wasm32-wasip2/release/x.wasm"))
+        );
+        assert_eq!(
+            wasm_artifact(r#"{"reason":"build-finished","success":true}"#),
+            None
+        );
         assert_eq!(wasm_artifact("not json"), None);
     }
 

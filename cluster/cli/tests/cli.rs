@@ -15,7 +15,11 @@ fn udf(name: &str) -> PathBuf {
 }
 
 fn weir(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(dir).output().expect("weir runs")
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("weir runs")
 }
 
 fn stderr(out: &Output) -> String {
@@ -27,7 +31,10 @@ fn expect_error(out: &Output) -> String {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
     assert!(err.contains("error: "), "{err}");
-    assert!(!err.contains("thread 'main' panicked") && !err.contains("stack backtrace"), "{err}");
+    assert!(
+        !err.contains("thread 'main' panicked") && !err.contains("stack backtrace"),
+        "{err}"
+    );
     err
 }
 
@@ -36,10 +43,18 @@ fn write_data(dir: &Path) {
     std::fs::create_dir_all(dir.join("data/group")).unwrap();
     let mut a = String::from("timestamp,value\n");
     for i in 0..40 {
-        a.push_str(&format!("2020-01-01 00:{:02}:00,{}\n", i, if i == 35 { 1000 } else { i % 3 }));
+        a.push_str(&format!(
+            "2020-01-01 00:{:02}:00,{}\n",
+            i,
+            if i == 35 { 1000 } else { i % 3 }
+        ));
     }
     std::fs::write(dir.join("data/group/a.csv"), a).unwrap();
-    std::fs::write(dir.join("data/b.csv"), "timestamp,value\n2020-01-01 00:00:00,7\n2020-01-01 00:00:01,8\n").unwrap();
+    std::fs::write(
+        dir.join("data/b.csv"),
+        "timestamp,value\n2020-01-01 00:00:00,7\n2020-01-01 00:00:01,8\n",
+    )
+    .unwrap();
 }
 
 fn map_job(udf: &Path, config: &str, extra: &str) -> String {
@@ -91,13 +106,20 @@ fn invalid_job_file_names_file_line_and_field() {
     std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("invalid job file job.yaml, line 11"), "{err}");
-    assert!(err.contains("operators[0]") && err.contains("inptu"), "{err}");
+    assert!(
+        err.contains("operators[0]") && err.contains("inptu"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_wasm_names_the_field_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("job.yaml"), map_job(Path::new("missing.wasm"), "{}", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        map_job(Path::new("missing.wasm"), "{}", ""),
+    )
+    .unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("job.yaml, line 12: operators[0].udf"), "{err}");
     assert!(err.contains("missing.wasm does not exist"), "{err}");
@@ -108,9 +130,16 @@ fn garbage_wasm_is_not_a_component() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
     std::fs::write(dir.path().join("bad.wasm"), b"this is not wasm at all").unwrap();
-    std::fs::write(dir.path().join("job.yaml"), map_job(Path::new("bad.wasm"), "{}", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        map_job(Path::new("bad.wasm"), "{}", ""),
+    )
+    .unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
-    assert!(err.contains("operator `step`") && err.contains("bad.wasm is not a WebAssembly component"), "{err}");
+    assert!(
+        err.contains("operator `step`") && err.contains("bad.wasm is not a WebAssembly component"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -118,7 +147,11 @@ fn core_module_is_told_apart_from_a_component() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
     std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
-    std::fs::write(dir.path().join("job.yaml"), map_job(Path::new("core.wasm"), "{}", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        map_job(Path::new("core.wasm"), "{}", ""),
+    )
+    .unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("it is a core WebAssembly module"), "{err}");
 }
@@ -127,51 +160,90 @@ fn core_module_is_told_apart_from_a_component() {
 fn component_of_another_world_says_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
-    std::fs::write(dir.path().join("job.yaml"), map_job(&udf("not-an-operator"), "{}", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        map_job(&udf("not-an-operator"), "{}", ""),
+    )
+    .unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
-    assert!(err.contains("does not implement the weir:operator/operator world"), "{err}");
-    assert!(err.contains("no exported instance named `weir:operator/handler@0.1.0`"), "names what is missing: {err}");
-    assert_eq!(err.matches("does not implement").count(), 1, "said once: {err}");
+    assert!(
+        err.contains("does not implement the weir:operator/operator world"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no exported instance named `weir:operator/handler@0.1.0`"),
+        "names what is missing: {err}"
+    );
+    assert_eq!(
+        err.matches("does not implement").count(),
+        1,
+        "said once: {err}"
+    );
 }
 
 #[test]
 fn udf_trap_names_operator_file_and_record() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
-    std::fs::write(dir.path().join("job.yaml"), map_job(&udf("trap-on-value"), "{ trap_value: 8 }", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        map_job(&udf("trap-on-value"), "{ trap_value: 8 }", ""),
+    )
+    .unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("step (subtask 0 of 1) failed on "), "{err}");
     assert!(err.contains("data/b.csv:3"), "names file and line: {err}");
-    assert!(err.contains("the UDF trapped") && err.contains("trap-on-value: hit value 8"), "{err}");
+    assert!(
+        err.contains("the UDF trapped") && err.contains("trap-on-value: hit value 8"),
+        "{err}"
+    );
 }
 
 #[test]
 fn memory_limit_hit_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
-    let job = map_job(&udf("trap-on-value"), "{ trap_value: 1000, allocate_mib: 256 }", "    memory_mib: 32\n");
+    let job = map_job(
+        &udf("trap-on-value"),
+        "{ trap_value: 1000, allocate_mib: 256 }",
+        "    memory_mib: 32\n",
+    );
     std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("step (subtask 0 of 1) failed"), "{err}");
     assert!(err.contains("data/group/a.csv"), "{err}");
-    assert!(err.contains("exceeded its memory limit") && err.contains("32 MiB"), "{err}");
+    assert!(
+        err.contains("exceeded its memory limit") && err.contains("32 MiB"),
+        "{err}"
+    );
 }
 
 #[test]
 fn call_timeout_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
-    let job = map_job(&udf("trap-on-value"), "{ trap_value: 7, spin: true }", "    call_timeout_ms: 300\n");
+    let job = map_job(
+        &udf("trap-on-value"),
+        "{ trap_value: 7, spin: true }",
+        "    call_timeout_ms: 300\n",
+    );
     std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
-    assert!(err.contains("exceeded its call timeout") && err.contains("300 ms"), "{err}");
+    assert!(
+        err.contains("exceeded its call timeout") && err.contains("300 ms"),
+        "{err}"
+    );
     assert!(err.contains("data/b.csv"), "{err}");
 }
 
 #[test]
 fn unreadable_input_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("job.yaml"), map_job(&udf("identity"), "{}", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        map_job(&udf("identity"), "{}", ""),
+    )
+    .unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("in: cannot read data"), "{err}");
 }
@@ -180,21 +252,44 @@ fn unreadable_input_is_named() {
 fn per_record_errors_are_counted_and_located_without_failing() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
-    std::fs::write(dir.path().join("job.yaml"), map_job(&udf("trap-on-value"), "{ error_value: 7 }", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        map_job(&udf("trap-on-value"), "{ error_value: 7 }", ""),
+    )
+    .unwrap();
     let out = weir(dir.path(), &["run", "job.yaml"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("records written  41") && err.contains("record errors    1"), "{err}");
-    assert!(err.contains("data/b.csv:2") && err.contains("refusing value 7"), "{err}");
+    assert!(
+        err.contains("records written  41") && err.contains("record errors    1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("data/b.csv:2") && err.contains("refusing value 7"),
+        "{err}"
+    );
 }
 
 #[test]
 fn udf_build_prints_the_component_path() {
     let dir = tempfile::tempdir().unwrap();
     let crate_dir = repo_root().join("udfs/identity");
-    let out = weir(dir.path(), &["udf", "build", crate_dir.to_str().unwrap(), "-o", "identity.wasm"]);
+    let out = weir(
+        dir.path(),
+        &[
+            "udf",
+            "build",
+            crate_dir.to_str().unwrap(),
+            "-o",
+            "identity.wasm",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let bytes = std::fs::read(dir.path().join("identity.wasm")).unwrap();
     assert_eq!(&bytes[..4], b"\0asm");
-    assert_eq!(&bytes[4..8], &[0x0d, 0, 1, 0], "a component, not a core module");
+    assert_eq!(
+        &bytes[4..8],
+        &[0x0d, 0, 1, 0],
+        "a component, not a core module"
+    );
 }

@@ -5,7 +5,10 @@ use std::marker::PhantomData;
 
 use crate::bindings::weir::operator::keyed_state;
 use crate::bindings::weir::operator::types::{Context, Output, RecordError, StreamRecord};
-use crate::{Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction, MapFunction, OpenContext};
+use crate::{
+    Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction, MapFunction,
+    OpenContext,
+};
 
 /// The lifecycle every exported function goes through.
 pub trait Adapter: Sized {
@@ -65,13 +68,20 @@ fn config<C: serde::de::DeserializeOwned>(ctx: &Context) -> Result<C, String> {
     let text = if text.is_empty() { "{}" } else { text };
     serde_json::from_str(text).or_else(|e| {
         // A function whose config is `()` or an `Option` accepts "no config".
-        let fallback = if text == "{}" { serde_json::from_str("null").ok() } else { None };
+        let fallback = if text == "{}" {
+            serde_json::from_str("null").ok()
+        } else {
+            None
+        };
         fallback.ok_or_else(|| format!("invalid operator config: {e}"))
     })
 }
 
 fn record_error(index: usize, message: String) -> Output {
-    Output::Error(RecordError { input: index as u32, message })
+    Output::Error(RecordError {
+        input: index as u32,
+        message,
+    })
 }
 
 /// Runs a [`MapFunction`].
@@ -88,7 +98,11 @@ impl<F: MapFunction> Adapter for MapAdapter<F> {
             at_input(i);
             let result = F::In::decode(record.value).and_then(|v| self.0.map(v));
             outputs.push(match result {
-                Ok(out) => Output::Emit(StreamRecord { key: record.key, value: out.encode(), timestamp: record.timestamp }),
+                Ok(out) => Output::Emit(StreamRecord {
+                    key: record.key,
+                    value: out.encode(),
+                    timestamp: record.timestamp,
+                }),
                 Err(message) => record_error(i, message),
             });
         }
@@ -133,7 +147,12 @@ impl<F: FlatMapFunction> Adapter for FlatMapAdapter<F> {
             at_input(i);
             let key = record.key;
             let result = F::In::decode(record.value).and_then(|v| {
-                let mut out = Collector { key: &key, timestamp: record.timestamp, outputs: &mut outputs, _marker: PhantomData };
+                let mut out = Collector {
+                    key: &key,
+                    timestamp: record.timestamp,
+                    outputs: &mut outputs,
+                    _marker: PhantomData,
+                };
                 self.0.flat_map(v, &mut out)
             });
             if let Err(message) = result {
@@ -162,7 +181,10 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
         for (i, record) in batch.into_iter().enumerate() {
             at_input(i);
             let Some(key_bytes) = record.key.as_deref() else {
-                outputs.push(record_error(i, "keyed_process needs a keyed stream (key_by) but the record has no key".into()));
+                outputs.push(record_error(
+                    i,
+                    "keyed_process needs a keyed stream (key_by) but the record has no key".into(),
+                ));
                 continue;
             };
             if current.as_deref() != Some(key_bytes) {
@@ -170,7 +192,12 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
                 current = Some(key_bytes.to_vec());
             }
             let result = F::In::decode(record.value).and_then(|v| {
-                let mut out = Collector { key: &record.key, timestamp: record.timestamp, outputs: &mut outputs, _marker: PhantomData };
+                let mut out = Collector {
+                    key: &record.key,
+                    timestamp: record.timestamp,
+                    outputs: &mut outputs,
+                    _marker: PhantomData,
+                };
                 self.0.process(key_bytes, v, &mut out)
             });
             if let Err(message) = result {

@@ -126,7 +126,11 @@ pub trait FlatMapFunction: Sized {
     /// # Errors
     /// An `Err` is reported as a per-record error; what was emitted before
     /// the error is kept.
-    fn flat_map(&mut self, value: Self::In, out: &mut Collector<'_, Self::Out>) -> Result<(), String>;
+    fn flat_map(
+        &mut self,
+        value: Self::In,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<(), String>;
 }
 
 /// A function over a keyed stream (after `key_by`) with keyed state.
@@ -149,7 +153,12 @@ pub trait KeyedProcessFunction: Sized {
     ///
     /// # Errors
     /// An `Err` is reported as a per-record error.
-    fn process(&mut self, key: &[u8], value: Self::In, out: &mut Collector<'_, Self::Out>) -> Result<(), String>;
+    fn process(
+        &mut self,
+        key: &[u8],
+        value: Self::In,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<(), String>;
     /// Called at end of input.
     ///
     /// # Errors
@@ -175,16 +184,29 @@ impl<T: Encode> Collector<'_, T> {
 
     /// Emits `value` to the main output with another event time (ms since epoch).
     pub fn emit_with_timestamp(&mut self, value: T, timestamp: Option<i64>) {
-        let record = StreamRecord { key: self.key.clone(), value: value.encode(), timestamp };
-        self.outputs.push(bindings::weir::operator::types::Output::Emit(record));
+        let record = StreamRecord {
+            key: self.key.clone(),
+            value: value.encode(),
+            timestamp,
+        };
+        self.outputs
+            .push(bindings::weir::operator::types::Output::Emit(record));
     }
 
     /// Emits `value` to the side output named `output` (routed by the job file).
     pub fn emit_side<S: Encode>(&mut self, output: &str, value: S) {
-        let record = StreamRecord { key: self.key.clone(), value: value.encode(), timestamp: self.timestamp };
-        self.outputs.push(bindings::weir::operator::types::Output::Side(
-            bindings::weir::operator::types::SideRecord { output: output.to_string(), record },
-        ));
+        let record = StreamRecord {
+            key: self.key.clone(),
+            value: value.encode(),
+            timestamp: self.timestamp,
+        };
+        self.outputs
+            .push(bindings::weir::operator::types::Output::Side(
+                bindings::weir::operator::types::SideRecord {
+                    output: output.to_string(),
+                    record,
+                },
+            ));
     }
 }
 
@@ -201,8 +223,8 @@ pub fn log_warn(message: &str) {
 /// The usual imports for writing a function.
 pub mod prelude {
     pub use crate::{
-        Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction, ListState, MapFunction, MapState,
-        OpenContext, Raw, ValueState,
+        Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction,
+        ListState, MapFunction, MapState, OpenContext, Raw, ValueState,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -214,10 +236,18 @@ pub mod prelude {
 /// it once per crate.
 #[macro_export]
 macro_rules! export {
-    (map $t:ty) => { $crate::__export_adapter!($crate::adapters::MapAdapter<$t>); };
-    (filter $t:ty) => { $crate::__export_adapter!($crate::adapters::FilterAdapter<$t>); };
-    (flat_map $t:ty) => { $crate::__export_adapter!($crate::adapters::FlatMapAdapter<$t>); };
-    (keyed_process $t:ty) => { $crate::__export_adapter!($crate::adapters::KeyedProcessAdapter<$t>); };
+    (map $t:ty) => {
+        $crate::__export_adapter!($crate::adapters::MapAdapter<$t>);
+    };
+    (filter $t:ty) => {
+        $crate::__export_adapter!($crate::adapters::FilterAdapter<$t>);
+    };
+    (flat_map $t:ty) => {
+        $crate::__export_adapter!($crate::adapters::FlatMapAdapter<$t>);
+    };
+    (keyed_process $t:ty) => {
+        $crate::__export_adapter!($crate::adapters::KeyedProcessAdapter<$t>);
+    };
 }
 
 #[doc(hidden)]

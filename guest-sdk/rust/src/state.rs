@@ -7,7 +7,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::bindings::weir::operator::keyed_state as host;
 
 fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("state `{name}` holds data of another type: {e}"))
+    serde_json::from_slice(bytes)
+        .map_err(|e| format!("state `{name}` holds data of another type: {e}"))
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -23,7 +24,10 @@ pub struct ValueState<T> {
 impl<T: Serialize + DeserializeOwned> ValueState<T> {
     /// A handle on value state `name`.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_string(), _marker: PhantomData }
+        Self {
+            name: name.to_string(),
+            _marker: PhantomData,
+        }
     }
 
     /// The current key's value, if any.
@@ -31,7 +35,9 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
     /// # Errors
     /// When the stored bytes do not decode as `T`.
     pub fn get(&self) -> Result<Option<T>, String> {
-        host::value_get(&self.name).map(|b| decode(&self.name, &b)).transpose()
+        host::value_get(&self.name)
+            .map(|b| decode(&self.name, &b))
+            .transpose()
     }
 
     /// Stores `value` for the current key.
@@ -54,7 +60,10 @@ pub struct ListState<T> {
 impl<T: Serialize + DeserializeOwned> ListState<T> {
     /// A handle on list state `name`.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_string(), _marker: PhantomData }
+        Self {
+            name: name.to_string(),
+            _marker: PhantomData,
+        }
     }
 
     /// All elements for the current key, in insertion order.
@@ -62,7 +71,10 @@ impl<T: Serialize + DeserializeOwned> ListState<T> {
     /// # Errors
     /// When a stored element does not decode as `T`.
     pub fn get(&self) -> Result<Vec<T>, String> {
-        host::list_get(&self.name).iter().map(|b| decode(&self.name, b)).collect()
+        host::list_get(&self.name)
+            .iter()
+            .map(|b| decode(&self.name, b))
+            .collect()
     }
 
     /// Appends `value` for the current key.
@@ -85,7 +97,10 @@ pub struct MapState<K, V> {
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<K, V> {
     /// A handle on map state `name`.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_string(), _marker: PhantomData }
+        Self {
+            name: name.to_string(),
+            _marker: PhantomData,
+        }
     }
 
     /// The value under `key` for the current key.
@@ -93,7 +108,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<
     /// # Errors
     /// When the stored bytes do not decode as `V`.
     pub fn get(&self, key: &K) -> Result<Option<V>, String> {
-        host::map_get(&self.name, &encode(key)).map(|b| decode(&self.name, &b)).transpose()
+        host::map_get(&self.name, &encode(key))
+            .map(|b| decode(&self.name, &b))
+            .transpose()
     }
 
     /// Stores `value` under `key`.

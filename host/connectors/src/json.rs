@@ -76,18 +76,39 @@ mod tests {
         for ok in ["0", "-0", "10844", "0.5", "-12.25e-3", "1E5", "3.0e+10"] {
             assert!(is_json_number(ok), "{ok}");
         }
-        for bad in ["", "-", "01", "+1", ".5", "1.", "1e", "NaN", "inf", "1,5", " 1", "0x10", "2014-07-01"] {
+        for bad in [
+            "",
+            "-",
+            "01",
+            "+1",
+            ".5",
+            "1.",
+            "1e",
+            "NaN",
+            "inf",
+            "1,5",
+            " 1",
+            "0x10",
+            "2014-07-01",
+        ] {
             assert!(!is_json_number(bad), "{bad}");
         }
     }
 
     #[test]
     fn csv_rows_become_json_objects() {
-        let headers = vec!["timestamp".to_string(), "value".to_string(), "note".to_string()];
+        let headers = vec![
+            "timestamp".to_string(),
+            "value".to_string(),
+            "note".to_string(),
+        ];
         let row = csv::StringRecord::from(vec!["2014-07-01 00:00:00", "10844", "say \"hi\""]);
         let mut out = Vec::new();
         write_csv_row(&mut out, &headers, &row);
         let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(parsed, serde_json::json!({"timestamp": "2014-07-01 00:00:00", "value": 10844, "note": "say \"hi\""}));
+        assert_eq!(
+            parsed,
+            serde_json::json!({"timestamp": "2014-07-01 00:00:00", "value": 10844, "note": "say \"hi\""})
+        );
     }
 }

@@ -53,7 +53,9 @@ pub fn plan_splits(
     first_index: u32,
 ) -> Result<Vec<Split>, ConnectorError> {
     match kind {
-        SourceKind::File { path, glob, key, .. } => {
+        SourceKind::File {
+            path, glob, key, ..
+        } => {
             let files = list_files(source_id, path, glob.as_deref())?;
             let from_path = matches!(key, Some(KeySpec::FromPath { .. }));
             Ok(files
@@ -83,26 +85,41 @@ pub fn plan_splits(
     }
 }
 
-fn list_files(source_id: &str, path: &Path, glob: Option<&str>) -> Result<Vec<PathBuf>, ConnectorError> {
-    let meta = std::fs::metadata(path).map_err(|source| ConnectorError::Read { path: path.into(), source })?;
+fn list_files(
+    source_id: &str,
+    path: &Path,
+    glob: Option<&str>,
+) -> Result<Vec<PathBuf>, ConnectorError> {
+    let meta = std::fs::metadata(path).map_err(|source| ConnectorError::Read {
+        path: path.into(),
+        source,
+    })?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
     let pattern = glob.unwrap_or("**/*");
     let full = path.join(pattern);
     let full_text = full.to_string_lossy().to_string();
-    let entries = glob::glob(&full_text)
-        .map_err(|e| ConnectorError::BadGlob { pattern: full_text.clone(), message: e.to_string() })?;
+    let entries = glob::glob(&full_text).map_err(|e| ConnectorError::BadGlob {
+        pattern: full_text.clone(),
+        message: e.to_string(),
+    })?;
     let mut files = Vec::new();
     for entry in entries {
-        let file = entry.map_err(|e| ConnectorError::Read { path: e.path().into(), source: e.into() })?;
+        let file = entry.map_err(|e| ConnectorError::Read {
+            path: e.path().into(),
+            source: e.into(),
+        })?;
         if file.is_file() {
             files.push(file);
         }
     }
     files.sort();
     if files.is_empty() {
-        return Err(ConnectorError::NoFiles { source_id: source_id.into(), pattern: full_text });
+        return Err(ConnectorError::NoFiles {
+            source_id: source_id.into(),
+            pattern: full_text,
+        });
     }
     Ok(files)
 }
@@ -110,11 +127,14 @@ fn list_files(source_id: &str, path: &Path, glob: Option<&str>) -> Result<Vec<Pa
 /// `base/realKnownCause/nyc_taxi.csv` → `realKnownCause/nyc_taxi`.
 fn path_key(base: &Path, file: &Path) -> Vec<u8> {
     let relative = file.strip_prefix(base).unwrap_or(file);
-    let mut parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-    if let Some(last) = parts.last_mut() {
-        if let Some(dot) = last.rfind('.').filter(|d| *d > 0) {
-            last.truncate(dot);
-        }
+    let mut parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if let Some(last) = parts.last_mut()
+        && let Some(dot) = last.rfind('.').filter(|d| *d > 0)
+    {
+        last.truncate(dot);
     }
     parts.join("/").into_bytes()
 }
@@ -140,16 +160,24 @@ impl TimeFormat {
 
     /// Milliseconds since the epoch, UTC.
     fn parse(&self, text: &str) -> Result<i64, String> {
-        let bad = |why: &dyn std::fmt::Display| format!("timestamp `{text}` does not match the format: {why}");
+        let bad = |why: &dyn std::fmt::Display| {
+            format!("timestamp `{text}` does not match the format: {why}")
+        };
         match self {
             TimeFormat::Millis => text.trim().parse::<i64>().map_err(|e| bad(&e)),
-            TimeFormat::Seconds => text.trim().parse::<f64>().map(|s| (s * 1000.0).round() as i64).map_err(|e| bad(&e)),
+            TimeFormat::Seconds => text
+                .trim()
+                .parse::<f64>()
+                .map(|s| (s * 1000.0).round() as i64)
+                .map_err(|e| bad(&e)),
             TimeFormat::Rfc3339 => chrono::DateTime::parse_from_rfc3339(text.trim())
                 .map(|t| t.timestamp_millis())
                 .map_err(|e| bad(&e)),
-            TimeFormat::Pattern(pattern) => chrono::NaiveDateTime::parse_from_str(text.trim(), pattern)
-                .map(|t| t.and_utc().timestamp_millis())
-                .map_err(|e| bad(&e)),
+            TimeFormat::Pattern(pattern) => {
+                chrono::NaiveDateTime::parse_from_str(text.trim(), pattern)
+                    .map(|t| t.and_utc().timestamp_millis())
+                    .map_err(|e| bad(&e))
+            }
         }
     }
 }
@@ -201,19 +229,49 @@ impl SourceReader {
     /// A reader of `splits` for a source of kind `kind`.
     pub fn new(kind: &SourceKind, splits: Vec<Split>) -> Self {
         let (format, extract, record_bytes, keys) = match kind {
-            SourceKind::File { format, key, timestamp, .. } => {
+            SourceKind::File {
+                format,
+                key,
+                timestamp,
+                ..
+            } => {
                 let key_field = match key {
                     Some(KeySpec::Field { field }) => Some(field.clone()),
                     _ => None,
                 };
-                let timestamp = timestamp.as_ref().map(|t| (t.field.clone(), TimeFormat::from_spec(t)));
-                (Some(*format), Extract { key_field, timestamp }, 0, None)
+                let timestamp = timestamp
+                    .as_ref()
+                    .map(|t| (t.field.clone(), TimeFormat::from_spec(t)));
+                (
+                    Some(*format),
+                    Extract {
+                        key_field,
+                        timestamp,
+                    },
+                    0,
+                    None,
+                )
             }
-            SourceKind::Datagen { record_bytes, keys, .. } => {
-                (None, Extract { key_field: None, timestamp: None }, *record_bytes, *keys)
-            }
+            SourceKind::Datagen {
+                record_bytes, keys, ..
+            } => (
+                None,
+                Extract {
+                    key_field: None,
+                    timestamp: None,
+                },
+                *record_bytes,
+                *keys,
+            ),
         };
-        Self { splits: splits.into(), format, extract, record_bytes, keys, current: None }
+        Self {
+            splits: splits.into(),
+            format,
+            extract,
+            record_bytes,
+            keys,
+            current: None,
+        }
     }
 
     /// The next batch of at most `max` records, or `None` when every split
@@ -222,7 +280,11 @@ impl SourceReader {
     /// # Errors
     /// A file that cannot be opened or read, or a CSV file without the
     /// header fields the job needs.
-    pub fn next_batch(&mut self, max: usize, bad: &mut Vec<BadRecord>) -> Result<Option<Batch>, ConnectorError> {
+    pub fn next_batch(
+        &mut self,
+        max: usize,
+        bad: &mut Vec<BadRecord>,
+    ) -> Result<Option<Batch>, ConnectorError> {
         let mut batch = Batch::with_capacity(max);
         while batch.len() < max {
             if self.current.is_none() {
@@ -232,7 +294,15 @@ impl SourceReader {
                 }
             }
             let done = match self.current.as_mut() {
-                Some(open) => fill(open, &self.extract, self.record_bytes, self.keys, &mut batch, max, bad)?,
+                Some(open) => fill(
+                    open,
+                    &self.extract,
+                    self.record_bytes,
+                    self.keys,
+                    &mut batch,
+                    max,
+                    bad,
+                )?,
                 None => true,
             };
             if done {
@@ -244,14 +314,25 @@ impl SourceReader {
 
     fn open(&self, split: Split) -> Result<OpenSplit, ConnectorError> {
         match split.kind {
-            SplitKind::Generated { start, end } => Ok(OpenSplit::Generated { next: start, end, split: split.index }),
+            SplitKind::Generated { start, end } => Ok(OpenSplit::Generated {
+                next: start,
+                end,
+                split: split.index,
+            }),
             SplitKind::File { path, key } => {
-                let file = File::open(&path).map_err(|source| ConnectorError::Read { path: path.clone(), source })?;
+                let file = File::open(&path).map_err(|source| ConnectorError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 let reader = BufReader::with_capacity(1 << 16, file);
                 match self.format {
-                    Some(FileFormat::Jsonl) | None => {
-                        Ok(OpenSplit::Jsonl { lines: reader.lines(), path, key, split: split.index, line: 0 })
-                    }
+                    Some(FileFormat::Jsonl) | None => Ok(OpenSplit::Jsonl {
+                        lines: reader.lines(),
+                        path,
+                        key,
+                        split: split.index,
+                        line: 0,
+                    }),
                     Some(FileFormat::Csv) => self.open_csv(path, reader, key, split.index),
                 }
             }
@@ -265,25 +346,58 @@ impl SourceReader {
         key: Option<Vec<u8>>,
         split: u32,
     ) -> Result<OpenSplit, ConnectorError> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(reader);
         let headers: Vec<String> = reader
             .headers()
-            .map_err(|e| ConnectorError::BadFile { path: path.clone(), message: format!("cannot read the CSV header: {e}") })?
+            .map_err(|e| ConnectorError::BadFile {
+                path: path.clone(),
+                message: format!("cannot read the CSV header: {e}"),
+            })?
             .iter()
             .map(str::to_string)
             .collect();
         if headers.is_empty() || headers.iter().all(String::is_empty) {
-            return Err(ConnectorError::BadFile { path, message: "the CSV file has no header row".into() });
+            return Err(ConnectorError::BadFile {
+                path,
+                message: "the CSV file has no header row".into(),
+            });
         }
         let find = |field: &str, role: &str| {
-            headers.iter().position(|h| h == field).ok_or_else(|| ConnectorError::BadFile {
-                path: path.clone(),
-                message: format!("{role} field `{field}` is not in the CSV header ({})", headers.join(",")),
-            })
+            headers
+                .iter()
+                .position(|h| h == field)
+                .ok_or_else(|| ConnectorError::BadFile {
+                    path: path.clone(),
+                    message: format!(
+                        "{role} field `{field}` is not in the CSV header ({})",
+                        headers.join(",")
+                    ),
+                })
         };
-        let key_index = self.extract.key_field.as_deref().map(|f| find(f, "key")).transpose()?;
-        let ts_index = self.extract.timestamp.as_ref().map(|(f, _)| find(f, "timestamp")).transpose()?;
-        Ok(OpenSplit::Csv { reader, headers, key_index, ts_index, key, split, row: csv::StringRecord::new(), path })
+        let key_index = self
+            .extract
+            .key_field
+            .as_deref()
+            .map(|f| find(f, "key"))
+            .transpose()?;
+        let ts_index = self
+            .extract
+            .timestamp
+            .as_ref()
+            .map(|(f, _)| find(f, "timestamp"))
+            .transpose()?;
+        Ok(OpenSplit::Csv {
+            reader,
+            headers,
+            key_index,
+            ts_index,
+            key,
+            split,
+            row: csv::StringRecord::new(),
+            path,
+        })
     }
 }
 
@@ -298,17 +412,33 @@ fn fill(
     bad: &mut Vec<BadRecord>,
 ) -> Result<bool, ConnectorError> {
     match open {
-        OpenSplit::Csv { reader, headers, key_index, ts_index, key, split, row, path } => {
+        OpenSplit::Csv {
+            reader,
+            headers,
+            key_index,
+            ts_index,
+            key,
+            split,
+            row,
+            path,
+        } => {
             while batch.len() < max {
                 let line = reader.position().line() + 1;
                 match reader.read_record(row) {
                     Ok(false) => return Ok(true),
                     Ok(true) => {}
                     Err(e) if e.is_io_error() => {
-                        return Err(ConnectorError::BadFile { path: path.clone(), message: e.to_string() });
+                        return Err(ConnectorError::BadFile {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        });
                     }
                     Err(e) => {
-                        bad.push(BadRecord { split: *split, line, message: format!("malformed CSV row: {e}") });
+                        bad.push(BadRecord {
+                            split: *split,
+                            line,
+                            message: format!("malformed CSV row: {e}"),
+                        });
                         continue;
                     }
                 }
@@ -317,7 +447,11 @@ fn fill(
                     Some(text) => match extract.timestamp.as_ref().map(|(_, f)| f.parse(text)) {
                         Some(Ok(ts)) => Some(ts),
                         Some(Err(message)) => {
-                            bad.push(BadRecord { split: *split, line, message });
+                            bad.push(BadRecord {
+                                split: *split,
+                                line,
+                                message,
+                            });
                             continue;
                         }
                         None => None,
@@ -330,21 +464,52 @@ fn fill(
                 };
                 let mut value = Vec::with_capacity(row.as_slice().len() + 16 * headers.len());
                 write_csv_row(&mut value, headers, row);
-                batch.push(Record { key: record_key, value, timestamp }, Origin { split: *split, position: line });
+                batch.push(
+                    Record {
+                        key: record_key,
+                        value,
+                        timestamp,
+                    },
+                    Origin {
+                        split: *split,
+                        position: line,
+                    },
+                );
             }
             Ok(false)
         }
-        OpenSplit::Jsonl { lines, path, key, split, line } => {
+        OpenSplit::Jsonl {
+            lines,
+            path,
+            key,
+            split,
+            line,
+        } => {
             while batch.len() < max {
-                let Some(text) = lines.next() else { return Ok(true) };
+                let Some(text) = lines.next() else {
+                    return Ok(true);
+                };
                 *line += 1;
-                let text = text.map_err(|source| ConnectorError::Read { path: path.clone(), source })?;
+                let text = text.map_err(|source| ConnectorError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 if text.trim().is_empty() {
                     continue;
                 }
                 match jsonl_record(&text, extract, key) {
-                    Ok(record) => batch.push(record, Origin { split: *split, position: *line }),
-                    Err(message) => bad.push(BadRecord { split: *split, line: *line, message }),
+                    Ok(record) => batch.push(
+                        record,
+                        Origin {
+                            split: *split,
+                            position: *line,
+                        },
+                    ),
+                    Err(message) => bad.push(BadRecord {
+                        split: *split,
+                        line: *line,
+                        message,
+                    }),
                 }
             }
             Ok(false)
@@ -352,7 +517,13 @@ fn fill(
         OpenSplit::Generated { next, end, split } => {
             while batch.len() < max && *next < *end {
                 let record = generated_record(*next, record_bytes, keys);
-                batch.push(record, Origin { split: *split, position: *next });
+                batch.push(
+                    record,
+                    Origin {
+                        split: *split,
+                        position: *next,
+                    },
+                );
                 *next += 1;
             }
             Ok(*next >= *end)
@@ -360,13 +531,18 @@ fn fill(
     }
 }
 
-fn jsonl_record(text: &str, extract: &Extract, path_key: &Option<Vec<u8>>) -> Result<Record, String> {
+fn jsonl_record(
+    text: &str,
+    extract: &Extract,
+    path_key: &Option<Vec<u8>>,
+) -> Result<Record, String> {
     let needs_fields = extract.key_field.is_some() || extract.timestamp.is_some();
     let parsed: Option<serde_json::Value> = if needs_fields {
         Some(serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?)
     } else {
         // Values pass through unparsed, but must still be JSON.
-        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| format!("invalid JSON: {e}"))?;
         None
     };
     let field_text = |v: &serde_json::Value, field: &str| -> Result<String, String> {
@@ -384,7 +560,11 @@ fn jsonl_record(text: &str, extract: &Extract, path_key: &Option<Vec<u8>>) -> Re
         (Some((field, format)), Some(v)) => Some(format.parse(&field_text(v, field)?)?),
         _ => None,
     };
-    Ok(Record { key, value: text.as_bytes().to_vec(), timestamp })
+    Ok(Record {
+        key,
+        value: text.as_bytes().to_vec(),
+        timestamp,
+    })
 }
 
 /// Record `seq` of a generator: a JSON object padded to `record_bytes`.
@@ -413,12 +593,21 @@ mod tests {
             path: dir.to_path_buf(),
             glob: Some("**/*.csv".into()),
             format: FileFormat::Csv,
-            key: Some(KeySpec::FromPath { from: KeyFrom::Path }),
-            timestamp: Some(TimestampSpec { field: "timestamp".into(), format: "%Y-%m-%d %H:%M:%S".into() }),
+            key: Some(KeySpec::FromPath {
+                from: KeyFrom::Path,
+            }),
+            timestamp: Some(TimestampSpec {
+                field: "timestamp".into(),
+                format: "%Y-%m-%d %H:%M:%S".into(),
+            }),
         }
     }
 
-    fn read_all(kind: &SourceKind, splits: Vec<Split>, max: usize) -> (Vec<(Record, Origin)>, Vec<BadRecord>) {
+    fn read_all(
+        kind: &SourceKind,
+        splits: Vec<Split>,
+        max: usize,
+    ) -> (Vec<(Record, Origin)>, Vec<BadRecord>) {
         let mut reader = SourceReader::new(kind, splits);
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         while let Some(batch) = reader.next_batch(max, &mut bad).unwrap() {
@@ -432,8 +621,16 @@ mod tests {
     fn csv_files_give_keyed_timestamped_json_records() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a")).unwrap();
-        std::fs::write(dir.path().join("a/s1.csv"), "timestamp,value\n2014-07-01 00:00:00,10\n2014-07-01 00:30:00,1.5\n").unwrap();
-        std::fs::write(dir.path().join("b.csv"), "timestamp,value\n1970-01-01 00:00:01,-3\nnot a time,4\n").unwrap();
+        std::fs::write(
+            dir.path().join("a/s1.csv"),
+            "timestamp,value\n2014-07-01 00:00:00,10\n2014-07-01 00:30:00,1.5\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.csv"),
+            "timestamp,value\n1970-01-01 00:00:01,-3\nnot a time,4\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("ignored.txt"), "x").unwrap();
         let kind = csv_source(dir.path());
         let splits = plan_splits("src", &kind, 1, 5).unwrap();
@@ -444,8 +641,17 @@ mod tests {
         let (r, o) = &records[0];
         assert_eq!(r.key.as_deref(), Some(&b"a/s1"[..]));
         assert_eq!(r.timestamp, Some(1_404_172_800_000));
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.value).unwrap(), serde_json::json!({"timestamp": "2014-07-01 00:00:00", "value": 10}));
-        assert_eq!(*o, Origin { split: 5, position: 2 });
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&r.value).unwrap(),
+            serde_json::json!({"timestamp": "2014-07-01 00:00:00", "value": 10})
+        );
+        assert_eq!(
+            *o,
+            Origin {
+                split: 5,
+                position: 2
+            }
+        );
         assert_eq!(records[2].0.key.as_deref(), Some(&b"b"[..]));
         assert_eq!(records[2].0.timestamp, Some(1000));
         assert_eq!(bad.len(), 1);
@@ -460,13 +666,22 @@ mod tests {
         let kind = csv_source(dir.path());
         let splits = plan_splits("src", &kind, 1, 0).unwrap();
         let mut reader = SourceReader::new(&kind, splits);
-        let err = reader.next_batch(10, &mut Vec::new()).unwrap_err().to_string();
-        assert!(err.contains("x.csv") && err.contains("timestamp field `timestamp` is not in the CSV header"), "{err}");
+        let err = reader
+            .next_batch(10, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.csv")
+                && err.contains("timestamp field `timestamp` is not in the CSV header"),
+            "{err}"
+        );
         let missing = csv_source(&dir.path().join("nope"));
         let err = plan_splits("src", &missing, 1, 0).unwrap_err().to_string();
         assert!(err.contains("nope") && err.contains("cannot read"), "{err}");
         let empty = tempfile::tempdir().unwrap();
-        let err = plan_splits("src", &csv_source(empty.path()), 1, 0).unwrap_err().to_string();
+        let err = plan_splits("src", &csv_source(empty.path()), 1, 0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("matched no file"), "{err}");
     }
 
@@ -474,13 +689,20 @@ mod tests {
     fn jsonl_key_and_time_from_fields() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("in.jsonl");
-        std::fs::write(&file, "{\"k\":\"a\",\"t\":5}\n\n{broken\n{\"k\":7,\"t\":6}\n").unwrap();
+        std::fs::write(
+            &file,
+            "{\"k\":\"a\",\"t\":5}\n\n{broken\n{\"k\":7,\"t\":6}\n",
+        )
+        .unwrap();
         let kind = SourceKind::File {
             path: file,
             glob: None,
             format: FileFormat::Jsonl,
             key: Some(KeySpec::Field { field: "k".into() }),
-            timestamp: Some(TimestampSpec { field: "t".into(), format: "millis".into() }),
+            timestamp: Some(TimestampSpec {
+                field: "t".into(),
+                format: "millis".into(),
+            }),
         };
         let (records, bad) = read_all(&kind, plan_splits("s", &kind, 1, 0).unwrap(), 10);
         assert_eq!(records.len(), 2);
@@ -494,7 +716,11 @@ mod tests {
 
     #[test]
     fn datagen_splits_cover_the_count_exactly() {
-        let kind = SourceKind::Datagen { count: 10, record_bytes: 100, keys: Some(3) };
+        let kind = SourceKind::Datagen {
+            count: 10,
+            record_bytes: 100,
+            keys: Some(3),
+        };
         let splits = plan_splits("g", &kind, 3, 0).unwrap();
         let mut seqs = Vec::new();
         for split in splits {

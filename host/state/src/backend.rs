@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use crate::StateError;
+use crate::{Entry, StateError};
 
 /// An ordered map of bytes to bytes, owned by one subtask.
 ///
@@ -29,7 +29,7 @@ pub trait StateBackend: Send {
     ///
     /// # Errors
     /// Storage failures.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError>;
     /// Removes every entry whose key starts with `prefix`.
     ///
     /// # Errors
@@ -69,7 +69,8 @@ impl MemoryBackend {
             Some(end) => Bound::Excluded(end),
             None => Bound::Unbounded,
         };
-        self.map.range::<Vec<u8>, _>((Bound::Included(prefix.to_vec()), end))
+        self.map
+            .range::<Vec<u8>, _>((Bound::Included(prefix.to_vec()), end))
     }
 }
 
@@ -96,8 +97,11 @@ impl StateBackend for MemoryBackend {
         Ok(())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
-        Ok(self.range(prefix).map(|(k, v)| (k.clone(), v.clone())).collect())
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
+        Ok(self
+            .range(prefix)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StateError> {
@@ -137,7 +141,11 @@ impl RocksDbBackend {
         let db = rocksdb::DB::open(&options, dir).map_err(|e| Self::error(dir, e))?;
         let mut write_options = rocksdb::WriteOptions::default();
         write_options.disable_wal(true);
-        Ok(Self { db, path: dir.to_path_buf(), write_options })
+        Ok(Self {
+            db,
+            path: dir.to_path_buf(),
+            write_options,
+        })
     }
 
     /// The database directory.
@@ -146,7 +154,10 @@ impl RocksDbBackend {
     }
 
     fn error(path: &Path, e: rocksdb::Error) -> StateError {
-        StateError::RocksDb { path: path.display().to_string(), message: e.into_string() }
+        StateError::RocksDb {
+            path: path.display().to_string(),
+            message: e.into_string(),
+        }
     }
 }
 
@@ -156,14 +167,18 @@ impl StateBackend for RocksDbBackend {
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        self.db.put_opt(key, value, &self.write_options).map_err(|e| Self::error(&self.path, e))
+        self.db
+            .put_opt(key, value, &self.write_options)
+            .map_err(|e| Self::error(&self.path, e))
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<(), StateError> {
-        self.db.delete_opt(key, &self.write_options).map_err(|e| Self::error(&self.path, e))
+        self.db
+            .delete_opt(key, &self.write_options)
+            .map_err(|e| Self::error(&self.path, e))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
         let mut read_options = rocksdb::ReadOptions::default();
         if let Some(end) = prefix_end(prefix) {
             read_options.set_iterate_upper_bound(end);
@@ -187,7 +202,9 @@ impl StateBackend for RocksDbBackend {
                 }
             }
         }
-        self.db.write_opt(batch, &self.write_options).map_err(|e| Self::error(&self.path, e))
+        self.db
+            .write_opt(batch, &self.write_options)
+            .map_err(|e| Self::error(&self.path, e))
     }
 
     fn name(&self) -> &'static str {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use weir_types::KeyGroupRange;
 use weir_types::keygroup::key_group_of;
 
-use crate::{StateBackend, StateError};
+use crate::{Entry, StateBackend, StateError};
 
 /// The kinds of keyed state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,13 @@ impl KeyedState {
     /// Keyed state over `backend` for a subtask that owns `range` of
     /// `max_parallelism` key groups.
     pub fn new(backend: Box<dyn StateBackend>, range: KeyGroupRange, max_parallelism: u16) -> Self {
-        Self { backend, range, max_parallelism, current: None, kinds: HashMap::new() }
+        Self {
+            backend,
+            range,
+            max_parallelism,
+            current: None,
+            kinds: HashMap::new(),
+        }
     }
 
     /// The key groups this state owns.
@@ -64,7 +70,11 @@ impl KeyedState {
     pub fn set_current_key(&mut self, key: &[u8]) -> Result<(), StateError> {
         let group = key_group_of(key, self.max_parallelism);
         if !self.range.contains(group) {
-            return Err(StateError::KeyGroupOutOfRange { group, start: self.range.start, end: self.range.end });
+            return Err(StateError::KeyGroupOutOfRange {
+                group,
+                start: self.range.start,
+                end: self.range.end,
+            });
         }
         let mut prefix = self.current.take().unwrap_or_default();
         prefix.clear();
@@ -82,17 +92,29 @@ impl KeyedState {
 
     /// The storage key of state `name` of `kind` for the current key, with
     /// `suffix` (a map key) appended.
-    fn storage_key(&mut self, name: &str, kind: StateKind, suffix: &[u8]) -> Result<Vec<u8>, StateError> {
+    fn storage_key(
+        &mut self,
+        name: &str,
+        kind: StateKind,
+        suffix: &[u8],
+    ) -> Result<Vec<u8>, StateError> {
         match self.kinds.get(name) {
             Some(existing) if *existing != kind => {
-                return Err(StateError::KindMismatch { name: name.to_string(), existing: *existing, requested: kind });
+                return Err(StateError::KindMismatch {
+                    name: name.to_string(),
+                    existing: *existing,
+                    requested: kind,
+                });
             }
             Some(_) => {}
             None => {
                 self.kinds.insert(name.to_string(), kind);
             }
         }
-        let prefix = self.current.as_ref().ok_or_else(|| StateError::NoCurrentKey(name.to_string()))?;
+        let prefix = self
+            .current
+            .as_ref()
+            .ok_or_else(|| StateError::NoCurrentKey(name.to_string()))?;
         let name_len = u16::try_from(name.len()).map_err(|_| StateError::NameTooLong)?;
         let mut key = Vec::with_capacity(prefix.len() + 3 + name.len() + suffix.len());
         key.extend_from_slice(prefix);
@@ -140,7 +162,9 @@ impl KeyedState {
     pub fn list_get(&mut self, name: &str) -> Result<Vec<Vec<u8>>, StateError> {
         let key = self.storage_key(name, StateKind::List, &[])?;
         match self.backend.get(&key)? {
-            Some(bytes) => decode_list(&bytes).ok_or_else(|| StateError::CorruptList(name.to_string())),
+            Some(bytes) => {
+                decode_list(&bytes).ok_or_else(|| StateError::CorruptList(name.to_string()))
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -197,10 +221,13 @@ impl KeyedState {
     ///
     /// # Errors
     /// No current key, kind mismatch, storage failure.
-    pub fn map_entries(&mut self, name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    pub fn map_entries(&mut self, name: &str) -> Result<Vec<Entry>, StateError> {
         let prefix = self.storage_key(name, StateKind::Map, &[])?;
         let entries = self.backend.scan_prefix(&prefix)?;
-        Ok(entries.into_iter().map(|(k, v)| (k[prefix.len()..].to_vec(), v)).collect())
+        Ok(entries
+            .into_iter()
+            .map(|(k, v)| (k[prefix.len()..].to_vec(), v))
+            .collect())
     }
 
     /// Removes every entry of map state `name`.
@@ -272,7 +299,10 @@ mod tests {
         for item in [&b"one"[..], b"", b"three"] {
             s.list_add("l", item).unwrap();
         }
-        assert_eq!(s.list_get("l").unwrap(), vec![b"one".to_vec(), vec![], b"three".to_vec()]);
+        assert_eq!(
+            s.list_get("l").unwrap(),
+            vec![b"one".to_vec(), vec![], b"three".to_vec()]
+        );
         s.set_current_key(b"k2").unwrap();
         assert!(s.list_get("l").unwrap().is_empty());
         s.set_current_key(b"k").unwrap();
@@ -294,7 +324,11 @@ mod tests {
         assert_eq!(s.map_get("m", b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(
             s.map_entries("m").unwrap(),
-            vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec()), (vec![0xff], b"3".to_vec())]
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"2".to_vec()),
+                (vec![0xff], b"3".to_vec())
+            ]
         );
         s.map_remove("m", b"b").unwrap();
         assert_eq!(s.map_get("m", b"b").unwrap(), None);
@@ -302,7 +336,10 @@ mod tests {
         assert!(s.map_entries("m").unwrap().is_empty());
         assert_eq!(s.map_get("m2", b"a").unwrap(), Some(b"other map".to_vec()));
         s.set_current_key(b"kk").unwrap();
-        assert_eq!(s.map_entries("m").unwrap(), vec![(b"a".to_vec(), b"other key".to_vec())]);
+        assert_eq!(
+            s.map_entries("m").unwrap(),
+            vec![(b"a".to_vec(), b"other key".to_vec())]
+        );
     }
 
     fn errors_are_typed(backend: Box<dyn StateBackend>) {
@@ -312,11 +349,20 @@ mod tests {
             .map(|i| format!("key{i}"))
             .find(|k| key_group_of(k.as_bytes(), 128) > 63)
             .expect("some key falls outside");
-        assert!(matches!(s.set_current_key(outside.as_bytes()), Err(StateError::KeyGroupOutOfRange { .. })));
-        let inside = (0..1000).map(|i| format!("key{i}")).find(|k| key_group_of(k.as_bytes(), 128) <= 63).expect("inside");
+        assert!(matches!(
+            s.set_current_key(outside.as_bytes()),
+            Err(StateError::KeyGroupOutOfRange { .. })
+        ));
+        let inside = (0..1000)
+            .map(|i| format!("key{i}"))
+            .find(|k| key_group_of(k.as_bytes(), 128) <= 63)
+            .expect("inside");
         s.set_current_key(inside.as_bytes()).unwrap();
         s.value_set("x", b"1").unwrap();
-        assert!(matches!(s.list_add("x", b"1"), Err(StateError::KindMismatch { .. })));
+        assert!(matches!(
+            s.list_add("x", b"1"),
+            Err(StateError::KindMismatch { .. })
+        ));
     }
 
     fn key_groups_are_contiguous(backend: Box<dyn StateBackend>) {
@@ -328,8 +374,14 @@ mod tests {
         }
         let entries = s.backend.scan_prefix(&[]).unwrap();
         assert_eq!(entries.len(), 200);
-        let groups: Vec<u16> = entries.iter().map(|(k, _)| u16::from_be_bytes([k[0], k[1]])).collect();
-        assert!(groups.windows(2).all(|w| w[0] <= w[1]), "entries sorted by key group");
+        let groups: Vec<u16> = entries
+            .iter()
+            .map(|(k, _)| u16::from_be_bytes([k[0], k[1]]))
+            .collect();
+        assert!(
+            groups.windows(2).all(|w| w[0] <= w[1]),
+            "entries sorted by key group"
+        );
         for ((_, v), g) in entries.iter().zip(&groups) {
             assert_eq!(key_group_of(v, 128), *g);
         }

@@ -20,6 +20,9 @@ pub use backend::{MemoryBackend, RocksDbBackend, StateBackend};
 pub use keyed::{KeyedState, StateKind};
 pub use weir_types::KeyGroupRange;
 
+/// One `(key, value)` entry of an ordered byte map.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Errors of the state layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -32,7 +35,9 @@ pub enum StateError {
         message: String,
     },
     /// State was used with no current key (a non-keyed stream, or before a key was set).
-    #[error("keyed state `{0}` used without a current key (is the input keyed with `partition: key_by`?)")]
+    #[error(
+        "keyed state `{0}` used without a current key (is the input keyed with `partition: key_by`?)"
+    )]
     NoCurrentKey(String),
     /// The current key belongs to a key group this subtask does not own.
     #[error("key group {group} of the current key is outside this subtask's range {start}..={end}")]

@@ -38,20 +38,30 @@ impl Exchange {
         // Rebalance starts at a different target per producer so small
         // inputs still spread.
         let next = producer_index % senders.len().max(1);
-        Self { partitioning, senders, buffers, next, max_parallelism }
+        Self {
+            partitioning,
+            senders,
+            buffers,
+            next,
+            max_parallelism,
+        }
     }
 
     /// Sends a batch; returns the records that could not be routed.
     pub(crate) fn send(&mut self, batch: Batch) -> Result<Vec<Unkeyed>, Disconnected> {
         match self.partitioning {
             Partitioning::Forward => {
-                self.senders[self.next].send(StreamElement::Batch(batch)).map_err(|_| Disconnected)?;
+                self.senders[self.next]
+                    .send(StreamElement::Batch(batch))
+                    .map_err(|_| Disconnected)?;
                 Ok(Vec::new())
             }
             Partitioning::Rebalance => {
                 let target = self.next;
                 self.next = (self.next + 1) % self.senders.len();
-                self.senders[target].send(StreamElement::Batch(batch)).map_err(|_| Disconnected)?;
+                self.senders[target]
+                    .send(StreamElement::Batch(batch))
+                    .map_err(|_| Disconnected)?;
                 Ok(Vec::new())
             }
             Partitioning::KeyBy => self.send_keyed(batch),
@@ -75,7 +85,9 @@ impl Exchange {
         for (target, buffer) in self.buffers.iter_mut().enumerate() {
             if !buffer.is_empty() {
                 let full = std::mem::take(buffer);
-                self.senders[target].send(StreamElement::Batch(full)).map_err(|_| Disconnected)?;
+                self.senders[target]
+                    .send(StreamElement::Batch(full))
+                    .map_err(|_| Disconnected)?;
             }
         }
         Ok(unkeyed)
@@ -84,7 +96,9 @@ impl Exchange {
     /// Tells every target that this producer's input has ended.
     pub(crate) fn finish(&mut self) -> Result<(), Disconnected> {
         for sender in &self.senders {
-            sender.send(StreamElement::EndOfInput).map_err(|_| Disconnected)?;
+            sender
+                .send(StreamElement::EndOfInput)
+                .map_err(|_| Disconnected)?;
         }
         Ok(())
     }
@@ -99,8 +113,15 @@ mod tests {
         let mut b = Batch::default();
         for (i, k) in keys.iter().enumerate() {
             b.push(
-                Record { key: Some(k.as_bytes().to_vec()), value: k.as_bytes().to_vec(), timestamp: None },
-                Origin { split: 0, position: i as u64 },
+                Record {
+                    key: Some(k.as_bytes().to_vec()),
+                    value: k.as_bytes().to_vec(),
+                    timestamp: None,
+                },
+                Origin {
+                    split: 0,
+                    position: i as u64,
+                },
             );
         }
         b
@@ -109,7 +130,11 @@ mod tests {
     fn drain(rx: &crossbeam_channel::Receiver<StreamElement>) -> Vec<String> {
         let mut out = Vec::new();
         while let Ok(StreamElement::Batch(b)) = rx.try_recv() {
-            out.extend(b.records.into_iter().map(|r| String::from_utf8(r.value).unwrap()));
+            out.extend(
+                b.records
+                    .into_iter()
+                    .map(|r| String::from_utf8(r.value).unwrap()),
+            );
         }
         out
     }
@@ -126,7 +151,10 @@ mod tests {
             let got = drain(rx);
             let range = KeyGroupRange::for_subtask(i as u32, 3, 128);
             for k in &got {
-                assert!(range.contains(key_group_of(k.as_bytes(), 128)), "{k} sent to subtask {i}");
+                assert!(
+                    range.contains(key_group_of(k.as_bytes(), 128)),
+                    "{k} sent to subtask {i}"
+                );
             }
             // Order of each key's records is preserved.
             let expected: Vec<&String> = keys.iter().filter(|k| got.contains(k)).collect();
@@ -141,8 +169,22 @@ mod tests {
         let (tx, _rx) = crossbeam_channel::unbounded();
         let mut ex = Exchange::new(Partitioning::KeyBy, vec![tx], 0, 128);
         let mut b = batch_of(&["a"]);
-        b.push(Record::default(), Origin { split: 3, position: 9 });
-        assert_eq!(ex.send(b).unwrap(), vec![Unkeyed { origin: Origin { split: 3, position: 9 } }]);
+        b.push(
+            Record::default(),
+            Origin {
+                split: 3,
+                position: 9,
+            },
+        );
+        assert_eq!(
+            ex.send(b).unwrap(),
+            vec![Unkeyed {
+                origin: Origin {
+                    split: 3,
+                    position: 9
+                }
+            }]
+        );
     }
 
     #[test]

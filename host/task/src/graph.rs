@@ -59,7 +59,9 @@ impl<'a> Plan<'a> {
         while !pending.is_empty() {
             let before = pending.len();
             pending.retain(|o| {
-                let Some(up) = vertices.iter().position(|v| v.id == o.input) else { return true };
+                let Some(up) = vertices.iter().position(|v| v.id == o.input) else {
+                    return true;
+                };
                 vertices.push(Vertex {
                     id: &o.id,
                     kind: VertexKind::Operator(o),
@@ -97,7 +99,8 @@ impl<'a> Plan<'a> {
     fn chained_to_input(vertices: &[Vertex<'_>], v: usize) -> bool {
         match vertices[v].input {
             Some((up, Partitioning::Forward)) => {
-                vertices[up].parallelism == vertices[v].parallelism && vertices[up].consumers.len() == 1
+                vertices[up].parallelism == vertices[v].parallelism
+                    && vertices[up].consumers.len() == 1
             }
             _ => false,
         }
@@ -137,7 +140,15 @@ mod tests {
     fn plan_of(yaml: &str) -> Vec<Vec<String>> {
         let job = JobGraph::from_yaml(yaml, Path::new("t.yaml")).expect("valid job");
         let plan = Plan::new(&job);
-        plan.chains.iter().map(|c| c.vertices.iter().map(|v| plan.vertices[*v].id.to_string()).collect()).collect()
+        plan.chains
+            .iter()
+            .map(|c| {
+                c.vertices
+                    .iter()
+                    .map(|v| plan.vertices[*v].id.to_string())
+                    .collect()
+            })
+            .collect()
     }
 
     #[test]

@@ -8,12 +8,16 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use weir_connectors::{
-    BadRecord, BlackholeSink, FileSink, Sink, SourceReader, Split, StdoutSink, plan_splits, prepare_file_sink_dir,
+    BadRecord, BlackholeSink, FileSink, Sink, SourceReader, Split, StdoutSink, plan_splits,
+    prepare_file_sink_dir,
 };
 use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
 use weir_types::jobgraph::{JobGraph, OperatorSpec, Partitioning, SinkKind, StateBackendKind};
 use weir_types::{Batch, KeyGroupRange, Origin, StreamElement};
-use weir_wasm::{InstanceLimits, OperatorComponent, OperatorInstance, Output, RuntimeConfig, SubtaskInfo, WasmRuntime};
+use weir_wasm::{
+    InstanceLimits, OperatorComponent, OperatorInstance, Output, RuntimeConfig, SubtaskInfo,
+    WasmRuntime,
+};
 
 use crate::exchange::{Disconnected, Exchange};
 use crate::graph::{Plan, VertexKind};
@@ -39,7 +43,10 @@ impl SplitTable {
         let (first, last) = (origins.first()?, origins.last()?);
         if first.split == last.split && origins.iter().all(|o| o.split == first.split) {
             let name = self.names.get(first.split as usize)?;
-            Some(format!("one of the records {name}:{}-{}", first.position, last.position))
+            Some(format!(
+                "one of the records {name}:{}-{}",
+                first.position, last.position
+            ))
         } else {
             Some(format!(
                 "one of {} records from {} to {}",
@@ -77,15 +84,27 @@ impl JobShared<'_> {
     }
 
     fn bad_record(&self, bad: BadRecord) {
-        let at = self.splits.describe(Origin { split: bad.split, position: bad.line });
-        self.metrics().record_problem(format!("skipped malformed input {at}: {bad}", bad = bad.message));
+        let at = self.splits.describe(Origin {
+            split: bad.split,
+            position: bad.line,
+        });
+        self.metrics().record_problem(format!(
+            "skipped malformed input {at}: {bad}",
+            bad = bad.message
+        ));
     }
 }
 
+/// The sending and receiving ends of the queues into one chain's subtasks.
+type ChainInputs = (Vec<Sender<StreamElement>>, Vec<Receiver<StreamElement>>);
+
 /// Where a subtask's batches come from.
 enum Head {
-    Source(SourceReader),
-    Input { rx: Receiver<StreamElement>, producers: u32 },
+    Source(Box<SourceReader>),
+    Input {
+        rx: Receiver<StreamElement>,
+        producers: u32,
+    },
 }
 
 /// A vertex chained in a subtask.
@@ -124,8 +143,13 @@ impl From<Disconnected> for Stop {
 }
 
 pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError> {
-    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: config.cache_dir.clone() })
-        .map_err(|source| JobError::Load { operator: "<engine>".into(), source })?;
+    let runtime = WasmRuntime::new(RuntimeConfig {
+        cache_dir: config.cache_dir.clone(),
+    })
+    .map_err(|source| JobError::Load {
+        operator: "<engine>".into(),
+        source,
+    })?;
     let components = load_components(job, config, &runtime)?;
     let plan = Plan::new(job);
 
@@ -134,46 +158,75 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
     let mut source_splits: HashMap<usize, Vec<Vec<Split>>> = HashMap::new();
     for (v, vertex) in plan.vertices.iter().enumerate() {
         if let VertexKind::Source(spec) = vertex.kind {
-            let splits = plan_splits(&spec.id, &spec.kind, vertex.parallelism, table.names.len() as u32)
-                .map_err(|source| JobError::Connector { vertex: spec.id.clone(), source })?;
-            let mut per_subtask: Vec<Vec<Split>> = (0..vertex.parallelism).map(|_| Vec::new()).collect();
+            let splits = plan_splits(
+                &spec.id,
+                &spec.kind,
+                vertex.parallelism,
+                table.names.len() as u32,
+            )
+            .map_err(|source| JobError::Connector {
+                vertex: spec.id.clone(),
+                source,
+            })?;
+            let mut per_subtask: Vec<Vec<Split>> =
+                (0..vertex.parallelism).map(|_| Vec::new()).collect();
             for (i, split) in splits.into_iter().enumerate() {
                 table.names.push(split.name.clone());
                 per_subtask[i % vertex.parallelism as usize].push(split);
             }
             source_splits.insert(v, per_subtask);
         }
-        if let VertexKind::Sink(spec) = vertex.kind {
-            if let SinkKind::File { path } = &spec.kind {
-                prepare_file_sink_dir(path).map_err(|source| JobError::Connector { vertex: spec.id.clone(), source })?;
-            }
+        if let VertexKind::Sink(spec) = vertex.kind
+            && let SinkKind::File { path } = &spec.kind
+        {
+            prepare_file_sink_dir(path).map_err(|source| JobError::Connector {
+                vertex: spec.id.clone(),
+                source,
+            })?;
         }
     }
 
     // One bounded queue per subtask of every chain that has an input.
-    let mut inputs: HashMap<usize, (Vec<Sender<StreamElement>>, Vec<Receiver<StreamElement>>)> = HashMap::new();
+    let mut inputs: HashMap<usize, ChainInputs> = HashMap::new();
     for (c, chain) in plan.chains.iter().enumerate() {
         let head = &plan.vertices[chain.vertices[0]];
         if head.input.is_some() {
-            let pairs = (0..head.parallelism).map(|_| crossbeam_channel::bounded(config.channel_capacity));
+            let pairs =
+                (0..head.parallelism).map(|_| crossbeam_channel::bounded(config.channel_capacity));
             inputs.insert(c, pairs.unzip());
         }
     }
 
-    let shared = JobShared { job, config, splits: table, cancelled: AtomicBool::new(false), first_error: Mutex::new(None) };
+    let shared = JobShared {
+        job,
+        config,
+        splits: table,
+        cancelled: AtomicBool::new(false),
+        first_error: Mutex::new(None),
+    };
     std::thread::scope(|scope| {
         for (c, chain) in plan.chains.iter().enumerate() {
             let head_vertex = &plan.vertices[chain.vertices[0]];
             for index in 0..head_vertex.parallelism {
                 let head = match head_vertex.input {
                     None => {
-                        let splits = source_splits.get_mut(&chain.vertices[0]).map(|s| std::mem::take(&mut s[index as usize]));
-                        let VertexKind::Source(spec) = head_vertex.kind else { continue };
-                        Head::Source(SourceReader::new(&spec.kind, splits.unwrap_or_default()))
+                        let splits = source_splits
+                            .get_mut(&chain.vertices[0])
+                            .map(|s| std::mem::take(&mut s[index as usize]));
+                        let VertexKind::Source(spec) = head_vertex.kind else {
+                            continue;
+                        };
+                        Head::Source(Box::new(SourceReader::new(
+                            &spec.kind,
+                            splits.unwrap_or_default(),
+                        )))
                     }
                     Some((up, _)) => {
                         let rx = inputs[&c].1[index as usize].clone();
-                        Head::Input { rx, producers: plan.vertices[up].parallelism }
+                        Head::Input {
+                            rx,
+                            producers: plan.vertices[up].parallelism,
+                        }
                     }
                 };
                 let tail = &plan.vertices[*chain.vertices.last().unwrap_or(&chain.vertices[0])];
@@ -182,9 +235,16 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
                     .iter()
                     .filter_map(|consumer| {
                         let target_chain = plan.chain_headed_by(*consumer)?;
-                        let partitioning = plan.vertices[*consumer].input.map_or(Partitioning::Forward, |(_, p)| p);
+                        let partitioning = plan.vertices[*consumer]
+                            .input
+                            .map_or(Partitioning::Forward, |(_, p)| p);
                         let senders = inputs.get(&target_chain)?.0.clone();
-                        Some(Exchange::new(partitioning, senders, index as usize, job.max_parallelism))
+                        Some(Exchange::new(
+                            partitioning,
+                            senders,
+                            index as usize,
+                            job.max_parallelism,
+                        ))
                     })
                     .collect();
                 let chain_vertices = chain.vertices.clone();
@@ -192,22 +252,28 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
                 let plan = &plan;
                 let components = &components;
                 let name = format!("{}#{index}", head_vertex.id);
-                let spawned = std::thread::Builder::new().name(name).spawn_scoped(scope, move || {
-                    let result = build_ops(shared, plan, components, &chain_vertices, index).and_then(|ops| {
-                        let mut run = SubtaskRun {
-                            head_id: plan.vertices[chain_vertices[0]].id,
-                            index,
-                            parallelism: plan.vertices[chain_vertices[0]].parallelism,
-                            head,
-                            ops,
-                            exchanges,
-                        };
-                        run.run(shared)
-                    });
-                    if let Err(Stop::Failed(error)) = result {
-                        shared.fail(error);
-                    }
-                });
+                let spawned =
+                    std::thread::Builder::new()
+                        .name(name)
+                        .spawn_scoped(scope, move || {
+                            let result =
+                                build_ops(shared, plan, components, &chain_vertices, index)
+                                    .and_then(|ops| {
+                                        let mut run = SubtaskRun {
+                                            head_id: plan.vertices[chain_vertices[0]].id,
+                                            index,
+                                            parallelism: plan.vertices[chain_vertices[0]]
+                                                .parallelism,
+                                            head,
+                                            ops,
+                                            exchanges,
+                                        };
+                                        run.run(shared)
+                                    });
+                            if let Err(Stop::Failed(error)) = result {
+                                shared.fail(error);
+                            }
+                        });
                 if let Err(e) = spawned {
                     shared.fail(JobError::Plan(format!("cannot start a thread: {e}")));
                 }
@@ -229,11 +295,13 @@ fn load_components(
 ) -> Result<HashMap<String, Arc<OperatorComponent>>, JobError> {
     let mut components = HashMap::new();
     for op in &job.operators {
-        let path = config
-            .udfs
-            .get(&op.id)
-            .ok_or_else(|| JobError::Plan(format!("operator `{}` has no compiled component", op.id)))?;
-        let component = runtime.load(path).map_err(|source| JobError::Load { operator: op.id.clone(), source })?;
+        let path = config.udfs.get(&op.id).ok_or_else(|| {
+            JobError::Plan(format!("operator `{}` has no compiled component", op.id))
+        })?;
+        let component = runtime.load(path).map_err(|source| JobError::Load {
+            operator: op.id.clone(),
+            source,
+        })?;
         components.insert(op.id.clone(), Arc::new(component));
     }
     Ok(components)
@@ -261,7 +329,9 @@ fn build_ops<'a>(
         match vertex.kind {
             VertexKind::Source(_) => {}
             VertexKind::Operator(spec) => {
-                let component = components.get(&spec.id).ok_or_else(|| fail("component not loaded".into()))?;
+                let component = components
+                    .get(&spec.id)
+                    .ok_or_else(|| fail("component not loaded".into()))?;
                 let keyed = vertex.input.is_some_and(|(_, p)| p == Partitioning::KeyBy);
                 let state = if keyed {
                     Some(open_state(shared, &spec.id, index, vertex.parallelism).map_err(fail)?)
@@ -282,13 +352,24 @@ fn build_ops<'a>(
                     max_parallelism: u32::from(shared.job.max_parallelism),
                     attempt: 0,
                 };
-                let config_json = spec.config.as_ref().map_or_else(|| "{}".to_string(), |c| c.to_string());
-                instance.open(&info, &config_json).map_err(|e| fail(e.to_string()))?;
-                ops.push(ChainedOp::Udf(UdfOp { spec, instance, warned_side_outputs: Vec::new() }));
+                let config_json = spec
+                    .config
+                    .as_ref()
+                    .map_or_else(|| "{}".to_string(), |c| c.to_string());
+                instance
+                    .open(&info, &config_json)
+                    .map_err(|e| fail(e.to_string()))?;
+                ops.push(ChainedOp::Udf(UdfOp {
+                    spec,
+                    instance,
+                    warned_side_outputs: Vec::new(),
+                }));
             }
             VertexKind::Sink(spec) => {
                 let sink: Box<dyn Sink> = match &spec.kind {
-                    SinkKind::File { path } => Box::new(FileSink::create(path, index).map_err(|e| fail(e.to_string()))?),
+                    SinkKind::File { path } => {
+                        Box::new(FileSink::create(path, index).map_err(|e| fail(e.to_string()))?)
+                    }
                     SinkKind::Stdout => Box::new(StdoutSink),
                     SinkKind::Blackhole => Box::new(BlackholeSink),
                 };
@@ -299,7 +380,12 @@ fn build_ops<'a>(
     Ok(ops)
 }
 
-fn open_state(shared: &JobShared<'_>, operator: &str, index: u32, parallelism: u32) -> Result<KeyedState, String> {
+fn open_state(
+    shared: &JobShared<'_>,
+    operator: &str,
+    index: u32,
+    parallelism: u32,
+) -> Result<KeyedState, String> {
     let max = shared.job.max_parallelism;
     let range = KeyGroupRange::for_subtask(index, parallelism, max);
     let backend: Box<dyn StateBackend> = match shared.job.state_backend {
@@ -307,7 +393,8 @@ fn open_state(shared: &JobShared<'_>, operator: &str, index: u32, parallelism: u
         StateBackendKind::Rocksdb => {
             let dir = shared.config.state_dir.join(format!("{operator}-{index}"));
             let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create state directory {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create state directory {}: {e}", dir.display()))?;
             Box::new(RocksDbBackend::open(Path::new(&dir)).map_err(|e| e.to_string())?)
         }
     };
@@ -397,10 +484,16 @@ impl SubtaskRun<'_> {
         }
         let last = self.exchanges.len().saturating_sub(1);
         for i in 0..self.exchanges.len() {
-            let out = if i == last { std::mem::take(&mut batch) } else { batch.clone() };
+            let out = if i == last {
+                std::mem::take(&mut batch)
+            } else {
+                batch.clone()
+            };
             for unkeyed in self.exchanges[i].send(out)? {
                 let at = shared.splits.describe(unkeyed.origin);
-                shared.metrics().record_problem(format!("dropped a record without key at key_by: {at}"));
+                shared
+                    .metrics()
+                    .record_problem(format!("dropped a record without key at key_by: {at}"));
             }
         }
         Ok(())
@@ -432,7 +525,11 @@ impl SubtaskRun<'_> {
 }
 
 /// Calls the UDF with a batch. On failure returns `(origin, message)`.
-fn process_udf(shared: &JobShared<'_>, udf: &mut UdfOp<'_>, batch: Batch) -> Result<Batch, (Option<String>, String)> {
+fn process_udf(
+    shared: &JobShared<'_>,
+    udf: &mut UdfOp<'_>,
+    batch: Batch,
+) -> Result<Batch, (Option<String>, String)> {
     let origins = batch.origins;
     let outputs = match udf.instance.process(batch.records) {
         Ok(outputs) => outputs,
@@ -453,7 +550,10 @@ fn process_udf(shared: &JobShared<'_>, udf: &mut UdfOp<'_>, batch: Batch) -> Res
                     || format!("input #{input} of a batch"),
                     |o| shared.splits.describe(*o),
                 );
-                shared.metrics().record_problem(format!("operator `{}` rejected {at}: {message}", udf.spec.id));
+                shared.metrics().record_problem(format!(
+                    "operator `{}` rejected {at}: {message}",
+                    udf.spec.id
+                ));
             }
             Output::Side { output, .. } => {
                 if !udf.warned_side_outputs.contains(&output) {

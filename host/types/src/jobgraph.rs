@@ -289,7 +289,10 @@ impl JobGraph {
     /// [`JobGraphError::Read`] when the file cannot be read,
     /// [`JobGraphError::Invalid`] with line and field when it is not a valid job.
     pub fn from_file(path: &Path) -> Result<Self, JobGraphError> {
-        let text = std::fs::read_to_string(path).map_err(|source| JobGraphError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| JobGraphError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::from_yaml(&text, path)
     }
 
@@ -303,11 +306,12 @@ impl JobGraph {
             line: e.location().map(|l| l.line()),
             message: clean_yaml_message(&e.to_string()),
         })?;
-        job.validate().map_err(|(field, value, message)| JobGraphError::Invalid {
-            path: path.into(),
-            line: find_line(text, field_name(&field), value.as_deref()),
-            message: format!("{field}: {message}"),
-        })?;
+        job.validate()
+            .map_err(|(field, value, message)| JobGraphError::Invalid {
+                path: path.into(),
+                line: find_line(text, field_name(&field), value.as_deref()),
+                message: format!("{field}: {message}"),
+            })?;
         Ok(job)
     }
 
@@ -317,11 +321,12 @@ impl JobGraph {
     /// # Errors
     /// [`JobGraphError::Invalid`] naming the field.
     pub fn revalidate(&self, path: &Path) -> Result<(), JobGraphError> {
-        self.validate().map_err(|(field, _, message)| JobGraphError::Invalid {
-            path: path.into(),
-            line: None,
-            message: format!("{field}: {message}"),
-        })
+        self.validate()
+            .map_err(|(field, _, message)| JobGraphError::Invalid {
+                path: path.into(),
+                line: None,
+                message: format!("{field}: {message}"),
+            })
     }
 
     /// The effective parallelism of a vertex, given the job default.
@@ -342,9 +347,15 @@ impl JobGraph {
     /// Checks references, parallelism and partitioning. Returns
     /// `(field path, offending value, message)`.
     fn validate(&self) -> Result<(), (String, Option<String>, String)> {
-        let err = |field: String, value: Option<&str>, msg: String| Err((field, value.map(str::to_string), msg));
+        let err = |field: String, value: Option<&str>, msg: String| {
+            Err((field, value.map(str::to_string), msg))
+        };
         if self.sources.is_empty() {
-            return err("sources".into(), None, "a job needs at least one source".into());
+            return err(
+                "sources".into(),
+                None,
+                "a job needs at least one source".into(),
+            );
         }
         if self.sinks.is_empty() {
             return err("sinks".into(), None, "a job needs at least one sink".into());
@@ -353,7 +364,11 @@ impl JobGraph {
             return err("parallelism".into(), None, "must be at least 1".into());
         }
         if self.max_parallelism == 0 || self.max_parallelism > MAX_MAX_PARALLELISM {
-            return err("max_parallelism".into(), None, format!("must be between 1 and {MAX_MAX_PARALLELISM}"));
+            return err(
+                "max_parallelism".into(),
+                None,
+                format!("must be between 1 and {MAX_MAX_PARALLELISM}"),
+            );
         }
         if self.batch_size == 0 {
             return err("batch_size".into(), None, "must be at least 1".into());
@@ -363,35 +378,59 @@ impl JobGraph {
             .sources
             .iter()
             .map(|s| ("sources", &s.id, s.parallelism))
-            .chain(self.operators.iter().map(|o| ("operators", &o.id, o.parallelism)))
+            .chain(
+                self.operators
+                    .iter()
+                    .map(|o| ("operators", &o.id, o.parallelism)),
+            )
             .chain(self.sinks.iter().map(|s| ("sinks", &s.id, s.parallelism)));
-        for (i, (section, id, parallelism)) in all_ids.enumerate() {
+        for (section, id, parallelism) in all_ids {
             if !ids.insert(id.clone()) {
-                return err(format!("{section}.id"), Some(id), format!("duplicate vertex id `{id}`"));
+                return err(
+                    format!("{section}.id"),
+                    Some(id),
+                    format!("duplicate vertex id `{id}`"),
+                );
             }
-            if let Some(p) = parallelism {
-                if p == 0 || p > u32::from(self.max_parallelism) {
-                    let _ = i;
+            if let Some(p) = parallelism
+                && (p == 0 || p > u32::from(self.max_parallelism))
+            {
+                {
                     return err(
                         format!("{section}[{id}].parallelism"),
                         None,
-                        format!("must be between 1 and max_parallelism ({})", self.max_parallelism),
+                        format!(
+                            "must be between 1 and max_parallelism ({})",
+                            self.max_parallelism
+                        ),
                     );
                 }
             }
         }
         if u32::from(self.max_parallelism) < self.parallelism {
-            return err("parallelism".into(), None, format!("exceeds max_parallelism ({})", self.max_parallelism));
+            return err(
+                "parallelism".into(),
+                None,
+                format!("exceeds max_parallelism ({})", self.max_parallelism),
+            );
         }
         let known = |id: &str| ids.contains(id) && !self.sinks.iter().any(|s| s.id == id);
         for (i, o) in self.operators.iter().enumerate() {
             if !known(&o.input) {
-                return err(format!("operators[{i}].input"), Some(&o.input), format!("no source or operator has id `{}`", o.input));
+                return err(
+                    format!("operators[{i}].input"),
+                    Some(&o.input),
+                    format!("no source or operator has id `{}`", o.input),
+                );
             }
         }
         for (i, s) in self.sinks.iter().enumerate() {
             if !known(&s.input) {
-                return err(format!("sinks[{i}].input"), Some(&s.input), format!("no source or operator has id `{}`", s.input));
+                return err(
+                    format!("sinks[{i}].input"),
+                    Some(&s.input),
+                    format!("no source or operator has id `{}`", s.input),
+                );
             }
         }
         self.check_acyclic()?;
@@ -429,7 +468,11 @@ impl JobGraph {
     }
 
     fn check_acyclic(&self) -> Result<(), (String, Option<String>, String)> {
-        let inputs: BTreeMap<&str, &str> = self.operators.iter().map(|o| (o.id.as_str(), o.input.as_str())).collect();
+        let inputs: BTreeMap<&str, &str> = self
+            .operators
+            .iter()
+            .map(|o| (o.id.as_str(), o.input.as_str()))
+            .collect();
         for (i, o) in self.operators.iter().enumerate() {
             let mut at = o.input.as_str();
             for _ in 0..=self.operators.len() {
@@ -464,14 +507,18 @@ pub fn line_of(text: &str, field: &str, value: Option<&str>) -> Option<usize> {
 
 /// The 1-based line where `field:` is set (to `value`, when given).
 fn find_line(text: &str, field: &str, value: Option<&str>) -> Option<usize> {
-    text.lines().position(|line| {
-        let line = line.trim_start().trim_start_matches("- ");
-        let Some(rest) = line.strip_prefix(field).and_then(|r| r.trim_start().strip_prefix(':')) else {
-            return false;
-        };
-        value.is_none_or(|v| rest.trim().trim_matches(|c| c == '"' || c == '\'') == v)
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start().trim_start_matches("- ");
+            let Some(rest) = line
+                .strip_prefix(field)
+                .and_then(|r| r.trim_start().strip_prefix(':'))
+            else {
+                return false;
+            };
+            value.is_none_or(|v| rest.trim().trim_matches(|c| c == '"' || c == '\'') == v)
+        })
+        .map(|i| i + 1)
 }
 
 /// serde_norway appends " at line L column C"; we report the line ourselves.
@@ -526,43 +573,82 @@ sinks:
         assert_eq!(job.parallelism, 1);
         assert_eq!(job.max_parallelism, 128);
         assert_eq!(job.batch_size, 1024);
-        let SourceKind::File { format, key, timestamp, .. } = &job.sources[0].kind else { panic!("file source") };
+        let SourceKind::File {
+            format,
+            key,
+            timestamp,
+            ..
+        } = &job.sources[0].kind
+        else {
+            panic!("file source")
+        };
         assert_eq!(*format, FileFormat::Csv);
-        assert_eq!(*key, Some(KeySpec::FromPath { from: KeyFrom::Path }));
-        assert_eq!(timestamp.as_ref().map(|t| t.format.as_str()), Some("%Y-%m-%d %H:%M:%S"));
+        assert_eq!(
+            *key,
+            Some(KeySpec::FromPath {
+                from: KeyFrom::Path
+            })
+        );
+        assert_eq!(
+            timestamp.as_ref().map(|t| t.format.as_str()),
+            Some("%Y-%m-%d %H:%M:%S")
+        );
         assert_eq!(job.operators[0].partition, Partitioning::KeyBy);
-        assert_eq!(job.operators[0].config, Some(serde_json::json!({"warmup": 30})));
+        assert_eq!(
+            job.operators[0].config,
+            Some(serde_json::json!({"warmup": 30}))
+        );
         assert_eq!(job.operators[0].memory_mib, 64);
-        assert_eq!(job.sinks[0].kind, SinkKind::File { path: "out/alerts".into() });
+        assert_eq!(
+            job.sinks[0].kind,
+            SinkKind::File {
+                path: "out/alerts".into()
+            }
+        );
         assert_eq!(job.parallelism_of("alerts"), Some(1));
     }
 
     #[test]
     fn unknown_field_names_the_field_and_line() {
-        let (line, message) = invalid(&NAB.replace("    udf: ../udfs/nab-zscore", "    udff: ../udfs/nab-zscore"));
+        let (line, message) = invalid(&NAB.replace(
+            "    udf: ../udfs/nab-zscore",
+            "    udff: ../udfs/nab-zscore",
+        ));
         assert_eq!(line, Some(15));
-        assert!(message.contains("operators[0]") && message.contains("udff"), "{message}");
+        assert!(
+            message.contains("operators[0]") && message.contains("udff"),
+            "{message}"
+        );
     }
 
     #[test]
     fn missing_field_is_reported() {
         let (line, message) = invalid(&NAB.replace("    udf: ../udfs/nab-zscore\n", ""));
         assert!(line.is_some());
-        assert!(message.contains("operators[0]") && message.contains("missing field `udf`"), "{message}");
+        assert!(
+            message.contains("operators[0]") && message.contains("missing field `udf`"),
+            "{message}"
+        );
     }
 
     #[test]
     fn unknown_input_names_the_vertex_and_line() {
         let (line, message) = invalid(&NAB.replace("    input: readings", "    input: readingz"));
         assert_eq!(line, Some(13));
-        assert!(message.contains("operators[0].input") && message.contains("`readingz`"), "{message}");
+        assert!(
+            message.contains("operators[0].input") && message.contains("`readingz`"),
+            "{message}"
+        );
     }
 
     #[test]
     fn forward_with_unequal_parallelism_is_rejected() {
         let text = NAB.replace("    partition: key_by\n", "    parallelism: 2\n");
         let (_, message) = invalid(&text);
-        assert!(message.contains("operators[0].partition") && message.contains("equal parallelism"), "{message}");
+        assert!(
+            message.contains("operators[0].partition") && message.contains("equal parallelism"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -588,7 +674,14 @@ sinks:
             "name: g\nparallelism: 2\nsources:\n  - {id: g, type: datagen, count: 10}\nsinks:\n  - {id: s, input: g, type: blackhole}\n",
         )
         .expect("valid");
-        assert_eq!(job.sources[0].kind, SourceKind::Datagen { count: 10, record_bytes: 100, keys: None });
+        assert_eq!(
+            job.sources[0].kind,
+            SourceKind::Datagen {
+                count: 10,
+                record_bytes: 100,
+                keys: None
+            }
+        );
         assert_eq!(job.parallelism_of("s"), Some(2));
     }
 }

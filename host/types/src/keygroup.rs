@@ -54,7 +54,7 @@ pub fn key_group_of(key: &[u8], max_parallelism: u16) -> KeyGroup {
 
 /// The subtask (of `parallelism`) that owns `group`.
 pub fn subtask_for_key_group(group: KeyGroup, max_parallelism: u16, parallelism: u32) -> u32 {
-    (u32::from(group) * parallelism / u32::from(max_parallelism)) as u32
+    u32::from(group) * parallelism / u32::from(max_parallelism)
 }
 
 /// A contiguous, inclusive range of key groups owned by one subtask.
@@ -69,7 +69,10 @@ pub struct KeyGroupRange {
 impl KeyGroupRange {
     /// Every group, `0..=max_parallelism-1`.
     pub fn all(max_parallelism: u16) -> Self {
-        Self { start: 0, end: max_parallelism - 1 }
+        Self {
+            start: 0,
+            end: max_parallelism - 1,
+        }
     }
 
     /// The range owned by subtask `index` of `parallelism`.
@@ -77,11 +80,16 @@ impl KeyGroupRange {
     /// # Panics
     /// When `parallelism` is 0, exceeds `max_parallelism`, or `index >= parallelism`.
     pub fn for_subtask(index: u32, parallelism: u32, max_parallelism: u16) -> Self {
-        assert!(parallelism > 0 && parallelism <= u32::from(max_parallelism) && index < parallelism);
+        assert!(
+            parallelism > 0 && parallelism <= u32::from(max_parallelism) && index < parallelism
+        );
         let max = u32::from(max_parallelism);
         let start = (index * max).div_ceil(parallelism);
         let end = ((index + 1) * max - 1) / parallelism;
-        Self { start: start as KeyGroup, end: end as KeyGroup }
+        Self {
+            start: start as KeyGroup,
+            end: end as KeyGroup,
+        }
     }
 
     /// True when `group` is in the range.
@@ -111,7 +119,10 @@ mod tests {
         assert_eq!(murmur3_32(b"", 1), 0x514e_28b7);
         assert_eq!(murmur3_32(b"hello", 0), 0x248b_fa47);
         assert_eq!(murmur3_32(b"hello, world", 0), 0x149b_bb7f);
-        assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog", 0), 0x2e4f_f723);
+        assert_eq!(
+            murmur3_32(b"The quick brown fox jumps over the lazy dog", 0),
+            0x2e4f_f723
+        );
     }
 
     #[test]
@@ -124,7 +135,11 @@ mod tests {
                     assert_eq!(u32::from(r.start), next, "max {max} p {p} i {i}");
                     next = u32::from(r.end) + 1;
                     for g in r.start..=r.end {
-                        assert_eq!(subtask_for_key_group(g, max, p), i, "group {g} max {max} p {p}");
+                        assert_eq!(
+                            subtask_for_key_group(g, max, p),
+                            i,
+                            "group {g} max {max} p {p}"
+                        );
                     }
                 }
                 assert_eq!(next, u32::from(max));
@@ -138,8 +153,9 @@ mod tests {
         assert_eq!(g, key_group_of(b"realKnownCause/nyc_taxi", 128));
         assert!(g < 128);
         // Distinct keys spread over the groups.
-        let groups: std::collections::HashSet<_> =
-            (0..1000).map(|i| key_group_of(format!("k{i}").as_bytes(), 128)).collect();
+        let groups: std::collections::HashSet<_> = (0..1000)
+            .map(|i| key_group_of(format!("k{i}").as_bytes(), 128))
+            .collect();
         assert!(groups.len() > 120, "only {} groups used", groups.len());
     }
 }

@@ -25,7 +25,10 @@ pub struct Origin {
 
 impl Origin {
     /// The origin of a record a UDF produced (not traced back to an input).
-    pub const DERIVED: Origin = Origin { split: u32::MAX, position: 0 };
+    pub const DERIVED: Origin = Origin {
+        split: u32::MAX,
+        position: 0,
+    };
 }
 
 /// A batch of records with their origins (`records.len() == origins.len()`).
@@ -40,7 +43,10 @@ pub struct Batch {
 impl Batch {
     /// An empty batch with room for `capacity` records.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { records: Vec::with_capacity(capacity), origins: Vec::with_capacity(capacity) }
+        Self {
+            records: Vec::with_capacity(capacity),
+            origins: Vec::with_capacity(capacity),
+        }
     }
 
     /// Appends a record.

@@ -88,11 +88,20 @@ impl WasmRuntime {
         wasm_config.max_wasm_stack(1 << 20);
         let engine = Engine::new(&wasm_config).map_err(|e| WasmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| WasmError::Engine(e.to_string()))?;
-        crate::bindings::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| WasmError::Engine(e.to_string()))?;
+        crate::bindings::Operator::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| WasmError::Engine(e.to_string()))?;
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Self { engine, linker, cache_dir: config.cache_dir, _ticker: ticker })
+        Ok(Self {
+            engine,
+            linker,
+            cache_dir: config.cache_dir,
+            _ticker: ticker,
+        })
     }
 
     /// The wasmtime engine.
@@ -109,26 +118,50 @@ impl WasmRuntime {
     /// [`WasmError::Compile`] or [`WasmError::WorldMismatch`].
     pub fn load(&self, path: &Path) -> Result<OperatorComponent, WasmError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| WasmError::Read { path: shown.clone(), source })?;
-        check_component_header(&bytes).map_err(|reason| WasmError::NotAComponent { path: shown.clone(), reason })?;
+        let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        check_component_header(&bytes).map_err(|reason| WasmError::NotAComponent {
+            path: shown.clone(),
+            reason,
+        })?;
         let digest = hex::encode(Sha256::digest(&bytes));
         let component = self.compile_cached(&bytes, &digest, &shown)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| WasmError::WorldMismatch { path: shown.clone(), reason: describe_link_error(&e) })?;
-        let pre = OperatorPre::new(pre)
-            .map_err(|e| WasmError::WorldMismatch { path: shown.clone(), reason: describe_link_error(&e) })?;
-        Ok(OperatorComponent { pre, path: shown, sha256: digest })
+        let pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| WasmError::WorldMismatch {
+                    path: shown.clone(),
+                    reason: describe_link_error(&e),
+                })?;
+        let pre = OperatorPre::new(pre).map_err(|e| WasmError::WorldMismatch {
+            path: shown.clone(),
+            reason: describe_link_error(&e),
+        })?;
+        Ok(OperatorComponent {
+            pre,
+            path: shown,
+            sha256: digest,
+        })
     }
 
-    fn compile_cached(&self, bytes: &[u8], digest: &str, shown: &str) -> Result<Component, WasmError> {
+    fn compile_cached(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+        shown: &str,
+    ) -> Result<Component, WasmError> {
         let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, bytes)
-                .map_err(|e| WasmError::Compile { path: shown.to_string(), reason: format!("{e:#}") });
+            return Component::new(&self.engine, bytes).map_err(|e| WasmError::Compile {
+                path: shown.to_string(),
+                reason: format!("{e:#}"),
+            });
         };
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         let file = dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()));
         // Read into memory rather than mmap (`deserialize_file`): a cache
         // file truncated under a live mapping would kill the process with
@@ -142,26 +175,39 @@ impl WasmRuntime {
             #[allow(unsafe_code)]
             match unsafe { Component::deserialize(&self.engine, &cached) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!("ignoring damaged component cache entry {}: {e}", file.display()),
+                Err(e) => tracing::warn!(
+                    "ignoring damaged component cache entry {}: {e}",
+                    file.display()
+                ),
             }
         }
         let compiled = self
             .engine
             .precompile_component(bytes)
-            .map_err(|e| WasmError::Compile { path: shown.to_string(), reason: format!("{e:#}") })?;
+            .map_err(|e| WasmError::Compile {
+                path: shown.to_string(),
+                reason: format!("{e:#}"),
+            })?;
         if let Err(e) = write_atomically(dir, &file, &compiled) {
             tracing::warn!("cannot write component cache entry {}: {e}", file.display());
         }
         // SAFETY: `compiled` was produced just now by this engine.
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(&self.engine, &compiled) };
-        component.map_err(|e| WasmError::Compile { path: shown.to_string(), reason: format!("{e:#}") })
+        component.map_err(|e| WasmError::Compile {
+            path: shown.to_string(),
+            reason: format!("{e:#}"),
+        })
     }
 }
 
 fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let tmp = dir.join(format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, file)
 }
@@ -211,9 +257,17 @@ mod tests {
 
     #[test]
     fn header_check_tells_modules_from_components() {
-        assert!(check_component_header(b"\0asm\x01\0\0\0").unwrap_err().contains("core WebAssembly module"));
+        assert!(
+            check_component_header(b"\0asm\x01\0\0\0")
+                .unwrap_err()
+                .contains("core WebAssembly module")
+        );
         assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
-        assert!(check_component_header(b"hello world").unwrap_err().contains("magic"));
+        assert!(
+            check_component_header(b"hello world")
+                .unwrap_err()
+                .contains("magic")
+        );
         assert!(check_component_header(b"").is_err());
     }
 }

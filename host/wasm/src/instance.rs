@@ -42,7 +42,10 @@ pub struct InstanceLimits {
 
 impl Default for InstanceLimits {
     fn default() -> Self {
-        Self { memory_bytes: 64 << 20, call_timeout: Duration::from_secs(10) }
+        Self {
+            memory_bytes: 64 << 20,
+            call_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -131,7 +134,11 @@ impl OperatorComponent {
     ) -> Result<OperatorInstance, WasmError> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // Locked down: no preopens, no network, no stdin, stdout discarded.
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
         let host = HostState {
             wasi,
             table: ResourceTable::new(),
@@ -145,20 +152,29 @@ impl OperatorComponent {
         let mut store = Store::new(self.pre.engine(), host);
         store.limiter(|s| s);
         store.epoch_deadline_trap();
-        let deadline_ticks = (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let deadline_ticks =
+            (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(deadline_ticks);
         let bindings = match self.pre.instantiate(&mut store) {
             Ok(b) => b,
             Err(e) => return Err(classify(&mut store, &e, limits.call_timeout)),
         };
-        Ok(OperatorInstance { store, bindings, deadline_ticks, poisoned: false })
+        Ok(OperatorInstance {
+            store,
+            bindings,
+            deadline_ticks,
+            poisoned: false,
+        })
     }
 }
 
 impl OperatorInstance {
     fn begin_call(&mut self) -> Result<(), WasmError> {
         if self.poisoned {
-            return Err(WasmError::Trap { kind: TrapKind::Trap, message: "instance is unusable after an earlier trap".into() });
+            return Err(WasmError::Trap {
+                kind: TrapKind::Trap,
+                message: "instance is unusable after an earlier trap".into(),
+            });
         }
         self.store.set_epoch_deadline(self.deadline_ticks);
         if let Some(state) = self.store.data_mut().state.as_mut() {
@@ -193,9 +209,16 @@ impl OperatorInstance {
             },
             config: config_json.to_string(),
         };
-        match self.bindings.weir_operator_handler().call_open(&mut self.store, &ctx) {
+        match self
+            .bindings
+            .weir_operator_handler()
+            .call_open(&mut self.store, &ctx)
+        {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(WasmError::Guest { phase: "open", message }),
+            Ok(Err(message)) => Err(WasmError::Guest {
+                phase: "open",
+                message,
+            }),
             Err(e) => Err(self.fail(&e)),
         }
     }
@@ -206,22 +229,42 @@ impl OperatorInstance {
     /// A [`ProcessFailure`] holding the batch when the guest traps or hits a limit.
     pub fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Output>, Box<ProcessFailure>> {
         if let Err(error) = self.begin_call() {
-            return Err(Box::new(ProcessFailure { error, batch, record_index: None }));
+            return Err(Box::new(ProcessFailure {
+                error,
+                batch,
+                record_index: None,
+            }));
         }
         let records: Vec<wit::StreamRecord> = batch
             .into_iter()
-            .map(|r| wit::StreamRecord { key: r.key, value: r.value, timestamp: r.timestamp })
+            .map(|r| wit::StreamRecord {
+                key: r.key,
+                value: r.value,
+                timestamp: r.timestamp,
+            })
             .collect();
-        match self.bindings.weir_operator_handler().call_process(&mut self.store, &records) {
+        match self
+            .bindings
+            .weir_operator_handler()
+            .call_process(&mut self.store, &records)
+        {
             Ok(outputs) => Ok(outputs.into_iter().map(from_wit).collect()),
             Err(e) => {
                 let error = self.fail(&e);
                 let record_index = self.guest_record_index().filter(|i| *i < records.len());
                 let batch = records
                     .into_iter()
-                    .map(|r| Record { key: r.key, value: r.value, timestamp: r.timestamp })
+                    .map(|r| Record {
+                        key: r.key,
+                        value: r.value,
+                        timestamp: r.timestamp,
+                    })
                     .collect();
-                Err(Box::new(ProcessFailure { error, batch, record_index }))
+                Err(Box::new(ProcessFailure {
+                    error,
+                    batch,
+                    record_index,
+                }))
             }
         }
     }
@@ -232,9 +275,16 @@ impl OperatorInstance {
     /// [`WasmError::Guest`] when `close` returns an error, [`WasmError::Trap`] on a trap.
     pub fn close(&mut self) -> Result<(), WasmError> {
         self.begin_call()?;
-        match self.bindings.weir_operator_handler().call_close(&mut self.store) {
+        match self
+            .bindings
+            .weir_operator_handler()
+            .call_close(&mut self.store)
+        {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(WasmError::Guest { phase: "close", message }),
+            Ok(Err(message)) => Err(WasmError::Guest {
+                phase: "close",
+                message,
+            }),
             Err(e) => Err(self.fail(&e)),
         }
     }
@@ -249,17 +299,30 @@ impl OperatorInstance {
         let stderr = self.store.data().stderr.contents();
         let text = String::from_utf8_lossy(&stderr);
         let at = text.rfind(RECORD_MARKER)?;
-        let digits: String = text[at + RECORD_MARKER.len()..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = text[at + RECORD_MARKER.len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         digits.parse().ok()
     }
 }
 
 fn from_wit(output: wit::Output) -> Output {
-    let record = |r: wit::StreamRecord| Record { key: r.key, value: r.value, timestamp: r.timestamp };
+    let record = |r: wit::StreamRecord| Record {
+        key: r.key,
+        value: r.value,
+        timestamp: r.timestamp,
+    };
     match output {
         wit::Output::Emit(r) => Output::Emit(record(r)),
-        wit::Output::Side(s) => Output::Side { output: s.output, record: record(s.record) },
-        wit::Output::Error(e) => Output::Error { input: e.input, message: e.message },
+        wit::Output::Side(s) => Output::Side {
+            output: s.output,
+            record: record(s.record),
+        },
+        wit::Output::Error(e) => Output::Error {
+            input: e.input,
+            message: e.message,
+        },
     }
 }
 
@@ -274,19 +337,40 @@ fn classify(store: &mut Store<HostState>, e: &wasmtime::Error, timeout: Duration
         };
     }
     if let Some(message) = data.host_error.take() {
-        return WasmError::Trap { kind: TrapKind::HostError, message };
+        return WasmError::Trap {
+            kind: TrapKind::HostError,
+            message,
+        };
     }
-    if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-        return WasmError::Trap { kind: TrapKind::Timeout, message: format!("limit is {} ms", timeout.as_millis()) };
+    if matches!(
+        e.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
+        return WasmError::Trap {
+            kind: TrapKind::Timeout,
+            message: format!("limit is {} ms", timeout.as_millis()),
+        };
     }
     let stderr = data.stderr.contents();
     let guest_said = String::from_utf8_lossy(&stderr);
     let guest_said: Vec<&str> = guest_said
         .lines()
-        .filter(|l| !l.starts_with(RECORD_MARKER) && !l.contains("RUST_BACKTRACE") && !l.trim().is_empty())
+        .filter(|l| {
+            !l.starts_with(RECORD_MARKER) && !l.contains("RUST_BACKTRACE") && !l.trim().is_empty()
+        })
         .collect();
     let tail = guest_said[guest_said.len().saturating_sub(3)..].join(" / ");
-    let trap = e.downcast_ref::<wasmtime::Trap>().map(|t| t.to_string()).unwrap_or_else(|| e.root_cause().to_string());
-    let message = if tail.is_empty() { trap } else { format!("{tail} ({trap})") };
-    WasmError::Trap { kind: TrapKind::Trap, message }
+    let trap = e
+        .downcast_ref::<wasmtime::Trap>()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| e.root_cause().to_string());
+    let message = if tail.is_empty() {
+        trap
+    } else {
+        format!("{tail} ({trap})")
+    };
+    WasmError::Trap {
+        kind: TrapKind::Trap,
+        message,
+    }
 }

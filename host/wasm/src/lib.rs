@@ -33,7 +33,9 @@ mod bindings {
 mod instance;
 
 pub use component::{OperatorComponent, RuntimeConfig, WasmRuntime};
-pub use instance::{InstanceLimits, OperatorInstance, Output, ProcessFailure, SubtaskInfo, TrapKind};
+pub use instance::{
+    InstanceLimits, OperatorInstance, Output, ProcessFailure, SubtaskInfo, TrapKind,
+};
 
 /// Errors of the Wasm layer.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,10 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { warmup: 30, threshold: 4.0 }
+        Self {
+            warmup: 30,
+            threshold: 4.0,
+        }
     }
 }
 
@@ -30,10 +33,11 @@ struct Reading {
     value: f64,
 }
 
-/// An anomaly.
+/// An anomaly: the series, the reading's timestamp as in the CSV, its value
+/// and its z-score.
 #[derive(Serialize)]
-struct Alert<'a> {
-    series: &'a str,
+struct Alert {
+    series: String,
     timestamp: String,
     value: f64,
     z: f64,
@@ -55,26 +59,38 @@ struct ZScore {
 impl KeyedProcessFunction for ZScore {
     type Config = Config;
     type In = Reading;
-    type Out = Raw;
+    type Out = Alert;
 
     fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {
-        if !(config.threshold > 0.0) {
+        if config.threshold.is_nan() || config.threshold <= 0.0 {
             return Err(format!("threshold must be > 0, got {}", config.threshold));
         }
-        Ok(Self { config, stats: ValueState::new("welford") })
+        Ok(Self {
+            config,
+            stats: ValueState::new("welford"),
+        })
     }
 
-    fn process(&mut self, key: &[u8], reading: Reading, out: &mut Collector<'_, Raw>) -> Result<(), String> {
+    fn process(
+        &mut self,
+        key: &[u8],
+        reading: Reading,
+        out: &mut Collector<'_, Alert>,
+    ) -> Result<(), String> {
         let mut s = self.stats.get()?.unwrap_or_default();
         let x = reading.value;
         if s.n >= self.config.warmup && s.n >= 2 {
             let std = (s.m2 / (s.n - 1) as f64).sqrt();
             let z = if std > 0.0 { (x - s.mean) / std } else { 0.0 };
             if z.abs() >= self.config.threshold {
-                let series = std::str::from_utf8(key).map_err(|_| "series key is not UTF-8".to_string())?;
-                let alert = Alert { series, timestamp: reading.timestamp, value: x, z };
-                let json = serde_json_bytes(&alert)?;
-                out.emit(Raw(json));
+                let series = String::from_utf8(key.to_vec())
+                    .map_err(|_| "series key is not UTF-8".to_string())?;
+                out.emit(Alert {
+                    series,
+                    timestamp: reading.timestamp,
+                    value: x,
+                    z,
+                });
             }
         }
         s.n += 1;
@@ -84,10 +100,6 @@ impl KeyedProcessFunction for ZScore {
         self.stats.set(&s);
         Ok(())
     }
-}
-
-fn serde_json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    weir_guest::to_json(value)
 }
 
 weir_guest::export!(keyed_process ZScore);
