@@ -36,6 +36,14 @@ pub enum ConnectorError {
         /// The path and glob.
         pattern: String,
     },
+    /// A source setting is invalid (for example a timestamp format).
+    #[error("source `{source_id}`: {message}")]
+    BadConfig {
+        /// The source's id.
+        source_id: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The glob pattern is invalid.
     #[error("invalid glob pattern `{pattern}`: {message}")]
     BadGlob {

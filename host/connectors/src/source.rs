@@ -54,8 +54,18 @@ pub fn plan_splits(
 ) -> Result<Vec<Split>, ConnectorError> {
     match kind {
         SourceKind::File {
-            path, glob, key, ..
+            path,
+            glob,
+            key,
+            timestamp,
+            ..
         } => {
+            if let Some(spec) = timestamp {
+                TimeFormat::from_spec(spec).map_err(|message| ConnectorError::BadConfig {
+                    source_id: source_id.into(),
+                    message,
+                })?;
+            }
             let files = list_files(source_id, path, glob.as_deref())?;
             let from_path = matches!(key, Some(KeySpec::FromPath { .. }));
             Ok(files
@@ -145,17 +155,24 @@ enum TimeFormat {
     Millis,
     Seconds,
     Rfc3339,
-    Pattern(String),
+    /// A strftime pattern, parsed once.
+    Pattern(Vec<chrono::format::Item<'static>>),
 }
 
 impl TimeFormat {
-    fn from_spec(spec: &TimestampSpec) -> Self {
-        match spec.format.as_str() {
+    /// # Errors
+    /// A pattern chrono cannot read.
+    fn from_spec(spec: &TimestampSpec) -> Result<Self, String> {
+        Ok(match spec.format.as_str() {
             "millis" => TimeFormat::Millis,
             "seconds" => TimeFormat::Seconds,
             "rfc3339" => TimeFormat::Rfc3339,
-            other => TimeFormat::Pattern(other.to_string()),
-        }
+            other => TimeFormat::Pattern(
+                chrono::format::StrftimeItems::new(other)
+                    .parse_to_owned()
+                    .map_err(|_| format!("invalid timestamp format `{other}`"))?,
+            ),
+        })
     }
 
     /// Milliseconds since the epoch, UTC.
@@ -173,8 +190,10 @@ impl TimeFormat {
             TimeFormat::Rfc3339 => chrono::DateTime::parse_from_rfc3339(text.trim())
                 .map(|t| t.timestamp_millis())
                 .map_err(|e| bad(&e)),
-            TimeFormat::Pattern(pattern) => {
-                chrono::NaiveDateTime::parse_from_str(text.trim(), pattern)
+            TimeFormat::Pattern(items) => {
+                let mut parsed = chrono::format::Parsed::new();
+                chrono::format::parse(&mut parsed, text.trim(), items.iter())
+                    .and_then(|()| parsed.to_naive_datetime_with_offset(0))
                     .map(|t| t.and_utc().timestamp_millis())
                     .map_err(|e| bad(&e))
             }
@@ -241,7 +260,8 @@ impl SourceReader {
                 };
                 let timestamp = timestamp
                     .as_ref()
-                    .map(|t| (t.field.clone(), TimeFormat::from_spec(t)));
+                    // `plan_splits` has rejected invalid formats already.
+                    .and_then(|t| Some((t.field.clone(), TimeFormat::from_spec(t).ok()?)));
                 (
                     Some(*format),
                     Extract {

@@ -38,6 +38,9 @@ pub struct KeyedState {
     /// `key group | key length | key` of the current key, when one is set.
     current: Option<Vec<u8>>,
     kinds: HashMap<String, StateKind>,
+    /// Writes not yet applied to the backend: storage key → new value
+    /// (`None`: deleted). Applied by [`KeyedState::flush`].
+    pending: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl KeyedState {
@@ -50,6 +53,7 @@ impl KeyedState {
             max_parallelism,
             current: None,
             kinds: HashMap::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -83,6 +87,50 @@ impl KeyedState {
         prefix.extend_from_slice(key);
         self.current = Some(prefix);
         Ok(())
+    }
+
+    /// Applies the buffered writes to the backend in one write batch.
+    ///
+    /// Point writes are buffered (and read back from the buffer) until the
+    /// next flush, so a key updated by a run of records costs one backend
+    /// write per flush instead of one per record. The task flushes after
+    /// every `process` call, which is also where checkpoint barriers fall.
+    ///
+    /// # Errors
+    /// Storage failures; the buffered writes are then lost.
+    pub fn flush(&mut self) -> Result<(), StateError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<_> = self.pending.drain().collect();
+        self.backend.write_batch(entries)
+    }
+
+    /// Number of buffered writes not yet flushed.
+    pub fn pending_writes(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.pending.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.backend.get(key),
+        }
+    }
+
+    fn write(&mut self, key: Vec<u8>, value: Option<&[u8]>) {
+        match self.pending.get_mut(&key) {
+            Some(slot) => match (slot.as_mut(), value) {
+                (Some(existing), Some(value)) => {
+                    existing.clear();
+                    existing.extend_from_slice(value);
+                }
+                (_, value) => *slot = value.map(<[u8]>::to_vec),
+            },
+            None => {
+                self.pending.insert(key, value.map(<[u8]>::to_vec));
+            }
+        }
     }
 
     /// Forgets the current key; state calls fail until one is set.
@@ -131,7 +179,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn value_get(&mut self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
         let key = self.storage_key(name, StateKind::Value, &[])?;
-        self.backend.get(&key)
+        self.read(&key)
     }
 
     /// Sets value state `name` of the current key.
@@ -140,7 +188,8 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn value_set(&mut self, name: &str, value: &[u8]) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::Value, &[])?;
-        self.backend.put(&key, value)
+        self.write(key, Some(value));
+        Ok(())
     }
 
     /// Clears value state `name` of the current key.
@@ -149,7 +198,8 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn value_clear(&mut self, name: &str) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::Value, &[])?;
-        self.backend.delete(&key)
+        self.write(key, None);
+        Ok(())
     }
 
     /// The elements of list state `name`, in insertion order.
@@ -161,7 +211,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure, corrupt list.
     pub fn list_get(&mut self, name: &str) -> Result<Vec<Vec<u8>>, StateError> {
         let key = self.storage_key(name, StateKind::List, &[])?;
-        match self.backend.get(&key)? {
+        match self.read(&key)? {
             Some(bytes) => {
                 decode_list(&bytes).ok_or_else(|| StateError::CorruptList(name.to_string()))
             }
@@ -175,10 +225,11 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn list_add(&mut self, name: &str, value: &[u8]) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::List, &[])?;
-        let mut bytes = self.backend.get(&key)?.unwrap_or_default();
+        let mut bytes = self.read(&key)?.unwrap_or_default();
         bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
         bytes.extend_from_slice(value);
-        self.backend.put(&key, &bytes)
+        self.write(key, Some(&bytes));
+        Ok(())
     }
 
     /// Clears list state `name`.
@@ -187,7 +238,8 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn list_clear(&mut self, name: &str) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::List, &[])?;
-        self.backend.delete(&key)
+        self.write(key, None);
+        Ok(())
     }
 
     /// Entry `map_key` of map state `name`.
@@ -196,7 +248,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn map_get(&mut self, name: &str, map_key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         let key = self.storage_key(name, StateKind::Map, map_key)?;
-        self.backend.get(&key)
+        self.read(&key)
     }
 
     /// Sets entry `map_key` of map state `name`.
@@ -205,7 +257,8 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn map_put(&mut self, name: &str, map_key: &[u8], value: &[u8]) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::Map, map_key)?;
-        self.backend.put(&key, value)
+        self.write(key, Some(value));
+        Ok(())
     }
 
     /// Removes entry `map_key` of map state `name`.
@@ -214,7 +267,8 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn map_remove(&mut self, name: &str, map_key: &[u8]) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::Map, map_key)?;
-        self.backend.delete(&key)
+        self.write(key, None);
+        Ok(())
     }
 
     /// Every entry of map state `name`, ordered by map key bytes.
@@ -223,6 +277,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn map_entries(&mut self, name: &str) -> Result<Vec<Entry>, StateError> {
         let prefix = self.storage_key(name, StateKind::Map, &[])?;
+        self.flush()?;
         let entries = self.backend.scan_prefix(&prefix)?;
         Ok(entries
             .into_iter()
@@ -236,6 +291,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn map_clear(&mut self, name: &str) -> Result<(), StateError> {
         let prefix = self.storage_key(name, StateKind::Map, &[])?;
+        self.flush()?;
         self.backend.delete_prefix(&prefix)
     }
 }
@@ -266,6 +322,38 @@ mod tests {
         map_state_is_ordered_and_isolated(make());
         errors_are_typed(make());
         key_groups_are_contiguous(make());
+        buffered_writes_read_back_and_survive_flush(make());
+    }
+
+    fn buffered_writes_read_back_and_survive_flush(backend: Box<dyn StateBackend>) {
+        let mut s = state(backend);
+        s.set_current_key(b"k").unwrap();
+        s.value_set("v", b"1").unwrap();
+        s.flush().unwrap();
+        // Update, clear and re-set across flushes; reads always see the latest.
+        s.value_set("v", b"22").unwrap();
+        assert_eq!(s.value_get("v").unwrap(), Some(b"22".to_vec()));
+        s.value_clear("v").unwrap();
+        assert_eq!(s.value_get("v").unwrap(), None);
+        s.flush().unwrap();
+        assert_eq!(
+            s.value_get("v").unwrap(),
+            None,
+            "the delete reached the backend"
+        );
+        s.value_set("v", b"3").unwrap();
+        s.list_add("l", b"a").unwrap();
+        s.list_add("l", b"b").unwrap();
+        s.map_put("m", b"x", b"1").unwrap();
+        // A scan sees buffered map writes (it flushes first).
+        assert_eq!(
+            s.map_entries("m").unwrap(),
+            vec![(b"x".to_vec(), b"1".to_vec())]
+        );
+        s.flush().unwrap();
+        assert_eq!(s.pending_writes(), 0);
+        assert_eq!(s.value_get("v").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(s.list_get("l").unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
     }
 
     fn state(backend: Box<dyn StateBackend>) -> KeyedState {
@@ -372,6 +460,13 @@ mod tests {
             s.set_current_key(key.as_bytes()).unwrap();
             s.value_set("v", key.as_bytes()).unwrap();
         }
+        assert_eq!(s.pending_writes(), 200);
+        assert!(
+            s.backend.scan_prefix(&[]).unwrap().is_empty(),
+            "nothing written before flush"
+        );
+        s.flush().unwrap();
+        assert_eq!(s.pending_writes(), 0);
         let entries = s.backend.scan_prefix(&[]).unwrap();
         assert_eq!(entries.len(), 200);
         let groups: Vec<u16> = entries
@@ -409,6 +504,7 @@ mod tests {
             let mut s = state(Box::new(RocksDbBackend::open(dir.path()).unwrap()));
             s.set_current_key(b"k").unwrap();
             s.value_set("v", b"kept").unwrap();
+            s.flush().unwrap();
         }
         let mut s = state(Box::new(RocksDbBackend::open(dir.path()).unwrap()));
         s.set_current_key(b"k").unwrap();

@@ -214,7 +214,7 @@ impl OperatorInstance {
             .weir_operator_handler()
             .call_open(&mut self.store, &ctx)
         {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => self.flush_state().map_err(|e| self.fail(&e)),
             Ok(Err(message)) => Err(WasmError::Guest {
                 phase: "open",
                 message,
@@ -243,11 +243,15 @@ impl OperatorInstance {
                 timestamp: r.timestamp,
             })
             .collect();
-        match self
+        let result = self
             .bindings
             .weir_operator_handler()
             .call_process(&mut self.store, &records)
-        {
+            .and_then(|outputs| {
+                self.flush_state()?;
+                Ok(outputs)
+            });
+        match result {
             Ok(outputs) => Ok(outputs.into_iter().map(from_wit).collect()),
             Err(e) => {
                 let error = self.fail(&e);
@@ -280,13 +284,25 @@ impl OperatorInstance {
             .weir_operator_handler()
             .call_close(&mut self.store)
         {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => self.flush_state().map_err(|e| self.fail(&e)),
             Ok(Err(message)) => Err(WasmError::Guest {
                 phase: "close",
                 message,
             }),
             Err(e) => Err(self.fail(&e)),
         }
+    }
+
+    /// Applies the state writes the guest made during the last call.
+    fn flush_state(&mut self) -> wasmtime::Result<()> {
+        let data = self.store.data_mut();
+        if let Some(state) = data.state.as_mut()
+            && let Err(e) = state.flush()
+        {
+            data.host_error = Some(e.to_string());
+            wasmtime::bail!("{e}");
+        }
+        Ok(())
     }
 
     /// Takes the keyed state back (for example to inspect it after a run).
