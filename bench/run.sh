@@ -7,10 +7,12 @@
 # component. Numbers come from `weir run`'s own summary and from wall time.
 #
 # Usage: bench/run.sh [--records N] [--profile dev|release]
+# (default dev: the workspace dev profile is optimised, see Cargo.toml; a
+# release build compiles wasmtime and RocksDB again, ~25 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=10000000
-PROFILE=release
+PROFILE=dev
 while [ $# -gt 0 ]; do
     case "$1" in
         --records) RECORDS="$2"; shift 2 ;;

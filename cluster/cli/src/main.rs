@@ -6,6 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Records and batches are many small allocations made on one thread and freed
+// on another; mimalloc handles that pattern better than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Weir: stream processing with WebAssembly user functions.
 #[derive(Parser)]
 #[command(name = "weir", version, about)]
