@@ -93,12 +93,12 @@ fn components_are_cached_by_content_and_damaged_entries_recompiled() {
     );
 }
 
-#[test]
-fn keyed_state_on_a_non_keyed_input_fails_with_a_clear_message() {
+/// The z-score UDF instantiated without keyed state (as on a non-keyed input).
+fn zscore_without_state() -> (weir_wasm::OperatorInstance, SubtaskInfo) {
     let wasm = rust_udf("nab-zscore").unwrap();
     let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
     let component = runtime.load(&wasm).unwrap();
-    let mut instance = component
+    let instance = component
         .instantiate("z#0".into(), None, InstanceLimits::default())
         .unwrap();
     let info = SubtaskInfo {
@@ -108,6 +108,12 @@ fn keyed_state_on_a_non_keyed_input_fails_with_a_clear_message() {
         max_parallelism: 128,
         attempt: 0,
     };
+    (instance, info)
+}
+
+#[test]
+fn keyed_state_on_a_non_keyed_input_fails_with_a_clear_message() {
+    let (mut instance, info) = zscore_without_state();
     instance.open(&info, "{}").unwrap();
     let record = weir_types::Record {
         key: Some(b"s".to_vec()),
@@ -128,19 +134,7 @@ fn keyed_state_on_a_non_keyed_input_fails_with_a_clear_message() {
 
 #[test]
 fn invalid_config_fails_open_with_the_udfs_message() {
-    let wasm = rust_udf("nab-zscore").unwrap();
-    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
-    let component = runtime.load(&wasm).unwrap();
-    let mut instance = component
-        .instantiate("z#0".into(), None, InstanceLimits::default())
-        .unwrap();
-    let info = SubtaskInfo {
-        operator_id: "z".into(),
-        index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        attempt: 0,
-    };
+    let (mut instance, info) = zscore_without_state();
     let err = instance
         .open(&info, r#"{"warmup": 3, "treshold": 2}"#)
         .unwrap_err()

@@ -293,3 +293,55 @@ fn udf_build_prints_the_component_path() {
         "a component, not a core module"
     );
 }
+
+#[test]
+fn stdout_sink_prints_json_lines_and_keeps_the_summary_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let job = "name: s\nsources:\n  - {id: in, type: file, path: data/b.csv, format: csv}\nsinks:\n  - {id: out, input: in, type: stdout}\n";
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let out = weir(dir.path(), &["run", "job.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        stdout,
+        "{\"timestamp\":\"2020-01-01 00:00:00\",\"value\":7}\n{\"timestamp\":\"2020-01-01 00:00:01\",\"value\":8}\n"
+    );
+    assert!(stderr(&out).contains("records written  2"));
+}
+
+#[test]
+fn rebalance_and_fan_out_deliver_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = format!(
+        "name: r\nsources:\n  - {{id: gen, type: datagen, count: 5000, record_bytes: 40}}\noperators:\n  - {{id: id, input: gen, partition: rebalance, parallelism: 2, udf: {}}}\nsinks:\n  - {{id: a, input: id, type: file, path: out/a, parallelism: 3, partition: rebalance}}\n  - {{id: b, input: id, type: file, path: out/b}}\n",
+        udf("identity").display()
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let out = weir(
+        dir.path(),
+        &["run", "job.yaml", "--batch-size-hint-is-not-a-flag"],
+    );
+    assert_eq!(out.status.code(), Some(2), "clap rejects unknown flags");
+    let out = weir(dir.path(), &["run", "job.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("records written  10000"),
+        "{}",
+        stderr(&out)
+    );
+    for (sink, parts) in [("a", 3), ("b", 2)] {
+        let mut seqs = Vec::new();
+        for part in 0..parts {
+            let text =
+                std::fs::read_to_string(dir.path().join(format!("out/{sink}/part-{part}.jsonl")))
+                    .unwrap();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                seqs.push(v["seq"].as_u64().unwrap());
+            }
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..5000).collect::<Vec<_>>(), "sink {sink}");
+    }
+}
