@@ -220,7 +220,7 @@ enum OpenSplit {
         path: PathBuf,
     },
     Jsonl {
-        lines: std::io::Lines<BufReader<File>>,
+        lines: std::io::Split<BufReader<File>>,
         path: PathBuf,
         key: Option<Vec<u8>>,
         split: u32,
@@ -347,7 +347,7 @@ impl SourceReader {
                 let reader = BufReader::with_capacity(1 << 16, file);
                 match self.format {
                     Some(FileFormat::Jsonl) | None => Ok(OpenSplit::Jsonl {
-                        lines: reader.lines(),
+                        lines: reader.split(b'\n'),
                         path,
                         key,
                         split: split.index,
@@ -510,14 +510,27 @@ fn fill(
                     return Ok(true);
                 };
                 *line += 1;
-                let text = text.map_err(|source| ConnectorError::Read {
+                let bytes = text.map_err(|source| ConnectorError::Read {
                     path: path.clone(),
                     source,
                 })?;
+                // A line that is not UTF-8 is a bad record, not a bad file.
+                let text = match String::from_utf8(bytes) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        bad.push(BadRecord {
+                            split: *split,
+                            line: *line,
+                            message: format!("not UTF-8: {e}"),
+                        });
+                        continue;
+                    }
+                };
+                let text = text.strip_suffix('\r').unwrap_or(&text);
                 if text.trim().is_empty() {
                     continue;
                 }
-                match jsonl_record(&text, extract, key) {
+                match jsonl_record(text, extract, key) {
                     Ok(record) => batch.push(
                         record,
                         Origin {
@@ -711,7 +724,7 @@ mod tests {
         let file = dir.path().join("in.jsonl");
         std::fs::write(
             &file,
-            "{\"k\":\"a\",\"t\":5}\n\n{broken\n{\"k\":7,\"t\":6}\n",
+            b"{\"k\":\"a\",\"t\":5}\n\n{broken\n{\"k\":7,\"t\":6}\r\n\xff\xfe\n",
         )
         .unwrap();
         let kind = SourceKind::File {
@@ -730,8 +743,10 @@ mod tests {
         assert_eq!(records[1].0.key.as_deref(), Some(&b"7"[..]));
         assert_eq!(records[1].0.timestamp, Some(6));
         assert_eq!(records[1].1.position, 4);
-        assert_eq!(bad.len(), 1);
+        assert_eq!(bad.len(), 2);
         assert_eq!(bad[0].line, 3);
+        assert_eq!(bad[1].line, 5);
+        assert!(bad[1].message.contains("not UTF-8"), "{}", bad[1].message);
     }
 
     #[test]

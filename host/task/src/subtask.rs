@@ -256,22 +256,33 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
                     std::thread::Builder::new()
                         .name(name)
                         .spawn_scoped(scope, move || {
+                            let vertex = &plan.vertices[chain_vertices[0]];
+                            // A bug in host code must fail the task, not the process.
                             let result =
-                                build_ops(shared, plan, components, &chain_vertices, index)
-                                    .and_then(|ops| {
-                                        let mut run = SubtaskRun {
-                                            head_id: plan.vertices[chain_vertices[0]].id,
-                                            index,
-                                            parallelism: plan.vertices[chain_vertices[0]]
-                                                .parallelism,
-                                            head,
-                                            ops,
-                                            exchanges,
-                                        };
-                                        run.run(shared)
-                                    });
-                            if let Err(Stop::Failed(error)) = result {
-                                shared.fail(error);
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    run_subtask(
+                                        shared,
+                                        plan,
+                                        components,
+                                        &chain_vertices,
+                                        index,
+                                        head,
+                                        exchanges,
+                                    )
+                                }));
+                            match result {
+                                Ok(Err(Stop::Failed(error))) => shared.fail(error),
+                                Ok(_) => {}
+                                Err(panic) => shared.fail(JobError::Task {
+                                    vertex: vertex.id.to_string(),
+                                    index,
+                                    parallelism: vertex.parallelism,
+                                    origin: None,
+                                    message: format!(
+                                        "internal error (a bug in Weir): {}",
+                                        panic_message(&panic)
+                                    ),
+                                }),
                             }
                         });
                 if let Err(e) = spawned {
@@ -286,6 +297,37 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
         Ok(Some(error)) => Err(error),
         _ => Ok(()),
     }
+}
+
+/// Builds a subtask's chained operators and runs it to the end of its input.
+fn run_subtask<'a>(
+    shared: &JobShared<'a>,
+    plan: &Plan<'a>,
+    components: &HashMap<String, Arc<OperatorComponent>>,
+    chain: &[usize],
+    index: u32,
+    head: Head,
+    exchanges: Vec<Exchange>,
+) -> Result<(), Stop> {
+    let ops = build_ops(shared, plan, components, chain, index)?;
+    let vertex = &plan.vertices[chain[0]];
+    let mut run = SubtaskRun {
+        head_id: vertex.id,
+        index,
+        parallelism: vertex.parallelism,
+        head,
+        ops,
+        exchanges,
+    };
+    run.run(shared)
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 fn load_components(
