@@ -19,6 +19,7 @@ mod exchange;
 mod graph;
 mod metrics;
 mod subtask;
+pub mod watermark;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
