@@ -72,6 +72,7 @@ sources:
     format: csv
     key: {{ from: path }}
     timestamp: {{ field: timestamp, format: "%Y-%m-%d %H:%M:%S" }}
+    watermarks: {{ max_out_of_orderness_ms: 3600000 }}
 operators:
   - id: zscore
     input: readings
@@ -117,6 +118,18 @@ fn check(parallelism: u32, warmup: Option<u64>, threshold: Option<f64>) {
     let (expected, rows) = oracle(&data, warmup.unwrap_or(30), threshold.unwrap_or(4.0));
     assert_eq!(summary.records_read, rows as u64);
     assert_eq!(summary.record_errors, 0, "{:?}", summary.problems);
+    // Watermarks flowed through the key_by exchange; the end of the bounded
+    // input brought every sink subtask to the maximum watermark.
+    let expected_sinks: Vec<String> = (0..parallelism).map(|i| format!("alerts#{i}")).collect();
+    assert_eq!(
+        summary.sink_watermarks.keys().cloned().collect::<Vec<_>>(),
+        expected_sinks
+    );
+    assert!(
+        summary.sink_watermarks.values().all(|w| *w == i64::MAX),
+        "{:?}",
+        summary.sink_watermarks
+    );
 
     let parts = read_parts(&out).unwrap();
     assert_eq!(

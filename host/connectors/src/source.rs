@@ -233,15 +233,21 @@ enum OpenSplit {
     },
 }
 
-/// Reads the splits assigned to one source subtask, one after the other, in
-/// batches.
+/// Splits one reader keeps open at once; later splits start as earlier ones end.
+const MAX_OPEN_SPLITS: usize = 256;
+
+/// Reads the splits assigned to one source subtask, interleaved: each batch
+/// comes from one split, and the open splits take turns (as Flink's
+/// split-based sources do), so each split's event time advances together
+/// and per-split watermarks stay useful.
 pub struct SourceReader {
-    splits: VecDeque<Split>,
+    pending: VecDeque<Split>,
     format: Option<FileFormat>,
     extract: Extract,
     record_bytes: usize,
     keys: Option<u64>,
-    current: Option<OpenSplit>,
+    open: VecDeque<(u32, OpenSplit)>,
+    finished: Vec<u32>,
 }
 
 impl SourceReader {
@@ -285,17 +291,20 @@ impl SourceReader {
             ),
         };
         Self {
-            splits: splits.into(),
+            pending: splits.into(),
             format,
             extract,
             record_bytes,
             keys,
-            current: None,
+            open: VecDeque::new(),
+            finished: Vec::new(),
         }
     }
 
-    /// The next batch of at most `max` records, or `None` when every split
-    /// is done. Malformed records are skipped and appended to `bad`.
+    /// The next batch of at most `max` records, all from one split (the
+    /// next open split in turn), or `None` when every split is done.
+    /// Malformed records are skipped and appended to `bad`; splits that
+    /// ended are reported by [`SourceReader::take_finished`].
     ///
     /// # Errors
     /// A file that cannot be opened or read, or a CSV file without the
@@ -305,31 +314,42 @@ impl SourceReader {
         max: usize,
         bad: &mut Vec<BadRecord>,
     ) -> Result<Option<Batch>, ConnectorError> {
-        let mut batch = Batch::with_capacity(max);
-        while batch.len() < max {
-            if self.current.is_none() {
-                match self.splits.pop_front() {
-                    Some(split) => self.current = Some(self.open(split)?),
-                    None => break,
-                }
+        loop {
+            while self.open.len() < MAX_OPEN_SPLITS {
+                let Some(split) = self.pending.pop_front() else {
+                    break;
+                };
+                let index = split.index;
+                let opened = self.open(split)?;
+                self.open.push_back((index, opened));
             }
-            let done = match self.current.as_mut() {
-                Some(open) => fill(
-                    open,
-                    &self.extract,
-                    self.record_bytes,
-                    self.keys,
-                    &mut batch,
-                    max,
-                    bad,
-                )?,
-                None => true,
+            let Some((index, mut split)) = self.open.pop_front() else {
+                return Ok(None);
             };
+            let mut batch = Batch::with_capacity(max);
+            let done = fill(
+                &mut split,
+                &self.extract,
+                self.record_bytes,
+                self.keys,
+                &mut batch,
+                max,
+                bad,
+            )?;
             if done {
-                self.current = None;
+                self.finished.push(index);
+            } else {
+                self.open.push_back((index, split));
+            }
+            if !batch.is_empty() {
+                return Ok(Some(batch));
             }
         }
-        Ok(if batch.is_empty() { None } else { Some(batch) })
+    }
+
+    /// Indices of the splits that ended since the last call.
+    pub fn take_finished(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.finished)
     }
 
     fn open(&self, split: Split) -> Result<OpenSplit, ConnectorError> {
@@ -685,8 +705,13 @@ mod tests {
                 position: 2
             }
         );
-        assert_eq!(records[2].0.key.as_deref(), Some(&b"b"[..]));
-        assert_eq!(records[2].0.timestamp, Some(1000));
+        // Interleaved: one record of each file in turn.
+        let keys: Vec<&[u8]> = records
+            .iter()
+            .map(|(r, _)| r.key.as_deref().unwrap())
+            .collect();
+        assert_eq!(keys, [&b"a/s1"[..], b"b", b"a/s1"]);
+        assert_eq!(records[1].0.timestamp, Some(1000));
         assert_eq!(bad.len(), 1);
         assert_eq!((bad[0].split, bad[0].line), (6, 3));
         assert!(bad[0].message.contains("not a time"), "{}", bad[0].message);
@@ -747,6 +772,37 @@ mod tests {
         assert_eq!(bad[0].line, 3);
         assert_eq!(bad[1].line, 5);
         assert!(bad[1].message.contains("not UTF-8"), "{}", bad[1].message);
+    }
+
+    #[test]
+    fn splits_take_turns_and_report_when_they_end() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.csv"),
+            "timestamp,value\n1970-01-01 00:00:01,1\n",
+        )
+        .unwrap();
+        let rows: String = (0..5)
+            .map(|i| format!("1970-01-01 00:00:0{i},{i}\n"))
+            .collect();
+        std::fs::write(dir.path().join("b.csv"), format!("timestamp,value\n{rows}")).unwrap();
+        let kind = csv_source(dir.path());
+        let mut reader = SourceReader::new(&kind, plan_splits("s", &kind, 1, 0).unwrap());
+        let mut bad = Vec::new();
+        let mut order = Vec::new();
+        let mut finished = Vec::new();
+        while let Some(batch) = reader.next_batch(2, &mut bad).unwrap() {
+            let split = batch.origins[0].split;
+            assert!(
+                batch.origins.iter().all(|o| o.split == split),
+                "one split per batch"
+            );
+            order.push((split, batch.len()));
+            finished.extend(reader.take_finished());
+        }
+        finished.extend(reader.take_finished());
+        assert_eq!(order, [(0, 1), (1, 2), (1, 2), (1, 1)]);
+        assert_eq!(finished, [0, 1]);
     }
 
     #[test]

@@ -16,10 +16,17 @@ pub(crate) struct Unkeyed {
     pub(crate) origin: weir_types::Origin,
 }
 
+/// What travels on a channel: the producer subtask's index and an element.
+/// (One channel per consumer subtask is shared by all producers; the index
+/// lets the consumer take the minimum watermark over its inputs.)
+pub(crate) type Message = (u32, StreamElement);
+
 /// The output of one producer subtask towards all subtasks of one consumer vertex.
 pub(crate) struct Exchange {
     partitioning: Partitioning,
-    senders: Vec<Sender<StreamElement>>,
+    senders: Vec<Sender<Message>>,
+    /// This producer's subtask index.
+    from: u32,
     /// Per-target buffers for `key_by`.
     buffers: Vec<Batch>,
     /// The producer's subtask index (`forward`) or the next target (`rebalance`).
@@ -30,7 +37,7 @@ pub(crate) struct Exchange {
 impl Exchange {
     pub(crate) fn new(
         partitioning: Partitioning,
-        senders: Vec<Sender<StreamElement>>,
+        senders: Vec<Sender<Message>>,
         producer_index: usize,
         max_parallelism: u16,
     ) -> Self {
@@ -41,6 +48,7 @@ impl Exchange {
         Self {
             partitioning,
             senders,
+            from: producer_index as u32,
             buffers,
             next,
             max_parallelism,
@@ -52,7 +60,7 @@ impl Exchange {
         match self.partitioning {
             Partitioning::Forward => {
                 self.senders[self.next]
-                    .send(StreamElement::Batch(batch))
+                    .send((self.from, StreamElement::Batch(batch)))
                     .map_err(|_| Disconnected)?;
                 Ok(Vec::new())
             }
@@ -60,7 +68,7 @@ impl Exchange {
                 let target = self.next;
                 self.next = (self.next + 1) % self.senders.len();
                 self.senders[target]
-                    .send(StreamElement::Batch(batch))
+                    .send((self.from, StreamElement::Batch(batch)))
                     .map_err(|_| Disconnected)?;
                 Ok(Vec::new())
             }
@@ -86,7 +94,7 @@ impl Exchange {
             if !buffer.is_empty() {
                 let full = std::mem::take(buffer);
                 self.senders[target]
-                    .send(StreamElement::Batch(full))
+                    .send((self.from, StreamElement::Batch(full)))
                     .map_err(|_| Disconnected)?;
             }
         }
@@ -95,9 +103,18 @@ impl Exchange {
 
     /// Tells every target that this producer's input has ended.
     pub(crate) fn finish(&mut self) -> Result<(), Disconnected> {
+        self.broadcast(StreamElement::EndOfInput)
+    }
+
+    /// Sends a watermark to every target, whatever the partitioning.
+    pub(crate) fn watermark(&mut self, watermark: i64) -> Result<(), Disconnected> {
+        self.broadcast(StreamElement::Watermark(watermark))
+    }
+
+    fn broadcast(&mut self, element: StreamElement) -> Result<(), Disconnected> {
         for sender in &self.senders {
             sender
-                .send(StreamElement::EndOfInput)
+                .send((self.from, element.clone()))
                 .map_err(|_| Disconnected)?;
         }
         Ok(())
@@ -127,9 +144,9 @@ mod tests {
         b
     }
 
-    fn drain(rx: &crossbeam_channel::Receiver<StreamElement>) -> Vec<String> {
+    fn drain(rx: &crossbeam_channel::Receiver<Message>) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(StreamElement::Batch(b)) = rx.try_recv() {
+        while let Ok((_, StreamElement::Batch(b))) = rx.try_recv() {
             out.extend(
                 b.records
                     .into_iter()
@@ -200,7 +217,17 @@ mod tests {
         fwd.send(batch_of(&["x"])).unwrap();
         fwd.finish().unwrap();
         assert_eq!(drain(&rxs[1]), vec!["x"]);
-        assert_eq!(rxs[0].try_recv().ok(), Some(StreamElement::EndOfInput));
+        assert_eq!(rxs[0].try_recv().ok(), Some((1, StreamElement::EndOfInput)));
+    }
+
+    #[test]
+    fn watermarks_go_to_every_target_tagged_with_the_producer() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::unbounded()).unzip();
+        let mut ex = Exchange::new(Partitioning::KeyBy, txs, 2, 128);
+        ex.watermark(42).unwrap();
+        for rx in &rxs {
+            assert_eq!(rx.try_recv().ok(), Some((2, StreamElement::Watermark(42))));
+        }
     }
 
     #[test]

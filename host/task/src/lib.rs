@@ -75,6 +75,9 @@ pub struct JobSummary {
     pub elapsed: Duration,
     /// Time from start to the first batch processed by an operator or sink.
     pub first_record_latency: Option<Duration>,
+    /// The last watermark (ms) each sink subtask (`sink#index`) received;
+    /// `i64::MAX` once its inputs ended.
+    pub sink_watermarks: std::collections::BTreeMap<String, i64>,
 }
 
 /// Why a job failed.
@@ -132,5 +135,6 @@ pub fn run_job(job: &JobGraph, config: RunConfig) -> Result<JobSummary, JobError
         problems: m.problems(),
         elapsed: m.elapsed(),
         first_record_latency: m.first_record_latency(),
+        sink_watermarks: m.sink_watermarks(),
     })
 }

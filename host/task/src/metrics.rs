@@ -17,6 +17,7 @@ pub struct JobMetrics {
     record_errors: AtomicU64,
     first_processed: OnceLock<Duration>,
     problems: Mutex<Vec<String>>,
+    sink_watermarks: Mutex<std::collections::BTreeMap<String, i64>>,
 }
 
 impl Default for JobMetrics {
@@ -35,6 +36,7 @@ impl JobMetrics {
             record_errors: AtomicU64::new(0),
             first_processed: OnceLock::new(),
             problems: Mutex::new(Vec::new()),
+            sink_watermarks: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -66,6 +68,20 @@ impl JobMetrics {
     /// The first few record-level problems, verbatim.
     pub fn problems(&self) -> Vec<String> {
         self.problems.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// The latest watermark each sink subtask (`sink#index`) received, in ms.
+    pub fn sink_watermarks(&self) -> std::collections::BTreeMap<String, i64> {
+        self.sink_watermarks
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn record_watermark(&self, sink_subtask: String, watermark: i64) {
+        if let Ok(mut w) = self.sink_watermarks.lock() {
+            w.insert(sink_subtask, watermark);
+        }
     }
 
     pub(crate) fn add_read(&self, n: usize) {

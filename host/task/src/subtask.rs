@@ -19,8 +19,9 @@ use weir_wasm::{
     WasmRuntime,
 };
 
-use crate::exchange::{Disconnected, Exchange};
+use crate::exchange::{Disconnected, Exchange, Message};
 use crate::graph::{Plan, VertexKind};
+use crate::watermark::{InputWatermarks, MAX_WATERMARK, SplitWatermarks};
 use crate::{JobError, JobMetrics, RunConfig};
 
 /// Names of all splits of a job, so an [`Origin`] can be shown as `file:line`.
@@ -65,6 +66,8 @@ struct JobShared<'a> {
     splits: SplitTable,
     cancelled: AtomicBool,
     first_error: Mutex<Option<JobError>>,
+    /// Processing time origin for watermark idleness.
+    started: std::time::Instant,
 }
 
 impl JobShared<'_> {
@@ -77,6 +80,11 @@ impl JobShared<'_> {
         if let Ok(mut first) = self.first_error.lock() {
             first.get_or_insert(error);
         }
+    }
+
+    /// Processing time in ms since the job started.
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 
     fn is_cancelled(&self) -> bool {
@@ -96,14 +104,19 @@ impl JobShared<'_> {
 }
 
 /// The sending and receiving ends of the queues into one chain's subtasks.
-type ChainInputs = (Vec<Sender<StreamElement>>, Vec<Receiver<StreamElement>>);
+type ChainInputs = (Vec<Sender<Message>>, Vec<Receiver<Message>>);
 
 /// Where a subtask's batches come from.
 enum Head {
-    Source(Box<SourceReader>),
+    Source {
+        reader: Box<SourceReader>,
+        /// Periodic watermarks, when the source declares them.
+        watermarks: Option<SplitWatermarks>,
+    },
     Input {
-        rx: Receiver<StreamElement>,
+        rx: Receiver<Message>,
         producers: u32,
+        watermarks: InputWatermarks,
     },
 }
 
@@ -203,6 +216,7 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
         splits: table,
         cancelled: AtomicBool::new(false),
         first_error: Mutex::new(None),
+        started: std::time::Instant::now(),
     };
     std::thread::scope(|scope| {
         for (c, chain) in plan.chains.iter().enumerate() {
@@ -216,16 +230,28 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
                         let VertexKind::Source(spec) = head_vertex.kind else {
                             continue;
                         };
-                        Head::Source(Box::new(SourceReader::new(
-                            &spec.kind,
-                            splits.unwrap_or_default(),
-                        )))
+                        let splits = splits.unwrap_or_default();
+                        let split_ids: Vec<u32> = splits.iter().map(|s| s.index).collect();
+                        let watermarks = spec.watermarks.map(|w| {
+                            SplitWatermarks::new(
+                                &split_ids,
+                                w.max_out_of_orderness_ms,
+                                w.idle_timeout_ms,
+                                0,
+                            )
+                        });
+                        Head::Source {
+                            reader: Box::new(SourceReader::new(&spec.kind, splits)),
+                            watermarks,
+                        }
                     }
                     Some((up, _)) => {
                         let rx = inputs[&c].1[index as usize].clone();
+                        let producers = plan.vertices[up].parallelism;
                         Head::Input {
                             rx,
-                            producers: plan.vertices[up].parallelism,
+                            producers,
+                            watermarks: InputWatermarks::new(producers as usize),
                         }
                     }
                 };
@@ -462,38 +488,83 @@ impl SubtaskRun<'_> {
             if shared.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
-            let batch = match &mut self.head {
-                Head::Source(reader) => {
+            let now_ms = shared.now_ms();
+            let (batch, watermark) = match &mut self.head {
+                Head::Source { reader, watermarks } => {
                     let next = reader.next_batch(batch_size, &mut bad);
                     for b in bad.drain(..) {
                         shared.bad_record(b);
                     }
-                    match next {
-                        Ok(Some(batch)) => {
-                            shared.metrics().add_read(batch.len());
-                            batch
-                        }
+                    let batch = match next {
+                        Ok(Some(batch)) => batch,
                         Ok(None) => break,
                         Err(e) => return Err(self.fail(self.head_id, None, e.to_string())),
+                    };
+                    shared.metrics().add_read(batch.len());
+                    let watermark = watermarks.as_mut().and_then(|w| {
+                        for (record, origin) in batch.records.iter().zip(&batch.origins) {
+                            if let Some(ts) = record.timestamp {
+                                w.on_record(origin.split, ts, now_ms);
+                            }
+                        }
+                        for split in reader.take_finished() {
+                            w.on_split_finished(split);
+                        }
+                        w.advance(now_ms)
+                    });
+                    (batch, watermark)
+                }
+                Head::Input {
+                    rx,
+                    producers,
+                    watermarks,
+                } => {
+                    match rx.recv_timeout(Duration::from_millis(50)) {
+                        Ok((_, StreamElement::Batch(batch))) => (batch, None),
+                        Ok((from, StreamElement::Watermark(w))) => {
+                            match watermarks.on_watermark(from as usize, w) {
+                                Some(w) => (Batch::default(), Some(w)),
+                                None => continue,
+                            }
+                        }
+                        Ok((_, StreamElement::EndOfInput)) => {
+                            ended_inputs += 1;
+                            if ended_inputs == *producers {
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        // Every producer is gone without ending its input: it failed.
+                        Err(RecvTimeoutError::Disconnected) => return Err(Stop::Cancelled),
                     }
                 }
-                Head::Input { rx, producers } => match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(StreamElement::Batch(batch)) => batch,
-                    Ok(StreamElement::EndOfInput) => {
-                        ended_inputs += 1;
-                        if ended_inputs == *producers {
-                            break;
-                        }
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    // Every producer is gone without ending its input: it failed.
-                    Err(RecvTimeoutError::Disconnected) => return Err(Stop::Cancelled),
-                },
             };
             self.push(shared, batch)?;
+            if let Some(w) = watermark {
+                self.push_watermark(shared, w)?;
+            }
+        }
+        // End of a bounded input: event time is complete (batch semantics).
+        if matches!(self.head, Head::Source { .. }) {
+            self.push_watermark(shared, MAX_WATERMARK)?;
         }
         self.finish(shared)
+    }
+
+    /// Hands a watermark down the chain and to every consumer.
+    fn push_watermark(&mut self, shared: &JobShared<'_>, watermark: i64) -> Result<(), Stop> {
+        for op in &self.ops {
+            if let ChainedOp::Sink { id, .. } = op {
+                shared
+                    .metrics()
+                    .record_watermark(format!("{id}#{}", self.index), watermark);
+            }
+        }
+        for exchange in &mut self.exchanges {
+            exchange.watermark(watermark)?;
+        }
+        Ok(())
     }
 
     /// Runs one batch through the chain and hands the result to the exchanges.

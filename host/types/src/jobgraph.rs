@@ -118,6 +118,22 @@ pub struct SourceSpec {
     pub kind: SourceKind,
     /// Parallelism of this vertex (default: the job's).
     pub parallelism: Option<u32>,
+    /// Periodic watermarks from record timestamps (default: none until the
+    /// end of input, which always emits the maximum watermark).
+    pub watermarks: Option<WatermarkSpec>,
+}
+
+/// Bounded-out-of-orderness watermarks, one generator per split.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkSpec {
+    /// How late (in event time, ms) a record may be relative to the latest
+    /// timestamp of its split.
+    #[serde(default)]
+    pub max_out_of_orderness_ms: u64,
+    /// A split that sends nothing for this long (processing time, ms) stops
+    /// holding the watermark back; default: never.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// The kinds of source.

@@ -71,6 +71,9 @@ impl Batch {
 pub enum StreamElement {
     /// Records.
     Batch(Batch),
+    /// Event time has reached this many ms since the epoch on this channel:
+    /// no record with a smaller timestamp follows (except late ones).
+    Watermark(i64),
     /// The sending subtask has no more input (bounded sources).
     EndOfInput,
 }
