@@ -15,18 +15,23 @@ fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     entries
 }
 
+/// Subtask 0 of 1 of operator `id`.
+fn subtask(id: &str) -> SubtaskInfo {
+    SubtaskInfo {
+        operator_id: id.into(),
+        index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        attempt: 0,
+    }
+}
+
 fn run_identity(runtime: &WasmRuntime, wasm: &std::path::Path) -> Vec<u8> {
     let component = runtime.load(wasm).unwrap();
     let mut instance = component
         .instantiate("identity#0".into(), None, InstanceLimits::default())
         .unwrap();
-    let info = SubtaskInfo {
-        operator_id: "identity".into(),
-        index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        attempt: 0,
-    };
+    let info = subtask("identity");
     instance.open(&info, "{}").unwrap();
     let record = weir_types::Record {
         key: None,
@@ -101,13 +106,7 @@ fn zscore_without_state() -> (weir_wasm::OperatorInstance, SubtaskInfo) {
     let instance = component
         .instantiate("z#0".into(), None, InstanceLimits::default())
         .unwrap();
-    let info = SubtaskInfo {
-        operator_id: "z".into(),
-        index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        attempt: 0,
-    };
+    let info = subtask("z");
     (instance, info)
 }
 

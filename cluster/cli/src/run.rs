@@ -70,7 +70,6 @@ pub fn load_job(path: &Path, options: &RunOptions) -> Result<JobGraph, RunError>
 /// [`RunError::MissingUdf`] or [`RunError::Build`].
 pub fn resolve_udfs(job: &JobGraph, job_file: &Path) -> Result<HashMap<String, PathBuf>, RunError> {
     let base = job_file.parent().unwrap_or(Path::new("."));
-    let text = std::fs::read_to_string(job_file).unwrap_or_default();
     let mut udfs = HashMap::new();
     for (index, op) in job.operators.iter().enumerate() {
         let path = base.join(&op.udf);
@@ -87,6 +86,8 @@ pub fn resolve_udfs(job: &JobGraph, job_file: &Path) -> Result<HashMap<String, P
         } else if path.is_file() {
             path
         } else {
+            // The text is only needed to point at the line in the error.
+            let text = std::fs::read_to_string(job_file).unwrap_or_default();
             let line = line_of(&text, "udf", Some(&op.udf.to_string_lossy()));
             return Err(RunError::MissingUdf {
                 file: job_file.into(),

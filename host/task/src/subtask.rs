@@ -502,10 +502,11 @@ impl SubtaskRun<'_> {
                     };
                     shared.metrics().add_read(batch.len());
                     let watermark = watermarks.as_mut().and_then(|w| {
-                        for (record, origin) in batch.records.iter().zip(&batch.origins) {
-                            if let Some(ts) = record.timestamp {
-                                w.on_record(origin.split, ts, now_ms);
-                            }
+                        // A batch comes from one split, and a split's
+                        // watermark depends only on its largest timestamp.
+                        let max_ts = batch.records.iter().filter_map(|r| r.timestamp).max();
+                        if let (Some(ts), Some(origin)) = (max_ts, batch.origins.first()) {
+                            w.on_record(origin.split, ts, now_ms);
                         }
                         for split in reader.take_finished() {
                             w.on_split_finished(split);
@@ -549,7 +550,7 @@ impl SubtaskRun<'_> {
         if matches!(self.head, Head::Source { .. }) {
             self.push_watermark(shared, MAX_WATERMARK)?;
         }
-        self.finish(shared)
+        self.finish()
     }
 
     /// Hands a watermark down the chain and to every consumer.
@@ -612,7 +613,7 @@ impl SubtaskRun<'_> {
         Ok(())
     }
 
-    fn finish(&mut self, shared: &JobShared<'_>) -> Result<(), Stop> {
+    fn finish(&mut self) -> Result<(), Stop> {
         for op in &mut self.ops {
             match op {
                 ChainedOp::Udf(udf) => {
@@ -629,7 +630,6 @@ impl SubtaskRun<'_> {
                 }
             }
         }
-        let _ = shared;
         for exchange in &mut self.exchanges {
             exchange.finish()?;
         }
