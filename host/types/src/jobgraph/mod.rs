@@ -36,6 +36,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::keygroup::{DEFAULT_MAX_PARALLELISM, MAX_MAX_PARALLELISM};
 
+mod builtin;
+
+pub use builtin::{
+    AggregateFn, AggregateSpec, DurationMs, InputSpec, JoinKind, JoinSpec, SignedDurationMs,
+    TimeDomain, WindowKind, WindowSpec, parse_duration_ms,
+};
+
 /// A job file that could not be read or is not a valid JobGraph.
 #[derive(Debug, thiserror::Error)]
 pub enum JobGraphError {
@@ -220,19 +227,28 @@ fn default_ts_format() -> String {
     "rfc3339".to_string()
 }
 
-/// An operator vertex.
+/// An operator vertex: a Wasm UDF, a built-in window or join, or (with
+/// several inputs and nothing else) a union.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorSpec {
     /// Unique vertex id.
     pub id: String,
-    /// Id of the upstream vertex.
-    pub input: String,
+    /// The upstream vertex (or a list of them: a union, or a join's left
+    /// and right input).
+    #[serde(deserialize_with = "builtin::one_or_many_inputs")]
+    pub input: Vec<InputSpec>,
     /// How records reach this operator's subtasks (default `forward`).
     #[serde(default)]
     pub partition: Partitioning,
     /// The user function: a Rust UDF source directory or a `.wasm` component.
-    pub udf: PathBuf,
+    pub udf: Option<PathBuf>,
+    /// A built-in window aggregation (with `aggregate`).
+    pub window: Option<WindowSpec>,
+    /// The aggregates a window computes.
+    pub aggregate: Option<Vec<AggregateSpec>>,
+    /// A built-in join of the two inputs.
+    pub join: Option<JoinSpec>,
     /// The operator's config, handed to the UDF's `open` as JSON.
     #[serde(default)]
     pub config: Option<serde_json::Value>,
@@ -244,6 +260,34 @@ pub struct OperatorSpec {
     /// Time one `process` call may take before it is interrupted, in ms (default 10000).
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
+}
+
+/// What an operator does, derived from the fields it sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorRole<'a> {
+    /// A Wasm UDF (`udf`), over one input or the union of several.
+    Udf(&'a Path),
+    /// A built-in window aggregation (`window` + `aggregate`).
+    Window(&'a WindowSpec, &'a [AggregateSpec]),
+    /// A built-in join of two inputs (`join`).
+    Join(&'a JoinSpec),
+    /// Several inputs merged into one stream, nothing else.
+    Union,
+}
+
+impl OperatorSpec {
+    /// What the operator does. Only meaningful on a validated job.
+    pub fn role(&self) -> OperatorRole<'_> {
+        if let Some(udf) = &self.udf {
+            OperatorRole::Udf(udf)
+        } else if let Some(window) = &self.window {
+            OperatorRole::Window(window, self.aggregate.as_deref().unwrap_or_default())
+        } else if let Some(join) = &self.join {
+            OperatorRole::Join(join)
+        } else {
+            OperatorRole::Union
+        }
+    }
 }
 
 fn default_memory_mib() -> u32 {
@@ -271,8 +315,8 @@ pub enum Partitioning {
 pub struct SinkSpec {
     /// Unique vertex id.
     pub id: String,
-    /// Id of the upstream vertex.
-    pub input: String,
+    /// The upstream vertex (an id, or `{ from, output }` for a side output).
+    pub input: InputSpec,
     /// How records reach the sink's subtasks (default `forward`).
     #[serde(default)]
     pub partition: Partitioning,
@@ -356,7 +400,7 @@ impl JobGraph {
         let sink = self.sinks.iter().find(|s| s.id == id)?;
         match sink.parallelism {
             Some(p) => Some(p),
-            None => self.parallelism_of(&sink.input),
+            None => self.parallelism_of(&sink.input.from),
         }
     }
 
@@ -431,27 +475,53 @@ impl JobGraph {
             );
         }
         let known = |id: &str| ids.contains(id) && !self.sinks.iter().any(|s| s.id == id);
-        for (i, o) in self.operators.iter().enumerate() {
-            if !known(&o.input) {
+        let is_operator = |id: &str| self.operators.iter().any(|o| o.id == id);
+        let edges = self
+            .operators
+            .iter()
+            .enumerate()
+            .flat_map(|(i, o)| {
+                o.input
+                    .iter()
+                    .map(move |input| (format!("operators[{i}]"), input, o.partition))
+            })
+            .chain(
+                self.sinks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("sinks[{i}]"), &s.input, s.partition)),
+            );
+        for (field, input, partition) in edges {
+            if !known(&input.from) {
                 return err(
-                    format!("operators[{i}].input"),
-                    Some(&o.input),
-                    format!("no source or operator has id `{}`", o.input),
+                    format!("{field}.input"),
+                    Some(&input.from),
+                    format!("no source or operator has id `{}`", input.from),
+                );
+            }
+            if input.output.is_some() && !is_operator(&input.from) {
+                return err(
+                    format!("{field}.input.output"),
+                    None,
+                    format!("`{}` is not an operator and has no side outputs", input.from),
+                );
+            }
+            if input.key.is_some() && partition != Partitioning::KeyBy {
+                return err(
+                    format!("{field}.input.key"),
+                    None,
+                    "re-keying an input needs `partition: key_by`".into(),
                 );
             }
         }
-        for (i, s) in self.sinks.iter().enumerate() {
-            if !known(&s.input) {
-                return err(
-                    format!("sinks[{i}].input"),
-                    Some(&s.input),
-                    format!("no source or operator has id `{}`", s.input),
-                );
-            }
+        for (i, o) in self.operators.iter().enumerate() {
+            self.check_role(i, o)?;
         }
         self.check_acyclic()?;
         for (i, o) in self.operators.iter().enumerate() {
-            self.check_forward(&format!("operators[{i}]"), &o.id, &o.input, o.partition)?;
+            for input in &o.input {
+                self.check_forward(&format!("operators[{i}]"), &o.id, input, o.partition)?;
+            }
         }
         for (i, s) in self.sinks.iter().enumerate() {
             self.check_forward(&format!("sinks[{i}]"), &s.id, &s.input, s.partition)?;
@@ -459,16 +529,118 @@ impl JobGraph {
         Ok(())
     }
 
+    /// An operator sets exactly one of `udf`, `window` (+ `aggregate`) and
+    /// `join`, or none with several inputs (a union).
+    fn check_role(&self, i: usize, o: &OperatorSpec) -> Result<(), (String, Option<String>, String)> {
+        let field = format!("operators[{i}]");
+        let set = [
+            ("udf", o.udf.is_some()),
+            ("window", o.window.is_some()),
+            ("join", o.join.is_some()),
+        ];
+        let chosen: Vec<&str> = set.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+        let bad = |sub: &str, message: String| Err((format!("{field}{sub}"), None, message));
+        if chosen.len() > 1 {
+            return bad(
+                "",
+                format!(
+                    "operator `{}` sets {}; an operator is one of a UDF, a window or a join",
+                    o.id,
+                    chosen.join(" and ")
+                ),
+            );
+        }
+        if o.aggregate.is_some() && o.window.is_none() {
+            return bad(".aggregate", "`aggregate` needs a `window`".into());
+        }
+        let keyed = o.partition == Partitioning::KeyBy;
+        match o.role() {
+            OperatorRole::Udf(_) => Ok(()),
+            OperatorRole::Union if o.input.len() < 2 => bad(
+                "",
+                format!(
+                    "operator `{}` needs `udf`, `window` (with `aggregate`) or `join`",
+                    o.id
+                ),
+            ),
+            OperatorRole::Union => Ok(()),
+            OperatorRole::Window(window, aggregates) => {
+                builtin::check_window(window)
+                    .or_else(|(f, m)| bad(&format!(".window.{f}"), m))?;
+                if aggregates.is_empty() {
+                    return bad(".aggregate", "a window needs at least one aggregate".into());
+                }
+                let mut names = HashSet::new();
+                for (a, agg) in aggregates.iter().enumerate() {
+                    if agg.function != AggregateFn::Count && agg.field.is_none() {
+                        return bad(
+                            &format!(".aggregate[{a}].field"),
+                            format!("`{}` needs the numeric `field` it reads", agg.function.name()),
+                        );
+                    }
+                    if !names.insert(agg.output_name()) || agg.output_name() == window.key_field {
+                        return bad(
+                            &format!(".aggregate[{a}].as"),
+                            format!("result field `{}` is used twice", agg.output_name()),
+                        );
+                    }
+                }
+                if !keyed && self.parallelism_of(&o.id) != Some(1) {
+                    return bad(
+                        ".partition",
+                        "a window over a non-keyed stream runs with parallelism 1; use `partition: key_by` or `parallelism: 1`".into(),
+                    );
+                }
+                Ok(())
+            }
+            OperatorRole::Join(join) => {
+                if o.input.len() != 2 {
+                    return bad(".input", "a join has exactly two inputs (left, right)".into());
+                }
+                if !keyed {
+                    return bad(".partition", "a join needs `partition: key_by`".into());
+                }
+                match join.kind {
+                    JoinKind::Window => {
+                        let Some(window) = &join.window else {
+                            return bad(".join.window", "a window join needs `window`".into());
+                        };
+                        builtin::check_window(window)
+                            .or_else(|(f, m)| bad(&format!(".join.window.{f}"), m))?;
+                        if window.kind == WindowKind::Session {
+                            return bad(
+                                ".join.window.type",
+                                "a window join takes a tumbling or sliding window".into(),
+                            );
+                        }
+                        Ok(())
+                    }
+                    JoinKind::Interval => match (join.lower, join.upper) {
+                        (Some(lower), Some(upper)) if lower <= upper => Ok(()),
+                        (Some(_), Some(_)) => {
+                            bad(".join.lower", "`lower` must not exceed `upper`".into())
+                        }
+                        _ => bad(
+                            ".join",
+                            "an interval join needs `lower` and `upper`".into(),
+                        ),
+                    },
+                }
+            }
+        }
+    }
+
     fn check_forward(
         &self,
         field: &str,
         id: &str,
-        input: &str,
+        input: &InputSpec,
         partition: Partitioning,
     ) -> Result<(), (String, Option<String>, String)> {
         if partition != Partitioning::Forward {
             return Ok(());
         }
+        let input = input.from.as_str();
         let (up, down) = (self.parallelism_of(input), self.parallelism_of(id));
         if up != down {
             let (up, down) = (up.unwrap_or(0), down.unwrap_or(0));
@@ -484,24 +656,27 @@ impl JobGraph {
     }
 
     fn check_acyclic(&self) -> Result<(), (String, Option<String>, String)> {
-        let inputs: BTreeMap<&str, &str> = self
+        let inputs: BTreeMap<&str, Vec<&str>> = self
             .operators
             .iter()
-            .map(|o| (o.id.as_str(), o.input.as_str()))
+            .map(|o| (o.id.as_str(), o.input.iter().map(|i| i.from.as_str()).collect()))
             .collect();
         for (i, o) in self.operators.iter().enumerate() {
-            let mut at = o.input.as_str();
-            for _ in 0..=self.operators.len() {
-                match inputs.get(at) {
-                    Some(next) if *next == o.id => {
-                        return Err((
-                            format!("operators[{i}].input"),
-                            Some(o.input.clone()),
-                            format!("operator `{}` is part of a cycle", o.id),
-                        ));
-                    }
-                    Some(next) => at = next,
-                    None => break,
+            // Depth-first search upstream from `o`'s inputs.
+            let mut stack: Vec<&str> = inputs[o.id.as_str()].clone();
+            let mut seen = HashSet::new();
+            while let Some(at) = stack.pop() {
+                if at == o.id {
+                    return Err((
+                        format!("operators[{i}].input"),
+                        o.input.first().map(|i| i.from.clone()),
+                        format!("operator `{}` is part of a cycle", o.id),
+                    ));
+                }
+                if seen.insert(at)
+                    && let Some(up) = inputs.get(at)
+                {
+                    stack.extend(up);
                 }
             }
         }
@@ -509,7 +684,6 @@ impl JobGraph {
     }
 }
 
-/// The last segment of a field path, without indices: `operators[0].input` → `input`.
 fn field_name(field: &str) -> &str {
     let last = field.rsplit('.').next().unwrap_or(field);
     last.split('[').next().unwrap_or(last)
@@ -639,12 +813,106 @@ sinks:
 
     #[test]
     fn missing_field_is_reported() {
-        let (line, message) = invalid(&NAB.replace("    udf: ../udfs/nab-zscore\n", ""));
+        let (line, message) = invalid(&NAB.replace("    path: out/alerts\n", ""));
         assert!(line.is_some());
         assert!(
-            message.contains("operators[0]") && message.contains("missing field `udf`"),
+            message.contains("sinks[0]") && message.contains("missing field `path`"),
             "{message}"
         );
+        let (_, message) = invalid(&NAB.replace("    udf: ../udfs/nab-zscore\n", ""));
+        assert!(
+            message.contains("operators[0]: operator `zscore` needs `udf`, `window`"),
+            "{message}"
+        );
+    }
+
+    fn with_operator(operator: &str) -> String {
+        format!(
+            "name: w\nsources:\n  - {{id: a, type: datagen, count: 1, keys: 3}}\n  - {{id: b, type: datagen, count: 1}}\noperators:\n{operator}sinks:\n  - {{id: s, input: op, type: blackhole}}\n"
+        )
+    }
+
+    #[test]
+    fn window_operators_parse_with_durations_and_defaults() {
+        let job = parse(&with_operator(
+            "  - id: op\n    input: a\n    partition: key_by\n    window: { type: sliding, size: 1day, slide: 1h, late_output: late }\n    aggregate: [{ fn: max, field: value }, { fn: count, as: n }]\n",
+        ))
+        .expect("valid");
+        let OperatorRole::Window(window, aggregates) = job.operators[0].role() else {
+            panic!("a window")
+        };
+        assert_eq!(window.size, Some(DurationMs(86_400_000)));
+        assert_eq!(window.slide, Some(DurationMs(3_600_000)));
+        assert_eq!(window.time, TimeDomain::Event);
+        assert_eq!(window.allowed_lateness, DurationMs(0));
+        assert_eq!(window.key_field, "key");
+        assert_eq!(aggregates[0].output_name(), "max");
+        assert_eq!(aggregates[1].output_name(), "n");
+    }
+
+    #[test]
+    fn bad_windows_and_joins_are_rejected_with_the_field() {
+        let cases = [
+            (
+                "    partition: key_by\n    window: { type: sliding, size: 1h }\n    aggregate: [{ fn: count }]\n",
+                "operators[0].window.slide: a sliding window needs `slide`",
+            ),
+            (
+                "    partition: key_by\n    window: { type: session, gap: 1m, size: 1h }\n    aggregate: [{ fn: count }]\n",
+                "operators[0].window.size: does not apply to a session window",
+            ),
+            (
+                "    partition: key_by\n    window: { type: tumbling, size: 1h }\n    aggregate: [{ fn: sum }]\n",
+                "operators[0].aggregate[0].field: `sum` needs",
+            ),
+            (
+                "    partition: key_by\n    window: { type: tumbling, size: 1h }\n",
+                "operators[0].aggregate: a window needs at least one aggregate",
+            ),
+            (
+                "    parallelism: 2\n    partition: rebalance\n    window: { type: tumbling, size: 1h }\n    aggregate: [{ fn: count }]\n",
+                "operators[0].partition: a window over a non-keyed stream",
+            ),
+            (
+                "    partition: key_by\n    window: { type: tumbling, size: 1h }\n    aggregate: [{ fn: count }]\n    udf: x.wasm\n",
+                "sets udf and window",
+            ),
+            (
+                "    partition: key_by\n    join: { type: interval, lower: 5s, upper: -5s }\n",
+                "exactly two inputs",
+            ),
+        ];
+        for (body, expected) in cases {
+            let (_, message) = invalid(&with_operator(&format!("  - id: op\n    input: a\n{body}")));
+            assert!(message.contains(expected), "{expected}\n got: {message}");
+        }
+        let (_, message) = invalid(&with_operator(
+            "  - id: op\n    input: [a, b]\n    partition: key_by\n    join: { type: interval, lower: 5s, upper: -5s }\n",
+        ));
+        assert!(message.contains("`lower` must not exceed `upper`"), "{message}");
+        let (_, message) = invalid(&with_operator(
+            "  - id: op\n    input: [a, {from: b, key: k}]\n",
+        ));
+        assert!(message.contains("input.key: re-keying an input needs `partition: key_by`"), "{message}");
+        let (_, message) = invalid(&with_operator(
+            "  - id: op\n    input: [a, {from: b, output: late}]\n",
+        ));
+        assert!(message.contains("`b` is not an operator"), "{message}");
+    }
+
+    #[test]
+    fn unions_joins_and_side_output_sinks_parse() {
+        let text = with_operator(
+            "  - id: op\n    input: [{from: a, key: id}, {from: b, key: seller}]\n    partition: key_by\n    join: { type: window, window: { type: tumbling, size: 10s } }\n  - id: u\n    input: [a, b]\n",
+        )
+        .replace(
+            "  - {id: s, input: op, type: blackhole}\n",
+            "  - {id: s, input: op, type: blackhole}\n  - {id: t, input: {from: op, output: late}, type: stdout}\n  - {id: v, input: u, type: blackhole}\n",
+        );
+        let job = parse(&text).expect("valid");
+        assert!(matches!(job.operators[0].role(), OperatorRole::Join(_)));
+        assert_eq!(job.operators[1].role(), OperatorRole::Union);
+        assert_eq!(job.sinks[1].input.output.as_deref(), Some("late"));
     }
 
     #[test]

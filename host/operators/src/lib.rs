@@ -1,0 +1,73 @@
+//! Weir's built-in operators, as plain state machines.
+//!
+//! Each operator takes batches of records and the passage of time
+//! (watermarks, and the wall clock as an argument) and writes its results
+//! into an [`OperatorOutput`]. Nothing here owns a thread, a clock or a
+//! channel: `weir-task` drives them, and tests drive them directly.
+//!
+//! - [`WindowOperator`]: tumbling, sliding and session windows on event or
+//!   processing time, with allowed lateness, a late side output and the
+//!   built-in aggregates (count, sum, min, max, avg), mergeable for sessions.
+//! - [`JoinOperator`]: window joins and interval joins of two keyed inputs.
+
+mod aggregate;
+mod join;
+mod window;
+
+pub use join::JoinOperator;
+pub use window::{Window, WindowOperator};
+
+use weir_types::Record;
+
+/// What an operator produced from one call.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OperatorOutput {
+    /// Records for the main output, in order.
+    pub records: Vec<Record>,
+    /// Records for named side outputs (such as the late output of a window).
+    pub side: Vec<(String, Record)>,
+    /// Rejected input records: `(index in the input batch, why)`.
+    pub errors: Vec<(usize, String)>,
+    /// Late records dropped because no late output is configured.
+    pub dropped_late: u64,
+}
+
+impl OperatorOutput {
+    /// True when nothing was produced.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.side.is_empty()
+            && self.errors.is_empty()
+            && self.dropped_late == 0
+    }
+}
+
+/// An operator's settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// `bounds_format` is not a chrono strftime pattern.
+    #[error("`{0}` is not a valid time format (chrono strftime, e.g. %Y-%m-%d %H:%M:%S)")]
+    TimeFormat(String),
+}
+
+/// Parses a strftime pattern once, rejecting what would fail when formatting.
+fn parse_time_format(pattern: &str) -> Result<Vec<chrono::format::Item<'static>>, BuildError> {
+    let items: Vec<chrono::format::Item<'static>> = chrono::format::StrftimeItems::new(pattern)
+        .map(|item| item.to_owned())
+        .collect();
+    if items
+        .iter()
+        .any(|i| matches!(i, chrono::format::Item::Error))
+    {
+        return Err(BuildError::TimeFormat(pattern.to_string()));
+    }
+    Ok(items)
+}
+
+/// Formats ms since the epoch as UTC with parsed strftime items.
+fn format_time(ms: i64, items: &[chrono::format::Item<'static>]) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format_with_items(items.iter()).to_string(),
+        None => ms.to_string(),
+    }
+}

@@ -1,0 +1,505 @@
+//! The window operator: assigns records to tumbling, sliding or session
+//! windows per key, keeps one accumulator per window and emits a result
+//! when the window's trigger fires.
+//!
+//! Semantics follow Flink's `WindowOperator` with its default triggers:
+//! - an event-time window `[start, end)` fires when the watermark reaches
+//!   `end - 1` (its max timestamp) and is dropped when the watermark
+//!   reaches `end - 1 + allowed_lateness`;
+//! - a record for a window that has fired but not been dropped updates it
+//!   and fires it again at once (one updated result per late record);
+//! - a record whose every window has been dropped is *late*: it goes to
+//!   the late side output, or is counted as dropped;
+//! - processing-time windows fire when the wall clock reaches `end - 1`,
+//!   and at the end of a bounded input (Weir fires what is left, so a
+//!   bounded job loses nothing).
+//!
+//! Sessions merge windows `[ts, ts + gap)` that overlap. *Differs from
+//! Flink*, which also merges windows that merely touch: here two records
+//! belong to one session when less than `gap` apart, the textbook
+//! definition. A record is late for sessions when `ts + allowed_lateness
+//! <= watermark`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use weir_types::Record;
+use weir_types::jobgraph::{AggregateSpec, TimeDomain, WindowKind, WindowSpec};
+
+use crate::aggregate::{Accumulator, Aggregates, push_json_string};
+use crate::{BuildError, OperatorOutput};
+
+type Key = Vec<u8>;
+
+/// A window `[start, end)` in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Window {
+    /// Inclusive start (ms).
+    pub start: i64,
+    /// Exclusive end (ms).
+    pub end: i64,
+}
+
+impl Window {
+    /// The largest timestamp inside the window (`end - 1`), when it fires.
+    pub fn max_timestamp(self) -> i64 {
+        self.end - 1
+    }
+}
+
+/// Assigns a timestamp to its windows (not for sessions).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Assigner {
+    size: i64,
+    slide: i64,
+}
+
+impl Assigner {
+    /// Tumbling windows are sliding windows whose slide is their size.
+    pub(crate) fn new(kind: WindowKind, size: i64, slide: Option<i64>) -> Self {
+        let slide = match kind {
+            WindowKind::Sliding => slide.unwrap_or(size),
+            _ => size,
+        };
+        Self { size, slide }
+    }
+
+    /// The windows containing `ts`, latest start first (as Flink's
+    /// `SlidingEventTimeWindows`, offset 0: starts are multiples of the slide).
+    pub(crate) fn assign(self, ts: i64, out: &mut Vec<Window>) {
+        out.clear();
+        let last_start = ts - ts.rem_euclid(self.slide);
+        let mut start = last_start;
+        while start > ts - self.size {
+            out.push(Window {
+                start,
+                end: start.saturating_add(self.size),
+            });
+            start -= self.slide;
+        }
+    }
+}
+
+/// Why a timer exists. Firing sorts before cleanup at the same time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Fire,
+    Cleanup,
+}
+
+/// A timer: `(time, kind, key, window)`, ordered by time.
+type Timer = (i64, TimerKind, Key, Window);
+
+/// The window operator of one subtask. Time comes in as arguments
+/// (`now_ms`, watermarks), so tests drive it without clocks.
+pub struct WindowOperator {
+    spec: WindowSpec,
+    aggregates: Aggregates,
+    assigner: Option<Assigner>,
+    gap: i64,
+    lateness: i64,
+    bounds_format: Option<Vec<chrono::format::Item<'static>>>,
+    /// Open windows per key (sorted by window, so sessions can merge).
+    windows: HashMap<Key, BTreeMap<Window, Accumulator>>,
+    timers: BTreeSet<Timer>,
+    watermark: i64,
+    scratch: Vec<Window>,
+}
+
+impl WindowOperator {
+    /// A window operator for a validated job's `window` and `aggregate`.
+    ///
+    /// # Errors
+    /// [`BuildError`] when `bounds_format` is not a valid strftime pattern.
+    pub fn new(spec: &WindowSpec, aggregates: &[AggregateSpec]) -> Result<Self, BuildError> {
+        let size = spec.size.map_or(1, |d| d.as_i64().max(1));
+        let assigner = (spec.kind != WindowKind::Session)
+            .then(|| Assigner::new(spec.kind, size, spec.slide.map(|d| d.as_i64().max(1))));
+        let bounds_format = spec
+            .bounds_format
+            .as_deref()
+            .map(crate::parse_time_format)
+            .transpose()?;
+        Ok(Self {
+            spec: spec.clone(),
+            aggregates: Aggregates::new(aggregates),
+            assigner,
+            gap: spec.gap.map_or(1, |d| d.as_i64().max(1)),
+            lateness: spec.allowed_lateness.as_i64(),
+            bounds_format,
+            windows: HashMap::new(),
+            timers: BTreeSet::new(),
+            watermark: i64::MIN,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Number of open windows (all keys).
+    pub fn open_windows(&self) -> usize {
+        self.windows.values().map(BTreeMap::len).sum()
+    }
+
+    /// The earliest processing-time timer (ms), if windows use processing time.
+    pub fn next_processing_timer(&self) -> Option<i64> {
+        match self.spec.time {
+            TimeDomain::Processing => self.timers.first().map(|t| t.0),
+            TimeDomain::Event => None,
+        }
+    }
+
+    /// Adds a batch of records; `now_ms` is the wall clock (ms since the
+    /// epoch) for processing-time windows. Results of late firings, late
+    /// records and per-record errors go to `out`.
+    pub fn process(&mut self, records: Vec<Record>, now_ms: i64, out: &mut OperatorOutput) {
+        for (index, record) in records.into_iter().enumerate() {
+            let ts = match self.spec.time {
+                TimeDomain::Processing => now_ms,
+                TimeDomain::Event => match record.timestamp {
+                    Some(ts) => ts,
+                    None => {
+                        out.errors.push((
+                            index,
+                            "record has no timestamp (set `timestamp` on the source)".into(),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            let inputs = match self.aggregates.inputs(&record.value) {
+                Ok(inputs) => inputs,
+                Err(message) => {
+                    out.errors.push((index, message));
+                    continue;
+                }
+            };
+            let key = record.key.clone().unwrap_or_default();
+            let accepted = match self.spec.kind {
+                WindowKind::Session => self.add_to_session(key, ts, &inputs, out),
+                _ => self.add_to_windows(key, ts, &inputs, out),
+            };
+            if !accepted {
+                match &self.spec.late_output {
+                    Some(name) => out.side.push((name.clone(), record)),
+                    None => out.dropped_late += 1,
+                }
+            }
+        }
+    }
+
+    /// Is a window past its allowed lateness (dropped, never updated again)?
+    fn is_window_late(&self, w: Window) -> bool {
+        self.spec.time == TimeDomain::Event
+            && w.max_timestamp().saturating_add(self.lateness) <= self.watermark
+    }
+
+    /// Has a window's trigger time passed already?
+    fn has_fired(&self, w: Window) -> bool {
+        self.spec.time == TimeDomain::Event && w.max_timestamp() <= self.watermark
+    }
+
+    /// Tumbling and sliding windows. Returns false when every window of
+    /// the record was dropped already (the record is late).
+    fn add_to_windows(
+        &mut self,
+        key: Key,
+        ts: i64,
+        inputs: &crate::aggregate::Inputs,
+        out: &mut OperatorOutput,
+    ) -> bool {
+        let mut windows = std::mem::take(&mut self.scratch);
+        if let Some(assigner) = self.assigner {
+            assigner.assign(ts, &mut windows);
+        }
+        let mut accepted = false;
+        for &w in &windows {
+            if self.is_window_late(w) {
+                continue;
+            }
+            accepted = true;
+            let per_key = self.windows.entry(key.clone()).or_default();
+            let acc = per_key.entry(w).or_insert_with(|| {
+                let acc = self.aggregates.create();
+                self.timers.insert((w.max_timestamp(), TimerKind::Fire, key.clone(), w));
+                if self.lateness > 0 && self.spec.time == TimeDomain::Event {
+                    let cleanup = w.max_timestamp().saturating_add(self.lateness);
+                    self.timers.insert((cleanup, TimerKind::Cleanup, key.clone(), w));
+                }
+                acc
+            });
+            self.aggregates.add(acc, inputs);
+            if self.has_fired(w) {
+                out.records.push(self.result(&key, w));
+            }
+        }
+        self.scratch = windows;
+        accepted
+    }
+
+    /// Session windows: the record's window `[ts, ts + gap)` absorbs every
+    /// open session of the key it overlaps.
+    fn add_to_session(
+        &mut self,
+        key: Key,
+        ts: i64,
+        inputs: &crate::aggregate::Inputs,
+        out: &mut OperatorOutput,
+    ) -> bool {
+        if self.spec.time == TimeDomain::Event && ts.saturating_add(self.lateness) <= self.watermark
+        {
+            return false;
+        }
+        let mut merged = Window {
+            start: ts,
+            end: ts.saturating_add(self.gap),
+        };
+        let mut acc = self.aggregates.create();
+        let per_key = self.windows.entry(key.clone()).or_default();
+        let overlapping: Vec<Window> = per_key
+            .range(..Window {
+                start: merged.end,
+                end: i64::MIN,
+            })
+            .rev()
+            .map(|(w, _)| *w)
+            // Sessions of a key are disjoint, so their ends grow with their starts.
+            .take_while(|w| w.end > merged.start)
+            .collect();
+        for w in overlapping {
+            if let Some(old) = per_key.remove(&w) {
+                self.aggregates.merge(&mut acc, &old);
+            }
+            self.timers.remove(&(w.max_timestamp(), TimerKind::Fire, key.clone(), w));
+            let cleanup = w.max_timestamp().saturating_add(self.lateness);
+            self.timers.remove(&(cleanup, TimerKind::Cleanup, key.clone(), w));
+            merged.start = merged.start.min(w.start);
+            merged.end = merged.end.max(w.end);
+        }
+        self.aggregates.add(&mut acc, inputs);
+        per_key.insert(merged, acc);
+        self.timers.insert((merged.max_timestamp(), TimerKind::Fire, key.clone(), merged));
+        if self.lateness > 0 && self.spec.time == TimeDomain::Event {
+            let cleanup = merged.max_timestamp().saturating_add(self.lateness);
+            self.timers.insert((cleanup, TimerKind::Cleanup, key.clone(), merged));
+        }
+        if self.has_fired(merged) {
+            out.records.push(self.result(&key, merged));
+        }
+        true
+    }
+
+    /// The watermark advanced: fires and drops event-time windows.
+    pub fn on_watermark(&mut self, watermark: i64, out: &mut OperatorOutput) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        if self.spec.time == TimeDomain::Event {
+            self.fire_timers_up_to(watermark, out);
+        }
+    }
+
+    /// The wall clock advanced: fires processing-time windows up to `now_ms`.
+    pub fn on_processing_time(&mut self, now_ms: i64, out: &mut OperatorOutput) {
+        if self.spec.time == TimeDomain::Processing {
+            self.fire_timers_up_to(now_ms, out);
+        }
+    }
+
+    /// End of a bounded input: processing-time windows fire now (event-time
+    /// ones fired with the final maximum watermark).
+    pub fn end_of_input(&mut self, out: &mut OperatorOutput) {
+        if self.spec.time == TimeDomain::Processing {
+            self.fire_timers_up_to(i64::MAX, out);
+        }
+    }
+
+    fn fire_timers_up_to(&mut self, time: i64, out: &mut OperatorOutput) {
+        while let Some(first) = self.timers.first() {
+            if first.0 > time {
+                break;
+            }
+            let Some((_, kind, key, w)) = self.timers.pop_first() else {
+                break;
+            };
+            match kind {
+                TimerKind::Fire => {
+                    if self.windows.get(&key).is_some_and(|m| m.contains_key(&w)) {
+                        out.records.push(self.result(&key, w));
+                    }
+                    if self.lateness == 0 || self.spec.time == TimeDomain::Processing {
+                        self.drop_window(&key, w);
+                    }
+                }
+                TimerKind::Cleanup => self.drop_window(&key, w),
+            }
+        }
+    }
+
+    fn drop_window(&mut self, key: &Key, w: Window) {
+        if let Some(per_key) = self.windows.get_mut(key) {
+            per_key.remove(&w);
+            if per_key.is_empty() {
+                self.windows.remove(key);
+            }
+        }
+    }
+
+    /// The result record of a window: `{key, window_start, window_end,
+    /// aggregates...}`, timestamped with the window's max timestamp.
+    fn result(&self, key: &Key, w: Window) -> Record {
+        let mut json = String::with_capacity(96);
+        json.push('{');
+        push_json_string(&mut json, &self.spec.key_field);
+        json.push(':');
+        push_json_string(&mut json, &String::from_utf8_lossy(key));
+        for (name, at) in [("window_start", w.start), ("window_end", w.end)] {
+            json.push_str(",\"");
+            json.push_str(name);
+            json.push_str("\":");
+            match &self.bounds_format {
+                Some(items) => push_json_string(&mut json, &crate::format_time(at, items)),
+                None => json.push_str(&at.to_string()),
+            }
+        }
+        if let Some(per_key) = self.windows.get(key)
+            && let Some(acc) = per_key.get(&w)
+        {
+            self.aggregates.write_results(acc, &mut json);
+        }
+        json.push('}');
+        Record {
+            key: Some(key.clone()),
+            value: json.into_bytes(),
+            timestamp: Some(w.max_timestamp()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_types::jobgraph::{AggregateFn, DurationMs};
+
+    fn spec(kind: WindowKind, size: i64, slide: Option<i64>, lateness: i64) -> WindowSpec {
+        WindowSpec {
+            kind,
+            size: (kind != WindowKind::Session).then_some(DurationMs(size as u64)),
+            slide: slide.map(|s| DurationMs(s as u64)),
+            gap: (kind == WindowKind::Session).then_some(DurationMs(size as u64)),
+            time: TimeDomain::Event,
+            allowed_lateness: DurationMs(lateness as u64),
+            late_output: Some("late".into()),
+            key_field: "k".into(),
+            bounds_format: None,
+        }
+    }
+
+    fn count() -> Vec<AggregateSpec> {
+        vec![AggregateSpec {
+            function: AggregateFn::Count,
+            field: None,
+            name: None,
+        }]
+    }
+
+    fn rec(key: &str, ts: i64) -> Record {
+        Record {
+            key: Some(key.as_bytes().to_vec()),
+            value: b"{}".to_vec(),
+            timestamp: Some(ts),
+        }
+    }
+
+    fn values(out: &OperatorOutput) -> Vec<String> {
+        out.records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn sliding_assigns_size_over_slide_windows() {
+        let mut ws = Vec::new();
+        Assigner::new(WindowKind::Sliding, 10, Some(5)).assign(12, &mut ws);
+        assert_eq!(ws, vec![Window { start: 10, end: 20 }, Window { start: 5, end: 15 }]);
+        Assigner::new(WindowKind::Tumbling, 10, None).assign(-3, &mut ws);
+        assert_eq!(ws, vec![Window { start: -10, end: 0 }]);
+    }
+
+    #[test]
+    fn tumbling_fires_at_the_watermark_and_routes_late_records() {
+        let mut op = WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 0), &count())
+            .expect("valid");
+        let mut out = OperatorOutput::default();
+        op.process(vec![rec("a", 1), rec("a", 9), rec("b", 12)], 0, &mut out);
+        op.on_watermark(8, &mut out);
+        assert!(out.records.is_empty());
+        op.on_watermark(9, &mut out);
+        assert_eq!(values(&out), vec![r#"{"k":"a","window_start":0,"window_end":10,"count":2}"#]);
+        assert_eq!(out.records[0].timestamp, Some(9));
+        op.process(vec![rec("a", 5)], 0, &mut out);
+        assert_eq!(out.side.len(), 1);
+        assert_eq!(op.open_windows(), 1);
+    }
+
+    #[test]
+    fn allowed_lateness_refires_then_drops() {
+        let mut op = WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 5), &count())
+            .expect("valid");
+        let mut out = OperatorOutput::default();
+        op.process(vec![rec("a", 1)], 0, &mut out);
+        op.on_watermark(10, &mut out);
+        op.process(vec![rec("a", 2)], 0, &mut out);
+        assert_eq!(out.records.len(), 2, "{:?}", values(&out));
+        assert!(values(&out)[1].contains("\"count\":2"));
+        op.on_watermark(14, &mut out);
+        assert_eq!(op.open_windows(), 0);
+        op.process(vec![rec("a", 3)], 0, &mut out);
+        assert_eq!((out.records.len(), out.side.len()), (2, 1));
+    }
+
+    #[test]
+    fn sessions_merge_when_a_record_bridges_them() {
+        let mut op = WindowOperator::new(&spec(WindowKind::Session, 5, None, 0), &count())
+            .expect("valid");
+        let mut out = OperatorOutput::default();
+        op.process(vec![rec("a", 0), rec("a", 10), rec("a", 5)], 0, &mut out);
+        assert_eq!(op.open_windows(), 3, "windows that only touch stay apart");
+        op.process(vec![rec("a", 4)], 0, &mut out);
+        assert_eq!(op.open_windows(), 2);
+        op.process(vec![rec("a", 9)], 0, &mut out);
+        assert_eq!(op.open_windows(), 1);
+        op.on_watermark(i64::MAX, &mut out);
+        assert_eq!(values(&out), vec![r#"{"k":"a","window_start":0,"window_end":15,"count":5}"#]);
+    }
+
+    #[test]
+    fn processing_time_fires_on_the_clock_and_at_the_end() {
+        let mut s = spec(WindowKind::Tumbling, 100, None, 0);
+        s.time = TimeDomain::Processing;
+        let mut op = WindowOperator::new(&s, &count()).expect("valid");
+        let mut out = OperatorOutput::default();
+        op.process(vec![rec("a", 0), rec("a", 0)], 1_050, &mut out);
+        op.process(vec![rec("a", 0)], 1_120, &mut out);
+        assert_eq!(op.next_processing_timer(), Some(1_099));
+        op.on_processing_time(1_100, &mut out);
+        assert_eq!(values(&out), vec![r#"{"k":"a","window_start":1000,"window_end":1100,"count":2}"#]);
+        op.end_of_input(&mut out);
+        assert_eq!(out.records.len(), 2);
+    }
+
+    #[test]
+    fn bounds_can_be_formatted_and_bad_formats_are_rejected() {
+        let mut s = spec(WindowKind::Tumbling, 3_600_000, None, 0);
+        s.bounds_format = Some("%Y-%m-%d %H:%M:%S".into());
+        let mut op = WindowOperator::new(&s, &count()).expect("valid");
+        let mut out = OperatorOutput::default();
+        op.process(vec![rec("a", 1_400_000_000_000)], 0, &mut out);
+        op.on_watermark(i64::MAX, &mut out);
+        assert_eq!(
+            values(&out),
+            vec![r#"{"k":"a","window_start":"2014-05-13 16:00:00","window_end":"2014-05-13 17:00:00","count":1}"#]
+        );
+        s.bounds_format = Some("%Q".into());
+        assert!(WindowOperator::new(&s, &count()).is_err());
+    }
+}
