@@ -72,7 +72,10 @@ pub fn resolve_udfs(job: &JobGraph, job_file: &Path) -> Result<HashMap<String, P
     let base = job_file.parent().unwrap_or(Path::new("."));
     let mut udfs = HashMap::new();
     for (index, op) in job.operators.iter().enumerate() {
-        let path = base.join(&op.udf);
+        let Some(udf) = &op.udf else {
+            continue; // a built-in operator
+        };
+        let path = base.join(udf);
         let wasm = if path.is_dir() {
             eprintln!(
                 "Building UDF {} for operator `{}` ...",
@@ -88,7 +91,7 @@ pub fn resolve_udfs(job: &JobGraph, job_file: &Path) -> Result<HashMap<String, P
         } else {
             // The text is only needed to point at the line in the error.
             let text = std::fs::read_to_string(job_file).unwrap_or_default();
-            let line = line_of(&text, "udf", Some(&op.udf.to_string_lossy()));
+            let line = line_of(&text, "udf", Some(&udf.to_string_lossy()));
             return Err(RunError::MissingUdf {
                 file: job_file.into(),
                 line,
@@ -210,6 +213,12 @@ pub fn format_summary(job: &JobGraph, summary: &JobSummary) -> String {
         text.push_str(&format!(
             "  first record     {:.1} ms after start\n",
             first.as_secs_f64() * 1000.0
+        ));
+    }
+    if summary.late_records_dropped > 0 {
+        text.push_str(&format!(
+            "  late, dropped    {} (set `late_output` on a window to keep them)\n",
+            summary.late_records_dropped
         ));
     }
     if !summary.problems.is_empty() {

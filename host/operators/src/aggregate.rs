@@ -75,8 +75,8 @@ impl Aggregates {
         if !self.needs_fields {
             return Ok(vec![None; self.specs.len()]);
         }
-        let json: Value = serde_json::from_slice(value)
-            .map_err(|e| format!("record is not JSON: {e}"))?;
+        let json: Value =
+            serde_json::from_slice(value).map_err(|e| format!("record is not JSON: {e}"))?;
         self.specs
             .iter()
             .map(|spec| match &spec.field {
@@ -103,15 +103,11 @@ impl Aggregates {
                     s.value += x.value;
                     s.all_int &= x.all_int;
                 }
-                (Cell::Min(m), Some(x)) => {
-                    if m.is_none_or(|m| x.value < m.value) {
-                        *m = Some(x);
-                    }
+                (Cell::Min(m), Some(x)) if m.is_none_or(|m| x.value < m.value) => {
+                    *m = Some(x);
                 }
-                (Cell::Max(m), Some(x)) => {
-                    if m.is_none_or(|m| x.value > m.value) {
-                        *m = Some(x);
-                    }
+                (Cell::Max(m), Some(x)) if m.is_none_or(|m| x.value > m.value) => {
+                    *m = Some(x);
                 }
                 (Cell::Avg { sum, count }, Some(x)) => {
                     *sum += x.value;
@@ -131,15 +127,11 @@ impl Aggregates {
                     s.value += t.value;
                     s.all_int &= t.all_int;
                 }
-                (Cell::Min(m), Cell::Min(Some(x))) => {
-                    if m.is_none_or(|m| x.value < m.value) {
-                        *m = Some(*x);
-                    }
+                (Cell::Min(m), Cell::Min(Some(x))) if m.is_none_or(|m| x.value < m.value) => {
+                    *m = Some(*x);
                 }
-                (Cell::Max(m), Cell::Max(Some(x))) => {
-                    if m.is_none_or(|m| x.value > m.value) {
-                        *m = Some(*x);
-                    }
+                (Cell::Max(m), Cell::Max(Some(x))) if m.is_none_or(|m| x.value > m.value) => {
+                    *m = Some(*x);
                 }
                 (Cell::Avg { sum, count }, Cell::Avg { sum: s, count: c }) => {
                     *sum += s;
@@ -256,8 +248,15 @@ mod tests {
             result(&aggs, &aggs.create()),
             r#"{"k":1,"count":0,"sum":0,"min":null,"max":null,"avg":null}"#
         );
-        assert_eq!(aggs.inputs(br#"{"w":1}"#).unwrap_err(), "field `v` is missing");
-        assert!(aggs.inputs(br#"{"v":"x"}"#).unwrap_err().contains("not a number"));
+        assert_eq!(
+            aggs.inputs(br#"{"w":1}"#).unwrap_err(),
+            "field `v` is missing"
+        );
+        assert!(
+            aggs.inputs(br#"{"v":"x"}"#)
+                .unwrap_err()
+                .contains("not a number")
+        );
         assert!(aggs.inputs(b"nope").unwrap_err().contains("not JSON"));
     }
 }

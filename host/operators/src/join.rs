@@ -1,4 +1,336 @@
-//! Joins of two keyed inputs (placeholder until the join lands).
+//! Joins of two keyed inputs, as Flink's DataStream window join and
+//! interval join (inner joins, event time).
+//!
+//! Input 0 is the left side, input 1 the right. A joined record's value is
+//! `{"left":<left value>,"right":<right value>}` (both values are JSON),
+//! its key is the common key.
+//!
+//! - **Window join**: records of both sides are collected per key and
+//!   window (tumbling or sliding); when the watermark reaches the window's
+//!   max timestamp, every left record is paired with every right record
+//!   (left in arrival order, then right in arrival order), timestamped
+//!   with the window's max timestamp. A record arriving after all its
+//!   windows fired is late and dropped.
+//! - **Interval join**: a left record `l` joins every right record `r` of
+//!   the same key with `l.ts + lower <= r.ts <= l.ts + upper`, as soon as
+//!   both have arrived, timestamped `max(l.ts, r.ts)`. Records older than
+//!   the watermark are late and dropped; buffered records are dropped once
+//!   no future record can match them.
 
-/// Joins two keyed inputs.
-pub struct JoinOperator;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use weir_types::Record;
+use weir_types::jobgraph::{JoinKind, JoinSpec};
+
+use crate::OperatorOutput;
+use crate::window::{Assigner, Window};
+
+type Key = Vec<u8>;
+
+/// A join operator of one subtask.
+pub struct JoinOperator {
+    kind: Kind,
+    watermark: i64,
+}
+
+enum Kind {
+    Window {
+        assigner: Assigner,
+        /// Both sides per key and window, in arrival order.
+        windows: HashMap<(Key, Window), [Vec<Record>; 2]>,
+        timers: BTreeSet<(i64, Key, Window)>,
+        scratch: Vec<Window>,
+    },
+    Interval {
+        lower: i64,
+        upper: i64,
+        /// Per key and side: records by timestamp, in arrival order.
+        buffers: HashMap<Key, [BTreeMap<i64, Vec<Record>>; 2]>,
+        /// `(drop time, side, key, ts)`: when a buffered record can go.
+        expiry: BTreeSet<(i64, usize, Key, i64)>,
+    },
+}
+
+impl JoinOperator {
+    /// A join for a validated job's `join`.
+    pub fn new(spec: &JoinSpec) -> Self {
+        let kind = match (spec.kind, &spec.window) {
+            (JoinKind::Window, Some(w)) => Kind::Window {
+                assigner: Assigner::new(
+                    w.kind,
+                    w.size.map_or(1, |d| d.as_i64().max(1)),
+                    w.slide.map(|d| d.as_i64().max(1)),
+                ),
+                windows: HashMap::new(),
+                timers: BTreeSet::new(),
+                scratch: Vec::new(),
+            },
+            _ => Kind::Interval {
+                lower: spec.lower.map_or(0, |d| d.0),
+                upper: spec.upper.map_or(0, |d| d.0),
+                buffers: HashMap::new(),
+                expiry: BTreeSet::new(),
+            },
+        };
+        Self {
+            kind,
+            watermark: i64::MIN,
+        }
+    }
+
+    /// Records buffered on both sides (all keys and windows).
+    pub fn buffered(&self) -> usize {
+        match &self.kind {
+            Kind::Window { windows, .. } => windows.values().map(|[l, r]| l.len() + r.len()).sum(),
+            Kind::Interval { buffers, .. } => buffers
+                .values()
+                .flat_map(|sides| sides.iter())
+                .flat_map(|m| m.values())
+                .map(Vec::len)
+                .sum(),
+        }
+    }
+
+    /// Adds records of side `input` (0 left, 1 right).
+    pub fn process(&mut self, input: usize, records: Vec<Record>, out: &mut OperatorOutput) {
+        let side = input.min(1);
+        for (index, record) in records.into_iter().enumerate() {
+            let Some(ts) = record.timestamp else {
+                out.errors.push((
+                    index,
+                    "record has no timestamp (set `timestamp` on the source)".into(),
+                ));
+                continue;
+            };
+            let key = record.key.clone().unwrap_or_default();
+            let accepted = match &mut self.kind {
+                Kind::Window {
+                    assigner,
+                    windows,
+                    timers,
+                    scratch,
+                } => {
+                    assigner.assign(ts, scratch);
+                    let mut accepted = false;
+                    for &w in scratch.iter() {
+                        if w.max_timestamp() <= self.watermark {
+                            continue;
+                        }
+                        accepted = true;
+                        let sides = windows.entry((key.clone(), w)).or_insert_with(|| {
+                            timers.insert((w.max_timestamp(), key.clone(), w));
+                            [Vec::new(), Vec::new()]
+                        });
+                        sides[side].push(record.clone());
+                    }
+                    accepted
+                }
+                Kind::Interval {
+                    lower,
+                    upper,
+                    buffers,
+                    expiry,
+                } => {
+                    if ts < self.watermark {
+                        false
+                    } else {
+                        let sides = buffers.entry(key.clone()).or_default();
+                        // The range of the other side this record matches.
+                        let (from, to) = if side == 0 {
+                            (ts.saturating_add(*lower), ts.saturating_add(*upper))
+                        } else {
+                            (ts.saturating_sub(*upper), ts.saturating_sub(*lower))
+                        };
+                        for (&other_ts, others) in sides[1 - side].range(from..=to) {
+                            for other in others {
+                                let (l, r) = if side == 0 {
+                                    (&record, other)
+                                } else {
+                                    (other, &record)
+                                };
+                                out.records.push(joined(&key, l, r, ts.max(other_ts)));
+                            }
+                        }
+                        // No future record (ts > watermark) of the other side can
+                        // match once the watermark passes this bound.
+                        let drop_at = if side == 0 {
+                            ts.saturating_add(*upper)
+                        } else {
+                            ts.saturating_sub(*lower)
+                        };
+                        sides[side].entry(ts).or_default().push(record);
+                        expiry.insert((drop_at, side, key, ts));
+                        true
+                    }
+                }
+            };
+            if !accepted {
+                out.dropped_late += 1;
+            }
+        }
+    }
+
+    /// The watermark advanced: fires windows and drops expired records.
+    pub fn on_watermark(&mut self, watermark: i64, out: &mut OperatorOutput) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        match &mut self.kind {
+            Kind::Window {
+                windows, timers, ..
+            } => {
+                while timers.first().is_some_and(|t| t.0 <= watermark) {
+                    let Some((_, key, w)) = timers.pop_first() else {
+                        break;
+                    };
+                    if let Some([left, right]) = windows.remove(&(key.clone(), w)) {
+                        for l in &left {
+                            for r in &right {
+                                out.records.push(joined(&key, l, r, w.max_timestamp()));
+                            }
+                        }
+                    }
+                }
+            }
+            Kind::Interval {
+                buffers, expiry, ..
+            } => {
+                while expiry.first().is_some_and(|e| e.0 < watermark) {
+                    let Some((_, side, key, ts)) = expiry.pop_first() else {
+                        break;
+                    };
+                    if let Some(sides) = buffers.get_mut(&key) {
+                        sides[side].remove(&ts);
+                        if sides[0].is_empty() && sides[1].is_empty() {
+                            buffers.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `{"left":…,"right":…}` for a pair.
+fn joined(key: &Key, left: &Record, right: &Record, ts: i64) -> Record {
+    let mut value = Vec::with_capacity(left.value.len() + right.value.len() + 20);
+    value.extend_from_slice(b"{\"left\":");
+    value.extend_from_slice(&left.value);
+    value.extend_from_slice(b",\"right\":");
+    value.extend_from_slice(&right.value);
+    value.push(b'}');
+    Record {
+        key: Some(key.clone()),
+        value,
+        timestamp: Some(ts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_types::jobgraph::{DurationMs, SignedDurationMs, TimeDomain, WindowKind, WindowSpec};
+
+    fn rec(key: &str, ts: i64, v: &str) -> Record {
+        Record {
+            key: Some(key.as_bytes().to_vec()),
+            value: v.as_bytes().to_vec(),
+            timestamp: Some(ts),
+        }
+    }
+
+    fn values(out: &OperatorOutput) -> Vec<(String, Option<i64>)> {
+        out.records
+            .iter()
+            .map(|r| (String::from_utf8_lossy(&r.value).into_owned(), r.timestamp))
+            .collect()
+    }
+
+    fn window_join() -> JoinOperator {
+        JoinOperator::new(&JoinSpec {
+            kind: JoinKind::Window,
+            window: Some(WindowSpec {
+                kind: WindowKind::Tumbling,
+                size: Some(DurationMs(10)),
+                slide: None,
+                gap: None,
+                time: TimeDomain::Event,
+                allowed_lateness: DurationMs(0),
+                late_output: None,
+                key_field: "key".into(),
+                bounds_format: None,
+            }),
+            lower: None,
+            upper: None,
+        })
+    }
+
+    #[test]
+    fn window_join_pairs_both_sides_of_a_key_and_window_when_it_fires() {
+        let mut j = window_join();
+        let mut out = OperatorOutput::default();
+        j.process(
+            0,
+            vec![rec("a", 1, "1"), rec("b", 2, "2"), rec("a", 11, "3")],
+            &mut out,
+        );
+        j.process(
+            1,
+            vec![rec("a", 5, "4"), rec("a", 9, "5"), rec("b", 12, "6")],
+            &mut out,
+        );
+        j.on_watermark(9, &mut out);
+        assert_eq!(
+            values(&out),
+            vec![
+                (r#"{"left":1,"right":4}"#.into(), Some(9)),
+                (r#"{"left":1,"right":5}"#.into(), Some(9)),
+            ]
+        );
+        j.process(1, vec![rec("a", 3, "7")], &mut out);
+        assert_eq!(out.dropped_late, 1);
+        j.on_watermark(i64::MAX, &mut out);
+        assert_eq!(
+            out.records.len(),
+            2,
+            "b and a@11 have no partner in their windows"
+        );
+        assert_eq!(j.buffered(), 0);
+    }
+
+    #[test]
+    fn interval_join_matches_within_bounds_and_expires_buffers() {
+        let mut j = JoinOperator::new(&JoinSpec {
+            kind: JoinKind::Interval,
+            window: None,
+            lower: Some(SignedDurationMs(-2)),
+            upper: Some(SignedDurationMs(3)),
+        });
+        let mut out = OperatorOutput::default();
+        j.process(0, vec![rec("a", 10, "1")], &mut out);
+        j.process(
+            1,
+            vec![
+                rec("a", 7, "2"),
+                rec("a", 8, "3"),
+                rec("a", 13, "4"),
+                rec("a", 14, "5"),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            values(&out),
+            vec![
+                (r#"{"left":1,"right":3}"#.into(), Some(10)),
+                (r#"{"left":1,"right":4}"#.into(), Some(13)),
+            ]
+        );
+        j.process(0, vec![rec("a", 12, "6")], &mut out);
+        assert_eq!(out.records.len(), 4, "12 matches right 13 and 14 (10..=15)");
+        j.on_watermark(20, &mut out);
+        assert_eq!(j.buffered(), 0);
+        j.process(0, vec![rec("a", 19, "7")], &mut out);
+        assert_eq!(out.dropped_late, 1);
+    }
+}

@@ -218,10 +218,12 @@ impl WindowOperator {
             let per_key = self.windows.entry(key.clone()).or_default();
             let acc = per_key.entry(w).or_insert_with(|| {
                 let acc = self.aggregates.create();
-                self.timers.insert((w.max_timestamp(), TimerKind::Fire, key.clone(), w));
+                self.timers
+                    .insert((w.max_timestamp(), TimerKind::Fire, key.clone(), w));
                 if self.lateness > 0 && self.spec.time == TimeDomain::Event {
                     let cleanup = w.max_timestamp().saturating_add(self.lateness);
-                    self.timers.insert((cleanup, TimerKind::Cleanup, key.clone(), w));
+                    self.timers
+                        .insert((cleanup, TimerKind::Cleanup, key.clone(), w));
                 }
                 acc
             });
@@ -254,10 +256,12 @@ impl WindowOperator {
         let mut acc = self.aggregates.create();
         let per_key = self.windows.entry(key.clone()).or_default();
         let overlapping: Vec<Window> = per_key
-            .range(..Window {
-                start: merged.end,
-                end: i64::MIN,
-            })
+            .range(
+                ..Window {
+                    start: merged.end,
+                    end: i64::MIN,
+                },
+            )
             .rev()
             .map(|(w, _)| *w)
             // Sessions of a key are disjoint, so their ends grow with their starts.
@@ -267,18 +271,22 @@ impl WindowOperator {
             if let Some(old) = per_key.remove(&w) {
                 self.aggregates.merge(&mut acc, &old);
             }
-            self.timers.remove(&(w.max_timestamp(), TimerKind::Fire, key.clone(), w));
+            self.timers
+                .remove(&(w.max_timestamp(), TimerKind::Fire, key.clone(), w));
             let cleanup = w.max_timestamp().saturating_add(self.lateness);
-            self.timers.remove(&(cleanup, TimerKind::Cleanup, key.clone(), w));
+            self.timers
+                .remove(&(cleanup, TimerKind::Cleanup, key.clone(), w));
             merged.start = merged.start.min(w.start);
             merged.end = merged.end.max(w.end);
         }
         self.aggregates.add(&mut acc, inputs);
         per_key.insert(merged, acc);
-        self.timers.insert((merged.max_timestamp(), TimerKind::Fire, key.clone(), merged));
+        self.timers
+            .insert((merged.max_timestamp(), TimerKind::Fire, key.clone(), merged));
         if self.lateness > 0 && self.spec.time == TimeDomain::Event {
             let cleanup = merged.max_timestamp().saturating_add(self.lateness);
-            self.timers.insert((cleanup, TimerKind::Cleanup, key.clone(), merged));
+            self.timers
+                .insert((cleanup, TimerKind::Cleanup, key.clone(), merged));
         }
         if self.has_fired(merged) {
             out.records.push(self.result(&key, merged));
@@ -420,21 +428,27 @@ mod tests {
     fn sliding_assigns_size_over_slide_windows() {
         let mut ws = Vec::new();
         Assigner::new(WindowKind::Sliding, 10, Some(5)).assign(12, &mut ws);
-        assert_eq!(ws, vec![Window { start: 10, end: 20 }, Window { start: 5, end: 15 }]);
+        assert_eq!(
+            ws,
+            vec![Window { start: 10, end: 20 }, Window { start: 5, end: 15 }]
+        );
         Assigner::new(WindowKind::Tumbling, 10, None).assign(-3, &mut ws);
         assert_eq!(ws, vec![Window { start: -10, end: 0 }]);
     }
 
     #[test]
     fn tumbling_fires_at_the_watermark_and_routes_late_records() {
-        let mut op = WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 0), &count())
-            .expect("valid");
+        let mut op =
+            WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 0), &count()).expect("valid");
         let mut out = OperatorOutput::default();
         op.process(vec![rec("a", 1), rec("a", 9), rec("b", 12)], 0, &mut out);
         op.on_watermark(8, &mut out);
         assert!(out.records.is_empty());
         op.on_watermark(9, &mut out);
-        assert_eq!(values(&out), vec![r#"{"k":"a","window_start":0,"window_end":10,"count":2}"#]);
+        assert_eq!(
+            values(&out),
+            vec![r#"{"k":"a","window_start":0,"window_end":10,"count":2}"#]
+        );
         assert_eq!(out.records[0].timestamp, Some(9));
         op.process(vec![rec("a", 5)], 0, &mut out);
         assert_eq!(out.side.len(), 1);
@@ -443,8 +457,8 @@ mod tests {
 
     #[test]
     fn allowed_lateness_refires_then_drops() {
-        let mut op = WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 5), &count())
-            .expect("valid");
+        let mut op =
+            WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 5), &count()).expect("valid");
         let mut out = OperatorOutput::default();
         op.process(vec![rec("a", 1)], 0, &mut out);
         op.on_watermark(10, &mut out);
@@ -459,8 +473,8 @@ mod tests {
 
     #[test]
     fn sessions_merge_when_a_record_bridges_them() {
-        let mut op = WindowOperator::new(&spec(WindowKind::Session, 5, None, 0), &count())
-            .expect("valid");
+        let mut op =
+            WindowOperator::new(&spec(WindowKind::Session, 5, None, 0), &count()).expect("valid");
         let mut out = OperatorOutput::default();
         op.process(vec![rec("a", 0), rec("a", 10), rec("a", 5)], 0, &mut out);
         assert_eq!(op.open_windows(), 3, "windows that only touch stay apart");
@@ -469,7 +483,10 @@ mod tests {
         op.process(vec![rec("a", 9)], 0, &mut out);
         assert_eq!(op.open_windows(), 1);
         op.on_watermark(i64::MAX, &mut out);
-        assert_eq!(values(&out), vec![r#"{"k":"a","window_start":0,"window_end":15,"count":5}"#]);
+        assert_eq!(
+            values(&out),
+            vec![r#"{"k":"a","window_start":0,"window_end":15,"count":5}"#]
+        );
     }
 
     #[test]
@@ -482,7 +499,10 @@ mod tests {
         op.process(vec![rec("a", 0)], 1_120, &mut out);
         assert_eq!(op.next_processing_timer(), Some(1_099));
         op.on_processing_time(1_100, &mut out);
-        assert_eq!(values(&out), vec![r#"{"k":"a","window_start":1000,"window_end":1100,"count":2}"#]);
+        assert_eq!(
+            values(&out),
+            vec![r#"{"k":"a","window_start":1000,"window_end":1100,"count":2}"#]
+        );
         op.end_of_input(&mut out);
         assert_eq!(out.records.len(), 2);
     }
@@ -497,7 +517,9 @@ mod tests {
         op.on_watermark(i64::MAX, &mut out);
         assert_eq!(
             values(&out),
-            vec![r#"{"k":"a","window_start":"2014-05-13 16:00:00","window_end":"2014-05-13 17:00:00","count":1}"#]
+            vec![
+                r#"{"k":"a","window_start":"2014-05-13 16:00:00","window_end":"2014-05-13 17:00:00","count":1}"#
+            ]
         );
         s.bounds_format = Some("%Q".into());
         assert!(WindowOperator::new(&s, &count()).is_err());

@@ -11,9 +11,11 @@ use weir_types::jobgraph::Partitioning;
 pub(crate) struct Disconnected;
 
 /// A record that cannot be routed (key_by without a key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unkeyed {
     pub(crate) origin: weir_types::Origin,
+    /// Why it has no key.
+    pub(crate) reason: String,
 }
 
 /// What travels on a channel: the producer subtask's index and an element.
@@ -32,6 +34,8 @@ pub(crate) struct Exchange {
     /// The producer's subtask index (`forward`) or the next target (`rebalance`).
     next: usize,
     max_parallelism: u16,
+    /// Re-key records by this JSON field before `key_by`.
+    rekey: Option<String>,
 }
 
 impl Exchange {
@@ -52,7 +56,14 @@ impl Exchange {
             buffers,
             next,
             max_parallelism,
+            rekey: None,
         }
+    }
+
+    /// Makes `key_by` take each record's key from a top-level JSON field.
+    pub(crate) fn rekey_by(mut self, field: Option<&str>) -> Self {
+        self.rekey = field.map(str::to_string);
+        self
     }
 
     /// Sends a batch; returns the records that could not be routed.
@@ -79,9 +90,21 @@ impl Exchange {
     fn send_keyed(&mut self, batch: Batch) -> Result<Vec<Unkeyed>, Disconnected> {
         let parallelism = self.senders.len() as u32;
         let mut unkeyed = Vec::new();
-        for (record, origin) in batch.records.into_iter().zip(batch.origins) {
+        for (mut record, origin) in batch.records.into_iter().zip(batch.origins) {
+            if let Some(field) = &self.rekey {
+                match weir_types::key_from_json_field(&record.value, field) {
+                    Ok(key) => record.key = Some(key),
+                    Err(reason) => {
+                        unkeyed.push(Unkeyed { origin, reason });
+                        continue;
+                    }
+                }
+            }
             let Some(key) = record.key.as_deref() else {
-                unkeyed.push(Unkeyed { origin });
+                unkeyed.push(Unkeyed {
+                    origin,
+                    reason: "the record has no key".into(),
+                });
                 continue;
             };
             let group = key_group_of(key, self.max_parallelism);
@@ -199,9 +222,38 @@ mod tests {
                 origin: Origin {
                     split: 3,
                     position: 9
-                }
+                },
+                reason: "the record has no key".into(),
             }]
         );
+    }
+
+    #[test]
+    fn key_by_can_rekey_by_a_json_field() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crossbeam_channel::unbounded()).unzip();
+        let mut ex = Exchange::new(Partitioning::KeyBy, txs, 0, 128).rekey_by(Some("id"));
+        let mut b = Batch::default();
+        for v in [r#"{"id":1}"#, r#"{"id":"x"}"#, r#"{"no":1}"#] {
+            b.push(
+                Record {
+                    key: Some(b"old".to_vec()),
+                    value: v.as_bytes().to_vec(),
+                    timestamp: None,
+                },
+                Origin::default(),
+            );
+        }
+        let unkeyed = ex.send(b).unwrap();
+        assert_eq!(unkeyed.len(), 1);
+        assert!(unkeyed[0].reason.contains("no key field `id`"));
+        let mut keys = Vec::new();
+        for rx in &rxs {
+            while let Ok((_, StreamElement::Batch(b))) = rx.try_recv() {
+                keys.extend(b.records.into_iter().filter_map(|r| r.key));
+            }
+        }
+        keys.sort();
+        assert_eq!(keys, vec![b"1".to_vec(), b"x".to_vec()]);
     }
 
     #[test]

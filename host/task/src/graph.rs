@@ -5,7 +5,7 @@
 //! between) when the edge is `forward`, the parallelisms are equal and the
 //! input feeds no other vertex — Flink's chaining rule, minus the options.
 
-use weir_types::jobgraph::{JobGraph, OperatorSpec, Partitioning, SinkSpec, SourceSpec};
+use weir_types::jobgraph::{InputSpec, JobGraph, OperatorSpec, Partitioning, SinkSpec, SourceSpec};
 
 /// What a vertex is.
 #[derive(Debug, Clone, Copy)]
@@ -15,16 +15,40 @@ pub(crate) enum VertexKind<'a> {
     Sink(&'a SinkSpec),
 }
 
+/// An input edge of a vertex.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edge<'a> {
+    /// The upstream vertex.
+    pub(crate) from: usize,
+    /// How records reach this vertex's subtasks.
+    pub(crate) partition: Partitioning,
+    /// The upstream operator's side output read (`None`: its main output).
+    pub(crate) output: Option<&'a str>,
+    /// Field to re-key records by before partitioning.
+    pub(crate) key: Option<&'a str>,
+}
+
 /// One vertex of the job with its resolved parallelism and edges.
 #[derive(Debug, Clone)]
 pub(crate) struct Vertex<'a> {
     pub(crate) id: &'a str,
     pub(crate) kind: VertexKind<'a>,
     pub(crate) parallelism: u32,
-    /// The input vertex and how records reach this one.
-    pub(crate) input: Option<(usize, Partitioning)>,
-    /// Vertices that read this one.
-    pub(crate) consumers: Vec<usize>,
+    /// The input edges, in the order the job file lists them (a join's
+    /// left input first). Empty for sources.
+    pub(crate) inputs: Vec<Edge<'a>>,
+    /// `(consumer vertex, index of the edge in its inputs)` for every
+    /// vertex that reads this one.
+    pub(crate) consumers: Vec<(usize, usize)>,
+}
+
+impl Vertex<'_> {
+    /// Is any input partitioned by key (so the vertex has keyed state)?
+    pub(crate) fn is_keyed(&self) -> bool {
+        self.inputs
+            .iter()
+            .any(|e| e.partition == Partitioning::KeyBy)
+    }
 }
 
 /// A chain: a head vertex and the vertices chained after it, in order.
@@ -51,22 +75,36 @@ impl<'a> Plan<'a> {
                 id: &s.id,
                 kind: VertexKind::Source(s),
                 parallelism: s.parallelism.unwrap_or(job.parallelism),
-                input: None,
+                inputs: Vec::new(),
                 consumers: Vec::new(),
             });
         }
+        let edge = |vertices: &[Vertex<'a>], input: &'a InputSpec, partition| {
+            let from = vertices.iter().position(|v| v.id == input.from)?;
+            Some(Edge {
+                from,
+                partition,
+                output: input.output.as_deref(),
+                key: input.key.as_deref(),
+            })
+        };
         let mut pending: Vec<&OperatorSpec> = job.operators.iter().collect();
         while !pending.is_empty() {
             let before = pending.len();
             pending.retain(|o| {
-                let Some(up) = vertices.iter().position(|v| v.id == o.input) else {
+                let inputs: Option<Vec<Edge<'a>>> = o
+                    .input
+                    .iter()
+                    .map(|i| edge(&vertices, i, o.partition))
+                    .collect();
+                let Some(inputs) = inputs else {
                     return true;
                 };
                 vertices.push(Vertex {
                     id: &o.id,
                     kind: VertexKind::Operator(o),
                     parallelism: o.parallelism.unwrap_or(job.parallelism),
-                    input: Some((up, o.partition)),
+                    inputs,
                     consumers: Vec::new(),
                 });
                 false
@@ -76,31 +114,41 @@ impl<'a> Plan<'a> {
             }
         }
         for s in &job.sinks {
-            if let Some(up) = vertices.iter().position(|v| v.id == s.input) {
-                let parallelism = s.parallelism.unwrap_or(vertices[up].parallelism);
+            if let Some(input) = edge(&vertices, &s.input, s.partition) {
+                let parallelism = s.parallelism.unwrap_or(vertices[input.from].parallelism);
                 vertices.push(Vertex {
                     id: &s.id,
                     kind: VertexKind::Sink(s),
                     parallelism,
-                    input: Some((up, s.partition)),
+                    inputs: vec![input],
                     consumers: Vec::new(),
                 });
             }
         }
         for i in 0..vertices.len() {
-            if let Some((up, _)) = vertices[i].input {
-                vertices[up].consumers.push(i);
+            for e in 0..vertices[i].inputs.len() {
+                let up = vertices[i].inputs[e].from;
+                vertices[up].consumers.push((i, e));
             }
         }
         let chains = Self::chains(&vertices);
         Self { vertices, chains }
     }
 
+    /// Flink's chaining rule: one forward edge from the main output of a
+    /// vertex with the same parallelism and no other consumer.
     fn chained_to_input(vertices: &[Vertex<'_>], v: usize) -> bool {
-        match vertices[v].input {
-            Some((up, Partitioning::Forward)) => {
-                vertices[up].parallelism == vertices[v].parallelism
-                    && vertices[up].consumers.len() == 1
+        match vertices[v].inputs[..] {
+            [
+                Edge {
+                    from,
+                    partition: Partitioning::Forward,
+                    output: None,
+                    key: None,
+                },
+            ] => {
+                vertices[from].parallelism == vertices[v].parallelism
+                    && vertices[from].consumers.len() == 1
             }
             _ => false,
         }
@@ -114,7 +162,7 @@ impl<'a> Plan<'a> {
             }
             let mut chain = vec![head];
             let mut at = head;
-            while let [next] = vertices[at].consumers[..] {
+            while let [(next, _)] = vertices[at].consumers[..] {
                 if !Self::chained_to_input(vertices, next) {
                     break;
                 }
@@ -129,6 +177,22 @@ impl<'a> Plan<'a> {
     /// The chain whose head is `vertex`, if any.
     pub(crate) fn chain_headed_by(&self, vertex: usize) -> Option<usize> {
         self.chains.iter().position(|c| c.vertices[0] == vertex)
+    }
+
+    /// Producer subtasks feeding `vertex`, over all its inputs. Channel
+    /// messages carry a producer index in `0..producers`: input `e`'s
+    /// subtask `i` sends as `producer_offset(vertex, e) + i`.
+    pub(crate) fn producers(&self, vertex: usize) -> u32 {
+        let v = &self.vertices[vertex];
+        self.producer_offset(vertex, v.inputs.len())
+    }
+
+    /// Index of the first producer of input `edge` of `vertex`.
+    pub(crate) fn producer_offset(&self, vertex: usize, edge: usize) -> u32 {
+        self.vertices[vertex].inputs[..edge]
+            .iter()
+            .map(|e| self.vertices[e.from].parallelism)
+            .sum()
     }
 }
 

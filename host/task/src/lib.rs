@@ -18,6 +18,7 @@
 mod exchange;
 mod graph;
 mod metrics;
+mod ops;
 mod subtask;
 pub mod watermark;
 
@@ -69,6 +70,8 @@ pub struct JobSummary {
     pub records_written: u64,
     /// Malformed input records skipped plus per-record UDF errors.
     pub record_errors: u64,
+    /// Late records dropped (windows without a `late_output`, joins).
+    pub late_records_dropped: u64,
     /// The first few of those problems, verbatim.
     pub problems: Vec<String>,
     /// Wall time of the whole run.
@@ -132,6 +135,7 @@ pub fn run_job(job: &JobGraph, config: RunConfig) -> Result<JobSummary, JobError
         records_read: m.records_read(),
         records_written: m.records_written(),
         record_errors: m.record_errors(),
+        late_records_dropped: m.late_dropped(),
         problems: m.problems(),
         elapsed: m.elapsed(),
         first_record_latency: m.first_record_latency(),

@@ -15,6 +15,7 @@ pub struct JobMetrics {
     records_read: AtomicU64,
     records_written: AtomicU64,
     record_errors: AtomicU64,
+    late_dropped: AtomicU64,
     first_processed: OnceLock<Duration>,
     problems: Mutex<Vec<String>>,
     sink_watermarks: Mutex<std::collections::BTreeMap<String, i64>>,
@@ -34,6 +35,7 @@ impl JobMetrics {
             records_read: AtomicU64::new(0),
             records_written: AtomicU64::new(0),
             record_errors: AtomicU64::new(0),
+            late_dropped: AtomicU64::new(0),
             first_processed: OnceLock::new(),
             problems: Mutex::new(Vec::new()),
             sink_watermarks: Mutex::new(std::collections::BTreeMap::new()),
@@ -82,6 +84,15 @@ impl JobMetrics {
         if let Ok(mut w) = self.sink_watermarks.lock() {
             w.insert(sink_subtask, watermark);
         }
+    }
+
+    /// Late records dropped by windows without a late output, and by joins.
+    pub fn late_dropped(&self) -> u64 {
+        self.late_dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_late_dropped(&self, n: u64) {
+        self.late_dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn add_read(&self, n: usize) {

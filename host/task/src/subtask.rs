@@ -11,16 +11,15 @@ use weir_connectors::{
     BadRecord, BlackholeSink, FileSink, Sink, SourceReader, Split, StdoutSink, plan_splits,
     prepare_file_sink_dir,
 };
+use weir_operators::{JoinOperator, WindowOperator};
 use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
-use weir_types::jobgraph::{JobGraph, OperatorSpec, Partitioning, SinkKind, StateBackendKind};
-use weir_types::{Batch, KeyGroupRange, Origin, StreamElement};
-use weir_wasm::{
-    InstanceLimits, OperatorComponent, OperatorInstance, Output, RuntimeConfig, SubtaskInfo,
-    WasmRuntime,
-};
+use weir_types::jobgraph::{JobGraph, OperatorRole, SinkKind, StateBackendKind};
+use weir_types::{Batch, KeyGroupRange, Origin, Record, StreamElement};
+use weir_wasm::{InstanceLimits, OperatorComponent, RuntimeConfig, SubtaskInfo, WasmRuntime};
 
 use crate::exchange::{Disconnected, Exchange, Message};
 use crate::graph::{Plan, VertexKind};
+use crate::ops::{ChainedOp, Emitted, UdfOp, wall_clock_ms};
 use crate::watermark::{InputWatermarks, MAX_WATERMARK, SplitWatermarks};
 use crate::{JobError, JobMetrics, RunConfig};
 
@@ -60,10 +59,10 @@ impl SplitTable {
 }
 
 /// Shared by all subtasks of a job.
-struct JobShared<'a> {
+pub(crate) struct JobShared<'a> {
     job: &'a JobGraph,
     config: &'a RunConfig,
-    splits: SplitTable,
+    pub(crate) splits: SplitTable,
     cancelled: AtomicBool,
     first_error: Mutex<Option<JobError>>,
     /// Processing time origin for watermark idleness.
@@ -71,7 +70,7 @@ struct JobShared<'a> {
 }
 
 impl JobShared<'_> {
-    fn metrics(&self) -> &JobMetrics {
+    pub(crate) fn metrics(&self) -> &JobMetrics {
         &self.config.metrics
     }
 
@@ -115,21 +114,17 @@ enum Head {
     },
     Input {
         rx: Receiver<Message>,
-        producers: u32,
+        /// `input_of[p]`: which input edge producer `p` belongs to.
+        input_of: Vec<usize>,
         watermarks: InputWatermarks,
     },
 }
 
-/// A vertex chained in a subtask.
-enum ChainedOp<'a> {
-    Udf(UdfOp<'a>),
-    Sink { sink: Box<dyn Sink>, id: &'a str },
-}
-
-struct UdfOp<'a> {
-    spec: &'a OperatorSpec,
-    instance: OperatorInstance,
-    warned_side_outputs: Vec<String>,
+/// An exchange out of the chain's tail, for its main output (`output:
+/// None`) or one of its side outputs.
+struct Outlet {
+    output: Option<String>,
+    exchange: Exchange,
 }
 
 /// Everything one thread runs.
@@ -139,7 +134,11 @@ struct SubtaskRun<'a> {
     parallelism: u32,
     head: Head,
     ops: Vec<ChainedOp<'a>>,
-    exchanges: Vec<Exchange>,
+    outlets: Vec<Outlet>,
+    /// Side outputs already reported as unrouted.
+    warned_side_outputs: Vec<(String, String)>,
+    /// Some operator needs the wall clock (processing-time windows).
+    uses_processing_time: bool,
 }
 
 /// A subtask stops: either it failed, or the job was cancelled because
@@ -203,7 +202,7 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
     let mut inputs: HashMap<usize, ChainInputs> = HashMap::new();
     for (c, chain) in plan.chains.iter().enumerate() {
         let head = &plan.vertices[chain.vertices[0]];
-        if head.input.is_some() {
+        if !head.inputs.is_empty() {
             let pairs =
                 (0..head.parallelism).map(|_| crossbeam_channel::bounded(config.channel_capacity));
             inputs.insert(c, pairs.unzip());
@@ -222,55 +221,65 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
         for (c, chain) in plan.chains.iter().enumerate() {
             let head_vertex = &plan.vertices[chain.vertices[0]];
             for index in 0..head_vertex.parallelism {
-                let head = match head_vertex.input {
-                    None => {
-                        let splits = source_splits
-                            .get_mut(&chain.vertices[0])
-                            .map(|s| std::mem::take(&mut s[index as usize]));
-                        let VertexKind::Source(spec) = head_vertex.kind else {
-                            continue;
-                        };
-                        let splits = splits.unwrap_or_default();
-                        let split_ids: Vec<u32> = splits.iter().map(|s| s.index).collect();
-                        let watermarks = spec.watermarks.map(|w| {
-                            SplitWatermarks::new(
-                                &split_ids,
-                                w.max_out_of_orderness_ms,
-                                w.idle_timeout_ms,
-                                0,
-                            )
-                        });
-                        Head::Source {
-                            reader: Box::new(SourceReader::new(&spec.kind, splits)),
-                            watermarks,
-                        }
+                let head = if head_vertex.inputs.is_empty() {
+                    let splits = source_splits
+                        .get_mut(&chain.vertices[0])
+                        .map(|s| std::mem::take(&mut s[index as usize]));
+                    let VertexKind::Source(spec) = head_vertex.kind else {
+                        continue;
+                    };
+                    let splits = splits.unwrap_or_default();
+                    let split_ids: Vec<u32> = splits.iter().map(|s| s.index).collect();
+                    let watermarks = spec.watermarks.map(|w| {
+                        SplitWatermarks::new(
+                            &split_ids,
+                            w.max_out_of_orderness_ms,
+                            w.idle_timeout_ms,
+                            0,
+                        )
+                    });
+                    Head::Source {
+                        reader: Box::new(SourceReader::new(&spec.kind, splits)),
+                        watermarks,
                     }
-                    Some((up, _)) => {
-                        let rx = inputs[&c].1[index as usize].clone();
-                        let producers = plan.vertices[up].parallelism;
-                        Head::Input {
-                            rx,
-                            producers,
-                            watermarks: InputWatermarks::new(producers as usize),
-                        }
+                } else {
+                    let rx = inputs[&c].1[index as usize].clone();
+                    let v = chain.vertices[0];
+                    let input_of: Vec<usize> = head_vertex
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(e, edge)| {
+                            std::iter::repeat_n(e, plan.vertices[edge.from].parallelism as usize)
+                        })
+                        .collect();
+                    Head::Input {
+                        rx,
+                        input_of,
+                        watermarks: InputWatermarks::new(plan.producers(v) as usize),
                     }
                 };
-                let tail = &plan.vertices[*chain.vertices.last().unwrap_or(&chain.vertices[0])];
-                let exchanges: Vec<Exchange> = tail
+                let tail_index = *chain.vertices.last().unwrap_or(&chain.vertices[0]);
+                let tail = &plan.vertices[tail_index];
+                let outlets: Vec<Outlet> = tail
                     .consumers
                     .iter()
-                    .filter_map(|consumer| {
-                        let target_chain = plan.chain_headed_by(*consumer)?;
-                        let partitioning = plan.vertices[*consumer]
-                            .input
-                            .map_or(Partitioning::Forward, |(_, p)| p);
+                    .filter_map(|&(consumer, edge_index)| {
+                        let target_chain = plan.chain_headed_by(consumer)?;
+                        let edge = plan.vertices[consumer].inputs[edge_index];
                         let senders = inputs.get(&target_chain)?.0.clone();
-                        Some(Exchange::new(
-                            partitioning,
+                        let producer = plan.producer_offset(consumer, edge_index) + index;
+                        let exchange = Exchange::new(
+                            edge.partition,
                             senders,
-                            index as usize,
+                            producer as usize,
                             job.max_parallelism,
-                        ))
+                        )
+                        .rekey_by(edge.key);
+                        Some(Outlet {
+                            output: edge.output.map(str::to_string),
+                            exchange,
+                        })
                     })
                     .collect();
                 let chain_vertices = chain.vertices.clone();
@@ -293,7 +302,7 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
                                         &chain_vertices,
                                         index,
                                         head,
-                                        exchanges,
+                                        outlets,
                                     )
                                 }));
                             match result {
@@ -333,17 +342,23 @@ fn run_subtask<'a>(
     chain: &[usize],
     index: u32,
     head: Head,
-    exchanges: Vec<Exchange>,
+    outlets: Vec<Outlet>,
 ) -> Result<(), Stop> {
     let ops = build_ops(shared, plan, components, chain, index)?;
     let vertex = &plan.vertices[chain[0]];
+    let uses_processing_time = ops.iter().any(|op| {
+        matches!(op, ChainedOp::Window { spec, .. }
+            if spec.window.as_ref().is_some_and(|w| w.time == weir_types::jobgraph::TimeDomain::Processing))
+    });
     let mut run = SubtaskRun {
         head_id: vertex.id,
         index,
         parallelism: vertex.parallelism,
         head,
         ops,
-        exchanges,
+        outlets,
+        warned_side_outputs: Vec::new(),
+        uses_processing_time,
     };
     run.run(shared)
 }
@@ -362,7 +377,7 @@ fn load_components(
     runtime: &WasmRuntime,
 ) -> Result<HashMap<String, Arc<OperatorComponent>>, JobError> {
     let mut components = HashMap::new();
-    for op in &job.operators {
+    for op in job.operators.iter().filter(|o| o.udf.is_some()) {
         let path = config.udfs.get(&op.id).ok_or_else(|| {
             JobError::Plan(format!("operator `{}` has no compiled component", op.id))
         })?;
@@ -396,43 +411,56 @@ fn build_ops<'a>(
         };
         match vertex.kind {
             VertexKind::Source(_) => {}
-            VertexKind::Operator(spec) => {
-                let component = components
-                    .get(&spec.id)
-                    .ok_or_else(|| fail("component not loaded".into()))?;
-                let keyed = vertex.input.is_some_and(|(_, p)| p == Partitioning::KeyBy);
-                let state = if keyed {
-                    Some(open_state(shared, &spec.id, index, vertex.parallelism).map_err(fail)?)
-                } else {
-                    None
-                };
-                let limits = InstanceLimits {
-                    memory_bytes: (spec.memory_mib as usize) << 20,
-                    call_timeout: Duration::from_millis(spec.call_timeout_ms),
-                };
-                let mut instance = component
-                    .instantiate(format!("{}#{index}", spec.id), state, limits)
-                    .map_err(|e| fail(e.to_string()))?;
-                let info = SubtaskInfo {
-                    operator_id: spec.id.clone(),
-                    index,
-                    parallelism: vertex.parallelism,
-                    max_parallelism: u32::from(shared.job.max_parallelism),
-                    attempt: 0,
-                };
-                let config_json = spec
-                    .config
-                    .as_ref()
-                    .map_or_else(|| "{}".to_string(), |c| c.to_string());
-                instance
-                    .open(&info, &config_json)
-                    .map_err(|e| fail(e.to_string()))?;
-                ops.push(ChainedOp::Udf(UdfOp {
+            VertexKind::Operator(spec) => match spec.role() {
+                OperatorRole::Udf(_) => {
+                    let component = components
+                        .get(&spec.id)
+                        .ok_or_else(|| fail("component not loaded".into()))?;
+                    let state = if vertex.is_keyed() {
+                        Some(
+                            open_state(shared, &spec.id, index, vertex.parallelism)
+                                .map_err(fail)?,
+                        )
+                    } else {
+                        None
+                    };
+                    let limits = InstanceLimits {
+                        memory_bytes: (spec.memory_mib as usize) << 20,
+                        call_timeout: Duration::from_millis(spec.call_timeout_ms),
+                    };
+                    let mut instance = component
+                        .instantiate(format!("{}#{index}", spec.id), state, limits)
+                        .map_err(|e| fail(e.to_string()))?;
+                    let info = SubtaskInfo {
+                        operator_id: spec.id.clone(),
+                        index,
+                        parallelism: vertex.parallelism,
+                        max_parallelism: u32::from(shared.job.max_parallelism),
+                        attempt: 0,
+                    };
+                    let config_json = spec
+                        .config
+                        .as_ref()
+                        .map_or_else(|| "{}".to_string(), |c| c.to_string());
+                    instance
+                        .open(&info, &config_json)
+                        .map_err(|e| fail(e.to_string()))?;
+                    ops.push(ChainedOp::Udf(UdfOp { spec, instance }));
+                }
+                OperatorRole::Window(window, aggregates) => {
+                    let op =
+                        WindowOperator::new(window, aggregates).map_err(|e| fail(e.to_string()))?;
+                    ops.push(ChainedOp::Window {
+                        spec,
+                        op: Box::new(op),
+                    });
+                }
+                OperatorRole::Join(join) => ops.push(ChainedOp::Join {
                     spec,
-                    instance,
-                    warned_side_outputs: Vec::new(),
-                }));
-            }
+                    op: Box::new(JoinOperator::new(join)),
+                }),
+                OperatorRole::Union => ops.push(ChainedOp::Union),
+            },
             VertexKind::Sink(spec) => {
                 let sink: Box<dyn Sink> = match &spec.kind {
                     SinkKind::File { path } => {
@@ -488,8 +516,11 @@ impl SubtaskRun<'_> {
             if shared.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
+            if self.uses_processing_time {
+                self.fire_processing_time(shared, wall_clock_ms())?;
+            }
             let now_ms = shared.now_ms();
-            let (batch, watermark) = match &mut self.head {
+            let (input, batch, watermark) = match &mut self.head {
                 Head::Source { reader, watermarks } => {
                     let next = reader.next_batch(batch_size, &mut bad);
                     for b in bad.drain(..) {
@@ -513,35 +544,37 @@ impl SubtaskRun<'_> {
                         }
                         w.advance(now_ms)
                     });
-                    (batch, watermark)
+                    (0, batch, watermark)
                 }
                 Head::Input {
                     rx,
-                    producers,
+                    input_of,
                     watermarks,
-                } => {
-                    match rx.recv_timeout(Duration::from_millis(50)) {
-                        Ok((_, StreamElement::Batch(batch))) => (batch, None),
-                        Ok((from, StreamElement::Watermark(w))) => {
-                            match watermarks.on_watermark(from as usize, w) {
-                                Some(w) => (Batch::default(), Some(w)),
-                                None => continue,
-                            }
+                } => match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok((from, StreamElement::Batch(batch))) => (
+                        input_of.get(from as usize).copied().unwrap_or(0),
+                        batch,
+                        None,
+                    ),
+                    Ok((from, StreamElement::Watermark(w))) => {
+                        match watermarks.on_watermark(from as usize, w) {
+                            Some(w) => (0, Batch::default(), Some(w)),
+                            None => continue,
                         }
-                        Ok((_, StreamElement::EndOfInput)) => {
-                            ended_inputs += 1;
-                            if ended_inputs == *producers {
-                                break;
-                            }
-                            continue;
-                        }
-                        Err(RecvTimeoutError::Timeout) => continue,
-                        // Every producer is gone without ending its input: it failed.
-                        Err(RecvTimeoutError::Disconnected) => return Err(Stop::Cancelled),
                     }
-                }
+                    Ok((_, StreamElement::EndOfInput)) => {
+                        ended_inputs += 1;
+                        if ended_inputs == input_of.len() {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    // Every producer is gone without ending its input: it failed.
+                    Err(RecvTimeoutError::Disconnected) => return Err(Stop::Cancelled),
+                },
             };
-            self.push(shared, batch)?;
+            self.push(shared, 0, input, batch)?;
             if let Some(w) = watermark {
                 self.push_watermark(shared, w)?;
             }
@@ -550,134 +583,165 @@ impl SubtaskRun<'_> {
         if matches!(self.head, Head::Source { .. }) {
             self.push_watermark(shared, MAX_WATERMARK)?;
         }
-        self.finish()
+        self.finish(shared)
     }
 
-    /// Hands a watermark down the chain and to every consumer.
+    /// Hands a watermark through the chain (operators may fire windows)
+    /// and to every consumer.
     fn push_watermark(&mut self, shared: &JobShared<'_>, watermark: i64) -> Result<(), Stop> {
-        for op in &self.ops {
-            if let ChainedOp::Sink { id, .. } = op {
+        for op in 0..self.ops.len() {
+            let emitted = self.ops[op].on_watermark(shared, watermark);
+            self.forward(shared, op, emitted)?;
+            if let ChainedOp::Sink { id, .. } = &self.ops[op] {
                 shared
                     .metrics()
                     .record_watermark(format!("{id}#{}", self.index), watermark);
             }
         }
-        for exchange in &mut self.exchanges {
-            exchange.watermark(watermark)?;
+        for outlet in &mut self.outlets {
+            outlet.exchange.watermark(watermark)?;
         }
         Ok(())
     }
 
-    /// Runs one batch through the chain and hands the result to the exchanges.
-    fn push(&mut self, shared: &JobShared<'_>, mut batch: Batch) -> Result<(), Stop> {
+    /// Fires processing-time timers of the chain's operators.
+    fn fire_processing_time(&mut self, shared: &JobShared<'_>, now_ms: i64) -> Result<(), Stop> {
         for op in 0..self.ops.len() {
+            let emitted = self.ops[op].on_processing_time(shared, now_ms);
+            self.forward(shared, op, emitted)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one batch through the chain from operator `start` (which reads
+    /// it as input `input`) and hands the result to the outlets.
+    fn push(
+        &mut self,
+        shared: &JobShared<'_>,
+        start: usize,
+        input: usize,
+        mut batch: Batch,
+    ) -> Result<(), Stop> {
+        for op in start..self.ops.len() {
             if batch.is_empty() {
                 return Ok(());
             }
-            batch = match &mut self.ops[op] {
-                ChainedOp::Udf(udf) => match process_udf(shared, udf, batch) {
-                    Ok(out) => out,
-                    Err((origin, message)) => {
-                        let id = udf.spec.id.clone();
-                        return Err(self.fail(&id, origin, message));
-                    }
-                },
-                ChainedOp::Sink { sink, id } => {
-                    if let Err(e) = sink.write(&batch.records) {
-                        let id = id.to_string();
-                        return Err(self.fail(&id, None, e.to_string()));
-                    }
-                    shared.metrics().add_written(batch.len());
-                    Batch::default()
+            let input = if op == start { input } else { 0 };
+            let emitted = match self.ops[op].process(shared, input, batch) {
+                Ok(emitted) => emitted,
+                Err((origin, message)) => {
+                    let id = self.ops[op].id().to_string();
+                    return Err(self.fail(&id, origin, message));
                 }
             };
             shared.metrics().mark_processed();
+            self.route_side_outputs(shared, op, emitted.side)?;
+            batch = emitted.main;
         }
+        self.send_main(shared, batch)
+    }
+
+    /// Sends what operator `op` emitted on: the main output through the
+    /// rest of the chain, side outputs to their consumers.
+    fn forward(&mut self, shared: &JobShared<'_>, op: usize, emitted: Emitted) -> Result<(), Stop> {
+        self.route_side_outputs(shared, op, emitted.side)?;
+        if !emitted.main.is_empty() {
+            self.push(shared, op + 1, 0, emitted.main)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the chain's result to the outlets of the main output.
+    fn send_main(&mut self, shared: &JobShared<'_>, mut batch: Batch) -> Result<(), Stop> {
         if batch.is_empty() {
             return Ok(());
         }
-        let last = self.exchanges.len().saturating_sub(1);
-        for i in 0..self.exchanges.len() {
-            let out = if i == last {
+        let mains: Vec<usize> = (0..self.outlets.len())
+            .filter(|&i| self.outlets[i].output.is_none())
+            .collect();
+        for (n, &i) in mains.iter().enumerate() {
+            let out = if n + 1 == mains.len() {
                 std::mem::take(&mut batch)
             } else {
                 batch.clone()
             };
-            for unkeyed in self.exchanges[i].send(out)? {
-                let at = shared.splits.describe(unkeyed.origin);
-                shared
-                    .metrics()
-                    .record_problem(format!("dropped a record without key at key_by: {at}"));
+            let unkeyed = self.outlets[i].exchange.send(out)?;
+            report_unkeyed(shared, unkeyed);
+        }
+        Ok(())
+    }
+
+    /// Side outputs of the chain's last operator go to the consumers that
+    /// read them; any other side output is reported once and dropped.
+    fn route_side_outputs(
+        &mut self,
+        shared: &JobShared<'_>,
+        op: usize,
+        side: Vec<(String, Record)>,
+    ) -> Result<(), Stop> {
+        if side.is_empty() {
+            return Ok(());
+        }
+        let is_tail = op + 1 == self.ops.len();
+        let mut by_name: Vec<(String, Batch)> = Vec::new();
+        for (name, record) in side {
+            match by_name.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, batch)) => batch.push(record, Origin::DERIVED),
+                None => {
+                    let mut batch = Batch::default();
+                    batch.push(record, Origin::DERIVED);
+                    by_name.push((name, batch));
+                }
+            }
+        }
+        for (name, batch) in by_name {
+            let targets: Vec<usize> = (0..self.outlets.len())
+                .filter(|&i| is_tail && self.outlets[i].output.as_deref() == Some(name.as_str()))
+                .collect();
+            if targets.is_empty() {
+                let id = self.ops[op].id().to_string();
+                if !self
+                    .warned_side_outputs
+                    .contains(&(id.clone(), name.clone()))
+                {
+                    shared.metrics().record_problem(format!(
+                        "operator `{id}` emitted to side output `{name}`, which the job does not route; such records are dropped"
+                    ));
+                    self.warned_side_outputs.push((id, name));
+                }
+                continue;
+            }
+            for i in targets {
+                let unkeyed = self.outlets[i].exchange.send(batch.clone())?;
+                report_unkeyed(shared, unkeyed);
             }
         }
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), Stop> {
-        for op in &mut self.ops {
-            match op {
-                ChainedOp::Udf(udf) => {
-                    if let Err(e) = udf.instance.close() {
-                        let id = udf.spec.id.clone();
-                        return Err(self.fail(&id, None, e.to_string()));
-                    }
-                }
-                ChainedOp::Sink { sink, id } => {
-                    if let Err(e) = sink.finish() {
-                        let id = id.to_string();
-                        return Err(self.fail(&id, None, e.to_string()));
-                    }
-                }
+    fn finish(&mut self, shared: &JobShared<'_>) -> Result<(), Stop> {
+        for op in 0..self.ops.len() {
+            let emitted = self.ops[op].end_of_input(shared);
+            self.forward(shared, op, emitted)?;
+        }
+        for op in 0..self.ops.len() {
+            if let Err(message) = self.ops[op].close() {
+                let id = self.ops[op].id().to_string();
+                return Err(self.fail(&id, None, message));
             }
         }
-        for exchange in &mut self.exchanges {
-            exchange.finish()?;
+        for outlet in &mut self.outlets {
+            outlet.exchange.finish()?;
         }
         Ok(())
     }
 }
 
-/// Calls the UDF with a batch. On failure returns `(origin, message)`.
-fn process_udf(
-    shared: &JobShared<'_>,
-    udf: &mut UdfOp<'_>,
-    batch: Batch,
-) -> Result<Batch, (Option<String>, String)> {
-    let origins = batch.origins;
-    let outputs = match udf.instance.process(batch.records) {
-        Ok(outputs) => outputs,
-        Err(failure) => {
-            let origin = match failure.record_index.and_then(|i| origins.get(i)) {
-                Some(origin) => Some(shared.splits.describe(*origin)),
-                None => shared.splits.describe_batch(&origins),
-            };
-            return Err((origin, failure.error.to_string()));
-        }
-    };
-    let mut out = Batch::with_capacity(outputs.len());
-    for output in outputs {
-        match output {
-            Output::Emit(record) => out.push(record, Origin::DERIVED),
-            Output::Error { input, message } => {
-                let at = origins.get(input as usize).map_or_else(
-                    || format!("input #{input} of a batch"),
-                    |o| shared.splits.describe(*o),
-                );
-                shared.metrics().record_problem(format!(
-                    "operator `{}` rejected {at}: {message}",
-                    udf.spec.id
-                ));
-            }
-            Output::Side { output, .. } => {
-                if !udf.warned_side_outputs.contains(&output) {
-                    shared.metrics().record_problem(format!(
-                        "operator `{}` emitted to side output `{output}`, which the job does not route; such records are dropped",
-                        udf.spec.id
-                    ));
-                    udf.warned_side_outputs.push(output);
-                }
-            }
-        }
+fn report_unkeyed(shared: &JobShared<'_>, unkeyed: Vec<crate::exchange::Unkeyed>) {
+    for u in unkeyed {
+        let at = shared.splits.describe(u.origin);
+        shared
+            .metrics()
+            .record_problem(format!("dropped a record at key_by ({}): {at}", u.reason));
     }
-    Ok(out)
 }

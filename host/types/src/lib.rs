@@ -15,4 +15,4 @@ pub mod keygroup;
 mod record;
 
 pub use keygroup::{KeyGroup, KeyGroupRange};
-pub use record::{Batch, Origin, Record, StreamElement};
+pub use record::{Batch, Origin, Record, StreamElement, key_from_json_field};

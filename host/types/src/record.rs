@@ -77,3 +77,43 @@ pub enum StreamElement {
     /// The sending subtask has no more input (bounded sources).
     EndOfInput,
 }
+
+/// The key of a JSON record value taken from a top-level field: a string's
+/// text, or the JSON text of a number or boolean (`7`, `true`).
+///
+/// # Errors
+/// A message when the value is not a JSON object with that field, or the
+/// field holds `null`, an array or an object.
+pub fn key_from_json_field(value: &[u8], field: &str) -> Result<Vec<u8>, String> {
+    let json: serde_json::Value =
+        serde_json::from_slice(value).map_err(|e| format!("record is not JSON: {e}"))?;
+    match json.get(field) {
+        Some(serde_json::Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+            Ok(v.to_string().into_bytes())
+        }
+        Some(other) => Err(format!("key field `{field}` holds {other}, not a scalar")),
+        None => Err(format!("record has no key field `{field}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_scalar_fields() {
+        assert_eq!(key_from_json_field(br#"{"id":7}"#, "id"), Ok(b"7".to_vec()));
+        assert_eq!(
+            key_from_json_field(br#"{"id":"a"}"#, "id"),
+            Ok(b"a".to_vec())
+        );
+        assert!(key_from_json_field(br#"{"id":null}"#, "id").is_err());
+        assert!(
+            key_from_json_field(br#"{"x":1}"#, "id")
+                .unwrap_err()
+                .contains("no key field")
+        );
+        assert!(key_from_json_field(b"x", "id").is_err());
+    }
+}

@@ -503,7 +503,10 @@ impl JobGraph {
                 return err(
                     format!("{field}.input.output"),
                     None,
-                    format!("`{}` is not an operator and has no side outputs", input.from),
+                    format!(
+                        "`{}` is not an operator and has no side outputs",
+                        input.from
+                    ),
                 );
             }
             if input.key.is_some() && partition != Partitioning::KeyBy {
@@ -531,7 +534,11 @@ impl JobGraph {
 
     /// An operator sets exactly one of `udf`, `window` (+ `aggregate`) and
     /// `join`, or none with several inputs (a union).
-    fn check_role(&self, i: usize, o: &OperatorSpec) -> Result<(), (String, Option<String>, String)> {
+    fn check_role(
+        &self,
+        i: usize,
+        o: &OperatorSpec,
+    ) -> Result<(), (String, Option<String>, String)> {
         let field = format!("operators[{i}]");
         let set = [
             ("udf", o.udf.is_some()),
@@ -565,8 +572,7 @@ impl JobGraph {
             ),
             OperatorRole::Union => Ok(()),
             OperatorRole::Window(window, aggregates) => {
-                builtin::check_window(window)
-                    .or_else(|(f, m)| bad(&format!(".window.{f}"), m))?;
+                builtin::check_window(window).or_else(|(f, m)| bad(&format!(".window.{f}"), m))?;
                 if aggregates.is_empty() {
                     return bad(".aggregate", "a window needs at least one aggregate".into());
                 }
@@ -575,7 +581,10 @@ impl JobGraph {
                     if agg.function != AggregateFn::Count && agg.field.is_none() {
                         return bad(
                             &format!(".aggregate[{a}].field"),
-                            format!("`{}` needs the numeric `field` it reads", agg.function.name()),
+                            format!(
+                                "`{}` needs the numeric `field` it reads",
+                                agg.function.name()
+                            ),
                         );
                     }
                     if !names.insert(agg.output_name()) || agg.output_name() == window.key_field {
@@ -595,7 +604,10 @@ impl JobGraph {
             }
             OperatorRole::Join(join) => {
                 if o.input.len() != 2 {
-                    return bad(".input", "a join has exactly two inputs (left, right)".into());
+                    return bad(
+                        ".input",
+                        "a join has exactly two inputs (left, right)".into(),
+                    );
                 }
                 if !keyed {
                     return bad(".partition", "a join needs `partition: key_by`".into());
@@ -620,10 +632,7 @@ impl JobGraph {
                         (Some(_), Some(_)) => {
                             bad(".join.lower", "`lower` must not exceed `upper`".into())
                         }
-                        _ => bad(
-                            ".join",
-                            "an interval join needs `lower` and `upper`".into(),
-                        ),
+                        _ => bad(".join", "an interval join needs `lower` and `upper`".into()),
                     },
                 }
             }
@@ -659,7 +668,12 @@ impl JobGraph {
         let inputs: BTreeMap<&str, Vec<&str>> = self
             .operators
             .iter()
-            .map(|o| (o.id.as_str(), o.input.iter().map(|i| i.from.as_str()).collect()))
+            .map(|o| {
+                (
+                    o.id.as_str(),
+                    o.input.iter().map(|i| i.from.as_str()).collect(),
+                )
+            })
             .collect();
         for (i, o) in self.operators.iter().enumerate() {
             // Depth-first search upstream from `o`'s inputs.
@@ -883,17 +897,24 @@ sinks:
             ),
         ];
         for (body, expected) in cases {
-            let (_, message) = invalid(&with_operator(&format!("  - id: op\n    input: a\n{body}")));
+            let (_, message) =
+                invalid(&with_operator(&format!("  - id: op\n    input: a\n{body}")));
             assert!(message.contains(expected), "{expected}\n got: {message}");
         }
         let (_, message) = invalid(&with_operator(
             "  - id: op\n    input: [a, b]\n    partition: key_by\n    join: { type: interval, lower: 5s, upper: -5s }\n",
         ));
-        assert!(message.contains("`lower` must not exceed `upper`"), "{message}");
+        assert!(
+            message.contains("`lower` must not exceed `upper`"),
+            "{message}"
+        );
         let (_, message) = invalid(&with_operator(
             "  - id: op\n    input: [a, {from: b, key: k}]\n",
         ));
-        assert!(message.contains("input.key: re-keying an input needs `partition: key_by`"), "{message}");
+        assert!(
+            message.contains("input.key: re-keying an input needs `partition: key_by`"),
+            "{message}"
+        );
         let (_, message) = invalid(&with_operator(
             "  - id: op\n    input: [a, {from: b, output: late}]\n",
         ));

@@ -1,0 +1,224 @@
+//! The operators a subtask runs in its chain, behind one interface: a
+//! batch in (tagged with the input it came from), records out on the main
+//! output and on named side outputs; watermarks, the wall clock and the end
+//! of input as further events.
+
+use weir_connectors::Sink;
+use weir_operators::{OperatorOutput, WindowOperator};
+use weir_types::jobgraph::OperatorSpec;
+use weir_types::{Batch, Origin, Record};
+use weir_wasm::{OperatorInstance, Output};
+
+use crate::subtask::JobShared;
+
+/// What an operator emitted: records for the main output (with origins)
+/// and `(side output, record)` pairs.
+#[derive(Default)]
+pub(crate) struct Emitted {
+    pub(crate) main: Batch,
+    pub(crate) side: Vec<(String, Record)>,
+}
+
+/// An operator failed: `(input record or span, when known; message)`.
+pub(crate) type OpFailure = (Option<String>, String);
+
+/// A vertex chained in a subtask.
+pub(crate) enum ChainedOp<'a> {
+    /// A Wasm UDF.
+    Udf(UdfOp<'a>),
+    /// A built-in window aggregation.
+    Window {
+        spec: &'a OperatorSpec,
+        op: Box<WindowOperator>,
+    },
+    /// A built-in join of two inputs.
+    Join {
+        spec: &'a OperatorSpec,
+        op: Box<weir_operators::JoinOperator>,
+    },
+    /// Several inputs merged: records pass through.
+    Union,
+    /// A sink; emits nothing.
+    Sink { sink: Box<dyn Sink>, id: &'a str },
+}
+
+/// A Wasm UDF instance and its operator spec.
+pub(crate) struct UdfOp<'a> {
+    pub(crate) spec: &'a OperatorSpec,
+    pub(crate) instance: OperatorInstance,
+}
+
+/// Wall-clock time in ms since the Unix epoch (processing time).
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl ChainedOp<'_> {
+    /// The vertex id.
+    pub(crate) fn id(&self) -> &str {
+        match self {
+            ChainedOp::Udf(u) => &u.spec.id,
+            ChainedOp::Window { spec, .. } | ChainedOp::Join { spec, .. } => &spec.id,
+            ChainedOp::Union => "union",
+            ChainedOp::Sink { id, .. } => id,
+        }
+    }
+
+    /// Runs a batch that arrived on input `input` (0 unless the operator
+    /// has several inputs).
+    pub(crate) fn process(
+        &mut self,
+        shared: &JobShared<'_>,
+        input: usize,
+        batch: Batch,
+    ) -> Result<Emitted, OpFailure> {
+        match self {
+            ChainedOp::Udf(udf) => process_udf(shared, udf, batch),
+            ChainedOp::Window { spec, op } => {
+                let mut out = OperatorOutput::default();
+                let origins = batch.origins;
+                op.process(batch.records, wall_clock_ms(), &mut out);
+                Ok(builtin_output(shared, spec, &origins, out))
+            }
+            ChainedOp::Join { spec, op } => {
+                let mut out = OperatorOutput::default();
+                let origins = batch.origins;
+                op.process(input, batch.records, &mut out);
+                Ok(builtin_output(shared, spec, &origins, out))
+            }
+            ChainedOp::Union => Ok(Emitted {
+                main: batch,
+                side: Vec::new(),
+            }),
+            ChainedOp::Sink { sink, .. } => {
+                sink.write(&batch.records)
+                    .map_err(|e| (None, e.to_string()))?;
+                shared.metrics().add_written(batch.len());
+                Ok(Emitted::default())
+            }
+        }
+    }
+
+    /// The operator's input watermark advanced to `watermark`.
+    pub(crate) fn on_watermark(&mut self, shared: &JobShared<'_>, watermark: i64) -> Emitted {
+        let mut out = OperatorOutput::default();
+        match self {
+            ChainedOp::Window { spec, op } => {
+                op.on_watermark(watermark, &mut out);
+                builtin_output(shared, spec, &[], out)
+            }
+            ChainedOp::Join { spec, op } => {
+                op.on_watermark(watermark, &mut out);
+                builtin_output(shared, spec, &[], out)
+            }
+            _ => Emitted::default(),
+        }
+    }
+
+    /// The wall clock reads `now_ms`: fires processing-time windows.
+    pub(crate) fn on_processing_time(&mut self, shared: &JobShared<'_>, now_ms: i64) -> Emitted {
+        match self {
+            ChainedOp::Window { spec, op }
+                if op.next_processing_timer().is_some_and(|t| t <= now_ms) =>
+            {
+                let mut out = OperatorOutput::default();
+                op.on_processing_time(now_ms, &mut out);
+                builtin_output(shared, spec, &[], out)
+            }
+            _ => Emitted::default(),
+        }
+    }
+
+    /// The input ended: emits what is still pending.
+    pub(crate) fn end_of_input(&mut self, shared: &JobShared<'_>) -> Emitted {
+        match self {
+            ChainedOp::Window { spec, op } => {
+                let mut out = OperatorOutput::default();
+                op.end_of_input(&mut out);
+                builtin_output(shared, spec, &[], out)
+            }
+            _ => Emitted::default(),
+        }
+    }
+
+    /// Closes the operator at the end of the job.
+    pub(crate) fn close(&mut self) -> Result<(), String> {
+        match self {
+            ChainedOp::Udf(udf) => udf.instance.close().map_err(|e| e.to_string()),
+            ChainedOp::Sink { sink, .. } => sink.finish().map_err(|e| e.to_string()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Turns a built-in operator's output into [`Emitted`], reporting rejected
+/// and dropped-late records.
+fn builtin_output(
+    shared: &JobShared<'_>,
+    spec: &OperatorSpec,
+    origins: &[Origin],
+    out: OperatorOutput,
+) -> Emitted {
+    for (index, message) in out.errors {
+        let at = origins.get(index).map_or_else(
+            || format!("input #{index} of a batch"),
+            |o| shared.splits.describe(*o),
+        );
+        shared
+            .metrics()
+            .record_problem(format!("operator `{}` rejected {at}: {message}", spec.id));
+    }
+    if out.dropped_late > 0 {
+        shared.metrics().add_late_dropped(out.dropped_late);
+    }
+    let mut main = Batch::with_capacity(out.records.len());
+    for record in out.records {
+        main.push(record, Origin::DERIVED);
+    }
+    Emitted {
+        main,
+        side: out.side,
+    }
+}
+
+/// Calls the UDF with a batch.
+fn process_udf(
+    shared: &JobShared<'_>,
+    udf: &mut UdfOp<'_>,
+    batch: Batch,
+) -> Result<Emitted, OpFailure> {
+    let origins = batch.origins;
+    let outputs = match udf.instance.process(batch.records) {
+        Ok(outputs) => outputs,
+        Err(failure) => {
+            let origin = match failure.record_index.and_then(|i| origins.get(i)) {
+                Some(origin) => Some(shared.splits.describe(*origin)),
+                None => shared.splits.describe_batch(&origins),
+            };
+            return Err((origin, failure.error.to_string()));
+        }
+    };
+    let mut out = Emitted {
+        main: Batch::with_capacity(outputs.len()),
+        side: Vec::new(),
+    };
+    for output in outputs {
+        match output {
+            Output::Emit(record) => out.main.push(record, Origin::DERIVED),
+            Output::Error { input, message } => {
+                let at = origins.get(input as usize).map_or_else(
+                    || format!("input #{input} of a batch"),
+                    |o| shared.splits.describe(*o),
+                );
+                shared.metrics().record_problem(format!(
+                    "operator `{}` rejected {at}: {message}",
+                    udf.spec.id
+                ));
+            }
+            Output::Side { output, record } => out.side.push((output, record)),
+        }
+    }
+    Ok(out)
+}
