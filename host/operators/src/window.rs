@@ -138,10 +138,11 @@ impl WindowOperator {
         self.windows.values().map(BTreeMap::len).sum()
     }
 
-    /// The earliest processing-time timer (ms), if windows use processing time.
+    /// When (wall clock, ms) the next processing-time window fires, if
+    /// windows use processing time.
     pub fn next_processing_timer(&self) -> Option<i64> {
         match self.spec.time {
-            TimeDomain::Processing => self.timers.first().map(|t| t.0),
+            TimeDomain::Processing => self.timers.first().map(|t| t.0.saturating_add(1)),
             TimeDomain::Event => None,
         }
     }
@@ -215,11 +216,16 @@ impl WindowOperator {
                 continue;
             }
             accepted = true;
+            let fired = self.has_fired(w);
             let per_key = self.windows.entry(key.clone()).or_default();
             let acc = per_key.entry(w).or_insert_with(|| {
                 let acc = self.aggregates.create();
-                self.timers
-                    .insert((w.max_timestamp(), TimerKind::Fire, key.clone(), w));
+                // A window created after its time passed fires per record
+                // below (as Flink's EventTimeTrigger), not from a timer.
+                if !fired {
+                    self.timers
+                        .insert((w.max_timestamp(), TimerKind::Fire, key.clone(), w));
+                }
                 if self.lateness > 0 && self.spec.time == TimeDomain::Event {
                     let cleanup = w.max_timestamp().saturating_add(self.lateness);
                     self.timers
@@ -228,7 +234,7 @@ impl WindowOperator {
                 acc
             });
             self.aggregates.add(acc, inputs);
-            if self.has_fired(w) {
+            if fired {
                 out.records.push(self.result(&key, w));
             }
         }
@@ -281,14 +287,17 @@ impl WindowOperator {
         }
         self.aggregates.add(&mut acc, inputs);
         per_key.insert(merged, acc);
-        self.timers
-            .insert((merged.max_timestamp(), TimerKind::Fire, key.clone(), merged));
+        let fired = self.has_fired(merged);
+        if !fired {
+            self.timers
+                .insert((merged.max_timestamp(), TimerKind::Fire, key.clone(), merged));
+        }
         if self.lateness > 0 && self.spec.time == TimeDomain::Event {
             let cleanup = merged.max_timestamp().saturating_add(self.lateness);
             self.timers
                 .insert((cleanup, TimerKind::Cleanup, key.clone(), merged));
         }
-        if self.has_fired(merged) {
+        if fired {
             out.records.push(self.result(&key, merged));
         }
         true
@@ -307,8 +316,10 @@ impl WindowOperator {
 
     /// The wall clock advanced: fires processing-time windows up to `now_ms`.
     pub fn on_processing_time(&mut self, now_ms: i64, out: &mut OperatorOutput) {
+        // A record processed at `end - 1` still belongs to the window, so
+        // it fires once the clock is past its max timestamp.
         if self.spec.time == TimeDomain::Processing {
-            self.fire_timers_up_to(now_ms, out);
+            self.fire_timers_up_to(now_ms.saturating_sub(1), out);
         }
     }
 
@@ -497,7 +508,12 @@ mod tests {
         let mut out = OperatorOutput::default();
         op.process(vec![rec("a", 0), rec("a", 0)], 1_050, &mut out);
         op.process(vec![rec("a", 0)], 1_120, &mut out);
-        assert_eq!(op.next_processing_timer(), Some(1_099));
+        assert_eq!(op.next_processing_timer(), Some(1_100));
+        op.on_processing_time(1_099, &mut out);
+        assert!(
+            out.records.is_empty(),
+            "a record at 1099 is still in [1000, 1100)"
+        );
         op.on_processing_time(1_100, &mut out);
         assert_eq!(
             values(&out),
