@@ -72,7 +72,7 @@ sources:
     format: csv
     key: {{ from: path }}
     timestamp: {{ field: timestamp, format: "%Y-%m-%d %H:%M:%S" }}
-    watermarks: {{ max_out_of_orderness_ms: 3600000 }}
+    watermarks: {{ max_out_of_orderness: 3600000 }}
 operators:
   - id: zscore
     input: readings

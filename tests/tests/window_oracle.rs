@@ -223,7 +223,7 @@ sources:
     format: jsonl
     key: {{ field: k }}
     timestamp: {{ field: t, format: millis }}
-    watermarks: {{ max_out_of_orderness_ms: {BOUND} }}
+    watermarks: {{ max_out_of_orderness: {BOUND} }}
 operators:
   - id: w
     input: in

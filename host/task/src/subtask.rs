@@ -233,8 +233,8 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
                     let watermarks = spec.watermarks.map(|w| {
                         SplitWatermarks::new(
                             &split_ids,
-                            w.max_out_of_orderness_ms,
-                            w.idle_timeout_ms,
+                            w.max_out_of_orderness.0,
+                            w.idle_timeout.map(|d| d.0),
                             0,
                         )
                     });

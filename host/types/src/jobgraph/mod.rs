@@ -134,13 +134,14 @@ pub struct SourceSpec {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct WatermarkSpec {
-    /// How late (in event time, ms) a record may be relative to the latest
-    /// timestamp of its split.
-    #[serde(default)]
-    pub max_out_of_orderness_ms: u64,
-    /// A split that sends nothing for this long (processing time, ms) stops
-    /// holding the watermark back; default: never.
-    pub idle_timeout_ms: Option<u64>,
+    /// How late (in event time) a record may be relative to the latest
+    /// timestamp of its split: ms, or text like `1h` (default 0).
+    #[serde(default, alias = "max_out_of_orderness_ms")]
+    pub max_out_of_orderness: DurationMs,
+    /// A split that sends nothing for this long (processing time; ms, or
+    /// text like `1m`) stops holding the watermark back; default: never.
+    #[serde(alias = "idle_timeout_ms")]
+    pub idle_timeout: Option<DurationMs>,
 }
 
 /// The kinds of source.
