@@ -38,11 +38,23 @@ pub fn rust_udf(name: &str) -> Result<PathBuf> {
 /// # Errors
 /// When componentize-py is missing or fails.
 pub fn python_udf(name: &str, out_dir: &Path) -> Result<PathBuf> {
+    python_udf_against(name, out_dir, &repo_root().join("wit"))
+}
+
+/// Builds a Python UDF against the WIT in `wit_dir` (e.g. the frozen
+/// `wit/v0.1.0`, to check that old components still run).
+///
+/// # Errors
+/// When componentize-py is missing or fails.
+pub fn python_udf_against(name: &str, out_dir: &Path, wit_dir: &Path) -> Result<PathBuf> {
     let dir = repo_root().join("udfs").join(name);
-    let out = out_dir.join(format!("{name}.wasm"));
+    let version = wit_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let out = out_dir.join(format!("{name}-{}.wasm", version.unwrap_or_default()));
     let status = Command::new("componentize-py")
         .arg("-d")
-        .arg(repo_root().join("wit"))
+        .arg(wit_dir)
         .args(["-w", "operator", "componentize", "app", "-o"])
         .arg(&out)
         .current_dir(&dir)

@@ -3,13 +3,32 @@
 
 #![allow(clippy::unwrap_used)]
 
-use weir_tests::{python_udf, read_parts, run_yaml};
+use std::path::Path;
+
+use weir_tests::{python_udf, python_udf_against, read_parts, repo_root, run_yaml};
 
 #[test]
 fn python_map_udf_runs_in_a_job() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = python_udf("python-scale", dir.path()).expect("componentize-py builds the UDF");
-    let data = dir.path().join("in.csv");
+    check_scale_job(dir.path(), &wasm);
+}
+
+/// A component built against the frozen `weir:operator@0.1.0` still runs
+/// on this host (which speaks 0.2.0), with the same results.
+#[test]
+fn a_component_built_against_wit_0_1_0_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = python_udf_against("python-scale", dir.path(), &repo_root().join("wit/v0.1.0"))
+        .expect("componentize-py builds the UDF");
+    let runtime =
+        weir_wasm::WasmRuntime::new(weir_wasm::RuntimeConfig { cache_dir: None }).unwrap();
+    assert_eq!(runtime.load(&wasm).unwrap().wit_version(), "0.1.0");
+    check_scale_job(dir.path(), &wasm);
+}
+
+fn check_scale_job(dir: &Path, wasm: &Path) {
+    let data = dir.join("in.csv");
     let mut csv = String::from("name,value\n");
     let mut expected = Vec::new();
     for i in 0..2500 {
@@ -23,9 +42,9 @@ fn python_map_udf_runs_in_a_job() {
         "name: py\nsources:\n  - {{id: in, type: file, path: {data}, format: csv, key: {{field: name}}}}\noperators:\n  - {{id: scale, input: in, udf: {wasm}, config: {{factor: 3}}, memory_mib: 256}}\nsinks:\n  - {{id: out, input: scale, type: file, path: {out}}}\n",
         data = data.display(),
         wasm = wasm.display(),
-        out = dir.path().join("out").display(),
+        out = dir.join("out").display(),
     );
-    let summary = run_yaml(dir.path(), &yaml, Some(1)).expect("job runs");
+    let summary = run_yaml(dir, &yaml, Some(1)).expect("job runs");
     assert_eq!(summary.records_read, 2501);
     assert_eq!(summary.records_written, 2500);
     assert_eq!(
@@ -37,7 +56,7 @@ fn python_map_udf_runs_in_a_job() {
         "{:?}",
         summary.problems
     );
-    let rows = read_parts(&dir.path().join("out")).unwrap().concat();
+    let rows = read_parts(&dir.join("out")).unwrap().concat();
     let got: Vec<(String, f64, f64)> = rows
         .iter()
         .map(|r| {

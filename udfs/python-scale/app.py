@@ -39,5 +39,10 @@ class Handler(wit_world.exports.Handler):
             out.append(types.Output_Emit(types.StreamRecord(record.key, value, record.timestamp)))
         return out
 
+    def on_timer(self, key, timestamp, domain):
+        # This function registers no timers (weir:operator@0.2.0 asks for
+        # the export all the same).
+        return []
+
     def close(self) -> None:
         pass

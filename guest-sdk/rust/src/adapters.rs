@@ -4,7 +4,9 @@
 use std::marker::PhantomData;
 
 use crate::bindings::weir::operator::keyed_state;
-use crate::bindings::weir::operator::types::{Context, Output, RecordError, StreamRecord};
+use crate::bindings::weir::operator::types::{
+    Context, Output, RecordError, StreamRecord, TimeDomain,
+};
 use crate::{
     Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction, MapFunction,
     OpenContext,
@@ -25,6 +27,11 @@ pub trait Adapter: Sized {
     /// The function's own `close` error.
     fn close(&mut self) -> Result<(), String> {
         Ok(())
+    }
+    /// A timer fired (only keyed process functions register timers).
+    fn on_timer(&mut self, key: Vec<u8>, timestamp: i64, domain: TimeDomain) -> Vec<Output> {
+        let _ = (key, timestamp, domain);
+        Vec::new()
     }
 }
 
@@ -209,5 +216,23 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
 
     fn close(&mut self) -> Result<(), String> {
         self.0.close()
+    }
+
+    fn on_timer(&mut self, key: Vec<u8>, timestamp: i64, domain: TimeDomain) -> Vec<Output> {
+        CURRENT_INPUT.with(|c| c.set(None));
+        keyed_state::set_current_key(&key);
+        let mut outputs = Vec::new();
+        let key = Some(key);
+        let mut out = Collector {
+            key: &key,
+            timestamp: Some(timestamp),
+            outputs: &mut outputs,
+            _marker: PhantomData,
+        };
+        let bytes = key.as_deref().unwrap_or_default();
+        if let Err(message) = self.0.on_timer(bytes, timestamp, domain, &mut out) {
+            outputs.push(record_error(0, format!("on_timer at {timestamp}: {message}")));
+        }
+        outputs
     }
 }

@@ -53,7 +53,49 @@ pub mod bindings {
     });
 }
 
-pub use bindings::weir::operator::types::StreamRecord;
+pub use bindings::weir::operator::types::{StreamRecord, TimeDomain};
+
+/// Event time and per-key timers (`weir:operator/timers`, since 0.2.0).
+///
+/// Timers belong to the current key: call these from
+/// [`KeyedProcessFunction::process`] or [`KeyedProcessFunction::on_timer`].
+/// Registering the same timestamp twice for a key leaves one timer. When a
+/// timer fires, the host calls [`KeyedProcessFunction::on_timer`].
+pub mod timers {
+    use crate::bindings::weir::operator::timers as wit;
+    use crate::TimeDomain;
+
+    /// The operator's current watermark (ms since the epoch); `i64::MIN`
+    /// before the first one. A record at or below it is late.
+    pub fn current_watermark() -> i64 {
+        wit::current_watermark()
+    }
+
+    /// The wall clock (ms since the epoch).
+    pub fn current_processing_time() -> i64 {
+        wit::current_processing_time()
+    }
+
+    /// Fires `on_timer` once the watermark reaches `timestamp` (ms).
+    pub fn register_event_time_timer(timestamp: i64) {
+        wit::register_timer(TimeDomain::EventTime, timestamp);
+    }
+
+    /// Fires `on_timer` once the wall clock reaches `timestamp` (ms).
+    pub fn register_processing_time_timer(timestamp: i64) {
+        wit::register_timer(TimeDomain::ProcessingTime, timestamp);
+    }
+
+    /// Deletes the current key's event-time timer at `timestamp`, if any.
+    pub fn delete_event_time_timer(timestamp: i64) {
+        wit::delete_timer(TimeDomain::EventTime, timestamp);
+    }
+
+    /// Deletes the current key's processing-time timer at `timestamp`, if any.
+    pub fn delete_processing_time_timer(timestamp: i64) {
+        wit::delete_timer(TimeDomain::ProcessingTime, timestamp);
+    }
+}
 
 /// What `open` receives besides the typed configuration.
 #[derive(Debug, Clone)]
@@ -166,6 +208,23 @@ pub trait KeyedProcessFunction: Sized {
     fn close(&mut self) -> Result<(), String> {
         Ok(())
     }
+
+    /// A timer of `key` registered through [`timers`] fired at `timestamp`
+    /// (ms). The key is the current key, so state calls see its state;
+    /// `out` emits records stamped with `timestamp`. The default does nothing.
+    ///
+    /// # Errors
+    /// An `Err` is reported by the host as a per-record problem.
+    fn on_timer(
+        &mut self,
+        key: &[u8],
+        timestamp: i64,
+        domain: TimeDomain,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<(), String> {
+        let _ = (key, timestamp, domain, out);
+        Ok(())
+    }
 }
 
 /// Collects the outputs of one input record.
@@ -180,6 +239,12 @@ impl<T: Encode> Collector<'_, T> {
     /// Emits `value` to the main output with the input's key and timestamp.
     pub fn emit(&mut self, value: T) {
         self.emit_with_timestamp(value, self.timestamp);
+    }
+
+    /// Event time (ms) of the record being processed, or the timestamp of
+    /// the timer being fired.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
     }
 
     /// Emits `value` to the main output with another event time (ms since epoch).
@@ -224,7 +289,7 @@ pub fn log_warn(message: &str) {
 pub mod prelude {
     pub use crate::{
         Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction,
-        ListState, MapFunction, MapState, OpenContext, Raw, ValueState,
+        ListState, MapFunction, MapState, OpenContext, Raw, TimeDomain, ValueState, timers,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -270,6 +335,18 @@ macro_rules! __export_adapter {
                 __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
                     Some(adapter) => $crate::adapters::Adapter::process(adapter, batch),
                     None => panic!("weir: process called before open"),
+                })
+            }
+            fn on_timer(
+                key: Vec<u8>,
+                timestamp: i64,
+                domain: $crate::TimeDomain,
+            ) -> Vec<$crate::bindings::weir::operator::types::Output> {
+                __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
+                    Some(adapter) => {
+                        $crate::adapters::Adapter::on_timer(adapter, key, timestamp, domain)
+                    }
+                    None => panic!("weir: on-timer called before open"),
                 })
             }
             fn close() -> Result<(), String> {

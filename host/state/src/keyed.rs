@@ -1,6 +1,6 @@
 //! Value, list and map state scoped to a current key, over any backend.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use weir_types::KeyGroupRange;
 use weir_types::keygroup::key_group_of;
@@ -17,6 +17,27 @@ pub enum StateKind {
     /// A map per key.
     Map,
 }
+
+/// The clock a timer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerDomain {
+    /// Fires when the watermark reaches the timestamp.
+    EventTime,
+    /// Fires when the wall clock reaches the timestamp.
+    ProcessingTime,
+}
+
+impl TimerDomain {
+    fn index(self) -> usize {
+        match self {
+            TimerDomain::EventTime => 0,
+            TimerDomain::ProcessingTime => 1,
+        }
+    }
+}
+
+/// Tag byte of timer entries in the storage layout (after the key prefix).
+const TIMER_TAG: u8 = b't';
 
 impl StateKind {
     fn tag(self) -> u8 {
@@ -37,6 +58,11 @@ pub struct KeyedState {
     max_parallelism: u16,
     /// `key group | key length | key` of the current key, when one is set.
     current: Option<Vec<u8>>,
+    /// The current key itself.
+    current_key: Vec<u8>,
+    /// Registered timers per domain, ordered by `(timestamp, key)`: an
+    /// index over the timer entries stored in the backend.
+    timers: [BTreeSet<(i64, Vec<u8>)>; 2],
     kinds: HashMap<String, StateKind>,
     /// Writes not yet applied to the backend: storage key → new value
     /// (`None`: deleted). Applied by [`KeyedState::flush`].
@@ -52,6 +78,8 @@ impl KeyedState {
             range,
             max_parallelism,
             current: None,
+            current_key: Vec::new(),
+            timers: [BTreeSet::new(), BTreeSet::new()],
             kinds: HashMap::new(),
             pending: HashMap::new(),
         }
@@ -86,7 +114,95 @@ impl KeyedState {
         prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
         prefix.extend_from_slice(key);
         self.current = Some(prefix);
+        self.current_key.clear();
+        self.current_key.extend_from_slice(key);
         Ok(())
+    }
+
+    /// The storage key of a timer of the current key:
+    /// `prefix | 't' | domain | timestamp` (timestamp as big-endian with
+    /// the sign bit flipped, so entries sort by time).
+    fn timer_storage_key(
+        &self,
+        domain: TimerDomain,
+        timestamp: i64,
+    ) -> Result<Vec<u8>, StateError> {
+        let prefix = self
+            .current
+            .as_ref()
+            .ok_or_else(|| StateError::NoCurrentKey("<timer>".into()))?;
+        let mut key = Vec::with_capacity(prefix.len() + 10);
+        key.extend_from_slice(prefix);
+        key.push(TIMER_TAG);
+        key.push(domain.index() as u8);
+        key.extend_from_slice(&((timestamp as u64) ^ (1 << 63)).to_be_bytes());
+        Ok(key)
+    }
+
+    /// Registers a timer of the current key. A timer already registered
+    /// for the same key, domain and timestamp is kept once.
+    ///
+    /// # Errors
+    /// No current key.
+    pub fn register_timer(
+        &mut self,
+        domain: TimerDomain,
+        timestamp: i64,
+    ) -> Result<(), StateError> {
+        let storage_key = self.timer_storage_key(domain, timestamp)?;
+        if self.timers[domain.index()].insert((timestamp, self.current_key.clone())) {
+            self.write(storage_key, Some(&[]));
+        }
+        Ok(())
+    }
+
+    /// Deletes the current key's timer at `timestamp`, if any.
+    ///
+    /// # Errors
+    /// No current key.
+    pub fn delete_timer(&mut self, domain: TimerDomain, timestamp: i64) -> Result<(), StateError> {
+        let storage_key = self.timer_storage_key(domain, timestamp)?;
+        if self.timers[domain.index()].remove(&(timestamp, self.current_key.clone())) {
+            self.write(storage_key, None);
+        }
+        Ok(())
+    }
+
+    /// The earliest timer of a domain: `(timestamp, key)`.
+    pub fn next_timer(&self, domain: TimerDomain) -> Option<(i64, &[u8])> {
+        self.timers[domain.index()]
+            .first()
+            .map(|(ts, key)| (*ts, key.as_slice()))
+    }
+
+    /// Removes and returns the earliest timer of a domain if its timestamp
+    /// is at most `up_to`, making its key the current key. Timers fire in
+    /// `(timestamp, key)` order.
+    ///
+    /// # Errors
+    /// Only for a key outside this subtask's key groups (not possible for
+    /// timers registered through this state).
+    pub fn pop_due_timer(
+        &mut self,
+        domain: TimerDomain,
+        up_to: i64,
+    ) -> Result<Option<(i64, Vec<u8>)>, StateError> {
+        let set = &mut self.timers[domain.index()];
+        if set.first().is_none_or(|(ts, _)| *ts > up_to) {
+            return Ok(None);
+        }
+        let Some((timestamp, key)) = set.pop_first() else {
+            return Ok(None);
+        };
+        self.set_current_key(&key)?;
+        let storage_key = self.timer_storage_key(domain, timestamp)?;
+        self.write(storage_key, None);
+        Ok(Some((timestamp, key)))
+    }
+
+    /// Number of registered timers of a domain.
+    pub fn timer_count(&self, domain: TimerDomain) -> usize {
+        self.timers[domain.index()].len()
     }
 
     /// Applies the buffered writes to the backend in one write batch.
@@ -316,7 +432,51 @@ mod tests {
     use crate::{MemoryBackend, RocksDbBackend};
 
     /// The same suite runs against every backend.
+    fn timers_fire_in_order_deduplicated_and_deletable(backend: Box<dyn StateBackend>) {
+        let mut state = KeyedState::new(backend, KeyGroupRange::all(128), 128);
+        let ev = TimerDomain::EventTime;
+        for (key, ts) in [
+            ("b", 20),
+            ("a", 20),
+            ("a", 10),
+            ("a", 20),
+            ("c", 5),
+            ("c", 30),
+        ] {
+            state.set_current_key(key.as_bytes()).unwrap();
+            state.register_timer(ev, ts).unwrap();
+        }
+        state
+            .register_timer(TimerDomain::ProcessingTime, 1)
+            .unwrap();
+        state.set_current_key(b"c").unwrap();
+        state.delete_timer(ev, 30).unwrap();
+        state.flush().unwrap();
+        assert_eq!(state.timer_count(ev), 4, "(a, 20) is registered once");
+        let mut fired = Vec::new();
+        while let Some((ts, key)) = state.pop_due_timer(ev, 20).unwrap() {
+            fired.push((ts, String::from_utf8(key).unwrap()));
+        }
+        assert_eq!(
+            fired,
+            vec![
+                (5, "c".into()),
+                (10, "a".into()),
+                (20, "a".into()),
+                (20, "b".into())
+            ]
+        );
+        assert_eq!(
+            state.next_timer(TimerDomain::ProcessingTime),
+            Some((1, &b"c"[..]))
+        );
+        state.flush().unwrap();
+        // Only the processing-time timer is left in the backend.
+        assert_eq!(state.backend.scan_prefix(&[]).unwrap().len(), 1);
+    }
+
     fn suite(make: &dyn Fn() -> Box<dyn StateBackend>) {
+        timers_fire_in_order_deduplicated_and_deletable(make());
         value_state_is_scoped_to_the_key(make());
         list_state_keeps_order(make());
         map_state_is_ordered_and_isolated(make());

@@ -17,7 +17,7 @@ mod backend;
 mod keyed;
 
 pub use backend::{MemoryBackend, RocksDbBackend, StateBackend};
-pub use keyed::{KeyedState, StateKind};
+pub use keyed::{KeyedState, StateKind, TimerDomain};
 pub use weir_types::KeyGroupRange;
 
 /// One `(key, value)` entry of an ordered byte map.

@@ -5,6 +5,7 @@
 
 use weir_connectors::Sink;
 use weir_operators::{OperatorOutput, WindowOperator};
+use weir_state::TimerDomain;
 use weir_types::jobgraph::OperatorSpec;
 use weir_types::{Batch, Origin, Record};
 use weir_wasm::{OperatorInstance, Output};
@@ -102,9 +103,17 @@ impl ChainedOp<'_> {
     }
 
     /// The operator's input watermark advanced to `watermark`.
-    pub(crate) fn on_watermark(&mut self, shared: &JobShared<'_>, watermark: i64) -> Emitted {
+    pub(crate) fn on_watermark(
+        &mut self,
+        shared: &JobShared<'_>,
+        watermark: i64,
+    ) -> Result<Emitted, OpFailure> {
         let mut out = OperatorOutput::default();
-        match self {
+        Ok(match self {
+            ChainedOp::Udf(udf) => {
+                udf.instance.set_watermark(watermark);
+                fire_udf_timers(shared, udf, TimerDomain::EventTime, watermark)?
+            }
             ChainedOp::Window { spec, op } => {
                 op.on_watermark(watermark, &mut out);
                 builtin_output(shared, spec, &[], out)
@@ -114,12 +123,24 @@ impl ChainedOp<'_> {
                 builtin_output(shared, spec, &[], out)
             }
             _ => Emitted::default(),
-        }
+        })
     }
 
     /// The wall clock reads `now_ms`: fires processing-time windows.
-    pub(crate) fn on_processing_time(&mut self, shared: &JobShared<'_>, now_ms: i64) -> Emitted {
-        match self {
+    pub(crate) fn on_processing_time(
+        &mut self,
+        shared: &JobShared<'_>,
+        now_ms: i64,
+    ) -> Result<Emitted, OpFailure> {
+        Ok(match self {
+            ChainedOp::Udf(udf)
+                if udf
+                    .instance
+                    .next_timer(TimerDomain::ProcessingTime)
+                    .is_some_and(|t| t <= now_ms) =>
+            {
+                fire_udf_timers(shared, udf, TimerDomain::ProcessingTime, now_ms)?
+            }
             ChainedOp::Window { spec, op }
                 if op.next_processing_timer().is_some_and(|t| t <= now_ms) =>
             {
@@ -128,19 +149,23 @@ impl ChainedOp<'_> {
                 builtin_output(shared, spec, &[], out)
             }
             _ => Emitted::default(),
-        }
+        })
     }
 
-    /// The input ended: emits what is still pending.
-    pub(crate) fn end_of_input(&mut self, shared: &JobShared<'_>) -> Emitted {
-        match self {
+    /// The input ended: emits what is still pending (processing-time
+    /// windows and timers fire, so a bounded job loses nothing).
+    pub(crate) fn end_of_input(&mut self, shared: &JobShared<'_>) -> Result<Emitted, OpFailure> {
+        Ok(match self {
+            ChainedOp::Udf(udf) => {
+                fire_udf_timers(shared, udf, TimerDomain::ProcessingTime, i64::MAX)?
+            }
             ChainedOp::Window { spec, op } => {
                 let mut out = OperatorOutput::default();
                 op.end_of_input(&mut out);
                 builtin_output(shared, spec, &[], out)
             }
             _ => Emitted::default(),
-        }
+        })
     }
 
     /// Closes the operator at the end of the job.
@@ -183,6 +208,20 @@ fn builtin_output(
     }
 }
 
+/// Fires a UDF's due timers of one domain.
+fn fire_udf_timers(
+    shared: &JobShared<'_>,
+    udf: &mut UdfOp<'_>,
+    domain: TimerDomain,
+    up_to: i64,
+) -> Result<Emitted, OpFailure> {
+    let outputs = udf
+        .instance
+        .fire_timers(domain, up_to)
+        .map_err(|e| (None, format!("in on-timer: {e}")))?;
+    Ok(udf_outputs(shared, udf, &[], outputs))
+}
+
 /// Calls the UDF with a batch.
 fn process_udf(
     shared: &JobShared<'_>,
@@ -200,6 +239,17 @@ fn process_udf(
             return Err((origin, failure.error.to_string()));
         }
     };
+    Ok(udf_outputs(shared, udf, &origins, outputs))
+}
+
+/// Sorts a UDF's outputs into main and side records, reporting per-record
+/// errors with the origin of the input they name.
+fn udf_outputs(
+    shared: &JobShared<'_>,
+    udf: &UdfOp<'_>,
+    origins: &[Origin],
+    outputs: Vec<Output>,
+) -> Emitted {
     let mut out = Emitted {
         main: Batch::with_capacity(outputs.len()),
         side: Vec::new(),
@@ -220,5 +270,5 @@ fn process_udf(
             Output::Side { output, record } => out.side.push((output, record)),
         }
     }
-    Ok(out)
+    out
 }

@@ -137,8 +137,6 @@ struct SubtaskRun<'a> {
     outlets: Vec<Outlet>,
     /// Side outputs already reported as unrouted.
     warned_side_outputs: Vec<(String, String)>,
-    /// Some operator needs the wall clock (processing-time windows).
-    uses_processing_time: bool,
 }
 
 /// A subtask stops: either it failed, or the job was cancelled because
@@ -346,10 +344,6 @@ fn run_subtask<'a>(
 ) -> Result<(), Stop> {
     let ops = build_ops(shared, plan, components, chain, index)?;
     let vertex = &plan.vertices[chain[0]];
-    let uses_processing_time = ops.iter().any(|op| {
-        matches!(op, ChainedOp::Window { spec, .. }
-            if spec.window.as_ref().is_some_and(|w| w.time == weir_types::jobgraph::TimeDomain::Processing))
-    });
     let mut run = SubtaskRun {
         head_id: vertex.id,
         index,
@@ -358,7 +352,6 @@ fn run_subtask<'a>(
         ops,
         outlets,
         warned_side_outputs: Vec::new(),
-        uses_processing_time,
     };
     run.run(shared)
 }
@@ -516,9 +509,7 @@ impl SubtaskRun<'_> {
             if shared.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
-            if self.uses_processing_time {
-                self.fire_processing_time(shared, wall_clock_ms())?;
-            }
+            self.fire_processing_time(shared, wall_clock_ms())?;
             let now_ms = shared.now_ms();
             let (input, batch, watermark) = match &mut self.head {
                 Head::Source { reader, watermarks } => {
@@ -591,6 +582,7 @@ impl SubtaskRun<'_> {
     fn push_watermark(&mut self, shared: &JobShared<'_>, watermark: i64) -> Result<(), Stop> {
         for op in 0..self.ops.len() {
             let emitted = self.ops[op].on_watermark(shared, watermark);
+            let emitted = self.or_fail(op, emitted)?;
             self.forward(shared, op, emitted)?;
             if let ChainedOp::Sink { id, .. } = &self.ops[op] {
                 shared
@@ -604,10 +596,20 @@ impl SubtaskRun<'_> {
         Ok(())
     }
 
+    /// Turns operator `op`'s failure into the task's.
+    fn or_fail(
+        &self,
+        op: usize,
+        result: Result<Emitted, crate::ops::OpFailure>,
+    ) -> Result<Emitted, Stop> {
+        result.map_err(|(origin, message)| self.fail(self.ops[op].id(), origin, message))
+    }
+
     /// Fires processing-time timers of the chain's operators.
     fn fire_processing_time(&mut self, shared: &JobShared<'_>, now_ms: i64) -> Result<(), Stop> {
         for op in 0..self.ops.len() {
             let emitted = self.ops[op].on_processing_time(shared, now_ms);
+            let emitted = self.or_fail(op, emitted)?;
             self.forward(shared, op, emitted)?;
         }
         Ok(())
@@ -627,13 +629,8 @@ impl SubtaskRun<'_> {
                 return Ok(());
             }
             let input = if op == start { input } else { 0 };
-            let emitted = match self.ops[op].process(shared, input, batch) {
-                Ok(emitted) => emitted,
-                Err((origin, message)) => {
-                    let id = self.ops[op].id().to_string();
-                    return Err(self.fail(&id, origin, message));
-                }
-            };
+            let emitted = self.ops[op].process(shared, input, batch);
+            let emitted = self.or_fail(op, emitted)?;
             shared.metrics().mark_processed();
             self.route_side_outputs(shared, op, emitted.side)?;
             batch = emitted.main;
@@ -722,6 +719,7 @@ impl SubtaskRun<'_> {
     fn finish(&mut self, shared: &JobShared<'_>) -> Result<(), Stop> {
         for op in 0..self.ops.len() {
             let emitted = self.ops[op].end_of_input(shared);
+            let emitted = self.or_fail(op, emitted)?;
             self.forward(shared, op, emitted)?;
         }
         for op in 0..self.ops.len() {

@@ -95,6 +95,11 @@ impl WasmRuntime {
             |s| s,
         )
         .map_err(|e| WasmError::Engine(e.to_string()))?;
+        crate::bindings_v0_1::Operator::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| WasmError::Engine(e.to_string()))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
@@ -135,10 +140,19 @@ impl WasmRuntime {
                     path: shown.clone(),
                     reason: describe_link_error(&e),
                 })?;
-        let pre = OperatorPre::new(pre).map_err(|e| WasmError::WorldMismatch {
-            path: shown.clone(),
-            reason: describe_link_error(&e),
-        })?;
+        // The newest version first; a 0.1.0 component has no 0.2.0 handler.
+        let pre = match OperatorPre::new(pre.clone()) {
+            Ok(current) => Pre::Current(current),
+            Err(e) => match crate::bindings_v0_1::OperatorPre::new(pre) {
+                Ok(old) => Pre::V0_1(old),
+                Err(_) => {
+                    return Err(WasmError::WorldMismatch {
+                        path: shown.clone(),
+                        reason: describe_link_error(&e),
+                    });
+                }
+            },
+        };
         Ok(OperatorComponent {
             pre,
             path: shown,
@@ -227,6 +241,33 @@ fn check_component_header(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// wasmtime's link errors say what is missing; keep the whole chain on one line.
+/// A prepared component of one of the supported `weir:operator` versions.
+pub(crate) enum Pre {
+    /// `weir:operator@0.2.0`.
+    Current(OperatorPre<HostState>),
+    /// `weir:operator@0.1.0` (no timers).
+    V0_1(crate::bindings_v0_1::OperatorPre<HostState>),
+}
+
+impl Pre {
+    pub(crate) fn engine(&self) -> &Engine {
+        match self {
+            Pre::Current(p) => p.engine(),
+            Pre::V0_1(p) => p.engine(),
+        }
+    }
+}
+
+impl OperatorComponent {
+    /// The `weir:operator` version the component was built against.
+    pub fn wit_version(&self) -> &'static str {
+        match self.pre {
+            Pre::Current(_) => "0.2.0",
+            Pre::V0_1(_) => "0.1.0",
+        }
+    }
+}
+
 fn describe_link_error(e: &wasmtime::Error) -> String {
     let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     chain.join(": ")
@@ -234,7 +275,7 @@ fn describe_link_error(e: &wasmtime::Error) -> String {
 
 /// A loaded component that implements the `operator` world.
 pub struct OperatorComponent {
-    pub(crate) pre: OperatorPre<HostState>,
+    pub(crate) pre: Pre,
     path: String,
     sha256: String,
 }

@@ -5,7 +5,11 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use weir_state::KeyedState;
 
-use crate::bindings::weir::operator::{keyed_state, logging};
+use weir_state::TimerDomain;
+
+use crate::bindings::weir::operator::types::TimeDomain;
+use crate::bindings::weir::operator::{keyed_state, logging, timers};
+use crate::bindings_v0_1::weir::operator as v0_1;
 
 /// Bytes of guest stderr kept (the end of it goes into trap messages).
 pub(crate) const STDERR_CAPACITY: usize = 256 * 1024;
@@ -22,6 +26,8 @@ pub(crate) struct HostState {
     pub(crate) memory_limit_hit: bool,
     /// A host-side failure (state backend) that trapped the guest.
     pub(crate) host_error: Option<String>,
+    /// The operator's current watermark (ms), as guests read it.
+    pub(crate) watermark: i64,
 }
 
 impl WasiView for HostState {
@@ -144,3 +150,88 @@ impl logging::Host for HostState {
 }
 
 impl crate::bindings::weir::operator::types::Host for HostState {}
+
+/// The state layer's domain of a WIT time domain.
+pub(crate) fn timer_domain(domain: TimeDomain) -> TimerDomain {
+    match domain {
+        TimeDomain::EventTime => TimerDomain::EventTime,
+        TimeDomain::ProcessingTime => TimerDomain::ProcessingTime,
+    }
+}
+
+impl timers::Host for HostState {
+    fn current_watermark(&mut self) -> wasmtime::Result<i64> {
+        Ok(self.watermark)
+    }
+
+    fn current_processing_time(&mut self) -> wasmtime::Result<i64> {
+        Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    fn register_timer(&mut self, domain: TimeDomain, timestamp: i64) -> wasmtime::Result<()> {
+        self.with_state(|s| s.register_timer(timer_domain(domain), timestamp))
+    }
+
+    fn delete_timer(&mut self, domain: TimeDomain, timestamp: i64) -> wasmtime::Result<()> {
+        self.with_state(|s| s.delete_timer(timer_domain(domain), timestamp))
+    }
+}
+
+// weir:operator@0.1.0: the same host functions under the old package.
+
+impl v0_1::types::Host for HostState {}
+
+impl v0_1::keyed_state::Host for HostState {
+    fn set_current_key(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        keyed_state::Host::set_current_key(self, key)
+    }
+    fn value_get(&mut self, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        keyed_state::Host::value_get(self, name)
+    }
+    fn value_set(&mut self, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        keyed_state::Host::value_set(self, name, value)
+    }
+    fn value_clear(&mut self, name: String) -> wasmtime::Result<()> {
+        keyed_state::Host::value_clear(self, name)
+    }
+    fn list_get(&mut self, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
+        keyed_state::Host::list_get(self, name)
+    }
+    fn list_add(&mut self, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        keyed_state::Host::list_add(self, name, value)
+    }
+    fn list_clear(&mut self, name: String) -> wasmtime::Result<()> {
+        keyed_state::Host::list_clear(self, name)
+    }
+    fn map_get(&mut self, name: String, map_key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        keyed_state::Host::map_get(self, name, map_key)
+    }
+    fn map_put(&mut self, name: String, map_key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        keyed_state::Host::map_put(self, name, map_key, value)
+    }
+    fn map_remove(&mut self, name: String, map_key: Vec<u8>) -> wasmtime::Result<()> {
+        keyed_state::Host::map_remove(self, name, map_key)
+    }
+    fn map_entries(&mut self, name: String) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        keyed_state::Host::map_entries(self, name)
+    }
+    fn map_clear(&mut self, name: String) -> wasmtime::Result<()> {
+        keyed_state::Host::map_clear(self, name)
+    }
+}
+
+impl v0_1::logging::Host for HostState {
+    fn log(&mut self, level: v0_1::logging::Level, message: String) -> wasmtime::Result<()> {
+        use v0_1::logging::Level as Old;
+        let level = match level {
+            Old::Trace => logging::Level::Trace,
+            Old::Debug => logging::Level::Debug,
+            Old::Info => logging::Level::Info,
+            Old::Warn => logging::Level::Warn,
+            Old::Error => logging::Level::Error,
+        };
+        logging::Host::log(self, level, message)
+    }
+}

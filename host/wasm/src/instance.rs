@@ -12,9 +12,12 @@ use weir_types::Record;
 
 use crate::bindings::Operator;
 use crate::bindings::weir::operator::types as wit;
+use crate::bindings_v0_1::weir::operator::types as wit_v0_1;
 use crate::component::EPOCH_TICK;
+use crate::component::Pre;
 use crate::host::{HostState, STDERR_CAPACITY};
 use crate::{OperatorComponent, WasmError};
+use weir_state::TimerDomain;
 
 /// Which parallel instance this is (handed to the guest's `open`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +113,15 @@ pub struct ProcessFailure {
 /// One instance of a component, for one subtask. Not reusable after a trap.
 pub struct OperatorInstance {
     store: Store<HostState>,
-    bindings: Operator,
+    bindings: Bindings,
     deadline_ticks: u64,
     poisoned: bool,
+}
+
+/// The instantiated exports, by `weir:operator` version.
+enum Bindings {
+    Current(Operator),
+    V0_1(crate::bindings_v0_1::Operator),
 }
 
 /// The marker the Rust guest SDK prints before a panic message.
@@ -148,6 +157,7 @@ impl OperatorComponent {
             memory_limit_bytes: limits.memory_bytes,
             memory_limit_hit: false,
             host_error: None,
+            watermark: i64::MIN,
         };
         let mut store = Store::new(self.pre.engine(), host);
         store.limiter(|s| s);
@@ -155,7 +165,11 @@ impl OperatorComponent {
         let deadline_ticks =
             (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(deadline_ticks);
-        let bindings = match self.pre.instantiate(&mut store) {
+        let bindings = match &self.pre {
+            Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
+            Pre::V0_1(pre) => pre.instantiate(&mut store).map(Bindings::V0_1),
+        };
+        let bindings = match bindings {
             Ok(b) => b,
             Err(e) => return Err(classify(&mut store, &e, limits.call_timeout)),
         };
@@ -209,11 +223,23 @@ impl OperatorInstance {
             },
             config: config_json.to_string(),
         };
-        match self
-            .bindings
-            .weir_operator_handler()
-            .call_open(&mut self.store, &ctx)
-        {
+        let result = match &self.bindings {
+            Bindings::Current(b) => b.weir_operator_handler().call_open(&mut self.store, &ctx),
+            Bindings::V0_1(b) => {
+                let ctx = wit_v0_1::Context {
+                    subtask: wit_v0_1::SubtaskInfo {
+                        operator_id: ctx.subtask.operator_id.clone(),
+                        index: ctx.subtask.index,
+                        parallelism: ctx.subtask.parallelism,
+                        max_parallelism: ctx.subtask.max_parallelism,
+                        attempt: ctx.subtask.attempt,
+                    },
+                    config: ctx.config.clone(),
+                };
+                b.weir_operator_handler().call_open(&mut self.store, &ctx)
+            }
+        };
+        match result {
             Ok(Ok(())) => self.flush_state().map_err(|e| self.fail(&e)),
             Ok(Err(message)) => Err(WasmError::Guest {
                 phase: "open",
@@ -243,16 +269,31 @@ impl OperatorInstance {
                 timestamp: r.timestamp,
             })
             .collect();
-        let result = self
-            .bindings
-            .weir_operator_handler()
-            .call_process(&mut self.store, &records)
-            .and_then(|outputs| {
-                self.flush_state()?;
-                Ok(outputs)
-            });
+        let result = match &self.bindings {
+            Bindings::Current(b) => b
+                .weir_operator_handler()
+                .call_process(&mut self.store, &records)
+                .map(|outputs| outputs.into_iter().map(from_wit).collect::<Vec<_>>()),
+            Bindings::V0_1(b) => {
+                let old: Vec<wit_v0_1::StreamRecord> = records
+                    .iter()
+                    .map(|r| wit_v0_1::StreamRecord {
+                        key: r.key.clone(),
+                        value: r.value.clone(),
+                        timestamp: r.timestamp,
+                    })
+                    .collect();
+                b.weir_operator_handler()
+                    .call_process(&mut self.store, &old)
+                    .map(|outputs| outputs.into_iter().map(from_wit_v0_1).collect())
+            }
+        }
+        .and_then(|outputs| {
+            self.flush_state()?;
+            Ok(outputs)
+        });
         match result {
-            Ok(outputs) => Ok(outputs.into_iter().map(from_wit).collect()),
+            Ok(outputs) => Ok(outputs),
             Err(e) => {
                 let error = self.fail(&e);
                 let record_index = self.guest_record_index().filter(|i| *i < records.len());
@@ -279,17 +320,99 @@ impl OperatorInstance {
     /// [`WasmError::Guest`] when `close` returns an error, [`WasmError::Trap`] on a trap.
     pub fn close(&mut self) -> Result<(), WasmError> {
         self.begin_call()?;
-        match self
-            .bindings
-            .weir_operator_handler()
-            .call_close(&mut self.store)
-        {
+        let result = match &self.bindings {
+            Bindings::Current(b) => b.weir_operator_handler().call_close(&mut self.store),
+            Bindings::V0_1(b) => b.weir_operator_handler().call_close(&mut self.store),
+        };
+        match result {
             Ok(Ok(())) => self.flush_state().map_err(|e| self.fail(&e)),
             Ok(Err(message)) => Err(WasmError::Guest {
                 phase: "close",
                 message,
             }),
             Err(e) => Err(self.fail(&e)),
+        }
+    }
+
+    /// Sets the watermark guests read through `timers.current-watermark`.
+    pub fn set_watermark(&mut self, watermark: i64) {
+        self.store.data_mut().watermark = watermark;
+    }
+
+    /// Fires the due timers of `domain` (timestamp at most `up_to`, in
+    /// `(timestamp, key)` order, including timers registered while firing)
+    /// by calling the guest's `on-timer`, and returns all outputs.
+    ///
+    /// # Errors
+    /// [`WasmError::Trap`] when the guest traps or hits a limit; a state
+    /// failure.
+    pub fn fire_timers(
+        &mut self,
+        domain: TimerDomain,
+        up_to: i64,
+    ) -> Result<Vec<Output>, WasmError> {
+        let mut outputs = Vec::new();
+        loop {
+            if self.poisoned {
+                return self.begin_call().map(|()| outputs);
+            }
+            let due = match self.store.data_mut().state.as_mut() {
+                Some(state) => state.pop_due_timer(domain, up_to),
+                None => return Ok(outputs),
+            };
+            let (timestamp, key) = match due {
+                Ok(Some(due)) => due,
+                // State writes of all the calls go to the backend in one batch.
+                Ok(None) => {
+                    return self
+                        .flush_state()
+                        .map(|()| outputs)
+                        .map_err(|e| self.fail(&e));
+                }
+                Err(e) => {
+                    return Err(WasmError::Trap {
+                        kind: TrapKind::Trap,
+                        message: e.to_string(),
+                    });
+                }
+            };
+            self.store.set_epoch_deadline(self.deadline_ticks);
+            let wit_domain = match domain {
+                TimerDomain::EventTime => wit::TimeDomain::EventTime,
+                TimerDomain::ProcessingTime => wit::TimeDomain::ProcessingTime,
+            };
+            let result = match &self.bindings {
+                Bindings::Current(b) => b.weir_operator_handler().call_on_timer(
+                    &mut self.store,
+                    &key,
+                    timestamp,
+                    wit_domain,
+                ),
+                // A 0.1.0 component cannot register timers.
+                Bindings::V0_1(_) => Ok(Vec::new()),
+            };
+            match result {
+                Ok(out) => outputs.extend(out.into_iter().map(from_wit)),
+                Err(e) => return Err(self.fail(&e)),
+            }
+        }
+    }
+
+    /// The earliest registered timer of `domain` (ms), if any.
+    pub fn next_timer(&self, domain: TimerDomain) -> Option<i64> {
+        self.store
+            .data()
+            .state
+            .as_ref()
+            .and_then(|s| s.next_timer(domain))
+            .map(|(ts, _)| ts)
+    }
+
+    /// The `weir:operator` version of the instantiated component.
+    pub fn wit_version(&self) -> &'static str {
+        match self.bindings {
+            Bindings::Current(_) => "0.2.0",
+            Bindings::V0_1(_) => "0.1.0",
         }
     }
 
@@ -336,6 +459,25 @@ fn from_wit(output: wit::Output) -> Output {
             record: record(s.record),
         },
         wit::Output::Error(e) => Output::Error {
+            input: e.input,
+            message: e.message,
+        },
+    }
+}
+
+fn from_wit_v0_1(output: wit_v0_1::Output) -> Output {
+    let record = |r: wit_v0_1::StreamRecord| Record {
+        key: r.key,
+        value: r.value,
+        timestamp: r.timestamp,
+    };
+    match output {
+        wit_v0_1::Output::Emit(r) => Output::Emit(record(r)),
+        wit_v0_1::Output::Side(s) => Output::Side {
+            output: s.output,
+            record: record(s.record),
+        },
+        wit_v0_1::Output::Error(e) => Output::Error {
             input: e.input,
             message: e.message,
         },

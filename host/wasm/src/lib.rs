@@ -21,11 +21,22 @@
 mod component;
 mod host;
 
-/// Host bindings generated from `wit/operator.wit`.
+/// Host bindings generated from `wit/operator.wit` (the current version, 0.2.0).
 mod bindings {
     #![allow(missing_docs)]
     wasmtime::component::bindgen!({
         path: "../../wit",
+        world: "weir:operator/operator",
+        imports: { default: trappable },
+    });
+}
+
+/// Host bindings of the frozen `weir:operator@0.1.0` (`wit/v0.1.0`), so
+/// components built against it keep running (no timers, no watermark).
+mod bindings_v0_1 {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "../../wit/v0.1.0",
         world: "weir:operator/operator",
         imports: { default: trappable },
     });
@@ -57,7 +68,9 @@ pub enum WasmError {
         reason: String,
     },
     /// The component does not implement the `weir:operator/operator` world.
-    #[error("{path} does not implement the weir:operator/operator world: {reason}")]
+    #[error(
+        "{path} does not implement the weir:operator/operator world (version 0.2.0, or 0.1.0): {reason}"
+    )]
     WorldMismatch {
         /// The artifact.
         path: String,

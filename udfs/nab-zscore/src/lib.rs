@@ -4,6 +4,13 @@
 //! Knuth, TAOCP vol. 2, 4.2.2) in value state and flags a reading whose
 //! z-score against the readings *before* it reaches `threshold`, once at least
 //! `warmup` readings have been seen.
+//!
+//! With `event_time: true` the rule is applied in event-time order instead
+//! of arrival order: each reading waits in map state (by timestamp) with an
+//! event-time timer, and when the watermark passes its timestamp the
+//! readings of that timestamp are scored in arrival order. A reading at or
+//! below the watermark when it arrives is late: it goes to the side output
+//! `late` and is not scored.
 
 use weir_guest::prelude::*;
 
@@ -15,6 +22,8 @@ struct Config {
     warmup: u64,
     /// Absolute z-score at or above which a reading is an anomaly.
     threshold: f64,
+    /// Score readings in event-time order (buffered until the watermark).
+    event_time: bool,
 }
 
 impl Default for Config {
@@ -22,12 +31,13 @@ impl Default for Config {
         Self {
             warmup: 30,
             threshold: 4.0,
+            event_time: false,
         }
     }
 }
 
 /// One CSV row of a NAB series.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct Reading {
     timestamp: String,
     value: f64,
@@ -54,6 +64,8 @@ struct Stats {
 struct ZScore {
     config: Config,
     stats: ValueState<Stats>,
+    /// Event-time mode: readings waiting for the watermark, by timestamp.
+    pending: MapState<i64, Vec<Reading>>,
 }
 
 impl KeyedProcessFunction for ZScore {
@@ -68,10 +80,52 @@ impl KeyedProcessFunction for ZScore {
         Ok(Self {
             config,
             stats: ValueState::new("welford"),
+            pending: MapState::new("pending"),
         })
     }
 
     fn process(
+        &mut self,
+        key: &[u8],
+        reading: Reading,
+        out: &mut Collector<'_, Alert>,
+    ) -> Result<(), String> {
+        if !self.config.event_time {
+            return self.score(key, reading, out);
+        }
+        let ts = out
+            .timestamp()
+            .ok_or("event_time needs record timestamps (set `timestamp` on the source)")?;
+        if ts <= timers::current_watermark() {
+            out.emit_side("late", reading);
+            return Ok(());
+        }
+        let mut waiting = self.pending.get(&ts)?.unwrap_or_default();
+        waiting.push(reading);
+        self.pending.put(&ts, &waiting);
+        timers::register_event_time_timer(ts);
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        key: &[u8],
+        timestamp: i64,
+        _domain: TimeDomain,
+        out: &mut Collector<'_, Alert>,
+    ) -> Result<(), String> {
+        let waiting = self.pending.get(&timestamp)?.unwrap_or_default();
+        self.pending.remove(&timestamp);
+        for reading in waiting {
+            self.score(key, reading, out)?;
+        }
+        Ok(())
+    }
+}
+
+impl ZScore {
+    /// The z-score rule for the next reading of the current key's series.
+    fn score(
         &mut self,
         key: &[u8],
         reading: Reading,
