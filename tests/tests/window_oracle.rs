@@ -37,7 +37,7 @@ impl Rng {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Order {
+enum Arrival {
     InOrder,
     OutOfOrder,
     Late,
@@ -51,17 +51,17 @@ struct Input {
     id: usize,
 }
 
-fn generate(seed: u64, n: usize, order: Order) -> Vec<Input> {
+fn generate(seed: u64, n: usize, order: Arrival) -> Vec<Input> {
     let mut rng = Rng(seed);
     let mut base = 1_000_000i64;
     (0..n)
         .map(|id| {
             base += rng.below(12);
             let ts = match order {
-                Order::InOrder => base,
-                Order::OutOfOrder => base + rng.below(BOUND as u64),
-                Order::Late if rng.below(100) < 6 => base - BOUND - rng.below(3 * BOUND as u64),
-                Order::Late => base + rng.below(BOUND as u64),
+                Arrival::InOrder => base,
+                Arrival::OutOfOrder => base + rng.below(BOUND as u64),
+                Arrival::Late if rng.below(100) < 6 => base - BOUND - rng.below(3 * BOUND as u64),
+                Arrival::Late => base + rng.below(BOUND as u64),
             };
             Input {
                 key: format!("k{}", rng.below(KEYS)),
@@ -289,7 +289,7 @@ fn run_job(
     (emissions, late)
 }
 
-fn check(shape: Shape, order: Order, lateness: i64, seed: u64) {
+fn check(shape: Shape, order: Arrival, lateness: i64, seed: u64) {
     let inputs = generate(seed, 3000, order);
     let (expected, expected_late) = oracle(&inputs, shape, lateness);
     let (got, got_late) = run_job(&inputs, shape, lateness);
@@ -297,8 +297,8 @@ fn check(shape: Shape, order: Order, lateness: i64, seed: u64) {
     assert_eq!(got_late, expected_late, "late records of {what}");
     // The generated input exercises what it is meant to.
     match (order, lateness) {
-        (Order::Late, 0) => assert!(!expected_late.is_empty(), "{what}: no late records"),
-        (Order::Late, _) => assert!(
+        (Arrival::Late, 0) => assert!(!expected_late.is_empty(), "{what}: no late records"),
+        (Arrival::Late, _) => assert!(
             expected.values().any(|list| list.len() > 1) || matches!(shape, Shape::Session(_)),
             "{what}: no window fired again"
         ),
@@ -338,44 +338,44 @@ fn check(shape: Shape, order: Order, lateness: i64, seed: u64) {
 #[test]
 fn tumbling_windows_equal_the_recomputation() {
     for (order, seed) in [
-        (Order::InOrder, 1),
-        (Order::OutOfOrder, 2),
-        (Order::Late, 3),
+        (Arrival::InOrder, 1),
+        (Arrival::OutOfOrder, 2),
+        (Arrival::Late, 3),
     ] {
         check(Shape::Tumbling(100), order, 0, seed);
     }
-    check(Shape::Tumbling(100), Order::Late, 120, 4);
+    check(Shape::Tumbling(100), Arrival::Late, 120, 4);
 }
 
 #[test]
 fn sliding_windows_equal_the_recomputation() {
     for (order, seed) in [
-        (Order::InOrder, 5),
-        (Order::OutOfOrder, 6),
-        (Order::Late, 7),
+        (Arrival::InOrder, 5),
+        (Arrival::OutOfOrder, 6),
+        (Arrival::Late, 7),
     ] {
         check(Shape::Sliding(100, 30), order, 0, seed);
     }
-    check(Shape::Sliding(100, 30), Order::Late, 80, 8);
+    check(Shape::Sliding(100, 30), Arrival::Late, 80, 8);
 }
 
 #[test]
 fn session_windows_equal_the_recomputation() {
     for (order, seed) in [
-        (Order::InOrder, 9),
-        (Order::OutOfOrder, 10),
-        (Order::Late, 11),
+        (Arrival::InOrder, 9),
+        (Arrival::OutOfOrder, 10),
+        (Arrival::Late, 11),
     ] {
         check(Shape::Session(40), order, 0, seed);
     }
-    check(Shape::Session(40), Order::Late, 100, 12);
+    check(Shape::Session(40), Arrival::Late, 100, 12);
 }
 
 /// Processing-time windows are not reproducible, but every record lands in
 /// exactly one tumbling window of its key, and windows of a key do not overlap.
 #[test]
 fn processing_time_tumbling_windows_count_every_record_once() {
-    let inputs = generate(13, 5000, Order::OutOfOrder);
+    let inputs = generate(13, 5000, Arrival::OutOfOrder);
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), &inputs);
     let yaml = window_yaml(Shape::Tumbling(5), 0)

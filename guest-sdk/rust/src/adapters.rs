@@ -231,7 +231,10 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
         };
         let bytes = key.as_deref().unwrap_or_default();
         if let Err(message) = self.0.on_timer(bytes, timestamp, domain, &mut out) {
-            outputs.push(record_error(0, format!("on_timer at {timestamp}: {message}")));
+            outputs.push(record_error(
+                0,
+                format!("on_timer at {timestamp}: {message}"),
+            ));
         }
         outputs
     }

@@ -62,8 +62,8 @@ pub use bindings::weir::operator::types::{StreamRecord, TimeDomain};
 /// Registering the same timestamp twice for a key leaves one timer. When a
 /// timer fires, the host calls [`KeyedProcessFunction::on_timer`].
 pub mod timers {
-    use crate::bindings::weir::operator::timers as wit;
     use crate::TimeDomain;
+    use crate::bindings::weir::operator::timers as wit;
 
     /// The operator's current watermark (ms since the epoch); `i64::MIN`
     /// before the first one. A record at or below it is late.
