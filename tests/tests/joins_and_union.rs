@@ -10,8 +10,11 @@ use std::path::Path;
 use serde_json::{Value, json};
 use weir_tests::{read_parts, run_yaml};
 
-/// `(id, key, ts)` rows of one side; deterministic, mildly out of order.
-fn rows(n: usize, seed: u64) -> Vec<(usize, u64, i64)> {
+/// `(id, key, ts)` of one input record.
+type Row = (usize, u64, i64);
+
+/// The rows of one side; deterministic, mildly out of order.
+fn rows(n: usize, seed: u64) -> Vec<Row> {
     let mut x = seed;
     (0..n)
         .map(|i| {
@@ -25,7 +28,7 @@ fn rows(n: usize, seed: u64) -> Vec<(usize, u64, i64)> {
         .collect()
 }
 
-fn write(path: &Path, side: &str, rows: &[(usize, u64, i64)]) {
+fn write(path: &Path, side: &str, rows: &[Row]) {
     let text: String = rows
         .iter()
         .map(|(id, key, ts)| format!("{}\n", json!({"side": side, "id": id, "k": key, "t": ts})))
@@ -68,11 +71,7 @@ fn pairs(dir: &Path) -> Vec<(u64, u64)> {
     got
 }
 
-fn setup() -> (
-    tempfile::TempDir,
-    Vec<(usize, u64, i64)>,
-    Vec<(usize, u64, i64)>,
-) {
+fn setup() -> (tempfile::TempDir, Vec<Row>, Vec<Row>) {
     let dir = tempfile::tempdir().unwrap();
     let (left, right) = (rows(400, 1), rows(400, 2));
     write(&dir.path().join("left.jsonl"), "l", &left);
