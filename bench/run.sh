@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Weir foundation benchmarks. Prints, for parallelism 1 and 2:
-#   (a) the NAB anomaly job (365,551 rows, 58 series, keyed z-score UDF),
+#   (a) the NAB anomaly job (365,558 rows, 58 series, keyed z-score UDF),
+#       and its event-time variants (stats.yaml: two windows;
+#       job-event-time.yaml: z-score with event-time timers),
 #   (b) an identity Rust UDF over N generated 100-byte records (default 10M)
 #       into a blackhole sink,
 # and the time from `weir run` to the first processed record with a cached
@@ -55,6 +57,17 @@ for p in 1 2; do
     rm -f examples/nab-anomaly/.bench-job.yaml
     rate=$(field throughput "$TMP/nab.txt")
     echo "NAB job p=$p: $(field "records read" "$TMP/nab.txt") rows, $(field "records written" "$TMP/nab.txt") alerts, processing $(secs "$TMP/nab.txt") s = $(awk -v r="$rate" 'BEGIN{printf "%.2f", r/1e6}')M records/s"
+done
+
+for job in stats job-event-time; do
+    for p in 1 2; do
+        sed -e "s#out/nab-stats#$TMP/stats#; s#out/nab-anomaly-event-time#$TMP/event-time#" \
+            "examples/nab-anomaly/$job.yaml" > "examples/nab-anomaly/.bench-$job.yaml"
+        "$WEIR" run "examples/nab-anomaly/.bench-$job.yaml" -p "$p" --no-progress 2> "$TMP/$job.txt" || { cat "$TMP/$job.txt"; rm -f "examples/nab-anomaly/.bench-$job.yaml"; exit 1; }
+        rm -f "examples/nab-anomaly/.bench-$job.yaml"
+        rate=$(field throughput "$TMP/$job.txt")
+        echo "NAB $job.yaml p=$p: $(field "records read" "$TMP/$job.txt") rows, $(field "records written" "$TMP/$job.txt") out, $(secs "$TMP/$job.txt") s = $(awk -v r="$rate" 'BEGIN{printf "%.2f", r/1e6}')M records/s"
+    done
 done
 
 # Time to first record: a one-record job with the component already cached.
