@@ -2,6 +2,7 @@
 //! building the example UDFs, running job files on the embedded
 //! mini-cluster, and reading what the sinks wrote.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,6 +21,89 @@ pub fn nab_dir() -> PathBuf {
     std::env::var_os("WEIR_NAB_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/data/nab"))
+}
+
+/// The rows of one NAB series: `(timestamp text, value)` in file order.
+pub type NabRows = Vec<(String, f64)>;
+
+/// Every NAB series under `data` (the corpus' `data/` directory), by name:
+/// the CSV path relative to `data`, without extension, with `/` separators
+/// (as the jobs' `key: { from: path }` gives).
+///
+/// # Errors
+/// Unreadable files, or a row that is not `timestamp,number`.
+pub fn nab_series(data: &Path) -> Result<BTreeMap<String, NabRows>> {
+    fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                csv_files(&path, out)?;
+            } else if path.extension().is_some_and(|e| e == "csv") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    csv_files(data, &mut files)?;
+    let mut series = BTreeMap::new();
+    for file in files {
+        let name = file
+            .strip_prefix(data)?
+            .with_extension("")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&file)?;
+        let rows = text
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let (t, v) = line
+                    .split_once(',')
+                    .with_context(|| format!("{}: {line}", file.display()))?;
+                Ok((t.to_string(), v.parse()?))
+            })
+            .collect::<Result<NabRows>>()?;
+        series.insert(name, rows);
+    }
+    Ok(series)
+}
+
+/// A NAB timestamp (`%Y-%m-%d %H:%M:%S`, UTC) in ms since the epoch.
+///
+/// # Errors
+/// Text in another format.
+pub fn nab_millis(timestamp: &str) -> Result<i64> {
+    let t = chrono::NaiveDateTime::parse_from_str(timestamp, "%Y-%m-%d %H:%M:%S")?;
+    Ok(t.and_utc().timestamp_millis())
+}
+
+/// The NAB z-score rule over one series' readings in the given order:
+/// Welford's running mean and variance; a reading whose z-score against
+/// the readings before it reaches `threshold` (after at least `warmup`
+/// and 2 readings) is an alert `(timestamp, value, z)`.
+pub fn zscore_alerts(
+    rows: &[(String, f64)],
+    warmup: u64,
+    threshold: f64,
+) -> Vec<(String, f64, f64)> {
+    let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
+    let mut alerts = Vec::new();
+    for (t, x) in rows {
+        if n >= warmup && n >= 2 {
+            let std = (m2 / (n - 1) as f64).sqrt();
+            let z = if std > 0.0 { (x - mean) / std } else { 0.0 };
+            if z.abs() >= threshold {
+                alerts.push((t.clone(), *x, z));
+            }
+        }
+        n += 1;
+        let delta = x - mean;
+        mean += delta / n as f64;
+        m2 += delta * (x - mean);
+    }
+    alerts
 }
 
 /// Builds the Rust UDF `udfs/NAME` and returns its component.

@@ -5,77 +5,27 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use chrono::NaiveDateTime;
-use weir_tests::{nab_dir, read_parts, repo_root, run_yaml};
+use weir_tests::{nab_dir, nab_millis, nab_series, read_parts, repo_root, run_yaml, zscore_alerts};
 
 /// `(timestamp text, value, z)` of one alert.
 type Alert = (String, f64, f64);
 
-fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            csv_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "csv") {
-            out.push(path);
-        }
-    }
-}
-
-/// Welford's z-score rule (warmup 30, threshold 4) over readings in order.
-fn zscore(rows: &[(String, f64)]) -> Vec<Alert> {
-    let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
-    let mut alerts = Vec::new();
-    for (t, x) in rows {
-        if n >= 30 {
-            let std = (m2 / (n - 1) as f64).sqrt();
-            let z = if std > 0.0 { (x - mean) / std } else { 0.0 };
-            if z.abs() >= 4.0 {
-                alerts.push((t.clone(), *x, z));
-            }
-        }
-        n += 1;
-        let delta = x - mean;
-        mean += delta / n as f64;
-        m2 += delta * (x - mean);
-    }
-    alerts
-}
-
 /// Per series: alerts in file order and in event-time order.
 fn oracle(data: &Path) -> BTreeMap<String, (Vec<Alert>, Vec<Alert>)> {
-    let mut files = Vec::new();
-    csv_files(data, &mut files);
-    files
+    nab_series(data)
+        .unwrap()
         .into_iter()
-        .map(|file| {
-            let name = file
-                .strip_prefix(data)
-                .unwrap()
-                .with_extension("")
-                .to_string_lossy()
-                .replace('\\', "/");
-            let text = std::fs::read_to_string(&file).unwrap();
-            let rows: Vec<(String, f64)> = text
-                .lines()
-                .skip(1)
-                .filter(|l| !l.is_empty())
-                .map(|l| {
-                    let (t, v) = l.split_once(',').unwrap();
-                    (t.to_string(), v.parse().unwrap())
-                })
-                .collect();
+        .map(|(name, rows)| {
             let mut sorted = rows.clone();
             // Stable: readings with equal timestamps keep file order.
-            sorted.sort_by_key(|(t, _)| {
-                NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
-                    .unwrap()
-                    .and_utc()
-                    .timestamp_millis()
-            });
-            (name, (zscore(&rows), zscore(&sorted)))
+            sorted.sort_by_key(|(t, _)| nab_millis(t).unwrap());
+            let (arrival, event) = (
+                zscore_alerts(&rows, 30, 4.0),
+                zscore_alerts(&sorted, 30, 4.0),
+            );
+            (name, (arrival, event))
         })
         .collect()
 }

@@ -5,59 +5,28 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
-use weir_tests::{nab_dir, read_parts, repo_root, run_yaml};
+use weir_tests::{nab_dir, nab_series, read_parts, repo_root, run_yaml, zscore_alerts};
 
 /// One expected alert: series, timestamp text, value, z.
 type Alert = (String, String, f64, f64);
 
-fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("NAB data directory") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            csv_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "csv") {
-            out.push(path);
-        }
-    }
-}
-
 /// The rule of the issue, applied per series in file order.
 fn oracle(data: &Path, warmup: u64, threshold: f64) -> (BTreeMap<String, Vec<Alert>>, usize) {
-    let mut files = Vec::new();
-    csv_files(data, &mut files);
-    let mut alerts = BTreeMap::new();
-    let mut rows = 0;
-    for file in files {
-        let series = file
-            .strip_prefix(data)
-            .unwrap()
-            .with_extension("")
-            .to_string_lossy()
-            .replace('\\', "/");
-        let text = std::fs::read_to_string(&file).unwrap();
-        let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
-        let mut found = Vec::new();
-        for line in text.lines().skip(1).filter(|l| !l.is_empty()) {
-            rows += 1;
-            let (timestamp, value) = line.split_once(',').unwrap();
-            let x: f64 = value.parse().unwrap();
-            if n >= warmup && n >= 2 {
-                let std = (m2 / (n - 1) as f64).sqrt();
-                let z = if std > 0.0 { (x - mean) / std } else { 0.0 };
-                if z.abs() >= threshold {
-                    found.push((series.clone(), timestamp.to_string(), x, z));
-                }
-            }
-            n += 1;
-            let delta = x - mean;
-            mean += delta / n as f64;
-            m2 += delta * (x - mean);
-        }
-        alerts.insert(series, found);
-    }
+    let series = nab_series(data).unwrap();
+    let rows = series.values().map(Vec::len).sum();
+    let alerts = series
+        .into_iter()
+        .map(|(name, readings)| {
+            let found = zscore_alerts(&readings, warmup, threshold)
+                .into_iter()
+                .map(|(t, x, z)| (name.clone(), t, x, z))
+                .collect();
+            (name, found)
+        })
+        .collect();
     (alerts, rows)
 }
 

@@ -5,49 +5,23 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use chrono::NaiveDateTime;
 use serde_json::Value;
-use weir_tests::{nab_dir, read_parts, repo_root, run_yaml};
+use weir_tests::{nab_dir, nab_millis, nab_series, read_parts, repo_root, run_yaml};
 
 const HOUR: i64 = 3_600_000;
 const FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
-fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            csv_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "csv") {
-            out.push(path);
-        }
-    }
-}
-
 /// Every series' `(timestamp ms, value)` rows in file order.
 fn series(data: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
-    let mut files = Vec::new();
-    csv_files(data, &mut files);
-    files
+    nab_series(data)
+        .unwrap()
         .into_iter()
-        .map(|file| {
-            let name = file
-                .strip_prefix(data)
-                .unwrap()
-                .with_extension("")
-                .to_string_lossy()
-                .replace('\\', "/");
-            let text = std::fs::read_to_string(&file).unwrap();
-            let rows = text
-                .lines()
-                .skip(1)
-                .filter(|l| !l.is_empty())
-                .map(|line| {
-                    let (t, v) = line.split_once(',').unwrap();
-                    let t = NaiveDateTime::parse_from_str(t, FORMAT).unwrap();
-                    (t.and_utc().timestamp_millis(), v.parse().unwrap())
-                })
+        .map(|(name, rows)| {
+            let rows = rows
+                .into_iter()
+                .map(|(t, v)| (nab_millis(&t).unwrap(), v))
                 .collect();
             (name, rows)
         })

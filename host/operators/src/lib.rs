@@ -32,16 +32,6 @@ pub struct OperatorOutput {
     pub dropped_late: u64,
 }
 
-impl OperatorOutput {
-    /// True when nothing was produced.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-            && self.side.is_empty()
-            && self.errors.is_empty()
-            && self.dropped_late == 0
-    }
-}
-
 /// An operator's settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

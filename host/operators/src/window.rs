@@ -197,6 +197,38 @@ impl WindowOperator {
         self.spec.time == TimeDomain::Event && w.max_timestamp() <= self.watermark
     }
 
+    /// The open windows of `key`, created empty on first use (the key is
+    /// copied only then). A function over the map, so the caller can still
+    /// use the other fields.
+    fn windows_of<'m>(
+        windows: &'m mut HashMap<Key, BTreeMap<Window, Accumulator>>,
+        key: &Key,
+    ) -> &'m mut BTreeMap<Window, Accumulator> {
+        if !windows.contains_key(key) {
+            windows.insert(key.clone(), BTreeMap::new());
+        }
+        windows.get_mut(key).expect("inserted above")
+    }
+
+    /// The timers window `w` of `key` needs: one to fire it, unless its
+    /// time has passed (it then fires per record, as Flink's
+    /// EventTimeTrigger does), and one to drop it when late records may
+    /// still update it after it fired.
+    fn timers_of(&self, key: &Key, w: Window, fired: bool) -> [Option<Timer>; 2] {
+        let fire = (!fired).then(|| (w.max_timestamp(), TimerKind::Fire, key.clone(), w));
+        let cleanup = (self.lateness > 0 && self.spec.time == TimeDomain::Event).then(|| {
+            let at = w.max_timestamp().saturating_add(self.lateness);
+            (at, TimerKind::Cleanup, key.clone(), w)
+        });
+        [fire, cleanup]
+    }
+
+    fn register_timers(&mut self, key: &Key, w: Window, fired: bool) {
+        for timer in self.timers_of(key, w, fired).into_iter().flatten() {
+            self.timers.insert(timer);
+        }
+    }
+
     /// Tumbling and sliding windows. Returns false when every window of
     /// the record was dropped already (the record is late).
     fn add_to_windows(
@@ -217,23 +249,13 @@ impl WindowOperator {
             }
             accepted = true;
             let fired = self.has_fired(w);
-            let per_key = self.windows.entry(key.clone()).or_default();
-            let acc = per_key.entry(w).or_insert_with(|| {
-                let acc = self.aggregates.create();
-                // A window created after its time passed fires per record
-                // below (as Flink's EventTimeTrigger), not from a timer.
-                if !fired {
-                    self.timers
-                        .insert((w.max_timestamp(), TimerKind::Fire, key.clone(), w));
-                }
-                if self.lateness > 0 && self.spec.time == TimeDomain::Event {
-                    let cleanup = w.max_timestamp().saturating_add(self.lateness);
-                    self.timers
-                        .insert((cleanup, TimerKind::Cleanup, key.clone(), w));
-                }
-                acc
-            });
+            let per_key = Self::windows_of(&mut self.windows, &key);
+            let is_new = !per_key.contains_key(&w);
+            let acc = per_key.entry(w).or_insert_with(|| self.aggregates.create());
             self.aggregates.add(acc, inputs);
+            if is_new {
+                self.register_timers(&key, w, fired);
+            }
             if fired {
                 out.records.push(self.result(&key, w));
             }
@@ -260,7 +282,7 @@ impl WindowOperator {
             end: ts.saturating_add(self.gap),
         };
         let mut acc = self.aggregates.create();
-        let per_key = self.windows.entry(key.clone()).or_default();
+        let per_key = Self::windows_of(&mut self.windows, &key);
         let overlapping: Vec<Window> = per_key
             .range(
                 ..Window {
@@ -273,30 +295,22 @@ impl WindowOperator {
             // Sessions of a key are disjoint, so their ends grow with their starts.
             .take_while(|w| w.end > merged.start)
             .collect();
-        for w in overlapping {
-            if let Some(old) = per_key.remove(&w) {
+        for w in &overlapping {
+            if let Some(old) = per_key.remove(w) {
                 self.aggregates.merge(&mut acc, &old);
             }
-            self.timers
-                .remove(&(w.max_timestamp(), TimerKind::Fire, key.clone(), w));
-            let cleanup = w.max_timestamp().saturating_add(self.lateness);
-            self.timers
-                .remove(&(cleanup, TimerKind::Cleanup, key.clone(), w));
             merged.start = merged.start.min(w.start);
             merged.end = merged.end.max(w.end);
         }
         self.aggregates.add(&mut acc, inputs);
         per_key.insert(merged, acc);
+        for w in overlapping {
+            for timer in self.timers_of(&key, w, false).into_iter().flatten() {
+                self.timers.remove(&timer);
+            }
+        }
         let fired = self.has_fired(merged);
-        if !fired {
-            self.timers
-                .insert((merged.max_timestamp(), TimerKind::Fire, key.clone(), merged));
-        }
-        if self.lateness > 0 && self.spec.time == TimeDomain::Event {
-            let cleanup = merged.max_timestamp().saturating_add(self.lateness);
-            self.timers
-                .insert((cleanup, TimerKind::Cleanup, key.clone(), merged));
-        }
+        self.register_timers(&key, merged, fired);
         if fired {
             out.records.push(self.result(&key, merged));
         }

@@ -38,7 +38,7 @@ pub(crate) enum ChainedOp<'a> {
         op: Box<weir_operators::JoinOperator>,
     },
     /// Several inputs merged: records pass through.
-    Union,
+    Union { spec: &'a OperatorSpec },
     /// A sink; emits nothing.
     Sink { sink: Box<dyn Sink>, id: &'a str },
 }
@@ -61,8 +61,9 @@ impl ChainedOp<'_> {
     pub(crate) fn id(&self) -> &str {
         match self {
             ChainedOp::Udf(u) => &u.spec.id,
-            ChainedOp::Window { spec, .. } | ChainedOp::Join { spec, .. } => &spec.id,
-            ChainedOp::Union => "union",
+            ChainedOp::Window { spec, .. }
+            | ChainedOp::Join { spec, .. }
+            | ChainedOp::Union { spec } => &spec.id,
             ChainedOp::Sink { id, .. } => id,
         }
     }
@@ -89,7 +90,7 @@ impl ChainedOp<'_> {
                 op.process(input, batch.records, &mut out);
                 Ok(builtin_output(shared, spec, &origins, out))
             }
-            ChainedOp::Union => Ok(Emitted {
+            ChainedOp::Union { .. } => Ok(Emitted {
                 main: batch,
                 side: Vec::new(),
             }),
@@ -258,10 +259,12 @@ fn udf_outputs(
         match output {
             Output::Emit(record) => out.main.push(record, Origin::DERIVED),
             Output::Error { input, message } => {
-                let at = origins.get(input as usize).map_or_else(
-                    || format!("input #{input} of a batch"),
-                    |o| shared.splits.describe(*o),
-                );
+                let at = match origins.get(input as usize) {
+                    Some(origin) => shared.splits.describe(*origin),
+                    // `on-timer` has no input batch.
+                    None if origins.is_empty() => "a timer".to_string(),
+                    None => format!("input #{input} of a batch"),
+                };
                 shared.metrics().record_problem(format!(
                     "operator `{}` rejected {at}: {message}",
                     udf.spec.id

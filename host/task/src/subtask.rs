@@ -452,7 +452,7 @@ fn build_ops<'a>(
                     spec,
                     op: Box::new(JoinOperator::new(join)),
                 }),
-                OperatorRole::Union => ops.push(ChainedOp::Union),
+                OperatorRole::Union => ops.push(ChainedOp::Union { spec }),
             },
             VertexKind::Sink(spec) => {
                 let sink: Box<dyn Sink> = match &spec.kind {

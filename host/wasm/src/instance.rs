@@ -351,11 +351,9 @@ impl OperatorInstance {
         domain: TimerDomain,
         up_to: i64,
     ) -> Result<Vec<Output>, WasmError> {
+        self.begin_call()?;
         let mut outputs = Vec::new();
         loop {
-            if self.poisoned {
-                return self.begin_call().map(|()| outputs);
-            }
             let due = match self.store.data_mut().state.as_mut() {
                 Some(state) => state.pop_due_timer(domain, up_to),
                 None => return Ok(outputs),
@@ -406,14 +404,6 @@ impl OperatorInstance {
             .as_ref()
             .and_then(|s| s.next_timer(domain))
             .map(|(ts, _)| ts)
-    }
-
-    /// The `weir:operator` version of the instantiated component.
-    pub fn wit_version(&self) -> &'static str {
-        match self.bindings {
-            Bindings::Current(_) => "0.2.0",
-            Bindings::V0_1(_) => "0.1.0",
-        }
     }
 
     /// Applies the state writes the guest made during the last call.
