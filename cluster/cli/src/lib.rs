@@ -5,7 +5,10 @@
 //! - [`run`]: `weir run JOB.yaml`: load the job, resolve and build its
 //!   UDFs, run it on the embedded mini-cluster with a progress bar, and
 //!   print a summary.
+//! - [`nexmark`]: `weir nexmark OUT`: write a Nexmark event stream to
+//!   JSON-lines files for replay.
 
+pub mod nexmark;
 pub mod run;
 pub mod udf;
 

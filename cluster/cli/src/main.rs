@@ -32,11 +32,54 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Write a Nexmark event stream (persons, auctions, bids) as JSON-lines
+    /// files, for replay with a `type: nexmark` source and `replay: DIR`.
+    Nexmark {
+        /// Output directory (created; `part-<i>.jsonl` files are replaced).
+        out: PathBuf,
+        /// Number of events, all kinds counted.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Generator seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Event-time rate in events per second.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Event time of the first event, ms since the epoch
+        /// (default 2015-07-15T00:00:00Z).
+        #[arg(long, default_value_t = 1_436_918_400_000)]
+        base_time: i64,
+        /// Kinds to write, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "person,auction,bid")]
+        kinds: Vec<NexmarkKindArg>,
+        /// Number of files (event i goes to file i mod files).
+        #[arg(long, default_value_t = 1)]
+        files: u32,
+    },
     /// Work with user functions.
     Udf {
         #[command(subcommand)]
         command: UdfCommand,
     },
+}
+
+/// A Nexmark event kind on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NexmarkKindArg {
+    Person,
+    Auction,
+    Bid,
+}
+
+impl From<NexmarkKindArg> for weir_types::jobgraph::NexmarkKind {
+    fn from(kind: NexmarkKindArg) -> Self {
+        match kind {
+            NexmarkKindArg::Person => Self::Person,
+            NexmarkKindArg::Auction => Self::Auction,
+            NexmarkKindArg::Bid => Self::Bid,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -84,6 +127,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (graph, summary) = weir_cli::run::run_file(&job, &options)?;
             eprint!("{}", weir_cli::run::format_summary(&graph, &summary));
+            Ok(())
+        }
+        Command::Nexmark {
+            out,
+            events,
+            seed,
+            rate,
+            base_time,
+            kinds,
+            files,
+        } => {
+            let options = weir_cli::nexmark::GenerateOptions {
+                events,
+                seed,
+                rate,
+                base_time,
+                kinds: kinds.into_iter().map(Into::into).collect(),
+                files,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let written = weir_cli::nexmark::generate(&out, &options)?;
+            eprintln!("wrote {written} records to {}", out.display());
             Ok(())
         }
         Command::Udf {

@@ -6,12 +6,17 @@
 //! Every record carries an [`Origin`](weir_types::Origin) (split index and
 //! line) so that a failure downstream can name the file and line.
 //!
+//! The Nexmark source generates the auction benchmark's persons, auctions
+//! and bids ([`NexmarkConfig`]), or replays a file of them.
+//!
 //! Sinks: JSON-lines files (one part file per subtask), stdout, blackhole.
 
 mod json;
+mod nexmark;
 mod sink;
 mod source;
 
+pub use nexmark::NexmarkConfig;
 pub use sink::{BlackholeSink, FileSink, Sink, StdoutSink, prepare_file_sink_dir};
 pub use source::{SourceReader, Split, SplitKind, plan_splits};
 

@@ -5,10 +5,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use weir_types::jobgraph::{FileFormat, KeySpec, SourceKind, TimestampSpec};
+use weir_types::jobgraph::{FileFormat, KeySpec, NexmarkKind, SourceKind, TimestampSpec};
 use weir_types::{Batch, Origin, Record};
 
 use crate::json::write_csv_row;
+use crate::nexmark::NexmarkConfig;
 use crate::{BadRecord, ConnectorError};
 
 /// One unit of a source's input, read by exactly one subtask.
@@ -37,6 +38,16 @@ pub enum SplitKind {
         /// First sequence number.
         start: u64,
         /// One past the last.
+        end: u64,
+    },
+    /// Nexmark events `start, start + stride, …` below `end`: strided, so
+    /// that every split's event time advances at the same pace.
+    Nexmark {
+        /// First event number.
+        start: u64,
+        /// Distance between consecutive event numbers (the split count).
+        stride: u64,
+        /// One past the last event number of the stream.
         end: u64,
     },
 }
@@ -78,6 +89,38 @@ pub fn plan_splits(
                         name: file.display().to_string(),
                         kind: SplitKind::File { path: file, key },
                     }
+                })
+                .collect())
+        }
+        SourceKind::Nexmark {
+            replay: Some(path), ..
+        } => {
+            let files = list_files(source_id, path, Some("**/*.jsonl"))?;
+            Ok(files
+                .into_iter()
+                .enumerate()
+                .map(|(i, file)| Split {
+                    index: first_index + i as u32,
+                    name: file.display().to_string(),
+                    kind: SplitKind::File {
+                        path: file,
+                        key: None,
+                    },
+                })
+                .collect())
+        }
+        SourceKind::Nexmark { events, .. } => {
+            let end = events.unwrap_or(0);
+            let stride = u64::from(parallelism.max(1));
+            Ok((0..stride)
+                .map(|i| Split {
+                    index: first_index + i as u32,
+                    name: format!("{source_id}[{i}/{stride}]"),
+                    kind: SplitKind::Nexmark {
+                        start: i,
+                        stride,
+                        end,
+                    },
                 })
                 .collect())
         }
@@ -206,6 +249,8 @@ impl TimeFormat {
 struct Extract {
     key_field: Option<String>,
     timestamp: Option<(String, TimeFormat)>,
+    /// Keep only records whose `type` field is one of these (Nexmark replay).
+    types: Option<Vec<&'static str>>,
 }
 
 enum OpenSplit {
@@ -231,6 +276,12 @@ enum OpenSplit {
         end: u64,
         split: u32,
     },
+    Nexmark {
+        next: u64,
+        stride: u64,
+        end: u64,
+        split: u32,
+    },
 }
 
 /// Splits one reader keeps open at once; later splits start as earlier ones end.
@@ -246,6 +297,7 @@ pub struct SourceReader {
     extract: Extract,
     record_bytes: usize,
     keys: Option<u64>,
+    nexmark: Option<NexmarkConfig>,
     open: VecDeque<(u32, OpenSplit)>,
     finished: Vec<u32>,
 }
@@ -273,11 +325,23 @@ impl SourceReader {
                     Extract {
                         key_field,
                         timestamp,
+                        types: None,
                     },
                     0,
                     None,
                 )
             }
+            SourceKind::Nexmark { kinds, .. } => (
+                Some(FileFormat::Jsonl),
+                Extract {
+                    key_field: None,
+                    timestamp: Some(("dateTime".into(), TimeFormat::Millis)),
+                    types: (kinds.len() < NexmarkKind::all().len())
+                        .then(|| kinds.iter().map(|k| k.name()).collect()),
+                },
+                0,
+                None,
+            ),
             SourceKind::Datagen {
                 record_bytes, keys, ..
             } => (
@@ -285,10 +349,26 @@ impl SourceReader {
                 Extract {
                     key_field: None,
                     timestamp: None,
+                    types: None,
                 },
                 *record_bytes,
                 *keys,
             ),
+        };
+        let nexmark = match kind {
+            SourceKind::Nexmark {
+                seed,
+                rate,
+                base_time,
+                kinds,
+                ..
+            } => Some(NexmarkConfig {
+                seed: *seed,
+                rate: *rate,
+                base_time: *base_time,
+                kinds: kinds.clone(),
+            }),
+            _ => None,
         };
         Self {
             pending: splits.into(),
@@ -296,6 +376,7 @@ impl SourceReader {
             extract,
             record_bytes,
             keys,
+            nexmark,
             open: VecDeque::new(),
             finished: Vec::new(),
         }
@@ -327,15 +408,26 @@ impl SourceReader {
                 return Ok(None);
             };
             let mut batch = Batch::with_capacity(max);
-            let done = fill(
-                &mut split,
-                &self.extract,
-                self.record_bytes,
-                self.keys,
-                &mut batch,
-                max,
-                bad,
-            )?;
+            let done = match (&mut split, &self.nexmark) {
+                (
+                    OpenSplit::Nexmark {
+                        next,
+                        stride,
+                        end,
+                        split,
+                    },
+                    Some(config),
+                ) => fill_nexmark(config, next, *stride, *end, *split, &mut batch, max),
+                _ => fill(
+                    &mut split,
+                    &self.extract,
+                    self.record_bytes,
+                    self.keys,
+                    &mut batch,
+                    max,
+                    bad,
+                )?,
+            };
             if done {
                 self.finished.push(index);
             } else {
@@ -356,6 +448,12 @@ impl SourceReader {
         match split.kind {
             SplitKind::Generated { start, end } => Ok(OpenSplit::Generated {
                 next: start,
+                end,
+                split: split.index,
+            }),
+            SplitKind::Nexmark { start, stride, end } => Ok(OpenSplit::Nexmark {
+                next: start,
+                stride,
                 end,
                 split: split.index,
             }),
@@ -551,7 +649,8 @@ fn fill(
                     continue;
                 }
                 match jsonl_record(text, extract, key) {
-                    Ok(record) => batch.push(
+                    Ok(None) => {}
+                    Ok(Some(record)) => batch.push(
                         record,
                         Origin {
                             split: *split,
@@ -581,15 +680,50 @@ fn fill(
             }
             Ok(*next >= *end)
         }
+        // `next_batch` fills Nexmark splits itself (it holds the config).
+        OpenSplit::Nexmark { .. } => Ok(true),
     }
+}
+
+/// Appends the events of a Nexmark split to `batch` until it holds `max`;
+/// true when the split is exhausted. Events of kinds the source does not
+/// emit are skipped without being generated.
+fn fill_nexmark(
+    config: &NexmarkConfig,
+    next: &mut u64,
+    stride: u64,
+    end: u64,
+    split: u32,
+    batch: &mut Batch,
+    max: usize,
+) -> bool {
+    while batch.len() < max && *next < end {
+        let n = *next;
+        *next = next.saturating_add(stride);
+        if !config.emits(n) {
+            continue;
+        }
+        let mut value = Vec::with_capacity(128);
+        let timestamp = config.write_event(n, &mut value);
+        batch.push(
+            Record {
+                key: None,
+                value,
+                timestamp: Some(timestamp),
+            },
+            Origin { split, position: n },
+        );
+    }
+    *next >= end
 }
 
 fn jsonl_record(
     text: &str,
     extract: &Extract,
     path_key: &Option<Vec<u8>>,
-) -> Result<Record, String> {
-    let needs_fields = extract.key_field.is_some() || extract.timestamp.is_some();
+) -> Result<Option<Record>, String> {
+    let needs_fields =
+        extract.key_field.is_some() || extract.timestamp.is_some() || extract.types.is_some();
     let parsed: Option<serde_json::Value> = if needs_fields {
         Some(serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?)
     } else {
@@ -605,6 +739,12 @@ fn jsonl_record(
             Some(other) => Ok(other.to_string()),
         }
     };
+    if let (Some(types), Some(v)) = (&extract.types, &parsed) {
+        let kind = v.get("type").and_then(serde_json::Value::as_str);
+        if !kind.is_some_and(|k| types.contains(&k)) {
+            return Ok(None);
+        }
+    }
     let key = match (&extract.key_field, &parsed) {
         (Some(field), Some(v)) => Some(field_text(v, field)?.into_bytes()),
         _ => path_key.clone(),
@@ -613,11 +753,11 @@ fn jsonl_record(
         (Some((field, format)), Some(v)) => Some(format.parse(&field_text(v, field)?)?),
         _ => None,
     };
-    Ok(Record {
+    Ok(Some(Record {
         key,
         value: text.as_bytes().to_vec(),
         timestamp,
-    })
+    }))
 }
 
 /// Record `seq` of a generator: a JSON object padded to `record_bytes`.

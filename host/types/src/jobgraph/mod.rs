@@ -171,10 +171,115 @@ pub enum SourceKind {
         /// Number of distinct keys; records are not keyed when absent.
         keys: Option<u64>,
     },
+    /// The Nexmark auction streams (Person, Auction, Bid) as JSON records,
+    /// generated (`events`) or replayed from files written by
+    /// `weir nexmark` (`replay`); exactly one of the two.
+    Nexmark {
+        /// Number of events to generate (across all subtasks; persons,
+        /// auctions and bids in the proportions 1:3:46).
+        events: Option<u64>,
+        /// A JSON-lines file, or a directory of them, written by
+        /// `weir nexmark`, read instead of generating.
+        replay: Option<PathBuf>,
+        /// Seed: the same seed and settings give the same events.
+        #[serde(default = "default_nexmark_seed")]
+        seed: u64,
+        /// Event-time rate in events per second: event `n` has time
+        /// `base_time + n * 1000 / rate` ms (default 10,000, Nexmark's).
+        #[serde(default = "default_nexmark_rate")]
+        rate: u64,
+        /// Event time of the first event, ms since the epoch (default
+        /// 2015-07-15T00:00:00Z, fixed so that runs are repeatable).
+        #[serde(default = "default_nexmark_base_time")]
+        base_time: i64,
+        /// Which kinds to emit (default all three); the others are skipped
+        /// without being generated.
+        #[serde(default = "NexmarkKind::all")]
+        kinds: Vec<NexmarkKind>,
+    },
+}
+
+/// The three Nexmark event kinds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum NexmarkKind {
+    /// A new person (`"type":"person"`).
+    Person,
+    /// A new auction (`"type":"auction"`).
+    Auction,
+    /// A bid on an auction (`"type":"bid"`).
+    Bid,
+}
+
+impl NexmarkKind {
+    /// All three kinds.
+    pub fn all() -> Vec<NexmarkKind> {
+        vec![Self::Person, Self::Auction, Self::Bid]
+    }
+
+    /// The kind's name as in the records' `type` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Person => "person",
+            Self::Auction => "auction",
+            Self::Bid => "bid",
+        }
+    }
+}
+
+fn default_nexmark_seed() -> u64 {
+    42
+}
+
+fn default_nexmark_rate() -> u64 {
+    10_000
+}
+
+/// 2015-07-15T00:00:00Z in ms.
+fn default_nexmark_base_time() -> i64 {
+    1_436_918_400_000
 }
 
 fn default_record_bytes() -> usize {
     100
+}
+
+impl SourceKind {
+    /// What is wrong with the settings, as `(field, message)`.
+    fn problem(&self) -> Option<(&'static str, String)> {
+        let SourceKind::Nexmark {
+            events,
+            replay,
+            rate,
+            kinds,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        match (events, replay) {
+            (None, None) => {
+                return Some((
+                    "events",
+                    "a nexmark source needs `events` (generate) or `replay` (read a file)".into(),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Some((
+                    "replay",
+                    "`events` and `replay` exclude each other: generate or replay".into(),
+                ));
+            }
+            _ => {}
+        }
+        if *rate == 0 {
+            return Some(("rate", "must be at least 1 event per second".into()));
+        }
+        if kinds.is_empty() {
+            return Some(("kinds", "name at least one of person, auction, bid".into()));
+        }
+        None
+    }
 }
 
 /// Format of a file source.
@@ -433,6 +538,11 @@ impl JobGraph {
         }
         if self.batch_size == 0 {
             return err("batch_size".into(), None, "must be at least 1".into());
+        }
+        for source in &self.sources {
+            if let Some((field, message)) = source.kind.problem() {
+                return err(format!("sources[{}].{field}", source.id), None, message);
+            }
         }
         let mut ids = HashSet::new();
         let all_ids = self
