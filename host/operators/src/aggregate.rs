@@ -19,6 +19,9 @@ enum Cell {
     Min(Option<Num>),
     Max(Option<Num>),
     Avg { sum: f64, count: u64 },
+    /// The winning value and its record's JSON (`max_by` / `min_by`).
+    MaxBy(Option<(Num, Vec<u8>)>),
+    MinBy(Option<(Num, Vec<u8>)>),
 }
 
 /// The running state of all aggregates of one window.
@@ -33,10 +36,17 @@ pub struct Aggregates {
     specs: Vec<AggregateSpec>,
     /// Distinct fields read, so each record's JSON is parsed once.
     needs_fields: bool,
+    /// Some aggregate keeps whole records (`max_by`, `min_by`).
+    needs_record: bool,
 }
 
-/// The values a record contributes, one per aggregate (`None` for `count`).
-pub type Inputs = Vec<Option<Num>>;
+/// What a record contributes: one value per aggregate (`None` for
+/// `count`), and the record itself when `max_by`/`min_by` may keep it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inputs {
+    values: Vec<Option<Num>>,
+    record: Option<Vec<u8>>,
+}
 
 impl Aggregates {
     /// The aggregates of a window, in result order.
@@ -44,6 +54,9 @@ impl Aggregates {
         Self {
             specs: specs.to_vec(),
             needs_fields: specs.iter().any(|s| s.field.is_some()),
+            needs_record: specs
+                .iter()
+                .any(|s| matches!(s.function, AggregateFn::MaxBy | AggregateFn::MinBy)),
         }
     }
 
@@ -61,6 +74,8 @@ impl Aggregates {
                 AggregateFn::Min => Cell::Min(None),
                 AggregateFn::Max => Cell::Max(None),
                 AggregateFn::Avg => Cell::Avg { sum: 0.0, count: 0 },
+                AggregateFn::MaxBy => Cell::MaxBy(None),
+                AggregateFn::MinBy => Cell::MinBy(None),
             })
             .collect();
         Accumulator { cells }
@@ -73,11 +88,15 @@ impl Aggregates {
     /// when the value is not a JSON object.
     pub fn inputs(&self, value: &[u8]) -> Result<Inputs, String> {
         if !self.needs_fields {
-            return Ok(vec![None; self.specs.len()]);
+            return Ok(Inputs {
+                values: vec![None; self.specs.len()],
+                record: None,
+            });
         }
         let json: Value =
             serde_json::from_slice(value).map_err(|e| format!("record is not JSON: {e}"))?;
-        self.specs
+        let values = self
+            .specs
             .iter()
             .map(|spec| match &spec.field {
                 None => Ok(None),
@@ -90,13 +109,18 @@ impl Aggregates {
                     None => Err(format!("field `{field}` is missing")),
                 },
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(Inputs {
+            values,
+            record: self.needs_record.then(|| value.to_vec()),
+        })
     }
 
     /// Adds one record's inputs (from [`Aggregates::inputs`]).
     pub fn add(&self, acc: &mut Accumulator, inputs: &Inputs) {
-        for (cell, input) in acc.cells.iter_mut().zip(inputs) {
+        for (cell, input) in acc.cells.iter_mut().zip(&inputs.values) {
             let x = *input;
+            let record = || inputs.record.clone().unwrap_or_default();
             match (cell, x) {
                 (Cell::Count(n), _) => *n += 1,
                 (Cell::Sum(s), Some(x)) => {
@@ -112,6 +136,12 @@ impl Aggregates {
                 (Cell::Avg { sum, count }, Some(x)) => {
                     *sum += x.value;
                     *count += 1;
+                }
+                (Cell::MaxBy(m), Some(x)) if m.as_ref().is_none_or(|m| x.value > m.0.value) => {
+                    *m = Some((x, record()));
+                }
+                (Cell::MinBy(m), Some(x)) if m.as_ref().is_none_or(|m| x.value < m.0.value) => {
+                    *m = Some((x, record()));
                 }
                 _ => {}
             }
@@ -137,6 +167,16 @@ impl Aggregates {
                     *sum += s;
                     *count += c;
                 }
+                (Cell::MaxBy(m), Cell::MaxBy(Some(x)))
+                    if m.as_ref().is_none_or(|m| x.0.value > m.0.value) =>
+                {
+                    *m = Some(x.clone());
+                }
+                (Cell::MinBy(m), Cell::MinBy(Some(x)))
+                    if m.as_ref().is_none_or(|m| x.0.value < m.0.value) =>
+                {
+                    *m = Some(x.clone());
+                }
                 _ => {}
             }
         }
@@ -159,6 +199,11 @@ impl Aggregates {
                     });
                     push_num(json, mean);
                 }
+                // The record was parsed as JSON when it was added.
+                Cell::MaxBy(Some((_, record))) | Cell::MinBy(Some((_, record))) => {
+                    json.push_str(&String::from_utf8_lossy(record));
+                }
+                Cell::MaxBy(None) | Cell::MinBy(None) => json.push_str("null"),
             }
         }
     }
@@ -206,6 +251,39 @@ mod tests {
         aggs.write_results(acc, &mut s);
         s.push('}');
         s
+    }
+
+    #[test]
+    fn max_by_and_min_by_keep_the_first_record_with_the_extreme_value() {
+        let aggs = Aggregates::new(&[
+            spec(AggregateFn::MaxBy, Some("p")),
+            spec(AggregateFn::MinBy, Some("p")),
+        ]);
+        let records = [
+            r#"{"p":5,"id":"a"}"#,
+            r#"{"p":9,"id":"b"}"#,
+            r#"{"p":2,"id":"c"}"#,
+            r#"{"p":9,"id":"d"}"#,
+            r#"{"p":2,"id":"e"}"#,
+        ];
+        let mut acc = aggs.create();
+        for r in records {
+            aggs.add(&mut acc, &aggs.inputs(r.as_bytes()).unwrap());
+        }
+        let expected = r#"{"k":1,"max_by":{"p":9,"id":"b"},"min_by":{"p":2,"id":"c"}}"#;
+        assert_eq!(result(&aggs, &acc), expected);
+        // Merging in arrival order keeps the same winners.
+        let (mut first, mut second) = (aggs.create(), aggs.create());
+        for (i, r) in records.iter().enumerate() {
+            let half = if i < 2 { &mut first } else { &mut second };
+            aggs.add(half, &aggs.inputs(r.as_bytes()).unwrap());
+        }
+        aggs.merge(&mut first, &second);
+        assert_eq!(result(&aggs, &first), expected);
+        assert_eq!(
+            result(&aggs, &aggs.create()),
+            r#"{"k":1,"max_by":null,"min_by":null}"#
+        );
     }
 
     #[test]

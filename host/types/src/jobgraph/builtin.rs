@@ -255,6 +255,12 @@ pub enum AggregateFn {
     Max,
     /// Arithmetic mean of a numeric field.
     Avg,
+    /// The whole record (as a JSON value) with the largest value of a
+    /// numeric field; of equal values the first to arrive (Flink's `maxBy`).
+    MaxBy,
+    /// The whole record with the smallest value of a numeric field; of
+    /// equal values the first to arrive (Flink's `minBy`).
+    MinBy,
 }
 
 impl AggregateFn {
@@ -266,6 +272,8 @@ impl AggregateFn {
             AggregateFn::Min => "min",
             AggregateFn::Max => "max",
             AggregateFn::Avg => "avg",
+            AggregateFn::MaxBy => "max_by",
+            AggregateFn::MinBy => "min_by",
         }
     }
 }
