@@ -18,7 +18,10 @@ enum Cell {
     Sum(Num),
     Min(Option<Num>),
     Max(Option<Num>),
-    Avg { sum: f64, count: u64 },
+    Avg {
+        sum: f64,
+        count: u64,
+    },
     /// The winning value and its record's JSON (`max_by` / `min_by`).
     MaxBy(Option<(Num, Vec<u8>)>),
     MinBy(Option<(Num, Vec<u8>)>),
