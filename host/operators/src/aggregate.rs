@@ -96,14 +96,19 @@ impl Aggregates {
                 record: None,
             });
         }
-        let json: Value =
-            serde_json::from_slice(value).map_err(|e| format!("record is not JSON: {e}"))?;
+        let fields: Vec<&str> = self
+            .specs
+            .iter()
+            .map(|s| s.field.as_deref().unwrap_or_default())
+            .collect();
+        let found = weir_types::json_fields(value, &fields)?;
         let values = self
             .specs
             .iter()
-            .map(|spec| match &spec.field {
+            .zip(found)
+            .map(|(spec, found)| match &spec.field {
                 None => Ok(None),
-                Some(field) => match json.get(field) {
+                Some(field) => match found {
                     Some(Value::Number(n)) => Ok(Some(Num {
                         value: n.as_f64().unwrap_or(f64::NAN),
                         all_int: n.is_i64() || n.is_u64(),

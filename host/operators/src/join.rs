@@ -17,7 +17,9 @@
 //!   the watermark are late and dropped; buffered records are dropped once
 //!   no future record can match them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use weir_types::Record;
 use weir_types::jobgraph::{JoinKind, JoinSpec};
@@ -61,14 +63,14 @@ impl JoinOperator {
                     w.size.map_or(1, |d| d.as_i64().max(1)),
                     w.slide.map(|d| d.as_i64().max(1)),
                 ),
-                windows: HashMap::new(),
+                windows: HashMap::default(),
                 timers: BTreeSet::new(),
                 scratch: Vec::new(),
             },
             _ => Kind::Interval {
                 lower: spec.lower.map_or(0, |d| d.0),
                 upper: spec.upper.map_or(0, |d| d.0),
-                buffers: HashMap::new(),
+                buffers: HashMap::default(),
                 expiry: BTreeSet::new(),
             },
         };

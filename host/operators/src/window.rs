@@ -20,7 +20,9 @@
 //! definition. A record is late for sessions when `ts + allowed_lateness
 //! <= watermark`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use weir_types::Record;
 use weir_types::jobgraph::{AggregateSpec, TimeDomain, WindowKind, WindowSpec};
@@ -126,7 +128,7 @@ impl WindowOperator {
             gap: spec.gap.map_or(1, |d| d.as_i64().max(1)),
             lateness: spec.allowed_lateness.as_i64(),
             bounds_format,
-            windows: HashMap::new(),
+            windows: HashMap::default(),
             timers: BTreeSet::new(),
             watermark: i64::MIN,
             scratch: Vec::new(),

@@ -85,21 +85,113 @@ pub enum StreamElement {
 /// A message when the value is not a JSON object with that field, or the
 /// field holds `null`, an array or an object.
 pub fn key_from_json_field(value: &[u8], field: &str) -> Result<Vec<u8>, String> {
-    let json: serde_json::Value =
-        serde_json::from_slice(value).map_err(|e| format!("record is not JSON: {e}"))?;
-    match json.get(field) {
-        Some(serde_json::Value::String(s)) => Ok(s.as_bytes().to_vec()),
+    let found = json_fields(value, &[field])?.pop().flatten();
+    match found {
+        Some(serde_json::Value::String(s)) => Ok(s.into_bytes()),
         Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
             Ok(v.to_string().into_bytes())
         }
+        Some(serde_json::Value::Null) | None => Err(format!("record has no key field `{field}`")),
         Some(other) => Err(format!("key field `{field}` holds {other}, not a scalar")),
-        None => Err(format!("record has no key field `{field}`")),
+    }
+}
+
+/// The values of the top-level `fields` of a JSON object, in the order
+/// asked (`None` for a missing field; of repeated keys the last wins).
+///
+/// Only these fields are built as [`serde_json::Value`]s; the rest of the
+/// record is checked and skipped without allocating, which is what makes
+/// keying and aggregating by field cheap on wide records.
+///
+/// # Errors
+/// When `value` is not valid JSON or not an object.
+pub fn json_fields(
+    value: &[u8],
+    fields: &[&str],
+) -> Result<Vec<Option<serde_json::Value>>, String> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(value);
+    let found = FieldPicker { fields }
+        .deserialize(&mut de)
+        .and_then(|found| de.end().map(|()| found))
+        .map_err(|e| format!("record is not a JSON object: {e}"))?;
+    Ok(found)
+}
+
+/// Deserializes a JSON object into the values of some of its fields.
+struct FieldPicker<'f> {
+    fields: &'f [&'f str],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldPicker<'_> {
+    type Value = Vec<Option<serde_json::Value>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldPicker<'_> {
+    type Value = Vec<Option<serde_json::Value>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = vec![None; self.fields.len()];
+        while let Some(FieldName(name)) = map.next_key()? {
+            match self.fields.iter().position(|f| *f == name) {
+                Some(i) => found[i] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// An object key, borrowed from the input unless it has escapes.
+struct FieldName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> serde::de::Visitor<'de> for Name {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_fields_picks_fields_and_skips_the_rest() {
+        let record = br#"{"a":1,"b\u0041":{"x":[1,2]},"c":"t","a":2.5}"#;
+        assert_eq!(
+            json_fields(record, &["c", "bA", "a", "z"]),
+            Ok(vec![
+                Some(serde_json::json!("t")),
+                Some(serde_json::json!({"x": [1, 2]})),
+                Some(serde_json::json!(2.5)),
+                None
+            ])
+        );
+        assert!(json_fields(br#"{"a":1,"b":}"#, &["a"]).is_err());
+    }
 
     #[test]
     fn keys_come_from_scalar_fields() {
@@ -115,5 +207,8 @@ mod tests {
                 .contains("no key field")
         );
         assert!(key_from_json_field(b"x", "id").is_err());
+        assert!(key_from_json_field(b"[1]", "id").is_err());
+        assert!(key_from_json_field(br#"{"id":1} x"#, "id").is_err());
+        assert!(key_from_json_field(br#"{"id":[1]}"#, "id").is_err());
     }
 }

@@ -86,6 +86,11 @@ impl WasmRuntime {
         wasm_config.wasm_component_model(true);
         wasm_config.epoch_interruption(true);
         wasm_config.max_wasm_stack(1 << 20);
+        // `WEIR_WASM_PERFMAP=1` names guest functions for `perf` (wasmtime
+        // writes /tmp/perf-PID.map).
+        if std::env::var_os("WEIR_WASM_PERFMAP").is_some() {
+            wasm_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm_config).map_err(|e| WasmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
