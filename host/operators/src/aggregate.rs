@@ -343,6 +343,6 @@ mod tests {
                 .unwrap_err()
                 .contains("not a number")
         );
-        assert!(aggs.inputs(b"nope").unwrap_err().contains("not JSON"));
+        assert!(aggs.inputs(b"nope").unwrap_err().contains("not a JSON object"));
     }
 }

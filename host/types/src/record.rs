@@ -141,11 +141,16 @@ impl<'de> serde::de::Visitor<'de> for FieldPicker<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = vec![None; self.fields.len()];
         while let Some(FieldName(name)) = map.next_key()? {
-            match self.fields.iter().position(|f| *f == name) {
-                Some(i) => found[i] = Some(map.next_value()?),
-                None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
+            if self.fields.contains(&name.as_ref()) {
+                let value: serde_json::Value = map.next_value()?;
+                // A field may be asked for more than once.
+                for (slot, field) in found.iter_mut().zip(self.fields) {
+                    if *field == name {
+                        *slot = Some(value.clone());
+                    }
                 }
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
         Ok(found)
@@ -182,12 +187,13 @@ mod tests {
     fn json_fields_picks_fields_and_skips_the_rest() {
         let record = br#"{"a":1,"b\u0041":{"x":[1,2]},"c":"t","a":2.5}"#;
         assert_eq!(
-            json_fields(record, &["c", "bA", "a", "z"]),
+            json_fields(record, &["c", "bA", "a", "z", "c"]),
             Ok(vec![
                 Some(serde_json::json!("t")),
                 Some(serde_json::json!({"x": [1, 2]})),
                 Some(serde_json::json!(2.5)),
-                None
+                None,
+                Some(serde_json::json!("t")),
             ])
         );
         assert!(json_fields(br#"{"a":1,"b":}"#, &["a"]).is_err());
