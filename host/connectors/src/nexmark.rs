@@ -286,7 +286,13 @@ fn bid(n: u64, time: i64, rng: &mut Xoshiro256PlusPlus, json: &mut JsonObject<'_
 /// The latest person id (base 0) at event `n`: `n`'s own if it is a person.
 fn last_person_id(n: u64) -> u64 {
     let epoch = n / TOTAL_PROPORTION;
-    let offset = (n % TOTAL_PROPORTION).min(PERSON_PROPORTION - 1);
+    let offset = n % TOTAL_PROPORTION;
+    // An auction or a bid: the last person of this epoch.
+    let offset = if offset >= PERSON_PROPORTION {
+        PERSON_PROPORTION - 1
+    } else {
+        offset
+    };
     epoch * PERSON_PROPORTION + offset
 }
 
@@ -374,8 +380,8 @@ fn next_extra(rng: &mut Xoshiro256PlusPlus, current: usize, average: usize, out:
 /// lanes, which cannot overflow (255 * 26 < 2^16).
 fn eight_letters(bits: u64) -> u64 {
     const LOW_BYTES: u64 = 0x00FF_00FF_00FF_00FF;
-    let even = ((bits & LOW_BYTES) * 26 >> 8) & LOW_BYTES;
-    let odd = (((bits >> 8) & LOW_BYTES) * 26 >> 8) & LOW_BYTES;
+    let even = (((bits & LOW_BYTES) * 26) >> 8) & LOW_BYTES;
+    let odd = ((((bits >> 8) & LOW_BYTES) * 26) >> 8) & LOW_BYTES;
     (even | (odd << 8)) + 0x6161_6161_6161_6161
 }
 

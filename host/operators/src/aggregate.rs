@@ -343,6 +343,10 @@ mod tests {
                 .unwrap_err()
                 .contains("not a number")
         );
-        assert!(aggs.inputs(b"nope").unwrap_err().contains("not a JSON object"));
+        assert!(
+            aggs.inputs(b"nope")
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
     }
 }

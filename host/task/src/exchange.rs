@@ -2,7 +2,7 @@
 
 use crossbeam_channel::Sender;
 use weir_types::keygroup::{key_group_of, subtask_for_key_group};
-use weir_types::{Batch, StreamElement};
+use weir_types::{Batch, StreamElement, WatermarkStatus};
 
 use weir_types::jobgraph::Partitioning;
 
@@ -132,6 +132,11 @@ impl Exchange {
     /// Sends a watermark to every target, whatever the partitioning.
     pub(crate) fn watermark(&mut self, watermark: i64) -> Result<(), Disconnected> {
         self.broadcast(StreamElement::Watermark(watermark))
+    }
+
+    /// Tells every target that this producer became idle or active.
+    pub(crate) fn watermark_status(&mut self, status: WatermarkStatus) -> Result<(), Disconnected> {
+        self.broadcast(StreamElement::WatermarkStatus(status))
     }
 
     fn broadcast(&mut self, element: StreamElement) -> Result<(), Disconnected> {

@@ -14,7 +14,7 @@ use weir_connectors::{
 use weir_operators::{JoinOperator, WindowOperator};
 use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
 use weir_types::jobgraph::{JobGraph, OperatorRole, SinkKind, StateBackendKind};
-use weir_types::{Batch, KeyGroupRange, Origin, Record, StreamElement};
+use weir_types::{Batch, KeyGroupRange, Origin, Record, StreamElement, WatermarkStatus};
 use weir_wasm::{InstanceLimits, OperatorComponent, RuntimeConfig, SubtaskInfo, WasmRuntime};
 
 use crate::exchange::{Disconnected, Exchange, Message};
@@ -135,6 +135,8 @@ struct SubtaskRun<'a> {
     head: Head,
     ops: Vec<ChainedOp<'a>>,
     outlets: Vec<Outlet>,
+    /// The watermark status this subtask last sent downstream.
+    status: WatermarkStatus,
     /// Side outputs already reported as unrouted.
     warned_side_outputs: Vec<(String, String)>,
 }
@@ -351,6 +353,7 @@ fn run_subtask<'a>(
         head,
         ops,
         outlets,
+        status: WatermarkStatus::Active,
         warned_side_outputs: Vec::new(),
     };
     run.run(shared)
@@ -535,6 +538,12 @@ impl SubtaskRun<'_> {
                         }
                         w.advance(now_ms)
                     });
+                    let idle = watermarks.as_ref().is_some_and(|w| w.is_idle(now_ms));
+                    self.set_status(if idle {
+                        WatermarkStatus::Idle
+                    } else {
+                        WatermarkStatus::Active
+                    })?;
                     (0, batch, watermark)
                 }
                 Head::Input {
@@ -547,8 +556,24 @@ impl SubtaskRun<'_> {
                         batch,
                         None,
                     ),
-                    Ok((from, StreamElement::Watermark(w))) => {
-                        match watermarks.on_watermark(from as usize, w) {
+                    Ok((
+                        from,
+                        element @ (StreamElement::Watermark(_) | StreamElement::WatermarkStatus(_)),
+                    )) => {
+                        let advanced = match element {
+                            StreamElement::Watermark(w) => {
+                                watermarks.on_watermark(from as usize, w)
+                            }
+                            // An idle input no longer holds the minimum back.
+                            _ => watermarks.on_idle(
+                                from as usize,
+                                element == StreamElement::WatermarkStatus(WatermarkStatus::Idle),
+                            ),
+                        };
+                        if let Some(status) = watermarks.status_change() {
+                            self.set_status(status)?;
+                        }
+                        match advanced {
                             Some(w) => (0, Batch::default(), Some(w)),
                             None => continue,
                         }
@@ -575,6 +600,17 @@ impl SubtaskRun<'_> {
             self.push_watermark(shared, MAX_WATERMARK)?;
         }
         self.finish(shared)
+    }
+
+    /// Sends `status` downstream when it differs from the last one sent.
+    fn set_status(&mut self, status: WatermarkStatus) -> Result<(), Stop> {
+        if status != self.status {
+            self.status = status;
+            for outlet in &mut self.outlets {
+                outlet.exchange.watermark_status(status)?;
+            }
+        }
+        Ok(())
     }
 
     /// Hands a watermark through the chain (operators may fire windows)

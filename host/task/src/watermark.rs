@@ -10,9 +10,14 @@
 //!   nothing for `idle_timeout` stops holding the watermark back; when every
 //!   split is finished the watermark is [`MAX_WATERMARK`] (end of input).
 //! - [`InputWatermarks`]: an operator's watermark is the minimum over its
-//!   inputs (producer subtasks), ignoring idle ones.
+//!   inputs (producer subtasks), ignoring idle ones. A subtask whose inputs
+//!   are all idle is idle itself and says so downstream with a
+//!   `WatermarkStatus` element (as does a source subtask whose open splits
+//!   are all idle), so idleness travels through the graph as in Flink.
 //!
 //! Both only ever move forward and report a watermark only when it advanced.
+
+use weir_types::WatermarkStatus;
 
 /// The watermark of a finished bounded input: "no more records, ever".
 pub const MAX_WATERMARK: i64 = i64::MAX;
@@ -125,6 +130,8 @@ pub struct InputWatermarks {
     inputs: Vec<Option<i64>>,
     idle: Vec<bool>,
     emitted: Option<i64>,
+    /// The status last reported by [`InputWatermarks::status_change`].
+    status: WatermarkStatus,
 }
 
 impl InputWatermarks {
@@ -134,6 +141,7 @@ impl InputWatermarks {
             inputs: vec![None; inputs],
             idle: vec![false; inputs],
             emitted: None,
+            status: WatermarkStatus::Active,
         }
     }
 
@@ -153,6 +161,21 @@ impl InputWatermarks {
             *slot = idle;
         }
         self.combine()
+    }
+
+    /// The status this subtask should now send downstream, when it
+    /// changed since the last call: idle once every input is idle, active
+    /// again as soon as one is not (Flink's `StatusWatermarkValve`).
+    pub fn status_change(&mut self) -> Option<WatermarkStatus> {
+        let now = if self.idle.iter().all(|idle| *idle) {
+            WatermarkStatus::Idle
+        } else {
+            WatermarkStatus::Active
+        };
+        (now != self.status).then(|| {
+            self.status = now;
+            now
+        })
     }
 
     /// The last watermark reported.
@@ -245,6 +268,35 @@ mod tests {
         w.on_record(1, 700, 2000);
         w.on_record(0, 800, 2000);
         assert_eq!(w.advance(2000), Some(699));
+    }
+
+    #[test]
+    fn a_subtask_is_idle_while_all_its_inputs_are_and_says_so_once() {
+        let mut w = InputWatermarks::new(2);
+        assert_eq!(w.status_change(), None, "starts active");
+        assert_eq!(w.on_watermark(0, 10), None);
+        assert_eq!(
+            w.on_idle(1, true),
+            Some(10),
+            "idle input 1 stops holding back"
+        );
+        assert_eq!(w.status_change(), None, "input 0 still active");
+        assert_eq!(w.on_idle(0, true), None);
+        assert_eq!(w.status_change(), Some(WatermarkStatus::Idle));
+        assert_eq!(w.status_change(), None, "reported once");
+        assert_eq!(
+            w.on_watermark(1, 40),
+            Some(40),
+            "input 1 back; input 0 still idle"
+        );
+        assert_eq!(w.status_change(), Some(WatermarkStatus::Active));
+        assert_eq!(
+            w.on_watermark(0, 20),
+            None,
+            "input 0 back behind: no regression"
+        );
+        assert_eq!(w.on_watermark(0, 50), None);
+        assert_eq!(w.on_watermark(1, 60), Some(50));
     }
 
     #[test]

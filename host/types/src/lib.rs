@@ -15,4 +15,6 @@ pub mod keygroup;
 mod record;
 
 pub use keygroup::{KeyGroup, KeyGroupRange};
-pub use record::{Batch, Origin, Record, StreamElement, json_fields, key_from_json_field};
+pub use record::{
+    Batch, Origin, Record, StreamElement, WatermarkStatus, json_fields, key_from_json_field,
+};

@@ -74,8 +74,22 @@ pub enum StreamElement {
     /// Event time has reached this many ms since the epoch on this channel:
     /// no record with a smaller timestamp follows (except late ones).
     Watermark(i64),
+    /// The sending subtask became idle or active again (Flink's
+    /// `WatermarkStatus`): while idle it sends no records and no
+    /// watermarks, and receivers leave it out of the minimum over their
+    /// inputs, so it does not hold event time back.
+    WatermarkStatus(WatermarkStatus),
     /// The sending subtask has no more input (bounded sources).
     EndOfInput,
+}
+
+/// Whether a channel currently takes part in watermark alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatermarkStatus {
+    /// Sends records and watermarks.
+    Active,
+    /// Sends nothing for now; ignored when combining watermarks.
+    Idle,
 }
 
 /// The key of a JSON record value taken from a top-level field: a string's

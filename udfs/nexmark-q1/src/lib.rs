@@ -51,7 +51,10 @@ impl MapFunction for CurrencyConversion {
 
     fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {
         if !(config.rate.is_finite() && config.rate > 0.0) {
-            return Err(format!("rate must be a positive number, got {}", config.rate));
+            return Err(format!(
+                "rate must be a positive number, got {}",
+                config.rate
+            ));
         }
         Ok(Self { rate: config.rate })
     }

@@ -50,7 +50,7 @@ impl FlatMapFunction for Selection {
     }
 
     fn flat_map(&mut self, bid: Bid, out: &mut Collector<'_, Selected>) -> Result<(), String> {
-        if bid.auction % self.modulus == 0 {
+        if bid.auction.is_multiple_of(self.modulus) {
             out.emit(Selected {
                 auction: bid.auction,
                 price: bid.price,
