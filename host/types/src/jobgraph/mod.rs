@@ -1085,6 +1085,36 @@ sinks:
     }
 
     #[test]
+    fn nexmark_source_generates_or_replays_but_not_both() {
+        let job = |source: &str| {
+            format!(
+                "name: n\nsources:\n  - {{id: e, type: nexmark, {source}}}\nsinks:\n  - {{id: s, input: e, type: blackhole}}\n"
+            )
+        };
+        let parsed = parse(&job("events: 100, kinds: [bid]")).expect("valid");
+        let SourceKind::Nexmark {
+            events,
+            seed,
+            rate,
+            kinds,
+            ..
+        } = &parsed.sources[0].kind
+        else {
+            panic!("nexmark source")
+        };
+        assert_eq!((*events, *seed, *rate), (Some(100), 42, 10_000));
+        assert_eq!(kinds, &vec![NexmarkKind::Bid]);
+        let (_, message) = invalid(&job("seed: 1"));
+        assert!(message.contains("needs `events`"), "{message}");
+        let (_, message) = invalid(&job("events: 5, replay: x"));
+        assert!(message.contains("exclude each other"), "{message}");
+        let (_, message) = invalid(&job("events: 5, rate: 0"));
+        assert!(message.contains("rate"), "{message}");
+        let (_, message) = invalid(&job("events: 5, kinds: []"));
+        assert!(message.contains("kinds"), "{message}");
+    }
+
+    #[test]
     fn datagen_source_and_sinks_parse() {
         let job = parse(
             "name: g\nparallelism: 2\nsources:\n  - {id: g, type: datagen, count: 10}\nsinks:\n  - {id: s, input: g, type: blackhole}\n",
