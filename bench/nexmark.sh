@@ -23,13 +23,8 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
-cargo build --quiet --profile "$PROFILE" -p weir-cli --bin weir
-dir=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-WEIR="$CARGO_TARGET_DIR/$dir/weir"
-CORES=$(nproc)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP" examples/nexmark/.bench-*.yaml' EXIT
+CLEANUP="examples/nexmark/.bench-*.yaml"
+source bench/common.sh
 
 echo "machine: $CORES cores, $(free -g | awk '/Mem:/ {print $2}') GiB; profile: $PROFILE; events: $EVENTS; $(date -u +%Y-%m-%dT%H:%MZ)"
 printf "%-4s %2s %9s %12s %14s %14s %10s\n" query p "wall s" "events/s" "per core" "per CPU-s" "peak RSS"

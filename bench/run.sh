@@ -22,13 +22,7 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
-cargo build --quiet --profile "$PROFILE" -p weir-cli --bin weir
-dir=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-WEIR="$CARGO_TARGET_DIR/$dir/weir"
-CORES=$(nproc)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+source bench/common.sh
 IDENTITY=$("$WEIR" udf build udfs/identity 2>/dev/null)
 
 # field VALUE from a `weir run` summary: "  records read     42"

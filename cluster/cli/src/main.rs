@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use weir_types::jobgraph;
 
 // Records and batches are many small allocations made on one thread and freed
 // on another; mimalloc handles that pattern better than glibc's malloc.
@@ -41,14 +42,14 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
         /// Generator seed.
-        #[arg(long, default_value_t = 42)]
+        #[arg(long, default_value_t = jobgraph::NEXMARK_DEFAULT_SEED)]
         seed: u64,
         /// Event-time rate in events per second.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = jobgraph::NEXMARK_DEFAULT_RATE)]
         rate: u64,
         /// Event time of the first event, ms since the epoch
         /// (default 2015-07-15T00:00:00Z).
-        #[arg(long, default_value_t = 1_436_918_400_000)]
+        #[arg(long, default_value_t = jobgraph::NEXMARK_DEFAULT_BASE_TIME)]
         base_time: i64,
         /// Kinds to write, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "person,auction,bid")]
@@ -72,7 +73,7 @@ enum NexmarkKindArg {
     Bid,
 }
 
-impl From<NexmarkKindArg> for weir_types::jobgraph::NexmarkKind {
+impl From<NexmarkKindArg> for jobgraph::NexmarkKind {
     fn from(kind: NexmarkKindArg) -> Self {
         match kind {
             NexmarkKindArg::Person => Self::Person,

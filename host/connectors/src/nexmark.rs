@@ -152,7 +152,7 @@ impl NexmarkConfig {
         let events_ahead = NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
         let horizon = self.timestamp(n + events_ahead) - time;
         let expires = time + 1 + rng.random_range(0..(horizon * 2).max(1));
-        json.text("type", "auction");
+        json.text("type", NexmarkKind::Auction.name());
         json.int("id", id);
         let item_name = json.random_text("itemName", rng, 20);
         let description = json.random_text("description", rng, 100);
@@ -227,7 +227,7 @@ impl<'a> JsonObject<'a> {
 
 /// `{"type":"person","id","name","emailAddress","creditCard","city","state","dateTime","extra"}`
 fn person(n: u64, time: i64, rng: &mut Xoshiro256PlusPlus, json: &mut JsonObject<'_>) {
-    json.text("type", "person");
+    json.text("type", NexmarkKind::Person.name());
     json.int("id", last_person_id(n) + FIRST_PERSON_ID);
     let first = FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())];
     let last = LAST_NAMES[rng.random_range(0..LAST_NAMES.len())];
@@ -275,7 +275,7 @@ fn bid(n: u64, time: i64, rng: &mut Xoshiro256PlusPlus, json: &mut JsonObject<'_
     } else {
         random_person_id(n, rng)
     } + FIRST_PERSON_ID;
-    json.text("type", "bid");
+    json.text("type", NexmarkKind::Bid.name());
     json.int("auction", auction);
     json.int("bidder", bidder);
     json.int("price", price(rng));

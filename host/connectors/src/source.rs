@@ -277,6 +277,7 @@ enum OpenSplit {
         split: u32,
     },
     Nexmark {
+        config: NexmarkConfig,
         next: u64,
         stride: u64,
         end: u64,
@@ -408,26 +409,15 @@ impl SourceReader {
                 return Ok(None);
             };
             let mut batch = Batch::with_capacity(max);
-            let done = match (&mut split, &self.nexmark) {
-                (
-                    OpenSplit::Nexmark {
-                        next,
-                        stride,
-                        end,
-                        split,
-                    },
-                    Some(config),
-                ) => fill_nexmark(config, next, *stride, *end, *split, &mut batch, max),
-                _ => fill(
-                    &mut split,
-                    &self.extract,
-                    self.record_bytes,
-                    self.keys,
-                    &mut batch,
-                    max,
-                    bad,
-                )?,
-            };
+            let done = fill(
+                &mut split,
+                &self.extract,
+                self.record_bytes,
+                self.keys,
+                &mut batch,
+                max,
+                bad,
+            )?;
             if done {
                 self.finished.push(index);
             } else {
@@ -452,6 +442,13 @@ impl SourceReader {
                 split: split.index,
             }),
             SplitKind::Nexmark { start, stride, end } => Ok(OpenSplit::Nexmark {
+                config: self
+                    .nexmark
+                    .clone()
+                    .ok_or_else(|| ConnectorError::BadConfig {
+                        source_id: split.name.clone(),
+                        message: "a Nexmark split given to a reader of another kind".into(),
+                    })?,
                 next: start,
                 stride,
                 end,
@@ -680,8 +677,15 @@ fn fill(
             }
             Ok(*next >= *end)
         }
-        // `next_batch` fills Nexmark splits itself (it holds the config).
-        OpenSplit::Nexmark { .. } => Ok(true),
+        OpenSplit::Nexmark {
+            config,
+            next,
+            stride,
+            end,
+            split,
+        } => Ok(fill_nexmark(
+            config, next, *stride, *end, *split, batch, max,
+        )),
     }
 }
 
@@ -722,37 +726,46 @@ fn jsonl_record(
     extract: &Extract,
     path_key: &Option<Vec<u8>>,
 ) -> Result<Option<Record>, String> {
-    let needs_fields =
-        extract.key_field.is_some() || extract.timestamp.is_some() || extract.types.is_some();
-    let parsed: Option<serde_json::Value> = if needs_fields {
-        Some(serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?)
-    } else {
+    // Only the fields the source needs are built; the rest is checked and skipped.
+    let wanted: Vec<&str> = [
+        extract.key_field.as_deref(),
+        extract.timestamp.as_ref().map(|(f, _)| f.as_str()),
+        extract.types.as_ref().map(|_| "type"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if wanted.is_empty() {
         // Values pass through unparsed, but must still be JSON.
         serde_json::from_str::<serde::de::IgnoredAny>(text)
             .map_err(|e| format!("invalid JSON: {e}"))?;
-        None
-    };
-    let field_text = |v: &serde_json::Value, field: &str| -> Result<String, String> {
-        match v.get(field) {
-            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        return Ok(Some(Record {
+            key: path_key.clone(),
+            value: text.as_bytes().to_vec(),
+            timestamp: None,
+        }));
+    }
+    let mut found = weir_types::json_fields(text.as_bytes(), &wanted)?.into_iter();
+    let mut field_text = |field: &str| -> Result<String, String> {
+        match found.next().flatten() {
+            Some(serde_json::Value::String(s)) => Ok(s),
             Some(serde_json::Value::Null) | None => Err(format!("field `{field}` is missing")),
             Some(other) => Ok(other.to_string()),
         }
     };
-    if let (Some(types), Some(v)) = (&extract.types, &parsed) {
-        let kind = v.get("type").and_then(serde_json::Value::as_str);
-        if !kind.is_some_and(|k| types.contains(&k)) {
-            return Ok(None);
-        }
+    let key = match &extract.key_field {
+        Some(field) => Some(field_text(field)?.into_bytes()),
+        None => path_key.clone(),
+    };
+    let timestamp = match &extract.timestamp {
+        Some((field, format)) => Some(format.parse(&field_text(field)?)?),
+        None => None,
+    };
+    if let Some(types) = &extract.types
+        && !field_text("type").is_ok_and(|kind| types.contains(&kind.as_str()))
+    {
+        return Ok(None);
     }
-    let key = match (&extract.key_field, &parsed) {
-        (Some(field), Some(v)) => Some(field_text(v, field)?.into_bytes()),
-        _ => path_key.clone(),
-    };
-    let timestamp = match (&extract.timestamp, &parsed) {
-        (Some((field, format)), Some(v)) => Some(format.parse(&field_text(v, field)?)?),
-        _ => None,
-    };
     Ok(Some(Record {
         key,
         value: text.as_bytes().to_vec(),

@@ -44,11 +44,12 @@ pub struct Aggregates {
 }
 
 /// What a record contributes: one value per aggregate (`None` for
-/// `count`), and the record itself when `max_by`/`min_by` may keep it.
+/// `count`), and the record itself, borrowed, when `max_by`/`min_by` may
+/// keep it (copied only when it wins).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Inputs {
+pub struct Inputs<'r> {
     values: Vec<Option<Num>>,
-    record: Option<Vec<u8>>,
+    record: Option<&'r [u8]>,
 }
 
 impl Aggregates {
@@ -89,7 +90,7 @@ impl Aggregates {
     /// # Errors
     /// A message naming the field when it is missing or not a number, or
     /// when the value is not a JSON object.
-    pub fn inputs(&self, value: &[u8]) -> Result<Inputs, String> {
+    pub fn inputs<'r>(&self, value: &'r [u8]) -> Result<Inputs<'r>, String> {
         if !self.needs_fields {
             return Ok(Inputs {
                 values: vec![None; self.specs.len()],
@@ -120,15 +121,15 @@ impl Aggregates {
             .collect::<Result<_, _>>()?;
         Ok(Inputs {
             values,
-            record: self.needs_record.then(|| value.to_vec()),
+            record: self.needs_record.then_some(value),
         })
     }
 
     /// Adds one record's inputs (from [`Aggregates::inputs`]).
-    pub fn add(&self, acc: &mut Accumulator, inputs: &Inputs) {
+    pub fn add(&self, acc: &mut Accumulator, inputs: &Inputs<'_>) {
         for (cell, input) in acc.cells.iter_mut().zip(&inputs.values) {
             let x = *input;
-            let record = || inputs.record.clone().unwrap_or_default();
+            let record = || inputs.record.unwrap_or_default().to_vec();
             match (cell, x) {
                 (Cell::Count(n), _) => *n += 1,
                 (Cell::Sum(s), Some(x)) => {
@@ -299,7 +300,8 @@ mod tests {
         let aggs = all();
         let mut acc = aggs.create();
         for v in ["3", "1", "8"] {
-            let inputs = aggs.inputs(format!("{{\"v\":{v}}}").as_bytes()).unwrap();
+            let record = format!("{{\"v\":{v}}}");
+            let inputs = aggs.inputs(record.as_bytes()).unwrap();
             aggs.add(&mut acc, &inputs);
         }
         assert_eq!(
@@ -319,7 +321,8 @@ mod tests {
         let aggs = all();
         let (mut a, mut b, mut both) = (aggs.create(), aggs.create(), aggs.create());
         for (i, v) in [2.5, -1.0, 7.0, 4.0].iter().enumerate() {
-            let inputs = aggs.inputs(format!("{{\"v\":{v}}}").as_bytes()).unwrap();
+            let record = format!("{{\"v\":{v}}}");
+            let inputs = aggs.inputs(record.as_bytes()).unwrap();
             aggs.add(if i % 2 == 0 { &mut a } else { &mut b }, &inputs);
             aggs.add(&mut both, &inputs);
         }

@@ -237,7 +237,7 @@ impl WindowOperator {
         &mut self,
         key: Key,
         ts: i64,
-        inputs: &crate::aggregate::Inputs,
+        inputs: &crate::aggregate::Inputs<'_>,
         out: &mut OperatorOutput,
     ) -> bool {
         let mut windows = std::mem::take(&mut self.scratch);
@@ -272,7 +272,7 @@ impl WindowOperator {
         &mut self,
         key: Key,
         ts: i64,
-        inputs: &crate::aggregate::Inputs,
+        inputs: &crate::aggregate::Inputs<'_>,
         out: &mut OperatorOutput,
     ) -> bool {
         if self.spec.time == TimeDomain::Event && ts.saturating_add(self.lateness) <= self.watermark

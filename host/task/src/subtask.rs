@@ -561,14 +561,14 @@ impl SubtaskRun<'_> {
                         element @ (StreamElement::Watermark(_) | StreamElement::WatermarkStatus(_)),
                     )) => {
                         let advanced = match element {
+                            StreamElement::WatermarkStatus(status) => {
+                                // An idle input no longer holds the minimum back.
+                                watermarks.on_idle(from as usize, status == WatermarkStatus::Idle)
+                            }
                             StreamElement::Watermark(w) => {
                                 watermarks.on_watermark(from as usize, w)
                             }
-                            // An idle input no longer holds the minimum back.
-                            _ => watermarks.on_idle(
-                                from as usize,
-                                element == StreamElement::WatermarkStatus(WatermarkStatus::Idle),
-                            ),
+                            StreamElement::Batch(_) | StreamElement::EndOfInput => None,
                         };
                         if let Some(status) = watermarks.status_change() {
                             self.set_status(status)?;

@@ -227,17 +227,23 @@ impl NexmarkKind {
     }
 }
 
+/// Default Nexmark `seed`.
+pub const NEXMARK_DEFAULT_SEED: u64 = 42;
+/// Default Nexmark `rate`, events per second (Nexmark's own default).
+pub const NEXMARK_DEFAULT_RATE: u64 = 10_000;
+/// Default Nexmark `base_time`: 2015-07-15T00:00:00Z in ms.
+pub const NEXMARK_DEFAULT_BASE_TIME: i64 = 1_436_918_400_000;
+
 fn default_nexmark_seed() -> u64 {
-    42
+    NEXMARK_DEFAULT_SEED
 }
 
 fn default_nexmark_rate() -> u64 {
-    10_000
+    NEXMARK_DEFAULT_RATE
 }
 
-/// 2015-07-15T00:00:00Z in ms.
 fn default_nexmark_base_time() -> i64 {
-    1_436_918_400_000
+    NEXMARK_DEFAULT_BASE_TIME
 }
 
 fn default_record_bytes() -> usize {
