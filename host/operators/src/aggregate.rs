@@ -1,4 +1,6 @@
-//! Built-in aggregates: mergeable accumulators over a record's numeric field.
+//! Window aggregates: the built-in ones (mergeable accumulators over a
+//! record's numeric field) and a user-defined [`AggregateFunction`] (a Wasm
+//! `aggregate` component), whose accumulators the host keeps as bytes.
 
 use serde_json::Value;
 use weir_types::jobgraph::{AggregateFn, AggregateSpec};
@@ -31,16 +33,71 @@ enum Cell {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accumulator {
     cells: Vec<Cell>,
+    /// The user-defined aggregate's accumulator, opaque bytes.
+    udf: Option<Vec<u8>>,
 }
 
-/// The aggregates of an operator: which field each reads and its result name.
-#[derive(Debug, Clone)]
+/// Why a call into a user-defined aggregate failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AggregateCallError {
+    /// The function returned an error for its input (the guest's WIT
+    /// `result`): the records are reported and the job goes on.
+    #[error("{0}")]
+    Rejected(String),
+    /// The function cannot go on (a trap, a limit hit): the task fails.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A user-defined window aggregate, Flink's `AggregateFunction` over
+/// accumulators kept as opaque bytes (so window state holds them without
+/// knowing their shape). Implemented by the Wasm `aggregate` world.
+pub trait AggregateFunction: Send {
+    /// A new, empty accumulator.
+    ///
+    /// # Errors
+    /// [`AggregateCallError::Failed`] when the function cannot run.
+    fn create_accumulator(&mut self) -> Result<Vec<u8>, AggregateCallError>;
+
+    /// `accumulator` with `values` (record values, arrival order) added.
+    ///
+    /// # Errors
+    /// [`AggregateCallError::Rejected`] when the function refuses the
+    /// values (the accumulator passed in stays as it was), `Failed` when it
+    /// cannot run.
+    fn add(&mut self, accumulator: &[u8], values: &[&[u8]]) -> Result<Vec<u8>, AggregateCallError>;
+
+    /// The two accumulators combined (`other` holds the later records).
+    ///
+    /// # Errors
+    /// As [`AggregateFunction::add`].
+    fn merge(&mut self, accumulator: &[u8], other: &[u8]) -> Result<Vec<u8>, AggregateCallError>;
+
+    /// The window's result: JSON object text.
+    ///
+    /// # Errors
+    /// As [`AggregateFunction::add`].
+    fn get_result(&mut self, accumulator: &[u8]) -> Result<String, AggregateCallError>;
+}
+
+/// The aggregates of an operator: which field each reads and its result
+/// name, and the user-defined aggregate, if any.
 pub struct Aggregates {
     specs: Vec<AggregateSpec>,
     /// Distinct fields read, so each record's JSON is parsed once.
     needs_fields: bool,
-    /// Some aggregate keeps whole records (`max_by`, `min_by`).
+    /// Some aggregate keeps whole records (`max_by`, `min_by`, a UDF).
     needs_record: bool,
+    udf: Option<Box<dyn AggregateFunction>>,
+}
+
+impl std::fmt::Debug for Aggregates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregates")
+            .field("specs", &self.specs)
+            .field("udf", &self.udf.is_some())
+            .finish()
+    }
 }
 
 /// What a record contributes: one value per aggregate (`None` for
@@ -53,21 +110,40 @@ pub struct Inputs<'r> {
 }
 
 impl Aggregates {
-    /// The aggregates of a window, in result order.
-    pub fn new(specs: &[AggregateSpec]) -> Self {
+    /// The built-in aggregates of a window, in result order, and the
+    /// user-defined one (its fields come last).
+    pub fn new(specs: &[AggregateSpec], udf: Option<Box<dyn AggregateFunction>>) -> Self {
         Self {
             specs: specs.to_vec(),
             needs_fields: specs.iter().any(|s| s.field.is_some()),
-            needs_record: specs
-                .iter()
-                .any(|s| matches!(s.function, AggregateFn::MaxBy | AggregateFn::MinBy)),
+            needs_record: udf.is_some()
+                || specs
+                    .iter()
+                    .any(|s| matches!(s.function, AggregateFn::MaxBy | AggregateFn::MinBy)),
+            udf,
         }
     }
 
     /// An accumulator with no input yet.
-    pub fn create(&self) -> Accumulator {
-        let cells = self
-            .specs
+    ///
+    /// # Errors
+    /// [`AggregateCallError::Failed`] when the user-defined aggregate fails.
+    pub fn create(&mut self) -> Result<Accumulator, AggregateCallError> {
+        let udf = match &mut self.udf {
+            Some(f) => Some(
+                f.create_accumulator()
+                    .map_err(fatal("create-accumulator"))?,
+            ),
+            None => None,
+        };
+        Ok(Accumulator {
+            cells: self.builtin_cells(),
+            udf,
+        })
+    }
+
+    fn builtin_cells(&self) -> Vec<Cell> {
+        self.specs
             .iter()
             .map(|s| match s.function {
                 AggregateFn::Count => Cell::Count(0),
@@ -81,8 +157,7 @@ impl Aggregates {
                 AggregateFn::MaxBy => Cell::MaxBy(None),
                 AggregateFn::MinBy => Cell::MinBy(None),
             })
-            .collect();
-        Accumulator { cells }
+            .collect()
     }
 
     /// Reads the fields the aggregates need from a JSON record value.
@@ -94,7 +169,7 @@ impl Aggregates {
         if !self.needs_fields {
             return Ok(Inputs {
                 values: vec![None; self.specs.len()],
-                record: None,
+                record: self.needs_record.then_some(value),
             });
         }
         let fields: Vec<&str> = self
@@ -125,8 +200,25 @@ impl Aggregates {
         })
     }
 
-    /// Adds one record's inputs (from [`Aggregates::inputs`]).
-    pub fn add(&self, acc: &mut Accumulator, inputs: &Inputs<'_>) {
+    /// Adds one record's inputs (from [`Aggregates::inputs`]). The
+    /// user-defined aggregate goes first, so a record it rejects changes
+    /// nothing.
+    ///
+    /// # Errors
+    /// [`AggregateCallError`] from the user-defined aggregate.
+    pub fn add(
+        &mut self,
+        acc: &mut Accumulator,
+        inputs: &Inputs<'_>,
+    ) -> Result<(), AggregateCallError> {
+        if let (Some(f), Some(state)) = (&mut self.udf, &mut acc.udf) {
+            *state = f.add(state, &[inputs.record.unwrap_or_default()])?;
+        }
+        self.add_builtin(acc, inputs);
+        Ok(())
+    }
+
+    fn add_builtin(&self, acc: &mut Accumulator, inputs: &Inputs<'_>) {
         for (cell, input) in acc.cells.iter_mut().zip(&inputs.values) {
             let x = *input;
             let record = || inputs.record.unwrap_or_default().to_vec();
@@ -158,7 +250,23 @@ impl Aggregates {
     }
 
     /// Folds `other` into `acc` (both from this `Aggregates`).
-    pub fn merge(&self, acc: &mut Accumulator, other: &Accumulator) {
+    ///
+    /// # Errors
+    /// [`AggregateCallError::Failed`] when the user-defined aggregate fails
+    /// or refuses to merge (accumulators it made itself).
+    pub fn merge(
+        &mut self,
+        acc: &mut Accumulator,
+        other: &Accumulator,
+    ) -> Result<(), AggregateCallError> {
+        if let (Some(f), Some(state), Some(other)) = (&mut self.udf, &mut acc.udf, &other.udf) {
+            *state = f.merge(state, other).map_err(fatal("merge"))?;
+        }
+        self.merge_builtin(acc, other);
+        Ok(())
+    }
+
+    fn merge_builtin(&self, acc: &mut Accumulator, other: &Accumulator) {
         for (cell, o) in acc.cells.iter_mut().zip(&other.cells) {
             match (cell, o) {
                 (Cell::Count(n), Cell::Count(m)) => *n += m,
@@ -191,8 +299,32 @@ impl Aggregates {
         }
     }
 
-    /// Appends `,"name":result` for every aggregate to a JSON object being written.
-    pub fn write_results(&self, acc: &Accumulator, json: &mut String) {
+    /// Appends `,"name":result` for every aggregate to a JSON object being
+    /// written, then the fields of the user-defined aggregate's result.
+    ///
+    /// # Errors
+    /// [`AggregateCallError::Rejected`] when the user-defined aggregate
+    /// returns an error or something that is not a JSON object (nothing is
+    /// appended then), `Failed` when it cannot run.
+    pub fn write_results(
+        &mut self,
+        acc: &Accumulator,
+        json: &mut String,
+    ) -> Result<(), AggregateCallError> {
+        let udf_result = match (&mut self.udf, &acc.udf) {
+            (Some(f), Some(state)) => Some(f.get_result(state)?),
+            _ => None,
+        };
+        let udf_fields = udf_result.as_deref().map(object_fields).transpose()?;
+        self.write_builtin(acc, json);
+        if let Some(fields) = udf_fields.filter(|f| !f.is_empty()) {
+            json.push(',');
+            json.push_str(fields);
+        }
+        Ok(())
+    }
+
+    fn write_builtin(&self, acc: &Accumulator, json: &mut String) {
         for (spec, cell) in self.specs.iter().zip(&acc.cells) {
             json.push(',');
             push_json_string(json, spec.output_name());
@@ -215,6 +347,40 @@ impl Aggregates {
                 Cell::MaxBy(None) | Cell::MinBy(None) => json.push_str("null"),
             }
         }
+    }
+}
+
+/// Names the call in a fatal error; a rejection where none is expected
+/// (`create-accumulator`, `merge`) is fatal too.
+fn fatal(call: &'static str) -> impl Fn(AggregateCallError) -> AggregateCallError {
+    move |e| match e {
+        AggregateCallError::Rejected(m) | AggregateCallError::Failed(m) => {
+            AggregateCallError::Failed(format!("in {call}: {m}"))
+        }
+    }
+}
+
+/// The inside of a JSON object's text (`{...}` without the braces), checked.
+fn object_fields(text: &str) -> Result<&str, AggregateCallError> {
+    let reject = |why: String| {
+        AggregateCallError::Rejected(format!("get-result must return a JSON object: {why}"))
+    };
+    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        Err(e) => Err(reject(e.to_string())),
+        Ok(_) => {
+            let trimmed = text.trim();
+            match trimmed.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(inner) => Ok(inner.trim()),
+                None => Err(reject(format!("got `{}`", truncate(trimmed, 60)))),
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => &s[..at],
+        None => s,
     }
 }
 
@@ -246,28 +412,34 @@ mod tests {
     }
 
     fn all() -> Aggregates {
-        Aggregates::new(&[
-            spec(AggregateFn::Count, None),
-            spec(AggregateFn::Sum, Some("v")),
-            spec(AggregateFn::Min, Some("v")),
-            spec(AggregateFn::Max, Some("v")),
-            spec(AggregateFn::Avg, Some("v")),
-        ])
+        Aggregates::new(
+            &[
+                spec(AggregateFn::Count, None),
+                spec(AggregateFn::Sum, Some("v")),
+                spec(AggregateFn::Min, Some("v")),
+                spec(AggregateFn::Max, Some("v")),
+                spec(AggregateFn::Avg, Some("v")),
+            ],
+            None,
+        )
     }
 
-    fn result(aggs: &Aggregates, acc: &Accumulator) -> String {
+    fn result(aggs: &mut Aggregates, acc: &Accumulator) -> String {
         let mut s = String::from("{\"k\":1");
-        aggs.write_results(acc, &mut s);
+        aggs.write_results(acc, &mut s).unwrap();
         s.push('}');
         s
     }
 
     #[test]
     fn max_by_and_min_by_keep_the_first_record_with_the_extreme_value() {
-        let aggs = Aggregates::new(&[
-            spec(AggregateFn::MaxBy, Some("p")),
-            spec(AggregateFn::MinBy, Some("p")),
-        ]);
+        let mut aggs = Aggregates::new(
+            &[
+                spec(AggregateFn::MaxBy, Some("p")),
+                spec(AggregateFn::MinBy, Some("p")),
+            ],
+            None,
+        );
         let records = [
             r#"{"p":5,"id":"a"}"#,
             r#"{"p":9,"id":"b"}"#,
@@ -275,66 +447,75 @@ mod tests {
             r#"{"p":9,"id":"d"}"#,
             r#"{"p":2,"id":"e"}"#,
         ];
-        let mut acc = aggs.create();
+        let mut acc = aggs.create().unwrap();
         for r in records {
-            aggs.add(&mut acc, &aggs.inputs(r.as_bytes()).unwrap());
+            let inputs = aggs.inputs(r.as_bytes()).unwrap();
+            aggs.add(&mut acc, &inputs).unwrap();
         }
         let expected = r#"{"k":1,"max_by":{"p":9,"id":"b"},"min_by":{"p":2,"id":"c"}}"#;
-        assert_eq!(result(&aggs, &acc), expected);
+        assert_eq!(result(&mut aggs, &acc), expected);
         // Merging in arrival order keeps the same winners.
-        let (mut first, mut second) = (aggs.create(), aggs.create());
+        let (mut first, mut second) = (aggs.create().unwrap(), aggs.create().unwrap());
         for (i, r) in records.iter().enumerate() {
             let half = if i < 2 { &mut first } else { &mut second };
-            aggs.add(half, &aggs.inputs(r.as_bytes()).unwrap());
+            let inputs = aggs.inputs(r.as_bytes()).unwrap();
+            aggs.add(half, &inputs).unwrap();
         }
-        aggs.merge(&mut first, &second);
-        assert_eq!(result(&aggs, &first), expected);
+        aggs.merge(&mut first, &second).unwrap();
+        assert_eq!(result(&mut aggs, &first), expected);
+        let empty = aggs.create().unwrap();
         assert_eq!(
-            result(&aggs, &aggs.create()),
+            result(&mut aggs, &empty),
             r#"{"k":1,"max_by":null,"min_by":null}"#
         );
     }
 
     #[test]
     fn integers_stay_integers_and_floats_do_not() {
-        let aggs = all();
-        let mut acc = aggs.create();
+        let mut aggs = all();
+        let mut acc = aggs.create().unwrap();
         for v in ["3", "1", "8"] {
             let record = format!("{{\"v\":{v}}}");
             let inputs = aggs.inputs(record.as_bytes()).unwrap();
-            aggs.add(&mut acc, &inputs);
+            aggs.add(&mut acc, &inputs).unwrap();
         }
         assert_eq!(
-            result(&aggs, &acc),
+            result(&mut aggs, &acc),
             r#"{"k":1,"count":3,"sum":12,"min":1,"max":8,"avg":4.0}"#
         );
         let inputs = aggs.inputs(br#"{"v":0.5}"#).unwrap();
-        aggs.add(&mut acc, &inputs);
+        aggs.add(&mut acc, &inputs).unwrap();
         assert_eq!(
-            result(&aggs, &acc),
+            result(&mut aggs, &acc),
             r#"{"k":1,"count":4,"sum":12.5,"min":0.5,"max":8,"avg":3.125}"#
         );
     }
 
     #[test]
     fn merge_equals_adding_everything_to_one() {
-        let aggs = all();
-        let (mut a, mut b, mut both) = (aggs.create(), aggs.create(), aggs.create());
+        let mut aggs = all();
+        let (mut a, mut b, mut both) = (
+            aggs.create().unwrap(),
+            aggs.create().unwrap(),
+            aggs.create().unwrap(),
+        );
         for (i, v) in [2.5, -1.0, 7.0, 4.0].iter().enumerate() {
             let record = format!("{{\"v\":{v}}}");
             let inputs = aggs.inputs(record.as_bytes()).unwrap();
-            aggs.add(if i % 2 == 0 { &mut a } else { &mut b }, &inputs);
-            aggs.add(&mut both, &inputs);
+            aggs.add(if i % 2 == 0 { &mut a } else { &mut b }, &inputs)
+                .unwrap();
+            aggs.add(&mut both, &inputs).unwrap();
         }
-        aggs.merge(&mut a, &b);
-        assert_eq!(result(&aggs, &a), result(&aggs, &both));
+        aggs.merge(&mut a, &b).unwrap();
+        assert_eq!(result(&mut aggs, &a), result(&mut aggs, &both));
     }
 
     #[test]
     fn empty_and_bad_inputs() {
-        let aggs = all();
+        let mut aggs = all();
+        let empty = aggs.create().unwrap();
         assert_eq!(
-            result(&aggs, &aggs.create()),
+            result(&mut aggs, &empty),
             r#"{"k":1,"count":0,"sum":0,"min":null,"max":null,"avg":null}"#
         );
         assert_eq!(

@@ -7,13 +7,16 @@
 //!
 //! - [`WindowOperator`]: tumbling, sliding and session windows on event or
 //!   processing time, with allowed lateness, a late side output and the
-//!   built-in aggregates (count, sum, min, max, avg), mergeable for sessions.
+//!   built-in aggregates (count, sum, min, max, avg, max_by, min_by),
+//!   mergeable for sessions, and a user-defined [`AggregateFunction`] (a
+//!   Wasm `aggregate` component) whose accumulators are opaque bytes.
 //! - [`JoinOperator`]: window joins and interval joins of two keyed inputs.
 
 mod aggregate;
 mod join;
 mod window;
 
+pub use aggregate::{AggregateCallError, AggregateFunction};
 pub use join::JoinOperator;
 pub use window::{Window, WindowOperator};
 
@@ -30,6 +33,12 @@ pub struct OperatorOutput {
     pub errors: Vec<(usize, String)>,
     /// Late records dropped because no late output is configured.
     pub dropped_late: u64,
+    /// Problems not tied to one input record (a window result a
+    /// user-defined aggregate refused), reported and skipped.
+    pub problems: Vec<String>,
+    /// The operator cannot go on (a user-defined aggregate trapped): the
+    /// task fails with this message.
+    pub failure: Option<String>,
 }
 
 /// An operator's settings cannot be used.

@@ -27,7 +27,9 @@ use rustc_hash::FxHashMap as HashMap;
 use weir_types::Record;
 use weir_types::jobgraph::{AggregateSpec, TimeDomain, WindowKind, WindowSpec};
 
-use crate::aggregate::{Accumulator, Aggregates, push_json_string};
+use crate::aggregate::{
+    Accumulator, AggregateCallError, AggregateFunction, Aggregates, Inputs, push_json_string,
+};
 use crate::{BuildError, OperatorOutput};
 
 type Key = Vec<u8>;
@@ -105,14 +107,21 @@ pub struct WindowOperator {
     timers: BTreeSet<Timer>,
     watermark: i64,
     scratch: Vec<Window>,
+    /// A user-defined aggregate failed: the operator ignores everything after.
+    failed: bool,
 }
 
 impl WindowOperator {
-    /// A window operator for a validated job's `window` and `aggregate`.
+    /// A window operator for a validated job's `window` and `aggregate`,
+    /// with the user-defined aggregate (the window's `udf`), if any.
     ///
     /// # Errors
     /// [`BuildError`] when `bounds_format` is not a valid strftime pattern.
-    pub fn new(spec: &WindowSpec, aggregates: &[AggregateSpec]) -> Result<Self, BuildError> {
+    pub fn new(
+        spec: &WindowSpec,
+        aggregates: &[AggregateSpec],
+        udf: Option<Box<dyn AggregateFunction>>,
+    ) -> Result<Self, BuildError> {
         let size = spec.size.map_or(1, |d| d.as_i64().max(1));
         let assigner = (spec.kind != WindowKind::Session)
             .then(|| Assigner::new(spec.kind, size, spec.slide.map(|d| d.as_i64().max(1))));
@@ -123,7 +132,7 @@ impl WindowOperator {
             .transpose()?;
         Ok(Self {
             spec: spec.clone(),
-            aggregates: Aggregates::new(aggregates),
+            aggregates: Aggregates::new(aggregates, udf),
             assigner,
             gap: spec.gap.map_or(1, |d| d.as_i64().max(1)),
             lateness: spec.allowed_lateness.as_i64(),
@@ -132,6 +141,7 @@ impl WindowOperator {
             timers: BTreeSet::new(),
             watermark: i64::MIN,
             scratch: Vec::new(),
+            failed: false,
         })
     }
 
@@ -151,9 +161,13 @@ impl WindowOperator {
 
     /// Adds a batch of records; `now_ms` is the wall clock (ms since the
     /// epoch) for processing-time windows. Results of late firings, late
-    /// records and per-record errors go to `out`.
+    /// records and per-record errors go to `out`; a failed user-defined
+    /// aggregate sets `out.failure`.
     pub fn process(&mut self, records: Vec<Record>, now_ms: i64, out: &mut OperatorOutput) {
         for (index, record) in records.into_iter().enumerate() {
+            if self.failed {
+                return;
+            }
             let ts = match self.spec.time {
                 TimeDomain::Processing => now_ms,
                 TimeDomain::Event => match record.timestamp {
@@ -179,6 +193,17 @@ impl WindowOperator {
                 WindowKind::Session => self.add_to_session(key, ts, &inputs, out),
                 _ => self.add_to_windows(key, ts, &inputs, out),
             };
+            let accepted = match accepted {
+                Ok(accepted) => accepted,
+                Err(AggregateCallError::Rejected(message)) => {
+                    out.errors.push((index, message));
+                    continue;
+                }
+                Err(AggregateCallError::Failed(message)) => {
+                    self.fail(message, out);
+                    return;
+                }
+            };
             if !accepted {
                 match &self.spec.late_output {
                     Some(name) => out.side.push((name.clone(), record)),
@@ -186,6 +211,11 @@ impl WindowOperator {
                 }
             }
         }
+    }
+
+    fn fail(&mut self, message: String, out: &mut OperatorOutput) {
+        self.failed = true;
+        out.failure.get_or_insert(message);
     }
 
     /// Is a window past its allowed lateness (dropped, never updated again)?
@@ -237,9 +267,9 @@ impl WindowOperator {
         &mut self,
         key: Key,
         ts: i64,
-        inputs: &crate::aggregate::Inputs<'_>,
+        inputs: &Inputs<'_>,
         out: &mut OperatorOutput,
-    ) -> bool {
+    ) -> Result<bool, AggregateCallError> {
         let mut windows = std::mem::take(&mut self.scratch);
         if let Some(assigner) = self.assigner {
             assigner.assign(ts, &mut windows);
@@ -253,17 +283,30 @@ impl WindowOperator {
             let fired = self.has_fired(w);
             let per_key = Self::windows_of(&mut self.windows, &key);
             let is_new = !per_key.contains_key(&w);
-            let acc = per_key.entry(w).or_insert_with(|| self.aggregates.create());
-            self.aggregates.add(acc, inputs);
+            if is_new {
+                let empty = self.aggregates.create()?;
+                per_key.insert(w, empty);
+            }
+            let Some(acc) = per_key.get_mut(&w) else {
+                continue;
+            };
+            if let Err(e) = self.aggregates.add(acc, inputs) {
+                // A window exists only once a record is in it.
+                if is_new {
+                    self.drop_window(&key, w);
+                }
+                self.scratch = windows;
+                return Err(e);
+            }
             if is_new {
                 self.register_timers(&key, w, fired);
             }
             if fired {
-                out.records.push(self.result(&key, w));
+                self.emit_result(&key, w, out)?;
             }
         }
         self.scratch = windows;
-        accepted
+        Ok(accepted)
     }
 
     /// Session windows: the record's window `[ts, ts + gap)` absorbs every
@@ -272,18 +315,20 @@ impl WindowOperator {
         &mut self,
         key: Key,
         ts: i64,
-        inputs: &crate::aggregate::Inputs<'_>,
+        inputs: &Inputs<'_>,
         out: &mut OperatorOutput,
-    ) -> bool {
+    ) -> Result<bool, AggregateCallError> {
         if self.spec.time == TimeDomain::Event && ts.saturating_add(self.lateness) <= self.watermark
         {
-            return false;
+            return Ok(false);
         }
         let mut merged = Window {
             start: ts,
             end: ts.saturating_add(self.gap),
         };
-        let mut acc = self.aggregates.create();
+        // The record goes in first: one the aggregate rejects merges nothing.
+        let mut acc = self.aggregates.create()?;
+        self.aggregates.add(&mut acc, inputs)?;
         let per_key = Self::windows_of(&mut self.windows, &key);
         let overlapping: Vec<Window> = per_key
             .range(
@@ -297,14 +342,23 @@ impl WindowOperator {
             // Sessions of a key are disjoint, so their ends grow with their starts.
             .take_while(|w| w.end > merged.start)
             .collect();
-        for w in &overlapping {
+        // Oldest session first, so a user-defined merge sees arrival order
+        // as far as sessions have one.
+        let mut combined: Option<Accumulator> = None;
+        for w in overlapping.iter().rev() {
             if let Some(old) = per_key.remove(w) {
-                self.aggregates.merge(&mut acc, &old);
+                match &mut combined {
+                    None => combined = Some(old),
+                    Some(c) => self.aggregates.merge(c, &old)?,
+                }
             }
             merged.start = merged.start.min(w.start);
             merged.end = merged.end.max(w.end);
         }
-        self.aggregates.add(&mut acc, inputs);
+        if let Some(mut c) = combined {
+            self.aggregates.merge(&mut c, &acc)?;
+            acc = c;
+        }
         per_key.insert(merged, acc);
         for w in overlapping {
             for timer in self.timers_of(&key, w, false).into_iter().flatten() {
@@ -314,14 +368,14 @@ impl WindowOperator {
         let fired = self.has_fired(merged);
         self.register_timers(&key, merged, fired);
         if fired {
-            out.records.push(self.result(&key, merged));
+            self.emit_result(&key, merged, out)?;
         }
-        true
+        Ok(true)
     }
 
     /// The watermark advanced: fires and drops event-time windows.
     pub fn on_watermark(&mut self, watermark: i64, out: &mut OperatorOutput) {
-        if watermark <= self.watermark {
+        if watermark <= self.watermark || self.failed {
             return;
         }
         self.watermark = watermark;
@@ -349,6 +403,9 @@ impl WindowOperator {
 
     fn fire_timers_up_to(&mut self, time: i64, out: &mut OperatorOutput) {
         while let Some(first) = self.timers.first() {
+            if self.failed {
+                return;
+            }
             if first.0 > time {
                 break;
             }
@@ -357,8 +414,12 @@ impl WindowOperator {
             };
             match kind {
                 TimerKind::Fire => {
-                    if self.windows.get(&key).is_some_and(|m| m.contains_key(&w)) {
-                        out.records.push(self.result(&key, w));
+                    if self.windows.get(&key).is_some_and(|m| m.contains_key(&w))
+                        && let Err(AggregateCallError::Failed(message)) =
+                            self.emit_result(&key, w, out)
+                    {
+                        self.fail(message, out);
+                        return;
                     }
                     if self.lateness == 0 || self.spec.time == TimeDomain::Processing {
                         self.drop_window(&key, w);
@@ -378,9 +439,19 @@ impl WindowOperator {
         }
     }
 
-    /// The result record of a window: `{key, window_start, window_end,
-    /// aggregates...}`, timestamped with the window's max timestamp.
-    fn result(&self, key: &Key, w: Window) -> Record {
+    /// Emits the result record of a window: `{key, window_start,
+    /// window_end, aggregates...}`, timestamped with the window's max
+    /// timestamp. A result the user-defined aggregate rejects is reported
+    /// as a problem instead.
+    ///
+    /// # Errors
+    /// [`AggregateCallError::Failed`] when the user-defined aggregate fails.
+    fn emit_result(
+        &mut self,
+        key: &Key,
+        w: Window,
+        out: &mut OperatorOutput,
+    ) -> Result<(), AggregateCallError> {
         let mut json = String::with_capacity(96);
         json.push('{');
         push_json_string(&mut json, &self.spec.key_field);
@@ -398,14 +469,27 @@ impl WindowOperator {
         if let Some(per_key) = self.windows.get(key)
             && let Some(acc) = per_key.get(&w)
         {
-            self.aggregates.write_results(acc, &mut json);
+            match self.aggregates.write_results(acc, &mut json) {
+                Ok(()) => {}
+                Err(AggregateCallError::Rejected(message)) => {
+                    out.problems.push(format!(
+                        "window [{}, {}) of key `{}`: {message}",
+                        w.start,
+                        w.end,
+                        String::from_utf8_lossy(key)
+                    ));
+                    return Ok(());
+                }
+                Err(failed) => return Err(failed),
+            }
         }
         json.push('}');
-        Record {
+        out.records.push(Record {
             key: Some(key.clone()),
             value: json.into_bytes(),
             timestamp: Some(w.max_timestamp()),
-        }
+        });
+        Ok(())
     }
 }
 
@@ -465,8 +549,8 @@ mod tests {
 
     #[test]
     fn tumbling_fires_at_the_watermark_and_routes_late_records() {
-        let mut op =
-            WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 0), &count()).expect("valid");
+        let mut op = WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 0), &count(), None)
+            .expect("valid");
         let mut out = OperatorOutput::default();
         op.process(vec![rec("a", 1), rec("a", 9), rec("b", 12)], 0, &mut out);
         op.on_watermark(8, &mut out);
@@ -484,8 +568,8 @@ mod tests {
 
     #[test]
     fn allowed_lateness_refires_then_drops() {
-        let mut op =
-            WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 5), &count()).expect("valid");
+        let mut op = WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 5), &count(), None)
+            .expect("valid");
         let mut out = OperatorOutput::default();
         op.process(vec![rec("a", 1)], 0, &mut out);
         op.on_watermark(10, &mut out);
@@ -500,8 +584,8 @@ mod tests {
 
     #[test]
     fn sessions_merge_when_a_record_bridges_them() {
-        let mut op =
-            WindowOperator::new(&spec(WindowKind::Session, 5, None, 0), &count()).expect("valid");
+        let mut op = WindowOperator::new(&spec(WindowKind::Session, 5, None, 0), &count(), None)
+            .expect("valid");
         let mut out = OperatorOutput::default();
         op.process(vec![rec("a", 0), rec("a", 10), rec("a", 5)], 0, &mut out);
         assert_eq!(op.open_windows(), 3, "windows that only touch stay apart");
@@ -520,7 +604,7 @@ mod tests {
     fn processing_time_fires_on_the_clock_and_at_the_end() {
         let mut s = spec(WindowKind::Tumbling, 100, None, 0);
         s.time = TimeDomain::Processing;
-        let mut op = WindowOperator::new(&s, &count()).expect("valid");
+        let mut op = WindowOperator::new(&s, &count(), None).expect("valid");
         let mut out = OperatorOutput::default();
         op.process(vec![rec("a", 0), rec("a", 0)], 1_050, &mut out);
         op.process(vec![rec("a", 0)], 1_120, &mut out);
@@ -543,7 +627,7 @@ mod tests {
     fn bounds_can_be_formatted_and_bad_formats_are_rejected() {
         let mut s = spec(WindowKind::Tumbling, 3_600_000, None, 0);
         s.bounds_format = Some("%Y-%m-%d %H:%M:%S".into());
-        let mut op = WindowOperator::new(&s, &count()).expect("valid");
+        let mut op = WindowOperator::new(&s, &count(), None).expect("valid");
         let mut out = OperatorOutput::default();
         op.process(vec![rec("a", 1_400_000_000_000)], 0, &mut out);
         op.on_watermark(i64::MAX, &mut out);
@@ -554,6 +638,147 @@ mod tests {
             ]
         );
         s.bounds_format = Some("%Q".into());
-        assert!(WindowOperator::new(&s, &count()).is_err());
+        assert!(WindowOperator::new(&s, &count(), None).is_err());
+    }
+
+    /// A user-defined aggregate written in Rust, standing in for a Wasm
+    /// one: the accumulator is the record values joined by `|`; a value
+    /// containing `bad` is rejected, `trap` fails, and a window whose
+    /// values include `nonobject` gets a result that is not an object.
+    struct Concat;
+
+    impl AggregateFunction for Concat {
+        fn create_accumulator(&mut self) -> Result<Vec<u8>, AggregateCallError> {
+            Ok(Vec::new())
+        }
+
+        fn add(&mut self, acc: &[u8], values: &[&[u8]]) -> Result<Vec<u8>, AggregateCallError> {
+            let mut acc = acc.to_vec();
+            for v in values {
+                let text = String::from_utf8_lossy(v);
+                if text.contains("trap") {
+                    return Err(AggregateCallError::Failed("trapped".into()));
+                }
+                if text.contains("bad") {
+                    return Err(AggregateCallError::Rejected(format!("bad value {text}")));
+                }
+                if !acc.is_empty() {
+                    acc.push(b'|');
+                }
+                acc.extend_from_slice(v);
+            }
+            Ok(acc)
+        }
+
+        fn merge(&mut self, acc: &[u8], other: &[u8]) -> Result<Vec<u8>, AggregateCallError> {
+            Ok([acc, b"|", other].concat())
+        }
+
+        fn get_result(&mut self, acc: &[u8]) -> Result<String, AggregateCallError> {
+            let text = String::from_utf8_lossy(acc);
+            if text.contains("nonobject") {
+                return Ok("[1]".into());
+            }
+            Ok(format!("{{\"seen\":{}}}", serde_json::Value::from(text)))
+        }
+    }
+
+    fn value(key: &str, ts: i64, v: &str) -> Record {
+        Record {
+            value: v.as_bytes().to_vec(),
+            ..rec(key, ts)
+        }
+    }
+
+    fn with_concat(kind: WindowKind, size: i64) -> WindowOperator {
+        WindowOperator::new(&spec(kind, size, None, 0), &count(), Some(Box::new(Concat)))
+            .expect("valid")
+    }
+
+    #[test]
+    fn a_user_defined_aggregate_adds_its_fields_after_the_built_in_ones() {
+        let mut op = with_concat(WindowKind::Tumbling, 10);
+        let mut out = OperatorOutput::default();
+        op.process(vec![value("a", 1, "x"), value("a", 2, "y")], 0, &mut out);
+        op.on_watermark(i64::MAX, &mut out);
+        assert_eq!(
+            values(&out),
+            vec![r#"{"k":"a","window_start":0,"window_end":10,"count":2,"seen":"x|y"}"#]
+        );
+    }
+
+    #[test]
+    fn sessions_merge_user_defined_accumulators_oldest_first() {
+        let mut op = with_concat(WindowKind::Session, 5);
+        let mut out = OperatorOutput::default();
+        op.process(vec![value("a", 0, "p"), value("a", 8, "q")], 0, &mut out);
+        op.process(vec![value("a", 4, "r")], 0, &mut out);
+        op.on_watermark(i64::MAX, &mut out);
+        assert_eq!(
+            values(&out),
+            vec![r#"{"k":"a","window_start":0,"window_end":13,"count":3,"seen":"p|q|r"}"#]
+        );
+    }
+
+    #[test]
+    fn a_rejected_record_changes_no_window_and_is_reported() {
+        let mut op = with_concat(WindowKind::Tumbling, 10);
+        let mut out = OperatorOutput::default();
+        op.process(
+            vec![
+                value("a", 1, "x"),
+                value("a", 2, "bad"),
+                value("b", 3, "bad"),
+            ],
+            0,
+            &mut out,
+        );
+        assert_eq!(
+            out.errors,
+            vec![
+                (1, "bad value bad".to_string()),
+                (2, "bad value bad".to_string())
+            ]
+        );
+        assert_eq!(
+            op.open_windows(),
+            1,
+            "no window for a key whose only record was rejected"
+        );
+        op.on_watermark(i64::MAX, &mut out);
+        assert_eq!(
+            values(&out),
+            vec![r#"{"k":"a","window_start":0,"window_end":10,"count":1,"seen":"x"}"#]
+        );
+    }
+
+    #[test]
+    fn a_failed_user_defined_aggregate_fails_the_operator() {
+        let mut op = with_concat(WindowKind::Tumbling, 10);
+        let mut out = OperatorOutput::default();
+        op.process(vec![value("a", 1, "trap"), value("a", 2, "x")], 0, &mut out);
+        assert_eq!(out.failure.as_deref(), Some("trapped"));
+        op.on_watermark(i64::MAX, &mut out);
+        assert!(out.records.is_empty());
+    }
+
+    #[test]
+    fn a_result_that_is_not_an_object_is_reported_not_emitted() {
+        let mut op = with_concat(WindowKind::Tumbling, 10);
+        let mut out = OperatorOutput::default();
+        op.process(
+            vec![value("a", 1, "nonobject"), value("b", 1, "ok")],
+            0,
+            &mut out,
+        );
+        op.on_watermark(i64::MAX, &mut out);
+        assert_eq!(values(&out).len(), 1);
+        assert_eq!(out.problems.len(), 1);
+        assert!(
+            out.problems[0]
+                .starts_with("window [0, 10) of key `a`: get-result must return a JSON object"),
+            "{:?}",
+            out.problems
+        );
     }
 }

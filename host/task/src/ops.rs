@@ -82,13 +82,13 @@ impl ChainedOp<'_> {
                 let mut out = OperatorOutput::default();
                 let origins = batch.origins;
                 op.process(batch.records, wall_clock_ms(), &mut out);
-                Ok(builtin_output(shared, spec, &origins, out))
+                builtin_output(shared, spec, &origins, out)
             }
             ChainedOp::Join { spec, op } => {
                 let mut out = OperatorOutput::default();
                 let origins = batch.origins;
                 op.process(input, batch.records, &mut out);
-                Ok(builtin_output(shared, spec, &origins, out))
+                builtin_output(shared, spec, &origins, out)
             }
             ChainedOp::Union { .. } => Ok(Emitted {
                 main: batch,
@@ -117,11 +117,11 @@ impl ChainedOp<'_> {
             }
             ChainedOp::Window { spec, op } => {
                 op.on_watermark(watermark, &mut out);
-                builtin_output(shared, spec, &[], out)
+                builtin_output(shared, spec, &[], out)?
             }
             ChainedOp::Join { spec, op } => {
                 op.on_watermark(watermark, &mut out);
-                builtin_output(shared, spec, &[], out)
+                builtin_output(shared, spec, &[], out)?
             }
             _ => Emitted::default(),
         })
@@ -147,7 +147,7 @@ impl ChainedOp<'_> {
             {
                 let mut out = OperatorOutput::default();
                 op.on_processing_time(now_ms, &mut out);
-                builtin_output(shared, spec, &[], out)
+                builtin_output(shared, spec, &[], out)?
             }
             _ => Emitted::default(),
         })
@@ -163,7 +163,7 @@ impl ChainedOp<'_> {
             ChainedOp::Window { spec, op } => {
                 let mut out = OperatorOutput::default();
                 op.end_of_input(&mut out);
-                builtin_output(shared, spec, &[], out)
+                builtin_output(shared, spec, &[], out)?
             }
             _ => Emitted::default(),
         })
@@ -180,13 +180,24 @@ impl ChainedOp<'_> {
 }
 
 /// Turns a built-in operator's output into [`Emitted`], reporting rejected
-/// and dropped-late records.
+/// and dropped-late records and other problems.
+///
+/// # Errors
+/// The operator's failure (a user-defined aggregate trapped).
 fn builtin_output(
     shared: &JobShared<'_>,
     spec: &OperatorSpec,
     origins: &[Origin],
     out: OperatorOutput,
-) -> Emitted {
+) -> Result<Emitted, OpFailure> {
+    if let Some(message) = out.failure {
+        return Err((None, format!("in the aggregate component: {message}")));
+    }
+    for problem in out.problems {
+        shared
+            .metrics()
+            .record_problem(format!("operator `{}`: {problem}", spec.id));
+    }
     for (index, message) in out.errors {
         let at = origins.get(index).map_or_else(
             || format!("input #{index} of a batch"),
@@ -203,10 +214,10 @@ fn builtin_output(
     for record in out.records {
         main.push(record, Origin::DERIVED);
     }
-    Emitted {
+    Ok(Emitted {
         main,
         side: out.side,
-    }
+    })
 }
 
 /// Fires a UDF's due timers of one domain.

@@ -13,9 +13,11 @@ use weir_connectors::{
 };
 use weir_operators::{JoinOperator, WindowOperator};
 use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
-use weir_types::jobgraph::{JobGraph, OperatorRole, SinkKind, StateBackendKind};
+use weir_types::jobgraph::{JobGraph, OperatorRole, OperatorSpec, SinkKind, StateBackendKind};
 use weir_types::{Batch, KeyGroupRange, Origin, Record, StreamElement, WatermarkStatus};
-use weir_wasm::{InstanceLimits, OperatorComponent, RuntimeConfig, SubtaskInfo, WasmRuntime};
+use weir_wasm::{
+    AggregateComponent, InstanceLimits, OperatorComponent, RuntimeConfig, SubtaskInfo, WasmRuntime,
+};
 
 use crate::exchange::{Disconnected, Exchange, Message};
 use crate::graph::{Plan, VertexKind};
@@ -338,7 +340,7 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
 fn run_subtask<'a>(
     shared: &JobShared<'a>,
     plan: &Plan<'a>,
-    components: &HashMap<String, Arc<OperatorComponent>>,
+    components: &HashMap<String, Component>,
     chain: &[usize],
     index: u32,
     head: Head,
@@ -367,29 +369,117 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".to_string())
 }
 
+/// A loaded component: an operator UDF or a window's aggregate function.
+enum Component {
+    Operator(Arc<OperatorComponent>),
+    Aggregate(Arc<AggregateComponent>),
+}
+
 fn load_components(
     job: &JobGraph,
     config: &RunConfig,
     runtime: &WasmRuntime,
-) -> Result<HashMap<String, Arc<OperatorComponent>>, JobError> {
+) -> Result<HashMap<String, Component>, JobError> {
     let mut components = HashMap::new();
     for op in job.operators.iter().filter(|o| o.udf.is_some()) {
         let path = config.udfs.get(&op.id).ok_or_else(|| {
             JobError::Plan(format!("operator `{}` has no compiled component", op.id))
         })?;
-        let component = runtime.load(path).map_err(|source| JobError::Load {
+        let load_error = |source| JobError::Load {
             operator: op.id.clone(),
             source,
-        })?;
-        components.insert(op.id.clone(), Arc::new(component));
+        };
+        let component = match op.role() {
+            OperatorRole::Window(..) => {
+                Component::Aggregate(Arc::new(runtime.load_aggregate(path).map_err(load_error)?))
+            }
+            _ => Component::Operator(Arc::new(runtime.load(path).map_err(load_error)?)),
+        };
+        components.insert(op.id.clone(), component);
     }
     Ok(components)
+}
+
+/// A window's aggregate component behind the operators' [`AggregateFunction`].
+struct WasmAggregate(weir_wasm::AggregateInstance);
+
+/// Sorts an aggregate component's answer: its own error rejects the
+/// input, a trap or limit fails the task.
+fn aggregate_answer<T>(
+    answer: weir_wasm::AggregateResult<T>,
+) -> Result<T, weir_operators::AggregateCallError> {
+    use weir_operators::AggregateCallError;
+    match answer {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(AggregateCallError::Rejected(message)),
+        Err(e) => Err(AggregateCallError::Failed(e.to_string())),
+    }
+}
+
+impl weir_operators::AggregateFunction for WasmAggregate {
+    fn create_accumulator(&mut self) -> Result<Vec<u8>, weir_operators::AggregateCallError> {
+        aggregate_answer(self.0.create_accumulator().map(Ok))
+    }
+
+    fn add(
+        &mut self,
+        accumulator: &[u8],
+        values: &[&[u8]],
+    ) -> Result<Vec<u8>, weir_operators::AggregateCallError> {
+        aggregate_answer(self.0.add(accumulator, values))
+    }
+
+    fn merge(
+        &mut self,
+        accumulator: &[u8],
+        other: &[u8],
+    ) -> Result<Vec<u8>, weir_operators::AggregateCallError> {
+        aggregate_answer(self.0.merge(accumulator, other))
+    }
+
+    fn get_result(
+        &mut self,
+        accumulator: &[u8],
+    ) -> Result<String, weir_operators::AggregateCallError> {
+        aggregate_answer(self.0.get_result(accumulator))
+    }
+}
+
+/// The sandbox limits an operator's job-file entry asks for.
+fn limits_of(spec: &OperatorSpec) -> InstanceLimits {
+    InstanceLimits {
+        memory_bytes: (spec.memory_mib as usize) << 20,
+        call_timeout: Duration::from_millis(spec.call_timeout_ms),
+    }
+}
+
+/// What a component's `open` learns about its subtask.
+fn subtask_info(
+    shared: &JobShared<'_>,
+    spec: &OperatorSpec,
+    index: u32,
+    parallelism: u32,
+) -> SubtaskInfo {
+    SubtaskInfo {
+        operator_id: spec.id.clone(),
+        index,
+        parallelism,
+        max_parallelism: u32::from(shared.job.max_parallelism),
+        attempt: 0,
+    }
+}
+
+/// The operator's `config` as JSON text (`{}` when absent).
+fn config_json(spec: &OperatorSpec) -> String {
+    spec.config
+        .as_ref()
+        .map_or_else(|| "{}".to_string(), |c| c.to_string())
 }
 
 fn build_ops<'a>(
     shared: &JobShared<'a>,
     plan: &Plan<'a>,
-    components: &HashMap<String, Arc<OperatorComponent>>,
+    components: &HashMap<String, Component>,
     chain: &[usize],
     index: u32,
 ) -> Result<Vec<ChainedOp<'a>>, Stop> {
@@ -409,9 +499,9 @@ fn build_ops<'a>(
             VertexKind::Source(_) => {}
             VertexKind::Operator(spec) => match spec.role() {
                 OperatorRole::Udf(_) => {
-                    let component = components
-                        .get(&spec.id)
-                        .ok_or_else(|| fail("component not loaded".into()))?;
+                    let Some(Component::Operator(component)) = components.get(&spec.id) else {
+                        return Err(fail("component not loaded".into()));
+                    };
                     let state = if vertex.is_keyed() {
                         Some(
                             open_state(shared, &spec.id, index, vertex.parallelism)
@@ -420,32 +510,37 @@ fn build_ops<'a>(
                     } else {
                         None
                     };
-                    let limits = InstanceLimits {
-                        memory_bytes: (spec.memory_mib as usize) << 20,
-                        call_timeout: Duration::from_millis(spec.call_timeout_ms),
-                    };
                     let mut instance = component
-                        .instantiate(format!("{}#{index}", spec.id), state, limits)
+                        .instantiate(format!("{}#{index}", spec.id), state, limits_of(spec))
                         .map_err(|e| fail(e.to_string()))?;
-                    let info = SubtaskInfo {
-                        operator_id: spec.id.clone(),
-                        index,
-                        parallelism: vertex.parallelism,
-                        max_parallelism: u32::from(shared.job.max_parallelism),
-                        attempt: 0,
-                    };
-                    let config_json = spec
-                        .config
-                        .as_ref()
-                        .map_or_else(|| "{}".to_string(), |c| c.to_string());
                     instance
-                        .open(&info, &config_json)
+                        .open(
+                            &subtask_info(shared, spec, index, vertex.parallelism),
+                            &config_json(spec),
+                        )
                         .map_err(|e| fail(e.to_string()))?;
                     ops.push(ChainedOp::Udf(UdfOp { spec, instance }));
                 }
-                OperatorRole::Window(window, aggregates) => {
-                    let op =
-                        WindowOperator::new(window, aggregates).map_err(|e| fail(e.to_string()))?;
+                OperatorRole::Window(window, aggregates, udf) => {
+                    let udf: Option<Box<dyn weir_operators::AggregateFunction>> = match udf {
+                        None => None,
+                        Some(_) => {
+                            let Some(Component::Aggregate(component)) = components.get(&spec.id)
+                            else {
+                                return Err(fail("aggregate component not loaded".into()));
+                            };
+                            let instance = component
+                                .instantiate(
+                                    &subtask_info(shared, spec, index, vertex.parallelism),
+                                    &config_json(spec),
+                                    limits_of(spec),
+                                )
+                                .map_err(|e| fail(e.to_string()))?;
+                            Some(Box::new(WasmAggregate(instance)))
+                        }
+                    };
+                    let op = WindowOperator::new(window, aggregates, udf)
+                        .map_err(|e| fail(e.to_string()))?;
                     ops.push(ChainedOp::Window {
                         spec,
                         op: Box::new(op),

@@ -127,17 +127,7 @@ impl WasmRuntime {
     /// [`WasmError::Read`], [`WasmError::NotAComponent`],
     /// [`WasmError::Compile`] or [`WasmError::WorldMismatch`].
     pub fn load(&self, path: &Path) -> Result<OperatorComponent, WasmError> {
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        check_component_header(&bytes).map_err(|reason| WasmError::NotAComponent {
-            path: shown.clone(),
-            reason,
-        })?;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        let component = self.compile_cached(&bytes, &digest, &shown)?;
+        let (component, shown, sha256) = self.compile_file(path)?;
         let pre =
             self.linker
                 .instantiate_pre(&component)
@@ -161,8 +151,34 @@ impl WasmRuntime {
         Ok(OperatorComponent {
             pre,
             path: shown,
-            sha256: digest,
+            sha256,
         })
+    }
+
+    /// Reads, checks and compiles (or takes from the cache) the component
+    /// at `path`; returns it with the path as shown in errors and the
+    /// artifact's SHA-256 (hex).
+    pub(crate) fn compile_file(
+        &self,
+        path: &Path,
+    ) -> Result<(Component, String, String), WasmError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        check_component_header(&bytes).map_err(|reason| WasmError::NotAComponent {
+            path: shown.clone(),
+            reason,
+        })?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let component = self.compile_cached(&bytes, &digest, &shown)?;
+        Ok((component, shown, digest))
+    }
+
+    /// The linker holding WASI and every `weir:operator` import.
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
     }
 
     fn compile_cached(
@@ -273,7 +289,7 @@ impl OperatorComponent {
     }
 }
 
-fn describe_link_error(e: &wasmtime::Error) -> String {
+pub(crate) fn describe_link_error(e: &wasmtime::Error) -> String {
     let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     chain.join(": ")
 }

@@ -141,30 +141,7 @@ impl OperatorComponent {
         state: Option<KeyedState>,
         limits: InstanceLimits,
     ) -> Result<OperatorInstance, WasmError> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        // Locked down: no preopens, no network, no stdin, stdout discarded.
-        let wasi = WasiCtxBuilder::new()
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .build();
-        let host = HostState {
-            wasi,
-            table: ResourceTable::new(),
-            stderr,
-            state,
-            name,
-            memory_limit_bytes: limits.memory_bytes,
-            memory_limit_hit: false,
-            host_error: None,
-            watermark: i64::MIN,
-        };
-        let mut store = Store::new(self.pre.engine(), host);
-        store.limiter(|s| s);
-        store.epoch_deadline_trap();
-        let deadline_ticks =
-            (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(deadline_ticks);
+        let (mut store, deadline_ticks) = new_store(self.pre.engine(), name, state, limits);
         let bindings = match &self.pre {
             Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
             Pre::V0_1(pre) => pre.instantiate(&mut store).map(Bindings::V0_1),
@@ -180,6 +157,40 @@ impl OperatorComponent {
             poisoned: false,
         })
     }
+}
+
+/// A locked-down sandbox for one instance: no preopens, no network, no
+/// stdin, stdout discarded, stderr captured; the memory cap and the call
+/// deadline (in epoch ticks, returned) armed.
+pub(crate) fn new_store(
+    engine: &wasmtime::Engine,
+    name: String,
+    state: Option<KeyedState>,
+    limits: InstanceLimits,
+) -> (Store<HostState>, u64) {
+    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let wasi = WasiCtxBuilder::new()
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .build();
+    let host = HostState {
+        wasi,
+        table: ResourceTable::new(),
+        stderr,
+        state,
+        name,
+        memory_limit_bytes: limits.memory_bytes,
+        memory_limit_hit: false,
+        host_error: None,
+        watermark: i64::MIN,
+    };
+    let mut store = Store::new(engine, host);
+    store.limiter(|s| s);
+    store.epoch_deadline_trap();
+    let deadline_ticks = (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+    store.set_epoch_deadline(deadline_ticks);
+    (store, deadline_ticks)
 }
 
 impl OperatorInstance {
@@ -476,7 +487,11 @@ fn from_wit_v0_1(output: wit_v0_1::Output) -> Output {
 
 /// Turns a wasmtime error into a [`WasmError::Trap`] of the right kind, with
 /// the tail of the guest's stderr (where a Rust panic message lands).
-fn classify(store: &mut Store<HostState>, e: &wasmtime::Error, timeout: Duration) -> WasmError {
+pub(crate) fn classify(
+    store: &mut Store<HostState>,
+    e: &wasmtime::Error,
+    timeout: Duration,
+) -> WasmError {
     let data = store.data_mut();
     if data.memory_limit_hit {
         return WasmError::Trap {

@@ -10,6 +10,10 @@
 //! `weir:operator` imports (keyed state over [`weir_state::KeyedState`],
 //! logging through `tracing`).
 //!
+//! [`AggregateComponent`] / [`AggregateInstance`] are the same for window
+//! aggregate components (the `aggregate` world: create-accumulator, add,
+//! merge, get-result over accumulators the host keeps as bytes).
+//!
 //! The host only ever calls `process` with whole batches: a component call
 //! costs ~150–250 ns, which per record would dominate everything else.
 //!
@@ -41,8 +45,24 @@ mod bindings_v0_1 {
         imports: { default: trappable },
     });
 }
+/// Host bindings of the `aggregate` world (window aggregate components),
+/// sharing the types and logging of the `operator` world's bindings.
+mod bindings_aggregate {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "weir:operator/aggregate",
+        imports: { default: trappable },
+        with: {
+            "weir:operator/types": crate::bindings::weir::operator::types,
+            "weir:operator/logging": crate::bindings::weir::operator::logging,
+        },
+    });
+}
+mod aggregate;
 mod instance;
 
+pub use aggregate::{AggregateComponent, AggregateInstance, AggregateResult};
 pub use component::{OperatorComponent, RuntimeConfig, WasmRuntime};
 pub use instance::{
     InstanceLimits, OperatorInstance, Output, ProcessFailure, SubtaskInfo, TrapKind,

@@ -353,7 +353,9 @@ pub struct OperatorSpec {
     /// How records reach this operator's subtasks (default `forward`).
     #[serde(default)]
     pub partition: Partitioning,
-    /// The user function: a Rust UDF source directory or a `.wasm` component.
+    /// The user function: a Rust UDF source directory or a `.wasm`
+    /// component. With `window`, the window's aggregate function (a
+    /// component of the `aggregate` world).
     pub udf: Option<PathBuf>,
     /// A built-in window aggregation (with `aggregate`).
     pub window: Option<WindowSpec>,
@@ -379,8 +381,9 @@ pub struct OperatorSpec {
 pub enum OperatorRole<'a> {
     /// A Wasm UDF (`udf`), over one input or the union of several.
     Udf(&'a Path),
-    /// A built-in window aggregation (`window` + `aggregate`).
-    Window(&'a WindowSpec, &'a [AggregateSpec]),
+    /// A built-in window aggregation (`window` + `aggregate`, and/or an
+    /// aggregate component in `udf`).
+    Window(&'a WindowSpec, &'a [AggregateSpec], Option<&'a Path>),
     /// A built-in join of two inputs (`join`).
     Join(&'a JoinSpec),
     /// Several inputs merged into one stream, nothing else.
@@ -390,10 +393,14 @@ pub enum OperatorRole<'a> {
 impl OperatorSpec {
     /// What the operator does. Only meaningful on a validated job.
     pub fn role(&self) -> OperatorRole<'_> {
-        if let Some(udf) = &self.udf {
+        if let Some(window) = &self.window {
+            OperatorRole::Window(
+                window,
+                self.aggregate.as_deref().unwrap_or_default(),
+                self.udf.as_deref(),
+            )
+        } else if let Some(udf) = &self.udf {
             OperatorRole::Udf(udf)
-        } else if let Some(window) = &self.window {
-            OperatorRole::Window(window, self.aggregate.as_deref().unwrap_or_default())
         } else if let Some(join) = &self.join {
             OperatorRole::Join(join)
         } else {
@@ -649,8 +656,9 @@ impl JobGraph {
         Ok(())
     }
 
-    /// An operator sets exactly one of `udf`, `window` (+ `aggregate`) and
-    /// `join`, or none with several inputs (a union).
+    /// An operator sets exactly one of `udf`, `window` (+ `aggregate`
+    /// and/or an aggregate `udf`) and `join`, or none with several inputs
+    /// (a union).
     fn check_role(
         &self,
         i: usize,
@@ -658,7 +666,8 @@ impl JobGraph {
     ) -> Result<(), (String, Option<String>, String)> {
         let field = format!("operators[{i}]");
         let set = [
-            ("udf", o.udf.is_some()),
+            // With a window, `udf` is its aggregate function.
+            ("udf", o.udf.is_some() && o.window.is_none()),
             ("window", o.window.is_some()),
             ("join", o.join.is_some()),
         ];
@@ -688,10 +697,14 @@ impl JobGraph {
                 ),
             ),
             OperatorRole::Union => Ok(()),
-            OperatorRole::Window(window, aggregates) => {
+            OperatorRole::Window(window, aggregates, udf) => {
                 builtin::check_window(window).or_else(|(f, m)| bad(&format!(".window.{f}"), m))?;
-                if aggregates.is_empty() {
-                    return bad(".aggregate", "a window needs at least one aggregate".into());
+                if aggregates.is_empty() && udf.is_none() {
+                    return bad(
+                        ".aggregate",
+                        "a window needs at least one aggregate, or an aggregate component in `udf`"
+                            .into(),
+                    );
                 }
                 let mut names = HashSet::new();
                 for (a, agg) in aggregates.iter().enumerate() {
@@ -969,7 +982,7 @@ sinks:
             "  - id: op\n    input: a\n    partition: key_by\n    window: { type: sliding, size: 1day, slide: 1h, late_output: late }\n    aggregate: [{ fn: max, field: value }, { fn: count, as: n }]\n",
         ))
         .expect("valid");
-        let OperatorRole::Window(window, aggregates) = job.operators[0].role() else {
+        let OperatorRole::Window(window, aggregates, None) = job.operators[0].role() else {
             panic!("a window")
         };
         assert_eq!(window.size, Some(DurationMs(86_400_000)));
@@ -979,6 +992,17 @@ sinks:
         assert_eq!(window.key_field, "key");
         assert_eq!(aggregates[0].output_name(), "max");
         assert_eq!(aggregates[1].output_name(), "n");
+        // With a window, `udf` is the window's aggregate component, alone
+        // or beside built-in aggregates.
+        let job = parse(&with_operator(
+            "  - id: op\n    input: a\n    partition: key_by\n    window: { type: tumbling, size: 1h }\n    udf: agg.wasm\n",
+        ))
+        .expect("valid");
+        let OperatorRole::Window(_, aggregates, Some(udf)) = job.operators[0].role() else {
+            panic!("not a window with an aggregate component");
+        };
+        assert!(aggregates.is_empty());
+        assert_eq!(udf, Path::new("agg.wasm"));
     }
 
     #[test]
@@ -1005,8 +1029,8 @@ sinks:
                 "operators[0].partition: a window over a non-keyed stream",
             ),
             (
-                "    partition: key_by\n    window: { type: tumbling, size: 1h }\n    aggregate: [{ fn: count }]\n    udf: x.wasm\n",
-                "sets udf and window",
+                "    partition: key_by\n    join: { type: window, window: { type: tumbling, size: 1h } }\n    udf: x.wasm\n",
+                "sets udf and join",
             ),
             (
                 "    partition: key_by\n    join: { type: interval, lower: 5s, upper: -5s }\n",
