@@ -1,0 +1,211 @@
+//! Checkpoint settings under Flink's configuration keys.
+
+use std::path::PathBuf;
+
+/// A configuration key or value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not a key Weir knows.
+    #[error("unknown configuration key `{key}`; known keys: {known}")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// The keys Weir reads, comma-separated.
+        known: String,
+    },
+    /// The value does not fit the key.
+    #[error("bad value `{value}` for `{key}`: {reason}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// Not `key=value`.
+    #[error("`{0}` is not `key=value`")]
+    NotAPair(String),
+}
+
+/// How a job checkpoints. Defaults are Flink's, except that the checkpoint
+/// directory defaults to `./weir-checkpoints`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// `execution.checkpointing.interval`: ms between checkpoint triggers;
+    /// `None` (the default) disables checkpointing.
+    pub interval_ms: Option<u64>,
+    /// `execution.checkpointing.timeout`: ms before a checkpoint in flight
+    /// is aborted (default 10 min).
+    pub timeout_ms: u64,
+    /// `execution.checkpointing.min-pause`: ms from the end of one
+    /// checkpoint to the start of the next (default 0).
+    pub min_pause_ms: u64,
+    /// `execution.checkpointing.tolerable-failed-checkpoints`: consecutive
+    /// failed checkpoints that do not fail the job (default 0).
+    pub tolerable_failures: u32,
+    /// `state.checkpoints.dir`: a directory or an object-store URL
+    /// (`file:///...`; `s3://`, `az://`, `gs://` are recognised but need a
+    /// build with those stores).
+    pub dir: String,
+    /// `state.checkpoints.num-retained`: completed checkpoints kept (default 5).
+    pub num_retained: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: None,
+            timeout_ms: 600_000,
+            min_pause_ms: 0,
+            tolerable_failures: 0,
+            dir: "weir-checkpoints".into(),
+            num_retained: 5,
+        }
+    }
+}
+
+const KEYS: [&str; 6] = [
+    "execution.checkpointing.interval",
+    "execution.checkpointing.timeout",
+    "execution.checkpointing.min-pause",
+    "execution.checkpointing.tolerable-failed-checkpoints",
+    "state.checkpoints.dir",
+    "state.checkpoints.num-retained",
+];
+
+impl CheckpointConfig {
+    /// Is `key` one of the keys this struct reads?
+    pub fn knows(key: &str) -> bool {
+        KEYS.contains(&key)
+    }
+
+    /// Applies one `key`/`value` setting (as `-Dkey=value` gives it).
+    /// Durations are ms or text (`500ms`, `10s`, `1min`); `0`, `off` or
+    /// `none` for the interval disables checkpointing.
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownKey`] or [`ConfigError::BadValue`].
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |reason: &str| ConfigError::BadValue {
+            key: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        };
+        let duration = || {
+            parse_duration_ms(value)
+                .ok_or_else(|| bad("expected a duration such as 500ms, 10s or 1min"))
+        };
+        let count = || {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| bad("expected a whole number"))
+        };
+        match key {
+            "execution.checkpointing.interval" => {
+                self.interval_ms = match value.trim() {
+                    "off" | "none" => None,
+                    _ => Some(duration()?).filter(|ms| *ms > 0),
+                };
+            }
+            "execution.checkpointing.timeout" => {
+                self.timeout_ms = Some(duration()?)
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| bad("must be more than 0"))?;
+            }
+            "execution.checkpointing.min-pause" => self.min_pause_ms = duration()?,
+            "execution.checkpointing.tolerable-failed-checkpoints" => {
+                self.tolerable_failures = u32::try_from(count()?).map_err(|_| bad("too large"))?;
+            }
+            "state.checkpoints.dir" => {
+                if value.trim().is_empty() {
+                    return Err(bad("must not be empty"));
+                }
+                self.dir = value.trim().to_string();
+            }
+            "state.checkpoints.num-retained" => {
+                self.num_retained = usize::try_from(count()?)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad("must be at least 1"))?;
+            }
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key: key.into(),
+                    known: KEYS.join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a `key=value` pair.
+    ///
+    /// # Errors
+    /// [`ConfigError::NotAPair`] or what [`CheckpointConfig::set`] returns.
+    pub fn set_pair(&mut self, pair: &str) -> Result<(), ConfigError> {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| ConfigError::NotAPair(pair.into()))?;
+        self.set(key.trim(), value)
+    }
+
+    /// The checkpoint directory as a local path, when it is one.
+    pub fn local_dir(&self) -> Option<PathBuf> {
+        match self.dir.split_once("://") {
+            None => Some(PathBuf::from(&self.dir)),
+            Some(("file", path)) => Some(PathBuf::from(path)),
+            Some(_) => None,
+        }
+    }
+}
+
+/// `1500`, `500ms`, `10s`, `1min`, `1h` as ms (`humantime`'s format).
+fn parse_duration_ms(text: &str) -> Option<u64> {
+    weir_types::jobgraph::parse_duration_ms(text.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flink_keys_set_typed_values() {
+        let mut c = CheckpointConfig::default();
+        assert_eq!(c.interval_ms, None);
+        c.set_pair("execution.checkpointing.interval=500ms")
+            .unwrap();
+        c.set_pair("execution.checkpointing.timeout=1min").unwrap();
+        c.set_pair("state.checkpoints.num-retained=3").unwrap();
+        c.set_pair("state.checkpoints.dir=file:///tmp/ck").unwrap();
+        assert_eq!(c.interval_ms, Some(500));
+        assert_eq!(c.timeout_ms, 60_000);
+        assert_eq!(c.num_retained, 3);
+        assert_eq!(c.local_dir(), Some(PathBuf::from("/tmp/ck")));
+        c.set_pair("execution.checkpointing.interval=off").unwrap();
+        assert_eq!(c.interval_ms, None);
+    }
+
+    #[test]
+    fn bad_keys_and_values_say_what_is_wrong() {
+        let mut c = CheckpointConfig::default();
+        let e = c
+            .set_pair("execution.checkpointing.intervall=1s")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown configuration key `execution.checkpointing.intervall`")
+        );
+        let e = c.set_pair("state.checkpoints.num-retained=0").unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
+        let e = c
+            .set_pair("execution.checkpointing.interval=soon")
+            .unwrap_err();
+        assert!(e.to_string().contains("expected a duration"), "{e}");
+        assert!(matches!(
+            c.set_pair("nothing"),
+            Err(ConfigError::NotAPair(_))
+        ));
+    }
+}

@@ -1,0 +1,32 @@
+//! Exactly-once checkpoints: Flink's asynchronous barrier snapshotting
+//! (Carbone et al., "Lightweight Asynchronous Snapshots for Distributed
+//! Dataflows", 2015), as plain state machines plus storage.
+//!
+//! - [`CheckpointCoordinator`]: when to trigger checkpoint *n*, which
+//!   subtasks must acknowledge it, timeouts, the minimum pause between
+//!   checkpoints, tolerable failures, and per-checkpoint statistics. Time
+//!   is an argument (`now_ms`), so tests drive it without clocks.
+//! - [`BarrierAligner`]: a subtask with several producers blocks each
+//!   producer from the moment its barrier *n* arrives until barrier *n*
+//!   arrived from all of them (exactly-once alignment).
+//! - [`CheckpointStorage`]: checkpoint directories through the
+//!   `object_store` crate (a local directory by default): per-subtask state
+//!   files, `_metadata` written last and atomically, retention of the last
+//!   N completed checkpoints, and discovery of the latest one.
+//! - [`CheckpointConfig`]: Flink's configuration keys
+//!   (`execution.checkpointing.interval`, `state.checkpoints.dir`, ...).
+
+mod aligner;
+mod config;
+mod coordinator;
+mod storage;
+
+pub use aligner::{Alignment, BarrierAligner};
+pub use config::{CheckpointConfig, ConfigError};
+pub use coordinator::{
+    Acknowledgement, CheckpointAction, CheckpointCoordinator, CheckpointStats, TaskId,
+};
+pub use storage::{CheckpointMetadata, CheckpointStorage, StorageError, SubtaskState};
+
+/// A checkpoint's number: 1, 2, ... in trigger order.
+pub type CheckpointId = u64;

@@ -1,0 +1,453 @@
+//! Checkpoint storage through `object_store`.
+//!
+//! Layout under `<state.checkpoints.dir>/<job>/`:
+//! - `chk-<id>/<task>.state`: one file per subtask with state (opaque bytes
+//!   the task wrote);
+//! - `chk-<id>/_metadata`: JSON [`CheckpointMetadata`], written last, so a
+//!   checkpoint without it never completed. `object_store` writes it to a
+//!   temporary name and renames it (local files), or puts it in one request
+//!   (object stores): a reader never sees half of it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use serde::{Deserialize, Serialize};
+
+use crate::{CheckpointConfig, CheckpointId};
+
+/// A storage operation failed; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The checkpoint directory cannot be used.
+    #[error("cannot use checkpoint directory `{dir}`: {reason}")]
+    Open {
+        /// The configured directory or URL.
+        dir: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("checkpoint file {file}: {reason}")]
+    File {
+        /// The file, as a full location.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// A metadata file is not valid.
+    #[error("checkpoint metadata {file} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// No completed checkpoint exists.
+    #[error("no completed checkpoint of job `{job}` under {dir}")]
+    NoCheckpoint {
+        /// The job.
+        job: String,
+        /// Where we looked.
+        dir: String,
+    },
+}
+
+/// One subtask's part of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubtaskState {
+    /// Its state file, relative to the job's directory (`chk-7/x-0.state`);
+    /// `None` when it had no state.
+    pub file: Option<String>,
+    /// Bytes of state.
+    pub size_bytes: u64,
+}
+
+/// What `_metadata` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointMetadata {
+    /// Format version of this file (1).
+    pub version: u32,
+    /// The job's name.
+    pub job: String,
+    /// The checkpoint.
+    pub id: CheckpointId,
+    /// When it completed, ms since the epoch.
+    pub completed_ms: i64,
+    /// Parallelism of every vertex when it was taken.
+    pub parallelism: BTreeMap<String, u32>,
+    /// Every subtask's state, by `vertex#index`.
+    pub tasks: BTreeMap<String, SubtaskState>,
+}
+
+/// The checkpoints of one job in one checkpoint directory.
+pub struct CheckpointStorage {
+    store: Arc<dyn ObjectStore>,
+    /// The job's directory inside the store.
+    root: StorePath,
+    /// For messages: the configured directory and the job.
+    shown: String,
+    job: String,
+}
+
+impl std::fmt::Debug for CheckpointStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointStorage")
+            .field("dir", &self.shown)
+            .finish()
+    }
+}
+
+const METADATA: &str = "_metadata";
+
+/// Runs an `object_store` future here. The local store does its I/O inline
+/// when no tokio runtime is around, so no runtime is needed.
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+impl CheckpointStorage {
+    /// The storage of job `job` under the configured checkpoint directory:
+    /// a local path (created if missing) or a URL `object_store` supports.
+    ///
+    /// # Errors
+    /// [`StorageError::Open`] when the directory cannot be created or the
+    /// URL's store is not available in this build.
+    pub fn open(config: &CheckpointConfig, job: &str) -> Result<Self, StorageError> {
+        let open_error = |reason: String| StorageError::Open {
+            dir: config.dir.clone(),
+            reason,
+        };
+        let (store, base): (Arc<dyn ObjectStore>, StorePath) = match config.local_dir() {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir).map_err(|e| open_error(e.to_string()))?;
+                let store = LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|e| open_error(e.to_string()))?;
+                (Arc::new(store), StorePath::default())
+            }
+            None => {
+                let url = url::Url::parse(&config.dir).map_err(|e| open_error(e.to_string()))?;
+                let (store, path) = object_store::parse_url(&url).map_err(|e| {
+                    open_error(format!(
+                        "{e} (this build of Weir has only the local file system store)"
+                    ))
+                })?;
+                (Arc::from(store), path)
+            }
+        };
+        Ok(Self {
+            store,
+            root: base.child(job),
+            shown: config.dir.clone(),
+            job: job.to_string(),
+        })
+    }
+
+    fn location(&self, relative: &str) -> StorePath {
+        let mut path = self.root.clone();
+        for part in relative.split('/') {
+            path = path.child(part);
+        }
+        path
+    }
+
+    fn shown(&self, relative: &str) -> String {
+        format!(
+            "{}/{}/{relative}",
+            self.shown.trim_end_matches('/'),
+            self.job
+        )
+    }
+
+    fn file_error(&self, relative: &str, e: impl std::fmt::Display) -> StorageError {
+        StorageError::File {
+            file: self.shown(relative),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Writes one subtask's state of checkpoint `id` as `chk-<id>/<task>.state`
+    /// and returns that relative name.
+    ///
+    /// # Errors
+    /// [`StorageError::File`].
+    pub fn write_state(
+        &self,
+        id: CheckpointId,
+        task: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, StorageError> {
+        let relative = format!("chk-{id}/{}.state", task.replace(['/', '#'], "-"));
+        run(self.store.put(&self.location(&relative), bytes.into()))
+            .map_err(|e| self.file_error(&relative, e))?;
+        Ok(relative)
+    }
+
+    /// Reads a state file named in a checkpoint's metadata.
+    ///
+    /// # Errors
+    /// [`StorageError::File`] when it is missing or unreadable.
+    pub fn read_state(&self, relative: &str) -> Result<Vec<u8>, StorageError> {
+        let result = run(self.store.get(&self.location(relative)))
+            .map_err(|e| self.file_error(relative, e))?;
+        let bytes = run(result.bytes()).map_err(|e| self.file_error(relative, e))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Marks checkpoint `metadata.id` complete by writing its `_metadata`,
+    /// then keeps only the newest `retained` completed checkpoints and
+    /// deletes directories of checkpoints that never completed and are
+    /// older than this one.
+    ///
+    /// # Errors
+    /// [`StorageError::File`] when the metadata cannot be written. Failed
+    /// deletions are logged, not returned (the checkpoint is complete).
+    pub fn complete(
+        &self,
+        metadata: &CheckpointMetadata,
+        retained: usize,
+    ) -> Result<(), StorageError> {
+        let relative = format!("chk-{}/{METADATA}", metadata.id);
+        let json =
+            serde_json::to_vec_pretty(metadata).map_err(|e| self.file_error(&relative, e))?;
+        run(self.store.put(&self.location(&relative), json.into()))
+            .map_err(|e| self.file_error(&relative, e))?;
+        if let Err(e) = self.clean_up(metadata.id, retained) {
+            tracing::warn!("cleaning up old checkpoints: {e}");
+        }
+        Ok(())
+    }
+
+    /// Ids of checkpoint directories (complete or not) and whether each has
+    /// `_metadata`.
+    fn directories(&self) -> Result<BTreeMap<CheckpointId, bool>, StorageError> {
+        let listing: Vec<_> = run(self.store.list(Some(&self.root)).try_collect())
+            .map_err(|e| self.file_error("", e))?;
+        let mut found = BTreeMap::new();
+        for object in listing {
+            let parts: Vec<_> = object
+                .location
+                .prefix_match(&self.root)
+                .into_iter()
+                .flatten()
+                .collect();
+            let Some(dir) = parts.first() else { continue };
+            let Some(id) = dir
+                .as_ref()
+                .strip_prefix("chk-")
+                .and_then(|n| n.parse().ok())
+            else {
+                continue;
+            };
+            let is_metadata = parts.get(1).is_some_and(|p| p.as_ref() == METADATA);
+            let entry = found.entry(id).or_insert(false);
+            *entry |= is_metadata;
+        }
+        Ok(found)
+    }
+
+    fn clean_up(&self, newest: CheckpointId, retained: usize) -> Result<(), StorageError> {
+        let dirs = self.directories()?;
+        let complete: Vec<CheckpointId> = dirs
+            .iter()
+            .filter(|(_, m)| **m)
+            .map(|(id, _)| *id)
+            .collect();
+        let keep: Vec<CheckpointId> = complete.iter().rev().take(retained).copied().collect();
+        for (id, has_metadata) in dirs {
+            let obsolete = if has_metadata {
+                !keep.contains(&id)
+            } else {
+                id < newest
+            };
+            if obsolete {
+                self.delete_checkpoint(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every file of checkpoint `id`.
+    ///
+    /// # Errors
+    /// [`StorageError::File`].
+    pub fn delete_checkpoint(&self, id: CheckpointId) -> Result<(), StorageError> {
+        let dir = self.root.child(format!("chk-{id}"));
+        let files: Vec<_> = run(self.store.list(Some(&dir)).try_collect())
+            .map_err(|e| self.file_error(&format!("chk-{id}"), e))?;
+        // Metadata first: a half-deleted checkpoint must not look complete.
+        let mut files: Vec<StorePath> = files.into_iter().map(|m| m.location).collect();
+        files.sort_by_key(|p| p.filename() != Some(METADATA));
+        for file in files {
+            run(self.store.delete(&file)).map_err(|e| self.file_error(file.as_ref(), e))?;
+        }
+        if let Some(local) = self.local_job_dir() {
+            let _ = std::fs::remove_dir(local.join(format!("chk-{id}")));
+        }
+        Ok(())
+    }
+
+    fn local_job_dir(&self) -> Option<std::path::PathBuf> {
+        let config = CheckpointConfig {
+            dir: self.shown.clone(),
+            ..CheckpointConfig::default()
+        };
+        config.local_dir().map(|d| d.join(&self.job))
+    }
+
+    /// Ids of the completed checkpoints, oldest first.
+    ///
+    /// # Errors
+    /// [`StorageError::File`] when the directory cannot be listed.
+    pub fn completed(&self) -> Result<Vec<CheckpointId>, StorageError> {
+        Ok(self
+            .directories()?
+            .into_iter()
+            .filter(|(_, m)| *m)
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Reads and checks the metadata of checkpoint `id`, and that every
+    /// state file it names exists.
+    ///
+    /// # Errors
+    /// [`StorageError::File`] (missing or unreadable, naming the file) or
+    /// [`StorageError::Corrupt`].
+    pub fn load(&self, id: CheckpointId) -> Result<CheckpointMetadata, StorageError> {
+        let relative = format!("chk-{id}/{METADATA}");
+        let bytes = self.read_state(&relative)?;
+        let metadata: CheckpointMetadata =
+            serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+                file: self.shown(&relative),
+                reason: e.to_string(),
+            })?;
+        if metadata.id != id || metadata.job != self.job || metadata.version != 1 {
+            return Err(StorageError::Corrupt {
+                file: self.shown(&relative),
+                reason: format!(
+                    "it describes checkpoint {} of job `{}` (format {})",
+                    metadata.id, metadata.job, metadata.version
+                ),
+            });
+        }
+        for file in metadata.tasks.values().filter_map(|t| t.file.as_deref()) {
+            run(self.store.head(&self.location(file))).map_err(|e| self.file_error(file, e))?;
+        }
+        Ok(metadata)
+    }
+
+    /// The newest completed checkpoint that loads, falling back to older
+    /// retained ones when the newest is damaged (each skip is logged and
+    /// returned as a warning).
+    ///
+    /// # Errors
+    /// [`StorageError::NoCheckpoint`] when none exists; the newest one's
+    /// error when none loads.
+    pub fn latest(&self) -> Result<(CheckpointMetadata, Vec<String>), StorageError> {
+        let mut warnings = Vec::new();
+        let mut first_error = None;
+        for id in self.completed()?.into_iter().rev() {
+            match self.load(id) {
+                Ok(metadata) => return Ok((metadata, warnings)),
+                Err(e) => {
+                    tracing::warn!("skipping checkpoint {id}: {e}");
+                    warnings.push(format!("skipped checkpoint {id}: {e}"));
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| StorageError::NoCheckpoint {
+            job: self.job.clone(),
+            dir: self.shown.clone(),
+        }))
+    }
+
+    /// A checkpoint directory given by path (`.../<job>/chk-<id>`): its id.
+    pub fn id_of_dir(dir: &std::path::Path) -> Option<CheckpointId> {
+        dir.file_name()?
+            .to_str()?
+            .strip_prefix("chk-")?
+            .parse()
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage(dir: &std::path::Path) -> CheckpointStorage {
+        let config = CheckpointConfig {
+            dir: dir.display().to_string(),
+            ..CheckpointConfig::default()
+        };
+        CheckpointStorage::open(&config, "job").unwrap()
+    }
+
+    fn complete(s: &CheckpointStorage, id: CheckpointId, retained: usize) {
+        let file = s.write_state(id, "op#0", vec![id as u8; 10]).unwrap();
+        let metadata = CheckpointMetadata {
+            version: 1,
+            job: "job".into(),
+            id,
+            completed_ms: 0,
+            parallelism: BTreeMap::from([("op".into(), 1)]),
+            tasks: BTreeMap::from([(
+                "op#0".into(),
+                SubtaskState {
+                    file: Some(file),
+                    size_bytes: 10,
+                },
+            )]),
+        };
+        s.complete(&metadata, retained).unwrap();
+    }
+
+    #[test]
+    fn only_the_newest_n_remain_and_no_file_is_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path());
+        // An aborted checkpoint leaves a state file without metadata.
+        s.write_state(2, "op#0", vec![1]).unwrap();
+        for id in [1, 3, 4, 5, 6] {
+            complete(&s, id, 3);
+        }
+        assert_eq!(s.completed().unwrap(), vec![4, 5, 6]);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path().join("job"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["chk-4", "chk-5", "chk-6"]);
+        let (latest, warnings) = s.latest().unwrap();
+        assert_eq!((latest.id, warnings.len()), (6, 0));
+        assert_eq!(
+            s.read_state(latest.tasks["op#0"].file.as_deref().unwrap())
+                .unwrap(),
+            vec![6; 10]
+        );
+    }
+
+    #[test]
+    fn damaged_checkpoints_are_named_and_skipped_for_older_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path());
+        assert!(matches!(s.latest(), Err(StorageError::NoCheckpoint { .. })));
+        for id in [1, 2, 3] {
+            complete(&s, id, 5);
+        }
+        std::fs::write(dir.path().join("job/chk-3/_metadata"), b"{ not json").unwrap();
+        std::fs::remove_file(dir.path().join("job/chk-2/op-0.state")).unwrap();
+        let e = s.load(3).unwrap_err().to_string();
+        assert!(e.contains("chk-3/_metadata is corrupt"), "{e}");
+        let e = s.load(2).unwrap_err().to_string();
+        assert!(e.contains("chk-2/op-0.state"), "{e}");
+        let (latest, warnings) = s.latest().unwrap();
+        assert_eq!(latest.id, 1);
+        assert_eq!(warnings.len(), 2);
+    }
+}
