@@ -18,7 +18,7 @@ mod source;
 
 pub use nexmark::NexmarkConfig;
 pub use sink::{BlackholeSink, FileSink, Sink, StdoutSink, prepare_file_sink_dir};
-pub use source::{SourceReader, Split, SplitKind, plan_splits};
+pub use source::{SourceReader, Split, SplitKind, SplitPosition, plan_splits};
 
 use std::path::PathBuf;
 
