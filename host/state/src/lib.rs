@@ -15,9 +15,11 @@
 
 mod backend;
 mod keyed;
+mod snapshot;
 
 pub use backend::{MemoryBackend, RocksDbBackend, StateBackend};
 pub use keyed::{KeyedState, StateKind, TimerDomain};
+pub use snapshot::KeyedSnapshot;
 pub use weir_types::KeyGroupRange;
 
 /// One `(key, value)` entry of an ordered byte map.
@@ -65,4 +67,7 @@ pub enum StateError {
     /// A state name longer than 65535 bytes.
     #[error("state name is longer than 65535 bytes")]
     NameTooLong,
+    /// Snapshot bytes (from a checkpoint file) are damaged.
+    #[error("keyed state snapshot is corrupt: {0}")]
+    CorruptSnapshot(String),
 }
