@@ -6,15 +6,32 @@ use serde_json::Value;
 use weir_types::jobgraph::{AggregateFn, AggregateSpec};
 
 /// A number as the aggregates keep it: `f64`, plus whether every input was
-/// an integer (then `sum`, `min` and `max` print as integers).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// an integer (then `sum`, `min` and `max` print as integers). Snapshots
+/// hold the value's bits, so NaN and infinities survive JSON.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "(u64, bool)", into = "(u64, bool)")]
 pub(crate) struct Num {
     value: f64,
     all_int: bool,
 }
 
+impl From<(u64, bool)> for Num {
+    fn from((bits, all_int): (u64, bool)) -> Self {
+        Num {
+            value: f64::from_bits(bits),
+            all_int,
+        }
+    }
+}
+
+impl From<Num> for (u64, bool) {
+    fn from(n: Num) -> Self {
+        (n.value.to_bits(), n.all_int)
+    }
+}
+
 /// One aggregate's running state. All of them merge (session windows).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Cell {
     Count(u64),
     Sum(Num),
@@ -30,7 +47,7 @@ enum Cell {
 }
 
 /// The running state of all aggregates of one window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Accumulator {
     cells: Vec<Cell>,
     /// The user-defined aggregate's accumulator, opaque bytes.
