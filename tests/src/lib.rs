@@ -70,6 +70,24 @@ pub fn nab_series(data: &Path) -> Result<BTreeMap<String, NabRows>> {
     Ok(series)
 }
 
+/// Every NAB series under `data` as [`nab_series`] reads it, with the
+/// timestamps in ms since the epoch: `(ms, value)` in file order.
+///
+/// # Errors
+/// As [`nab_series`], or a timestamp in another format.
+pub fn nab_series_ms(data: &Path) -> Result<BTreeMap<String, Vec<(i64, f64)>>> {
+    nab_series(data)?
+        .into_iter()
+        .map(|(name, rows)| {
+            let rows = rows
+                .into_iter()
+                .map(|(t, v)| Ok((nab_millis(&t)?, v)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((name, rows))
+        })
+        .collect()
+}
+
 /// A NAB timestamp (`%Y-%m-%d %H:%M:%S`, UTC) in ms since the epoch.
 ///
 /// # Errors

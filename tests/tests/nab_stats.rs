@@ -8,24 +8,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
-use weir_tests::{nab_dir, nab_millis, nab_series, read_parts, repo_root, run_yaml};
+use weir_tests::{nab_dir, nab_series_ms, read_parts, repo_root, run_yaml};
 
 const HOUR: i64 = 3_600_000;
 const FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Every series' `(timestamp ms, value)` rows in file order.
 fn series(data: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
-    nab_series(data)
-        .unwrap()
-        .into_iter()
-        .map(|(name, rows)| {
-            let rows = rows
-                .into_iter()
-                .map(|(t, v)| (nab_millis(&t).unwrap(), v))
-                .collect();
-            (name, rows)
-        })
-        .collect()
+    nab_series_ms(data).unwrap()
 }
 
 fn text(ms: i64) -> String {

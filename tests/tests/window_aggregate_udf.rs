@@ -8,23 +8,13 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use weir_tests::{nab_dir, nab_millis, nab_series, read_parts, repo_root, run_yaml, rust_udf};
+use weir_tests::{nab_dir, nab_millis, nab_series_ms, read_parts, repo_root, run_yaml, rust_udf};
 
 const DAY: i64 = 86_400_000;
 
 /// Every series' `(timestamp ms, value)` rows under `data/SUBDIR`.
 fn series(subdir: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
-    nab_series(&nab_dir().join("data").join(subdir))
-        .unwrap()
-        .into_iter()
-        .map(|(name, rows)| {
-            let rows = rows
-                .into_iter()
-                .map(|(t, v)| (nab_millis(&t).unwrap(), v))
-                .collect();
-            (name, rows)
-        })
-        .collect()
+    nab_series_ms(&nab_dir().join("data").join(subdir)).unwrap()
 }
 
 /// Nearest-rank percentiles, written independently of the component.

@@ -91,6 +91,9 @@ pub struct CheckpointStorage {
     /// For messages: the configured directory and the job.
     shown: String,
     job: String,
+    /// The job's directory on disk, for a local store (to remove emptied
+    /// checkpoint directories, which object stores do not have).
+    local_job_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for CheckpointStorage {
@@ -143,6 +146,7 @@ impl CheckpointStorage {
             root: base.child(job),
             shown: config.dir.clone(),
             job: job.to_string(),
+            local_job_dir: config.local_dir().map(|d| d.join(job)),
         })
     }
 
@@ -284,18 +288,10 @@ impl CheckpointStorage {
         for file in files {
             run(self.store.delete(&file)).map_err(|e| self.file_error(file.as_ref(), e))?;
         }
-        if let Some(local) = self.local_job_dir() {
+        if let Some(local) = &self.local_job_dir {
             let _ = std::fs::remove_dir(local.join(format!("chk-{id}")));
         }
         Ok(())
-    }
-
-    fn local_job_dir(&self) -> Option<std::path::PathBuf> {
-        let config = CheckpointConfig {
-            dir: self.shown.clone(),
-            ..CheckpointConfig::default()
-        };
-        config.local_dir().map(|d| d.join(&self.job))
     }
 
     /// Ids of the completed checkpoints, oldest first.
@@ -364,15 +360,6 @@ impl CheckpointStorage {
             job: self.job.clone(),
             dir: self.shown.clone(),
         }))
-    }
-
-    /// A checkpoint directory given by path (`.../<job>/chk-<id>`): its id.
-    pub fn id_of_dir(dir: &std::path::Path) -> Option<CheckpointId> {
-        dir.file_name()?
-            .to_str()?
-            .strip_prefix("chk-")?
-            .parse()
-            .ok()
     }
 }
 

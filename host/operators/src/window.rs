@@ -253,7 +253,7 @@ impl WindowOperator {
             let key = record.key.clone().unwrap_or_default();
             let accepted = match self.spec.kind {
                 WindowKind::Session => self.add_to_session(key, ts, &inputs, out),
-                _ => self.add_to_windows(key, ts, &inputs, out),
+                _ => self.add_to_windows(&key, ts, &inputs, out),
             };
             let accepted = match accepted {
                 Ok(accepted) => accepted,
@@ -327,7 +327,7 @@ impl WindowOperator {
     /// the record was dropped already (the record is late).
     fn add_to_windows(
         &mut self,
-        key: Key,
+        key: &Key,
         ts: i64,
         inputs: &Inputs<'_>,
         out: &mut OperatorOutput,
@@ -336,38 +336,48 @@ impl WindowOperator {
         if let Some(assigner) = self.assigner {
             assigner.assign(ts, &mut windows);
         }
+        let result = self.add_to_assigned(key, &windows, inputs, out);
+        self.scratch = windows;
+        result
+    }
+
+    /// Adds a record to its assigned windows (see [`Self::add_to_windows`]).
+    fn add_to_assigned(
+        &mut self,
+        key: &Key,
+        windows: &[Window],
+        inputs: &Inputs<'_>,
+        out: &mut OperatorOutput,
+    ) -> Result<bool, AggregateCallError> {
         let mut accepted = false;
-        for &w in &windows {
+        for &w in windows {
             if self.is_window_late(w) {
                 continue;
             }
             accepted = true;
             let fired = self.has_fired(w);
-            let per_key = Self::windows_of(&mut self.windows, &key);
+            let per_key = Self::windows_of(&mut self.windows, key);
             let is_new = !per_key.contains_key(&w);
-            if is_new {
-                let empty = self.aggregates.create()?;
-                per_key.insert(w, empty);
-            }
-            let Some(acc) = per_key.get_mut(&w) else {
-                continue;
+            let acc = match per_key.entry(w) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(self.aggregates.create()?)
+                }
             };
             if let Err(e) = self.aggregates.add(acc, inputs) {
                 // A window exists only once a record is in it.
                 if is_new {
-                    self.drop_window(&key, w);
+                    self.drop_window(key, w);
                 }
-                self.scratch = windows;
                 return Err(e);
             }
             if is_new {
-                self.register_timers(&key, w, fired);
+                self.register_timers(key, w, fired);
             }
             if fired {
-                self.emit_result(&key, w, out)?;
+                self.emit_result(key, w, out)?;
             }
         }
-        self.scratch = windows;
         Ok(accepted)
     }
 
@@ -878,6 +888,10 @@ mod tests {
             let mut expected = OperatorOutput::default();
             run(&mut whole, 0..60, &mut expected);
             whole.on_watermark(i64::MAX, &mut expected);
+            assert!(
+                !expected.side.is_empty(),
+                "{kind:?}: the input has late records"
+            );
             for cut in [0, 17, 35, 59] {
                 let mut first = make();
                 let mut got = OperatorOutput::default();

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use wasmtime::Store;
 
-use crate::bindings::weir::operator::types as wit;
 use crate::bindings_aggregate::AggregatePre;
 use crate::component::EPOCH_TICK;
 use crate::host::HostState;
-use crate::instance::{classify, new_store};
+use crate::instance::{classify, new_store, wit_context};
 use crate::{InstanceLimits, SubtaskInfo, TrapKind, WasmError, WasmRuntime};
 
 /// A loaded component that implements the `aggregate` world.
@@ -88,16 +87,7 @@ impl AggregateComponent {
             deadline_ticks,
             poisoned: false,
         };
-        let ctx = wit::Context {
-            subtask: wit::SubtaskInfo {
-                operator_id: subtask.operator_id.clone(),
-                index: subtask.index,
-                parallelism: subtask.parallelism,
-                max_parallelism: subtask.max_parallelism,
-                attempt: subtask.attempt,
-            },
-            config: config_json.to_string(),
-        };
+        let ctx = wit_context(subtask, config_json);
         match instance.call(|b, s| b.weir_operator_aggregator().call_open(s, &ctx))? {
             Ok(()) => Ok(instance),
             Err(message) => Err(WasmError::Guest {

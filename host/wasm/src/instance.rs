@@ -159,6 +159,20 @@ impl OperatorComponent {
     }
 }
 
+/// What a component's `open` receives (`weir:operator@0.2.0` types).
+pub(crate) fn wit_context(subtask: &SubtaskInfo, config_json: &str) -> wit::Context {
+    wit::Context {
+        subtask: wit::SubtaskInfo {
+            operator_id: subtask.operator_id.clone(),
+            index: subtask.index,
+            parallelism: subtask.parallelism,
+            max_parallelism: subtask.max_parallelism,
+            attempt: subtask.attempt,
+        },
+        config: config_json.to_string(),
+    }
+}
+
 /// A locked-down sandbox for one instance: no preopens, no network, no
 /// stdin, stdout discarded, stderr captured; the memory cap and the call
 /// deadline (in epoch ticks, returned) armed.
@@ -224,16 +238,7 @@ impl OperatorInstance {
     /// [`WasmError::Guest`] when `open` returns an error, [`WasmError::Trap`] on a trap.
     pub fn open(&mut self, subtask: &SubtaskInfo, config_json: &str) -> Result<(), WasmError> {
         self.begin_call()?;
-        let ctx = wit::Context {
-            subtask: wit::SubtaskInfo {
-                operator_id: subtask.operator_id.clone(),
-                index: subtask.index,
-                parallelism: subtask.parallelism,
-                max_parallelism: subtask.max_parallelism,
-                attempt: subtask.attempt,
-            },
-            config: config_json.to_string(),
-        };
+        let ctx = wit_context(subtask, config_json);
         let result = match &self.bindings {
             Bindings::Current(b) => b.weir_operator_handler().call_open(&mut self.store, &ctx),
             Bindings::V0_1(b) => {
