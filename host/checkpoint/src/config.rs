@@ -2,6 +2,17 @@
 
 use std::path::PathBuf;
 
+use crate::RestartStrategy;
+
+/// The strategy a `restart-strategy.*` key refines when no type was set.
+fn self_default_restart(interval_ms: Option<u64>) -> RestartStrategy {
+    if interval_ms.is_some() {
+        RestartStrategy::exponential_default()
+    } else {
+        RestartStrategy::None
+    }
+}
+
 /// A configuration key or value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -30,7 +41,7 @@ pub enum ConfigError {
 
 /// How a job checkpoints. Defaults are Flink's, except that the checkpoint
 /// directory defaults to `./weir-checkpoints`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointConfig {
     /// `execution.checkpointing.interval`: ms between checkpoint triggers;
     /// `None` (the default) disables checkpointing.
@@ -50,6 +61,13 @@ pub struct CheckpointConfig {
     pub dir: String,
     /// `state.checkpoints.num-retained`: completed checkpoints kept (default 5).
     pub num_retained: usize,
+    /// `execution.checkpointing.mode`: `exactly_once` (the default) aligns
+    /// barriers; `at_least_once` lets records after a barrier through
+    /// before the others arrived (no blocking, but replays may duplicate).
+    pub exactly_once: bool,
+    /// `restart-strategy.type` and its keys; `None` (unset) means
+    /// `exponential-delay` with checkpointing and `none` without, as in Flink.
+    pub restart: Option<RestartStrategy>,
 }
 
 impl Default for CheckpointConfig {
@@ -61,23 +79,41 @@ impl Default for CheckpointConfig {
             tolerable_failures: 0,
             dir: "weir-checkpoints".into(),
             num_retained: 5,
+            exactly_once: true,
+            restart: None,
         }
     }
 }
 
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
     "execution.checkpointing.interval",
     "execution.checkpointing.timeout",
     "execution.checkpointing.min-pause",
     "execution.checkpointing.tolerable-failed-checkpoints",
     "state.checkpoints.dir",
     "state.checkpoints.num-retained",
+    "execution.checkpointing.mode",
 ];
 
 impl CheckpointConfig {
     /// Is `key` one of the keys this struct reads?
     pub fn knows(key: &str) -> bool {
-        KEYS.contains(&key)
+        KEYS.contains(&key) || crate::restart::KEYS.contains(&key)
+    }
+
+    /// Whether checkpoints are taken (an interval is set).
+    pub fn enabled(&self) -> bool {
+        self.interval_ms.is_some()
+    }
+
+    /// The restart strategy in force: the configured one, or Flink's
+    /// default (exponential delay with checkpointing, none without).
+    pub fn restart_strategy(&self) -> RestartStrategy {
+        match &self.restart {
+            Some(s) => s.clone(),
+            None if self.enabled() => RestartStrategy::exponential_default(),
+            None => RestartStrategy::None,
+        }
     }
 
     /// Applies one `key`/`value` setting (as `-Dkey=value` gives it).
@@ -130,10 +166,23 @@ impl CheckpointConfig {
                     .filter(|n| *n > 0)
                     .ok_or_else(|| bad("must be at least 1"))?;
             }
+            "execution.checkpointing.mode" => {
+                self.exactly_once = match value.trim().to_ascii_lowercase().as_str() {
+                    "exactly_once" | "exactly-once" => true,
+                    "at_least_once" | "at-least-once" => false,
+                    _ => return Err(bad("expected exactly_once or at_least_once")),
+                };
+            }
+            _ if key.starts_with("restart-strategy.") => {
+                let strategy = self.restart.get_or_insert_with(|| self_default_restart(self.interval_ms));
+                strategy.set(key, value)?;
+            }
             _ => {
+                let mut known: Vec<&str> = KEYS.to_vec();
+                known.extend(crate::restart::KEYS);
                 return Err(ConfigError::UnknownKey {
                     key: key.into(),
-                    known: KEYS.join(", "),
+                    known: known.join(", "),
                 });
             }
         }
@@ -162,7 +211,7 @@ impl CheckpointConfig {
 }
 
 /// `1500`, `500ms`, `10s`, `1min`, `1h` as ms (`humantime`'s format).
-fn parse_duration_ms(text: &str) -> Option<u64> {
+pub(crate) fn parse_duration_ms(text: &str) -> Option<u64> {
     weir_types::jobgraph::parse_duration_ms(text.trim()).ok()
 }
 

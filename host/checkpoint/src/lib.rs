@@ -15,10 +15,13 @@
 //!   N completed checkpoints, and discovery of the latest one.
 //! - [`CheckpointConfig`]: Flink's configuration keys
 //!   (`execution.checkpointing.interval`, `state.checkpoints.dir`, ...).
+//! - [`RestartStrategy`] / [`RestartTracker`]: Flink's fixed-delay,
+//!   exponential-delay and failure-rate restart strategies.
 
 mod aligner;
 mod config;
 mod coordinator;
+mod restart;
 mod storage;
 
 pub use aligner::{Alignment, BarrierAligner};
@@ -26,6 +29,7 @@ pub use config::{CheckpointConfig, ConfigError};
 pub use coordinator::{
     Acknowledgement, CheckpointAction, CheckpointCoordinator, CheckpointStats, TaskId,
 };
+pub use restart::{RestartStrategy, RestartTracker};
 pub use storage::{CheckpointMetadata, CheckpointStorage, StorageError, SubtaskState};
 
 /// A checkpoint's number: 1, 2, ... in trigger order.

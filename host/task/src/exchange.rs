@@ -134,6 +134,11 @@ impl Exchange {
         self.broadcast(StreamElement::Watermark(watermark))
     }
 
+    /// Sends checkpoint barrier `id` to every target.
+    pub(crate) fn barrier(&mut self, id: u64) -> Result<(), Disconnected> {
+        self.broadcast(StreamElement::Barrier(id))
+    }
+
     /// Tells every target that this producer became idle or active.
     pub(crate) fn watermark_status(&mut self, status: WatermarkStatus) -> Result<(), Disconnected> {
         self.broadcast(StreamElement::WatermarkStatus(status))

@@ -91,6 +91,34 @@ impl SplitWatermarks {
             .is_some_and(|t| now_ms.saturating_sub(s.last_record_ms) >= t)
     }
 
+    /// What a checkpoint keeps: each split's largest timestamp so far and
+    /// the last watermark emitted.
+    pub fn snapshot(&self) -> SplitWatermarksSnapshot {
+        SplitWatermarksSnapshot {
+            max_timestamps: self
+                .splits
+                .iter()
+                .filter_map(|s| Some((s.split, s.max_timestamp?)))
+                .collect(),
+            emitted: self.emitted,
+        }
+    }
+
+    /// Takes back the timestamps of this subtask's splits from the
+    /// snapshots of any earlier subtasks (splits may have moved between
+    /// subtasks when the parallelism changed).
+    pub fn restore<'s>(&mut self, snapshots: impl IntoIterator<Item = &'s SplitWatermarksSnapshot>) {
+        for snapshot in snapshots {
+            for &(split, ts) in &snapshot.max_timestamps {
+                if let Some(s) = self.state(split) {
+                    s.max_timestamp = Some(s.max_timestamp.map_or(ts, |m| m.max(ts)));
+                }
+            }
+        }
+        // Emit again from the restored timestamps (downstream restarted too).
+        self.emitted = None;
+    }
+
     /// The current watermark, if it advanced since the last call.
     pub fn advance(&mut self, now_ms: i64) -> Option<i64> {
         let mut candidate: Option<i64> = None;
@@ -122,6 +150,24 @@ impl SplitWatermarks {
             _ => None,
         }
     }
+}
+
+/// The checkpointed part of [`SplitWatermarks`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SplitWatermarksSnapshot {
+    /// `(split, largest event time read, ms)`.
+    pub max_timestamps: Vec<(u32, i64)>,
+    /// The last watermark the subtask emitted.
+    pub emitted: Option<i64>,
+}
+
+/// The checkpointed part of [`InputWatermarks`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InputWatermarksSnapshot {
+    /// The last watermark of each producer (`None`: none yet).
+    pub inputs: Vec<Option<i64>>,
+    /// The last combined watermark reported.
+    pub emitted: Option<i64>,
 }
 
 /// The minimum watermark over an operator's inputs.
@@ -176,6 +222,28 @@ impl InputWatermarks {
             self.status = now;
             now
         })
+    }
+
+    /// What a checkpoint keeps: each producer's watermark and the combined one.
+    pub fn snapshot(&self) -> InputWatermarksSnapshot {
+        InputWatermarksSnapshot {
+            inputs: self.inputs.clone(),
+            emitted: self.emitted,
+        }
+    }
+
+    /// Restores from the snapshots of the earlier subtasks of this vertex.
+    /// With one snapshot over the same producers every producer's
+    /// watermark comes back; otherwise (rescaling) only the combined
+    /// watermark, the smallest of theirs, and each producer starts afresh.
+    pub fn restore(&mut self, snapshots: &[InputWatermarksSnapshot]) {
+        match snapshots {
+            [one] if one.inputs.len() == self.inputs.len() => {
+                self.inputs.clone_from(&one.inputs);
+                self.emitted = one.emitted;
+            }
+            _ => self.emitted = snapshots.iter().filter_map(|s| s.emitted).min(),
+        }
     }
 
     /// The last watermark reported.

@@ -79,6 +79,10 @@ pub enum StreamElement {
     /// watermarks, and receivers leave it out of the minimum over their
     /// inputs, so it does not hold event time back.
     WatermarkStatus(WatermarkStatus),
+    /// Checkpoint barrier `n` (asynchronous barrier snapshotting, Carbone
+    /// et al. 2015, as in Flink): everything the sender sent before it
+    /// belongs to checkpoint `n`, everything after to later ones.
+    Barrier(u64),
     /// The sending subtask has no more input (bounded sources).
     EndOfInput,
 }
