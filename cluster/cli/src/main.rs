@@ -32,6 +32,17 @@ enum Command {
         /// Do not draw the progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Set a configuration key, Flink style, e.g.
+        /// `-Dexecution.checkpointing.interval=1s`,
+        /// `-Dstate.checkpoints.dir=DIR`, `-Dstate.checkpoints.num-retained=3`,
+        /// `-Drestart-strategy.type=fixed-delay`.
+        #[arg(short = 'D', value_name = "KEY=VALUE")]
+        define: Vec<String>,
+        /// Resume from a checkpoint: `latest` (the newest completed
+        /// checkpoint of this job under `state.checkpoints.dir`) or a
+        /// checkpoint directory `DIR/<job>/chk-<n>`.
+        #[arg(long, value_name = "DIR|latest")]
+        from_checkpoint: Option<String>,
     },
     /// Write a Nexmark event stream (persons, auctions, bids) as JSON-lines
     /// files, for replay with a `type: nexmark` source and `replay: DIR`.
@@ -121,10 +132,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             job,
             parallelism,
             no_progress,
+            define,
+            from_checkpoint,
         } => {
+            let mut checkpoints = weir_task::CheckpointConfig::default();
+            for pair in &define {
+                checkpoints.set_pair(pair)?;
+            }
             let options = weir_cli::run::RunOptions {
                 parallelism,
                 progress: !no_progress && std::io::stderr().is_terminal(),
+                checkpoints,
+                restore: from_checkpoint.map(|from| match from.as_str() {
+                    "latest" => weir_task::Restore::Latest,
+                    path => weir_task::Restore::Checkpoint(path.into()),
+                }),
             };
             let (graph, summary) = weir_cli::run::run_file(&job, &options)?;
             eprint!("{}", weir_cli::run::format_summary(&graph, &summary));

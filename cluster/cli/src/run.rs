@@ -48,6 +48,10 @@ pub struct RunOptions {
     pub parallelism: Option<u32>,
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Checkpointing and restart settings (`-D key=value`).
+    pub checkpoints: weir_task::CheckpointConfig,
+    /// `--from-checkpoint`.
+    pub restore: Option<weir_task::Restore>,
 }
 
 /// Loads a job file and applies command-line overrides.
@@ -114,6 +118,8 @@ pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobS
     let state_dir = unique_state_dir(&job.name);
     let mut config = RunConfig::new(udfs, state_dir);
     config.cache_dir = Some(crate::cache_root().join("components"));
+    config.checkpoints = options.checkpoints.clone();
+    config.restore = options.restore.clone();
     let metrics = config.metrics.clone();
     let progress = options.progress.then(|| Progress::start(metrics));
     let result = run_job(&job, config);
@@ -214,6 +220,18 @@ pub fn format_summary(job: &JobGraph, summary: &JobSummary) -> String {
             "  first record     {:.1} ms after start\n",
             first.as_secs_f64() * 1000.0
         ));
+    }
+    if let Some(last) = summary.checkpoints.last() {
+        let n = summary.checkpoints.len();
+        let mean_ms =
+            summary.checkpoints.iter().map(|c| c.duration_ms).sum::<u64>() as f64 / n as f64;
+        text.push_str(&format!(
+            "  checkpoints      {n} completed (mean {mean_ms:.0} ms; last: #{} {} bytes)\n",
+            last.id, last.size_bytes
+        ));
+    }
+    if summary.restarts > 0 {
+        text.push_str(&format!("  restarts         {}\n", summary.restarts));
     }
     if summary.late_records_dropped > 0 {
         text.push_str(&format!(

@@ -274,6 +274,33 @@ impl CheckpointStorage {
         Ok(())
     }
 
+    /// The id to give the next checkpoint: one more than any checkpoint
+    /// directory present (complete or not), so a resumed job never writes
+    /// into a directory an earlier run left.
+    ///
+    /// # Errors
+    /// [`StorageError::File`] when the directory cannot be listed.
+    pub fn next_id(&self) -> Result<CheckpointId, StorageError> {
+        Ok(self
+            .directories()?
+            .keys()
+            .next_back()
+            .map_or(1, |id| id + 1))
+    }
+
+    /// Deletes every checkpoint of the job and returns how many there were
+    /// (a fresh run of a job replaces the checkpoints of an earlier run).
+    ///
+    /// # Errors
+    /// [`StorageError::File`].
+    pub fn delete_all(&self) -> Result<usize, StorageError> {
+        let dirs = self.directories()?;
+        for id in dirs.keys() {
+            self.delete_checkpoint(*id)?;
+        }
+        Ok(dirs.len())
+    }
+
     /// Deletes every file of checkpoint `id`.
     ///
     /// # Errors

@@ -9,6 +9,12 @@ use weir_types::Record;
 use crate::ConnectorError;
 
 /// Where records leave the job.
+///
+/// A transactional sink takes part in checkpoints as Flink's two-phase
+/// commit sinks do: [`Sink::pre_commit`] at checkpoint barrier `n` seals
+/// what was written since the previous barrier, and [`Sink::commit`] makes
+/// it visible once checkpoint `n` completed. The default methods do
+/// nothing (the sink is not transactional).
 pub trait Sink: Send {
     /// Writes records, in order.
     ///
@@ -20,35 +26,134 @@ pub trait Sink: Send {
     /// # Errors
     /// I/O failures.
     fn finish(&mut self) -> Result<(), ConnectorError>;
+    /// Checkpoint barrier `checkpoint` passed the sink: seal everything
+    /// written so far as that checkpoint's pending output.
+    ///
+    /// # Errors
+    /// I/O failures (the checkpoint is declined).
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<(), ConnectorError> {
+        let _ = checkpoint;
+        Ok(())
+    }
+    /// Checkpoint `completed` completed: publish the pending output of it
+    /// and of every earlier checkpoint.
+    ///
+    /// # Errors
+    /// I/O failures.
+    fn commit(&mut self, completed: u64) -> Result<(), ConnectorError> {
+        let _ = completed;
+        Ok(())
+    }
 }
 
-/// Creates `dir` and removes the `part-*` files an earlier run left there
-/// (otherwise a run with lower parallelism would leave stale parts behind).
+/// What a file sink directory holds and what a (re)started job does with it.
+///
+/// Names follow Flink's FileSink: `part-<subtask>.jsonl` without
+/// checkpoints; with checkpoints `.part-<subtask>.inprogress` while being
+/// written, `.part-<subtask>-<checkpoint>.pending` once sealed at a barrier,
+/// and `part-<subtask>-<checkpoint, 8 digits>.jsonl` once committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkStart {
+    /// A fresh run: every part file (of any kind) from earlier runs goes.
+    Fresh,
+    /// Resuming from completed checkpoint `n`: pending files of checkpoints
+    /// up to `n` are committed (the crash came between completion and
+    /// commit), everything written after `n` (in-progress files, later
+    /// pending or committed files) is deleted, earlier committed files stay.
+    Restore(u64),
+}
+
+/// A part file name, parsed.
+#[derive(Debug, PartialEq, Eq)]
+enum PartFile {
+    /// `part-<s>.jsonl` (a run without checkpoints).
+    Plain,
+    /// `.part-<s>.inprogress`.
+    InProgress,
+    /// `.part-<s>-<n>.pending`.
+    Pending { subtask: u32, checkpoint: u64 },
+    /// `part-<s>-<n>.jsonl`.
+    Committed { checkpoint: u64 },
+}
+
+fn parse_part_name(name: &str) -> Option<PartFile> {
+    if let Some(rest) = name.strip_prefix(".part-") {
+        if rest.ends_with(".inprogress") {
+            return Some(PartFile::InProgress);
+        }
+        let (s, n) = rest.strip_suffix(".pending")?.split_once('-')?;
+        return Some(PartFile::Pending {
+            subtask: s.parse().ok()?,
+            checkpoint: n.parse().ok()?,
+        });
+    }
+    let rest = name.strip_prefix("part-")?.strip_suffix(".jsonl")?;
+    Some(match rest.split_once('-') {
+        None => PartFile::Plain,
+        Some((_, n)) => PartFile::Committed {
+            checkpoint: n.parse().ok()?,
+        },
+    })
+}
+
+fn pending_name(subtask: u32, checkpoint: u64) -> String {
+    format!(".part-{subtask}-{checkpoint}.pending")
+}
+
+fn committed_name(subtask: u32, checkpoint: u64) -> String {
+    format!("part-{subtask}-{checkpoint:08}.jsonl")
+}
+
+/// Creates `dir` and puts its part files in order for a run starting as
+/// `start` (see [`SinkStart`]).
 ///
 /// # Errors
 /// When the directory cannot be created or cleaned.
-pub fn prepare_file_sink_dir(dir: &Path) -> Result<(), ConnectorError> {
-    let io = |source| ConnectorError::Write {
-        path: dir.into(),
-        source,
+pub fn prepare_file_sink_dir(dir: &Path, start: SinkStart) -> Result<(), ConnectorError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ConnectorError::Write { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        if entry.file_name().to_string_lossy().starts_with("part-") {
-            std::fs::remove_file(entry.path()).map_err(|source| ConnectorError::Write {
-                path: entry.path(),
-                source,
-            })?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(part) = parse_part_name(&name) else {
+            continue;
+        };
+        let path = entry.path();
+        let keep = match (start, part) {
+            (SinkStart::Fresh, _) => false,
+            (SinkStart::Restore(n), PartFile::Pending { subtask, checkpoint })
+                if checkpoint <= n =>
+            {
+                let target = dir.join(committed_name(subtask, checkpoint));
+                std::fs::rename(&path, &target).map_err(io(&target))?;
+                true
+            }
+            (SinkStart::Restore(n), PartFile::Committed { checkpoint }) => checkpoint <= n,
+            (SinkStart::Restore(_), _) => false,
+        };
+        if !keep {
+            std::fs::remove_file(&path).map_err(io(&path))?;
         }
     }
     Ok(())
 }
 
-/// JSON lines into `DIR/part-<subtask>.jsonl`.
+/// JSON lines into `DIR`: straight into `part-<subtask>.jsonl`, or, with
+/// checkpoints, through Flink FileSink's in-progress → pending → committed
+/// files (see [`SinkStart`]), so that only output covered by a completed
+/// checkpoint is ever visible.
 pub struct FileSink {
+    dir: PathBuf,
+    subtask: u32,
+    /// The file being written.
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Option<BufWriter<File>>,
+    transactional: bool,
+    /// Checkpoints whose pending file awaits the commit.
+    pending: Vec<u64>,
 }
 
 impl FileSink {
@@ -57,15 +162,48 @@ impl FileSink {
     /// # Errors
     /// When the file cannot be created.
     pub fn create(dir: &Path, subtask: u32) -> Result<Self, ConnectorError> {
-        let path = dir.join(format!("part-{subtask}.jsonl"));
-        let file = File::create(&path).map_err(|source| ConnectorError::Write {
+        let mut sink = Self {
+            dir: dir.to_path_buf(),
+            subtask,
+            path: dir.join(format!("part-{subtask}.jsonl")),
+            out: None,
+            transactional: false,
+            pending: Vec::new(),
+        };
+        sink.open()?;
+        Ok(sink)
+    }
+
+    /// A two-phase-commit sink for `subtask` in `dir`: nothing is visible
+    /// until [`Sink::commit`]. Files are created on the first write.
+    pub fn transactional(dir: &Path, subtask: u32) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            subtask,
+            path: dir.join(format!(".part-{subtask}.inprogress")),
+            out: None,
+            transactional: true,
+            pending: Vec::new(),
+        }
+    }
+
+    fn error(&self, path: &Path) -> impl Fn(std::io::Error) -> ConnectorError + 'static {
+        let path = path.to_path_buf();
+        move |source| ConnectorError::Write {
             path: path.clone(),
             source,
-        })?;
-        Ok(Self {
-            path,
-            out: BufWriter::with_capacity(1 << 16, file),
-        })
+        }
+    }
+
+    fn open(&mut self) -> Result<&mut BufWriter<File>, ConnectorError> {
+        if self.out.is_none() {
+            let file = File::create(&self.path).map_err(self.error(&self.path))?;
+            self.out = Some(BufWriter::with_capacity(1 << 16, file));
+        }
+        match self.out.as_mut() {
+            Some(out) => Ok(out),
+            None => unreachable!("opened above"),
+        }
     }
 }
 
@@ -89,17 +227,45 @@ fn write_lines(out: &mut impl Write, records: &[Record]) -> std::io::Result<()> 
 
 impl Sink for FileSink {
     fn write(&mut self, records: &[Record]) -> Result<(), ConnectorError> {
-        write_lines(&mut self.out, records).map_err(|source| ConnectorError::Write {
-            path: self.path.clone(),
-            source,
-        })
+        let error = self.error(&self.path);
+        write_lines(self.open()?, records).map_err(error)
     }
 
     fn finish(&mut self) -> Result<(), ConnectorError> {
-        self.out.flush().map_err(|source| ConnectorError::Write {
-            path: self.path.clone(),
-            source,
-        })
+        match self.out.as_mut() {
+            Some(out) => out.flush().map_err(self.error(&self.path)),
+            None => Ok(()),
+        }
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<(), ConnectorError> {
+        if !self.transactional {
+            return Ok(());
+        }
+        let Some(mut out) = self.out.take() else {
+            return Ok(()); // nothing written since the last barrier
+        };
+        out.flush().map_err(self.error(&self.path))?;
+        drop(out);
+        let target = self.dir.join(pending_name(self.subtask, checkpoint));
+        std::fs::rename(&self.path, &target).map_err(self.error(&target))?;
+        self.pending.push(checkpoint);
+        Ok(())
+    }
+
+    fn commit(&mut self, completed: u64) -> Result<(), ConnectorError> {
+        let mut still_pending = Vec::new();
+        for checkpoint in std::mem::take(&mut self.pending) {
+            if checkpoint > completed {
+                still_pending.push(checkpoint);
+                continue;
+            }
+            let from = self.dir.join(pending_name(self.subtask, checkpoint));
+            let to = self.dir.join(committed_name(self.subtask, checkpoint));
+            std::fs::rename(&from, &to).map_err(self.error(&to))?;
+        }
+        self.pending = still_pending;
+        Ok(())
     }
 }
 
@@ -151,7 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("part-7.jsonl"), "stale\n").unwrap();
         std::fs::write(dir.path().join("keep.txt"), "mine\n").unwrap();
-        prepare_file_sink_dir(dir.path()).unwrap();
+        prepare_file_sink_dir(dir.path(), SinkStart::Fresh).unwrap();
         assert!(!dir.path().join("part-7.jsonl").exists());
         assert!(dir.path().join("keep.txt").exists());
         let mut sink = FileSink::create(dir.path(), 0).unwrap();
@@ -166,5 +332,84 @@ mod tests {
             std::fs::read_to_string(dir.path().join("part-0.jsonl")).unwrap(),
             "{\"a\":1}\n[1, 2]\n"
         );
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn rec(v: &str) -> Record {
+        Record {
+            key: None,
+            value: v.as_bytes().to_vec(),
+            timestamp: None,
+        }
+    }
+
+    #[test]
+    fn transactional_file_sink_shows_only_committed_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileSink::transactional(dir.path(), 3);
+        sink.write(&[rec("1"), rec("2")]).unwrap();
+        assert_eq!(names(dir.path()), [".part-3.inprogress"]);
+        sink.pre_commit(1).unwrap();
+        sink.write(&[rec("3")]).unwrap();
+        sink.pre_commit(2).unwrap();
+        // A barrier with nothing written since the last one seals nothing.
+        sink.pre_commit(3).unwrap();
+        sink.write(&[rec("4")]).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(
+            names(dir.path()),
+            [".part-3-1.pending", ".part-3-2.pending", ".part-3.inprogress"]
+        );
+        sink.commit(1).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            [".part-3-2.pending", ".part-3.inprogress", "part-3-00000001.jsonl"]
+        );
+        sink.commit(3).unwrap();
+        let committed = std::fs::read_to_string(dir.path().join("part-3-00000002.jsonl")).unwrap();
+        assert_eq!(committed, "3\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("part-3-00000001.jsonl")).unwrap(),
+            "1\n2\n"
+        );
+    }
+
+    #[test]
+    fn restore_commits_pending_files_up_to_the_checkpoint_and_drops_later_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for (name, text) in [
+            ("part-0-00000001.jsonl", "a\n"),
+            ("part-0-00000004.jsonl", "from a checkpoint newer than the restored one\n"),
+            (".part-0-2.pending", "b\n"),
+            (".part-1-3.pending", "c\n"),
+            (".part-1-4.pending", "after\n"),
+            (".part-0.inprogress", "after\n"),
+            ("part-2.jsonl", "a run without checkpoints\n"),
+            ("notes.txt", "not ours\n"),
+        ] {
+            std::fs::write(p.join(name), text).unwrap();
+        }
+        prepare_file_sink_dir(p, SinkStart::Restore(3)).unwrap();
+        assert_eq!(
+            names(p),
+            [
+                "notes.txt",
+                "part-0-00000001.jsonl",
+                "part-0-00000002.jsonl",
+                "part-1-00000003.jsonl"
+            ]
+        );
+        assert_eq!(std::fs::read_to_string(p.join("part-1-00000003.jsonl")).unwrap(), "c\n");
+        prepare_file_sink_dir(p, SinkStart::Fresh).unwrap();
+        assert_eq!(names(p), ["notes.txt"]);
     }
 }

@@ -9,12 +9,22 @@
 //! `EndOfInput`, which travels down the graph; the job ends when every
 //! sink has seen it from all of its inputs.
 //!
-//! A task failure (a UDF trap or limit hit, an I/O error) cancels the job
-//! and is returned as a [`JobError`] naming the operator, the subtask and,
-//! where known, the input file and line of the record. Record-level
+//! With checkpointing on (`execution.checkpointing.interval`, see
+//! [`weir_checkpoint::CheckpointConfig`]) the job takes barrier snapshots
+//! (see `checkpointing`), file sinks commit their output only with
+//! completed checkpoints (two-phase commit), and a task failure restarts
+//! the job from the latest completed checkpoint as the restart strategy
+//! allows. [`RunConfig::restore`] resumes from a checkpoint of an earlier
+//! run (`weir run --from-checkpoint`).
+//!
+//! A task failure (a UDF trap or limit hit, an I/O error) that is not
+//! restarted cancels the job and is returned as a [`JobError`] naming the
+//! operator, the subtask and, where known, the input file and line of the
+//! record. Record-level
 //! problems (a malformed input row, a UDF's per-record error) are counted
 //! and reported in the [`JobSummary`] without stopping the job.
 
+mod checkpointing;
 mod exchange;
 mod graph;
 mod metrics;
@@ -27,7 +37,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use checkpointing::Restore;
 pub use metrics::JobMetrics;
+pub use weir_checkpoint::{CheckpointConfig, CheckpointStats};
 pub use subtask::SplitTable;
 use weir_connectors::ConnectorError;
 use weir_types::jobgraph::JobGraph;
@@ -46,6 +58,10 @@ pub struct RunConfig {
     pub metrics: Arc<JobMetrics>,
     /// Batches a channel between two subtasks holds before the producer blocks (default 8).
     pub channel_capacity: usize,
+    /// Checkpointing and restart settings (default: no checkpoints).
+    pub checkpoints: CheckpointConfig,
+    /// Start from this checkpoint instead of from the beginning.
+    pub restore: Option<Restore>,
 }
 
 impl RunConfig {
@@ -57,6 +73,8 @@ impl RunConfig {
             cache_dir: weir_wasm::RuntimeConfig::default_cache_dir(),
             metrics: Arc::new(JobMetrics::new()),
             channel_capacity: 8,
+            checkpoints: CheckpointConfig::default(),
+            restore: None,
         }
     }
 }
@@ -81,6 +99,11 @@ pub struct JobSummary {
     /// The last watermark (ms) each sink subtask (`sink#index`) received;
     /// `i64::MAX` once its inputs ended.
     pub sink_watermarks: std::collections::BTreeMap<String, i64>,
+    /// Statistics of the checkpoints completed (the last one is the final
+    /// checkpoint of a bounded job).
+    pub checkpoints: Vec<CheckpointStats>,
+    /// Restarts after task failures.
+    pub restarts: u64,
 }
 
 /// Why a job failed.
@@ -105,6 +128,9 @@ pub enum JobError {
     /// The job cannot be planned (for example an operator without a component).
     #[error("{0}")]
     Plan(String),
+    /// A checkpoint could not be restored, or too many checkpoints failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// A subtask failed while running.
     #[error("{vertex} (subtask {index} of {parallelism}) failed{}: {message}", origin.as_ref().map(|o| format!(" on {o}")).unwrap_or_default())]
     Task {
@@ -124,10 +150,11 @@ pub enum JobError {
 /// Runs `job` to completion (its sources are bounded) in this process.
 ///
 /// # Errors
-/// A [`JobError`] when the job cannot start or a subtask fails; the job is
-/// cancelled and its state directory removed.
+/// A [`JobError`] when the job cannot start, or a subtask fails and the
+/// restart strategy allows no more restarts; the job is cancelled and its
+/// state directory removed.
 pub fn run_job(job: &JobGraph, config: RunConfig) -> Result<JobSummary, JobError> {
-    let result = subtask::execute(job, &config);
+    let result = run_with_restarts(job, &config);
     let _ = std::fs::remove_dir_all(&config.state_dir);
     result?;
     let m = &config.metrics;
@@ -140,5 +167,59 @@ pub fn run_job(job: &JobGraph, config: RunConfig) -> Result<JobSummary, JobError
         elapsed: m.elapsed(),
         first_record_latency: m.first_record_latency(),
         sink_watermarks: m.sink_watermarks(),
+        checkpoints: m.checkpoints(),
+        restarts: m.restarts(),
     })
+}
+
+/// Runs the job; after a task failure, restarts it from the latest
+/// completed checkpoint (or from where it started, when none completed
+/// yet) for as long as the restart strategy allows.
+fn run_with_restarts(job: &JobGraph, config: &RunConfig) -> Result<(), JobError> {
+    let checkpoints = &config.checkpoints;
+    let initial = match &config.restore {
+        Some(restore) => Some(checkpointing::resolve(restore, checkpoints, &job.name)?),
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    let now_ms = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let mut tracker = weir_checkpoint::RestartTracker::new(checkpoints.restart_strategy(), 0);
+    let mut latest = None;
+    let mut attempt = 0;
+    loop {
+        let restored = latest.as_ref().or(initial.as_ref());
+        let error = match subtask::execute(job, config, restored, attempt) {
+            Ok(()) => return Ok(()),
+            Err(error @ (JobError::Task { .. } | JobError::Checkpoint(_))) if attempt_may_restart(&error) => error,
+            Err(error) => return Err(error),
+        };
+        let Some(delay_ms) = tracker.on_failure(now_ms()) else {
+            return Err(error);
+        };
+        tracing::warn!(
+            "attempt {attempt} failed: {error}; restarting in {delay_ms} ms ({} restart strategy)",
+            checkpoints.restart_strategy().name()
+        );
+        config.metrics.add_restart();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        tracker.on_restart(now_ms());
+        attempt += 1;
+        if checkpoints.enabled() {
+            match checkpointing::resolve(&Restore::Latest, checkpoints, &job.name) {
+                Ok(found) => latest = Some(found),
+                // Nothing completed in this run yet: start over as before.
+                Err(e) => tracing::info!("restarting without a new checkpoint: {e}"),
+            }
+        }
+    }
+}
+
+/// Task failures restart; a checkpoint that cannot be read does not (the
+/// same read would fail again), but repeated failed checkpoints do.
+fn attempt_may_restart(error: &JobError) -> bool {
+    match error {
+        JobError::Task { .. } => true,
+        JobError::Checkpoint(message) => message.starts_with(subtask::TOO_MANY_FAILED),
+        _ => false,
+    }
 }

@@ -19,6 +19,8 @@ pub struct JobMetrics {
     first_processed: OnceLock<Duration>,
     problems: Mutex<Vec<String>>,
     sink_watermarks: Mutex<std::collections::BTreeMap<String, i64>>,
+    checkpoints: Mutex<Vec<weir_checkpoint::CheckpointStats>>,
+    restarts: AtomicU64,
 }
 
 impl Default for JobMetrics {
@@ -39,6 +41,8 @@ impl JobMetrics {
             first_processed: OnceLock::new(),
             problems: Mutex::new(Vec::new()),
             sink_watermarks: Mutex::new(std::collections::BTreeMap::new()),
+            checkpoints: Mutex::new(Vec::new()),
+            restarts: AtomicU64::new(0),
         }
     }
 
@@ -93,6 +97,29 @@ impl JobMetrics {
 
     pub(crate) fn add_late_dropped(&self, n: u64) {
         self.late_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Statistics of every checkpoint completed so far, oldest first.
+    pub fn checkpoints(&self) -> Vec<weir_checkpoint::CheckpointStats> {
+        self.checkpoints
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn record_checkpoint(&self, stats: weir_checkpoint::CheckpointStats) {
+        if let Ok(mut c) = self.checkpoints.lock() {
+            c.push(stats);
+        }
+    }
+
+    /// Times the job restarted after a failure.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_read(&self, n: usize) {

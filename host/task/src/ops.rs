@@ -5,7 +5,9 @@
 
 use weir_connectors::Sink;
 use weir_operators::{OperatorOutput, WindowOperator};
-use weir_state::TimerDomain;
+use weir_state::{KeyedSnapshot, TimerDomain};
+use weir_types::KeyGroupRange;
+use weir_types::keygroup::key_group_of;
 use weir_types::jobgraph::OperatorSpec;
 use weir_types::{Batch, Origin, Record};
 use weir_wasm::{OperatorInstance, Output};
@@ -167,6 +169,80 @@ impl ChainedOp<'_> {
             }
             _ => Emitted::default(),
         })
+    }
+
+    /// The operator's state for checkpoint `checkpoint` (`None`: it has
+    /// none). A sink seals its output so far (two-phase commit).
+    ///
+    /// # Errors
+    /// A message when the state cannot be taken; the checkpoint is declined.
+    pub(crate) fn snapshot(&mut self, checkpoint: u64) -> Result<Option<Vec<u8>>, String> {
+        match self {
+            ChainedOp::Udf(udf) => match udf.instance.state_mut() {
+                Some(state) => Ok(Some(
+                    state.snapshot().map_err(|e| e.to_string())?.to_bytes(),
+                )),
+                None => Ok(None),
+            },
+            ChainedOp::Window { op, .. } => op.snapshot().map(Some),
+            ChainedOp::Join { spec, .. } => Err(format!(
+                "operator `{}`: join state is not checkpointed yet",
+                spec.id
+            )),
+            ChainedOp::Sink { sink, .. } => {
+                sink.pre_commit(checkpoint).map_err(|e| e.to_string())?;
+                Ok(None)
+            }
+            ChainedOp::Union { .. } => Ok(None),
+        }
+    }
+
+    /// Takes back the state this subtask owns (`range` of key groups) from
+    /// the snapshots of earlier subtasks of the operator.
+    ///
+    /// # Errors
+    /// A message when a snapshot is damaged or cannot be applied.
+    pub(crate) fn restore(
+        &mut self,
+        states: &[&[u8]],
+        range: KeyGroupRange,
+        max_parallelism: u16,
+    ) -> Result<(), String> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        match self {
+            ChainedOp::Udf(udf) => {
+                let Some(state) = udf.instance.state_mut() else {
+                    return Ok(());
+                };
+                let snapshots = states
+                    .iter()
+                    .map(|bytes| KeyedSnapshot::from_bytes(bytes))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+                state.restore(&snapshots).map_err(|e| e.to_string())
+            }
+            ChainedOp::Window { op, .. } => op.restore(states.iter().copied(), |key| {
+                range.contains(key_group_of(key, max_parallelism))
+            }),
+            ChainedOp::Join { spec, .. } => Err(format!(
+                "operator `{}`: join state is not checkpointed yet",
+                spec.id
+            )),
+            ChainedOp::Sink { .. } | ChainedOp::Union { .. } => Ok(()),
+        }
+    }
+
+    /// A completed checkpoint: a sink publishes what it sealed up to it.
+    ///
+    /// # Errors
+    /// The sink's I/O error.
+    pub(crate) fn commit(&mut self, completed: u64) -> Result<(), String> {
+        match self {
+            ChainedOp::Sink { sink, .. } => sink.commit(completed).map_err(|e| e.to_string()),
+            _ => Ok(()),
+        }
     }
 
     /// Closes the operator at the end of the job.

@@ -1,15 +1,18 @@
 //! Setting up and running the subtasks of a job.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use weir_checkpoint::{
+    Acknowledgement, Alignment, BarrierAligner, CheckpointCoordinator, CheckpointStorage, TaskId,
+};
 use weir_connectors::{
-    BadRecord, BlackholeSink, FileSink, Sink, SourceReader, Split, StdoutSink, plan_splits,
-    prepare_file_sink_dir,
+    BadRecord, BlackholeSink, FileSink, Sink, SinkStart, SourceReader, Split, StdoutSink,
+    plan_splits, prepare_file_sink_dir,
 };
 use weir_operators::{JoinOperator, WindowOperator};
 use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
@@ -19,6 +22,10 @@ use weir_wasm::{
     AggregateComponent, InstanceLimits, OperatorComponent, RuntimeConfig, SubtaskInfo, WasmRuntime,
 };
 
+use crate::checkpointing::{
+    CheckpointHub, CoordinatorEnd, CoordinatorLoop, HeadSnapshot, HubEvent, Restored,
+    SubtaskSnapshot, load_subtask, task_name,
+};
 use crate::exchange::{Disconnected, Exchange, Message};
 use crate::graph::{Plan, VertexKind};
 use crate::ops::{ChainedOp, Emitted, UdfOp, wall_clock_ms};
@@ -69,7 +76,16 @@ pub(crate) struct JobShared<'a> {
     first_error: Mutex<Option<JobError>>,
     /// Processing time origin for watermark idleness.
     started: std::time::Instant,
+    /// Checkpointing, when it is on.
+    hub: Option<CheckpointHub>,
+    /// The checkpoint this run starts from.
+    restored: Option<&'a Restored>,
+    /// 0 on the first run, then one more per restart.
+    attempt: u32,
 }
+
+/// How the message of a job failed by failing checkpoints starts.
+pub(crate) const TOO_MANY_FAILED: &str = "too many failed checkpoints";
 
 impl JobShared<'_> {
     pub(crate) fn metrics(&self) -> &JobMetrics {
@@ -111,15 +127,52 @@ type ChainInputs = (Vec<Sender<Message>>, Vec<Receiver<Message>>);
 enum Head {
     Source {
         reader: Box<SourceReader>,
+        /// The splits assigned to this subtask.
+        splits: Vec<u32>,
         /// Periodic watermarks, when the source declares them.
         watermarks: Option<SplitWatermarks>,
+        /// Pacing to `records_per_second`, when set.
+        pace: Option<Pace>,
     },
     Input {
         rx: Receiver<Message>,
         /// `input_of[p]`: which input edge producer `p` belongs to.
         input_of: Vec<usize>,
         watermarks: InputWatermarks,
+        aligner: BarrierAligner,
+        /// What blocked producers sent since their barrier, in order.
+        blocked: Vec<VecDeque<StreamElement>>,
     },
+}
+
+/// Keeps a source subtask at or under a rate (records per second).
+struct Pace {
+    per_second: u64,
+    started: std::time::Instant,
+    records: u64,
+}
+
+impl Pace {
+    /// `n` more records were read: sleeps until they are due.
+    fn after(&mut self, n: usize) {
+        self.records += n as u64;
+        let due = Duration::from_secs_f64(self.records as f64 / self.per_second as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// What the input head of a subtask got next.
+enum Step {
+    /// Records from input edge `.0`, and a watermark to pass on after them.
+    Records(usize, Batch, Option<i64>),
+    /// Barriers aligned: take checkpoint `.0` (alignment took `.1` ms).
+    Checkpoint(u64, u64),
+    /// Nothing to do this time round.
+    Nothing,
+    /// Every input ended (after checkpoint `.0`, when its alignment completed).
+    Ended(Option<u64>),
 }
 
 /// An exchange out of the chain's tail, for its main output (`output:
@@ -132,6 +185,14 @@ struct Outlet {
 /// Everything one thread runs.
 struct SubtaskRun<'a> {
     head_id: &'a str,
+    /// `(head vertex, index)`, as the checkpoint coordinator knows it.
+    task: TaskId,
+    /// The newest checkpoint this subtask took part in.
+    last_checkpoint: u64,
+    /// The newest completed checkpoint its sinks committed.
+    committed: u64,
+    /// When the first barrier of the alignment in progress arrived.
+    align_started: Option<std::time::Instant>,
     index: u32,
     parallelism: u32,
     head: Head,
@@ -156,7 +217,12 @@ impl From<Disconnected> for Stop {
     }
 }
 
-pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError> {
+pub(crate) fn execute(
+    job: &JobGraph,
+    config: &RunConfig,
+    restored: Option<&Restored>,
+    attempt: u32,
+) -> Result<(), JobError> {
     let runtime = WasmRuntime::new(RuntimeConfig {
         cache_dir: config.cache_dir.clone(),
     })
@@ -193,7 +259,8 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
         if let VertexKind::Sink(spec) = vertex.kind
             && let SinkKind::File { path } = &spec.kind
         {
-            prepare_file_sink_dir(path).map_err(|source| JobError::Connector {
+            let start = restored.map_or(SinkStart::Fresh, |r| SinkStart::Restore(r.metadata.id));
+            prepare_file_sink_dir(path, start).map_err(|source| JobError::Connector {
                 vertex: spec.id.clone(),
                 source,
             })?;
@@ -211,6 +278,10 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
         }
     }
 
+    let (hub, coordinator) = match start_checkpointing(job, config, &plan, restored)? {
+        Some((hub, coordinator)) => (Some(hub), Some(coordinator)),
+        None => (None, None),
+    };
     let shared = JobShared {
         job,
         config,
@@ -218,8 +289,48 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
         cancelled: AtomicBool::new(false),
         first_error: Mutex::new(None),
         started: std::time::Instant::now(),
+        hub,
+        restored,
+        attempt,
     };
     std::thread::scope(|scope| {
+        if let (Some((events, coordinator)), Some(hub)) = (coordinator, shared.hub.as_ref()) {
+            let shared = &shared;
+            let coordinator_loop = CoordinatorLoop {
+                hub,
+                events,
+                coordinator,
+                config: &config.checkpoints,
+                job: &job.name,
+                parallelism: plan
+                    .chains
+                    .iter()
+                    .map(|c| {
+                        let head = &plan.vertices[c.vertices[0]];
+                        (head.id.to_string(), head.parallelism)
+                    })
+                    .collect(),
+                subtasks: plan
+                    .chains
+                    .iter()
+                    .map(|c| plan.vertices[c.vertices[0]].parallelism as usize)
+                    .sum(),
+                metrics: &config.metrics,
+            };
+            let spawned = std::thread::Builder::new()
+                .name("checkpoint-coordinator".into())
+                .spawn_scoped(scope, move || {
+                    match coordinator_loop.run(|| shared.now_ms(), || shared.is_cancelled()) {
+                        CoordinatorEnd::Done | CoordinatorEnd::Cancelled => {}
+                        CoordinatorEnd::Failed(reason) => shared.fail(JobError::Checkpoint(
+                            format!("{TOO_MANY_FAILED}: {reason}"),
+                        )),
+                    }
+                });
+            if let Err(e) = spawned {
+                shared.fail(JobError::Plan(format!("cannot start a thread: {e}")));
+            }
+        }
         for (c, chain) in plan.chains.iter().enumerate() {
             let head_vertex = &plan.vertices[chain.vertices[0]];
             for index in 0..head_vertex.parallelism {
@@ -240,9 +351,16 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
                             0,
                         )
                     });
+                    let pace = spec.records_per_second.map(|total| Pace {
+                        per_second: total.div_ceil(u64::from(head_vertex.parallelism)).max(1),
+                        started: std::time::Instant::now(),
+                        records: 0,
+                    });
                     Head::Source {
                         reader: Box::new(SourceReader::new(&spec.kind, splits)),
+                        splits: split_ids,
                         watermarks,
+                        pace,
                     }
                 } else {
                     let rx = inputs[&c].1[index as usize].clone();
@@ -255,10 +373,13 @@ pub(crate) fn execute(job: &JobGraph, config: &RunConfig) -> Result<(), JobError
                             std::iter::repeat_n(e, plan.vertices[edge.from].parallelism as usize)
                         })
                         .collect();
+                    let producers = plan.producers(v) as usize;
                     Head::Input {
                         rx,
                         input_of,
-                        watermarks: InputWatermarks::new(plan.producers(v) as usize),
+                        watermarks: InputWatermarks::new(producers),
+                        aligner: BarrierAligner::new(producers),
+                        blocked: (0..producers).map(|_| VecDeque::new()).collect(),
                     }
                 };
                 let tail_index = *chain.vertices.last().unwrap_or(&chain.vertices[0]);
@@ -350,6 +471,10 @@ fn run_subtask<'a>(
     let vertex = &plan.vertices[chain[0]];
     let mut run = SubtaskRun {
         head_id: vertex.id,
+        task: (vertex.id.to_string(), index),
+        last_checkpoint: 0,
+        committed: 0,
+        align_started: None,
         index,
         parallelism: vertex.parallelism,
         head,
@@ -358,7 +483,73 @@ fn run_subtask<'a>(
         status: WatermarkStatus::Active,
         warned_side_outputs: Vec::new(),
     };
+    if let Some(restored) = shared.restored {
+        let snapshots = load_subtask(restored, vertex.id, index, vertex.parallelism)
+            .map_err(Stop::Failed)?;
+        run.restore(shared, &snapshots)
+            .map_err(|message| run.fail(vertex.id, None, message))?;
+        // Output the restored checkpoint covered is already committed.
+        run.committed = restored.metadata.id;
+    }
     run.run(shared)
+}
+
+/// Opens checkpoint storage and sets up the coordinator when checkpoints
+/// are on. A fresh run (not restored) replaces the job's earlier checkpoints.
+///
+/// # Errors
+/// [`JobError::Checkpoint`] when the storage cannot be opened;
+/// [`JobError::Plan`] when the job has an operator checkpoints do not cover.
+#[allow(clippy::type_complexity)]
+fn start_checkpointing(
+    job: &JobGraph,
+    config: &RunConfig,
+    plan: &Plan<'_>,
+    restored: Option<&Restored>,
+) -> Result<
+    Option<(
+        CheckpointHub,
+        (Receiver<HubEvent>, CheckpointCoordinator),
+    )>,
+    JobError,
+> {
+    let checkpoints = &config.checkpoints;
+    if !checkpoints.enabled() {
+        return Ok(None);
+    }
+    if let Some(join) = job
+        .operators
+        .iter()
+        .find(|o| matches!(o.role(), OperatorRole::Join(_)))
+    {
+        return Err(JobError::Plan(format!(
+            "operator `{}`: join state is not checkpointed yet; run this job without execution.checkpointing.interval",
+            join.id
+        )));
+    }
+    let error = |e: weir_checkpoint::StorageError| JobError::Checkpoint(e.to_string());
+    let storage = CheckpointStorage::open(checkpoints, &job.name).map_err(error)?;
+    if restored.is_none() {
+        let discarded = storage.delete_all().map_err(error)?;
+        if discarded > 0 {
+            tracing::warn!(
+                "discarded {discarded} checkpoint(s) of an earlier run of job `{}` (resume with --from-checkpoint latest to keep them)",
+                job.name
+            );
+        }
+    }
+    let first_id = storage.next_id().map_err(error)?;
+    let tasks: Vec<TaskId> = plan
+        .chains
+        .iter()
+        .flat_map(|c| {
+            let head = &plan.vertices[c.vertices[0]];
+            (0..head.parallelism).map(|i| (head.id.to_string(), i))
+        })
+        .collect();
+    let coordinator = CheckpointCoordinator::new(checkpoints.clone(), tasks, first_id, 0);
+    let (hub, events) = CheckpointHub::new(storage, checkpoints.exactly_once);
+    Ok(Some((hub, (events, coordinator))))
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -465,7 +656,7 @@ fn subtask_info(
         index,
         parallelism,
         max_parallelism: u32::from(shared.job.max_parallelism),
-        attempt: 0,
+        attempt: shared.attempt,
     }
 }
 
@@ -554,6 +745,9 @@ fn build_ops<'a>(
             },
             VertexKind::Sink(spec) => {
                 let sink: Box<dyn Sink> = match &spec.kind {
+                    SinkKind::File { path } if shared.hub.is_some() => {
+                        Box::new(FileSink::transactional(path, index))
+                    }
                     SinkKind::File { path } => {
                         Box::new(FileSink::create(path, index).map_err(|e| fail(e.to_string()))?)
                     }
@@ -607,10 +801,23 @@ impl SubtaskRun<'_> {
             if shared.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
+            self.commit_completed(shared)?;
+            if let Some(hub) = &shared.hub {
+                let triggered = hub.triggered();
+                if matches!(self.head, Head::Source { .. }) && triggered > self.last_checkpoint {
+                    self.checkpoint(shared, triggered, 0, true)?;
+                }
+            }
             self.fire_processing_time(shared, wall_clock_ms())?;
             let now_ms = shared.now_ms();
-            let (input, batch, watermark) = match &mut self.head {
-                Head::Source { reader, watermarks } => {
+            let align = shared.hub.as_ref().is_none_or(|h| h.exactly_once);
+            let step = match &mut self.head {
+                Head::Source {
+                    reader,
+                    watermarks,
+                    pace,
+                    ..
+                } => {
                     let next = reader.next_batch(batch_size, &mut bad);
                     for b in bad.drain(..) {
                         shared.bad_record(b);
@@ -621,6 +828,9 @@ impl SubtaskRun<'_> {
                         Err(e) => return Err(self.fail(self.head_id, None, e.to_string())),
                     };
                     shared.metrics().add_read(batch.len());
+                    if let Some(pace) = pace {
+                        pace.after(batch.len());
+                    }
                     let watermark = watermarks.as_mut().and_then(|w| {
                         // A batch comes from one split, and a split's
                         // watermark depends only on its largest timestamp.
@@ -639,14 +849,16 @@ impl SubtaskRun<'_> {
                     } else {
                         WatermarkStatus::Active
                     })?;
-                    (0, batch, watermark)
+                    Step::Records(0, batch, watermark)
                 }
                 Head::Input {
                     rx,
                     input_of,
                     watermarks,
-                } => match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok((from, StreamElement::Batch(batch))) => (
+                    aligner,
+                    blocked,
+                } => match next_input(rx, aligner, blocked, align) {
+                    Ok((from, StreamElement::Batch(batch))) => Step::Records(
                         input_of.get(from as usize).copied().unwrap_or(0),
                         batch,
                         None,
@@ -663,38 +875,249 @@ impl SubtaskRun<'_> {
                             StreamElement::Watermark(w) => {
                                 watermarks.on_watermark(from as usize, w)
                             }
-                            StreamElement::Batch(_) | StreamElement::EndOfInput => None,
+                            _ => None,
                         };
                         if let Some(status) = watermarks.status_change() {
                             self.set_status(status)?;
                         }
                         match advanced {
-                            Some(w) => (0, Batch::default(), Some(w)),
-                            None => continue,
+                            Some(w) => Step::Records(0, Batch::default(), Some(w)),
+                            None => Step::Nothing,
                         }
                     }
-                    Ok((_, StreamElement::EndOfInput)) => {
+                    Ok((from, StreamElement::Barrier(id))) => {
+                        match aligner.on_barrier(from as usize, id) {
+                            Alignment::Aligned(id) => {
+                                let waited = self.align_started.take();
+                                let ms = waited.map_or(0, |t| t.elapsed().as_millis() as u64);
+                                Step::Checkpoint(id, ms)
+                            }
+                            Alignment::Waiting => {
+                                self.align_started.get_or_insert_with(std::time::Instant::now);
+                                Step::Nothing
+                            }
+                            Alignment::Superseded { .. } => {
+                                self.align_started = Some(std::time::Instant::now());
+                                Step::Nothing
+                            }
+                            Alignment::Stale => Step::Nothing,
+                        }
+                    }
+                    Ok((from, StreamElement::EndOfInput)) => {
                         ended_inputs += 1;
+                        let aligned = aligner.on_end_of_input(from as usize);
                         if ended_inputs == input_of.len() {
-                            break;
+                            Step::Ended(aligned)
+                        } else if let Some(id) = aligned {
+                            let waited = self.align_started.take();
+                            Step::Checkpoint(id, waited.map_or(0, |t| t.elapsed().as_millis() as u64))
+                        } else {
+                            Step::Nothing
                         }
-                        continue;
                     }
-                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Timeout) => Step::Nothing,
                     // Every producer is gone without ending its input: it failed.
                     Err(RecvTimeoutError::Disconnected) => return Err(Stop::Cancelled),
                 },
             };
-            self.push(shared, 0, input, batch)?;
-            if let Some(w) = watermark {
-                self.push_watermark(shared, w)?;
+            match step {
+                Step::Records(input, batch, watermark) => {
+                    self.push(shared, 0, input, batch)?;
+                    if let Some(w) = watermark {
+                        self.push_watermark(shared, w)?;
+                    }
+                }
+                Step::Checkpoint(id, alignment_ms) => {
+                    self.checkpoint(shared, id, alignment_ms, true)?;
+                }
+                Step::Nothing => {}
+                Step::Ended(aligned) => {
+                    if let Some(id) = aligned {
+                        self.checkpoint(shared, id, 0, true)?;
+                    }
+                    break;
+                }
             }
         }
         // End of a bounded input: event time is complete (batch semantics).
         if matches!(self.head, Head::Source { .. }) {
             self.push_watermark(shared, MAX_WATERMARK)?;
         }
-        self.finish(shared)
+        self.finish(shared)?;
+        self.linger(shared)
+    }
+
+    /// Takes part in checkpoint `id`: snapshots the chain, writes the
+    /// snapshot to checkpoint storage, acknowledges (or declines), and
+    /// forwards the barrier when `forward` (a finished subtask already
+    /// ended its output instead).
+    fn checkpoint(
+        &mut self,
+        shared: &JobShared<'_>,
+        id: u64,
+        alignment_ms: u64,
+        forward: bool,
+    ) -> Result<(), Stop> {
+        let Some(hub) = &shared.hub else {
+            return Ok(());
+        };
+        self.last_checkpoint = id;
+        let name = task_name(self.head_id, self.index);
+        let result = self
+            .snapshot(id)
+            .and_then(|snapshot| snapshot.encode())
+            .and_then(|bytes| {
+                let size_bytes = bytes.len() as u64;
+                let file = hub
+                    .storage
+                    .write_state(id, &name, bytes)
+                    .map_err(|e| e.to_string())?;
+                Ok(Acknowledgement {
+                    state: Some(file),
+                    size_bytes,
+                    alignment_ms,
+                })
+            });
+        if let Err(reason) = &result {
+            tracing::warn!("{name} declines checkpoint {id}: {reason}");
+        }
+        hub.send(HubEvent::Ack {
+            id,
+            task: self.task.clone(),
+            result,
+        });
+        if forward {
+            for outlet in &mut self.outlets {
+                outlet.exchange.barrier(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The subtask's state now: its head and every chained operator's.
+    fn snapshot(&mut self, checkpoint: u64) -> Result<SubtaskSnapshot, String> {
+        let head = match &self.head {
+            Head::Source {
+                reader, watermarks, ..
+            } => HeadSnapshot::Source {
+                positions: reader.positions(),
+                watermarks: watermarks.as_ref().map(SplitWatermarks::snapshot),
+            },
+            Head::Input { watermarks, .. } => HeadSnapshot::Input {
+                watermarks: watermarks.snapshot(),
+            },
+        };
+        let mut ops = Vec::new();
+        for op in &mut self.ops {
+            if let Some(state) = op.snapshot(checkpoint)? {
+                ops.push(crate::checkpointing::OperatorSnapshot {
+                    operator: op.id().to_string(),
+                    state,
+                });
+            }
+        }
+        Ok(SubtaskSnapshot { head, ops })
+    }
+
+    /// Takes back this subtask's part of the snapshots of a restored
+    /// checkpoint: its splits' positions, watermarks, and its key groups
+    /// of every operator's state.
+    fn restore(
+        &mut self,
+        shared: &JobShared<'_>,
+        snapshots: &[SubtaskSnapshot],
+    ) -> Result<(), String> {
+        match &mut self.head {
+            Head::Source {
+                reader,
+                splits,
+                watermarks,
+                ..
+            } => {
+                let mut positions = Vec::new();
+                let mut marks = Vec::new();
+                for snapshot in snapshots {
+                    if let HeadSnapshot::Source {
+                        positions: p,
+                        watermarks: w,
+                    } = &snapshot.head
+                    {
+                        positions.extend(p.iter().filter(|p| splits.contains(&p.split)).copied());
+                        marks.extend(w.iter());
+                    }
+                }
+                reader.resume(&positions);
+                if let Some(w) = watermarks {
+                    w.restore(marks);
+                    for p in positions.iter().filter(|p| p.finished) {
+                        w.on_split_finished(p.split);
+                    }
+                }
+            }
+            Head::Input { watermarks, .. } => {
+                let marks: Vec<_> = snapshots
+                    .iter()
+                    .filter_map(|s| match &s.head {
+                        HeadSnapshot::Input { watermarks } => Some(watermarks.clone()),
+                        HeadSnapshot::Source { .. } => None,
+                    })
+                    .collect();
+                watermarks.restore(&marks);
+            }
+        }
+        let max = shared.job.max_parallelism;
+        let range = KeyGroupRange::for_subtask(self.index, self.parallelism, max);
+        for op in &mut self.ops {
+            let id = op.id().to_string();
+            let states: Vec<&[u8]> = snapshots.iter().filter_map(|s| s.operator(&id)).collect();
+            op.restore(&states, range, max)
+                .map_err(|e| format!("restoring operator `{id}`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Lets the chain's sinks commit what the newest completed checkpoint covers.
+    fn commit_completed(&mut self, shared: &JobShared<'_>) -> Result<(), Stop> {
+        let Some(hub) = &shared.hub else {
+            return Ok(());
+        };
+        let completed = hub.completed();
+        if completed <= self.committed {
+            return Ok(());
+        }
+        for op in 0..self.ops.len() {
+            if let Err(message) = self.ops[op].commit(completed) {
+                let id = self.ops[op].id().to_string();
+                return Err(self.fail(&id, None, message));
+            }
+        }
+        self.committed = completed;
+        Ok(())
+    }
+
+    /// After the end of its input, a subtask of a checkpointed job answers
+    /// checkpoints with its final state and commits its sinks' output,
+    /// until the job's final checkpoint completed.
+    fn linger(&mut self, shared: &JobShared<'_>) -> Result<(), Stop> {
+        let Some(hub) = &shared.hub else {
+            return Ok(());
+        };
+        hub.send(HubEvent::Finished);
+        loop {
+            if shared.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            let triggered = hub.triggered();
+            if triggered > self.last_checkpoint {
+                self.checkpoint(shared, triggered, 0, false)?;
+            }
+            let done = hub.job_done();
+            self.commit_completed(shared)?;
+            if done {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Sends `status` downstream when it differs from the last one sent.
@@ -863,6 +1286,36 @@ impl SubtaskRun<'_> {
             outlet.exchange.finish()?;
         }
         Ok(())
+    }
+}
+
+/// The next element for a subtask's input head: first what unblocked
+/// producers sent during an alignment, then the channel. With `align`,
+/// elements from a producer blocked by the barrier aligner are set aside
+/// (in arrival order) until its alignment completes.
+fn next_input(
+    rx: &Receiver<Message>,
+    aligner: &BarrierAligner,
+    blocked: &mut [VecDeque<StreamElement>],
+    align: bool,
+) -> Result<Message, RecvTimeoutError> {
+    for (producer, queue) in blocked.iter_mut().enumerate() {
+        if !(align && aligner.is_blocked(producer))
+            && let Some(element) = queue.pop_front()
+        {
+            return Ok((producer as u32, element));
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_millis(50);
+    loop {
+        let (from, element) = rx.recv_deadline(deadline)?;
+        if align && aligner.is_blocked(from as usize)
+            && let Some(queue) = blocked.get_mut(from as usize)
+        {
+            queue.push_back(element);
+            continue;
+        }
+        return Ok((from, element));
     }
 }
 

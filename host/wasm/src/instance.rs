@@ -434,6 +434,12 @@ impl OperatorInstance {
         Ok(())
     }
 
+    /// The subtask's keyed state (`None` on a non-keyed stream), for
+    /// checkpoints and restores between calls.
+    pub fn state_mut(&mut self) -> Option<&mut KeyedState> {
+        self.store.data_mut().state.as_mut()
+    }
+
     /// Takes the keyed state back (for example to inspect it after a run).
     pub fn take_state(&mut self) -> Option<KeyedState> {
         self.store.data_mut().state.take()

@@ -128,6 +128,9 @@ pub struct SourceSpec {
     /// Periodic watermarks from record timestamps (default: none until the
     /// end of input, which always emits the maximum watermark).
     pub watermarks: Option<WatermarkSpec>,
+    /// Read at most this many records per second (over all subtasks;
+    /// like Flink datagen's `rows-per-second`); default: as fast as possible.
+    pub records_per_second: Option<u64>,
 }
 
 /// Bounded-out-of-orderness watermarks, one generator per split.

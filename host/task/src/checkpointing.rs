@@ -1,0 +1,471 @@
+//! Checkpoints of a running job (asynchronous barrier snapshotting, as in
+//! Flink): the coordinator thread, what subtasks share with it, the
+//! encoding of one subtask's snapshot, and loading a completed checkpoint
+//! back.
+//!
+//! The flow of checkpoint `n`:
+//! 1. the coordinator thread (driving [`CheckpointCoordinator`]) publishes
+//!    `n` in [`CheckpointHub::triggered`];
+//! 2. each running source subtask sees it between two batches, snapshots
+//!    its split positions and its chain, writes the snapshot to checkpoint
+//!    storage, acknowledges, then sends barrier `n` downstream;
+//! 3. a subtask with inputs aligns barrier `n` over its producers
+//!    (`BarrierAligner`), then does the same;
+//! 4. a subtask that has finished (its input ended) acknowledges with the
+//!    snapshot of its final state, so checkpoints go on while bounded
+//!    inputs end one by one;
+//! 5. on the last acknowledgement the coordinator writes `_metadata`,
+//!    publishes `n` in [`CheckpointHub::completed`], and transactional
+//!    sinks commit what they sealed at barrier `n` or before.
+//!
+//! When every subtask has finished, the coordinator triggers one final
+//! checkpoint; the job ends when it completes, so a bounded job's output is
+//! committed only as part of a completed checkpoint (Flink's final
+//! checkpoint, FLIP-147).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::{Deserialize, Serialize};
+use weir_checkpoint::{
+    Acknowledgement, CheckpointAction, CheckpointConfig, CheckpointCoordinator, CheckpointId,
+    CheckpointMetadata, CheckpointStorage, StorageError, SubtaskState, TaskId,
+};
+use weir_connectors::SplitPosition;
+
+use crate::JobError;
+use crate::watermark::{InputWatermarksSnapshot, SplitWatermarksSnapshot};
+
+/// Where a job resumes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restore {
+    /// The newest completed checkpoint of the job under the configured
+    /// checkpoint directory (older ones when it is damaged).
+    Latest,
+    /// A checkpoint directory `.../<job>/chk-<n>` (or its `_metadata` file).
+    Checkpoint(std::path::PathBuf),
+}
+
+/// A completed checkpoint to start from, and the storage it is in.
+#[derive(Debug)]
+pub(crate) struct Restored {
+    pub(crate) storage: CheckpointStorage,
+    pub(crate) metadata: CheckpointMetadata,
+}
+
+/// Finds the checkpoint `restore` names.
+///
+/// # Errors
+/// [`JobError::Checkpoint`] naming the directory or file that is missing or
+/// damaged.
+pub(crate) fn resolve(
+    restore: &Restore,
+    config: &CheckpointConfig,
+    job: &str,
+) -> Result<Restored, JobError> {
+    let error = |e: StorageError| JobError::Checkpoint(e.to_string());
+    match restore {
+        Restore::Latest => {
+            let storage = CheckpointStorage::open(config, job).map_err(error)?;
+            let (metadata, warnings) = storage.latest().map_err(error)?;
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            Ok(Restored { storage, metadata })
+        }
+        Restore::Checkpoint(path) => {
+            let dir = if path.file_name().is_some_and(|n| n == "_metadata") {
+                path.parent().unwrap_or(path)
+            } else {
+                path.as_path()
+            };
+            let not_a_checkpoint = || {
+                JobError::Checkpoint(format!(
+                    "{} is not a checkpoint directory (expected <dir>/<job>/chk-<n>)",
+                    path.display()
+                ))
+            };
+            let id: CheckpointId = dir
+                .file_name()
+                .and_then(|n| n.to_str()?.strip_prefix("chk-")?.parse().ok())
+                .ok_or_else(not_a_checkpoint)?;
+            let job_dir = dir.parent().ok_or_else(not_a_checkpoint)?;
+            let job_name = job_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(not_a_checkpoint)?;
+            let base = job_dir.parent().unwrap_or(Path::new("."));
+            let base = if base.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                base
+            };
+            let mut at = config.clone();
+            at.dir = base.to_string_lossy().into_owned();
+            let storage = CheckpointStorage::open(&at, job_name).map_err(error)?;
+            let metadata = storage.load(id).map_err(error)?;
+            Ok(Restored { storage, metadata })
+        }
+    }
+}
+
+/// What the coordinator thread and the subtasks share.
+pub(crate) struct CheckpointHub {
+    pub(crate) storage: CheckpointStorage,
+    /// The newest checkpoint triggered (0: none yet).
+    triggered: AtomicU64,
+    /// The newest checkpoint completed (0: none yet).
+    completed: AtomicU64,
+    /// The final checkpoint completed: finished subtasks may exit.
+    job_done: AtomicBool,
+    events: Sender<HubEvent>,
+    /// Barriers block producers (exactly-once) or not (at-least-once).
+    pub(crate) exactly_once: bool,
+}
+
+/// What subtasks tell the coordinator.
+pub(crate) enum HubEvent {
+    /// A subtask's answer to checkpoint `id`: where its state went, or why
+    /// it could not take it.
+    Ack {
+        id: CheckpointId,
+        task: TaskId,
+        result: Result<Acknowledgement, String>,
+    },
+    /// A subtask's input ended; it now answers checkpoints with its final state.
+    Finished,
+}
+
+impl CheckpointHub {
+    pub(crate) fn new(
+        storage: CheckpointStorage,
+        exactly_once: bool,
+    ) -> (Self, Receiver<HubEvent>) {
+        let (events, rx) = crossbeam_channel::unbounded();
+        let hub = Self {
+            storage,
+            triggered: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            job_done: AtomicBool::new(false),
+            events,
+            exactly_once,
+        };
+        (hub, rx)
+    }
+
+    pub(crate) fn triggered(&self) -> CheckpointId {
+        self.triggered.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn completed(&self) -> CheckpointId {
+        self.completed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn job_done(&self) -> bool {
+        self.job_done.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn send(&self, event: HubEvent) {
+        // The coordinator only goes away when the job is over.
+        let _ = self.events.send(event);
+    }
+}
+
+/// How the coordinator thread ends.
+pub(crate) enum CoordinatorEnd {
+    /// The final checkpoint completed.
+    Done,
+    /// The job was cancelled (a subtask failed).
+    Cancelled,
+    /// Too many checkpoints failed.
+    Failed(String),
+}
+
+/// The coordinator thread: triggers checkpoints on time, gathers
+/// acknowledgements, writes `_metadata` of completed checkpoints, and
+/// takes the final checkpoint once every subtask finished.
+pub(crate) struct CoordinatorLoop<'a> {
+    pub(crate) hub: &'a CheckpointHub,
+    pub(crate) events: Receiver<HubEvent>,
+    pub(crate) coordinator: CheckpointCoordinator,
+    pub(crate) config: &'a CheckpointConfig,
+    pub(crate) job: &'a str,
+    /// Parallelism of every chain head, by vertex id.
+    pub(crate) parallelism: BTreeMap<String, u32>,
+    pub(crate) subtasks: usize,
+    pub(crate) metrics: &'a crate::JobMetrics,
+}
+
+impl CoordinatorLoop<'_> {
+    /// Runs until the final checkpoint completed or `cancelled()` says so.
+    pub(crate) fn run(
+        mut self,
+        now_ms: impl Fn() -> i64,
+        cancelled: impl Fn() -> bool,
+    ) -> CoordinatorEnd {
+        let mut finished = 0;
+        let mut final_checkpoint = None;
+        loop {
+            if cancelled() {
+                return CoordinatorEnd::Cancelled;
+            }
+            let now = now_ms();
+            let wait = self
+                .coordinator
+                .next_deadline()
+                .map_or(100, |d| (d - now).clamp(1, 100));
+            let action = match self
+                .events
+                .recv_timeout(Duration::from_millis(wait as u64))
+            {
+                Ok(HubEvent::Ack { id, task, result }) => match result {
+                    Ok(ack) => self.coordinator.acknowledge(id, task, ack, now_ms()),
+                    Err(reason) => {
+                        let reason = format!("{}#{} declined: {reason}", task.0, task.1);
+                        self.coordinator.decline(id, reason, now_ms())
+                    }
+                },
+                Ok(HubEvent::Finished) => {
+                    finished += 1;
+                    None
+                }
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return CoordinatorEnd::Cancelled,
+            };
+            let action = action.or_else(|| {
+                if finished < self.subtasks {
+                    return self.coordinator.tick(now_ms());
+                }
+                if final_checkpoint.is_none() && self.coordinator.pending().is_none() {
+                    let id = self.coordinator.trigger_now(now_ms())?;
+                    final_checkpoint = Some(id);
+                    return Some(CheckpointAction::Trigger(id));
+                }
+                // Only the final checkpoint's timeout remains to watch.
+                self.coordinator
+                    .tick(now_ms())
+                    .filter(|a| !matches!(a, CheckpointAction::Trigger(_)))
+            });
+            match action {
+                None => {}
+                Some(CheckpointAction::Trigger(id)) => {
+                    tracing::debug!("triggering checkpoint {id}");
+                    self.hub.triggered.store(id, Ordering::Release);
+                }
+                Some(CheckpointAction::Complete { id, acks, stats }) => {
+                    if let Err(e) = self.write_metadata(id, acks) {
+                        // The state is written but cannot be found again:
+                        // the checkpoint does not count.
+                        tracing::warn!("checkpoint {id} failed: {e}");
+                        if final_checkpoint == Some(id) {
+                            final_checkpoint = None;
+                        }
+                        continue;
+                    }
+                    tracing::info!(
+                        "checkpoint {id} completed in {} ms ({} bytes)",
+                        stats.duration_ms,
+                        stats.size_bytes
+                    );
+                    self.metrics.record_checkpoint(stats);
+                    self.hub.completed.store(id, Ordering::Release);
+                    if final_checkpoint == Some(id) {
+                        self.hub.job_done.store(true, Ordering::Release);
+                        return CoordinatorEnd::Done;
+                    }
+                }
+                Some(CheckpointAction::Abort { id, reason }) => {
+                    tracing::warn!("checkpoint {id} aborted: {reason}");
+                    if final_checkpoint == Some(id) {
+                        final_checkpoint = None;
+                    }
+                }
+                Some(CheckpointAction::FailJob(reason)) => {
+                    return CoordinatorEnd::Failed(reason);
+                }
+            }
+        }
+    }
+
+    fn write_metadata(
+        &self,
+        id: CheckpointId,
+        acks: BTreeMap<TaskId, Acknowledgement>,
+    ) -> Result<(), StorageError> {
+        let tasks = acks
+            .into_iter()
+            .map(|((vertex, index), ack)| {
+                (
+                    task_name(&vertex, index),
+                    SubtaskState {
+                        file: ack.state,
+                        size_bytes: ack.size_bytes,
+                    },
+                )
+            })
+            .collect();
+        let metadata = CheckpointMetadata {
+            version: 1,
+            job: self.job.to_string(),
+            id,
+            completed_ms: crate::ops::wall_clock_ms(),
+            parallelism: self.parallelism.clone(),
+            tasks,
+        };
+        self.hub
+            .storage
+            .complete(&metadata, self.config.num_retained)
+    }
+}
+
+/// `vertex#index`: a subtask's name in metadata and state file names.
+pub(crate) fn task_name(vertex: &str, index: u32) -> String {
+    format!("{vertex}#{index}")
+}
+
+/// One subtask's state in a checkpoint: its head (source positions or
+/// input watermarks) and the state of each chained operator that has some.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SubtaskSnapshot {
+    pub(crate) head: HeadSnapshot,
+    pub(crate) ops: Vec<OperatorSnapshot>,
+}
+
+/// The head of a subtask's chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum HeadSnapshot {
+    /// A source: how far each split was read, and its watermark generators.
+    Source {
+        positions: Vec<SplitPosition>,
+        watermarks: Option<SplitWatermarksSnapshot>,
+    },
+    /// A subtask with inputs: the watermarks of its producers.
+    Input { watermarks: InputWatermarksSnapshot },
+}
+
+/// One chained operator's state, in its own encoding (`KeyedSnapshot`
+/// bytes for a UDF's keyed state, JSON for a window).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OperatorSnapshot {
+    pub(crate) operator: String,
+    pub(crate) state: Vec<u8>,
+}
+
+/// The first bytes of a subtask state file (format version 1).
+const MAGIC: &[u8] = b"WSUB1";
+
+impl SubtaskSnapshot {
+    /// `WSUB1` then the snapshot in postcard's encoding.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
+        let mut bytes = MAGIC.to_vec();
+        postcard::to_io(self, &mut bytes).map_err(|e| e.to_string())?;
+        Ok(bytes)
+    }
+
+    /// Reads what [`SubtaskSnapshot::encode`] wrote.
+    ///
+    /// # Errors
+    /// A message when the bytes are not such a snapshot.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let body = bytes
+            .strip_prefix(MAGIC)
+            .ok_or("not a Weir subtask state file (no WSUB1 header)")?;
+        postcard::from_bytes(body).map_err(|e| format!("damaged subtask state: {e}"))
+    }
+
+    /// The state of `operator` in this snapshot, if it has any.
+    pub(crate) fn operator(&self, operator: &str) -> Option<&[u8]> {
+        self.ops
+            .iter()
+            .find(|o| o.operator == operator)
+            .map(|o| o.state.as_slice())
+    }
+}
+
+/// The snapshots a new subtask `index` of chain `head` (at `parallelism`)
+/// restores from: its own old one when the parallelism is unchanged, all
+/// old subtasks' otherwise (each keeps what belongs to it: key groups,
+/// splits).
+///
+/// # Errors
+/// [`JobError::Checkpoint`] naming a state file that is missing or damaged.
+pub(crate) fn load_subtask(
+    restored: &Restored,
+    head: &str,
+    index: u32,
+    parallelism: u32,
+) -> Result<Vec<SubtaskSnapshot>, JobError> {
+    let Some(&old) = restored.metadata.parallelism.get(head) else {
+        return Ok(Vec::new()); // a vertex the checkpoint does not know
+    };
+    let indices: Vec<u32> = if old == parallelism {
+        vec![index]
+    } else {
+        (0..old).collect()
+    };
+    let mut snapshots = Vec::new();
+    for i in indices {
+        let name = task_name(head, i);
+        let Some(file) = restored
+            .metadata
+            .tasks
+            .get(&name)
+            .and_then(|t| t.file.clone())
+        else {
+            continue;
+        };
+        let bytes = restored
+            .storage
+            .read_state(&file)
+            .map_err(|e| JobError::Checkpoint(e.to_string()))?;
+        let snapshot = SubtaskSnapshot::decode(&bytes).map_err(|e| {
+            JobError::Checkpoint(format!(
+                "checkpoint {}: state file {file} of {name}: {e}",
+                restored.metadata.id
+            ))
+        })?;
+        snapshots.push(snapshot);
+    }
+    Ok(snapshots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtask_snapshots_round_trip_and_damage_is_an_error() {
+        let snapshot = SubtaskSnapshot {
+            head: HeadSnapshot::Source {
+                positions: vec![SplitPosition {
+                    split: 2,
+                    offset: 1234,
+                    line: 17,
+                    finished: false,
+                }],
+                watermarks: Some(SplitWatermarksSnapshot {
+                    max_timestamps: vec![(2, 99)],
+                    emitted: Some(98),
+                }),
+            },
+            ops: vec![OperatorSnapshot {
+                operator: "w".into(),
+                state: vec![0, 1, 2, 255],
+            }],
+        };
+        let bytes = snapshot.encode().unwrap();
+        let back = SubtaskSnapshot::decode(&bytes).unwrap();
+        assert_eq!(back.operator("w"), Some(&[0u8, 1, 2, 255][..]));
+        assert_eq!(back.operator("x"), None);
+        assert!(matches!(back.head, HeadSnapshot::Source { ref positions, .. } if positions[0].offset == 1234));
+        assert!(SubtaskSnapshot::decode(&bytes[..bytes.len() - 3]).is_err());
+        assert!(
+            SubtaskSnapshot::decode(b"{}")
+                .unwrap_err()
+                .contains("WSUB1")
+        );
+    }
+}
