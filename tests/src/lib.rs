@@ -202,7 +202,7 @@ pub fn run_yaml(dir: &Path, yaml: &str, parallelism: Option<u32>) -> Result<weir
     std::fs::write(&file, yaml)?;
     let options = weir_cli::run::RunOptions {
         parallelism,
-        progress: false,
+        ..Default::default()
     };
     let (_, summary) = weir_cli::run::run_file(&file, &options)?;
     Ok(summary)

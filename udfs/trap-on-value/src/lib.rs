@@ -13,6 +13,9 @@ struct Config {
     allocate_mib: Option<usize>,
     /// Loop forever on the trap record instead of panicking.
     spin: bool,
+    /// Trap only in the first this many attempts of the job (restarts
+    /// count up), so a restarted job gets past the record; default: always.
+    trap_attempts: Option<u32>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -29,7 +32,10 @@ impl MapFunction for TrapOnValue {
     type In = Row;
     type Out = Row;
 
-    fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {
+    fn open(mut config: Config, ctx: &OpenContext) -> Result<Self, String> {
+        if config.trap_attempts.is_some_and(|n| ctx.attempt >= n) {
+            config.trap_value = None;
+        }
         Ok(Self(config))
     }
 

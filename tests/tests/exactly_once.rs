@@ -1,0 +1,204 @@
+//! Exactly-once under failures inside a job: a UDF traps once, on one NAB
+//! reading near the end of the input; the job restarts from its latest
+//! completed checkpoint, and the committed output equals a fault-free run's
+//! record for record (nothing lost, nothing duplicated), for the z-score
+//! job (keyed UDF state) and for an event-time windowed job (window state,
+//! timers, watermarks).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use weir_tests::{nab_dir, read_parts, rust_udf};
+
+/// A reading that occurs once in NAB, at line 20001 of the longest series
+/// (`machine_temperature_system_failure`, 22 695 readings): with the files
+/// read interleaved, it comes after about 99 % of all readings.
+const TRAP_VALUE: f64 = 100.188373;
+
+/// NAB readings → `guard` (passes records on; traps on `TRAP_VALUE` in
+/// the first attempt when `trap`) → `rest` of the job.
+fn job(out: &Path, trap: bool, rest: &str) -> String {
+    let guard = rust_udf("trap-on-value").unwrap();
+    let config = if trap {
+        format!("{{ trap_value: {TRAP_VALUE}, trap_attempts: 1 }}")
+    } else {
+        "{}".to_string()
+    };
+    format!(
+        r#"
+name: exactly-once
+parallelism: 2
+sources:
+  - id: readings
+    type: file
+    path: {data}
+    glob: "**/*.csv"
+    format: csv
+    key: {{ from: path }}
+    timestamp: {{ field: timestamp, format: "%Y-%m-%d %H:%M:%S" }}
+    watermarks: {{ max_out_of_orderness: 1h }}
+    records_per_second: 300000
+operators:
+  - id: guard
+    input: readings
+    udf: {guard}
+    config: {config}
+{rest}
+sinks:
+  - id: out
+    input: last
+    type: file
+    path: {out}
+"#,
+        data = nab_dir().display(),
+        guard = guard.display(),
+        out = out.display(),
+    )
+}
+
+fn zscore_rest() -> String {
+    format!(
+        r#"  - id: last
+    input: guard
+    partition: key_by
+    udf: {}
+    config: {{ warmup: 30, threshold: 3.0 }}"#,
+        rust_udf("nab-zscore").unwrap().display()
+    )
+}
+
+const WINDOW_REST: &str = r#"  - id: last
+    input: guard
+    partition: key_by
+    window:
+      type: tumbling
+      size: 1h
+      key_field: series
+      bounds_format: "%Y-%m-%d %H:%M:%S"
+    aggregate:
+      - { fn: count }
+      - { fn: min, field: value }
+      - { fn: max, field: value }
+      - { fn: avg, field: value, as: mean }"#;
+
+/// Every committed output line, sorted.
+fn committed(out: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = read_parts(out)
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .map(|v| v.to_string())
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Runs `yaml` with `-D` settings like `weir run` does.
+fn run(dir: &Path, yaml: &str, settings: &[String]) -> anyhow::Result<weir_task::JobSummary> {
+    let file = dir.join("job.yaml");
+    std::fs::write(&file, yaml)?;
+    let mut checkpoints = weir_task::CheckpointConfig::default();
+    for pair in settings {
+        checkpoints.set_pair(pair)?;
+    }
+    let options = weir_cli::run::RunOptions {
+        checkpoints,
+        ..Default::default()
+    };
+    Ok(weir_cli::run::run_file(&file, &options)?.1)
+}
+
+fn checkpointed(dir: &Path) -> Vec<String> {
+    vec![
+        "execution.checkpointing.interval=100ms".into(),
+        format!("state.checkpoints.dir={}", dir.join("checkpoints").display()),
+        "restart-strategy.type=fixed-delay".into(),
+        "restart-strategy.fixed-delay.attempts=2".into(),
+        "restart-strategy.fixed-delay.delay=10ms".into(),
+    ]
+}
+
+/// Fault-free without checkpoints, then with checkpoints and one trap.
+fn assert_trap_recovers_exactly_once(rest: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let expected_out = dir.path().join("expected");
+    let expected = run(dir.path(), &job(&expected_out, false, rest), &[]).unwrap();
+    let want = committed(&expected_out);
+    assert!(want.len() > 100, "the job has output: {}", want.len());
+
+    let out = dir.path().join("recovered");
+    let summary = run(dir.path(), &job(&out, true, rest), &checkpointed(dir.path())).unwrap();
+    assert_eq!(summary.restarts, 1, "the trap fired once: {summary:?}");
+    assert!(
+        summary.checkpoints.len() >= 2,
+        "checkpoints completed: {:?}",
+        summary.checkpoints
+    );
+    // A restart from the beginning would read almost everything twice.
+    assert!(
+        summary.records_read < expected.records_read * 13 / 10,
+        "restored from a checkpoint, not from scratch: read {} of {}",
+        summary.records_read,
+        expected.records_read
+    );
+    let got = committed(&out);
+    assert_eq!(got.len(), want.len(), "records committed");
+    assert!(got == want, "committed output differs from the fault-free run");
+    // Nothing uncommitted is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_trap_in_the_nab_zscore_job_recovers_exactly_once() {
+    assert_trap_recovers_exactly_once(&zscore_rest());
+}
+
+#[test]
+fn a_trap_before_an_event_time_window_recovers_exactly_once() {
+    assert_trap_recovers_exactly_once(WINDOW_REST);
+}
+
+#[test]
+fn without_a_restart_strategy_the_trap_fails_the_job_naming_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = checkpointed(dir.path());
+    settings.truncate(2);
+    settings.push("restart-strategy.type=none".into());
+    let out = dir.path().join("out");
+    let error = run(dir.path(), &job(&out, true, WINDOW_REST), &settings).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("guard") && text.contains("machine_temperature_system_failure.csv:20001"),
+        "{text}"
+    );
+}
+
+#[test]
+fn resuming_from_a_missing_checkpoint_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = job(&dir.path().join("out"), false, WINDOW_REST);
+    let file = dir.path().join("job.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let mut checkpoints = weir_task::CheckpointConfig::default();
+    checkpoints
+        .set_pair(&format!(
+            "state.checkpoints.dir={}",
+            dir.path().join("none").display()
+        ))
+        .unwrap();
+    let options = weir_cli::run::RunOptions {
+        checkpoints,
+        restore: Some(weir_task::Restore::Latest),
+        ..Default::default()
+    };
+    let text = weir_cli::run::run_file(&file, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("checkpoint") && text.contains("none"), "{text}");
+}
