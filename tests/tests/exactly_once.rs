@@ -112,7 +112,10 @@ fn run(dir: &Path, yaml: &str, settings: &[String]) -> anyhow::Result<weir_task:
 fn checkpointed(dir: &Path) -> Vec<String> {
     vec![
         "execution.checkpointing.interval=100ms".into(),
-        format!("state.checkpoints.dir={}", dir.join("checkpoints").display()),
+        format!(
+            "state.checkpoints.dir={}",
+            dir.join("checkpoints").display()
+        ),
         "restart-strategy.type=fixed-delay".into(),
         "restart-strategy.fixed-delay.attempts=2".into(),
         "restart-strategy.fixed-delay.delay=10ms".into(),
@@ -128,7 +131,12 @@ fn assert_trap_recovers_exactly_once(rest: &str) {
     assert!(want.len() > 100, "the job has output: {}", want.len());
 
     let out = dir.path().join("recovered");
-    let summary = run(dir.path(), &job(&out, true, rest), &checkpointed(dir.path())).unwrap();
+    let summary = run(
+        dir.path(),
+        &job(&out, true, rest),
+        &checkpointed(dir.path()),
+    )
+    .unwrap();
     assert_eq!(summary.restarts, 1, "the trap fired once: {summary:?}");
     assert!(
         summary.checkpoints.len() >= 2,
@@ -144,7 +152,10 @@ fn assert_trap_recovers_exactly_once(rest: &str) {
     );
     let got = committed(&out);
     assert_eq!(got.len(), want.len(), "records committed");
-    assert!(got == want, "committed output differs from the fault-free run");
+    assert!(
+        got == want,
+        "committed output differs from the fault-free run"
+    );
     // Nothing uncommitted is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
@@ -200,5 +211,8 @@ fn resuming_from_a_missing_checkpoint_names_it() {
     let text = weir_cli::run::run_file(&file, &options)
         .unwrap_err()
         .to_string();
-    assert!(text.contains("checkpoint") && text.contains("none"), "{text}");
+    assert!(
+        text.contains("checkpoint") && text.contains("none"),
+        "{text}"
+    );
 }

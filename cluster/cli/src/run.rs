@@ -223,8 +223,12 @@ pub fn format_summary(job: &JobGraph, summary: &JobSummary) -> String {
     }
     if let Some(last) = summary.checkpoints.last() {
         let n = summary.checkpoints.len();
-        let mean_ms =
-            summary.checkpoints.iter().map(|c| c.duration_ms).sum::<u64>() as f64 / n as f64;
+        let mean_ms = summary
+            .checkpoints
+            .iter()
+            .map(|c| c.duration_ms)
+            .sum::<u64>() as f64
+            / n as f64;
         text.push_str(&format!(
             "  checkpoints      {n} completed (mean {mean_ms:.0} ms; last: #{} {} bytes)\n",
             last.id, last.size_bytes

@@ -19,7 +19,11 @@ fn repo_root() -> PathBuf {
 
 fn nab() -> PathBuf {
     let shared = repo_root().join("../shared/data/nab/data");
-    assert!(shared.is_dir(), "NAB data not found at {}", shared.display());
+    assert!(
+        shared.is_dir(),
+        "NAB data not found at {}",
+        shared.display()
+    );
     shared
 }
 
@@ -171,7 +175,10 @@ fn fault_free(dir: &Path) -> (Vec<String>, Vec<String>) {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    (committed(&out.join("hourly")), committed(&out.join("alerts")))
+    (
+        committed(&out.join("hourly")),
+        committed(&out.join("alerts")),
+    )
 }
 
 #[test]
@@ -186,7 +193,11 @@ fn sigkill_and_resume_from_latest_checkpoint_gives_the_fault_free_output() {
         let out = dir.path().join("out");
         let got_hourly = committed(&out.join("hourly"));
         let got_alerts = committed(&out.join("alerts"));
-        assert_eq!(got_hourly.len(), hourly.len(), "seed {seed}: hourly records");
+        assert_eq!(
+            got_hourly.len(),
+            hourly.len(),
+            "seed {seed}: hourly records"
+        );
         assert!(got_hourly == hourly, "seed {seed}: hourly output differs");
         assert_eq!(got_alerts.len(), alerts.len(), "seed {seed}: alerts");
         assert!(got_alerts == alerts, "seed {seed}: alerts differ");

@@ -174,7 +174,9 @@ impl CheckpointConfig {
                 };
             }
             _ if key.starts_with("restart-strategy.") => {
-                let strategy = self.restart.get_or_insert_with(|| self_default_restart(self.interval_ms));
+                let strategy = self
+                    .restart
+                    .get_or_insert_with(|| self_default_restart(self.interval_ms));
                 strategy.set(key, value)?;
             }
             _ => {

@@ -307,10 +307,16 @@ mod tests {
     fn exponential_delay_grows_to_its_cap_and_resets_after_a_long_run() {
         let s = strategy(&[
             ("restart-strategy.type", "exponential-delay"),
-            ("restart-strategy.exponential-delay.initial-backoff", "100ms"),
+            (
+                "restart-strategy.exponential-delay.initial-backoff",
+                "100ms",
+            ),
             ("restart-strategy.exponential-delay.max-backoff", "300ms"),
             ("restart-strategy.exponential-delay.backoff-multiplier", "2"),
-            ("restart-strategy.exponential-delay.reset-backoff-threshold", "10s"),
+            (
+                "restart-strategy.exponential-delay.reset-backoff-threshold",
+                "10s",
+            ),
         ]);
         let mut t = RestartTracker::new(s, 0);
         assert_eq!(t.on_failure(1), Some(100));
@@ -327,7 +333,10 @@ mod tests {
     fn failure_rate_counts_failures_within_the_interval() {
         let s = strategy(&[
             ("restart-strategy.type", "failure-rate"),
-            ("restart-strategy.failure-rate.max-failures-per-interval", "2"),
+            (
+                "restart-strategy.failure-rate.max-failures-per-interval",
+                "2",
+            ),
             ("restart-strategy.failure-rate.failure-rate-interval", "1s"),
             ("restart-strategy.failure-rate.delay", "0"),
         ]);
@@ -345,7 +354,10 @@ mod tests {
         let e = s
             .set("restart-strategy.fixed-delay.attempts", "3")
             .unwrap_err();
-        assert!(e.to_string().contains("set restart-strategy.type first"), "{e}");
+        assert!(
+            e.to_string().contains("set restart-strategy.type first"),
+            "{e}"
+        );
         let e = s.set("restart-strategy.type", "sometimes").unwrap_err();
         assert!(e.to_string().contains("fixed-delay"), "{e}");
         assert!(matches!(

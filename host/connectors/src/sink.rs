@@ -124,9 +124,13 @@ pub fn prepare_file_sink_dir(dir: &Path, start: SinkStart) -> Result<(), Connect
         let path = entry.path();
         let keep = match (start, part) {
             (SinkStart::Fresh, _) => false,
-            (SinkStart::Restore(n), PartFile::Pending { subtask, checkpoint })
-                if checkpoint <= n =>
-            {
+            (
+                SinkStart::Restore(n),
+                PartFile::Pending {
+                    subtask,
+                    checkpoint,
+                },
+            ) if checkpoint <= n => {
                 let target = dir.join(committed_name(subtask, checkpoint));
                 std::fs::rename(&path, &target).map_err(io(&target))?;
                 true
@@ -366,12 +370,20 @@ mod tests {
         sink.finish().unwrap();
         assert_eq!(
             names(dir.path()),
-            [".part-3-1.pending", ".part-3-2.pending", ".part-3.inprogress"]
+            [
+                ".part-3-1.pending",
+                ".part-3-2.pending",
+                ".part-3.inprogress"
+            ]
         );
         sink.commit(1).unwrap();
         assert_eq!(
             names(dir.path()),
-            [".part-3-2.pending", ".part-3.inprogress", "part-3-00000001.jsonl"]
+            [
+                ".part-3-2.pending",
+                ".part-3.inprogress",
+                "part-3-00000001.jsonl"
+            ]
         );
         sink.commit(3).unwrap();
         let committed = std::fs::read_to_string(dir.path().join("part-3-00000002.jsonl")).unwrap();
@@ -388,7 +400,10 @@ mod tests {
         let p = dir.path();
         for (name, text) in [
             ("part-0-00000001.jsonl", "a\n"),
-            ("part-0-00000004.jsonl", "from a checkpoint newer than the restored one\n"),
+            (
+                "part-0-00000004.jsonl",
+                "from a checkpoint newer than the restored one\n",
+            ),
             (".part-0-2.pending", "b\n"),
             (".part-1-3.pending", "c\n"),
             (".part-1-4.pending", "after\n"),
@@ -408,7 +423,10 @@ mod tests {
                 "part-1-00000003.jsonl"
             ]
         );
-        assert_eq!(std::fs::read_to_string(p.join("part-1-00000003.jsonl")).unwrap(), "c\n");
+        assert_eq!(
+            std::fs::read_to_string(p.join("part-1-00000003.jsonl")).unwrap(),
+            "c\n"
+        );
         prepare_file_sink_dir(p, SinkStart::Fresh).unwrap();
         assert_eq!(names(p), ["notes.txt"]);
     }

@@ -217,10 +217,7 @@ impl CoordinatorLoop<'_> {
                 .coordinator
                 .next_deadline()
                 .map_or(100, |d| (d - now).clamp(1, 100));
-            let action = match self
-                .events
-                .recv_timeout(Duration::from_millis(wait as u64))
-            {
+            let action = match self.events.recv_timeout(Duration::from_millis(wait as u64)) {
                 Ok(HubEvent::Ack { id, task, result }) => match result {
                     Ok(ack) => self.coordinator.acknowledge(id, task, ack, now_ms()),
                     Err(reason) => {
@@ -460,7 +457,9 @@ mod tests {
         let back = SubtaskSnapshot::decode(&bytes).unwrap();
         assert_eq!(back.operator("w"), Some(&[0u8, 1, 2, 255][..]));
         assert_eq!(back.operator("x"), None);
-        assert!(matches!(back.head, HeadSnapshot::Source { ref positions, .. } if positions[0].offset == 1234));
+        assert!(
+            matches!(back.head, HeadSnapshot::Source { ref positions, .. } if positions[0].offset == 1234)
+        );
         assert!(SubtaskSnapshot::decode(&bytes[..bytes.len() - 3]).is_err());
         assert!(
             SubtaskSnapshot::decode(b"{}")

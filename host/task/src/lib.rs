@@ -39,8 +39,8 @@ use std::time::Duration;
 
 pub use checkpointing::Restore;
 pub use metrics::JobMetrics;
-pub use weir_checkpoint::{CheckpointConfig, CheckpointStats};
 pub use subtask::SplitTable;
+pub use weir_checkpoint::{CheckpointConfig, CheckpointStats};
 use weir_connectors::ConnectorError;
 use weir_types::jobgraph::JobGraph;
 use weir_wasm::WasmError;
@@ -190,7 +190,11 @@ fn run_with_restarts(job: &JobGraph, config: &RunConfig) -> Result<(), JobError>
         let restored = latest.as_ref().or(initial.as_ref());
         let error = match subtask::execute(job, config, restored, attempt) {
             Ok(()) => return Ok(()),
-            Err(error @ (JobError::Task { .. } | JobError::Checkpoint(_))) if attempt_may_restart(&error) => error,
+            Err(error @ (JobError::Task { .. } | JobError::Checkpoint(_)))
+                if attempt_may_restart(&error) =>
+            {
+                error
+            }
             Err(error) => return Err(error),
         };
         let Some(delay_ms) = tracker.on_failure(now_ms()) else {

@@ -7,8 +7,8 @@ use weir_connectors::Sink;
 use weir_operators::{OperatorOutput, WindowOperator};
 use weir_state::{KeyedSnapshot, TimerDomain};
 use weir_types::KeyGroupRange;
-use weir_types::keygroup::key_group_of;
 use weir_types::jobgraph::OperatorSpec;
+use weir_types::keygroup::key_group_of;
 use weir_types::{Batch, Origin, Record};
 use weir_wasm::{OperatorInstance, Output};
 

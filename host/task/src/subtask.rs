@@ -322,9 +322,8 @@ pub(crate) fn execute(
                 .spawn_scoped(scope, move || {
                     match coordinator_loop.run(|| shared.now_ms(), || shared.is_cancelled()) {
                         CoordinatorEnd::Done | CoordinatorEnd::Cancelled => {}
-                        CoordinatorEnd::Failed(reason) => shared.fail(JobError::Checkpoint(
-                            format!("{TOO_MANY_FAILED}: {reason}"),
-                        )),
+                        CoordinatorEnd::Failed(reason) => shared
+                            .fail(JobError::Checkpoint(format!("{TOO_MANY_FAILED}: {reason}"))),
                     }
                 });
             if let Err(e) = spawned {
@@ -484,8 +483,8 @@ fn run_subtask<'a>(
         warned_side_outputs: Vec::new(),
     };
     if let Some(restored) = shared.restored {
-        let snapshots = load_subtask(restored, vertex.id, index, vertex.parallelism)
-            .map_err(Stop::Failed)?;
+        let snapshots =
+            load_subtask(restored, vertex.id, index, vertex.parallelism).map_err(Stop::Failed)?;
         run.restore(shared, &snapshots)
             .map_err(|message| run.fail(vertex.id, None, message))?;
         // Output the restored checkpoint covered is already committed.
@@ -506,13 +505,7 @@ fn start_checkpointing(
     config: &RunConfig,
     plan: &Plan<'_>,
     restored: Option<&Restored>,
-) -> Result<
-    Option<(
-        CheckpointHub,
-        (Receiver<HubEvent>, CheckpointCoordinator),
-    )>,
-    JobError,
-> {
+) -> Result<Option<(CheckpointHub, (Receiver<HubEvent>, CheckpointCoordinator))>, JobError> {
     let checkpoints = &config.checkpoints;
     if !checkpoints.enabled() {
         return Ok(None);
@@ -893,7 +886,8 @@ impl SubtaskRun<'_> {
                                 Step::Checkpoint(id, ms)
                             }
                             Alignment::Waiting => {
-                                self.align_started.get_or_insert_with(std::time::Instant::now);
+                                self.align_started
+                                    .get_or_insert_with(std::time::Instant::now);
                                 Step::Nothing
                             }
                             Alignment::Superseded { .. } => {
@@ -910,7 +904,10 @@ impl SubtaskRun<'_> {
                             Step::Ended(aligned)
                         } else if let Some(id) = aligned {
                             let waited = self.align_started.take();
-                            Step::Checkpoint(id, waited.map_or(0, |t| t.elapsed().as_millis() as u64))
+                            Step::Checkpoint(
+                                id,
+                                waited.map_or(0, |t| t.elapsed().as_millis() as u64),
+                            )
                         } else {
                             Step::Nothing
                         }
@@ -1309,7 +1306,8 @@ fn next_input(
     let deadline = std::time::Instant::now() + Duration::from_millis(50);
     loop {
         let (from, element) = rx.recv_deadline(deadline)?;
-        if align && aligner.is_blocked(from as usize)
+        if align
+            && aligner.is_blocked(from as usize)
             && let Some(queue) = blocked.get_mut(from as usize)
         {
             queue.push_back(element);

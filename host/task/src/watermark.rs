@@ -107,7 +107,10 @@ impl SplitWatermarks {
     /// Takes back the timestamps of this subtask's splits from the
     /// snapshots of any earlier subtasks (splits may have moved between
     /// subtasks when the parallelism changed).
-    pub fn restore<'s>(&mut self, snapshots: impl IntoIterator<Item = &'s SplitWatermarksSnapshot>) {
+    pub fn restore<'s>(
+        &mut self,
+        snapshots: impl IntoIterator<Item = &'s SplitWatermarksSnapshot>,
+    ) {
         for snapshot in snapshots {
             for &(split, ts) in &snapshot.max_timestamps {
                 if let Some(s) = self.state(split) {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Checkpointing benchmark. Prints:
+#  1. throughput of Nexmark q1 (a UDF, no state) and q7 (keyed tumbling
+#     window) over EVENTS events at parallelism 1, checkpoints off versus
+#     every 1 s, the overhead in %, and the checkpoints' mean duration and
+#     size;
+#  2. checkpoint duration and size for a large keyed window state (KEYS
+#     open session windows, one per key, held until the end of input; the
+#     source is paced to last about 4 s so checkpoints see the state);
+#  3. recovery time: the NAB hourly-stats job (paced to 100k records/s,
+#     checkpoints every 500 ms) is killed with SIGKILL after 2 s and resumed
+#     with --from-checkpoint latest; from the kill to the resumed process's
+#     first processed record (its `first record processed` log line).
+#
+# Usage: bench/checkpoint.sh [--events N] [--keys N] [--profile dev|release]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=5000000
+KEYS=1000000
+PROFILE=dev
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --events) EVENTS="$2"; shift 2 ;;
+        --keys) KEYS="$2"; shift 2 ;;
+        --profile) PROFILE="$2"; shift 2 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+CLEANUP="examples/nexmark/.bench-*.yaml examples/nab-anomaly/.bench-*.yaml"
+source bench/common.sh
+CK="$TMP/checkpoints"
+
+echo "machine: $CORES cores; profile: $PROFILE; $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "1. throughput, checkpoints off vs every 1 s ($EVENTS events, p1, blackhole sinks)"
+printf "%-4s %12s %12s %9s %12s %14s\n" query "off ev/s" "1s ev/s" overhead checkpoints "mean ms/bytes"
+for q in q1 q7; do
+    job="examples/nexmark/.bench-$q.yaml"
+    sed -E -e "s/events: 1000000/events: $EVENTS/" \
+        -e "s/type: file, path: [^ }]+/type: blackhole/" "examples/nexmark/$q.yaml" > "$job"
+    sed -E "s/events: $EVENTS/events: 1000/" "$job" > examples/nexmark/.bench-warm.yaml
+    "$WEIR" run examples/nexmark/.bench-warm.yaml --no-progress 2> "$TMP/out" || { cat "$TMP/out"; exit 1; }
+    start=$(date +%s.%N)
+    "$WEIR" run "$job" -p 1 --no-progress 2> "$TMP/off" || { cat "$TMP/off"; exit 1; }
+    off=$(echo "$(date +%s.%N) - $start" | bc)
+    start=$(date +%s.%N)
+    "$WEIR" run "$job" -p 1 --no-progress -Dexecution.checkpointing.interval=1s \
+        "-Dstate.checkpoints.dir=$CK" 2> "$TMP/on" || { cat "$TMP/on"; exit 1; }
+    on=$(echo "$(date +%s.%N) - $start" | bc)
+    stats=$(grep -o 'checkpoints .*' "$TMP/on" | sed -E 's/checkpoints +([0-9]+) completed \(mean ([0-9]+) ms; last: #[0-9]+ ([0-9]+) bytes\)/\1 \2 \3/')
+    read -r n mean bytes <<< "$stats"
+    awk -v q="$q" -v e="$EVENTS" -v off="$off" -v on="$on" -v n="$n" -v m="$mean" -v b="$bytes" 'BEGIN {
+        printf "%-4s %11.2fM %11.2fM %8.1f%% %12d %7d / %d\n", q, e / off / 1e6, e / on / 1e6, (on - off) / off * 100, n, m, b }'
+done
+
+echo
+echo "2. a large window state: $KEYS keys, one open session window each"
+cat > examples/nexmark/.bench-state.yaml <<YAML
+name: bench-state
+sources:
+  - { id: gen, type: datagen, count: $((KEYS * 2)), keys: $KEYS, record_bytes: 20, records_per_second: $((KEYS / 2)) }
+operators:
+  - id: sessions
+    input: gen
+    partition: key_by
+    window: { type: session, gap: 1day, time: processing }
+    aggregate: [ { fn: count } ]
+sinks:
+  - { id: out, input: sessions, type: blackhole }
+YAML
+rm -rf "$CK"
+/usr/bin/time -f "%e s wall, %M KiB peak RSS" -o "$TMP/time" \
+    "$WEIR" run examples/nexmark/.bench-state.yaml --no-progress -Dexecution.checkpointing.interval=1s \
+    "-Dstate.checkpoints.dir=$CK" 2> "$TMP/state" || { cat "$TMP/state"; exit 1; }
+grep -E "checkpoints|finished" "$TMP/state" | sed 's/^ */   /'
+echo "   $(cat "$TMP/time")"
+WEIR_LOG=info "$WEIR" run examples/nexmark/.bench-state.yaml --no-progress -Dexecution.checkpointing.interval=1s \
+    "-Dstate.checkpoints.dir=$CK" 2>&1 | grep -E "checkpoint [0-9]+ completed" | sed -E 's/.*(checkpoint [0-9]+ completed in [0-9]+ ms \([0-9]+ bytes\)).*/   \1/' | sort -t'(' -k2 -n | tail -3
+
+echo
+echo "3. recovery time after SIGKILL (NAB hourly stats, checkpoints every 500 ms)"
+sed -E 's/^    format: csv/    records_per_second: 100000\n    format: csv/' examples/nab-anomaly/stats.yaml \
+    > examples/nab-anomaly/.bench-stats.yaml
+for run in 1 2 3; do
+    rm -rf "$CK"
+    D=("-Dexecution.checkpointing.interval=500ms" "-Dstate.checkpoints.dir=$CK")
+    "$WEIR" run examples/nab-anomaly/.bench-stats.yaml --no-progress "${D[@]}" 2> /dev/null &
+    pid=$!
+    sleep 2
+    kill -9 "$pid"; wait "$pid" 2> /dev/null || true
+    killed=$(date +%s.%N)
+    WEIR_LOG=info "$WEIR" run examples/nab-anomaly/.bench-stats.yaml --no-progress "${D[@]}" \
+        --from-checkpoint latest 2> "$TMP/resume" || { cat "$TMP/resume"; exit 1; }
+    first=$(grep -m1 "first record processed" "$TMP/resume" | grep -oE '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+' | head -1)
+    first_s=$(date -d "$first" +%s.%N)
+    echo "   run $run: $(echo "($first_s - $killed) * 1000" | bc | cut -d. -f1) ms from kill to first record processed"
+done
