@@ -216,3 +216,85 @@ fn resuming_from_a_missing_checkpoint_names_it() {
         "{text}"
     );
 }
+
+/// Runs `yaml` at parallelism `p` and stops it with a savepoint after
+/// `stop_after` (when given); returns the summary.
+fn run_stopping(
+    dir: &Path,
+    yaml: &str,
+    p: u32,
+    settings: &[String],
+    restore: Option<weir_task::Restore>,
+    stop_after: Option<std::time::Duration>,
+) -> weir_task::JobSummary {
+    let file = dir.join("job.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let mut checkpoints = weir_task::CheckpointConfig::default();
+    for pair in settings {
+        checkpoints.set_pair(pair).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(after) = stop_after {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            stop.store(true, std::sync::atomic::Ordering::Release);
+        });
+    }
+    let options = weir_cli::run::RunOptions {
+        parallelism: Some(p),
+        checkpoints,
+        restore,
+        stop: Some(stop),
+        ..Default::default()
+    };
+    weir_cli::run::run_file(&file, &options).unwrap().1
+}
+
+#[test]
+fn savepoints_restored_at_parallelism_1_2_3_1_give_the_uninterrupted_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected_out = dir.path().join("expected");
+    run(dir.path(), &job(&expected_out, false, WINDOW_REST), &[]).unwrap();
+    let want = committed(&expected_out);
+
+    let out = dir.path().join("out");
+    let yaml = job(&out, false, WINDOW_REST);
+    let settings = vec![
+        // Only savepoints and the final checkpoint: no periodic ones.
+        "execution.checkpointing.interval=1h".to_string(),
+        format!(
+            "state.checkpoints.dir={}",
+            dir.path().join("checkpoints").display()
+        ),
+        format!(
+            "state.savepoints.dir={}",
+            dir.path().join("savepoints").display()
+        ),
+    ];
+    let mut restore = None;
+    for p in [1, 2, 3] {
+        let summary = run_stopping(
+            dir.path(),
+            &yaml,
+            p,
+            &settings,
+            restore.take(),
+            Some(std::time::Duration::from_millis(250)),
+        );
+        let savepoint = summary.savepoint.expect("stopped with a savepoint");
+        assert!(
+            Path::new(&savepoint).join("_metadata").is_file(),
+            "{savepoint}"
+        );
+        // What a stopped job committed is a prefix of the full output.
+        let so_far = committed(&out);
+        assert!(so_far.len() < want.len(), "p{p}: stopped before the end");
+        restore = Some(weir_task::Restore::Checkpoint(savepoint.into()));
+    }
+    let last = run_stopping(dir.path(), &yaml, 1, &settings, restore, None);
+    assert!(last.savepoint.is_none());
+    let got = committed(&out);
+    assert_eq!(got.len(), want.len(), "records committed");
+    assert!(got == want, "output differs from the uninterrupted run");
+}

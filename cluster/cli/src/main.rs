@@ -3,6 +3,8 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand};
 use weir_types::jobgraph;
@@ -41,8 +43,12 @@ enum Command {
         /// Resume from a checkpoint: `latest` (the newest completed
         /// checkpoint of this job under `state.checkpoints.dir`) or a
         /// checkpoint directory `DIR/<job>/chk-<n>`.
-        #[arg(long, value_name = "DIR|latest")]
+        #[arg(long, value_name = "DIR|latest", conflicts_with = "from_savepoint")]
         from_checkpoint: Option<String>,
+        /// Resume from a savepoint (the path a stop with savepoint printed:
+        /// `<state.savepoints.dir>/<job>/chk-<n>`), at any parallelism.
+        #[arg(long, value_name = "DIR")]
+        from_savepoint: Option<PathBuf>,
     },
     /// Write a Nexmark event stream (persons, auctions, bids) as JSON-lines
     /// files, for replay with a `type: nexmark` source and `replay: DIR`.
@@ -126,6 +132,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// With checkpointing on, SIGTERM and SIGINT stop the job with a savepoint
+/// (Flink's stop-with-savepoint) instead of ending the process.
+fn stop_on_signals(checkpoints_enabled: bool) -> Option<Arc<AtomicBool>> {
+    if !checkpoints_enabled {
+        return None;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // Without the handler the signal still ends the process, which a
+        // later --from-checkpoint recovers from.
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            tracing::warn!("cannot handle signal {signal}: {e}");
+        }
+    }
+    Some(stop)
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run {
@@ -134,22 +157,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_progress,
             define,
             from_checkpoint,
+            from_savepoint,
         } => {
             let mut checkpoints = weir_task::CheckpointConfig::default();
             for pair in &define {
                 checkpoints.set_pair(pair)?;
             }
+            let checkpoints_enabled = checkpoints.enabled();
             let options = weir_cli::run::RunOptions {
                 parallelism,
                 progress: !no_progress && std::io::stderr().is_terminal(),
                 checkpoints,
-                restore: from_checkpoint.map(|from| match from.as_str() {
-                    "latest" => weir_task::Restore::Latest,
-                    path => weir_task::Restore::Checkpoint(path.into()),
-                }),
+                restore: from_checkpoint
+                    .map(|from| match from.as_str() {
+                        "latest" => weir_task::Restore::Latest,
+                        path => weir_task::Restore::Checkpoint(path.into()),
+                    })
+                    .or(from_savepoint.map(weir_task::Restore::Checkpoint)),
+                stop: stop_on_signals(checkpoints_enabled),
             };
             let (graph, summary) = weir_cli::run::run_file(&job, &options)?;
             eprint!("{}", weir_cli::run::format_summary(&graph, &summary));
+            if let Some(savepoint) = &summary.savepoint {
+                eprintln!(
+                    "Stopped with a savepoint; resume with: weir run {} --from-savepoint {savepoint}",
+                    job.display()
+                );
+            }
             Ok(())
         }
         Command::Nexmark {

@@ -50,8 +50,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// Checkpointing and restart settings (`-D key=value`).
     pub checkpoints: weir_task::CheckpointConfig,
-    /// `--from-checkpoint`.
+    /// `--from-checkpoint` / `--from-savepoint`.
     pub restore: Option<weir_task::Restore>,
+    /// Stop with a savepoint once this is set (see [`RunConfig::stop`]).
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Loads a job file and applies command-line overrides.
@@ -120,6 +122,7 @@ pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobS
     config.cache_dir = Some(crate::cache_root().join("components"));
     config.checkpoints = options.checkpoints.clone();
     config.restore = options.restore.clone();
+    config.stop = options.stop.clone();
     let metrics = config.metrics.clone();
     let progress = options.progress.then(|| Progress::start(metrics));
     let result = run_job(&job, config);

@@ -206,3 +206,62 @@ fn sigkill_and_resume_from_latest_checkpoint_gives_the_fault_free_output() {
     // completed starts over, which is also exactly-once).
     assert!(resumed >= 5, "only {resumed} of 9 resumes had a checkpoint");
 }
+
+#[test]
+fn sigterm_stops_with_a_savepoint_that_resumes_at_another_parallelism() {
+    let reference = tempfile::tempdir().unwrap();
+    let (hourly, alerts) = fault_free(reference.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let job_file = dir.path().join("job.yaml");
+    std::fs::write(&job_file, job(&out, 150_000)).unwrap();
+    let savepoints = dir.path().join("savepoints");
+    let settings = |p: &str| {
+        vec![
+            "-Dexecution.checkpointing.interval=1h".to_string(),
+            format!(
+                "-Dstate.checkpoints.dir={}",
+                dir.path().join("ck").display()
+            ),
+            format!("-Dstate.savepoints.dir={}", savepoints.display()),
+            "-p".into(),
+            p.into(),
+        ]
+    };
+    let child = weir(&job_file, &settings("1")).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let savepoint = stderr
+        .split("--from-savepoint ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no savepoint printed: {stderr}"))
+        .trim()
+        .to_string();
+    assert!(
+        Path::new(&savepoint).join("_metadata").is_file(),
+        "{savepoint}"
+    );
+    assert!(committed(&out.join("hourly")).len() < hourly.len());
+
+    let mut args = settings("3");
+    args.extend(["--from-savepoint".into(), savepoint]);
+    let output = weir(&job_file, &args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        committed(&out.join("hourly")) == hourly,
+        "hourly output differs"
+    );
+    assert!(committed(&out.join("alerts")) == alerts, "alerts differ");
+}

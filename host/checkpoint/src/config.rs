@@ -61,6 +61,9 @@ pub struct CheckpointConfig {
     pub dir: String,
     /// `state.checkpoints.num-retained`: completed checkpoints kept (default 5).
     pub num_retained: usize,
+    /// `state.savepoints.dir`: where stop-with-savepoint copies the final
+    /// checkpoint, as `<dir>/<job>/chk-<n>` (default `weir-savepoints`).
+    pub savepoint_dir: String,
     /// `execution.checkpointing.mode`: `exactly_once` (the default) aligns
     /// barriers; `at_least_once` lets records after a barrier through
     /// before the others arrived (no blocking, but replays may duplicate).
@@ -79,13 +82,14 @@ impl Default for CheckpointConfig {
             tolerable_failures: 0,
             dir: "weir-checkpoints".into(),
             num_retained: 5,
+            savepoint_dir: "weir-savepoints".into(),
             exactly_once: true,
             restart: None,
         }
     }
 }
 
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "execution.checkpointing.interval",
     "execution.checkpointing.timeout",
     "execution.checkpointing.min-pause",
@@ -93,6 +97,7 @@ const KEYS: [&str; 7] = [
     "state.checkpoints.dir",
     "state.checkpoints.num-retained",
     "execution.checkpointing.mode",
+    "state.savepoints.dir",
 ];
 
 impl CheckpointConfig {
@@ -165,6 +170,12 @@ impl CheckpointConfig {
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or_else(|| bad("must be at least 1"))?;
+            }
+            "state.savepoints.dir" => {
+                if value.trim().is_empty() {
+                    return Err(bad("must not be empty"));
+                }
+                self.savepoint_dir = value.trim().to_string();
             }
             "execution.checkpointing.mode" => {
                 self.exactly_once = match value.trim().to_ascii_lowercase().as_str() {

@@ -274,6 +274,27 @@ impl CheckpointStorage {
         Ok(())
     }
 
+    /// Copies completed checkpoint `id` (its state files, then its
+    /// `_metadata`) into `target`, which keeps it whatever its retention:
+    /// a savepoint. Returns where it went (`<dir>/<job>/chk-<id>`).
+    ///
+    /// # Errors
+    /// [`StorageError`] when the checkpoint does not load or a copy fails.
+    pub fn copy_checkpoint(
+        &self,
+        id: CheckpointId,
+        target: &CheckpointStorage,
+    ) -> Result<String, StorageError> {
+        let metadata = self.load(id)?;
+        for file in metadata.tasks.values().filter_map(|t| t.file.as_deref()) {
+            let bytes = self.read_state(file)?;
+            run(target.store.put(&target.location(file), bytes.into()))
+                .map_err(|e| target.file_error(file, e))?;
+        }
+        target.complete(&metadata, usize::MAX)?;
+        Ok(target.shown(&format!("chk-{id}")))
+    }
+
     /// The id to give the next checkpoint: one more than any checkpoint
     /// directory present (complete or not), so a resumed job never writes
     /// into a directory an earlier run left.

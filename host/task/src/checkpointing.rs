@@ -119,7 +119,7 @@ pub(crate) struct CheckpointHub {
     triggered: AtomicU64,
     /// The newest checkpoint completed (0: none yet).
     completed: AtomicU64,
-    /// The final checkpoint completed: finished subtasks may exit.
+    /// The final checkpoint (or the savepoint) completed: subtasks exit.
     job_done: AtomicBool,
     events: Sender<HubEvent>,
     /// Barriers block producers (exactly-once) or not (at-least-once).
@@ -182,6 +182,10 @@ pub(crate) enum CoordinatorEnd {
     Cancelled,
     /// Too many checkpoints failed.
     Failed(String),
+    /// Stopped with a savepoint, kept at this place.
+    Stopped(String),
+    /// The savepoint could not be kept.
+    SavepointFailed(String),
 }
 
 /// The coordinator thread: triggers checkpoints on time, gathers
@@ -197,6 +201,8 @@ pub(crate) struct CoordinatorLoop<'a> {
     pub(crate) parallelism: BTreeMap<String, u32>,
     pub(crate) subtasks: usize,
     pub(crate) metrics: &'a crate::JobMetrics,
+    /// Set when the job is to stop with a savepoint.
+    pub(crate) stop: Option<&'a AtomicBool>,
 }
 
 impl CoordinatorLoop<'_> {
@@ -208,6 +214,7 @@ impl CoordinatorLoop<'_> {
     ) -> CoordinatorEnd {
         let mut finished = 0;
         let mut final_checkpoint = None;
+        let mut savepoint = None;
         loop {
             if cancelled() {
                 return CoordinatorEnd::Cancelled;
@@ -232,8 +239,16 @@ impl CoordinatorLoop<'_> {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return CoordinatorEnd::Cancelled,
             };
+            let stopping = self.stop.is_some_and(|s| s.load(Ordering::Acquire));
             let action = action.or_else(|| {
-                if finished < self.subtasks {
+                if stopping && savepoint.is_none() && final_checkpoint.is_none() {
+                    // Stop with savepoint: a checkpoint now (after the one
+                    // in flight, if any), then the job ends.
+                    let id = self.coordinator.trigger_now(now_ms())?;
+                    savepoint = Some(id);
+                    return Some(CheckpointAction::Trigger(id));
+                }
+                if finished < self.subtasks && savepoint.is_none() {
                     return self.coordinator.tick(now_ms());
                 }
                 if final_checkpoint.is_none() && self.coordinator.pending().is_none() {
@@ -273,11 +288,24 @@ impl CoordinatorLoop<'_> {
                         self.hub.job_done.store(true, Ordering::Release);
                         return CoordinatorEnd::Done;
                     }
+                    if savepoint == Some(id) {
+                        let kept = self.keep_savepoint(id);
+                        self.hub.job_done.store(true, Ordering::Release);
+                        return match kept {
+                            Ok(path) => CoordinatorEnd::Stopped(path),
+                            Err(e) => CoordinatorEnd::SavepointFailed(format!(
+                                "checkpoint {id} completed but could not be kept as a savepoint: {e}"
+                            )),
+                        };
+                    }
                 }
                 Some(CheckpointAction::Abort { id, reason }) => {
                     tracing::warn!("checkpoint {id} aborted: {reason}");
                     if final_checkpoint == Some(id) {
                         final_checkpoint = None;
+                    }
+                    if savepoint == Some(id) {
+                        savepoint = None; // try again
                     }
                 }
                 Some(CheckpointAction::FailJob(reason)) => {
@@ -285,6 +313,14 @@ impl CoordinatorLoop<'_> {
                 }
             }
         }
+    }
+
+    /// Copies completed checkpoint `id` to `state.savepoints.dir`.
+    fn keep_savepoint(&self, id: CheckpointId) -> Result<String, StorageError> {
+        let mut at = self.config.clone();
+        at.dir = self.config.savepoint_dir.clone();
+        let target = CheckpointStorage::open(&at, self.job)?;
+        self.hub.storage.copy_checkpoint(id, &target)
     }
 
     fn write_metadata(

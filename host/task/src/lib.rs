@@ -62,6 +62,11 @@ pub struct RunConfig {
     pub checkpoints: CheckpointConfig,
     /// Start from this checkpoint instead of from the beginning.
     pub restore: Option<Restore>,
+    /// Set it (for example from a SIGTERM handler) to stop the job with a
+    /// savepoint: a checkpoint is taken at once, copied to
+    /// `state.savepoints.dir`, the sinks commit it, and the job ends.
+    /// Needs checkpointing on.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl RunConfig {
@@ -75,6 +80,7 @@ impl RunConfig {
             channel_capacity: 8,
             checkpoints: CheckpointConfig::default(),
             restore: None,
+            stop: None,
         }
     }
 }
@@ -104,6 +110,8 @@ pub struct JobSummary {
     pub checkpoints: Vec<CheckpointStats>,
     /// Restarts after task failures.
     pub restarts: u64,
+    /// Where the savepoint went, when the job stopped with one.
+    pub savepoint: Option<String>,
 }
 
 /// Why a job failed.
@@ -156,7 +164,7 @@ pub enum JobError {
 pub fn run_job(job: &JobGraph, config: RunConfig) -> Result<JobSummary, JobError> {
     let result = run_with_restarts(job, &config);
     let _ = std::fs::remove_dir_all(&config.state_dir);
-    result?;
+    let savepoint = result?;
     let m = &config.metrics;
     Ok(JobSummary {
         records_read: m.records_read(),
@@ -169,13 +177,14 @@ pub fn run_job(job: &JobGraph, config: RunConfig) -> Result<JobSummary, JobError
         sink_watermarks: m.sink_watermarks(),
         checkpoints: m.checkpoints(),
         restarts: m.restarts(),
+        savepoint,
     })
 }
 
 /// Runs the job; after a task failure, restarts it from the latest
 /// completed checkpoint (or from where it started, when none completed
 /// yet) for as long as the restart strategy allows.
-fn run_with_restarts(job: &JobGraph, config: &RunConfig) -> Result<(), JobError> {
+fn run_with_restarts(job: &JobGraph, config: &RunConfig) -> Result<Option<String>, JobError> {
     let checkpoints = &config.checkpoints;
     let initial = match &config.restore {
         Some(restore) => Some(checkpointing::resolve(restore, checkpoints, &job.name)?),
@@ -189,7 +198,7 @@ fn run_with_restarts(job: &JobGraph, config: &RunConfig) -> Result<(), JobError>
     loop {
         let restored = latest.as_ref().or(initial.as_ref());
         let error = match subtask::execute(job, config, restored, attempt) {
-            Ok(()) => return Ok(()),
+            Ok(savepoint) => return Ok(savepoint),
             Err(error @ (JobError::Task { .. } | JobError::Checkpoint(_)))
                 if attempt_may_restart(&error) =>
             {

@@ -82,6 +82,8 @@ pub(crate) struct JobShared<'a> {
     restored: Option<&'a Restored>,
     /// 0 on the first run, then one more per restart.
     attempt: u32,
+    /// Where the job's stop-with-savepoint put the savepoint.
+    savepoint: Mutex<Option<String>>,
 }
 
 /// How the message of a job failed by failing checkpoints starts.
@@ -217,12 +219,14 @@ impl From<Disconnected> for Stop {
     }
 }
 
+/// Runs the job once (one attempt); `Ok(Some(path))` when it stopped with
+/// a savepoint kept at `path`.
 pub(crate) fn execute(
     job: &JobGraph,
     config: &RunConfig,
     restored: Option<&Restored>,
     attempt: u32,
-) -> Result<(), JobError> {
+) -> Result<Option<String>, JobError> {
     let runtime = WasmRuntime::new(RuntimeConfig {
         cache_dir: config.cache_dir.clone(),
     })
@@ -292,6 +296,7 @@ pub(crate) fn execute(
         hub,
         restored,
         attempt,
+        savepoint: Mutex::new(None),
     };
     std::thread::scope(|scope| {
         if let (Some((events, coordinator)), Some(hub)) = (coordinator, shared.hub.as_ref()) {
@@ -316,6 +321,7 @@ pub(crate) fn execute(
                     .map(|c| plan.vertices[c.vertices[0]].parallelism as usize)
                     .sum(),
                 metrics: &config.metrics,
+                stop: config.stop.as_deref(),
             };
             let spawned = std::thread::Builder::new()
                 .name("checkpoint-coordinator".into())
@@ -324,6 +330,14 @@ pub(crate) fn execute(
                         CoordinatorEnd::Done | CoordinatorEnd::Cancelled => {}
                         CoordinatorEnd::Failed(reason) => shared
                             .fail(JobError::Checkpoint(format!("{TOO_MANY_FAILED}: {reason}"))),
+                        CoordinatorEnd::SavepointFailed(reason) => {
+                            shared.fail(JobError::Checkpoint(reason));
+                        }
+                        CoordinatorEnd::Stopped(path) => {
+                            if let Ok(mut savepoint) = shared.savepoint.lock() {
+                                *savepoint = Some(path);
+                            }
+                        }
                     }
                 });
             if let Err(e) = spawned {
@@ -452,7 +466,7 @@ pub(crate) fn execute(
     });
     match shared.first_error.into_inner() {
         Ok(Some(error)) => Err(error),
-        _ => Ok(()),
+        _ => Ok(shared.savepoint.into_inner().ok().flatten()),
     }
 }
 
@@ -796,6 +810,11 @@ impl SubtaskRun<'_> {
             }
             self.commit_completed(shared)?;
             if let Some(hub) = &shared.hub {
+                if hub.job_done() {
+                    // Stopped with a savepoint: what came after it is
+                    // neither committed nor needed (a restore replays it).
+                    return Ok(());
+                }
                 let triggered = hub.triggered();
                 if matches!(self.head, Head::Source { .. }) && triggered > self.last_checkpoint {
                     self.checkpoint(shared, triggered, 0, true)?;

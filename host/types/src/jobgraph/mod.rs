@@ -559,6 +559,13 @@ impl JobGraph {
             if let Some((field, message)) = source.kind.problem() {
                 return err(format!("sources[{}].{field}", source.id), None, message);
             }
+            if source.records_per_second == Some(0) {
+                return err(
+                    format!("sources[{}].records_per_second", source.id),
+                    None,
+                    "must be at least 1 (leave it out to read as fast as possible)".into(),
+                );
+            }
         }
         let mut ids = HashSet::new();
         let all_ids = self
@@ -1145,6 +1152,26 @@ sinks:
         assert!(message.contains("rate"), "{message}");
         let (_, message) = invalid(&job("events: 5, kinds: []"));
         assert!(message.contains("kinds"), "{message}");
+    }
+
+    #[test]
+    fn records_per_second_paces_any_source_and_must_be_positive() {
+        let job = |extra: &str| {
+            format!(
+                "name: n\nsources:\n  - {{id: g, type: datagen, count: 10{extra}}}\nsinks:\n  - {{id: s, input: g, type: blackhole}}\n"
+            )
+        };
+        let parsed = parse(&job(", records_per_second: 500")).expect("valid");
+        assert_eq!(parsed.sources[0].records_per_second, Some(500));
+        assert_eq!(
+            parse(&job("")).expect("valid").sources[0].records_per_second,
+            None
+        );
+        let (_, message) = invalid(&job(", records_per_second: 0"));
+        assert!(
+            message.contains("records_per_second") && message.contains("at least 1"),
+            "{message}"
+        );
     }
 
     #[test]
