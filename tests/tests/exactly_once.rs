@@ -163,6 +163,36 @@ fn assert_trap_recovers_exactly_once(rest: &str) {
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_retained(&dir.path().join("checkpoints/exactly-once"), 5);
+}
+
+/// Only the newest `n` checkpoints remain, each complete, with no file
+/// that its `_metadata` does not name.
+fn assert_retained(job_dir: &Path, n: usize) {
+    let dirs: Vec<_> = std::fs::read_dir(job_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!dirs.is_empty() && dirs.len() <= n, "{dirs:?}");
+    for dir in dirs {
+        let metadata: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("_metadata")).unwrap()).unwrap();
+        let mut named: Vec<String> = metadata["tasks"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|t| t["file"].as_str())
+            .map(|f| f.rsplit('/').next().unwrap().to_string())
+            .collect();
+        named.push("_metadata".into());
+        named.sort();
+        let mut present: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        present.sort();
+        assert_eq!(present, named, "{}", dir.display());
+    }
 }
 
 #[test]
@@ -294,6 +324,102 @@ fn savepoints_restored_at_parallelism_1_2_3_1_give_the_uninterrupted_output() {
     }
     let last = run_stopping(dir.path(), &yaml, 1, &settings, restore, None);
     assert!(last.savepoint.is_none());
+    let got = committed(&out);
+    assert_eq!(got.len(), want.len(), "records committed");
+    assert!(got == want, "output differs from the uninterrupted run");
+}
+
+/// Checkpoint directories of the job, newest last.
+fn checkpoint_dirs(job_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(job_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let id = p
+                .file_name()?
+                .to_str()?
+                .strip_prefix("chk-")?
+                .parse()
+                .ok()?;
+            Some((id, p))
+        })
+        .collect();
+    dirs.sort();
+    dirs.into_iter().map(|(_, p)| p).collect()
+}
+
+#[test]
+fn a_damaged_latest_checkpoint_falls_back_to_an_older_one_and_a_missing_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected_out = dir.path().join("expected");
+    run(dir.path(), &job(&expected_out, false, WINDOW_REST), &[]).unwrap();
+    let want = committed(&expected_out);
+
+    let out = dir.path().join("out");
+    let yaml = job(&out, false, WINDOW_REST);
+    let settings = vec![
+        "execution.checkpointing.interval=100ms".to_string(),
+        format!(
+            "state.checkpoints.dir={}",
+            dir.path().join("checkpoints").display()
+        ),
+        format!(
+            "state.savepoints.dir={}",
+            dir.path().join("savepoints").display()
+        ),
+    ];
+    // Stop part-way (the savepoint is also the newest checkpoint).
+    let stopped = run_stopping(
+        dir.path(),
+        &yaml,
+        2,
+        &settings,
+        None,
+        Some(std::time::Duration::from_millis(600)),
+    );
+    assert!(stopped.savepoint.is_some());
+    let job_dir = dir.path().join("checkpoints/exactly-once");
+    let dirs = checkpoint_dirs(&job_dir);
+    assert!(dirs.len() >= 2, "{dirs:?}");
+
+    // A missing state file, asked for by path: an error naming the file.
+    let older = &dirs[dirs.len() - 2];
+    let state = std::fs::read_dir(older)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "state"))
+        .unwrap();
+    let saved = std::fs::read(&state).unwrap();
+    std::fs::remove_file(&state).unwrap();
+    let file = dir.path().join("job.yaml");
+    let mut checkpoints = weir_task::CheckpointConfig::default();
+    for pair in &settings {
+        checkpoints.set_pair(pair).unwrap();
+    }
+    let options = weir_cli::run::RunOptions {
+        checkpoints,
+        restore: Some(weir_task::Restore::Checkpoint(older.clone())),
+        ..Default::default()
+    };
+    let text = weir_cli::run::run_file(&file, &options)
+        .unwrap_err()
+        .to_string();
+    let name = state.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(text.contains(&name), "{text}");
+    std::fs::write(&state, saved).unwrap();
+
+    // The newest checkpoint's metadata damaged: `latest` takes the one before.
+    let newest = dirs.last().unwrap();
+    std::fs::write(newest.join("_metadata"), "{ not json").unwrap();
+    let done = run_stopping(
+        dir.path(),
+        &yaml,
+        2,
+        &settings,
+        Some(weir_task::Restore::Latest),
+        None,
+    );
+    assert!(done.savepoint.is_none());
     let got = committed(&out);
     assert_eq!(got.len(), want.len(), "records committed");
     assert!(got == want, "output differs from the uninterrupted run");
