@@ -424,3 +424,39 @@ fn a_damaged_latest_checkpoint_falls_back_to_an_older_one_and_a_missing_file_is_
     assert_eq!(got.len(), want.len(), "records committed");
     assert!(got == want, "output differs from the uninterrupted run");
 }
+
+#[test]
+fn an_io_error_in_the_sink_recovers_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected_out = dir.path().join("expected");
+    run(dir.path(), &job(&expected_out, false, &zscore_rest()), &[]).unwrap();
+    let want = committed(&expected_out);
+    assert!(want.len() > 4_000, "{}", want.len());
+
+    // Each sink subtask fails after 1500 of its ~3500 records, once.
+    let out = dir.path().join("out");
+    let sink_path = format!("    path: {}\n", out.display());
+    let yaml = job(&out, false, &zscore_rest()).replace(
+        &sink_path,
+        &format!("{sink_path}    fail_after_records: 1500\n"),
+    );
+    assert!(yaml.contains("fail_after_records"));
+    let summary = run(dir.path(), &yaml, &checkpointed(dir.path())).unwrap();
+    assert_eq!(summary.restarts, 1, "{summary:?}");
+    let got = committed(&out);
+    assert_eq!(got.len(), want.len(), "records committed");
+    assert!(
+        got == want,
+        "committed output differs from the fault-free run"
+    );
+
+    // Without a restart strategy the error names the sink's file.
+    let mut settings = checkpointed(dir.path());
+    settings.truncate(2);
+    settings.push("restart-strategy.type=none".into());
+    let text = run(dir.path(), &yaml, &settings).unwrap_err().to_string();
+    assert!(
+        text.contains("out (subtask") && text.contains("injected failure after 1500 records"),
+        "{text}"
+    );
+}

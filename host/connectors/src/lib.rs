@@ -17,7 +17,9 @@ mod sink;
 mod source;
 
 pub use nexmark::NexmarkConfig;
-pub use sink::{BlackholeSink, FileSink, Sink, SinkStart, StdoutSink, prepare_file_sink_dir};
+pub use sink::{
+    BlackholeSink, FailAfter, FileSink, Sink, SinkStart, StdoutSink, prepare_file_sink_dir,
+};
 pub use source::{SourceReader, Split, SplitKind, SplitPosition, plan_splits};
 
 use std::path::PathBuf;

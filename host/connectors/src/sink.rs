@@ -273,6 +273,59 @@ impl Sink for FileSink {
     }
 }
 
+/// Fault injection for recovery tests: passes records to the inner sink
+/// until `limit` were written, then fails with an I/O error.
+pub struct FailAfter {
+    inner: Box<dyn Sink>,
+    remaining: u64,
+    limit: u64,
+    path: PathBuf,
+}
+
+impl FailAfter {
+    /// Wraps `inner` (writing to `path`, named in the error).
+    pub fn new(inner: Box<dyn Sink>, limit: u64, path: &Path) -> Self {
+        Self {
+            inner,
+            remaining: limit,
+            limit,
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Sink for FailAfter {
+    fn write(&mut self, records: &[Record]) -> Result<(), ConnectorError> {
+        let n = records
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        self.inner.write(&records[..n])?;
+        self.remaining -= n as u64;
+        if n < records.len() {
+            return Err(ConnectorError::Write {
+                path: self.path.clone(),
+                source: std::io::Error::other(format!(
+                    "injected failure after {} records (fail_after_records)",
+                    self.limit
+                )),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ConnectorError> {
+        self.inner.finish()
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<(), ConnectorError> {
+        self.inner.pre_commit(checkpoint)
+    }
+
+    fn commit(&mut self, completed: u64) -> Result<(), ConnectorError> {
+        self.inner.commit(completed)
+    }
+}
+
 /// JSON lines on standard output.
 #[derive(Debug, Default)]
 pub struct StdoutSink;

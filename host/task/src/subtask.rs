@@ -11,8 +11,8 @@ use weir_checkpoint::{
     Acknowledgement, Alignment, BarrierAligner, CheckpointCoordinator, CheckpointStorage, TaskId,
 };
 use weir_connectors::{
-    BadRecord, BlackholeSink, FileSink, Sink, SinkStart, SourceReader, Split, StdoutSink,
-    plan_splits, prepare_file_sink_dir,
+    BadRecord, BlackholeSink, FailAfter, FileSink, Sink, SinkStart, SourceReader, Split,
+    StdoutSink, plan_splits, prepare_file_sink_dir,
 };
 use weir_operators::{JoinOperator, WindowOperator};
 use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
@@ -261,7 +261,7 @@ pub(crate) fn execute(
             source_splits.insert(v, per_subtask);
         }
         if let VertexKind::Sink(spec) = vertex.kind
-            && let SinkKind::File { path } = &spec.kind
+            && let SinkKind::File { path, .. } = &spec.kind
         {
             let start = restored.map_or(SinkStart::Fresh, |r| SinkStart::Restore(r.metadata.id));
             prepare_file_sink_dir(path, start).map_err(|source| JobError::Connector {
@@ -752,11 +752,23 @@ fn build_ops<'a>(
             },
             VertexKind::Sink(spec) => {
                 let sink: Box<dyn Sink> = match &spec.kind {
-                    SinkKind::File { path } if shared.hub.is_some() => {
-                        Box::new(FileSink::transactional(path, index))
-                    }
-                    SinkKind::File { path } => {
-                        Box::new(FileSink::create(path, index).map_err(|e| fail(e.to_string()))?)
+                    SinkKind::File {
+                        path,
+                        fail_after_records,
+                    } => {
+                        let file: Box<dyn Sink> = if shared.hub.is_some() {
+                            Box::new(FileSink::transactional(path, index))
+                        } else {
+                            Box::new(
+                                FileSink::create(path, index).map_err(|e| fail(e.to_string()))?,
+                            )
+                        };
+                        match fail_after_records {
+                            Some(limit) if shared.attempt == 0 => {
+                                Box::new(FailAfter::new(file, *limit, path))
+                            }
+                            _ => file,
+                        }
                     }
                     SinkKind::Stdout => Box::new(StdoutSink),
                     SinkKind::Blackhole => Box::new(BlackholeSink),

@@ -457,6 +457,11 @@ pub enum SinkKind {
     File {
         /// Output directory; earlier `part-*` files in it are replaced.
         path: PathBuf,
+        /// Fault injection, for testing recovery: in the job's first
+        /// attempt (before any restart) each subtask of the sink fails with
+        /// an I/O error once it has written this many records.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fail_after_records: Option<u64>,
     },
     /// JSON lines on standard output.
     Stdout,
@@ -946,7 +951,8 @@ sinks:
         assert_eq!(
             job.sinks[0].kind,
             SinkKind::File {
-                path: "out/alerts".into()
+                path: "out/alerts".into(),
+                fail_after_records: None,
             }
         );
         assert_eq!(job.parallelism_of("alerts"), Some(1));
