@@ -150,12 +150,7 @@ fn assert_trap_recovers_exactly_once(rest: &str) {
         summary.records_read,
         expected.records_read
     );
-    let got = committed(&out);
-    assert_eq!(got.len(), want.len(), "records committed");
-    assert!(
-        got == want,
-        "committed output differs from the fault-free run"
-    );
+    assert_same_output(&committed(&out), &want);
     // Nothing uncommitted is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
@@ -281,27 +276,42 @@ fn run_stopping(
     weir_cli::run::run_file(&file, &options).unwrap().1
 }
 
+/// The window job's committed output without checkpoints or failures.
+fn uninterrupted_window_output(dir: &Path) -> Vec<String> {
+    let expected_out = dir.join("expected");
+    run(dir, &job(&expected_out, false, WINDOW_REST), &[]).unwrap();
+    committed(&expected_out)
+}
+
+/// Checkpoints every `interval`, checkpoint and savepoint directories in `dir`.
+fn savepoint_settings(dir: &Path, interval: &str) -> Vec<String> {
+    vec![
+        format!("execution.checkpointing.interval={interval}"),
+        format!(
+            "state.checkpoints.dir={}",
+            dir.join("checkpoints").display()
+        ),
+        format!("state.savepoints.dir={}", dir.join("savepoints").display()),
+    ]
+}
+
+/// The same records, line for line (both sorted).
+fn assert_same_output(got: &[String], want: &[String]) {
+    assert_eq!(got.len(), want.len(), "records committed");
+    assert!(
+        got == want,
+        "committed output differs from the fault-free run"
+    );
+}
+
 #[test]
 fn savepoints_restored_at_parallelism_1_2_3_1_give_the_uninterrupted_output() {
     let dir = tempfile::tempdir().unwrap();
-    let expected_out = dir.path().join("expected");
-    run(dir.path(), &job(&expected_out, false, WINDOW_REST), &[]).unwrap();
-    let want = committed(&expected_out);
-
+    let want = uninterrupted_window_output(dir.path());
     let out = dir.path().join("out");
     let yaml = job(&out, false, WINDOW_REST);
-    let settings = vec![
-        // Only savepoints and the final checkpoint: no periodic ones.
-        "execution.checkpointing.interval=1h".to_string(),
-        format!(
-            "state.checkpoints.dir={}",
-            dir.path().join("checkpoints").display()
-        ),
-        format!(
-            "state.savepoints.dir={}",
-            dir.path().join("savepoints").display()
-        ),
-    ];
+    // Only savepoints and the final checkpoint: no periodic ones.
+    let settings = savepoint_settings(dir.path(), "1h");
     let mut restore = None;
     for p in [1, 2, 3] {
         let summary = run_stopping(
@@ -324,9 +334,7 @@ fn savepoints_restored_at_parallelism_1_2_3_1_give_the_uninterrupted_output() {
     }
     let last = run_stopping(dir.path(), &yaml, 1, &settings, restore, None);
     assert!(last.savepoint.is_none());
-    let got = committed(&out);
-    assert_eq!(got.len(), want.len(), "records committed");
-    assert!(got == want, "output differs from the uninterrupted run");
+    assert_same_output(&committed(&out), &want);
 }
 
 /// Checkpoint directories of the job, newest last.
@@ -351,23 +359,10 @@ fn checkpoint_dirs(job_dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn a_damaged_latest_checkpoint_falls_back_to_an_older_one_and_a_missing_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let expected_out = dir.path().join("expected");
-    run(dir.path(), &job(&expected_out, false, WINDOW_REST), &[]).unwrap();
-    let want = committed(&expected_out);
-
+    let want = uninterrupted_window_output(dir.path());
     let out = dir.path().join("out");
     let yaml = job(&out, false, WINDOW_REST);
-    let settings = vec![
-        "execution.checkpointing.interval=100ms".to_string(),
-        format!(
-            "state.checkpoints.dir={}",
-            dir.path().join("checkpoints").display()
-        ),
-        format!(
-            "state.savepoints.dir={}",
-            dir.path().join("savepoints").display()
-        ),
-    ];
+    let settings = savepoint_settings(dir.path(), "100ms");
     // Stop part-way (the savepoint is also the newest checkpoint).
     let stopped = run_stopping(
         dir.path(),
@@ -420,9 +415,7 @@ fn a_damaged_latest_checkpoint_falls_back_to_an_older_one_and_a_missing_file_is_
         None,
     );
     assert!(done.savepoint.is_none());
-    let got = committed(&out);
-    assert_eq!(got.len(), want.len(), "records committed");
-    assert!(got == want, "output differs from the uninterrupted run");
+    assert_same_output(&committed(&out), &want);
 }
 
 #[test]
@@ -443,12 +436,7 @@ fn an_io_error_in_the_sink_recovers_exactly_once() {
     assert!(yaml.contains("fail_after_records"));
     let summary = run(dir.path(), &yaml, &checkpointed(dir.path())).unwrap();
     assert_eq!(summary.restarts, 1, "{summary:?}");
-    let got = committed(&out);
-    assert_eq!(got.len(), want.len(), "records committed");
-    assert!(
-        got == want,
-        "committed output differs from the fault-free run"
-    );
+    assert_same_output(&committed(&out), &want);
 
     // Without a restart strategy the error names the sink's file.
     let mut settings = checkpointed(dir.path());
