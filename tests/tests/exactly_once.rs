@@ -236,8 +236,12 @@ fn resuming_from_a_missing_checkpoint_names_it() {
     let text = weir_cli::run::run_file(&file, &options)
         .unwrap_err()
         .to_string();
+    let none = dir.path().join("none");
     assert!(
-        text.contains("checkpoint") && text.contains("none"),
+        text.contains(&format!(
+            "no completed checkpoint of job `exactly-once` under {}",
+            none.display()
+        )),
         "{text}"
     );
 }

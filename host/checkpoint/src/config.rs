@@ -4,15 +4,6 @@ use std::path::PathBuf;
 
 use crate::RestartStrategy;
 
-/// The strategy a `restart-strategy.*` key refines when no type was set.
-fn self_default_restart(interval_ms: Option<u64>) -> RestartStrategy {
-    if interval_ms.is_some() {
-        RestartStrategy::exponential_default()
-    } else {
-        RestartStrategy::None
-    }
-}
-
 /// A configuration key or value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -185,10 +176,10 @@ impl CheckpointConfig {
                 };
             }
             _ if key.starts_with("restart-strategy.") => {
-                let strategy = self
-                    .restart
-                    .get_or_insert_with(|| self_default_restart(self.interval_ms));
+                // Refines the strategy in force (Flink's default until a type is set).
+                let mut strategy = self.restart_strategy();
                 strategy.set(key, value)?;
+                self.restart = Some(strategy);
             }
             _ => {
                 let mut known: Vec<&str> = KEYS.to_vec();

@@ -97,12 +97,11 @@ pub(crate) fn resolve(
                 .file_name()
                 .and_then(|n| n.to_str())
                 .ok_or_else(not_a_checkpoint)?;
-            let base = job_dir.parent().unwrap_or(Path::new("."));
-            let base = if base.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                base
-            };
+            // `chk-3` given relative to the job directory has an empty base.
+            let base = job_dir
+                .parent()
+                .filter(|b| !b.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let mut at = config.clone();
             at.dir = base.to_string_lossy().into_owned();
             let storage = CheckpointStorage::open(&at, job_name).map_err(error)?;

@@ -136,9 +136,13 @@ pub enum JobError {
     /// The job cannot be planned (for example an operator without a component).
     #[error("{0}")]
     Plan(String),
-    /// A checkpoint could not be restored, or too many checkpoints failed.
+    /// A checkpoint could not be restored or kept.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// More consecutive checkpoints failed than tolerated
+    /// (`execution.checkpointing.tolerable-failed-checkpoints`).
+    #[error("too many failed checkpoints: {0}")]
+    CheckpointsFailing(String),
     /// A subtask failed while running.
     #[error("{vertex} (subtask {index} of {parallelism}) failed{}: {message}", origin.as_ref().map(|o| format!(" on {o}")).unwrap_or_default())]
     Task {
@@ -199,11 +203,9 @@ fn run_with_restarts(job: &JobGraph, config: &RunConfig) -> Result<Option<String
         let restored = latest.as_ref().or(initial.as_ref());
         let error = match subtask::execute(job, config, restored, attempt) {
             Ok(savepoint) => return Ok(savepoint),
-            Err(error @ (JobError::Task { .. } | JobError::Checkpoint(_)))
-                if attempt_may_restart(&error) =>
-            {
-                error
-            }
+            // A task failure or failing checkpoints restart; a checkpoint
+            // that cannot be read or a bad job would fail the same way again.
+            Err(error @ (JobError::Task { .. } | JobError::CheckpointsFailing(_))) => error,
             Err(error) => return Err(error),
         };
         let Some(delay_ms) = tracker.on_failure(now_ms()) else {
@@ -224,15 +226,5 @@ fn run_with_restarts(job: &JobGraph, config: &RunConfig) -> Result<Option<String
                 Err(e) => tracing::info!("restarting without a new checkpoint: {e}"),
             }
         }
-    }
-}
-
-/// Task failures restart; a checkpoint that cannot be read does not (the
-/// same read would fail again), but repeated failed checkpoints do.
-fn attempt_may_restart(error: &JobError) -> bool {
-    match error {
-        JobError::Task { .. } => true,
-        JobError::Checkpoint(message) => message.starts_with(subtask::TOO_MANY_FAILED),
-        _ => false,
     }
 }

@@ -86,9 +86,6 @@ pub(crate) struct JobShared<'a> {
     savepoint: Mutex<Option<String>>,
 }
 
-/// How the message of a job failed by failing checkpoints starts.
-pub(crate) const TOO_MANY_FAILED: &str = "too many failed checkpoints";
-
 impl JobShared<'_> {
     pub(crate) fn metrics(&self) -> &JobMetrics {
         &self.config.metrics
@@ -173,8 +170,17 @@ enum Step {
     Checkpoint(u64, u64),
     /// Nothing to do this time round.
     Nothing,
-    /// Every input ended (after checkpoint `.0`, when its alignment completed).
-    Ended(Option<u64>),
+    /// Every input ended (after checkpoint `(id, alignment ms)`, when its
+    /// alignment completed with that end).
+    Ended(Option<(u64, u64)>),
+}
+
+/// Ms since the first barrier of the alignment that just completed (0 when
+/// it needed no waiting); the alignment is over.
+fn alignment_ms(started: &mut Option<std::time::Instant>) -> u64 {
+    started.take().map_or(0, |t| {
+        u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 /// An exchange out of the chain's tail, for its main output (`output:
@@ -328,8 +334,9 @@ pub(crate) fn execute(
                 .spawn_scoped(scope, move || {
                     match coordinator_loop.run(|| shared.now_ms(), || shared.is_cancelled()) {
                         CoordinatorEnd::Done | CoordinatorEnd::Cancelled => {}
-                        CoordinatorEnd::Failed(reason) => shared
-                            .fail(JobError::Checkpoint(format!("{TOO_MANY_FAILED}: {reason}"))),
+                        CoordinatorEnd::Failed(reason) => {
+                            shared.fail(JobError::CheckpointsFailing(reason))
+                        }
                         CoordinatorEnd::SavepointFailed(reason) => {
                             shared.fail(JobError::Checkpoint(reason));
                         }
@@ -422,7 +429,7 @@ pub(crate) fn execute(
                 let shared = &shared;
                 let plan = &plan;
                 let components = &components;
-                let name = format!("{}#{index}", head_vertex.id);
+                let name = task_name(head_vertex.id, index);
                 let spawned =
                     std::thread::Builder::new()
                         .name(name)
@@ -709,7 +716,7 @@ fn build_ops<'a>(
                         None
                     };
                     let mut instance = component
-                        .instantiate(format!("{}#{index}", spec.id), state, limits_of(spec))
+                        .instantiate(task_name(&spec.id, index), state, limits_of(spec))
                         .map_err(|e| fail(e.to_string()))?;
                     instance
                         .open(
@@ -912,9 +919,7 @@ impl SubtaskRun<'_> {
                     Ok((from, StreamElement::Barrier(id))) => {
                         match aligner.on_barrier(from as usize, id) {
                             Alignment::Aligned(id) => {
-                                let waited = self.align_started.take();
-                                let ms = waited.map_or(0, |t| t.elapsed().as_millis() as u64);
-                                Step::Checkpoint(id, ms)
+                                Step::Checkpoint(id, alignment_ms(&mut self.align_started))
                             }
                             Alignment::Waiting => {
                                 self.align_started
@@ -930,17 +935,13 @@ impl SubtaskRun<'_> {
                     }
                     Ok((from, StreamElement::EndOfInput)) => {
                         ended_inputs += 1;
-                        let aligned = aligner.on_end_of_input(from as usize);
-                        if ended_inputs == input_of.len() {
-                            Step::Ended(aligned)
-                        } else if let Some(id) = aligned {
-                            let waited = self.align_started.take();
-                            Step::Checkpoint(
-                                id,
-                                waited.map_or(0, |t| t.elapsed().as_millis() as u64),
-                            )
-                        } else {
-                            Step::Nothing
+                        let aligned = aligner
+                            .on_end_of_input(from as usize)
+                            .map(|id| (id, alignment_ms(&mut self.align_started)));
+                        match aligned {
+                            _ if ended_inputs == input_of.len() => Step::Ended(aligned),
+                            Some((id, ms)) => Step::Checkpoint(id, ms),
+                            None => Step::Nothing,
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => Step::Nothing,
@@ -960,8 +961,8 @@ impl SubtaskRun<'_> {
                 }
                 Step::Nothing => {}
                 Step::Ended(aligned) => {
-                    if let Some(id) = aligned {
-                        self.checkpoint(shared, id, 0, true)?;
+                    if let Some((id, alignment_ms)) = aligned {
+                        self.checkpoint(shared, id, alignment_ms, true)?;
                     }
                     break;
                 }
@@ -1169,7 +1170,7 @@ impl SubtaskRun<'_> {
             if let ChainedOp::Sink { id, .. } = &self.ops[op] {
                 shared
                     .metrics()
-                    .record_watermark(format!("{id}#{}", self.index), watermark);
+                    .record_watermark(task_name(id, self.index), watermark);
             }
         }
         for outlet in &mut self.outlets {
