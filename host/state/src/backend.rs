@@ -42,6 +42,45 @@ pub trait StateBackend: Send {
     fn write_batch(&mut self, entries: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError>;
     /// A short name for logs (`rocksdb`, `memory`).
     fn name(&self) -> &'static str;
+    /// Writes a native checkpoint of the whole store into `dir` (which
+    /// must not exist yet) and lists its files; `None` when the backend
+    /// has no native format (memory), so callers take a full snapshot.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn native_checkpoint(&mut self, dir: &Path) -> Result<Option<NativeCheckpoint>, StateError> {
+        let _ = dir;
+        Ok(None)
+    }
+}
+
+/// A directory a backend wrote at a checkpoint that reopens as the same
+/// state (RocksDB's `Checkpoint`: hard links to the live SST files and
+/// copies of `MANIFEST`, `CURRENT` and `OPTIONS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeCheckpoint {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its files, by name.
+    pub files: Vec<NativeFile>,
+}
+
+/// One file of a [`NativeCheckpoint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeFile {
+    /// File name inside the checkpoint directory (`000012.sst`).
+    pub name: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+}
+
+impl NativeFile {
+    /// Whether the file never changes once written (an SST file): such
+    /// files are shared between incremental checkpoints, the others
+    /// (`MANIFEST`, `CURRENT`, `OPTIONS`) are copied every time.
+    pub fn is_immutable(&self) -> bool {
+        self.name.ends_with(".sst")
+    }
 }
 
 /// The smallest key greater than every key starting with `prefix`, or
@@ -248,6 +287,51 @@ impl StateBackend for RocksDbBackend {
     fn name(&self) -> &'static str {
         "rocksdb"
     }
+
+    fn native_checkpoint(&mut self, dir: &Path) -> Result<Option<NativeCheckpoint>, StateError> {
+        // Writes skip the WAL, so the memtable must reach an SST file first.
+        self.db.flush().map_err(|e| Self::error(&self.path, e))?;
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(dir))
+            .map_err(|e| Self::error(dir, e))?;
+        let io = |e: std::io::Error| StateError::RocksDb {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            files.push(NativeFile {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                size_bytes: entry.metadata().map_err(io)?.len(),
+            });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(NativeCheckpoint {
+            dir: dir.to_path_buf(),
+            files,
+        }))
+    }
+}
+
+/// Calls `each` with every entry of the RocksDB database in `dir` (a
+/// [`NativeCheckpoint`] brought back from checkpoint storage), in key
+/// order, opening it read-only.
+///
+/// # Errors
+/// [`StateError::RocksDb`] when it does not open or read; `each`'s error.
+pub fn scan_native(
+    dir: &Path,
+    mut each: impl FnMut(&[u8], &[u8]) -> Result<(), StateError>,
+) -> Result<(), StateError> {
+    let options = rocksdb::Options::default();
+    let db = rocksdb::DB::open_for_read_only(&options, dir, false)
+        .map_err(|e| RocksDbBackend::error(dir, e))?;
+    for item in db.iterator(rocksdb::IteratorMode::Start) {
+        let (key, value) = item.map_err(|e| RocksDbBackend::error(dir, e))?;
+        each(&key, &value)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -47,6 +47,11 @@ struct StorageKey<'k> {
     rest: &'k [u8],
 }
 
+/// A state name from storage, for the kinds index.
+fn name_str(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(name)
+}
+
 /// Splits `key group (u16 BE) | key len (u32 BE) | key | rest`.
 fn parse_storage_key(raw: &[u8]) -> Result<StorageKey<'_>, StateError> {
     let cut =
@@ -279,50 +284,91 @@ impl KeyedState {
         let mut batch = Vec::new();
         for snapshot in snapshots {
             for (key, value) in &snapshot.entries {
-                let parsed = parse_storage_key(key)?;
-                if !self.range.contains(parsed.group) {
-                    continue;
-                }
-                match parsed.rest {
-                    [TIMER_TAG, domain, ts @ ..] if ts.len() == 8 => {
-                        let mut bytes = [0u8; 8];
-                        bytes.copy_from_slice(ts);
-                        let timestamp = (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64;
-                        let index = usize::from(*domain).min(1);
-                        self.timers[index].insert((timestamp, parsed.key.to_vec()));
-                    }
-                    [tag, n1, n2, rest @ ..] => {
-                        let name_len = usize::from(u16::from_be_bytes([*n1, *n2]));
-                        let kind = match *tag {
-                            b'v' => StateKind::Value,
-                            b'l' => StateKind::List,
-                            b'm' => StateKind::Map,
-                            other => {
-                                return Err(StateError::CorruptSnapshot(format!(
-                                    "unknown state tag {other}"
-                                )));
-                            }
-                        };
-                        let name = rest.get(..name_len).ok_or_else(|| {
-                            StateError::CorruptSnapshot("state name cut short".into())
-                        })?;
-                        self.kinds
-                            .entry(String::from_utf8_lossy(name).into_owned())
-                            .or_insert(kind);
-                    }
-                    _ => {
-                        return Err(StateError::CorruptSnapshot(
-                            "entry without a state tag".into(),
-                        ));
-                    }
-                }
-                batch.push((key.clone(), Some(value.clone())));
-                if batch.len() >= 4096 {
-                    self.backend.write_batch(std::mem::take(&mut batch))?;
-                }
+                self.restore_entry(key, value, &mut batch)?;
             }
         }
         self.backend.write_batch(batch)
+    }
+
+    /// A native checkpoint of the backend in `dir` (after applying
+    /// buffered writes), or `None` when the backend has no native format.
+    /// The backend holds only this subtask's key groups, so the checkpoint
+    /// is exactly its keyed state, timers included.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn native_checkpoint(
+        &mut self,
+        dir: &std::path::Path,
+    ) -> Result<Option<crate::NativeCheckpoint>, StateError> {
+        self.flush()?;
+        self.backend.native_checkpoint(dir)
+    }
+
+    /// Like [`KeyedState::restore`], from a RocksDB native checkpoint
+    /// brought back into `dir` (any parallelism; entries outside this
+    /// subtask's key groups are skipped).
+    ///
+    /// # Errors
+    /// As [`KeyedState::restore`]; [`StateError::RocksDb`] when `dir` does
+    /// not open as a database.
+    pub fn restore_native(&mut self, dir: &std::path::Path) -> Result<(), StateError> {
+        let mut batch = Vec::new();
+        crate::scan_native(dir, |key, value| self.restore_entry(key, value, &mut batch))?;
+        self.backend.write_batch(batch)
+    }
+
+    /// Takes one snapshot entry when it falls in this subtask's key groups:
+    /// indexes it (timer or state kind) and queues it in `batch`, writing
+    /// the batch out every 4096 entries.
+    fn restore_entry(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), StateError> {
+        let parsed = parse_storage_key(key)?;
+        if !self.range.contains(parsed.group) {
+            return Ok(());
+        }
+        match parsed.rest {
+            [TIMER_TAG, domain, ts @ ..] if ts.len() == 8 => {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(ts);
+                let timestamp = (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64;
+                let index = usize::from(*domain).min(1);
+                self.timers[index].insert((timestamp, parsed.key.to_vec()));
+            }
+            [tag, n1, n2, rest @ ..] => {
+                let name_len = usize::from(u16::from_be_bytes([*n1, *n2]));
+                let kind = match *tag {
+                    b'v' => StateKind::Value,
+                    b'l' => StateKind::List,
+                    b'm' => StateKind::Map,
+                    other => {
+                        return Err(StateError::CorruptSnapshot(format!(
+                            "unknown state tag {other}"
+                        )));
+                    }
+                };
+                let name = rest
+                    .get(..name_len)
+                    .ok_or_else(|| StateError::CorruptSnapshot("state name cut short".into()))?;
+                if !self.kinds.contains_key(name_str(name).as_ref()) {
+                    self.kinds.insert(name_str(name).into_owned(), kind);
+                }
+            }
+            _ => {
+                return Err(StateError::CorruptSnapshot(
+                    "entry without a state tag".into(),
+                ));
+            }
+        }
+        batch.push((key.to_vec(), Some(value.to_vec())));
+        if batch.len() >= 4096 {
+            self.backend.write_batch(std::mem::take(batch))?;
+        }
+        Ok(())
     }
 
     /// Number of buffered writes not yet flushed.
@@ -873,6 +919,77 @@ mod tests {
             n.set(n.get() + 1);
             Box::new(RocksDbBackend::open(&dir.path().join(n.get().to_string())).unwrap())
         });
+    }
+
+    #[test]
+    fn native_checkpoints_keep_old_sst_files_and_restore_at_another_parallelism() {
+        const MAX: u16 = 16;
+        let dir = tempfile::tempdir().unwrap();
+        let backend = RocksDbBackend::open(&dir.path().join("db")).unwrap();
+        let mut state = KeyedState::new(Box::new(backend), KeyGroupRange::all(MAX), MAX);
+        let write = |state: &mut KeyedState, keys: std::ops::Range<u32>| {
+            for i in keys {
+                state.set_current_key(format!("k{i}").as_bytes()).unwrap();
+                state.value_set("v", &i.to_be_bytes()).unwrap();
+                state
+                    .register_timer(TimerDomain::EventTime, i64::from(i))
+                    .unwrap();
+            }
+        };
+        write(&mut state, 0..500);
+        let first = state
+            .native_checkpoint(&dir.path().join("chk-1"))
+            .unwrap()
+            .expect("rocksdb has a native format");
+        write(&mut state, 500..1000);
+        let second = state
+            .native_checkpoint(&dir.path().join("chk-2"))
+            .unwrap()
+            .unwrap();
+        let ssts = |c: &crate::NativeCheckpoint| -> Vec<crate::NativeFile> {
+            c.files
+                .iter()
+                .filter(|f| f.is_immutable())
+                .cloned()
+                .collect()
+        };
+        assert_eq!(ssts(&first).len(), 1);
+        // The first checkpoint's SST file is still live; one more was added.
+        assert_eq!(ssts(&second).len(), 2);
+        assert!(ssts(&second).contains(&ssts(&first)[0]));
+
+        let full = state.snapshot().unwrap();
+        let mut parts: Vec<crate::KeyedSnapshot> = (0..3)
+            .map(|i| {
+                let range = KeyGroupRange::for_subtask(i, 3, MAX);
+                let mut part = KeyedState::new(Box::new(MemoryBackend::new()), range, MAX);
+                part.restore_native(&second.dir).unwrap();
+                assert_eq!(
+                    part.timer_count(TimerDomain::EventTime),
+                    full.entries
+                        .iter()
+                        .filter(|(k, _)| {
+                            let p = parse_storage_key(k).unwrap();
+                            range.contains(p.group) && p.rest.first() == Some(&TIMER_TAG)
+                        })
+                        .count()
+                );
+                part.snapshot().unwrap()
+            })
+            .collect();
+        let mut entries: Vec<_> = parts.iter_mut().flat_map(|p| p.entries.drain(..)).collect();
+        entries.sort();
+        assert_eq!(entries, full.entries);
+        assert_eq!(full.entries.len(), 2000, "a value and a timer per key");
+    }
+
+    #[test]
+    fn a_damaged_native_checkpoint_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("CURRENT"), b"MANIFEST-000404\n").unwrap();
+        let mut state = KeyedState::new(Box::new(MemoryBackend::new()), KeyGroupRange::all(16), 16);
+        let e = state.restore_native(dir.path()).unwrap_err().to_string();
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
     }
 
     #[test]

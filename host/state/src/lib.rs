@@ -17,7 +17,9 @@ mod backend;
 mod keyed;
 mod snapshot;
 
-pub use backend::{MemoryBackend, RocksDbBackend, StateBackend};
+pub use backend::{
+    MemoryBackend, NativeCheckpoint, NativeFile, RocksDbBackend, StateBackend, scan_native,
+};
 pub use keyed::{KeyedState, StateKind, TimerDomain};
 pub use snapshot::KeyedSnapshot;
 pub use weir_types::KeyGroupRange;
