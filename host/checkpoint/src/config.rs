@@ -59,6 +59,12 @@ pub struct CheckpointConfig {
     /// barriers; `at_least_once` lets records after a barrier through
     /// before the others arrived (no blocking, but replays may duplicate).
     pub exactly_once: bool,
+    /// `execution.checkpointing.incremental` (or Flink's older
+    /// `state.backend.incremental`): RocksDB keyed state is checkpointed
+    /// natively, uploading only SST files earlier checkpoints did not
+    /// (default `true`, unlike Flink); `false` writes every entry in each
+    /// checkpoint (a full snapshot). The memory backend is always full.
+    pub incremental: bool,
     /// `restart-strategy.type` and its keys; `None` (unset) means
     /// `exponential-delay` with checkpointing and `none` without, as in Flink.
     pub restart: Option<RestartStrategy>,
@@ -75,12 +81,13 @@ impl Default for CheckpointConfig {
             num_retained: 5,
             savepoint_dir: "weir-savepoints".into(),
             exactly_once: true,
+            incremental: true,
             restart: None,
         }
     }
 }
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 10] = [
     "execution.checkpointing.interval",
     "execution.checkpointing.timeout",
     "execution.checkpointing.min-pause",
@@ -89,6 +96,8 @@ const KEYS: [&str; 8] = [
     "state.checkpoints.num-retained",
     "execution.checkpointing.mode",
     "state.savepoints.dir",
+    "execution.checkpointing.incremental",
+    "state.backend.incremental",
 ];
 
 impl CheckpointConfig {
@@ -175,6 +184,13 @@ impl CheckpointConfig {
                     _ => return Err(bad("expected exactly_once or at_least_once")),
                 };
             }
+            "execution.checkpointing.incremental" | "state.backend.incremental" => {
+                self.incremental = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad("expected true or false")),
+                };
+            }
             _ if key.starts_with("restart-strategy.") => {
                 // Refines the strategy in force (Flink's default until a type is set).
                 let mut strategy = self.restart_strategy();
@@ -238,6 +254,12 @@ mod tests {
         assert_eq!(c.local_dir(), Some(PathBuf::from("/tmp/ck")));
         c.set_pair("execution.checkpointing.interval=off").unwrap();
         assert_eq!(c.interval_ms, None);
+        assert!(c.incremental);
+        c.set_pair("execution.checkpointing.incremental=false")
+            .unwrap();
+        assert!(!c.incremental);
+        c.set_pair("state.backend.incremental=TRUE").unwrap();
+        assert!(c.incremental);
     }
 
     #[test]
@@ -256,6 +278,10 @@ mod tests {
             .set_pair("execution.checkpointing.interval=soon")
             .unwrap_err();
         assert!(e.to_string().contains("expected a duration"), "{e}");
+        let e = c
+            .set_pair("execution.checkpointing.incremental=yes")
+            .unwrap_err();
+        assert!(e.to_string().contains("expected true or false"), "{e}");
         assert!(matches!(
             c.set_pair("nothing"),
             Err(ConfigError::NotAPair(_))

@@ -9,13 +9,20 @@ use crate::{CheckpointConfig, CheckpointId};
 pub type TaskId = (String, u32);
 
 /// A subtask's acknowledgement of a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acknowledgement {
     /// Where its state went (a path relative to the checkpoint directory),
     /// `None` when it had no state.
     pub state: Option<String>,
-    /// Bytes of state written.
+    /// Shared files (`shared/<name>`) its state refers to: those of an
+    /// incremental checkpoint, uploaded now or by an earlier checkpoint.
+    pub shared: Vec<String>,
+    /// Bytes written for this checkpoint (state file and newly uploaded
+    /// shared files).
     pub size_bytes: u64,
+    /// Bytes of the whole state, shared files written by earlier
+    /// checkpoints included (equals `size_bytes` for a full snapshot).
+    pub full_size_bytes: u64,
     /// How long its barriers took to align, in ms (0 with one producer).
     pub alignment_ms: u64,
 }
@@ -54,8 +61,12 @@ pub struct CheckpointStats {
     pub id: CheckpointId,
     /// From trigger to the last acknowledgement, in ms.
     pub duration_ms: u64,
-    /// Sum of the acknowledged state sizes, in bytes.
+    /// Bytes written for this checkpoint, summed over subtasks (Flink's
+    /// checkpointed data size: only what is new in an incremental one).
     pub size_bytes: u64,
+    /// Bytes of the whole state it restores, summed over subtasks (Flink's
+    /// full checkpoint data size).
+    pub full_size_bytes: u64,
     /// The longest alignment of any subtask, in ms.
     pub max_alignment_ms: u64,
 }
@@ -198,6 +209,7 @@ impl CheckpointCoordinator {
             id,
             duration_ms: (now_ms - pending.triggered_ms).max(0) as u64,
             size_bytes: pending.acks.values().map(|a| a.size_bytes).sum(),
+            full_size_bytes: pending.acks.values().map(|a| a.full_size_bytes).sum(),
             max_alignment_ms: pending
                 .acks
                 .values()
@@ -262,9 +274,10 @@ mod tests {
 
     fn ack(size: u64, alignment: u64) -> Acknowledgement {
         Acknowledgement {
-            state: None,
             size_bytes: size,
+            full_size_bytes: size,
             alignment_ms: alignment,
+            ..Acknowledgement::default()
         }
     }
 
@@ -288,6 +301,7 @@ mod tests {
                 id: 1,
                 duration_ms: 70,
                 size_bytes: 15,
+                full_size_bytes: 15,
                 max_alignment_ms: 3
             }
         );

@@ -6,7 +6,12 @@
 //! - `chk-<id>/_metadata`: JSON [`CheckpointMetadata`], written last, so a
 //!   checkpoint without it never completed. `object_store` writes it to a
 //!   temporary name and renames it (local files), or puts it in one request
-//!   (object stores): a reader never sees half of it.
+//!   (object stores): a reader never sees half of it;
+//! - `shared/<name>`: files several checkpoints refer to (the SST files of
+//!   incremental RocksDB checkpoints, as in Flink's `shared` directory).
+//!   Each checkpoint's metadata lists the shared files it uses; a shared
+//!   file is deleted once no retained checkpoint lists it (reference
+//!   counting over the retained metadata, so it survives restarts).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +69,9 @@ pub struct SubtaskState {
     pub file: Option<String>,
     /// Bytes of state.
     pub size_bytes: u64,
+    /// Shared files (`shared/<name>`) the state refers to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
 }
 
 /// What `_metadata` holds.
@@ -105,11 +113,25 @@ impl std::fmt::Debug for CheckpointStorage {
 }
 
 const METADATA: &str = "_metadata";
+const SHARED: &str = "shared";
 
 /// Runs an `object_store` future here. The local store does its I/O inline
 /// when no tokio runtime is around, so no runtime is needed.
 fn run<F: std::future::Future>(f: F) -> F::Output {
     futures::executor::block_on(f)
+}
+
+impl CheckpointMetadata {
+    /// Every file the checkpoint needs, relative to the job's directory:
+    /// each subtask's state file and the shared files it refers to.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.tasks.values().flat_map(|t| {
+            t.file
+                .as_deref()
+                .into_iter()
+                .chain(t.shared.iter().map(String::as_str))
+        })
+    }
 }
 
 impl CheckpointStorage {
@@ -188,6 +210,35 @@ impl CheckpointStorage {
         run(self.store.put(&self.location(&relative), bytes.into()))
             .map_err(|e| self.file_error(&relative, e))?;
         Ok(relative)
+    }
+
+    /// Writes a file later checkpoints may share as `shared/<name>` and
+    /// returns that relative name. `name` must be unique to its content
+    /// (writing the same name again must mean the same bytes).
+    ///
+    /// # Errors
+    /// [`StorageError::File`].
+    pub fn write_shared(&self, name: &str, bytes: Vec<u8>) -> Result<String, StorageError> {
+        let relative = format!("{SHARED}/{}", name.replace(['/', '#'], "-"));
+        run(self.store.put(&self.location(&relative), bytes.into()))
+            .map_err(|e| self.file_error(&relative, e))?;
+        Ok(relative)
+    }
+
+    /// Names (relative, `shared/<name>`) of every shared file present.
+    ///
+    /// # Errors
+    /// [`StorageError::File`] when the directory cannot be listed.
+    pub fn shared_files(&self) -> Result<Vec<String>, StorageError> {
+        let dir = self.root.child(SHARED);
+        let listing: Vec<_> = run(self.store.list(Some(&dir)).try_collect())
+            .map_err(|e| self.file_error(SHARED, e))?;
+        let mut names: Vec<String> = listing
+            .into_iter()
+            .filter_map(|o| o.location.filename().map(|n| format!("{SHARED}/{n}")))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     /// Reads a state file named in a checkpoint's metadata.
@@ -271,6 +322,26 @@ impl CheckpointStorage {
                 self.delete_checkpoint(id)?;
             }
         }
+        self.delete_unreferenced_shared(&keep)
+    }
+
+    /// Deletes the shared files no checkpoint of `keep` lists. Keeps all
+    /// of them when a kept checkpoint's metadata does not load (its
+    /// references are unknown).
+    fn delete_unreferenced_shared(&self, keep: &[CheckpointId]) -> Result<(), StorageError> {
+        let mut referenced = std::collections::BTreeSet::new();
+        for id in keep {
+            let metadata = self.read_metadata(*id)?;
+            for task in metadata.tasks.into_values() {
+                referenced.extend(task.shared);
+            }
+        }
+        for file in self.shared_files()? {
+            if !referenced.contains(&file) {
+                run(self.store.delete(&self.location(&file)))
+                    .map_err(|e| self.file_error(&file, e))?;
+            }
+        }
         Ok(())
     }
 
@@ -286,7 +357,7 @@ impl CheckpointStorage {
         target: &CheckpointStorage,
     ) -> Result<String, StorageError> {
         let metadata = self.load(id)?;
-        for file in metadata.tasks.values().filter_map(|t| t.file.as_deref()) {
+        for file in metadata.files() {
             let bytes = self.read_state(file)?;
             run(target.store.put(&target.location(file), bytes.into()))
                 .map_err(|e| target.file_error(file, e))?;
@@ -318,6 +389,12 @@ impl CheckpointStorage {
         let dirs = self.directories()?;
         for id in dirs.keys() {
             self.delete_checkpoint(*id)?;
+        }
+        for file in self.shared_files()? {
+            run(self.store.delete(&self.location(&file))).map_err(|e| self.file_error(&file, e))?;
+        }
+        if let Some(local) = &self.local_job_dir {
+            let _ = std::fs::remove_dir(local.join(SHARED));
         }
         Ok(dirs.len())
     }
@@ -362,6 +439,15 @@ impl CheckpointStorage {
     /// [`StorageError::File`] (missing or unreadable, naming the file) or
     /// [`StorageError::Corrupt`].
     pub fn load(&self, id: CheckpointId) -> Result<CheckpointMetadata, StorageError> {
+        let metadata = self.read_metadata(id)?;
+        for file in metadata.files() {
+            run(self.store.head(&self.location(file))).map_err(|e| self.file_error(file, e))?;
+        }
+        Ok(metadata)
+    }
+
+    /// Reads and checks the metadata of checkpoint `id` (not its files).
+    fn read_metadata(&self, id: CheckpointId) -> Result<CheckpointMetadata, StorageError> {
         let relative = format!("chk-{id}/{METADATA}");
         let bytes = self.read_state(&relative)?;
         let metadata: CheckpointMetadata =
@@ -377,9 +463,6 @@ impl CheckpointStorage {
                     metadata.id, metadata.job, metadata.version
                 ),
             });
-        }
-        for file in metadata.tasks.values().filter_map(|t| t.file.as_deref()) {
-            run(self.store.head(&self.location(file))).map_err(|e| self.file_error(file, e))?;
         }
         Ok(metadata)
     }
@@ -436,6 +519,7 @@ mod tests {
                 SubtaskState {
                     file: Some(file),
                     size_bytes: 10,
+                    shared: Vec::new(),
                 },
             )]),
         };
@@ -465,6 +549,69 @@ mod tests {
                 .unwrap(),
             vec![6; 10]
         );
+    }
+
+    /// Completes checkpoint `id` whose one subtask refers to `shared`.
+    fn complete_with_shared(s: &CheckpointStorage, id: CheckpointId, shared: &[&str]) {
+        let shared: Vec<String> = shared
+            .iter()
+            .map(|name| s.write_shared(name, name.as_bytes().to_vec()).unwrap())
+            .collect();
+        let file = s.write_state(id, "op#0", vec![1]).unwrap();
+        let metadata = CheckpointMetadata {
+            version: 1,
+            job: "job".into(),
+            id,
+            completed_ms: 0,
+            parallelism: BTreeMap::from([("op".into(), 1)]),
+            tasks: BTreeMap::from([(
+                "op#0".into(),
+                SubtaskState {
+                    file: Some(file),
+                    size_bytes: 1,
+                    shared,
+                },
+            )]),
+        };
+        s.complete(&metadata, 2).unwrap();
+    }
+
+    #[test]
+    fn shared_files_live_while_a_retained_checkpoint_lists_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path());
+        complete_with_shared(&s, 1, &["a.sst", "b.sst"]);
+        complete_with_shared(&s, 2, &["b.sst", "c.sst"]);
+        assert_eq!(
+            s.shared_files().unwrap(),
+            ["shared/a.sst", "shared/b.sst", "shared/c.sst"]
+        );
+        // Checkpoint 1 falls out of retention (2): `a.sst` goes with it.
+        complete_with_shared(&s, 3, &["c.sst", "d.sst"]);
+        assert_eq!(
+            s.shared_files().unwrap(),
+            ["shared/b.sst", "shared/c.sst", "shared/d.sst"]
+        );
+        // An aborted checkpoint's upload is removed by the next completion.
+        s.write_shared("orphan.sst", vec![0]).unwrap();
+        complete_with_shared(&s, 4, &["d.sst"]);
+        assert_eq!(s.shared_files().unwrap(), ["shared/c.sst", "shared/d.sst"]);
+
+        // A savepoint copies the shared files it needs.
+        let target_dir = tempfile::tempdir().unwrap();
+        let target = storage(target_dir.path());
+        s.copy_checkpoint(4, &target).unwrap();
+        assert_eq!(target.shared_files().unwrap(), ["shared/d.sst"]);
+        assert_eq!(target.read_state("shared/d.sst").unwrap(), b"d.sst");
+
+        // A missing shared file is named when loading.
+        std::fs::remove_file(dir.path().join("job/shared/c.sst")).unwrap();
+        let e = s.load(3).unwrap_err().to_string();
+        assert!(e.contains("job/shared/c.sst"), "{e}");
+        assert_eq!(s.latest().unwrap().0.id, 4);
+
+        s.delete_all().unwrap();
+        assert!(s.shared_files().unwrap().is_empty());
     }
 
     #[test]

@@ -334,7 +334,8 @@ impl CoordinatorLoop<'_> {
                     task_name(&vertex, index),
                     SubtaskState {
                         file: ack.state,
-                        size_bytes: ack.size_bytes,
+                        size_bytes: ack.full_size_bytes,
+                        shared: ack.shared,
                     },
                 )
             })
