@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use weir_tests::{nab_dir, read_parts, rust_udf};
@@ -123,7 +124,9 @@ fn checkpointed(dir: &Path) -> Vec<String> {
 }
 
 /// Fault-free without checkpoints, then with checkpoints and one trap.
-fn assert_trap_recovers_exactly_once(rest: &str) {
+/// Returns how many shared files (incremental RocksDB checkpoints) the
+/// retained checkpoints use.
+fn assert_trap_recovers_exactly_once(rest: &str, extra: &[&str]) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let expected_out = dir.path().join("expected");
     let expected = run(dir.path(), &job(&expected_out, false, rest), &[]).unwrap();
@@ -131,12 +134,9 @@ fn assert_trap_recovers_exactly_once(rest: &str) {
     assert!(want.len() > 100, "the job has output: {}", want.len());
 
     let out = dir.path().join("recovered");
-    let summary = run(
-        dir.path(),
-        &job(&out, true, rest),
-        &checkpointed(dir.path()),
-    )
-    .unwrap();
+    let mut settings = checkpointed(dir.path());
+    settings.extend(extra.iter().map(|s| s.to_string()));
+    let summary = run(dir.path(), &job(&out, true, rest), &settings).unwrap();
     assert_eq!(summary.restarts, 1, "the trap fired once: {summary:?}");
     assert!(
         summary.checkpoints.len() >= 2,
@@ -158,46 +158,70 @@ fn assert_trap_recovers_exactly_once(rest: &str) {
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    assert_retained(&dir.path().join("checkpoints/exactly-once"), 5);
+    assert_retained(&dir.path().join("checkpoints/exactly-once"), 5)
 }
 
 /// Only the newest `n` checkpoints remain, each complete, with no file
-/// that its `_metadata` does not name.
-fn assert_retained(job_dir: &Path, n: usize) {
+/// that its `_metadata` does not name, and `shared/` holds exactly the
+/// shared files they list. Returns how many shared files there are.
+fn assert_retained(job_dir: &Path, n: usize) -> usize {
+    let names = |dir: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let dirs: Vec<_> = std::fs::read_dir(job_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("shared"))
         .collect();
     assert!(!dirs.is_empty() && dirs.len() <= n, "{dirs:?}");
+    let mut shared = BTreeSet::new();
     for dir in dirs {
         let metadata: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("_metadata")).unwrap()).unwrap();
-        let mut named: Vec<String> = metadata["tasks"]
-            .as_object()
-            .unwrap()
+        let tasks = metadata["tasks"].as_object().unwrap();
+        let mut named: BTreeSet<String> = tasks
             .values()
             .filter_map(|t| t["file"].as_str())
             .map(|f| f.rsplit('/').next().unwrap().to_string())
             .collect();
-        named.push("_metadata".into());
-        named.sort();
-        let mut present: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        present.sort();
-        assert_eq!(present, named, "{}", dir.display());
+        named.insert("_metadata".into());
+        assert_eq!(names(&dir), named, "{}", dir.display());
+        for task in tasks.values() {
+            for file in task["shared"].as_array().into_iter().flatten() {
+                let file = file.as_str().unwrap();
+                shared.insert(file.strip_prefix("shared/").unwrap().to_string());
+            }
+        }
     }
+    assert_eq!(names(&job_dir.join("shared")), shared, "shared files");
+    shared.len()
 }
 
 #[test]
 fn a_trap_in_the_nab_zscore_job_recovers_exactly_once() {
-    assert_trap_recovers_exactly_once(&zscore_rest());
+    let shared = assert_trap_recovers_exactly_once(&zscore_rest(), &[]);
+    assert!(
+        shared > 0,
+        "the z-score state is checkpointed incrementally"
+    );
+}
+
+#[test]
+fn with_full_rocksdb_snapshots_a_trap_recovers_exactly_once() {
+    let incremental_off = "execution.checkpointing.incremental=false";
+    let shared = assert_trap_recovers_exactly_once(&zscore_rest(), &[incremental_off]);
+    assert_eq!(shared, 0, "full snapshots share no file");
 }
 
 #[test]
 fn a_trap_before_an_event_time_window_recovers_exactly_once() {
-    assert_trap_recovers_exactly_once(WINDOW_REST);
+    assert_eq!(assert_trap_recovers_exactly_once(WINDOW_REST, &[]), 0);
 }
 
 #[test]

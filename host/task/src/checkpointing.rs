@@ -37,6 +37,8 @@ use weir_checkpoint::{
 use weir_connectors::SplitPosition;
 
 use crate::JobError;
+use crate::incremental::Uploader;
+use crate::ops::OperatorState;
 use crate::watermark::{InputWatermarksSnapshot, SplitWatermarksSnapshot};
 
 /// Where a job resumes from.
@@ -352,6 +354,89 @@ impl CoordinatorLoop<'_> {
             .storage
             .complete(&metadata, self.config.num_retained)
     }
+}
+
+/// A subtask's checkpoint after its synchronous phase (taken at the
+/// barrier, on the subtask's thread), waiting for the asynchronous phase.
+pub(crate) struct SnapshotJob {
+    pub(crate) id: CheckpointId,
+    pub(crate) task: TaskId,
+    pub(crate) alignment_ms: u64,
+    pub(crate) head: HeadSnapshot,
+    /// `(operator id, state)` of each chained operator that has state.
+    pub(crate) ops: Vec<(String, OperatorState)>,
+}
+
+/// The asynchronous phase of one subtask's checkpoints, on a thread of
+/// its own while the subtask goes on processing: uploads native
+/// checkpoints incrementally, writes the state file, acknowledges. Jobs
+/// are done in barrier order. `instance` makes shared file names unique
+/// to this run of the subtask.
+pub(crate) fn snapshot_worker(hub: &CheckpointHub, instance: &str, jobs: Receiver<SnapshotJob>) {
+    let mut uploaders: BTreeMap<String, Uploader> = BTreeMap::new();
+    for job in jobs {
+        let (id, task) = (job.id, job.task.clone());
+        let result = finish_snapshot(hub, instance, &mut uploaders, job);
+        if let Err(reason) = &result {
+            tracing::warn!(
+                "{} declines checkpoint {id}: {reason}",
+                task_name(&task.0, task.1)
+            );
+        }
+        hub.send(HubEvent::Ack { id, task, result });
+    }
+}
+
+fn finish_snapshot(
+    hub: &CheckpointHub,
+    instance: &str,
+    uploaders: &mut BTreeMap<String, Uploader>,
+    job: SnapshotJob,
+) -> Result<Acknowledgement, String> {
+    let mut ack = Acknowledgement {
+        alignment_ms: job.alignment_ms,
+        ..Acknowledgement::default()
+    };
+    let mut ops = Vec::new();
+    for (operator, state) in job.ops {
+        let state = match state {
+            OperatorState::Full(bytes) => bytes,
+            OperatorState::Native(native) => {
+                let uploader = uploaders
+                    .entry(operator.clone())
+                    .or_insert_with(|| Uploader::new(format!("{instance}-{operator}")));
+                let uploaded = uploader.upload(job.id, &native, &hub.storage, hub.completed());
+                let _ = std::fs::remove_dir_all(&native.dir);
+                let uploaded = uploaded?;
+                tracing::debug!(
+                    "checkpoint {}: `{operator}` uploaded {} SST files ({} bytes), reused {}",
+                    job.id,
+                    uploaded.uploaded_files,
+                    uploaded.uploaded_bytes,
+                    uploaded.reused_files
+                );
+                ack.size_bytes += uploaded.uploaded_bytes;
+                ack.full_size_bytes += uploaded.shared_bytes;
+                ack.shared.extend(uploaded.shared);
+                uploaded.handle
+            }
+        };
+        ops.push(OperatorSnapshot { operator, state });
+    }
+    let bytes = SubtaskSnapshot {
+        head: job.head,
+        ops,
+    }
+    .encode()?;
+    ack.size_bytes += bytes.len() as u64;
+    ack.full_size_bytes += bytes.len() as u64;
+    let name = task_name(&job.task.0, job.task.1);
+    ack.state = Some(
+        hub.storage
+            .write_state(job.id, &name, bytes)
+            .map_err(|e| e.to_string())?,
+    );
+    Ok(ack)
 }
 
 /// `vertex#index`: a subtask's name in metadata and state file names.

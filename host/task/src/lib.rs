@@ -27,6 +27,7 @@
 mod checkpointing;
 mod exchange;
 mod graph;
+mod incremental;
 mod metrics;
 mod ops;
 mod subtask;

@@ -3,15 +3,19 @@
 //! output and on named side outputs; watermarks, the wall clock and the end
 //! of input as further events.
 
+use std::path::Path;
+
+use weir_checkpoint::CheckpointStorage;
 use weir_connectors::Sink;
 use weir_operators::{OperatorOutput, WindowOperator};
-use weir_state::{KeyedSnapshot, TimerDomain};
+use weir_state::{KeyedSnapshot, NativeCheckpoint, TimerDomain};
 use weir_types::KeyGroupRange;
 use weir_types::jobgraph::OperatorSpec;
 use weir_types::keygroup::key_group_of;
 use weir_types::{Batch, Origin, Record};
 use weir_wasm::{OperatorInstance, Output};
 
+use crate::incremental::IncrementalHandle;
 use crate::subtask::JobShared;
 
 /// What an operator emitted: records for the main output (with origins)
@@ -172,19 +176,38 @@ impl ChainedOp<'_> {
     }
 
     /// The operator's state for checkpoint `checkpoint` (`None`: it has
-    /// none). A sink seals its output so far (two-phase commit).
+    /// none): the synchronous phase. Keyed state on a backend with a
+    /// native format is checkpointed into `native_dir` when one is given
+    /// (incremental checkpoints), else copied whole. A sink seals its
+    /// output so far (two-phase commit).
     ///
     /// # Errors
     /// A message when the state cannot be taken; the checkpoint is declined.
-    pub(crate) fn snapshot(&mut self, checkpoint: u64) -> Result<Option<Vec<u8>>, String> {
+    pub(crate) fn snapshot(
+        &mut self,
+        checkpoint: u64,
+        native_dir: Option<&Path>,
+    ) -> Result<Option<OperatorState>, String> {
         match self {
-            ChainedOp::Udf(udf) => match udf.instance.state_mut() {
-                Some(state) => Ok(Some(
-                    state.snapshot().map_err(|e| e.to_string())?.to_bytes(),
-                )),
-                None => Ok(None),
-            },
-            ChainedOp::Window { op, .. } => op.snapshot().map(Some),
+            ChainedOp::Udf(udf) => {
+                let Some(state) = udf.instance.state_mut() else {
+                    return Ok(None);
+                };
+                if let Some(dir) = native_dir {
+                    // A directory left by an attempt that died mid-checkpoint.
+                    let _ = std::fs::remove_dir_all(dir);
+                    if let Some(parent) = dir.parent() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                    }
+                    if let Some(native) = state.native_checkpoint(dir).map_err(|e| e.to_string())? {
+                        return Ok(Some(OperatorState::Native(native)));
+                    }
+                }
+                let full = state.snapshot().map_err(|e| e.to_string())?;
+                Ok(Some(OperatorState::Full(full.to_bytes())))
+            }
+            ChainedOp::Window { op, .. } => op.snapshot().map(|b| Some(OperatorState::Full(b))),
             ChainedOp::Join { spec, .. } => Err(format!(
                 "operator `{}`: join state is not checkpointed yet",
                 spec.id
@@ -198,7 +221,9 @@ impl ChainedOp<'_> {
     }
 
     /// Takes back the state this subtask owns (`range` of key groups) from
-    /// the snapshots of earlier subtasks of the operator.
+    /// the snapshots of earlier subtasks of the operator. Incremental
+    /// handles are brought back from `storage` into directories under
+    /// `scratch` (removed afterwards).
     ///
     /// # Errors
     /// A message when a snapshot is damaged or cannot be applied.
@@ -207,6 +232,8 @@ impl ChainedOp<'_> {
         states: &[&[u8]],
         range: KeyGroupRange,
         max_parallelism: u16,
+        storage: &CheckpointStorage,
+        scratch: &Path,
     ) -> Result<(), String> {
         if states.is_empty() {
             return Ok(());
@@ -216,12 +243,23 @@ impl ChainedOp<'_> {
                 let Some(state) = udf.instance.state_mut() else {
                     return Ok(());
                 };
-                let snapshots = states
-                    .iter()
-                    .map(|bytes| KeyedSnapshot::from_bytes(bytes))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| e.to_string())?;
-                state.restore(&snapshots).map_err(|e| e.to_string())
+                for (n, bytes) in states.iter().enumerate() {
+                    if IncrementalHandle::is_handle(bytes) {
+                        let handle = IncrementalHandle::decode(bytes)?;
+                        let dir = scratch.join(format!("restore-{n}"));
+                        let _ = std::fs::remove_dir_all(&dir);
+                        let restored = handle
+                            .download(storage, &dir)
+                            .and_then(|()| state.restore_native(&dir).map_err(|e| e.to_string()));
+                        let _ = std::fs::remove_dir_all(&dir);
+                        restored?;
+                    } else {
+                        let snapshot =
+                            KeyedSnapshot::from_bytes(bytes).map_err(|e| e.to_string())?;
+                        state.restore([&snapshot]).map_err(|e| e.to_string())?;
+                    }
+                }
+                Ok(())
             }
             ChainedOp::Window { op, .. } => op.restore(states.iter().copied(), |key| {
                 range.contains(key_group_of(key, max_parallelism))
@@ -253,6 +291,15 @@ impl ChainedOp<'_> {
             _ => Ok(()),
         }
     }
+}
+
+/// One operator's state at a barrier, before the asynchronous phase of
+/// the checkpoint writes it out.
+pub(crate) enum OperatorState {
+    /// Bytes to write as they are.
+    Full(Vec<u8>),
+    /// A native checkpoint of keyed state to upload incrementally.
+    Native(NativeCheckpoint),
 }
 
 /// Turns a built-in operator's output into [`Emitted`], reporting rejected

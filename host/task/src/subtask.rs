@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use weir_checkpoint::{
-    Acknowledgement, Alignment, BarrierAligner, CheckpointCoordinator, CheckpointStorage, TaskId,
+    Alignment, BarrierAligner, CheckpointCoordinator, CheckpointStorage, TaskId,
 };
 use weir_connectors::{
     BadRecord, BlackholeSink, FailAfter, FileSink, Sink, SinkStart, SourceReader, Split,
@@ -23,12 +23,12 @@ use weir_wasm::{
 };
 
 use crate::checkpointing::{
-    CheckpointHub, CoordinatorEnd, CoordinatorLoop, HeadSnapshot, HubEvent, Restored,
-    SubtaskSnapshot, load_subtask, task_name,
+    CheckpointHub, CoordinatorEnd, CoordinatorLoop, HeadSnapshot, HubEvent, Restored, SnapshotJob,
+    SubtaskSnapshot, load_subtask, snapshot_worker, task_name,
 };
 use crate::exchange::{Disconnected, Exchange, Message};
 use crate::graph::{Plan, VertexKind};
-use crate::ops::{ChainedOp, Emitted, UdfOp, wall_clock_ms};
+use crate::ops::{ChainedOp, Emitted, OperatorState, UdfOp, wall_clock_ms};
 use crate::watermark::{InputWatermarks, MAX_WATERMARK, SplitWatermarks};
 use crate::{JobError, JobMetrics, RunConfig};
 
@@ -210,6 +210,8 @@ struct SubtaskRun<'a> {
     status: WatermarkStatus,
     /// Side outputs already reported as unrouted.
     warned_side_outputs: Vec<(String, String)>,
+    /// Hands checkpoints to the subtask's snapshot worker (checkpoints on).
+    snapshots: Option<crossbeam_channel::Sender<SnapshotJob>>,
 }
 
 /// A subtask stops: either it failed, or the job was cancelled because
@@ -502,16 +504,44 @@ fn run_subtask<'a>(
         outlets,
         status: WatermarkStatus::Active,
         warned_side_outputs: Vec::new(),
+        snapshots: None,
     };
     if let Some(restored) = shared.restored {
         let snapshots =
             load_subtask(restored, vertex.id, index, vertex.parallelism).map_err(Stop::Failed)?;
-        run.restore(shared, &snapshots)
+        run.restore(shared, &restored.storage, &snapshots)
             .map_err(|message| run.fail(vertex.id, None, message))?;
         // Output the restored checkpoint covered is already committed.
         run.committed = restored.metadata.id;
     }
-    run.run(shared)
+    let Some(hub) = &shared.hub else {
+        return run.run(shared);
+    };
+    // The asynchronous phase of this subtask's checkpoints runs beside it;
+    // the scope waits for the snapshots handed over before the end.
+    std::thread::scope(|scope| {
+        let (jobs, worker_jobs) = crossbeam_channel::unbounded();
+        run.snapshots = Some(jobs);
+        let instance = format!(
+            "{}-{}-{:x}",
+            vertex.id,
+            index,
+            crate::ops::wall_clock_ms().unsigned_abs() * 1000 + u64::from(shared.attempt)
+        );
+        std::thread::Builder::new()
+            .name(format!("{}-snapshots", task_name(vertex.id, index)))
+            .spawn_scoped(scope, move || snapshot_worker(hub, &instance, worker_jobs))
+            .map_err(|e| {
+                run.fail(
+                    vertex.id,
+                    None,
+                    format!("cannot start snapshot thread: {e}"),
+                )
+            })?;
+        let result = run.run(shared);
+        run.snapshots = None;
+        result
+    })
 }
 
 /// Opens checkpoint storage and sets up the coordinator when checkpoints
@@ -976,8 +1006,9 @@ impl SubtaskRun<'_> {
         self.linger(shared)
     }
 
-    /// Takes part in checkpoint `id`: snapshots the chain, writes the
-    /// snapshot to checkpoint storage, acknowledges (or declines), and
+    /// Takes part in checkpoint `id`: snapshots the chain (the synchronous
+    /// phase), hands the snapshot to the subtask's snapshot worker, which
+    /// writes it to checkpoint storage and acknowledges (or declines), and
     /// forwards the barrier when `forward` (a finished subtask already
     /// ended its output instead).
     fn checkpoint(
@@ -991,30 +1022,34 @@ impl SubtaskRun<'_> {
             return Ok(());
         };
         self.last_checkpoint = id;
-        let name = task_name(self.head_id, self.index);
-        let result = self
-            .snapshot(id)
-            .and_then(|snapshot| snapshot.encode())
-            .and_then(|bytes| {
-                let size_bytes = bytes.len() as u64;
-                let file = hub
-                    .storage
-                    .write_state(id, &name, bytes)
-                    .map_err(|e| e.to_string())?;
-                Ok(Acknowledgement {
-                    state: Some(file),
-                    size_bytes,
+        let declined = match self.snapshot(shared, id) {
+            Ok((head, ops)) => {
+                let job = SnapshotJob {
+                    id,
+                    task: self.task.clone(),
                     alignment_ms,
-                })
-            });
-        if let Err(reason) = &result {
+                    head,
+                    ops,
+                };
+                match &self.snapshots {
+                    Some(worker) => worker
+                        .send(job)
+                        .err()
+                        .map(|_| "its snapshot worker is gone".to_string()),
+                    None => Some("it has no snapshot worker".to_string()),
+                }
+            }
+            Err(reason) => Some(reason),
+        };
+        if let Some(reason) = declined {
+            let name = task_name(self.head_id, self.index);
             tracing::warn!("{name} declines checkpoint {id}: {reason}");
+            hub.send(HubEvent::Ack {
+                id,
+                task: self.task.clone(),
+                result: Err(reason),
+            });
         }
-        hub.send(HubEvent::Ack {
-            id,
-            task: self.task.clone(),
-            result,
-        });
         if forward {
             for outlet in &mut self.outlets {
                 outlet.exchange.barrier(id)?;
@@ -1024,7 +1059,12 @@ impl SubtaskRun<'_> {
     }
 
     /// The subtask's state now: its head and every chained operator's.
-    fn snapshot(&mut self, checkpoint: u64) -> Result<SubtaskSnapshot, String> {
+    #[allow(clippy::type_complexity)]
+    fn snapshot(
+        &mut self,
+        shared: &JobShared<'_>,
+        checkpoint: u64,
+    ) -> Result<(HeadSnapshot, Vec<(String, OperatorState)>), String> {
         let head = match &self.head {
             Head::Source {
                 reader, watermarks, ..
@@ -1036,16 +1076,22 @@ impl SubtaskRun<'_> {
                 watermarks: watermarks.snapshot(),
             },
         };
+        let incremental = shared.config.checkpoints.incremental;
         let mut ops = Vec::new();
         for op in &mut self.ops {
-            if let Some(state) = op.snapshot(checkpoint)? {
-                ops.push(crate::checkpointing::OperatorSnapshot {
-                    operator: op.id().to_string(),
-                    state,
-                });
+            let id = op.id().to_string();
+            let native_dir = incremental.then(|| {
+                shared
+                    .config
+                    .state_dir
+                    .join(format!("{id}-{}.native", self.index))
+                    .join(format!("chk-{checkpoint}"))
+            });
+            if let Some(state) = op.snapshot(checkpoint, native_dir.as_deref())? {
+                ops.push((id, state));
             }
         }
-        Ok(SubtaskSnapshot { head, ops })
+        Ok((head, ops))
     }
 
     /// Takes back this subtask's part of the snapshots of a restored
@@ -1054,6 +1100,7 @@ impl SubtaskRun<'_> {
     fn restore(
         &mut self,
         shared: &JobShared<'_>,
+        storage: &CheckpointStorage,
         snapshots: &[SubtaskSnapshot],
     ) -> Result<(), String> {
         match &mut self.head {
@@ -1099,7 +1146,11 @@ impl SubtaskRun<'_> {
         for op in &mut self.ops {
             let id = op.id().to_string();
             let states: Vec<&[u8]> = snapshots.iter().filter_map(|s| s.operator(&id)).collect();
-            op.restore(&states, range, max)
+            let scratch = shared
+                .config
+                .state_dir
+                .join(format!("{id}-{}.restore", self.index));
+            op.restore(&states, range, max, storage, &scratch)
                 .map_err(|e| format!("restoring operator `{id}`: {e}"))?;
         }
         Ok(())
