@@ -7,21 +7,28 @@
 #  2. checkpoint duration and size for a large keyed window state (KEYS
 #     open session windows, one per key, held until the end of input; the
 #     source is paced to last about 4 s so checkpoints see the state);
-#  3. recovery time: the NAB hourly-stats job (paced to 100k records/s,
+#  3. checkpoint duration and size for about 1 GB of RocksDB keyed state
+#     (BLOBS keys, each holding 1000 bytes written by the keyed-blob UDF,
+#     then 2000 updates/s for 30 s), incremental versus full snapshots,
+#     every 2 s, 2 retained: per mode, the checkpoints taken once the state
+#     had reached its size (mean duration, mean bytes written, state size);
+#  4. recovery time: the NAB hourly-stats job (paced to 100k records/s,
 #     checkpoints every 500 ms) is killed with SIGKILL after 2 s and resumed
 #     with --from-checkpoint latest; from the kill to the resumed process's
 #     first processed record (its `first record processed` log line).
 #
-# Usage: bench/checkpoint.sh [--events N] [--keys N] [--profile dev|release]
+# Usage: bench/checkpoint.sh [--events N] [--keys N] [--blobs N] [--profile dev|release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=5000000
 KEYS=1000000
+BLOBS=1000000
 PROFILE=dev
 while [ $# -gt 0 ]; do
     case "$1" in
         --events) EVENTS="$2"; shift 2 ;;
         --keys) KEYS="$2"; shift 2 ;;
+        --blobs) BLOBS="$2"; shift 2 ;;
         --profile) PROFILE="$2"; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -47,7 +54,7 @@ for q in q1 q7; do
     "$WEIR" run "$job" -p 1 --no-progress -Dexecution.checkpointing.interval=1s \
         "-Dstate.checkpoints.dir=$CK" 2> "$TMP/on" || { cat "$TMP/on"; exit 1; }
     on=$(echo "$(date +%s.%N) - $start" | bc)
-    stats=$(grep -o 'checkpoints .*' "$TMP/on" | sed -E 's/checkpoints +([0-9]+) completed \(mean ([0-9]+) ms; last: #[0-9]+ ([0-9]+) bytes\)/\1 \2 \3/')
+    stats=$(grep -o 'checkpoints .*' "$TMP/on" | sed -E 's/checkpoints +([0-9]+) completed \(mean ([0-9]+) ms; last: #[0-9]+ ([0-9]+) bytes written.*/\1 \2 \3/')
     read -r n mean bytes <<< "$stats"
     awk -v q="$q" -v e="$EVENTS" -v off="$off" -v on="$on" -v n="$n" -v m="$mean" -v b="$bytes" 'BEGIN {
         printf "%-4s %11.2fM %11.2fM %8.1f%% %12d %7d / %d\n", q, e / off / 1e6, e / on / 1e6, (on - off) / off * 100, n, m, b }'
@@ -76,12 +83,46 @@ WEIR_LOG=info /usr/bin/time -f "%e s wall, %M KiB peak RSS" -o "$TMP/time" \
     "$WEIR" run examples/nexmark/.bench-state.yaml --no-progress -Dexecution.checkpointing.interval=1s \
     "-Dstate.checkpoints.dir=$CK" 2> "$TMP/state" || { cat "$TMP/state"; exit 1; }
 echo "   checkpoints every 1 s: $(cat "$TMP/time")"
-grep -oE "checkpoint [0-9]+ completed in [0-9]+ ms \([0-9]+ bytes\)" "$TMP/state" \
+grep -oE "checkpoint [0-9]+ completed in [0-9]+ ms \([0-9]+ bytes" "$TMP/state" \
     | awk '{ms = $5; b = substr($7, 2); n++; if (b > maxb) { maxb = b; maxms = ms } } END {
         printf "   %d checkpoints; the largest: %.0f MB in %d ms\n", n, maxb / 1e6, maxms }'
 
 echo
-echo "3. recovery time after SIGKILL (NAB hourly stats, checkpoints every 500 ms)"
+echo "3. about $((BLOBS / 1000)) MB of RocksDB keyed state ($BLOBS keys x 1000 bytes), checkpoints every 2 s"
+cat > examples/nexmark/.bench-keyed.yaml <<YAML
+name: bench-keyed
+sources:
+  - { id: load, type: datagen, count: $BLOBS, keys: $BLOBS, record_bytes: 40 }
+  - { id: updates, type: datagen, count: 60000, keys: $BLOBS, record_bytes: 40, records_per_second: 2000 }
+operators:
+  - id: both
+    input: [load, updates]
+  - id: blobs
+    input: both
+    partition: key_by
+    udf: ../../udfs/keyed-blob
+    config: { value_bytes: 1000 }
+sinks:
+  - { id: out, input: blobs, type: blackhole }
+YAML
+printf "   %-12s %9s %12s %12s %14s %10s\n" mode "wall s" checkpoints "mean ms" "mean written" "state"
+for incremental in true false; do
+    rm -rf "$CK"
+    WEIR_LOG=info /usr/bin/time -f "%e" -o "$TMP/time" "$WEIR" run examples/nexmark/.bench-keyed.yaml \
+        --no-progress -Dexecution.checkpointing.interval=2s "-Dstate.checkpoints.dir=$CK" \
+        -Dstate.checkpoints.num-retained=2 "-Dexecution.checkpointing.incremental=$incremental" \
+        2> "$TMP/keyed" || { cat "$TMP/keyed"; exit 1; }
+    mode=$([ "$incremental" = true ] && echo incremental || echo full)
+    # Checkpoints of the whole state: at least 90% of the largest.
+    grep -oE "checkpoint [0-9]+ completed in [0-9]+ ms \([0-9]+ bytes written, [0-9]+ bytes in all" "$TMP/keyed" \
+        | awk -v mode="$mode" -v wall="$(cat "$TMP/time")" '{
+            n++; ms[n] = $5; w[n] = substr($7, 2); all[n] = $10; if ($10 > max) max = $10 }
+          END { for (i = 1; i <= n; i++) if (all[i] >= 0.9 * max) { k++; sms += ms[i]; sw += w[i]; sa += all[i] }
+            printf "   %-12s %9.1f %12s %10.0f ms %11.1f MB %7.0f MB\n", mode, wall, k " of " n, sms / k, sw / k / 1e6, sa / k / 1e6 }'
+done
+
+echo
+echo "4. recovery time after SIGKILL (NAB hourly stats, checkpoints every 500 ms)"
 sed -E 's/^    format: csv/    records_per_second: 100000\n    format: csv/' examples/nab-anomaly/stats.yaml \
     > examples/nab-anomaly/.bench-stats.yaml
 for run in 1 2 3; do

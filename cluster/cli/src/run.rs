@@ -233,8 +233,8 @@ pub fn format_summary(job: &JobGraph, summary: &JobSummary) -> String {
             .sum::<u64>() as f64
             / n as f64;
         text.push_str(&format!(
-            "  checkpoints      {n} completed (mean {mean_ms:.0} ms; last: #{} {} bytes)\n",
-            last.id, last.size_bytes
+            "  checkpoints      {n} completed (mean {mean_ms:.0} ms; last: #{} {} bytes written, {} bytes in all)\n",
+            last.id, last.size_bytes, last.full_size_bytes
         ));
     }
     if summary.restarts > 0 {

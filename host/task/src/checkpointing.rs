@@ -279,9 +279,10 @@ impl CoordinatorLoop<'_> {
                         continue;
                     }
                     tracing::info!(
-                        "checkpoint {id} completed in {} ms ({} bytes)",
+                        "checkpoint {id} completed in {} ms ({} bytes written, {} bytes in all)",
                         stats.duration_ms,
-                        stats.size_bytes
+                        stats.size_bytes,
+                        stats.full_size_bytes
                     );
                     self.metrics.record_checkpoint(stats);
                     self.hub.completed.store(id, Ordering::Release);
