@@ -2,8 +2,9 @@
 //! reading near the end of the input; the job restarts from its latest
 //! completed checkpoint, and the committed output equals a fault-free run's
 //! record for record (nothing lost, nothing duplicated), for the z-score
-//! job (keyed UDF state) and for an event-time windowed job (window state,
-//! timers, watermarks).
+//! job (keyed UDF state, checkpointed incrementally and in full) and for an
+//! event-time windowed job (window state, timers, watermarks); a sink that
+//! fails once does the same, also behind window and interval joins.
 
 #![allow(clippy::unwrap_used)]
 
@@ -475,4 +476,68 @@ fn an_io_error_in_the_sink_recovers_exactly_once() {
         text.contains("out (subtask") && text.contains("injected failure after 1500 records"),
         "{text}"
     );
+}
+
+/// Nexmark persons and auctions (paced, so checkpoints fall mid-stream)
+/// into a window join and an interval join of person id and seller.
+fn joins_job(out: &Path, fail_after: Option<u32>) -> String {
+    let fail = fail_after.map_or(String::new(), |n| format!(", fail_after_records: {n}"));
+    let source = |id: &str, kind: &str| {
+        format!(
+            "  - {{ id: {id}, type: nexmark, events: 300000, seed: 11, kinds: [{kind}], \
+             records_per_second: 20000, watermarks: {{ max_out_of_orderness: 0ms }} }}"
+        )
+    };
+    format!(
+        r#"
+name: exactly-once-joins
+parallelism: 2
+sources:
+{persons}
+{auctions}
+operators:
+  - id: window-join
+    input: [{{ from: persons, key: id }}, {{ from: auctions, key: seller }}]
+    partition: key_by
+    join: {{ type: window, window: {{ type: tumbling, size: 10s }} }}
+  - id: interval-join
+    input: [{{ from: persons, key: id }}, {{ from: auctions, key: seller }}]
+    partition: key_by
+    join: {{ type: interval, lower: -2s, upper: 20s }}
+sinks:
+  - {{ id: window-out, input: window-join, type: file, path: {out}/window{fail} }}
+  - {{ id: interval-out, input: interval-join, type: file, path: {out}/interval }}
+"#,
+        persons = source("persons", "person"),
+        auctions = source("auctions", "auction"),
+        out = out.display(),
+    )
+}
+
+#[test]
+fn a_sink_failure_after_window_and_interval_joins_recovers_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = dir.path().join("expected");
+    run(dir.path(), &joins_job(&expected, None), &[]).unwrap();
+    let want_window = committed(&expected.join("window"));
+    let want_interval = committed(&expected.join("interval"));
+    assert!(
+        want_window.len() > 200 && want_interval.len() > 200,
+        "both joins have output: {} and {}",
+        want_window.len(),
+        want_interval.len()
+    );
+
+    let out = dir.path().join("out");
+    let fail_after = (want_window.len() / 3) as u32;
+    let summary = run(
+        dir.path(),
+        &joins_job(&out, Some(fail_after)),
+        &checkpointed(dir.path()),
+    )
+    .unwrap();
+    assert_eq!(summary.restarts, 1, "{summary:?}");
+    assert!(summary.checkpoints.len() >= 2, "{:?}", summary.checkpoints);
+    assert_same_output(&committed(&out.join("window")), &want_window);
+    assert_same_output(&committed(&out.join("interval")), &want_interval);
 }

@@ -208,10 +208,7 @@ impl ChainedOp<'_> {
                 Ok(Some(OperatorState::Full(full.to_bytes())))
             }
             ChainedOp::Window { op, .. } => op.snapshot().map(|b| Some(OperatorState::Full(b))),
-            ChainedOp::Join { spec, .. } => Err(format!(
-                "operator `{}`: join state is not checkpointed yet",
-                spec.id
-            )),
+            ChainedOp::Join { op, .. } => op.snapshot().map(|b| Some(OperatorState::Full(b))),
             ChainedOp::Sink { sink, .. } => {
                 sink.pre_commit(checkpoint).map_err(|e| e.to_string())?;
                 Ok(None)
@@ -264,10 +261,9 @@ impl ChainedOp<'_> {
             ChainedOp::Window { op, .. } => op.restore(states.iter().copied(), |key| {
                 range.contains(key_group_of(key, max_parallelism))
             }),
-            ChainedOp::Join { spec, .. } => Err(format!(
-                "operator `{}`: join state is not checkpointed yet",
-                spec.id
-            )),
+            ChainedOp::Join { op, .. } => op.restore(states.iter().copied(), |key| {
+                range.contains(key_group_of(key, max_parallelism))
+            }),
             ChainedOp::Sink { .. } | ChainedOp::Union { .. } => Ok(()),
         }
     }

@@ -561,16 +561,6 @@ fn start_checkpointing(
     if !checkpoints.enabled() {
         return Ok(None);
     }
-    if let Some(join) = job
-        .operators
-        .iter()
-        .find(|o| matches!(o.role(), OperatorRole::Join(_)))
-    {
-        return Err(JobError::Plan(format!(
-            "operator `{}`: join state is not checkpointed yet; run this job without execution.checkpointing.interval",
-            join.id
-        )));
-    }
     let error = |e: weir_checkpoint::StorageError| JobError::Checkpoint(e.to_string());
     let storage = CheckpointStorage::open(checkpoints, &job.name).map_err(error)?;
     if restored.is_none() {
