@@ -14,17 +14,29 @@ fn python_map_udf_runs_in_a_job() {
     check_scale_job(dir.path(), &wasm);
 }
 
-/// A component built against the frozen `weir:operator@0.1.0` still runs
-/// on this host (which speaks 0.2.0), with the same results.
+/// Components built against the frozen `weir:operator@0.1.0` and `@0.2.0`
+/// still run on this host (which speaks 0.3.0), with the same results.
 #[test]
-fn a_component_built_against_wit_0_1_0_keeps_working() {
-    let dir = tempfile::tempdir().unwrap();
-    let wasm = python_udf_against("python-scale", dir.path(), &repo_root().join("wit/v0.1.0"))
-        .expect("componentize-py builds the UDF");
+fn components_built_against_wit_0_1_0_and_0_2_0_keep_working() {
     let runtime =
         weir_wasm::WasmRuntime::new(weir_wasm::RuntimeConfig { cache_dir: None }).unwrap();
-    assert_eq!(runtime.load(&wasm).unwrap().wit_version(), "0.1.0");
-    check_scale_job(dir.path(), &wasm);
+    for version in ["0.1.0", "0.2.0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let wit = repo_root().join(format!("wit/v{version}"));
+        let wasm = python_udf_against("python-scale", dir.path(), &wit)
+            .expect("componentize-py builds the UDF");
+        assert_eq!(runtime.load(&wasm).unwrap().wit_version(), version);
+        check_scale_job(dir.path(), &wasm);
+    }
+}
+
+#[test]
+fn a_component_built_against_the_current_wit_is_0_3_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = python_udf("python-scale", dir.path()).expect("componentize-py builds the UDF");
+    let runtime =
+        weir_wasm::WasmRuntime::new(weir_wasm::RuntimeConfig { cache_dir: None }).unwrap();
+    assert_eq!(runtime.load(&wasm).unwrap().wit_version(), "0.3.0");
 }
 
 fn check_scale_job(dir: &Path, wasm: &Path) {

@@ -40,9 +40,20 @@ class Handler(wit_world.exports.Handler):
         return out
 
     def on_timer(self, key, timestamp, domain):
-        # This function registers no timers (weir:operator@0.2.0 asks for
+        # This function registers no timers (weir:operator@0.2.0 and later ask for
         # the export all the same).
         return []
 
     def close(self) -> None:
         pass
+
+
+if hasattr(wit_world.exports, "Checkpointed"):
+    # weir:operator@0.3.0 asks for operator state; this function has none.
+    # (Built against an older WIT the interface does not exist.)
+    class Checkpointed(wit_world.exports.Checkpointed):
+        def snapshot_state(self, checkpoint_id):
+            return []
+
+        def restore_state(self, items):
+            pass

@@ -33,6 +33,29 @@ pub trait Adapter: Sized {
         let _ = (key, timestamp, domain);
         Vec::new()
     }
+    /// The function's operator state at a checkpoint.
+    ///
+    /// # Errors
+    /// The function's own error (the checkpoint is declined).
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<Vec<Vec<u8>>, String>;
+    /// Gives operator state back to the function.
+    ///
+    /// # Errors
+    /// The function's own error (the task fails).
+    fn restore_state(&mut self, items: Vec<Vec<u8>>) -> Result<(), String>;
+}
+
+/// The operator-state part of [`Adapter`]: every adapter hands the calls
+/// to the function it wraps.
+macro_rules! forward_operator_state {
+    () => {
+        fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<Vec<Vec<u8>>, String> {
+            self.0.snapshot_state(checkpoint_id)
+        }
+        fn restore_state(&mut self, items: Vec<Vec<u8>>) -> Result<(), String> {
+            self.0.restore_state(items)
+        }
+    };
 }
 
 std::thread_local! {
@@ -99,6 +122,8 @@ impl<F: MapFunction> Adapter for MapAdapter<F> {
         Ok(Self(F::open(config(&ctx)?, &open_context(&ctx))?))
     }
 
+    forward_operator_state!();
+
     fn process(&mut self, batch: Vec<StreamRecord>) -> Vec<Output> {
         let mut outputs = Vec::with_capacity(batch.len());
         for (i, record) in batch.into_iter().enumerate() {
@@ -125,6 +150,8 @@ impl<F: FilterFunction> Adapter for FilterAdapter<F> {
         Ok(Self(F::open(config(&ctx)?, &open_context(&ctx))?))
     }
 
+    forward_operator_state!();
+
     fn process(&mut self, batch: Vec<StreamRecord>) -> Vec<Output> {
         let mut outputs = Vec::with_capacity(batch.len());
         for (i, record) in batch.into_iter().enumerate() {
@@ -147,6 +174,8 @@ impl<F: FlatMapFunction> Adapter for FlatMapAdapter<F> {
     fn open(ctx: Context) -> Result<Self, String> {
         Ok(Self(F::open(config(&ctx)?, &open_context(&ctx))?))
     }
+
+    forward_operator_state!();
 
     fn process(&mut self, batch: Vec<StreamRecord>) -> Vec<Output> {
         let mut outputs = Vec::with_capacity(batch.len());
@@ -178,6 +207,8 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
     fn open(ctx: Context) -> Result<Self, String> {
         Ok(Self(F::open(config(&ctx)?, &open_context(&ctx))?))
     }
+
+    forward_operator_state!();
 
     fn process(&mut self, batch: Vec<StreamRecord>) -> Vec<Output> {
         let mut outputs = Vec::with_capacity(batch.len());

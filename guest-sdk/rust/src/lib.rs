@@ -125,6 +125,28 @@ pub trait MapFunction: Sized {
     /// # Errors
     /// An `Err` fails the task with that message.
     fn open(config: Self::Config, ctx: &OpenContext) -> Result<Self, String>;
+    /// This subtask's operator state (not scoped to a key) at checkpoint
+    /// `checkpoint_id`, as a list of items (`weir:operator/checkpointed`,
+    /// since WIT 0.3.0). When the job resumes at another parallelism the
+    /// items of all subtasks are split evenly over the new ones, so make
+    /// each item movable on its own. The default has no state.
+    ///
+    /// # Errors
+    /// An `Err` declines the checkpoint; the job goes on.
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<Vec<Vec<u8>>, String> {
+        let _ = checkpoint_id;
+        Ok(Vec::new())
+    }
+    /// Takes back the items of a restored checkpoint assigned to this
+    /// subtask, after `open` and before the first record. The default
+    /// ignores them.
+    ///
+    /// # Errors
+    /// An `Err` fails the task.
+    fn restore_state(&mut self, items: Vec<Vec<u8>>) -> Result<(), String> {
+        let _ = items;
+        Ok(())
+    }
     /// Maps one value.
     ///
     /// # Errors
@@ -143,6 +165,28 @@ pub trait FilterFunction: Sized {
     /// # Errors
     /// An `Err` fails the task with that message.
     fn open(config: Self::Config, ctx: &OpenContext) -> Result<Self, String>;
+    /// This subtask's operator state (not scoped to a key) at checkpoint
+    /// `checkpoint_id`, as a list of items (`weir:operator/checkpointed`,
+    /// since WIT 0.3.0). When the job resumes at another parallelism the
+    /// items of all subtasks are split evenly over the new ones, so make
+    /// each item movable on its own. The default has no state.
+    ///
+    /// # Errors
+    /// An `Err` declines the checkpoint; the job goes on.
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<Vec<Vec<u8>>, String> {
+        let _ = checkpoint_id;
+        Ok(Vec::new())
+    }
+    /// Takes back the items of a restored checkpoint assigned to this
+    /// subtask, after `open` and before the first record. The default
+    /// ignores them.
+    ///
+    /// # Errors
+    /// An `Err` fails the task.
+    fn restore_state(&mut self, items: Vec<Vec<u8>>) -> Result<(), String> {
+        let _ = items;
+        Ok(())
+    }
     /// Decides whether to keep one value.
     ///
     /// # Errors
@@ -163,6 +207,28 @@ pub trait FlatMapFunction: Sized {
     /// # Errors
     /// An `Err` fails the task with that message.
     fn open(config: Self::Config, ctx: &OpenContext) -> Result<Self, String>;
+    /// This subtask's operator state (not scoped to a key) at checkpoint
+    /// `checkpoint_id`, as a list of items (`weir:operator/checkpointed`,
+    /// since WIT 0.3.0). When the job resumes at another parallelism the
+    /// items of all subtasks are split evenly over the new ones, so make
+    /// each item movable on its own. The default has no state.
+    ///
+    /// # Errors
+    /// An `Err` declines the checkpoint; the job goes on.
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<Vec<Vec<u8>>, String> {
+        let _ = checkpoint_id;
+        Ok(Vec::new())
+    }
+    /// Takes back the items of a restored checkpoint assigned to this
+    /// subtask, after `open` and before the first record. The default
+    /// ignores them.
+    ///
+    /// # Errors
+    /// An `Err` fails the task.
+    fn restore_state(&mut self, items: Vec<Vec<u8>>) -> Result<(), String> {
+        let _ = items;
+        Ok(())
+    }
     /// Processes one value, emitting through `out`.
     ///
     /// # Errors
@@ -191,6 +257,28 @@ pub trait KeyedProcessFunction: Sized {
     /// # Errors
     /// An `Err` fails the task with that message.
     fn open(config: Self::Config, ctx: &OpenContext) -> Result<Self, String>;
+    /// This subtask's operator state (not scoped to a key) at checkpoint
+    /// `checkpoint_id`, as a list of items (`weir:operator/checkpointed`,
+    /// since WIT 0.3.0). When the job resumes at another parallelism the
+    /// items of all subtasks are split evenly over the new ones, so make
+    /// each item movable on its own. The default has no state.
+    ///
+    /// # Errors
+    /// An `Err` declines the checkpoint; the job goes on.
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<Vec<Vec<u8>>, String> {
+        let _ = checkpoint_id;
+        Ok(Vec::new())
+    }
+    /// Takes back the items of a restored checkpoint assigned to this
+    /// subtask, after `open` and before the first record. The default
+    /// ignores them.
+    ///
+    /// # Errors
+    /// An `Err` fails the task.
+    fn restore_state(&mut self, items: Vec<Vec<u8>>) -> Result<(), String> {
+        let _ = items;
+        Ok(())
+    }
     /// Processes one value of key `key`, emitting through `out`.
     ///
     /// # Errors
@@ -353,6 +441,22 @@ macro_rules! __export_adapter {
                 __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
                     Some(adapter) => $crate::adapters::Adapter::close(adapter),
                     None => Ok(()),
+                })
+            }
+        }
+        impl $crate::bindings::exports::weir::operator::checkpointed::Guest for __WeirComponent {
+            fn snapshot_state(checkpoint_id: u64) -> Result<Vec<Vec<u8>>, String> {
+                __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
+                    Some(adapter) => {
+                        $crate::adapters::Adapter::snapshot_state(adapter, checkpoint_id)
+                    }
+                    None => Ok(Vec::new()),
+                })
+            }
+            fn restore_state(items: Vec<Vec<u8>>) -> Result<(), String> {
+                __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
+                    Some(adapter) => $crate::adapters::Adapter::restore_state(adapter, items),
+                    None => Err("weir: restore-state called before open".into()),
                 })
             }
         }

@@ -268,6 +268,40 @@ impl ChainedOp<'_> {
         }
     }
 
+    /// The guest's operator state at checkpoint `checkpoint` (a UDF's
+    /// `snapshot-state`), encoded; `None` when it has none.
+    ///
+    /// # Errors
+    /// The guest's error or trap, as a message (the checkpoint is declined).
+    pub(crate) fn operator_state(&mut self, checkpoint: u64) -> Result<Option<Vec<u8>>, String> {
+        let ChainedOp::Udf(udf) = self else {
+            return Ok(None);
+        };
+        let items = udf
+            .instance
+            .snapshot_state(checkpoint)
+            .map_err(|e| e.to_string())?;
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let mut out = OPERATOR_STATE_MAGIC.to_vec();
+        postcard::to_io(&items, &mut out).map_err(|e| e.to_string())?;
+        Ok(Some(out))
+    }
+
+    /// Gives a UDF the operator state items assigned to this subtask.
+    ///
+    /// # Errors
+    /// The guest's error or trap, as a message.
+    pub(crate) fn restore_operator_state(&mut self, items: Vec<Vec<u8>>) -> Result<(), String> {
+        match self {
+            ChainedOp::Udf(udf) if !items.is_empty() => {
+                udf.instance.restore_state(items).map_err(|e| e.to_string())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A completed checkpoint: a sink publishes what it sealed up to it.
     ///
     /// # Errors
@@ -287,6 +321,34 @@ impl ChainedOp<'_> {
             _ => Ok(()),
         }
     }
+}
+
+/// First bytes of a UDF's operator state in a subtask snapshot (then
+/// postcard of the item list).
+const OPERATOR_STATE_MAGIC: &[u8; 4] = b"WOS1";
+
+/// The items of encoded operator state.
+///
+/// # Errors
+/// A message when the bytes are damaged.
+pub(crate) fn decode_operator_state(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let body = bytes
+        .strip_prefix(OPERATOR_STATE_MAGIC.as_slice())
+        .ok_or("operator state is corrupt: no WOS1 header")?;
+    postcard::from_bytes(body).map_err(|e| format!("operator state is corrupt: {e}"))
+}
+
+/// Flink's even-split redistribution of operator list state: the items of
+/// all old subtasks, in subtask order, cut into `parallelism` contiguous
+/// parts whose sizes differ by at most one (the first parts are the
+/// longer); returns part `index`.
+pub(crate) fn even_split(items: Vec<Vec<u8>>, index: u32, parallelism: u32) -> Vec<Vec<u8>> {
+    let parts = parallelism.max(1) as usize;
+    let index = index as usize;
+    let (base, extra) = (items.len() / parts, items.len() % parts);
+    let start = index * base + index.min(extra);
+    let len = base + usize::from(index < extra);
+    items.into_iter().skip(start).take(len).collect()
 }
 
 /// One operator's state at a barrier, before the asynchronous phase of
@@ -404,4 +466,32 @@ fn udf_outputs(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_split_cuts_contiguous_parts_that_differ_by_at_most_one() {
+        let items: Vec<Vec<u8>> = (0..7u8).map(|i| vec![i]).collect();
+        let parts: Vec<Vec<Vec<u8>>> = (0..3).map(|i| even_split(items.clone(), i, 3)).collect();
+        assert_eq!(parts[0], vec![vec![0], vec![1], vec![2]]);
+        assert_eq!(parts[1], vec![vec![3], vec![4]]);
+        assert_eq!(parts[2], vec![vec![5], vec![6]]);
+        assert_eq!(even_split(vec![vec![9]], 1, 2), Vec::<Vec<u8>>::new());
+        assert_eq!(even_split(items.clone(), 0, 1), items);
+    }
+
+    #[test]
+    fn operator_state_bytes_round_trip_and_damage_is_an_error() {
+        let mut bytes = OPERATOR_STATE_MAGIC.to_vec();
+        postcard::to_io(&vec![vec![1u8, 2], vec![]], &mut bytes).unwrap();
+        assert_eq!(
+            decode_operator_state(&bytes).unwrap(),
+            vec![vec![1, 2], vec![]]
+        );
+        assert!(decode_operator_state(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_operator_state(b"WKS1").is_err());
+    }
 }

@@ -28,7 +28,9 @@ use crate::checkpointing::{
 };
 use crate::exchange::{Disconnected, Exchange, Message};
 use crate::graph::{Plan, VertexKind};
-use crate::ops::{ChainedOp, Emitted, OperatorState, UdfOp, wall_clock_ms};
+use crate::ops::{
+    ChainedOp, Emitted, OperatorState, UdfOp, decode_operator_state, even_split, wall_clock_ms,
+};
 use crate::watermark::{InputWatermarks, MAX_WATERMARK, SplitWatermarks};
 use crate::{JobError, JobMetrics, RunConfig};
 
@@ -477,6 +479,11 @@ pub(crate) fn execute(
         Ok(Some(error)) => Err(error),
         _ => Ok(shared.savepoint.into_inner().ok().flatten()),
     }
+}
+
+/// The name under which a UDF's operator state sits in a subtask snapshot.
+fn operator_state_id(operator: &str) -> String {
+    format!("{operator}/operator-state")
 }
 
 /// Builds a subtask's chained operators and runs it to the end of its input.
@@ -1078,7 +1085,10 @@ impl SubtaskRun<'_> {
                     .join(format!("chk-{checkpoint}"))
             });
             if let Some(state) = op.snapshot(checkpoint, native_dir.as_deref())? {
-                ops.push((id, state));
+                ops.push((id.clone(), state));
+            }
+            if let Some(bytes) = op.operator_state(checkpoint)? {
+                ops.push((operator_state_id(&id), OperatorState::Full(bytes)));
             }
         }
         Ok((head, ops))
@@ -1133,6 +1143,12 @@ impl SubtaskRun<'_> {
         }
         let max = shared.job.max_parallelism;
         let range = KeyGroupRange::for_subtask(self.index, self.parallelism, max);
+        // Each subtask got its own old snapshot, or all of them when the
+        // parallelism changed (then operator state is split evenly).
+        let rescaled = shared
+            .restored
+            .and_then(|r| r.metadata.parallelism.get(self.head_id))
+            .is_some_and(|old| *old != self.parallelism);
         for op in &mut self.ops {
             let id = op.id().to_string();
             let states: Vec<&[u8]> = snapshots.iter().filter_map(|s| s.operator(&id)).collect();
@@ -1141,6 +1157,21 @@ impl SubtaskRun<'_> {
                 .state_dir
                 .join(format!("{id}-{}.restore", self.index));
             op.restore(&states, range, max, storage, &scratch)
+                .map_err(|e| format!("restoring operator `{id}`: {e}"))?;
+            let mut items = Vec::new();
+            for bytes in snapshots
+                .iter()
+                .filter_map(|s| s.operator(&operator_state_id(&id)))
+            {
+                items.extend(
+                    decode_operator_state(bytes)
+                        .map_err(|e| format!("restoring operator `{id}`: {e}"))?,
+                );
+            }
+            if rescaled {
+                items = even_split(items, self.index, self.parallelism);
+            }
+            op.restore_operator_state(items)
                 .map_err(|e| format!("restoring operator `{id}`: {e}"))?;
         }
         Ok(())

@@ -6,6 +6,7 @@ use std::time::Duration;
 use wasmtime::Store;
 
 use crate::bindings_aggregate::AggregatePre;
+use crate::bindings_aggregate_v0_2::AggregatePre as AggregatePreV0_2;
 use crate::component::EPOCH_TICK;
 use crate::host::HostState;
 use crate::instance::{classify, new_store, wit_context};
@@ -13,15 +14,44 @@ use crate::{InstanceLimits, SubtaskInfo, TrapKind, WasmError, WasmRuntime};
 
 /// A loaded component that implements the `aggregate` world.
 pub struct AggregateComponent {
-    pre: AggregatePre<HostState>,
+    pre: Pre,
     path: String,
+}
+
+/// A prepared aggregate component, by `weir:operator` version.
+enum Pre {
+    Current(AggregatePre<HostState>),
+    V0_2(AggregatePreV0_2<HostState>),
+}
+
+/// The instantiated exports, by `weir:operator` version.
+enum Bindings {
+    Current(crate::bindings_aggregate::Aggregate),
+    V0_2(crate::bindings_aggregate_v0_2::Aggregate),
+}
+
+/// Calls the same `aggregator` function whatever the component's version
+/// (the versions' signatures are the same but for the context type).
+macro_rules! aggregator_call {
+    ($instance:expr, |$aggregator:ident, $store:ident| $body:expr) => {
+        $instance.call(|bindings, $store| match bindings {
+            Bindings::Current(b) => {
+                let $aggregator = b.weir_operator_aggregator();
+                $body
+            }
+            Bindings::V0_2(b) => {
+                let $aggregator = b.weir_operator_aggregator();
+                $body
+            }
+        })
+    };
 }
 
 /// One instance of an aggregate component, for one window subtask. Not
 /// reusable after a trap.
 pub struct AggregateInstance {
     store: Store<HostState>,
-    bindings: crate::bindings_aggregate::Aggregate,
+    bindings: Bindings,
     deadline_ticks: u64,
     poisoned: bool,
 }
@@ -45,7 +75,7 @@ impl WasmRuntime {
         let mismatch = |e: wasmtime::Error| WasmError::WorldMismatch {
             path: shown.clone(),
             reason: format!(
-                "not a weir:operator/aggregate@0.2.0 component: {}",
+                "not a weir:operator/aggregate@0.3.0 (or 0.2.0) component: {}",
                 crate::component::describe_link_error(&e)
             ),
         };
@@ -53,7 +83,10 @@ impl WasmRuntime {
             .linker()
             .instantiate_pre(&component)
             .map_err(mismatch)?;
-        let pre = AggregatePre::new(pre).map_err(mismatch)?;
+        let pre = match AggregatePre::new(pre.clone()) {
+            Ok(current) => Pre::Current(current),
+            Err(e) => Pre::V0_2(AggregatePreV0_2::new(pre).map_err(|_| mismatch(e))?),
+        };
         Ok(AggregateComponent { pre, path: shown })
     }
 }
@@ -76,8 +109,16 @@ impl AggregateComponent {
         limits: InstanceLimits,
     ) -> Result<AggregateInstance, WasmError> {
         let name = format!("{}#{}", subtask.operator_id, subtask.index);
-        let (mut store, deadline_ticks) = new_store(self.pre.engine(), name, None, limits);
-        let bindings = match self.pre.instantiate(&mut store) {
+        let engine = match &self.pre {
+            Pre::Current(pre) => pre.engine(),
+            Pre::V0_2(pre) => pre.engine(),
+        };
+        let (mut store, deadline_ticks) = new_store(engine, name, None, limits);
+        let bindings = match &self.pre {
+            Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
+            Pre::V0_2(pre) => pre.instantiate(&mut store).map(Bindings::V0_2),
+        };
+        let bindings = match bindings {
             Ok(b) => b,
             Err(e) => return Err(classify(&mut store, &e, limits.call_timeout)),
         };
@@ -88,7 +129,13 @@ impl AggregateComponent {
             poisoned: false,
         };
         let ctx = wit_context(subtask, config_json);
-        match instance.call(|b, s| b.weir_operator_aggregator().call_open(s, &ctx))? {
+        let opened = instance.call(|b, s| match b {
+            Bindings::Current(b) => b.weir_operator_aggregator().call_open(s, &ctx),
+            Bindings::V0_2(b) => b
+                .weir_operator_aggregator()
+                .call_open(s, &crate::instance::v0_2::context(&ctx)),
+        })?;
+        match opened {
             Ok(()) => Ok(instance),
             Err(message) => Err(WasmError::Guest {
                 phase: "open",
@@ -102,10 +149,7 @@ impl AggregateInstance {
     /// Runs one guest call under the deadline; a trap poisons the instance.
     fn call<T>(
         &mut self,
-        f: impl FnOnce(
-            &crate::bindings_aggregate::Aggregate,
-            &mut Store<HostState>,
-        ) -> wasmtime::Result<T>,
+        f: impl FnOnce(&Bindings, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, WasmError> {
         if self.poisoned {
             return Err(WasmError::Trap {
@@ -126,7 +170,7 @@ impl AggregateInstance {
     /// # Errors
     /// [`WasmError::Trap`] when the guest traps or hits a limit.
     pub fn create_accumulator(&mut self) -> Result<Vec<u8>, WasmError> {
-        self.call(|b, s| b.weir_operator_aggregator().call_create_accumulator(s))
+        aggregator_call!(self, |a, s| a.call_create_accumulator(s))
     }
 
     /// Adds record values to an accumulator (`add`).
@@ -138,10 +182,7 @@ impl AggregateInstance {
         // The bindings take owned lists; one copy either way crosses into
         // guest memory.
         let values: Vec<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
-        self.call(|b, s| {
-            b.weir_operator_aggregator()
-                .call_add(s, accumulator, &values)
-        })
+        aggregator_call!(self, |a, s| a.call_add(s, accumulator, &values))
     }
 
     /// Combines two accumulators (`merge`).
@@ -149,10 +190,7 @@ impl AggregateInstance {
     /// # Errors
     /// As [`AggregateInstance::add`].
     pub fn merge(&mut self, accumulator: &[u8], other: &[u8]) -> AggregateResult<Vec<u8>> {
-        self.call(|b, s| {
-            b.weir_operator_aggregator()
-                .call_merge(s, accumulator, other)
-        })
+        aggregator_call!(self, |a, s| a.call_merge(s, accumulator, other))
     }
 
     /// The window result as JSON object text (`get-result`).
@@ -160,6 +198,6 @@ impl AggregateInstance {
     /// # Errors
     /// As [`AggregateInstance::add`].
     pub fn get_result(&mut self, accumulator: &[u8]) -> AggregateResult<String> {
-        self.call(|b, s| b.weir_operator_aggregator().call_get_result(s, accumulator))
+        aggregator_call!(self, |a, s| a.call_get_result(s, accumulator))
     }
 }

@@ -100,6 +100,11 @@ impl WasmRuntime {
             |s| s,
         )
         .map_err(|e| WasmError::Engine(e.to_string()))?;
+        crate::bindings_v0_2::Operator::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| WasmError::Engine(e.to_string()))?;
         crate::bindings_v0_1::Operator::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,
@@ -135,18 +140,21 @@ impl WasmRuntime {
                     path: shown.clone(),
                     reason: describe_link_error(&e),
                 })?;
-        // The newest version first; a 0.1.0 component has no 0.2.0 handler.
+        // The newest version first; an older component lacks its exports.
         let pre = match OperatorPre::new(pre.clone()) {
             Ok(current) => Pre::Current(current),
-            Err(e) => match crate::bindings_v0_1::OperatorPre::new(pre) {
-                Ok(old) => Pre::V0_1(old),
-                Err(_) => {
+            Err(e) => {
+                if let Ok(old) = crate::bindings_v0_2::OperatorPre::new(pre.clone()) {
+                    Pre::V0_2(old)
+                } else if let Ok(old) = crate::bindings_v0_1::OperatorPre::new(pre) {
+                    Pre::V0_1(old)
+                } else {
                     return Err(WasmError::WorldMismatch {
                         path: shown.clone(),
                         reason: describe_link_error(&e),
                     });
                 }
-            },
+            }
         };
         Ok(OperatorComponent {
             pre,
@@ -264,8 +272,10 @@ fn check_component_header(bytes: &[u8]) -> Result<(), String> {
 /// wasmtime's link errors say what is missing; keep the whole chain on one line.
 /// A prepared component of one of the supported `weir:operator` versions.
 pub(crate) enum Pre {
-    /// `weir:operator@0.2.0`.
+    /// `weir:operator@0.3.0`.
     Current(OperatorPre<HostState>),
+    /// `weir:operator@0.2.0` (no operator state).
+    V0_2(crate::bindings_v0_2::OperatorPre<HostState>),
     /// `weir:operator@0.1.0` (no timers).
     V0_1(crate::bindings_v0_1::OperatorPre<HostState>),
 }
@@ -274,6 +284,7 @@ impl Pre {
     pub(crate) fn engine(&self) -> &Engine {
         match self {
             Pre::Current(p) => p.engine(),
+            Pre::V0_2(p) => p.engine(),
             Pre::V0_1(p) => p.engine(),
         }
     }
@@ -283,7 +294,8 @@ impl OperatorComponent {
     /// The `weir:operator` version the component was built against.
     pub fn wit_version(&self) -> &'static str {
         match self.pre {
-            Pre::Current(_) => "0.2.0",
+            Pre::Current(_) => "0.3.0",
+            Pre::V0_2(_) => "0.2.0",
             Pre::V0_1(_) => "0.1.0",
         }
     }

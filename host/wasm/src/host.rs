@@ -10,6 +10,7 @@ use weir_state::TimerDomain;
 use crate::bindings::weir::operator::types::TimeDomain;
 use crate::bindings::weir::operator::{keyed_state, logging, timers};
 use crate::bindings_v0_1::weir::operator as v0_1;
+use crate::bindings_v0_2::weir::operator as v0_2;
 
 /// Bytes of guest stderr kept (the end of it goes into trap messages).
 pub(crate) const STDERR_CAPACITY: usize = 256 * 1024;
@@ -179,59 +180,107 @@ impl timers::Host for HostState {
     }
 }
 
-// weir:operator@0.1.0: the same host functions under the old package.
+/// The same host functions under an older `weir:operator` package.
+macro_rules! older_imports {
+    ($v:ident) => {
+        impl $v::types::Host for HostState {}
 
-impl v0_1::types::Host for HostState {}
+        impl $v::keyed_state::Host for HostState {
+            fn set_current_key(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+                keyed_state::Host::set_current_key(self, key)
+            }
+            fn value_get(&mut self, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
+                keyed_state::Host::value_get(self, name)
+            }
+            fn value_set(&mut self, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+                keyed_state::Host::value_set(self, name, value)
+            }
+            fn value_clear(&mut self, name: String) -> wasmtime::Result<()> {
+                keyed_state::Host::value_clear(self, name)
+            }
+            fn list_get(&mut self, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
+                keyed_state::Host::list_get(self, name)
+            }
+            fn list_add(&mut self, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+                keyed_state::Host::list_add(self, name, value)
+            }
+            fn list_clear(&mut self, name: String) -> wasmtime::Result<()> {
+                keyed_state::Host::list_clear(self, name)
+            }
+            fn map_get(
+                &mut self,
+                name: String,
+                map_key: Vec<u8>,
+            ) -> wasmtime::Result<Option<Vec<u8>>> {
+                keyed_state::Host::map_get(self, name, map_key)
+            }
+            fn map_put(
+                &mut self,
+                name: String,
+                map_key: Vec<u8>,
+                value: Vec<u8>,
+            ) -> wasmtime::Result<()> {
+                keyed_state::Host::map_put(self, name, map_key, value)
+            }
+            fn map_remove(&mut self, name: String, map_key: Vec<u8>) -> wasmtime::Result<()> {
+                keyed_state::Host::map_remove(self, name, map_key)
+            }
+            fn map_entries(&mut self, name: String) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+                keyed_state::Host::map_entries(self, name)
+            }
+            fn map_clear(&mut self, name: String) -> wasmtime::Result<()> {
+                keyed_state::Host::map_clear(self, name)
+            }
+        }
 
-impl v0_1::keyed_state::Host for HostState {
-    fn set_current_key(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
-        keyed_state::Host::set_current_key(self, key)
+        impl $v::logging::Host for HostState {
+            fn log(&mut self, level: $v::logging::Level, message: String) -> wasmtime::Result<()> {
+                use $v::logging::Level as Old;
+                let level = match level {
+                    Old::Trace => logging::Level::Trace,
+                    Old::Debug => logging::Level::Debug,
+                    Old::Info => logging::Level::Info,
+                    Old::Warn => logging::Level::Warn,
+                    Old::Error => logging::Level::Error,
+                };
+                logging::Host::log(self, level, message)
+            }
+        }
+    };
+}
+
+older_imports!(v0_1);
+older_imports!(v0_2);
+
+impl v0_2::timers::Host for HostState {
+    fn current_watermark(&mut self) -> wasmtime::Result<i64> {
+        timers::Host::current_watermark(self)
     }
-    fn value_get(&mut self, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        keyed_state::Host::value_get(self, name)
+
+    fn current_processing_time(&mut self) -> wasmtime::Result<i64> {
+        timers::Host::current_processing_time(self)
     }
-    fn value_set(&mut self, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        keyed_state::Host::value_set(self, name, value)
+
+    fn register_timer(
+        &mut self,
+        domain: v0_2::types::TimeDomain,
+        timestamp: i64,
+    ) -> wasmtime::Result<()> {
+        timers::Host::register_timer(self, time_domain_v0_2(domain), timestamp)
     }
-    fn value_clear(&mut self, name: String) -> wasmtime::Result<()> {
-        keyed_state::Host::value_clear(self, name)
-    }
-    fn list_get(&mut self, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
-        keyed_state::Host::list_get(self, name)
-    }
-    fn list_add(&mut self, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        keyed_state::Host::list_add(self, name, value)
-    }
-    fn list_clear(&mut self, name: String) -> wasmtime::Result<()> {
-        keyed_state::Host::list_clear(self, name)
-    }
-    fn map_get(&mut self, name: String, map_key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
-        keyed_state::Host::map_get(self, name, map_key)
-    }
-    fn map_put(&mut self, name: String, map_key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
-        keyed_state::Host::map_put(self, name, map_key, value)
-    }
-    fn map_remove(&mut self, name: String, map_key: Vec<u8>) -> wasmtime::Result<()> {
-        keyed_state::Host::map_remove(self, name, map_key)
-    }
-    fn map_entries(&mut self, name: String) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        keyed_state::Host::map_entries(self, name)
-    }
-    fn map_clear(&mut self, name: String) -> wasmtime::Result<()> {
-        keyed_state::Host::map_clear(self, name)
+
+    fn delete_timer(
+        &mut self,
+        domain: v0_2::types::TimeDomain,
+        timestamp: i64,
+    ) -> wasmtime::Result<()> {
+        timers::Host::delete_timer(self, time_domain_v0_2(domain), timestamp)
     }
 }
 
-impl v0_1::logging::Host for HostState {
-    fn log(&mut self, level: v0_1::logging::Level, message: String) -> wasmtime::Result<()> {
-        use v0_1::logging::Level as Old;
-        let level = match level {
-            Old::Trace => logging::Level::Trace,
-            Old::Debug => logging::Level::Debug,
-            Old::Info => logging::Level::Info,
-            Old::Warn => logging::Level::Warn,
-            Old::Error => logging::Level::Error,
-        };
-        logging::Host::log(self, level, message)
+fn time_domain_v0_2(domain: v0_2::types::TimeDomain) -> TimeDomain {
+    match domain {
+        v0_2::types::TimeDomain::EventTime => TimeDomain::EventTime,
+        v0_2::types::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
     }
 }

@@ -13,6 +13,7 @@ use weir_types::Record;
 use crate::bindings::Operator;
 use crate::bindings::weir::operator::types as wit;
 use crate::bindings_v0_1::weir::operator::types as wit_v0_1;
+use crate::bindings_v0_2::weir::operator::types as wit_v0_2;
 use crate::component::EPOCH_TICK;
 use crate::component::Pre;
 use crate::host::{HostState, STDERR_CAPACITY};
@@ -121,6 +122,7 @@ pub struct OperatorInstance {
 /// The instantiated exports, by `weir:operator` version.
 enum Bindings {
     Current(Operator),
+    V0_2(crate::bindings_v0_2::Operator),
     V0_1(crate::bindings_v0_1::Operator),
 }
 
@@ -144,6 +146,7 @@ impl OperatorComponent {
         let (mut store, deadline_ticks) = new_store(self.pre.engine(), name, state, limits);
         let bindings = match &self.pre {
             Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
+            Pre::V0_2(pre) => pre.instantiate(&mut store).map(Bindings::V0_2),
             Pre::V0_1(pre) => pre.instantiate(&mut store).map(Bindings::V0_1),
         };
         let bindings = match bindings {
@@ -159,7 +162,7 @@ impl OperatorComponent {
     }
 }
 
-/// What a component's `open` receives (`weir:operator@0.2.0` types).
+/// What a component's `open` receives (`weir:operator@0.3.0` types).
 pub(crate) fn wit_context(subtask: &SubtaskInfo, config_json: &str) -> wit::Context {
     wit::Context {
         subtask: wit::SubtaskInfo {
@@ -241,19 +244,12 @@ impl OperatorInstance {
         let ctx = wit_context(subtask, config_json);
         let result = match &self.bindings {
             Bindings::Current(b) => b.weir_operator_handler().call_open(&mut self.store, &ctx),
-            Bindings::V0_1(b) => {
-                let ctx = wit_v0_1::Context {
-                    subtask: wit_v0_1::SubtaskInfo {
-                        operator_id: ctx.subtask.operator_id.clone(),
-                        index: ctx.subtask.index,
-                        parallelism: ctx.subtask.parallelism,
-                        max_parallelism: ctx.subtask.max_parallelism,
-                        attempt: ctx.subtask.attempt,
-                    },
-                    config: ctx.config.clone(),
-                };
-                b.weir_operator_handler().call_open(&mut self.store, &ctx)
-            }
+            Bindings::V0_2(b) => b
+                .weir_operator_handler()
+                .call_open(&mut self.store, &v0_2::context(&ctx)),
+            Bindings::V0_1(b) => b
+                .weir_operator_handler()
+                .call_open(&mut self.store, &v0_1::context(&ctx)),
         };
         match result {
             Ok(Ok(())) => self.flush_state().map_err(|e| self.fail(&e)),
@@ -290,19 +286,14 @@ impl OperatorInstance {
                 .weir_operator_handler()
                 .call_process(&mut self.store, &records)
                 .map(|outputs| outputs.into_iter().map(from_wit).collect::<Vec<_>>()),
-            Bindings::V0_1(b) => {
-                let old: Vec<wit_v0_1::StreamRecord> = records
-                    .iter()
-                    .map(|r| wit_v0_1::StreamRecord {
-                        key: r.key.clone(),
-                        value: r.value.clone(),
-                        timestamp: r.timestamp,
-                    })
-                    .collect();
-                b.weir_operator_handler()
-                    .call_process(&mut self.store, &old)
-                    .map(|outputs| outputs.into_iter().map(from_wit_v0_1).collect())
-            }
+            Bindings::V0_2(b) => b
+                .weir_operator_handler()
+                .call_process(&mut self.store, &v0_2::records(&records))
+                .map(|outputs| outputs.into_iter().map(v0_2::output).collect()),
+            Bindings::V0_1(b) => b
+                .weir_operator_handler()
+                .call_process(&mut self.store, &v0_1::records(&records))
+                .map(|outputs| outputs.into_iter().map(v0_1::output).collect()),
         }
         .and_then(|outputs| {
             self.flush_state()?;
@@ -338,6 +329,7 @@ impl OperatorInstance {
         self.begin_call()?;
         let result = match &self.bindings {
             Bindings::Current(b) => b.weir_operator_handler().call_close(&mut self.store),
+            Bindings::V0_2(b) => b.weir_operator_handler().call_close(&mut self.store),
             Bindings::V0_1(b) => b.weir_operator_handler().call_close(&mut self.store),
         };
         match result {
@@ -396,17 +388,19 @@ impl OperatorInstance {
                 TimerDomain::ProcessingTime => wit::TimeDomain::ProcessingTime,
             };
             let result = match &self.bindings {
-                Bindings::Current(b) => b.weir_operator_handler().call_on_timer(
-                    &mut self.store,
-                    &key,
-                    timestamp,
-                    wit_domain,
-                ),
+                Bindings::Current(b) => b
+                    .weir_operator_handler()
+                    .call_on_timer(&mut self.store, &key, timestamp, wit_domain)
+                    .map(|out| out.into_iter().map(from_wit).collect()),
+                Bindings::V0_2(b) => b
+                    .weir_operator_handler()
+                    .call_on_timer(&mut self.store, &key, timestamp, domain_v0_2(wit_domain))
+                    .map(|out| out.into_iter().map(v0_2::output).collect::<Vec<_>>()),
                 // A 0.1.0 component cannot register timers.
                 Bindings::V0_1(_) => Ok(Vec::new()),
             };
             match result {
-                Ok(out) => outputs.extend(out.into_iter().map(from_wit)),
+                Ok(out) => outputs.extend(out),
                 Err(e) => return Err(self.fail(&e)),
             }
         }
@@ -432,6 +426,56 @@ impl OperatorInstance {
             wasmtime::bail!("{e}");
         }
         Ok(())
+    }
+
+    /// The guest's operator state at checkpoint `checkpoint` (its
+    /// `snapshot-state`, `weir:operator@0.3.0`): a list of items; empty
+    /// for older components, which have none.
+    ///
+    /// # Errors
+    /// [`WasmError::Guest`] when the guest returns an error (the
+    /// checkpoint is declined), [`WasmError::Trap`] on a trap.
+    pub fn snapshot_state(&mut self, checkpoint: u64) -> Result<Vec<Vec<u8>>, WasmError> {
+        self.begin_call()?;
+        let result = match &self.bindings {
+            Bindings::Current(b) => b
+                .weir_operator_checkpointed()
+                .call_snapshot_state(&mut self.store, checkpoint),
+            Bindings::V0_2(_) | Bindings::V0_1(_) => return Ok(Vec::new()),
+        };
+        match result {
+            Ok(Ok(items)) => Ok(items),
+            Ok(Err(message)) => Err(WasmError::Guest {
+                phase: "snapshot-state",
+                message,
+            }),
+            Err(e) => Err(self.fail(&e)),
+        }
+    }
+
+    /// Gives operator state back to the guest (its `restore-state`,
+    /// `weir:operator@0.3.0`), after `open` and before the first batch.
+    /// Older components cannot take state: they never returned any.
+    ///
+    /// # Errors
+    /// [`WasmError::Guest`] when the guest returns an error,
+    /// [`WasmError::Trap`] on a trap.
+    pub fn restore_state(&mut self, items: Vec<Vec<u8>>) -> Result<(), WasmError> {
+        self.begin_call()?;
+        let result = match &self.bindings {
+            Bindings::Current(b) => b
+                .weir_operator_checkpointed()
+                .call_restore_state(&mut self.store, &items),
+            Bindings::V0_2(_) | Bindings::V0_1(_) => return Ok(()),
+        };
+        match result {
+            Ok(Ok(())) => self.flush_state().map_err(|e| self.fail(&e)),
+            Ok(Err(message)) => Err(WasmError::Guest {
+                phase: "restore-state",
+                message,
+            }),
+            Err(e) => Err(self.fail(&e)),
+        }
     }
 
     /// The subtask's keyed state (`None` on a non-keyed stream), for
@@ -477,22 +521,67 @@ fn from_wit(output: wit::Output) -> Output {
     }
 }
 
-fn from_wit_v0_1(output: wit_v0_1::Output) -> Output {
-    let record = |r: wit_v0_1::StreamRecord| Record {
-        key: r.key,
-        value: r.value,
-        timestamp: r.timestamp,
+/// Conversions between the current WIT types and those of an older
+/// `weir:operator` version (the same shapes under another package).
+macro_rules! older_version {
+    ($module:ident, $wit:ident) => {
+        pub(crate) mod $module {
+            use super::{Output, Record, wit, $wit};
+
+            pub(crate) fn context(ctx: &wit::Context) -> $wit::Context {
+                $wit::Context {
+                    subtask: $wit::SubtaskInfo {
+                        operator_id: ctx.subtask.operator_id.clone(),
+                        index: ctx.subtask.index,
+                        parallelism: ctx.subtask.parallelism,
+                        max_parallelism: ctx.subtask.max_parallelism,
+                        attempt: ctx.subtask.attempt,
+                    },
+                    config: ctx.config.clone(),
+                }
+            }
+
+            pub(super) fn records(records: &[wit::StreamRecord]) -> Vec<$wit::StreamRecord> {
+                records
+                    .iter()
+                    .map(|r| $wit::StreamRecord {
+                        key: r.key.clone(),
+                        value: r.value.clone(),
+                        timestamp: r.timestamp,
+                    })
+                    .collect()
+            }
+
+            pub(super) fn output(output: $wit::Output) -> Output {
+                let record = |r: $wit::StreamRecord| Record {
+                    key: r.key,
+                    value: r.value,
+                    timestamp: r.timestamp,
+                };
+                match output {
+                    $wit::Output::Emit(r) => Output::Emit(record(r)),
+                    $wit::Output::Side(s) => Output::Side {
+                        output: s.output,
+                        record: record(s.record),
+                    },
+                    $wit::Output::Error(e) => Output::Error {
+                        input: e.input,
+                        message: e.message,
+                    },
+                }
+            }
+        }
     };
-    match output {
-        wit_v0_1::Output::Emit(r) => Output::Emit(record(r)),
-        wit_v0_1::Output::Side(s) => Output::Side {
-            output: s.output,
-            record: record(s.record),
-        },
-        wit_v0_1::Output::Error(e) => Output::Error {
-            input: e.input,
-            message: e.message,
-        },
+}
+
+older_version!(v0_1, wit_v0_1);
+older_version!(v0_2, wit_v0_2);
+
+/// A time domain as `weir:operator@0.2.0` spells it.
+fn domain_v0_2(domain: wit::TimeDomain) -> wit_v0_2::TimeDomain {
+    match domain {
+        wit::TimeDomain::EventTime => wit_v0_2::TimeDomain::EventTime,
+        wit::TimeDomain::ProcessingTime => wit_v0_2::TimeDomain::ProcessingTime,
     }
 }
 
