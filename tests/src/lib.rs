@@ -149,6 +149,20 @@ pub fn python_udf(name: &str, out_dir: &Path) -> Result<PathBuf> {
 /// # Errors
 /// When componentize-py is missing or fails.
 pub fn python_udf_against(name: &str, out_dir: &Path, wit_dir: &Path) -> Result<PathBuf> {
+    python_component(name, out_dir, wit_dir, "operator")
+}
+
+/// Builds the Python component `udfs/NAME` as WIT world `world`
+/// (`operator` or `aggregate`) of the package in `wit_dir`.
+///
+/// # Errors
+/// When componentize-py is missing or fails.
+pub fn python_component(
+    name: &str,
+    out_dir: &Path,
+    wit_dir: &Path,
+    world: &str,
+) -> Result<PathBuf> {
     let dir = repo_root().join("udfs").join(name);
     let version = wit_dir
         .file_name()
@@ -157,7 +171,7 @@ pub fn python_udf_against(name: &str, out_dir: &Path, wit_dir: &Path) -> Result<
     let status = Command::new("componentize-py")
         .arg("-d")
         .arg(wit_dir)
-        .args(["-w", "operator", "componentize", "app", "-o"])
+        .args(["-w", world, "componentize", "app", "-o"])
         .arg(&out)
         .current_dir(&dir)
         .status()

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use weir_tests::{python_udf, python_udf_against, read_parts, repo_root, run_yaml};
+use weir_tests::{
+    python_component, python_udf, python_udf_against, read_parts, repo_root, run_yaml,
+};
 
 #[test]
 fn python_map_udf_runs_in_a_job() {
@@ -37,6 +39,61 @@ fn a_component_built_against_the_current_wit_is_0_3_0() {
     let runtime =
         weir_wasm::WasmRuntime::new(weir_wasm::RuntimeConfig { cache_dir: None }).unwrap();
     assert_eq!(runtime.load(&wasm).unwrap().wit_version(), "0.3.0");
+}
+
+/// A Python window aggregate (the `aggregate` world) built against the
+/// current WIT and against the frozen 0.2.0 gives each window's mean.
+#[test]
+fn python_aggregates_of_wit_0_3_0_and_0_2_0_compute_window_means() {
+    for wit in ["wit", "wit/v0.2.0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = python_component(
+            "python-mean",
+            dir.path(),
+            &repo_root().join(wit),
+            "aggregate",
+        )
+        .expect("componentize-py builds the aggregate");
+        let data = dir.path().join("in.csv");
+        let mut csv = String::from("name,ts,value\n");
+        for i in 0..300 {
+            csv.push_str(&format!("k{},{},{}\n", i % 3, i * 100, i));
+        }
+        std::fs::write(&data, csv).unwrap();
+        let yaml = format!(
+            "name: pymean\nsources:\n  - {{id: in, type: file, path: {data}, format: csv, key: {{field: name}}, timestamp: {{field: ts, format: millis}}}}\noperators:\n  - {{id: w, input: in, partition: key_by, window: {{type: tumbling, size: 10s}}, udf: {wasm}, memory_mib: 256}}\nsinks:\n  - {{id: out, input: w, type: file, path: {out}}}\n",
+            data = data.display(),
+            wasm = wasm.display(),
+            out = dir.path().join("out").display(),
+        );
+        run_yaml(dir.path(), &yaml, Some(1)).expect("job runs");
+        let mut got: Vec<(String, i64, f64)> = read_parts(&dir.path().join("out"))
+            .unwrap()
+            .concat()
+            .into_iter()
+            .map(|v| {
+                (
+                    v["key"].as_str().unwrap().to_string(),
+                    v["window_start"].as_i64().unwrap(),
+                    v["py_mean"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        got.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        // Rows i at ts i*100: window w of 10 s holds i in 100w..100w+99.
+        let mut want = Vec::new();
+        for k in 0..3 {
+            for w in 0..3 {
+                let values: Vec<f64> = (100 * w..100 * w + 100)
+                    .filter(|i| i % 3 == k)
+                    .map(f64::from)
+                    .collect();
+                let mean = values.iter().sum::<f64>() / values.len() as f64;
+                want.push((format!("k{k}"), i64::from(w) * 10_000, mean));
+            }
+        }
+        assert_eq!(got, want, "{wit}");
+    }
 }
 
 fn check_scale_job(dir: &Path, wasm: &Path) {
