@@ -326,6 +326,20 @@ fn savepoint_settings(dir: &Path, interval: &str) -> Vec<String> {
     ]
 }
 
+/// Runs `yaml` at parallelism `p`, stops it with a savepoint after 250 ms
+/// and returns where the savepoint is.
+fn stop_after_250ms(
+    dir: &Path,
+    yaml: &str,
+    p: u32,
+    settings: &[String],
+    restore: Option<weir_task::Restore>,
+) -> String {
+    let stop_after = Some(std::time::Duration::from_millis(250));
+    let summary = run_stopping(dir, yaml, p, settings, restore, stop_after);
+    summary.savepoint.expect("stopped with a savepoint")
+}
+
 /// The same records, line for line (both sorted).
 fn assert_same_output(got: &[String], want: &[String]) {
     assert_eq!(got.len(), want.len(), "records committed");
@@ -345,15 +359,7 @@ fn savepoints_restored_at_parallelism_1_2_3_1_give_the_uninterrupted_output() {
     let settings = savepoint_settings(dir.path(), "1h");
     let mut restore = None;
     for p in [1, 2, 3] {
-        let summary = run_stopping(
-            dir.path(),
-            &yaml,
-            p,
-            &settings,
-            restore.take(),
-            Some(std::time::Duration::from_millis(250)),
-        );
-        let savepoint = summary.savepoint.expect("stopped with a savepoint");
+        let savepoint = stop_after_250ms(dir.path(), &yaml, p, &settings, restore.take());
         assert!(
             Path::new(&savepoint).join("_metadata").is_file(),
             "{savepoint}"
@@ -601,15 +607,7 @@ fn guest_operator_state_is_split_evenly_when_rescaled_from_savepoints() {
     let settings = savepoint_settings(dir.path(), "1h");
     let mut restore = None;
     for p in [2, 3] {
-        let summary = run_stopping(
-            dir.path(),
-            &yaml,
-            p,
-            &settings,
-            restore.take(),
-            Some(std::time::Duration::from_millis(250)),
-        );
-        let savepoint = summary.savepoint.expect("stopped with a savepoint");
+        let savepoint = stop_after_250ms(dir.path(), &yaml, p, &settings, restore.take());
         restore = Some(weir_task::Restore::Checkpoint(savepoint.into()));
     }
     run_stopping(dir.path(), &yaml, 1, &settings, restore, None);

@@ -506,24 +506,26 @@ mod tests {
         CheckpointStorage::open(&config, "job").unwrap()
     }
 
-    fn complete(s: &CheckpointStorage, id: CheckpointId, retained: usize) {
-        let file = s.write_state(id, "op#0", vec![id as u8; 10]).unwrap();
-        let metadata = CheckpointMetadata {
+    /// Metadata of checkpoint `id` with one subtask `op#0`.
+    fn metadata(id: CheckpointId, state: SubtaskState) -> CheckpointMetadata {
+        CheckpointMetadata {
             version: 1,
             job: "job".into(),
             id,
             completed_ms: 0,
             parallelism: BTreeMap::from([("op".into(), 1)]),
-            tasks: BTreeMap::from([(
-                "op#0".into(),
-                SubtaskState {
-                    file: Some(file),
-                    size_bytes: 10,
-                    shared: Vec::new(),
-                },
-            )]),
+            tasks: BTreeMap::from([("op#0".into(), state)]),
+        }
+    }
+
+    fn complete(s: &CheckpointStorage, id: CheckpointId, retained: usize) {
+        let file = s.write_state(id, "op#0", vec![id as u8; 10]).unwrap();
+        let state = SubtaskState {
+            file: Some(file),
+            size_bytes: 10,
+            shared: Vec::new(),
         };
-        s.complete(&metadata, retained).unwrap();
+        s.complete(&metadata(id, state), retained).unwrap();
     }
 
     #[test]
@@ -558,22 +560,12 @@ mod tests {
             .map(|name| s.write_shared(name, name.as_bytes().to_vec()).unwrap())
             .collect();
         let file = s.write_state(id, "op#0", vec![1]).unwrap();
-        let metadata = CheckpointMetadata {
-            version: 1,
-            job: "job".into(),
-            id,
-            completed_ms: 0,
-            parallelism: BTreeMap::from([("op".into(), 1)]),
-            tasks: BTreeMap::from([(
-                "op#0".into(),
-                SubtaskState {
-                    file: Some(file),
-                    size_bytes: 1,
-                    shared,
-                },
-            )]),
+        let state = SubtaskState {
+            file: Some(file),
+            size_bytes: 1,
+            shared,
         };
-        s.complete(&metadata, 2).unwrap();
+        s.complete(&metadata(id, state), 2).unwrap();
     }
 
     #[test]

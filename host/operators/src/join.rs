@@ -153,15 +153,8 @@ impl JoinOperator {
                                 out.records.push(joined(&key, l, r, ts.max(other_ts)));
                             }
                         }
-                        // No future record (ts > watermark) of the other side can
-                        // match once the watermark passes this bound.
-                        let drop_at = if side == 0 {
-                            ts.saturating_add(*upper)
-                        } else {
-                            ts.saturating_sub(*lower)
-                        };
                         sides[side].entry(ts).or_default().push(record);
-                        expiry.insert((drop_at, side, key, ts));
+                        expiry.insert((drop_at(side, ts, *lower, *upper), side, key, ts));
                         true
                     }
                 }
@@ -211,6 +204,17 @@ impl JoinOperator {
                 }
             }
         }
+    }
+}
+
+/// When an interval join can drop a record of `side` at `ts`: no future
+/// record (ts > watermark) of the other side can match it once the
+/// watermark passes this bound.
+fn drop_at(side: usize, ts: i64, lower: i64, upper: i64) -> i64 {
+    if side == 0 {
+        ts.saturating_add(upper)
+    } else {
+        ts.saturating_sub(lower)
     }
 }
 
@@ -349,12 +353,7 @@ impl JoinOperator {
                         continue;
                     }
                     let side = side.min(1);
-                    let drop_at = if side == 0 {
-                        ts.saturating_add(*upper)
-                    } else {
-                        ts.saturating_sub(*lower)
-                    };
-                    expiry.insert((drop_at, side, key.clone(), ts));
+                    expiry.insert((drop_at(side, ts, *lower, *upper), side, key.clone(), ts));
                     let sides = buffers.entry(key).or_default();
                     sides[side].entry(ts).or_default().extend(records(list));
                 }
