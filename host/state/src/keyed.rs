@@ -47,11 +47,6 @@ struct StorageKey<'k> {
     rest: &'k [u8],
 }
 
-/// A state name from storage, for the kinds index.
-fn name_str(name: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(name)
-}
-
 /// Splits `key group (u16 BE) | key len (u32 BE) | key | rest`.
 fn parse_storage_key(raw: &[u8]) -> Result<StorageKey<'_>, StateError> {
     let cut =
@@ -354,8 +349,10 @@ impl KeyedState {
                 let name = rest
                     .get(..name_len)
                     .ok_or_else(|| StateError::CorruptSnapshot("state name cut short".into()))?;
-                if !self.kinds.contains_key(name_str(name).as_ref()) {
-                    self.kinds.insert(name_str(name).into_owned(), kind);
+                // Borrowed lookup first: most entries repeat a known name.
+                let name = String::from_utf8_lossy(name);
+                if !self.kinds.contains_key(name.as_ref()) {
+                    self.kinds.insert(name.into_owned(), kind);
                 }
             }
             _ => {

@@ -516,7 +516,7 @@ fn run_subtask<'a>(
     if let Some(restored) = shared.restored {
         let snapshots =
             load_subtask(restored, vertex.id, index, vertex.parallelism).map_err(Stop::Failed)?;
-        run.restore(shared, &restored.storage, &snapshots)
+        run.restore(shared, restored, &snapshots)
             .map_err(|message| run.fail(vertex.id, None, message))?;
         // Output the restored checkpoint covered is already committed.
         run.committed = restored.metadata.id;
@@ -1100,7 +1100,7 @@ impl SubtaskRun<'_> {
     fn restore(
         &mut self,
         shared: &JobShared<'_>,
-        storage: &CheckpointStorage,
+        restored: &Restored,
         snapshots: &[SubtaskSnapshot],
     ) -> Result<(), String> {
         match &mut self.head {
@@ -1145,9 +1145,10 @@ impl SubtaskRun<'_> {
         let range = KeyGroupRange::for_subtask(self.index, self.parallelism, max);
         // Each subtask got its own old snapshot, or all of them when the
         // parallelism changed (then operator state is split evenly).
-        let rescaled = shared
-            .restored
-            .and_then(|r| r.metadata.parallelism.get(self.head_id))
+        let rescaled = restored
+            .metadata
+            .parallelism
+            .get(self.head_id)
             .is_some_and(|old| *old != self.parallelism);
         for op in &mut self.ops {
             let id = op.id().to_string();
@@ -1156,7 +1157,7 @@ impl SubtaskRun<'_> {
                 .config
                 .state_dir
                 .join(format!("{id}-{}.restore", self.index));
-            op.restore(&states, range, max, storage, &scratch)
+            op.restore(&states, range, max, &restored.storage, &scratch)
                 .map_err(|e| format!("restoring operator `{id}`: {e}"))?;
             let mut items = Vec::new();
             for bytes in snapshots
