@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the host workspace: unit tests, integration tests and
 # end-to-end tests (which build the example UDFs for wasm32-wasip2 on demand).
-# Needs the wasm32-wasip2 target and, for the Python UDF test, componentize-py
-# on PATH; .ci/run installs both.
+# Needs the wasm32-wasip2 target; componentize-py (Python UDF tests);
+# moto_server, boto3 and azure-storage-blob (PyPI) and azurite-blob (npm) on
+# PATH for the object-store checkpoint tests. .ci/run installs them all.
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"

@@ -1,12 +1,15 @@
 //! Test harness for Weir: locating the repository and the shared data,
 //! building the example UDFs, running job files on the embedded
-//! mini-cluster, and reading what the sinks wrote.
+//! mini-cluster, reading what the sinks wrote, and object-store emulators
+//! for checkpoint storage ([`emulators`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+pub mod emulators;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -7,12 +7,15 @@
 //! fails once does the same, also behind window and interval joins. A
 //! guest's operator state (WIT `checkpointed`) survives a restart and is
 //! split evenly when savepoints are restored at another parallelism.
+//! Checkpoints and savepoints also go to object stores on loopback: S3
+//! (moto) and Azure Blob Storage (Azurite).
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use weir_tests::emulators::Emulator;
 use weir_tests::{nab_dir, read_parts, rust_udf};
 
 /// A reading that occurs once in NAB, at line 20001 of the longest series
@@ -131,15 +134,31 @@ fn checkpointed(dir: &Path) -> Vec<String> {
 /// retained checkpoints use.
 fn assert_trap_recovers_exactly_once(rest: &str, extra: &[&str]) -> usize {
     let dir = tempfile::tempdir().unwrap();
-    let expected_out = dir.path().join("expected");
-    let expected = run(dir.path(), &job(&expected_out, false, rest), &[]).unwrap();
+    let mut settings = checkpointed(dir.path());
+    settings.extend(extra.iter().map(|s| s.to_string()));
+    assert_trap_recovers_exactly_once_with(dir.path(), rest, &settings);
+    // Nothing uncommitted is left behind.
+    let out = dir.path().join("recovered");
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_retained(&dir.path().join("checkpoints/exactly-once"), 5)
+}
+
+/// Runs the job fault-free without checkpoints into `dir/expected`, then
+/// with `settings` and one trap into `dir/recovered`, and checks that the
+/// trap restarted the job once, from a checkpoint, with the same output.
+fn assert_trap_recovers_exactly_once_with(dir: &Path, rest: &str, settings: &[String]) {
+    let expected_out = dir.join("expected");
+    let expected = run(dir, &job(&expected_out, false, rest), &[]).unwrap();
     let want = committed(&expected_out);
     assert!(want.len() > 100, "the job has output: {}", want.len());
 
-    let out = dir.path().join("recovered");
-    let mut settings = checkpointed(dir.path());
-    settings.extend(extra.iter().map(|s| s.to_string()));
-    let summary = run(dir.path(), &job(&out, true, rest), &settings).unwrap();
+    let out = dir.join("recovered");
+    let summary = run(dir, &job(&out, true, rest), settings).unwrap();
     assert_eq!(summary.restarts, 1, "the trap fired once: {summary:?}");
     assert!(
         summary.checkpoints.len() >= 2,
@@ -154,14 +173,6 @@ fn assert_trap_recovers_exactly_once(rest: &str, extra: &[&str]) -> usize {
         expected.records_read
     );
     assert_same_output(&committed(&out), &want);
-    // Nothing uncommitted is left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-    assert_retained(&dir.path().join("checkpoints/exactly-once"), 5)
 }
 
 /// Only the newest `n` checkpoints remain, each complete, with no file
@@ -624,4 +635,98 @@ fn guest_operator_state_is_split_evenly_when_rescaled_from_savepoints() {
         .max();
     assert!(lines.len() > 60_000, "{}", lines.len());
     assert_eq!(highest, Some(lines.len() as u64));
+}
+
+/// `settings` with the checkpoint interval, restart strategy and the
+/// object store of `emulator` (its checkpoint and savepoint directories and
+/// options).
+fn in_object_store(emulator: &Emulator, interval: &str) -> Vec<String> {
+    let mut settings = vec![
+        format!("execution.checkpointing.interval={interval}"),
+        "restart-strategy.type=fixed-delay".into(),
+        "restart-strategy.fixed-delay.attempts=2".into(),
+        "restart-strategy.fixed-delay.delay=10ms".into(),
+    ];
+    settings.extend(emulator.settings());
+    settings
+}
+
+/// The object store holds the retained checkpoints (at most `n`) and the
+/// shared files they list, and nothing else. Returns how many shared files
+/// there are.
+fn assert_store_retains(settings: &[String], n: usize) -> usize {
+    let mut config = weir_task::CheckpointConfig::default();
+    for pair in settings {
+        config.set_pair(pair).unwrap();
+    }
+    let storage = weir_checkpoint::CheckpointStorage::open(&config, "exactly-once").unwrap();
+    let completed = storage.completed().unwrap();
+    assert!(
+        !completed.is_empty() && completed.len() <= n,
+        "{completed:?}"
+    );
+    let mut referenced = BTreeSet::new();
+    for id in completed {
+        referenced.insert(format!("chk-{id}/_metadata"));
+        let metadata = storage.load(id).unwrap();
+        referenced.extend(metadata.files().map(str::to_string));
+    }
+    let present: BTreeSet<String> = storage.files().unwrap().into_iter().collect();
+    assert_eq!(present, referenced, "files in the store");
+    present.iter().filter(|f| f.starts_with("shared/")).count()
+}
+
+/// The trap test with checkpoints in `emulator`'s store; the store then
+/// holds only what the retained checkpoints use, SST files among them.
+fn assert_trap_recovers_exactly_once_in(emulator: &Emulator) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = in_object_store(emulator, "200ms");
+    assert_trap_recovers_exactly_once_with(dir.path(), &zscore_rest(), &settings);
+    let shared = assert_store_retains(&settings, 5);
+    assert!(shared > 0, "SST files were uploaded");
+}
+
+#[test]
+fn a_trap_recovers_exactly_once_from_incremental_checkpoints_in_s3() {
+    assert_trap_recovers_exactly_once_in(&Emulator::s3("weir").unwrap());
+}
+
+#[test]
+fn a_trap_recovers_exactly_once_from_checkpoints_in_azure_blob_storage() {
+    assert_trap_recovers_exactly_once_in(&Emulator::azure("weir").unwrap());
+}
+
+#[test]
+fn a_savepoint_in_s3_restored_at_another_parallelism_gives_the_uninterrupted_output() {
+    let s3 = Emulator::s3("weir").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let want = uninterrupted_window_output(dir.path());
+    let out = dir.path().join("out");
+    let yaml = job(&out, false, WINDOW_REST);
+    let settings = in_object_store(&s3, "1h");
+    let savepoint = stop_after_250ms(dir.path(), &yaml, 2, &settings, None);
+    assert!(
+        savepoint.starts_with("s3://weir/savepoints/exactly-once/chk-"),
+        "{savepoint}"
+    );
+    assert!(committed(&out).len() < want.len(), "stopped before the end");
+    let restore = Some(weir_task::Restore::Checkpoint(savepoint.into()));
+    let last = run_stopping(dir.path(), &yaml, 3, &settings, restore, None);
+    assert!(last.savepoint.is_none());
+    assert_same_output(&committed(&out), &want);
+}
+
+#[test]
+fn a_missing_bucket_fails_the_job_with_an_error_naming_the_directory() {
+    let s3 = Emulator::s3("weir").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let settings: Vec<String> = in_object_store(&s3, "200ms")
+        .into_iter()
+        .map(|s| s.replace("s3://weir/", "s3://no-such-bucket/"))
+        .collect();
+    let out = dir.path().join("out");
+    let error = run(dir.path(), &job(&out, false, WINDOW_REST), &settings).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("s3://no-such-bucket/checkpoints"), "{text}");
+    assert!(text.contains("NoSuchBucket"), "{text}");
 }

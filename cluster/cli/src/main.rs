@@ -36,13 +36,14 @@ enum Command {
         no_progress: bool,
         /// Set a configuration key, Flink style, e.g.
         /// `-Dexecution.checkpointing.interval=1s`,
-        /// `-Dstate.checkpoints.dir=DIR`, `-Dstate.checkpoints.num-retained=3`,
-        /// `-Drestart-strategy.type=fixed-delay`.
+        /// `-Dstate.checkpoints.dir=DIR` (or `s3://`, `az://`, `gs://` URL),
+        /// `-Dstate.checkpoints.num-retained=3`,
+        /// `-Drestart-strategy.type=fixed-delay`, `-Ds3.endpoint=URL`.
         #[arg(short = 'D', value_name = "KEY=VALUE")]
         define: Vec<String>,
         /// Resume from a checkpoint: `latest` (the newest completed
         /// checkpoint of this job under `state.checkpoints.dir`) or a
-        /// checkpoint directory `DIR/<job>/chk-<n>`.
+        /// checkpoint directory `DIR/<job>/chk-<n>` (`DIR` may be a URL).
         #[arg(long, value_name = "DIR|latest", conflicts_with = "from_savepoint")]
         from_checkpoint: Option<String>,
         /// Resume from a savepoint (the path a stop with savepoint printed:

@@ -1,5 +1,6 @@
 //! Checkpoint settings under Flink's configuration keys.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::RestartStrategy;
@@ -46,9 +47,9 @@ pub struct CheckpointConfig {
     /// `execution.checkpointing.tolerable-failed-checkpoints`: consecutive
     /// failed checkpoints that do not fail the job (default 0).
     pub tolerable_failures: u32,
-    /// `state.checkpoints.dir`: a directory or an object-store URL
-    /// (`file:///...`; `s3://`, `az://`, `gs://` are recognised but need a
-    /// build with those stores).
+    /// `state.checkpoints.dir`: a local directory, `file:///...`, or an
+    /// object-store URL (`s3://bucket/prefix`, `az://container/prefix`,
+    /// `gs://bucket/prefix`; see [`CheckpointConfig::store_options`]).
     pub dir: String,
     /// `state.checkpoints.num-retained`: completed checkpoints kept (default 5).
     pub num_retained: usize,
@@ -68,6 +69,11 @@ pub struct CheckpointConfig {
     /// `restart-strategy.type` and its keys; `None` (unset) means
     /// `exponential-delay` with checkpointing and `none` without, as in Flink.
     pub restart: Option<RestartStrategy>,
+    /// Object-store options from the keys `s3.*`, `azure.*` and `gs.*`
+    /// (endpoint, region, credentials, ...), by canonical key
+    /// (`s3.access-key` is kept as `s3.access_key_id`). They override the
+    /// store's environment variables (`AWS_*`, `AZURE_*`, `GOOGLE_*`).
+    pub store_options: BTreeMap<String, String>,
 }
 
 impl Default for CheckpointConfig {
@@ -83,6 +89,7 @@ impl Default for CheckpointConfig {
             exactly_once: true,
             incremental: true,
             restart: None,
+            store_options: BTreeMap::new(),
         }
     }
 }
@@ -103,7 +110,9 @@ const KEYS: [&str; 10] = [
 impl CheckpointConfig {
     /// Is `key` one of the keys this struct reads?
     pub fn knows(key: &str) -> bool {
-        KEYS.contains(&key) || crate::restart::KEYS.contains(&key)
+        KEYS.contains(&key)
+            || crate::restart::KEYS.contains(&key)
+            || crate::object_stores::is_store_key(key)
     }
 
     /// Whether checkpoints are taken (an interval is set).
@@ -191,6 +200,10 @@ impl CheckpointConfig {
                     _ => return Err(bad("expected true or false")),
                 };
             }
+            _ if crate::object_stores::is_store_key(key) => {
+                let (key, value) = crate::object_stores::store_option(key, value)?;
+                self.store_options.insert(key, value);
+            }
             _ if key.starts_with("restart-strategy.") => {
                 // Refines the strategy in force (Flink's default until a type is set).
                 let mut strategy = self.restart_strategy();
@@ -200,6 +213,7 @@ impl CheckpointConfig {
             _ => {
                 let mut known: Vec<&str> = KEYS.to_vec();
                 known.extend(crate::restart::KEYS);
+                known.extend(["s3.*", "azure.*", "gs.*"]);
                 return Err(ConfigError::UnknownKey {
                     key: key.into(),
                     known: known.join(", "),

@@ -10,7 +10,8 @@
 //!   producer from the moment its barrier *n* arrives until barrier *n*
 //!   arrived from all of them (exactly-once alignment).
 //! - [`CheckpointStorage`]: checkpoint directories through the
-//!   `object_store` crate (a local directory by default): per-subtask state
+//!   `object_store` crate (a local directory by default; `s3://`, `az://`
+//!   and `gs://` URLs for cloud object stores): per-subtask state
 //!   files, `_metadata` written last and atomically, retention of the last
 //!   N completed checkpoints, and discovery of the latest one.
 //! - [`CheckpointConfig`]: Flink's configuration keys
@@ -21,6 +22,7 @@
 mod aligner;
 mod config;
 mod coordinator;
+mod object_stores;
 mod restart;
 mod storage;
 

@@ -102,6 +102,9 @@ pub struct CheckpointStorage {
     /// The job's directory on disk, for a local store (to remove emptied
     /// checkpoint directories, which object stores do not have).
     local_job_dir: Option<std::path::PathBuf>,
+    /// The runtime a cloud store's HTTP client needs; `None` for the local
+    /// store, which does its I/O inline when no runtime is around.
+    runtime: Option<&'static tokio::runtime::Runtime>,
 }
 
 impl std::fmt::Debug for CheckpointStorage {
@@ -114,12 +117,6 @@ impl std::fmt::Debug for CheckpointStorage {
 
 const METADATA: &str = "_metadata";
 const SHARED: &str = "shared";
-
-/// Runs an `object_store` future here. The local store does its I/O inline
-/// when no tokio runtime is around, so no runtime is needed.
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
-}
 
 impl CheckpointMetadata {
     /// Every file the checkpoint needs, relative to the job's directory:
@@ -136,31 +133,34 @@ impl CheckpointMetadata {
 
 impl CheckpointStorage {
     /// The storage of job `job` under the configured checkpoint directory:
-    /// a local path (created if missing) or a URL `object_store` supports.
+    /// a local path (created if missing), or an `s3://`, `az://` or `gs://`
+    /// URL with [`CheckpointConfig::store_options`] and the store's
+    /// environment variables (see the `object_stores` module). Opening a
+    /// cloud store does not contact it; the first read or write does.
     ///
     /// # Errors
-    /// [`StorageError::Open`] when the directory cannot be created or the
-    /// URL's store is not available in this build.
+    /// [`StorageError::Open`] when the directory cannot be created, the URL
+    /// names no supported store, or the store's settings are incomplete
+    /// (no bucket, no account, a bad endpoint).
     pub fn open(config: &CheckpointConfig, job: &str) -> Result<Self, StorageError> {
         let open_error = |reason: String| StorageError::Open {
             dir: config.dir.clone(),
             reason,
         };
-        let (store, base): (Arc<dyn ObjectStore>, StorePath) = match config.local_dir() {
+        let (store, base, runtime): (Arc<dyn ObjectStore>, _, _) = match config.local_dir() {
             Some(dir) => {
                 std::fs::create_dir_all(&dir).map_err(|e| open_error(e.to_string()))?;
                 let store = LocalFileSystem::new_with_prefix(&dir)
                     .map_err(|e| open_error(e.to_string()))?;
-                (Arc::new(store), StorePath::default())
+                (Arc::new(store), StorePath::default(), None)
             }
             None => {
-                let url = url::Url::parse(&config.dir).map_err(|e| open_error(e.to_string()))?;
-                let (store, path) = object_store::parse_url(&url).map_err(|e| {
-                    open_error(format!(
-                        "{e} (this build of Weir has only the local file system store)"
-                    ))
-                })?;
-                (Arc::from(store), path)
+                let (store, path) =
+                    crate::object_stores::cloud_store(&config.dir, &config.store_options)
+                        .map_err(open_error)?;
+                let runtime = crate::object_stores::io_runtime()
+                    .map_err(|e| open_error(format!("cannot start its I/O threads: {e}")))?;
+                (store, path, Some(runtime))
             }
         };
         Ok(Self {
@@ -169,7 +169,16 @@ impl CheckpointStorage {
             shown: config.dir.clone(),
             job: job.to_string(),
             local_job_dir: config.local_dir().map(|d| d.join(job)),
+            runtime,
         })
+    }
+
+    /// Runs an `object_store` future to completion on this thread.
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        match self.runtime {
+            Some(runtime) => runtime.block_on(f),
+            None => futures::executor::block_on(f),
+        }
     }
 
     fn location(&self, relative: &str) -> StorePath {
@@ -207,7 +216,7 @@ impl CheckpointStorage {
         bytes: Vec<u8>,
     ) -> Result<String, StorageError> {
         let relative = format!("chk-{id}/{}.state", task.replace(['/', '#'], "-"));
-        run(self.store.put(&self.location(&relative), bytes.into()))
+        self.run(self.store.put(&self.location(&relative), bytes.into()))
             .map_err(|e| self.file_error(&relative, e))?;
         Ok(relative)
     }
@@ -220,7 +229,7 @@ impl CheckpointStorage {
     /// [`StorageError::File`].
     pub fn write_shared(&self, name: &str, bytes: Vec<u8>) -> Result<String, StorageError> {
         let relative = format!("{SHARED}/{}", name.replace(['/', '#'], "-"));
-        run(self.store.put(&self.location(&relative), bytes.into()))
+        self.run(self.store.put(&self.location(&relative), bytes.into()))
             .map_err(|e| self.file_error(&relative, e))?;
         Ok(relative)
     }
@@ -230,12 +239,42 @@ impl CheckpointStorage {
     /// # Errors
     /// [`StorageError::File`] when the directory cannot be listed.
     pub fn shared_files(&self) -> Result<Vec<String>, StorageError> {
-        let dir = self.root.child(SHARED);
-        let listing: Vec<_> = run(self.store.list(Some(&dir)).try_collect())
-            .map_err(|e| self.file_error(SHARED, e))?;
+        self.list(SHARED)
+    }
+
+    /// Every file of the job (checkpoints, shared files, anything else),
+    /// relative to the job's directory (`chk-7/_metadata`, `shared/x`),
+    /// sorted.
+    ///
+    /// # Errors
+    /// [`StorageError::File`] when the directory cannot be listed.
+    pub fn files(&self) -> Result<Vec<String>, StorageError> {
+        self.list("")
+    }
+
+    /// The files under `relative` (`""`: the job's directory), relative to
+    /// the job's directory, sorted.
+    fn list(&self, relative: &str) -> Result<Vec<String>, StorageError> {
+        let dir = if relative.is_empty() {
+            self.root.clone()
+        } else {
+            self.location(relative)
+        };
+        let listing: Vec<_> = self
+            .run(self.store.list(Some(&dir)).try_collect())
+            .map_err(|e| self.file_error(relative, e))?;
         let mut names: Vec<String> = listing
             .into_iter()
-            .filter_map(|o| o.location.filename().map(|n| format!("{SHARED}/{n}")))
+            .filter_map(|o| {
+                let parts: Vec<_> = o.location.prefix_match(&self.root)?.collect();
+                Some(
+                    parts
+                        .iter()
+                        .map(|p| p.as_ref())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                )
+            })
             .collect();
         names.sort();
         Ok(names)
@@ -246,9 +285,12 @@ impl CheckpointStorage {
     /// # Errors
     /// [`StorageError::File`] when it is missing or unreadable.
     pub fn read_state(&self, relative: &str) -> Result<Vec<u8>, StorageError> {
-        let result = run(self.store.get(&self.location(relative)))
+        let result = self
+            .run(self.store.get(&self.location(relative)))
             .map_err(|e| self.file_error(relative, e))?;
-        let bytes = run(result.bytes()).map_err(|e| self.file_error(relative, e))?;
+        let bytes = self
+            .run(result.bytes())
+            .map_err(|e| self.file_error(relative, e))?;
         Ok(bytes.to_vec())
     }
 
@@ -268,7 +310,7 @@ impl CheckpointStorage {
         let relative = format!("chk-{}/{METADATA}", metadata.id);
         let json =
             serde_json::to_vec_pretty(metadata).map_err(|e| self.file_error(&relative, e))?;
-        run(self.store.put(&self.location(&relative), json.into()))
+        self.run(self.store.put(&self.location(&relative), json.into()))
             .map_err(|e| self.file_error(&relative, e))?;
         if let Err(e) = self.clean_up(metadata.id, retained) {
             tracing::warn!("cleaning up old checkpoints: {e}");
@@ -279,7 +321,8 @@ impl CheckpointStorage {
     /// Ids of checkpoint directories (complete or not) and whether each has
     /// `_metadata`.
     fn directories(&self) -> Result<BTreeMap<CheckpointId, bool>, StorageError> {
-        let listing: Vec<_> = run(self.store.list(Some(&self.root)).try_collect())
+        let listing: Vec<_> = self
+            .run(self.store.list(Some(&self.root)).try_collect())
             .map_err(|e| self.file_error("", e))?;
         let mut found = BTreeMap::new();
         for object in listing {
@@ -338,7 +381,7 @@ impl CheckpointStorage {
         }
         for file in self.shared_files()? {
             if !referenced.contains(&file) {
-                run(self.store.delete(&self.location(&file)))
+                self.run(self.store.delete(&self.location(&file)))
                     .map_err(|e| self.file_error(&file, e))?;
             }
         }
@@ -359,7 +402,8 @@ impl CheckpointStorage {
         let metadata = self.load(id)?;
         for file in metadata.files() {
             let bytes = self.read_state(file)?;
-            run(target.store.put(&target.location(file), bytes.into()))
+            target
+                .run(target.store.put(&target.location(file), bytes.into()))
                 .map_err(|e| target.file_error(file, e))?;
         }
         target.complete(&metadata, usize::MAX)?;
@@ -391,7 +435,8 @@ impl CheckpointStorage {
             self.delete_checkpoint(*id)?;
         }
         for file in self.shared_files()? {
-            run(self.store.delete(&self.location(&file))).map_err(|e| self.file_error(&file, e))?;
+            self.run(self.store.delete(&self.location(&file)))
+                .map_err(|e| self.file_error(&file, e))?;
         }
         if let Some(local) = &self.local_job_dir {
             let _ = std::fs::remove_dir(local.join(SHARED));
@@ -405,13 +450,15 @@ impl CheckpointStorage {
     /// [`StorageError::File`].
     pub fn delete_checkpoint(&self, id: CheckpointId) -> Result<(), StorageError> {
         let dir = self.root.child(format!("chk-{id}"));
-        let files: Vec<_> = run(self.store.list(Some(&dir)).try_collect())
+        let files: Vec<_> = self
+            .run(self.store.list(Some(&dir)).try_collect())
             .map_err(|e| self.file_error(&format!("chk-{id}"), e))?;
         // Metadata first: a half-deleted checkpoint must not look complete.
         let mut files: Vec<StorePath> = files.into_iter().map(|m| m.location).collect();
         files.sort_by_key(|p| p.filename() != Some(METADATA));
         for file in files {
-            run(self.store.delete(&file)).map_err(|e| self.file_error(file.as_ref(), e))?;
+            self.run(self.store.delete(&file))
+                .map_err(|e| self.file_error(file.as_ref(), e))?;
         }
         if let Some(local) = &self.local_job_dir {
             let _ = std::fs::remove_dir(local.join(format!("chk-{id}")));
@@ -441,7 +488,8 @@ impl CheckpointStorage {
     pub fn load(&self, id: CheckpointId) -> Result<CheckpointMetadata, StorageError> {
         let metadata = self.read_metadata(id)?;
         for file in metadata.files() {
-            run(self.store.head(&self.location(file))).map_err(|e| self.file_error(file, e))?;
+            self.run(self.store.head(&self.location(file)))
+                .map_err(|e| self.file_error(file, e))?;
         }
         Ok(metadata)
     }
@@ -544,6 +592,17 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["chk-4", "chk-5", "chk-6"]);
+        assert_eq!(
+            s.files().unwrap(),
+            [
+                "chk-4/_metadata",
+                "chk-4/op-0.state",
+                "chk-5/_metadata",
+                "chk-5/op-0.state",
+                "chk-6/_metadata",
+                "chk-6/op-0.state"
+            ]
+        );
         let (latest, warnings) = s.latest().unwrap();
         assert_eq!((latest.id, warnings.len()), (6, 0));
         assert_eq!(
