@@ -8,7 +8,9 @@
 //! Google Cloud Storage has none here: the emulators in the registries this
 //! project installs from (PyPI's `gcp-storage-emulator`) serve GCS's JSON
 //! API, while `object_store` speaks its XML API (listing with
-//! `list-type=2`), and moto cannot take the GCS client's requests.
+//! `list-type=2`); and moto, whose S3 API the XML API resembles, fails
+//! (HTTP 500) on the `Authorization: Bearer ` header that the GCS client of
+//! `object_store` 0.12.5 sends on PUT even with `skip_signature`.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
