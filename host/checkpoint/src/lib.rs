@@ -32,7 +32,9 @@ pub use coordinator::{
     Acknowledgement, CheckpointAction, CheckpointCoordinator, CheckpointStats, TaskId,
 };
 pub use restart::{RestartStrategy, RestartTracker};
-pub use storage::{CheckpointMetadata, CheckpointStorage, StorageError, SubtaskState};
+pub use storage::{
+    CheckpointMetadata, CheckpointStorage, MULTIPART_PART_BYTES, StorageError, SubtaskState,
+};
 
 /// A checkpoint's number: 1, 2, ... in trigger order.
 pub type CheckpointId = u64;

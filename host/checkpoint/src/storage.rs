@@ -118,6 +118,123 @@ impl std::fmt::Debug for CheckpointStorage {
 const METADATA: &str = "_metadata";
 const SHARED: &str = "shared";
 
+/// Part size of multipart uploads, and the largest file sent in one PUT
+/// (bytes). S3 wants parts of at least 5 MiB; 16 MiB parts keep a 1 GiB
+/// file within S3's 10 000-part limit many times over.
+pub const MULTIPART_PART_BYTES: usize = 16 << 20;
+
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Hard-links `from` as `to` (same file system), else copies it through a
+/// temporary name. An existing `to` is kept: shared names are unique to
+/// their content.
+fn link_or_copy(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+    if to.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    let partial = to.with_extension("partial");
+    std::fs::copy(from, &partial)
+        .and_then(|_| std::fs::rename(&partial, to))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            format!("copying {}: {e}", from.display())
+        })
+}
+
+/// Uploads the file at `path` to `location`: one PUT when small, else a
+/// multipart upload (see [`CheckpointStorage::write_shared_file`]).
+fn upload_file(
+    runtime: &tokio::runtime::Runtime,
+    store: &Arc<dyn ObjectStore>,
+    location: &StorePath,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut read_part = || -> Result<Vec<u8>, String> {
+        let mut part = Vec::with_capacity(MULTIPART_PART_BYTES);
+        (&mut file)
+            .take(MULTIPART_PART_BYTES as u64)
+            .read_to_end(&mut part)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok(part)
+    };
+    let first = read_part()?;
+    if first.len() < MULTIPART_PART_BYTES {
+        return runtime
+            .block_on(store.put(location, first.into()))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    let mut upload = runtime
+        .block_on(store.put_multipart(location))
+        .map_err(|e| e.to_string())?;
+    let parts = upload_parts(runtime, upload.as_mut(), first, read_part);
+    let result = parts.and_then(|()| {
+        runtime
+            .block_on(upload.complete())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    if result.is_err() {
+        let _ = runtime.block_on(upload.abort());
+    }
+    result
+}
+
+/// Sends `first` and every further part `next_part` reads (an empty one
+/// ends the file) with [`PARTS_IN_FLIGHT`] parts uploading while the next
+/// is read.
+fn upload_parts(
+    runtime: &tokio::runtime::Runtime,
+    upload: &mut dyn object_store::MultipartUpload,
+    first: Vec<u8>,
+    mut next_part: impl FnMut() -> Result<Vec<u8>, String>,
+) -> Result<(), String> {
+    let mut in_flight = std::collections::VecDeque::new();
+    let send_all = || -> Result<(), String> {
+        let mut part = first;
+        while !part.is_empty() {
+            in_flight.push_back(runtime.spawn(upload.put_part(part.into())));
+            if in_flight.len() >= PARTS_IN_FLIGHT
+                && let Some(oldest) = in_flight.pop_front()
+            {
+                wait_part(runtime, oldest)?;
+            }
+            part = next_part()?;
+        }
+        while let Some(pending) = in_flight.pop_front() {
+            wait_part(runtime, pending)?;
+        }
+        Ok(())
+    };
+    let result = send_all();
+    // After a failure no part may still be uploading when the upload is
+    // aborted.
+    for pending in in_flight {
+        pending.abort();
+    }
+    result
+}
+
+fn wait_part(
+    runtime: &tokio::runtime::Runtime,
+    part: tokio::task::JoinHandle<object_store::Result<()>>,
+) -> Result<(), String> {
+    match runtime.block_on(part) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("upload task failed: {e}")),
+    }
+}
+
 impl CheckpointMetadata {
     /// Every file the checkpoint needs, relative to the job's directory:
     /// each subtask's state file and the shared files it refers to.
@@ -231,6 +348,37 @@ impl CheckpointStorage {
         let relative = format!("{SHARED}/{}", name.replace(['/', '#'], "-"));
         self.run(self.store.put(&self.location(&relative), bytes.into()))
             .map_err(|e| self.file_error(&relative, e))?;
+        Ok(relative)
+    }
+
+    /// Stores the local file `path` as `shared/<name>` without holding it in
+    /// memory, and returns that relative name (`name` as for
+    /// [`CheckpointStorage::write_shared`]).
+    ///
+    /// - A local checkpoint directory gets a hard link to the file when it
+    ///   is on the same file system (RocksDB never changes an SST file once
+    ///   written, so the link is a copy for free), else a copy.
+    /// - An object store gets one PUT when the file is at most
+    ///   [`MULTIPART_PART_BYTES`], else a multipart upload of parts of that
+    ///   size, two in flight, aborted when a part fails.
+    ///
+    /// # Errors
+    /// [`StorageError::File`] naming the stored file when `path` cannot be
+    /// read or the store refuses it.
+    pub fn write_shared_file(
+        &self,
+        name: &str,
+        path: &std::path::Path,
+    ) -> Result<String, StorageError> {
+        let relative = format!("{SHARED}/{}", name.replace(['/', '#'], "-"));
+        let result = match (&self.local_job_dir, self.runtime) {
+            (Some(job_dir), _) => link_or_copy(path, &job_dir.join(&relative)),
+            (None, Some(runtime)) => {
+                upload_file(runtime, &self.store, &self.location(&relative), path)
+            }
+            (None, None) => Err("no runtime for an object store".to_string()),
+        };
+        result.map_err(|e| self.file_error(&relative, e))?;
         Ok(relative)
     }
 
@@ -663,6 +811,29 @@ mod tests {
 
         s.delete_all().unwrap();
         assert!(s.shared_files().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_shared_file_from_disk_is_hard_linked_into_a_local_directory() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path());
+        let sst = dir.path().join("000012.sst");
+        std::fs::write(&sst, b"immutable").unwrap();
+        let stored = s.write_shared_file("op-0-000012.sst", &sst).unwrap();
+        assert_eq!(stored, "shared/op-0-000012.sst");
+        assert_eq!(s.read_state(&stored).unwrap(), b"immutable");
+        let linked = dir.path().join("job").join(&stored);
+        let inode = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(inode(&linked), inode(&sst), "a hard link, not a copy");
+        // Writing the same name again keeps the file.
+        s.write_shared_file("op-0-000012.sst", &sst).unwrap();
+        assert_eq!(s.shared_files().unwrap(), [stored.as_str()]);
+        let e = s
+            .write_shared_file("gone.sst", &dir.path().join("gone.sst"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("job/shared/gone.sst"), "{e}");
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl Uploader {
                 _ => {
                     let name = format!("{}-{}", self.instance, file.name);
                     let stored = storage
-                        .write_shared(&name, read(&file.name)?)
+                        .write_shared_file(&name, &native.dir.join(&file.name))
                         .map_err(|e| e.to_string())?;
                     done.uploaded_files += 1;
                     done.uploaded_bytes += file.size_bytes;
