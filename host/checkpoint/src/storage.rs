@@ -157,23 +157,26 @@ fn upload_file(
     path: &std::path::Path,
 ) -> Result<(), String> {
     use std::io::Read;
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    let size = file.metadata().map_err(cannot_read)?.len();
+    if size < MULTIPART_PART_BYTES as u64 {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(cannot_read)?;
+        return runtime
+            .block_on(store.put(location, bytes.into()))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
     let mut read_part = || -> Result<Vec<u8>, String> {
         let mut part = Vec::with_capacity(MULTIPART_PART_BYTES);
         (&mut file)
             .take(MULTIPART_PART_BYTES as u64)
             .read_to_end(&mut part)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            .map_err(cannot_read)?;
         Ok(part)
     };
     let first = read_part()?;
-    if first.len() < MULTIPART_PART_BYTES {
-        return runtime
-            .block_on(store.put(location, first.into()))
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-    }
     let mut upload = runtime
         .block_on(store.put_multipart(location))
         .map_err(|e| e.to_string())?;
