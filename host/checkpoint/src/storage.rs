@@ -193,6 +193,29 @@ fn upload_file(
     result
 }
 
+/// Streams the object at `location` into a new file `dest`.
+fn download_file(
+    runtime: &tokio::runtime::Runtime,
+    store: &Arc<dyn ObjectStore>,
+    location: &StorePath,
+    dest: &std::path::Path,
+) -> Result<(), String> {
+    use std::io::Write;
+    let cannot_write = |e: std::io::Error| format!("cannot write {}: {e}", dest.display());
+    let mut file = std::fs::File::create(dest).map_err(cannot_write)?;
+    runtime.block_on(async {
+        let mut chunks = store
+            .get(location)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_stream();
+        while let Some(chunk) = chunks.try_next().await.map_err(|e| e.to_string())? {
+            file.write_all(&chunk).map_err(cannot_write)?;
+        }
+        Ok::<(), String>(())
+    })
+}
+
 /// Sends `first` and every further part `next_part` reads (an empty one
 /// ends the file) with [`PARTS_IN_FLIGHT`] parts uploading while the next
 /// is read.
@@ -429,6 +452,25 @@ impl CheckpointStorage {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Brings the file `relative` (as a checkpoint's metadata names it) to
+    /// the local path `dest` without holding it in memory: a hard link out
+    /// of a local checkpoint directory (a copy across file systems), a
+    /// streamed GET from an object store.
+    ///
+    /// # Errors
+    /// [`StorageError::File`] naming the stored file when it is missing or
+    /// `dest` cannot be written.
+    pub fn fetch_file(&self, relative: &str, dest: &std::path::Path) -> Result<(), StorageError> {
+        let result = match (&self.local_job_dir, self.runtime) {
+            (Some(job_dir), _) => link_or_copy(&job_dir.join(relative), dest),
+            (None, Some(runtime)) => {
+                download_file(runtime, &self.store, &self.location(relative), dest)
+            }
+            (None, None) => Err("no runtime for an object store".to_string()),
+        };
+        result.map_err(|e| self.file_error(relative, e))
     }
 
     /// Reads a state file named in a checkpoint's metadata.

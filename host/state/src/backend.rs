@@ -52,6 +52,18 @@ pub trait StateBackend: Send {
         let _ = dir;
         Ok(None)
     }
+    /// Replaces everything the store holds with the native checkpoint in
+    /// `dir` (a directory [`StateBackend::native_checkpoint`] wrote, brought
+    /// back from checkpoint storage), which the store then owns and works
+    /// in; `false` when the backend has no native format, so callers insert
+    /// the entries instead.
+    ///
+    /// # Errors
+    /// Storage failures; the store is unchanged then.
+    fn adopt_native(&mut self, dir: &Path) -> Result<bool, StateError> {
+        let _ = dir;
+        Ok(false)
+    }
 }
 
 /// A directory a backend wrote at a checkpoint that reopens as the same
@@ -191,6 +203,18 @@ impl RocksDbBackend {
     /// # Errors
     /// [`StateError::RocksDb`] when the directory cannot be used.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let db = rocksdb::DB::open(&Self::options(), dir).map_err(|e| Self::error(dir, e))?;
+        let mut write_options = rocksdb::WriteOptions::default();
+        write_options.disable_wal(true);
+        Ok(Self {
+            db,
+            path: dir.to_path_buf(),
+            write_options,
+        })
+    }
+
+    /// The options every database of ours opens with.
+    fn options() -> rocksdb::Options {
         let mut options = rocksdb::Options::default();
         options.create_if_missing(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -202,14 +226,7 @@ impl RocksDbBackend {
         // only the owning subtask's thread writes this database.
         options.set_inplace_update_support(true);
         options.set_allow_concurrent_memtable_write(false);
-        let db = rocksdb::DB::open(&options, dir).map_err(|e| Self::error(dir, e))?;
-        let mut write_options = rocksdb::WriteOptions::default();
-        write_options.disable_wal(true);
-        Ok(Self {
-            db,
-            path: dir.to_path_buf(),
-            write_options,
-        })
+        options
     }
 
     /// The database directory.
@@ -311,6 +328,17 @@ impl StateBackend for RocksDbBackend {
             dir: dir.to_path_buf(),
             files,
         }))
+    }
+
+    fn adopt_native(&mut self, dir: &Path) -> Result<bool, StateError> {
+        // A RocksDB checkpoint is a database: open it where it is, then
+        // drop the database it replaces with its directory.
+        let db = rocksdb::DB::open(&Self::options(), dir).map_err(|e| Self::error(dir, e))?;
+        let replaced = std::mem::replace(&mut self.db, db);
+        drop(replaced);
+        let old_dir = std::mem::replace(&mut self.path, dir.to_path_buf());
+        let _ = std::fs::remove_dir_all(old_dir);
+        Ok(true)
     }
 }
 

@@ -313,6 +313,37 @@ impl KeyedState {
         self.backend.write_batch(batch)
     }
 
+    /// Like [`KeyedState::restore_native`] when the native checkpoint in
+    /// `dir` holds exactly this subtask's key groups (it was taken by a
+    /// subtask with the same key-group range): the backend takes `dir` over
+    /// as its store instead of copying its entries (Flink's restore of a
+    /// RocksDB incremental handle without rescaling), and one read-only
+    /// pass rebuilds the timer and state-kind indexes. Backends without a
+    /// native format insert the entries as `restore_native` does. Whatever
+    /// the state held before is gone.
+    ///
+    /// # Errors
+    /// As [`KeyedState::restore_native`]; [`StateError::CorruptSnapshot`]
+    /// when an entry lies outside this subtask's key groups.
+    pub fn adopt_native(&mut self, dir: &std::path::Path) -> Result<(), StateError> {
+        let range = self.range;
+        crate::scan_native(dir, |key, _| {
+            if self.index_entry(key)? {
+                Ok(())
+            } else {
+                Err(StateError::CorruptSnapshot(format!(
+                    "{} holds key groups outside {range:?}",
+                    dir.display()
+                )))
+            }
+        })?;
+        self.pending.clear();
+        if self.backend.adopt_native(dir)? {
+            return Ok(());
+        }
+        self.restore_native(dir)
+    }
+
     /// Takes one snapshot entry when it falls in this subtask's key groups:
     /// indexes it (timer or state kind) and queues it in `batch`, writing
     /// the batch out every 4096 entries.
@@ -322,9 +353,23 @@ impl KeyedState {
         value: &[u8],
         batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
     ) -> Result<(), StateError> {
+        if !self.index_entry(key)? {
+            return Ok(());
+        }
+        batch.push((key.to_vec(), Some(value.to_vec())));
+        if batch.len() >= 4096 {
+            self.backend.write_batch(std::mem::take(batch))?;
+        }
+        Ok(())
+    }
+
+    /// Indexes the entry stored under `key` (its timer, or its state's
+    /// kind) when it falls in this subtask's key groups, and says whether
+    /// it does.
+    fn index_entry(&mut self, key: &[u8]) -> Result<bool, StateError> {
         let parsed = parse_storage_key(key)?;
         if !self.range.contains(parsed.group) {
-            return Ok(());
+            return Ok(false);
         }
         match parsed.rest {
             [TIMER_TAG, domain, ts @ ..] if ts.len() == 8 => {
@@ -361,11 +406,7 @@ impl KeyedState {
                 ));
             }
         }
-        batch.push((key.to_vec(), Some(value.to_vec())));
-        if batch.len() >= 4096 {
-            self.backend.write_batch(std::mem::take(batch))?;
-        }
-        Ok(())
+        Ok(true)
     }
 
     /// Number of buffered writes not yet flushed.
@@ -978,6 +1019,79 @@ mod tests {
         entries.sort();
         assert_eq!(entries, full.entries);
         assert_eq!(full.entries.len(), 2000, "a value and a timer per key");
+    }
+
+    #[test]
+    fn an_adopted_native_checkpoint_is_the_state_with_its_timers() {
+        const MAX: u16 = 16;
+        let dir = tempfile::tempdir().unwrap();
+        let range = KeyGroupRange::for_subtask(1, 2, MAX);
+        let open = |name: &str| {
+            let backend = RocksDbBackend::open(&dir.path().join(name)).unwrap();
+            KeyedState::new(Box::new(backend), range, MAX)
+        };
+        let mut state = open("db");
+        let mut keys = 0;
+        for i in 0..400u32 {
+            let key = format!("k{i}");
+            if !range.contains(key_group_of(key.as_bytes(), MAX)) {
+                continue;
+            }
+            keys += 1;
+            state.set_current_key(key.as_bytes()).unwrap();
+            state.value_set("v", &i.to_be_bytes()).unwrap();
+            state.list_add("l", b"x").unwrap();
+            state
+                .register_timer(TimerDomain::EventTime, i64::from(i))
+                .unwrap();
+        }
+        let checkpoint = state
+            .native_checkpoint(&dir.path().join("chk-1"))
+            .unwrap()
+            .unwrap();
+        let want = state.snapshot().unwrap();
+
+        // A fresh subtask with the same key groups works in the checkpoint.
+        let mut adopted = open("fresh");
+        adopted.adopt_native(&checkpoint.dir).unwrap();
+        assert!(
+            !dir.path().join("fresh").exists(),
+            "the empty store is gone"
+        );
+        assert_eq!(adopted.snapshot().unwrap().entries, want.entries);
+        assert_eq!(adopted.timer_count(TimerDomain::EventTime), keys);
+        // It keeps working: timers fire in order and take their entry
+        // with them, writes land.
+        let mut fired = Vec::new();
+        while let Some((ts, _)) = adopted.pop_due_timer(TimerDomain::EventTime, 50).unwrap() {
+            fired.push(ts);
+        }
+        assert!(
+            !fired.is_empty() && fired.windows(2).all(|w| w[0] < w[1]),
+            "{fired:?}"
+        );
+        let key = want.entries.iter().find_map(|(k, _)| {
+            let parsed = parse_storage_key(k).unwrap();
+            (parsed.rest.first() == Some(&b'v')).then(|| parsed.key.to_vec())
+        });
+        adopted.set_current_key(&key.unwrap()).unwrap();
+        adopted.value_set("v", b"new").unwrap();
+        adopted.flush().unwrap();
+        assert_eq!(
+            adopted.value_get("v").unwrap().as_deref(),
+            Some(&b"new"[..])
+        );
+        assert_eq!(
+            adopted.snapshot().unwrap().entries.len(),
+            want.entries.len() - fired.len()
+        );
+
+        // A subtask with other key groups must not take it over.
+        let backend = RocksDbBackend::open(&dir.path().join("other")).unwrap();
+        let other = KeyGroupRange::for_subtask(0, 2, MAX);
+        let mut wrong = KeyedState::new(Box::new(backend), other, MAX);
+        let e = wrong.adopt_native(&checkpoint.dir).unwrap_err().to_string();
+        assert!(e.contains("outside"), "{e}");
     }
 
     #[test]

@@ -74,19 +74,15 @@ impl IncrementalHandle {
     pub(crate) fn download(&self, storage: &CheckpointStorage, dir: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let write = |name: &str, bytes: &[u8]| {
-            let path = dir.join(name);
-            std::fs::write(&path, bytes)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))
-        };
         for file in &self.shared {
-            let bytes = storage
-                .read_state(&file.stored)
+            storage
+                .fetch_file(&file.stored, &dir.join(&file.local))
                 .map_err(|e| e.to_string())?;
-            write(&file.local, &bytes)?;
         }
         for (name, bytes) in &self.private {
-            write(name, bytes)?;
+            let path = dir.join(name);
+            std::fs::write(&path, bytes)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
         Ok(())
     }

@@ -220,7 +220,9 @@ impl ChainedOp<'_> {
     /// Takes back the state this subtask owns (`range` of key groups) from
     /// the snapshots of earlier subtasks of the operator. Incremental
     /// handles are brought back from `storage` into directories under
-    /// `scratch` (removed afterwards).
+    /// `scratch`; without `rescaled` (one handle, taken by a subtask with
+    /// the same key groups) RocksDB keyed state then works in that
+    /// directory, otherwise its entries are copied out and it is removed.
     ///
     /// # Errors
     /// A message when a snapshot is damaged or cannot be applied.
@@ -231,6 +233,7 @@ impl ChainedOp<'_> {
         max_parallelism: u16,
         storage: &CheckpointStorage,
         scratch: &Path,
+        rescaled: bool,
     ) -> Result<(), String> {
         if states.is_empty() {
             return Ok(());
@@ -240,15 +243,22 @@ impl ChainedOp<'_> {
                 let Some(state) = udf.instance.state_mut() else {
                     return Ok(());
                 };
+                let adopt = !rescaled && states.len() == 1;
                 for (n, bytes) in states.iter().enumerate() {
                     if IncrementalHandle::is_handle(bytes) {
                         let handle = IncrementalHandle::decode(bytes)?;
                         let dir = scratch.join(format!("restore-{n}"));
                         let _ = std::fs::remove_dir_all(&dir);
-                        let restored = handle
-                            .download(storage, &dir)
-                            .and_then(|()| state.restore_native(&dir).map_err(|e| e.to_string()));
-                        let _ = std::fs::remove_dir_all(&dir);
+                        let restored = handle.download(storage, &dir).and_then(|()| {
+                            match adopt {
+                                true => state.adopt_native(&dir),
+                                false => state.restore_native(&dir),
+                            }
+                            .map_err(|e| e.to_string())
+                        });
+                        if !adopt || restored.is_err() {
+                            let _ = std::fs::remove_dir_all(&dir);
+                        }
                         restored?;
                     } else {
                         let snapshot =

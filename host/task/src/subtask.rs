@@ -1157,7 +1157,7 @@ impl SubtaskRun<'_> {
                 .config
                 .state_dir
                 .join(format!("{id}-{}.restore", self.index));
-            op.restore(&states, range, max, &restored.storage, &scratch)
+            op.restore(&states, range, max, &restored.storage, &scratch, rescaled)
                 .map_err(|e| format!("restoring operator `{id}`: {e}"))?;
             let mut items = Vec::new();
             for bytes in snapshots
