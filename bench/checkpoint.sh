@@ -11,7 +11,9 @@
 #     (BLOBS keys, each holding 1000 bytes written by the keyed-blob UDF,
 #     then 2000 updates/s for 30 s), incremental versus full snapshots,
 #     every 2 s, 2 retained: per mode, the checkpoints taken once the state
-#     had reached its size (mean duration, mean bytes written, state size);
+#     had reached its size (mean duration, mean bytes written, state size),
+#     and the wall time and peak RSS of resuming from the final checkpoint
+#     (a restore of the whole state; the input is used up);
 #  4. recovery time: the NAB hourly-stats job (paced to 100k records/s,
 #     checkpoints every 500 ms) is killed with SIGKILL after 2 s and resumed
 #     with --from-checkpoint latest; from the kill to the resumed process's
@@ -105,6 +107,7 @@ operators:
 sinks:
   - { id: out, input: blobs, type: blackhole }
 YAML
+restores=""
 printf "   %-12s %7s %12s %18s %24s %9s\n" mode "wall s" checkpoints "ms mean / median" "MB written mean / median" "state MB"
 for incremental in true false; do
     rm -rf "$CK"
@@ -126,7 +129,17 @@ for incremental in true false; do
     awk -v mode="$mode" -v wall="$(cat "$TMP/time")" -v total="$total" -v msm="$ms_median" -v wm="$written_median" '
         { k++; ms += $1; w += $2; all += $3 }
         END { printf "   %-12s %7.1f %12s %9.0f / %6.0f %13.1f / %8.1f %9.0f\n", mode, wall, k " of " total, ms / k, msm, w / k / 1e6, wm / 1e6, all / k / 1e6 }' "$TMP/big"
+    # Resuming from the final checkpoint restores the whole state and ends
+    # at once (the input is used up): its wall time is the restore's.
+    /usr/bin/time -f "%e %M" -o "$TMP/restore" "$WEIR" run examples/nexmark/.bench-keyed.yaml \
+        --no-progress -Dexecution.checkpointing.interval=2s "-Dstate.checkpoints.dir=$CK" \
+        -Dstate.checkpoints.num-retained=2 "-Dexecution.checkpointing.incremental=$incremental" \
+        --from-checkpoint latest 2> "$TMP/keyed" || { cat "$TMP/keyed"; exit 1; }
+    read -r restore_s restore_kb < "$TMP/restore"
+    restores="$restores$(awk -v mode="$mode" -v s="$restore_s" -v kb="$restore_kb" 'BEGIN {
+        printf "   %-12s restoring the final checkpoint: %s s wall, %.0f MiB peak RSS", mode, s, kb / 1024 }')\n"
 done
+printf "%b" "$restores"
 
 echo
 echo "4. recovery time after SIGKILL (NAB hourly stats, checkpoints every 500 ms)"
