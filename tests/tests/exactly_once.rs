@@ -730,3 +730,30 @@ fn a_missing_bucket_fails_the_job_with_an_error_naming_the_directory() {
     assert!(text.contains("s3://no-such-bucket/checkpoints"), "{text}");
     assert!(text.contains("NoSuchBucket"), "{text}");
 }
+
+#[test]
+fn a_savepoint_restored_into_an_empty_checkpoint_directory_keeps_ids_and_copies_sst_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected_out = dir.path().join("expected");
+    run(dir.path(), &job(&expected_out, false, &zscore_rest()), &[]).unwrap();
+    let want = committed(&expected_out);
+    let out = dir.path().join("out");
+    let yaml = job(&out, false, &zscore_rest());
+    let settings = savepoint_settings(dir.path(), "100ms");
+    let savepoint = stop_after_250ms(dir.path(), &yaml, 2, &settings, None);
+    // The resumed subtasks take the savepoint's RocksDB files over; their
+    // checkpoints must not refer to files that exist only in the savepoint.
+    // Without the old checkpoints, new ids must still go on after the
+    // savepoint's (sinks name committed files by id).
+    // Every checkpoint after the restore is kept, so the first ones (the
+    // ones that could have listed the savepoint's files) are checked too.
+    std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
+    let mut settings = settings;
+    settings.push("state.checkpoints.num-retained=1000".into());
+    let restore = Some(weir_task::Restore::Checkpoint(savepoint.into()));
+    let done = run_stopping(dir.path(), &yaml, 2, &settings, restore, None);
+    assert!(done.savepoint.is_none());
+    assert_same_output(&committed(&out), &want);
+    let shared = assert_retained(&dir.path().join("checkpoints/exactly-once"), 1000);
+    assert!(shared > 0);
+}

@@ -324,6 +324,13 @@ impl CheckpointStorage {
         }
     }
 
+    /// Whether `other` is the same job's directory, as configured (the same
+    /// text: `./ck` and `ck` count as different, which errs on the safe
+    /// side for callers that share files between them).
+    pub fn same_directory(&self, other: &CheckpointStorage) -> bool {
+        self.shown == other.shown && self.job == other.job
+    }
+
     fn location(&self, relative: &str) -> StorePath {
         let mut path = self.root.clone();
         for part in relative.split('/') {

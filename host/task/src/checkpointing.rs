@@ -37,7 +37,7 @@ use weir_checkpoint::{
 use weir_connectors::SplitPosition;
 
 use crate::JobError;
-use crate::incremental::Uploader;
+use crate::incremental::{SharedFile, Uploader};
 use crate::ops::OperatorState;
 use crate::watermark::{InputWatermarksSnapshot, SplitWatermarksSnapshot};
 
@@ -372,9 +372,22 @@ pub(crate) struct SnapshotJob {
 /// its own while the subtask goes on processing: uploads native
 /// checkpoints incrementally, writes the state file, acknowledges. Jobs
 /// are done in barrier order. `instance` makes shared file names unique
-/// to this run of the subtask.
-pub(crate) fn snapshot_worker(hub: &CheckpointHub, instance: &str, jobs: Receiver<SnapshotJob>) {
-    let mut uploaders: BTreeMap<String, Uploader> = BTreeMap::new();
+/// to this run of the subtask; `restored_files` are, per operator, the SST
+/// files of a restored checkpoint its state took over, which the first
+/// checkpoint lists again instead of uploading.
+pub(crate) fn snapshot_worker(
+    hub: &CheckpointHub,
+    instance: &str,
+    restored_files: Vec<(String, Vec<SharedFile>)>,
+    jobs: Receiver<SnapshotJob>,
+) {
+    let mut uploaders: BTreeMap<String, Uploader> = restored_files
+        .into_iter()
+        .map(|(operator, files)| {
+            let uploader = Uploader::restored(format!("{instance}-{operator}"), files);
+            (operator, uploader)
+        })
+        .collect();
     for job in jobs {
         let (id, task) = (job.id, job.task.clone());
         let result = finish_snapshot(hub, instance, &mut uploaders, job);

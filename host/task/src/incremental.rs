@@ -124,6 +124,20 @@ impl Uploader {
         }
     }
 
+    /// An uploader whose backend took over a restored native checkpoint
+    /// (`KeyedState::adopt_native`) with these SST files, which sit in the
+    /// same checkpoint storage: its first checkpoint lists the ones still
+    /// live instead of uploading them again (Flink seeds its uploader with
+    /// the restored handle the same way). They count as a checkpoint
+    /// completed before any of this run's (id 0), so they are the baseline
+    /// until one of this run's completes.
+    pub(crate) fn restored(instance: String, files: Vec<SharedFile>) -> Self {
+        Self {
+            instance,
+            uploaded: BTreeMap::from([(0, files)]),
+        }
+    }
+
     /// Uploads checkpoint `id`'s native checkpoint: SST files the newest
     /// checkpoint of this instance that is `<= completed` already has are
     /// referenced again, the others are written to `shared/`.
@@ -259,6 +273,51 @@ mod tests {
         restored.restore_native(&restored_dir).unwrap();
         assert_eq!(restored.snapshot().unwrap(), state.snapshot().unwrap());
         assert_eq!(state.snapshot().unwrap().entries.len(), 2100);
+    }
+
+    #[test]
+    fn after_a_restore_in_place_the_restored_sst_files_are_not_uploaded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CheckpointConfig {
+            dir: dir.path().join("checkpoints").display().to_string(),
+            ..CheckpointConfig::default()
+        };
+        let storage = CheckpointStorage::open(&config, "job").unwrap();
+        let range = KeyGroupRange::all(128);
+        let backend = RocksDbBackend::open(&dir.path().join("db")).unwrap();
+        let mut state = KeyedState::new(Box::new(backend), range, 128);
+        fill(&mut state, 0..1000);
+        let native = state
+            .native_checkpoint(&dir.path().join("n1"))
+            .unwrap()
+            .unwrap();
+        let first = Uploader::new("run1".into())
+            .upload(1, &native, &storage, 0)
+            .unwrap();
+        let handle = IncrementalHandle::decode(&first.handle).unwrap();
+
+        // A new run takes the checkpoint over and writes a little more.
+        let backend = RocksDbBackend::open(&dir.path().join("db2")).unwrap();
+        let mut restored = KeyedState::new(Box::new(backend), range, 128);
+        let fetched = dir.path().join("fetched");
+        handle.download(&storage, &fetched).unwrap();
+        restored.adopt_native(&fetched).unwrap();
+        fill(&mut restored, 1000..1100);
+        let native = restored
+            .native_checkpoint(&dir.path().join("n2"))
+            .unwrap()
+            .unwrap();
+        let mut uploader = Uploader::restored("run2".into(), handle.shared.clone());
+        let second = uploader.upload(2, &native, &storage, 0).unwrap();
+        assert_eq!((second.uploaded_files, second.reused_files), (1, 1));
+        assert!(second.shared.contains(&first.shared[0]));
+        // Once checkpoint 2 completed it is the baseline.
+        let native = restored
+            .native_checkpoint(&dir.path().join("n3"))
+            .unwrap()
+            .unwrap();
+        let third = uploader.upload(3, &native, &storage, 2).unwrap();
+        assert_eq!((third.uploaded_files, third.reused_files), (0, 2));
     }
 
     #[test]

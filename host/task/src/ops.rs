@@ -15,7 +15,7 @@ use weir_types::keygroup::key_group_of;
 use weir_types::{Batch, Origin, Record};
 use weir_wasm::{OperatorInstance, Output};
 
-use crate::incremental::IncrementalHandle;
+use crate::incremental::{IncrementalHandle, SharedFile};
 use crate::subtask::JobShared;
 
 /// What an operator emitted: records for the main output (with origins)
@@ -223,6 +223,8 @@ impl ChainedOp<'_> {
     /// `scratch`; without `rescaled` (one handle, taken by a subtask with
     /// the same key groups) RocksDB keyed state then works in that
     /// directory, otherwise its entries are copied out and it is removed.
+    /// Returns the SST files of the checkpoint the state now works in
+    /// (empty unless it took one over).
     ///
     /// # Errors
     /// A message when a snapshot is damaged or cannot be applied.
@@ -234,14 +236,14 @@ impl ChainedOp<'_> {
         storage: &CheckpointStorage,
         scratch: &Path,
         rescaled: bool,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<SharedFile>, String> {
         if states.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         match self {
             ChainedOp::Udf(udf) => {
                 let Some(state) = udf.instance.state_mut() else {
-                    return Ok(());
+                    return Ok(Vec::new());
                 };
                 let adopt = !rescaled && states.len() == 1;
                 for (n, bytes) in states.iter().enumerate() {
@@ -260,21 +262,28 @@ impl ChainedOp<'_> {
                             let _ = std::fs::remove_dir_all(&dir);
                         }
                         restored?;
+                        if adopt {
+                            return Ok(handle.shared);
+                        }
                     } else {
                         let snapshot =
                             KeyedSnapshot::from_bytes(bytes).map_err(|e| e.to_string())?;
                         state.restore([&snapshot]).map_err(|e| e.to_string())?;
                     }
                 }
-                Ok(())
+                Ok(Vec::new())
             }
-            ChainedOp::Window { op, .. } => op.restore(states.iter().copied(), |key| {
-                range.contains(key_group_of(key, max_parallelism))
-            }),
-            ChainedOp::Join { op, .. } => op.restore(states.iter().copied(), |key| {
-                range.contains(key_group_of(key, max_parallelism))
-            }),
-            ChainedOp::Sink { .. } | ChainedOp::Union { .. } => Ok(()),
+            ChainedOp::Window { op, .. } => op
+                .restore(states.iter().copied(), |key| {
+                    range.contains(key_group_of(key, max_parallelism))
+                })
+                .map(|()| Vec::new()),
+            ChainedOp::Join { op, .. } => op
+                .restore(states.iter().copied(), |key| {
+                    range.contains(key_group_of(key, max_parallelism))
+                })
+                .map(|()| Vec::new()),
+            ChainedOp::Sink { .. } | ChainedOp::Union { .. } => Ok(Vec::new()),
         }
     }
 

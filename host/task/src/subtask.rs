@@ -28,6 +28,7 @@ use crate::checkpointing::{
 };
 use crate::exchange::{Disconnected, Exchange, Message};
 use crate::graph::{Plan, VertexKind};
+use crate::incremental::SharedFile;
 use crate::ops::{
     ChainedOp, Emitted, OperatorState, UdfOp, decode_operator_state, even_split, wall_clock_ms,
 };
@@ -513,11 +514,21 @@ fn run_subtask<'a>(
         warned_side_outputs: Vec::new(),
         snapshots: None,
     };
+    let mut restored_files = Vec::new();
     if let Some(restored) = shared.restored {
         let snapshots =
             load_subtask(restored, vertex.id, index, vertex.parallelism).map_err(Stop::Failed)?;
-        run.restore(shared, restored, &snapshots)
+        restored_files = run
+            .restore(shared, restored, &snapshots)
             .map_err(|message| run.fail(vertex.id, None, message))?;
+        // Restored SST files may be listed again only where they are.
+        if !shared
+            .hub
+            .as_ref()
+            .is_some_and(|hub| hub.storage.same_directory(&restored.storage))
+        {
+            restored_files.clear();
+        }
         // Output the restored checkpoint covered is already committed.
         run.committed = restored.metadata.id;
     }
@@ -537,7 +548,9 @@ fn run_subtask<'a>(
         );
         std::thread::Builder::new()
             .name(format!("{}-snapshots", task_name(vertex.id, index)))
-            .spawn_scoped(scope, move || snapshot_worker(hub, &instance, worker_jobs))
+            .spawn_scoped(scope, move || {
+                snapshot_worker(hub, &instance, restored_files, worker_jobs)
+            })
             .map_err(|e| {
                 run.fail(
                     vertex.id,
@@ -579,7 +592,14 @@ fn start_checkpointing(
             );
         }
     }
-    let first_id = storage.next_id().map_err(error)?;
+    // Ids go on after the restored checkpoint's too, wherever it lies (a
+    // savepoint, an emptied directory), as Flink's coordinator resumes its
+    // counter: sinks name committed files by checkpoint id, so a lower id
+    // would overwrite output committed before it.
+    let first_id = storage
+        .next_id()
+        .map_err(error)?
+        .max(restored.map_or(1, |r| r.metadata.id + 1));
     let tasks: Vec<TaskId> = plan
         .chains
         .iter()
@@ -1096,13 +1116,15 @@ impl SubtaskRun<'_> {
 
     /// Takes back this subtask's part of the snapshots of a restored
     /// checkpoint: its splits' positions, watermarks, and its key groups
-    /// of every operator's state.
+    /// of every operator's state. Returns, per operator whose RocksDB
+    /// state took a restored native checkpoint over, that checkpoint's SST
+    /// files (for the snapshot worker's uploader).
     fn restore(
         &mut self,
         shared: &JobShared<'_>,
         restored: &Restored,
         snapshots: &[SubtaskSnapshot],
-    ) -> Result<(), String> {
+    ) -> Result<Vec<(String, Vec<SharedFile>)>, String> {
         match &mut self.head {
             Head::Source {
                 reader,
@@ -1150,6 +1172,7 @@ impl SubtaskRun<'_> {
             .parallelism
             .get(self.head_id)
             .is_some_and(|old| *old != self.parallelism);
+        let mut adopted = Vec::new();
         for op in &mut self.ops {
             let id = op.id().to_string();
             let states: Vec<&[u8]> = snapshots.iter().filter_map(|s| s.operator(&id)).collect();
@@ -1157,8 +1180,12 @@ impl SubtaskRun<'_> {
                 .config
                 .state_dir
                 .join(format!("{id}-{}.restore", self.index));
-            op.restore(&states, range, max, &restored.storage, &scratch, rescaled)
+            let files = op
+                .restore(&states, range, max, &restored.storage, &scratch, rescaled)
                 .map_err(|e| format!("restoring operator `{id}`: {e}"))?;
+            if !files.is_empty() {
+                adopted.push((id.clone(), files));
+            }
             let mut items = Vec::new();
             for bytes in snapshots
                 .iter()
@@ -1175,7 +1202,7 @@ impl SubtaskRun<'_> {
             op.restore_operator_state(items)
                 .map_err(|e| format!("restoring operator `{id}`: {e}"))?;
         }
-        Ok(())
+        Ok(adopted)
     }
 
     /// Lets the chain's sinks commit what the newest completed checkpoint covers.
