@@ -99,12 +99,18 @@ pub struct CheckpointStorage {
     /// For messages: the configured directory and the job.
     shown: String,
     job: String,
-    /// The job's directory on disk, for a local store (to remove emptied
-    /// checkpoint directories, which object stores do not have).
-    local_job_dir: Option<std::path::PathBuf>,
-    /// The runtime a cloud store's HTTP client needs; `None` for the local
-    /// store, which does its I/O inline when no runtime is around.
-    runtime: Option<&'static tokio::runtime::Runtime>,
+    /// Where the store keeps its files.
+    place: Place,
+}
+
+/// What kind of store a [`CheckpointStorage`] is in.
+enum Place {
+    /// A local directory: the job's directory on disk (for hard links and
+    /// to remove emptied checkpoint directories, which object stores do
+    /// not have). The store does its I/O inline; no runtime is needed.
+    Local(std::path::PathBuf),
+    /// An object store, whose HTTP client runs on this runtime.
+    Cloud(&'static tokio::runtime::Runtime),
 }
 
 impl std::fmt::Debug for CheckpointStorage {
@@ -290,12 +296,16 @@ impl CheckpointStorage {
             dir: config.dir.clone(),
             reason,
         };
-        let (store, base, runtime): (Arc<dyn ObjectStore>, _, _) = match config.local_dir() {
+        let (store, base, place): (Arc<dyn ObjectStore>, _, _) = match config.local_dir() {
             Some(dir) => {
                 std::fs::create_dir_all(&dir).map_err(|e| open_error(e.to_string()))?;
                 let store = LocalFileSystem::new_with_prefix(&dir)
                     .map_err(|e| open_error(e.to_string()))?;
-                (Arc::new(store), StorePath::default(), None)
+                (
+                    Arc::new(store),
+                    StorePath::default(),
+                    Place::Local(dir.join(job)),
+                )
             }
             None => {
                 let (store, path) =
@@ -303,7 +313,7 @@ impl CheckpointStorage {
                         .map_err(open_error)?;
                 let runtime = crate::object_stores::io_runtime()
                     .map_err(|e| open_error(format!("cannot start its I/O threads: {e}")))?;
-                (store, path, Some(runtime))
+                (store, path, Place::Cloud(runtime))
             }
         };
         Ok(Self {
@@ -311,16 +321,15 @@ impl CheckpointStorage {
             root: base.child(job),
             shown: config.dir.clone(),
             job: job.to_string(),
-            local_job_dir: config.local_dir().map(|d| d.join(job)),
-            runtime,
+            place,
         })
     }
 
     /// Runs an `object_store` future to completion on this thread.
     fn run<F: std::future::Future>(&self, f: F) -> F::Output {
-        match self.runtime {
-            Some(runtime) => runtime.block_on(f),
-            None => futures::executor::block_on(f),
+        match self.place {
+            Place::Cloud(runtime) => runtime.block_on(f),
+            Place::Local(_) => futures::executor::block_on(f),
         }
     }
 
@@ -404,12 +413,11 @@ impl CheckpointStorage {
         path: &std::path::Path,
     ) -> Result<String, StorageError> {
         let relative = format!("{SHARED}/{}", name.replace(['/', '#'], "-"));
-        let result = match (&self.local_job_dir, self.runtime) {
-            (Some(job_dir), _) => link_or_copy(path, &job_dir.join(&relative)),
-            (None, Some(runtime)) => {
+        let result = match &self.place {
+            Place::Local(job_dir) => link_or_copy(path, &job_dir.join(&relative)),
+            Place::Cloud(runtime) => {
                 upload_file(runtime, &self.store, &self.location(&relative), path)
             }
-            (None, None) => Err("no runtime for an object store".to_string()),
         };
         result.map_err(|e| self.file_error(&relative, e))?;
         Ok(relative)
@@ -447,14 +455,8 @@ impl CheckpointStorage {
         let mut names: Vec<String> = listing
             .into_iter()
             .filter_map(|o| {
-                let parts: Vec<_> = o.location.prefix_match(&self.root)?.collect();
-                Some(
-                    parts
-                        .iter()
-                        .map(|p| p.as_ref())
-                        .collect::<Vec<_>>()
-                        .join("/"),
-                )
+                let inside: StorePath = o.location.prefix_match(&self.root)?.collect();
+                Some(inside.to_string())
             })
             .collect();
         names.sort();
@@ -470,12 +472,11 @@ impl CheckpointStorage {
     /// [`StorageError::File`] naming the stored file when it is missing or
     /// `dest` cannot be written.
     pub fn fetch_file(&self, relative: &str, dest: &std::path::Path) -> Result<(), StorageError> {
-        let result = match (&self.local_job_dir, self.runtime) {
-            (Some(job_dir), _) => link_or_copy(&job_dir.join(relative), dest),
-            (None, Some(runtime)) => {
+        let result = match &self.place {
+            Place::Local(job_dir) => link_or_copy(&job_dir.join(relative), dest),
+            Place::Cloud(runtime) => {
                 download_file(runtime, &self.store, &self.location(relative), dest)
             }
-            (None, None) => Err("no runtime for an object store".to_string()),
         };
         result.map_err(|e| self.file_error(relative, e))
     }
@@ -638,8 +639,8 @@ impl CheckpointStorage {
             self.run(self.store.delete(&self.location(&file)))
                 .map_err(|e| self.file_error(&file, e))?;
         }
-        if let Some(local) = &self.local_job_dir {
-            let _ = std::fs::remove_dir(local.join(SHARED));
+        if let Place::Local(job_dir) = &self.place {
+            let _ = std::fs::remove_dir(job_dir.join(SHARED));
         }
         Ok(dirs.len())
     }
@@ -660,8 +661,8 @@ impl CheckpointStorage {
             self.run(self.store.delete(&file))
                 .map_err(|e| self.file_error(file.as_ref(), e))?;
         }
-        if let Some(local) = &self.local_job_dir {
-            let _ = std::fs::remove_dir(local.join(format!("chk-{id}")));
+        if let Place::Local(job_dir) = &self.place {
+            let _ = std::fs::remove_dir(job_dir.join(format!("chk-{id}")));
         }
         Ok(())
     }
