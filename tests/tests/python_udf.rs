@@ -16,13 +16,14 @@ fn python_map_udf_runs_in_a_job() {
     check_scale_job(dir.path(), &wasm);
 }
 
-/// Components built against the frozen `weir:operator@0.1.0` and `@0.2.0`
-/// still run on this host (which speaks 0.3.0), with the same results.
+/// Components built against the frozen `weir:operator@0.1.0`, `@0.2.0`
+/// and `@0.3.0` still run on this host (which speaks 0.4.0), with the same
+/// results.
 #[test]
-fn components_built_against_wit_0_1_0_and_0_2_0_keep_working() {
+fn components_built_against_wit_0_1_0_0_2_0_and_0_3_0_keep_working() {
     let runtime =
         weir_wasm::WasmRuntime::new(weir_wasm::RuntimeConfig { cache_dir: None }).unwrap();
-    for version in ["0.1.0", "0.2.0"] {
+    for version in ["0.1.0", "0.2.0", "0.3.0"] {
         let dir = tempfile::tempdir().unwrap();
         let wit = repo_root().join(format!("wit/v{version}"));
         let wasm = python_udf_against("python-scale", dir.path(), &wit)
@@ -33,19 +34,23 @@ fn components_built_against_wit_0_1_0_and_0_2_0_keep_working() {
 }
 
 #[test]
-fn a_component_built_against_the_current_wit_is_0_3_0() {
+fn a_component_built_against_the_current_wit_is_0_4_0() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = python_udf("python-scale", dir.path()).expect("componentize-py builds the UDF");
     let runtime =
         weir_wasm::WasmRuntime::new(weir_wasm::RuntimeConfig { cache_dir: None }).unwrap();
-    assert_eq!(runtime.load(&wasm).unwrap().wit_version(), "0.3.0");
+    let component = runtime.load(&wasm).unwrap();
+    assert_eq!(component.wit_version(), "0.4.0");
+    // World `operator` without `packed-handler`: called with typed batches.
+    assert!(!component.takes_packed_batches());
 }
 
 /// A Python window aggregate (the `aggregate` world) built against the
-/// current WIT and against the frozen 0.2.0 gives each window's mean.
+/// current WIT and against the frozen 0.3.0 and 0.2.0 gives each window's
+/// mean.
 #[test]
-fn python_aggregates_of_wit_0_3_0_and_0_2_0_compute_window_means() {
-    for wit in ["wit", "wit/v0.2.0"] {
+fn python_aggregates_of_wit_0_4_0_0_3_0_and_0_2_0_compute_window_means() {
+    for wit in ["wit", "wit/v0.3.0", "wit/v0.2.0"] {
         let dir = tempfile::tempdir().unwrap();
         let wasm = python_component(
             "python-mean",

@@ -171,7 +171,7 @@ fn a_bad_config_or_an_operator_component_fails_the_job_clearly() {
     );
     let error = format!("{:#}", run_yaml(dir.path(), &yaml, Some(1)).unwrap_err());
     assert!(
-        error.contains("not a weir:operator/aggregate@0.3.0 (or 0.2.0) component"),
+        error.contains("not a weir:operator/aggregate@0.4.0 (or 0.3.0 or 0.2.0) component"),
         "{error}"
     );
 }

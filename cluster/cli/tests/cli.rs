@@ -171,7 +171,7 @@ fn component_of_another_world_says_what_is_missing() {
         "{err}"
     );
     assert!(
-        err.contains("no exported instance named `weir:operator/handler@0.3.0`"),
+        err.contains("no exported instance named `weir:operator/handler@0.4.0`"),
         "names what is missing: {err}"
     );
     assert_eq!(

@@ -1,16 +1,22 @@
 //! Adapters from the user-facing traits to the `operator` world's exports.
 //! Used by [`crate::export!`]; not for direct use.
+//!
+//! Every adapter works on packed batches (`weir_abi`): it reads records
+//! borrowed from the host's buffer and writes its outputs, values encoded in
+//! place, into one output buffer. The typed `handler.process` and
+//! `on-timer` exports pack and unpack around the same code.
 
 use std::marker::PhantomData;
 
 use crate::bindings::weir::operator::keyed_state;
 use crate::bindings::weir::operator::types::{
-    Context, Output, RecordError, StreamRecord, TimeDomain,
+    Context, Output, RecordError, SideRecord, StreamRecord, TimeDomain,
 };
 use crate::{
     Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction, MapFunction,
     OpenContext,
 };
+use weir_abi::RecordRef;
 
 /// The lifecycle every exported function goes through.
 pub trait Adapter: Sized {
@@ -19,8 +25,12 @@ pub trait Adapter: Sized {
     /// # Errors
     /// Invalid configuration, or the function's own `open` error.
     fn open(ctx: Context) -> Result<Self, String>;
-    /// Processes one batch.
-    fn process(&mut self, batch: Vec<StreamRecord>) -> Vec<Output>;
+    /// Processes one packed batch, appending packed outputs to `out`.
+    ///
+    /// # Panics
+    /// When the batch is malformed (the host never sends one): the
+    /// component traps.
+    fn process(&mut self, batch: &[u8], out: &mut Vec<u8>);
     /// Ends the input.
     ///
     /// # Errors
@@ -28,10 +38,10 @@ pub trait Adapter: Sized {
     fn close(&mut self) -> Result<(), String> {
         Ok(())
     }
-    /// A timer fired (only keyed process functions register timers).
-    fn on_timer(&mut self, key: Vec<u8>, timestamp: i64, domain: TimeDomain) -> Vec<Output> {
-        let _ = (key, timestamp, domain);
-        Vec::new()
+    /// A timer fired (only keyed process functions register timers);
+    /// appends packed outputs to `out`.
+    fn on_timer(&mut self, key: Vec<u8>, timestamp: i64, domain: TimeDomain, out: &mut Vec<u8>) {
+        let _ = (key, timestamp, domain, out);
     }
     /// The function's operator state at a checkpoint.
     ///
@@ -107,11 +117,79 @@ fn config<C: serde::de::DeserializeOwned>(ctx: &Context) -> Result<C, String> {
     })
 }
 
-fn record_error(index: usize, message: String) -> Output {
-    Output::Error(RecordError {
-        input: index as u32,
-        message,
+/// The records of a packed batch with their index; a malformed batch traps.
+fn records(batch: &[u8]) -> impl Iterator<Item = (usize, RecordRef<'_>)> {
+    weir_abi::records(batch).enumerate().map(|(i, record)| {
+        at_input(i);
+        match record {
+            Ok(record) => (i, record),
+            Err(e) => panic!("weir: the host sent a {e}"),
+        }
     })
+}
+
+fn record_error(out: &mut Vec<u8>, index: usize, message: &str) {
+    weir_abi::write_error(out, u32::try_from(index).unwrap_or(u32::MAX), message);
+}
+
+/// Appends an emitted record whose value `value` encodes in place.
+pub(crate) fn emit_into(
+    out: &mut Vec<u8>,
+    key: Option<&[u8]>,
+    timestamp: Option<i64>,
+    value: impl Encode,
+) {
+    weir_abi::begin_emit(out);
+    let slot = weir_abi::begin_record(out, key, timestamp);
+    value.encode_into(out);
+    weir_abi::finish_value(out, slot);
+}
+
+/// Appends a side-output record whose value `value` encodes in place.
+pub(crate) fn side_into(
+    out: &mut Vec<u8>,
+    output: &str,
+    key: Option<&[u8]>,
+    timestamp: Option<i64>,
+    value: impl Encode,
+) {
+    weir_abi::begin_side(out, output);
+    let slot = weir_abi::begin_record(out, key, timestamp);
+    value.encode_into(out);
+    weir_abi::finish_value(out, slot);
+}
+
+/// Packs a typed batch (for the typed `handler.process` export).
+pub fn pack(batch: &[StreamRecord]) -> Vec<u8> {
+    let size: usize = batch.iter().map(|r| r.value.len() + 32).sum();
+    let mut packed = Vec::with_capacity(size);
+    for r in batch {
+        weir_abi::write_record(&mut packed, r.key.as_deref(), &r.value, r.timestamp);
+    }
+    packed
+}
+
+/// Unpacks outputs this SDK wrote (for the typed exports).
+pub fn unpack(outputs: &[u8]) -> Vec<Output> {
+    let record = |r: RecordRef<'_>| StreamRecord {
+        key: r.key.map(<[u8]>::to_vec),
+        value: r.value.to_vec(),
+        timestamp: r.timestamp,
+    };
+    weir_abi::outputs(outputs)
+        .map(|output| match output {
+            Ok(weir_abi::OutputRef::Emit(r)) => Output::Emit(record(r)),
+            Ok(weir_abi::OutputRef::Side { output, record: r }) => Output::Side(SideRecord {
+                output: output.to_string(),
+                record: record(r),
+            }),
+            Ok(weir_abi::OutputRef::Error { input, message }) => Output::Error(RecordError {
+                input,
+                message: message.to_string(),
+            }),
+            Err(e) => panic!("weir: the SDK wrote a {e}"),
+        })
+        .collect()
 }
 
 /// Runs a [`MapFunction`].
@@ -124,21 +202,13 @@ impl<F: MapFunction> Adapter for MapAdapter<F> {
 
     forward_operator_state!();
 
-    fn process(&mut self, batch: Vec<StreamRecord>) -> Vec<Output> {
-        let mut outputs = Vec::with_capacity(batch.len());
-        for (i, record) in batch.into_iter().enumerate() {
-            at_input(i);
-            let result = F::In::decode(record.value).and_then(|v| self.0.map(v));
-            outputs.push(match result {
-                Ok(out) => Output::Emit(StreamRecord {
-                    key: record.key,
-                    value: out.encode(),
-                    timestamp: record.timestamp,
-                }),
-                Err(message) => record_error(i, message),
-            });
+    fn process(&mut self, batch: &[u8], out: &mut Vec<u8>) {
+        for (i, record) in records(batch) {
+            match F::In::decode(record.value).and_then(|v| self.0.map(v)) {
+                Ok(value) => emit_into(out, record.key, record.timestamp, value),
+                Err(message) => record_error(out, i, &message),
+            }
         }
-        outputs
     }
 }
 
@@ -152,18 +222,17 @@ impl<F: FilterFunction> Adapter for FilterAdapter<F> {
 
     forward_operator_state!();
 
-    fn process(&mut self, batch: Vec<StreamRecord>) -> Vec<Output> {
-        let mut outputs = Vec::with_capacity(batch.len());
-        for (i, record) in batch.into_iter().enumerate() {
-            at_input(i);
-            let keep = F::In::decode(record.value.clone()).and_then(|v| self.0.filter(&v));
-            match keep {
-                Ok(true) => outputs.push(Output::Emit(record)),
+    fn process(&mut self, batch: &[u8], out: &mut Vec<u8>) {
+        for (i, record) in records(batch) {
+            match F::In::decode(record.value).and_then(|v| self.0.filter(&v)) {
+                Ok(true) => {
+                    weir_abi::begin_emit(out);
+                    weir_abi::write_record(out, record.key, record.value, record.timestamp);
+                }
                 Ok(false) => {}
-                Err(message) => outputs.push(record_error(i, message)),
+                Err(message) => record_error(out, i, &message),
             }
         }
-        outputs
     }
 }
 
@@ -177,25 +246,21 @@ impl<F: FlatMapFunction> Adapter for FlatMapAdapter<F> {
 
     forward_operator_state!();
 
-    fn process(&mut self, batch: Vec<StreamRecord>) -> Vec<Output> {
-        let mut outputs = Vec::with_capacity(batch.len());
-        for (i, record) in batch.into_iter().enumerate() {
-            at_input(i);
-            let key = record.key;
+    fn process(&mut self, batch: &[u8], out: &mut Vec<u8>) {
+        for (i, record) in records(batch) {
             let result = F::In::decode(record.value).and_then(|v| {
-                let mut out = Collector {
-                    key: &key,
+                let mut collector = Collector {
+                    key: record.key,
                     timestamp: record.timestamp,
-                    outputs: &mut outputs,
+                    outputs: &mut *out,
                     _marker: PhantomData,
                 };
-                self.0.flat_map(v, &mut out)
+                self.0.flat_map(v, &mut collector)
             });
             if let Err(message) = result {
-                outputs.push(record_error(i, message));
+                record_error(out, i, &message);
             }
         }
-        outputs
     }
 }
 
@@ -210,63 +275,54 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
 
     forward_operator_state!();
 
-    fn process(&mut self, batch: Vec<StreamRecord>) -> Vec<Output> {
-        let mut outputs = Vec::with_capacity(batch.len());
+    fn process(&mut self, batch: &[u8], out: &mut Vec<u8>) {
         // The host forgets the current key between calls; within a batch we
         // only tell it when the key changes (records of one key often come
         // in runs).
-        let mut current: Option<Vec<u8>> = None;
-        for (i, record) in batch.into_iter().enumerate() {
-            at_input(i);
-            let Some(key_bytes) = record.key.as_deref() else {
-                outputs.push(record_error(
+        let mut current: Option<&[u8]> = None;
+        for (i, record) in records(batch) {
+            let Some(key) = record.key else {
+                record_error(
+                    out,
                     i,
-                    "keyed_process needs a keyed stream (key_by) but the record has no key".into(),
-                ));
+                    "keyed_process needs a keyed stream (key_by) but the record has no key",
+                );
                 continue;
             };
-            if current.as_deref() != Some(key_bytes) {
-                keyed_state::set_current_key(key_bytes);
-                current = Some(key_bytes.to_vec());
+            if current != Some(key) {
+                keyed_state::set_current_key(key);
+                current = Some(key);
             }
             let result = F::In::decode(record.value).and_then(|v| {
-                let mut out = Collector {
-                    key: &record.key,
+                let mut collector = Collector {
+                    key: Some(key),
                     timestamp: record.timestamp,
-                    outputs: &mut outputs,
+                    outputs: &mut *out,
                     _marker: PhantomData,
                 };
-                self.0.process(key_bytes, v, &mut out)
+                self.0.process(key, v, &mut collector)
             });
             if let Err(message) = result {
-                outputs.push(record_error(i, message));
+                record_error(out, i, &message);
             }
         }
-        outputs
     }
 
     fn close(&mut self) -> Result<(), String> {
         self.0.close()
     }
 
-    fn on_timer(&mut self, key: Vec<u8>, timestamp: i64, domain: TimeDomain) -> Vec<Output> {
+    fn on_timer(&mut self, key: Vec<u8>, timestamp: i64, domain: TimeDomain, out: &mut Vec<u8>) {
         CURRENT_INPUT.with(|c| c.set(None));
         keyed_state::set_current_key(&key);
-        let mut outputs = Vec::new();
-        let key = Some(key);
-        let mut out = Collector {
-            key: &key,
+        let mut collector = Collector {
+            key: Some(&key),
             timestamp: Some(timestamp),
-            outputs: &mut outputs,
+            outputs: &mut *out,
             _marker: PhantomData,
         };
-        let bytes = key.as_deref().unwrap_or_default();
-        if let Err(message) = self.0.on_timer(bytes, timestamp, domain, &mut out) {
-            outputs.push(record_error(
-                0,
-                format!("on_timer at {timestamp}: {message}"),
-            ));
+        if let Err(message) = self.0.on_timer(&key, timestamp, domain, &mut collector) {
+            record_error(out, 0, &format!("on_timer at {timestamp}: {message}"));
         }
-        outputs
     }
 }

@@ -27,7 +27,8 @@
 //! out) and [`KeyedProcessFunction`] (keyed, with [`ValueState`],
 //! [`ListState`] and [`MapState`] held by the host). Build with
 //! `cargo build --release --target wasm32-wasip2`; the result is a component
-//! implementing the `weir:operator/operator` world (see `wit/` in the Weir
+//! implementing the `weir:operator/packed-operator` world (the
+//! `operator` world plus packed batches) (see `wit/` in the Weir
 //! repository).
 //!
 //! A function's `Err(message)` for one record becomes a per-record error that
@@ -46,9 +47,9 @@ pub use state::{ListState, MapState, ValueState};
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "weir:operator/operator",
+        world: "weir:operator/packed-operator",
         pub_export_macro: true,
-        export_macro_name: "__export_operator_world",
+        export_macro_name: "__export_packed_operator_world",
         default_bindings_module: "weir_guest::bindings",
     });
 }
@@ -317,9 +318,10 @@ pub trait KeyedProcessFunction: Sized {
 
 /// Collects the outputs of one input record.
 pub struct Collector<'a, T> {
-    pub(crate) key: &'a Option<Vec<u8>>,
+    pub(crate) key: Option<&'a [u8]>,
     pub(crate) timestamp: Option<i64>,
-    pub(crate) outputs: &'a mut Vec<bindings::weir::operator::types::Output>,
+    /// The packed output buffer of the call.
+    pub(crate) outputs: &'a mut Vec<u8>,
     pub(crate) _marker: std::marker::PhantomData<T>,
 }
 
@@ -337,29 +339,12 @@ impl<T: Encode> Collector<'_, T> {
 
     /// Emits `value` to the main output with another event time (ms since epoch).
     pub fn emit_with_timestamp(&mut self, value: T, timestamp: Option<i64>) {
-        let record = StreamRecord {
-            key: self.key.clone(),
-            value: value.encode(),
-            timestamp,
-        };
-        self.outputs
-            .push(bindings::weir::operator::types::Output::Emit(record));
+        adapters::emit_into(self.outputs, self.key, timestamp, value);
     }
 
     /// Emits `value` to the side output named `output` (routed by the job file).
     pub fn emit_side<S: Encode>(&mut self, output: &str, value: S) {
-        let record = StreamRecord {
-            key: self.key.clone(),
-            value: value.encode(),
-            timestamp: self.timestamp,
-        };
-        self.outputs
-            .push(bindings::weir::operator::types::Output::Side(
-                bindings::weir::operator::types::SideRecord {
-                    output: output.to_string(),
-                    record,
-                },
-            ));
+        adapters::side_into(self.outputs, output, self.key, self.timestamp, value);
     }
 }
 
@@ -420,28 +405,41 @@ macro_rules! __export_adapter {
             fn process(
                 batch: Vec<$crate::StreamRecord>,
             ) -> Vec<$crate::bindings::weir::operator::types::Output> {
-                __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
-                    Some(adapter) => $crate::adapters::Adapter::process(adapter, batch),
-                    None => panic!("weir: process called before open"),
-                })
+                let packed = $crate::adapters::pack(&batch);
+                drop(batch);
+                let outputs = <__WeirComponent as $crate::bindings::exports::weir::operator::packed_handler::Guest>::process_packed(packed);
+                $crate::adapters::unpack(&outputs)
             }
             fn on_timer(
                 key: Vec<u8>,
                 timestamp: i64,
                 domain: $crate::TimeDomain,
             ) -> Vec<$crate::bindings::weir::operator::types::Output> {
+                let mut outputs = Vec::new();
                 __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
                     Some(adapter) => {
-                        $crate::adapters::Adapter::on_timer(adapter, key, timestamp, domain)
+                        $crate::adapters::Adapter::on_timer(adapter, key, timestamp, domain, &mut outputs)
                     }
                     None => panic!("weir: on-timer called before open"),
-                })
+                });
+                $crate::adapters::unpack(&outputs)
             }
             fn close() -> Result<(), String> {
                 __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
                     Some(adapter) => $crate::adapters::Adapter::close(adapter),
                     None => Ok(()),
                 })
+            }
+        }
+        impl $crate::bindings::exports::weir::operator::packed_handler::Guest for __WeirComponent {
+            fn process_packed(batch: Vec<u8>) -> Vec<u8> {
+                // Outputs are usually about as large as the inputs.
+                let mut outputs = Vec::with_capacity(batch.len() + 64);
+                __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
+                    Some(adapter) => $crate::adapters::Adapter::process(adapter, &batch, &mut outputs),
+                    None => panic!("weir: process called before open"),
+                });
+                outputs
             }
         }
         impl $crate::bindings::exports::weir::operator::checkpointed::Guest for __WeirComponent {
@@ -460,7 +458,7 @@ macro_rules! __export_adapter {
                 })
             }
         }
-        $crate::bindings::__export_operator_world!(__WeirComponent with_types_in $crate::bindings);
+        $crate::bindings::__export_packed_operator_world!(__WeirComponent with_types_in $crate::bindings);
     };
 }
 

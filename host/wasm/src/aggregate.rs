@@ -7,6 +7,7 @@ use wasmtime::Store;
 
 use crate::bindings_aggregate::AggregatePre;
 use crate::bindings_aggregate_v0_2::AggregatePre as AggregatePreV0_2;
+use crate::bindings_aggregate_v0_3::AggregatePre as AggregatePreV0_3;
 use crate::component::EPOCH_TICK;
 use crate::host::HostState;
 use crate::instance::{classify, new_store, wit_context};
@@ -21,12 +22,14 @@ pub struct AggregateComponent {
 /// A prepared aggregate component, by `weir:operator` version.
 enum Pre {
     Current(AggregatePre<HostState>),
+    V0_3(AggregatePreV0_3<HostState>),
     V0_2(AggregatePreV0_2<HostState>),
 }
 
 /// The instantiated exports, by `weir:operator` version.
 enum Bindings {
     Current(crate::bindings_aggregate::Aggregate),
+    V0_3(crate::bindings_aggregate_v0_3::Aggregate),
     V0_2(crate::bindings_aggregate_v0_2::Aggregate),
 }
 
@@ -36,6 +39,10 @@ macro_rules! aggregator_call {
     ($instance:expr, |$aggregator:ident, $store:ident| $body:expr) => {
         $instance.call(|bindings, $store| match bindings {
             Bindings::Current(b) => {
+                let $aggregator = b.weir_operator_aggregator();
+                $body
+            }
+            Bindings::V0_3(b) => {
                 let $aggregator = b.weir_operator_aggregator();
                 $body
             }
@@ -75,7 +82,7 @@ impl WasmRuntime {
         let mismatch = |e: wasmtime::Error| WasmError::WorldMismatch {
             path: shown.clone(),
             reason: format!(
-                "not a weir:operator/aggregate@0.3.0 (or 0.2.0) component: {}",
+                "not a weir:operator/aggregate@0.4.0 (or 0.3.0 or 0.2.0) component: {}",
                 crate::component::describe_link_error(&e)
             ),
         };
@@ -85,7 +92,10 @@ impl WasmRuntime {
             .map_err(mismatch)?;
         let pre = match AggregatePre::new(pre.clone()) {
             Ok(current) => Pre::Current(current),
-            Err(e) => Pre::V0_2(AggregatePreV0_2::new(pre).map_err(|_| mismatch(e))?),
+            Err(e) => match AggregatePreV0_3::new(pre.clone()) {
+                Ok(old) => Pre::V0_3(old),
+                Err(_) => Pre::V0_2(AggregatePreV0_2::new(pre).map_err(|_| mismatch(e))?),
+            },
         };
         Ok(AggregateComponent { pre, path: shown })
     }
@@ -111,11 +121,13 @@ impl AggregateComponent {
         let name = format!("{}#{}", subtask.operator_id, subtask.index);
         let engine = match &self.pre {
             Pre::Current(pre) => pre.engine(),
+            Pre::V0_3(pre) => pre.engine(),
             Pre::V0_2(pre) => pre.engine(),
         };
         let (mut store, deadline_ticks) = new_store(engine, name, None, limits);
         let bindings = match &self.pre {
             Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
+            Pre::V0_3(pre) => pre.instantiate(&mut store).map(Bindings::V0_3),
             Pre::V0_2(pre) => pre.instantiate(&mut store).map(Bindings::V0_2),
         };
         let bindings = match bindings {
@@ -131,6 +143,9 @@ impl AggregateComponent {
         let ctx = wit_context(subtask, config_json);
         let opened = instance.call(|b, s| match b {
             Bindings::Current(b) => b.weir_operator_aggregator().call_open(s, &ctx),
+            Bindings::V0_3(b) => b
+                .weir_operator_aggregator()
+                .call_open(s, &crate::instance::v0_3::context(&ctx)),
             Bindings::V0_2(b) => b
                 .weir_operator_aggregator()
                 .call_open(s, &crate::instance::v0_2::context(&ctx)),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::WasmError;
@@ -100,6 +100,11 @@ impl WasmRuntime {
             |s| s,
         )
         .map_err(|e| WasmError::Engine(e.to_string()))?;
+        crate::bindings_v0_3::Operator::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| WasmError::Engine(e.to_string()))?;
         crate::bindings_v0_2::Operator::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,
@@ -142,9 +147,11 @@ impl WasmRuntime {
                 })?;
         // The newest version first; an older component lacks its exports.
         let pre = match OperatorPre::new(pre.clone()) {
-            Ok(current) => Pre::Current(current),
+            Ok(current) => Pre::Current(current, packed_export(&component)),
             Err(e) => {
-                if let Ok(old) = crate::bindings_v0_2::OperatorPre::new(pre.clone()) {
+                if let Ok(old) = crate::bindings_v0_3::OperatorPre::new(pre.clone()) {
+                    Pre::V0_3(old)
+                } else if let Ok(old) = crate::bindings_v0_2::OperatorPre::new(pre.clone()) {
                     Pre::V0_2(old)
                 } else if let Ok(old) = crate::bindings_v0_1::OperatorPre::new(pre) {
                     Pre::V0_1(old)
@@ -270,10 +277,24 @@ fn check_component_header(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// wasmtime's link errors say what is missing; keep the whole chain on one line.
+/// The interface a `packed-operator` component exports besides `handler`.
+const PACKED_HANDLER: &str = "weir:operator/packed-handler@0.4.0";
+
+/// The export index of `packed-handler.process-packed`, when the component
+/// has it (a 0.4.0 component of world `packed-operator`, such as every
+/// component of the Rust guest SDK). Its type is checked on instantiation.
+fn packed_export(component: &Component) -> Option<ComponentExportIndex> {
+    let interface = component.get_export_index(None, PACKED_HANDLER)?;
+    component.get_export_index(Some(&interface), "process-packed")
+}
+
 /// A prepared component of one of the supported `weir:operator` versions.
 pub(crate) enum Pre {
-    /// `weir:operator@0.3.0`.
-    Current(OperatorPre<HostState>),
+    /// `weir:operator@0.4.0`, with the export of `packed-handler` when the
+    /// component has it (world `packed-operator`).
+    Current(OperatorPre<HostState>, Option<ComponentExportIndex>),
+    /// `weir:operator@0.3.0` (no packed batches).
+    V0_3(crate::bindings_v0_3::OperatorPre<HostState>),
     /// `weir:operator@0.2.0` (no operator state).
     V0_2(crate::bindings_v0_2::OperatorPre<HostState>),
     /// `weir:operator@0.1.0` (no timers).
@@ -283,7 +304,8 @@ pub(crate) enum Pre {
 impl Pre {
     pub(crate) fn engine(&self) -> &Engine {
         match self {
-            Pre::Current(p) => p.engine(),
+            Pre::Current(p, _) => p.engine(),
+            Pre::V0_3(p) => p.engine(),
             Pre::V0_2(p) => p.engine(),
             Pre::V0_1(p) => p.engine(),
         }
@@ -291,10 +313,19 @@ impl Pre {
 }
 
 impl OperatorComponent {
+    /// True when the host hands the component its batches packed
+    /// (`packed-handler.process-packed`, world `packed-operator` of 0.4.0,
+    /// as every component of the Rust guest SDK); false when it calls the
+    /// typed `handler.process`.
+    pub fn takes_packed_batches(&self) -> bool {
+        matches!(self.pre, Pre::Current(_, Some(_)))
+    }
+
     /// The `weir:operator` version the component was built against.
     pub fn wit_version(&self) -> &'static str {
         match self.pre {
-            Pre::Current(_) => "0.3.0",
+            Pre::Current(..) => "0.4.0",
+            Pre::V0_3(_) => "0.3.0",
             Pre::V0_2(_) => "0.2.0",
             Pre::V0_1(_) => "0.1.0",
         }

@@ -11,6 +11,7 @@ use crate::bindings::weir::operator::types::TimeDomain;
 use crate::bindings::weir::operator::{keyed_state, logging, timers};
 use crate::bindings_v0_1::weir::operator as v0_1;
 use crate::bindings_v0_2::weir::operator as v0_2;
+use crate::bindings_v0_3::weir::operator as v0_3;
 
 /// Bytes of guest stderr kept (the end of it goes into trap messages).
 pub(crate) const STDERR_CAPACITY: usize = 256 * 1024;
@@ -251,36 +252,46 @@ macro_rules! older_imports {
 
 older_imports!(v0_1);
 older_imports!(v0_2);
+older_imports!(v0_3);
 
-impl v0_2::timers::Host for HostState {
-    fn current_watermark(&mut self) -> wasmtime::Result<i64> {
-        timers::Host::current_watermark(self)
-    }
+/// The timers of an older `weir:operator` package (0.2.0 on).
+macro_rules! older_timers {
+    ($v:ident) => {
+        impl $v::timers::Host for HostState {
+            fn current_watermark(&mut self) -> wasmtime::Result<i64> {
+                timers::Host::current_watermark(self)
+            }
 
-    fn current_processing_time(&mut self) -> wasmtime::Result<i64> {
-        timers::Host::current_processing_time(self)
-    }
+            fn current_processing_time(&mut self) -> wasmtime::Result<i64> {
+                timers::Host::current_processing_time(self)
+            }
 
-    fn register_timer(
-        &mut self,
-        domain: v0_2::types::TimeDomain,
-        timestamp: i64,
-    ) -> wasmtime::Result<()> {
-        timers::Host::register_timer(self, time_domain_v0_2(domain), timestamp)
-    }
+            fn register_timer(
+                &mut self,
+                domain: $v::types::TimeDomain,
+                timestamp: i64,
+            ) -> wasmtime::Result<()> {
+                let domain = match domain {
+                    $v::types::TimeDomain::EventTime => TimeDomain::EventTime,
+                    $v::types::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
+                };
+                timers::Host::register_timer(self, domain, timestamp)
+            }
 
-    fn delete_timer(
-        &mut self,
-        domain: v0_2::types::TimeDomain,
-        timestamp: i64,
-    ) -> wasmtime::Result<()> {
-        timers::Host::delete_timer(self, time_domain_v0_2(domain), timestamp)
-    }
+            fn delete_timer(
+                &mut self,
+                domain: $v::types::TimeDomain,
+                timestamp: i64,
+            ) -> wasmtime::Result<()> {
+                let domain = match domain {
+                    $v::types::TimeDomain::EventTime => TimeDomain::EventTime,
+                    $v::types::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
+                };
+                timers::Host::delete_timer(self, domain, timestamp)
+            }
+        }
+    };
 }
 
-fn time_domain_v0_2(domain: v0_2::types::TimeDomain) -> TimeDomain {
-    match domain {
-        v0_2::types::TimeDomain::EventTime => TimeDomain::EventTime,
-        v0_2::types::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
-    }
-}
+older_timers!(v0_2);
+older_timers!(v0_3);

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use wasmtime::Store;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ComponentExportIndex, Func, ResourceTable};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use weir_state::KeyedState;
@@ -14,6 +14,7 @@ use crate::bindings::Operator;
 use crate::bindings::weir::operator::types as wit;
 use crate::bindings_v0_1::weir::operator::types as wit_v0_1;
 use crate::bindings_v0_2::weir::operator::types as wit_v0_2;
+use crate::bindings_v0_3::weir::operator::types as wit_v0_3;
 use crate::component::EPOCH_TICK;
 use crate::component::Pre;
 use crate::host::{HostState, STDERR_CAPACITY};
@@ -117,11 +118,16 @@ pub struct OperatorInstance {
     bindings: Bindings,
     deadline_ticks: u64,
     poisoned: bool,
+    /// The packed batch of the last `process-packed` call, kept for its
+    /// capacity.
+    packed_batch: Vec<u8>,
 }
 
 /// The instantiated exports, by `weir:operator` version.
 enum Bindings {
-    Current(Operator),
+    /// With `packed-handler.process-packed` when the component exports it.
+    Current(Operator, Option<Func>),
+    V0_3(crate::bindings_v0_3::Operator),
     V0_2(crate::bindings_v0_2::Operator),
     V0_1(crate::bindings_v0_1::Operator),
 }
@@ -145,7 +151,8 @@ impl OperatorComponent {
     ) -> Result<OperatorInstance, WasmError> {
         let (mut store, deadline_ticks) = new_store(self.pre.engine(), name, state, limits);
         let bindings = match &self.pre {
-            Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
+            Pre::Current(pre, packed) => instantiate_current(&mut store, pre, packed.as_ref()),
+            Pre::V0_3(pre) => pre.instantiate(&mut store).map(Bindings::V0_3),
             Pre::V0_2(pre) => pre.instantiate(&mut store).map(Bindings::V0_2),
             Pre::V0_1(pre) => pre.instantiate(&mut store).map(Bindings::V0_1),
         };
@@ -158,11 +165,35 @@ impl OperatorComponent {
             bindings,
             deadline_ticks,
             poisoned: false,
+            packed_batch: Vec::new(),
         })
     }
 }
 
-/// What a component's `open` receives (`weir:operator@0.3.0` types).
+/// Instantiates a 0.4.0 component, with its `process-packed` export when
+/// it has one (checked to have the type `func(list<u8>) -> list<u8>`).
+fn instantiate_current(
+    store: &mut Store<HostState>,
+    pre: &crate::bindings::OperatorPre<HostState>,
+    packed: Option<&ComponentExportIndex>,
+) -> wasmtime::Result<Bindings> {
+    let instance = pre.instance_pre().instantiate(&mut *store)?;
+    let operator = Operator::new(&mut *store, &instance)?;
+    let packed = match packed {
+        None => None,
+        Some(index) => {
+            let func = instance
+                .get_func(&mut *store, index)
+                .ok_or_else(|| wasmtime::format_err!("process-packed is not a function"))?;
+            func.typed::<(&[u8],), (Vec<u8>,)>(&*store)
+                .map_err(|e| e.context("process-packed does not take and return list<u8>"))?;
+            Some(func)
+        }
+    };
+    Ok(Bindings::Current(operator, packed))
+}
+
+/// What a component's `open` receives (`weir:operator@0.4.0` types).
 pub(crate) fn wit_context(subtask: &SubtaskInfo, config_json: &str) -> wit::Context {
     wit::Context {
         subtask: wit::SubtaskInfo {
@@ -243,7 +274,10 @@ impl OperatorInstance {
         self.begin_call()?;
         let ctx = wit_context(subtask, config_json);
         let result = match &self.bindings {
-            Bindings::Current(b) => b.weir_operator_handler().call_open(&mut self.store, &ctx),
+            Bindings::Current(b, _) => b.weir_operator_handler().call_open(&mut self.store, &ctx),
+            Bindings::V0_3(b) => b
+                .weir_operator_handler()
+                .call_open(&mut self.store, &v0_3::context(&ctx)),
             Bindings::V0_2(b) => b
                 .weir_operator_handler()
                 .call_open(&mut self.store, &v0_2::context(&ctx)),
@@ -273,26 +307,25 @@ impl OperatorInstance {
                 record_index: None,
             }));
         }
-        let records: Vec<wit::StreamRecord> = batch
-            .into_iter()
-            .map(|r| wit::StreamRecord {
-                key: r.key,
-                value: r.value,
-                timestamp: r.timestamp,
-            })
-            .collect();
         let result = match &self.bindings {
-            Bindings::Current(b) => b
+            Bindings::Current(_, Some(packed)) => {
+                call_packed(&mut self.store, *packed, &batch, &mut self.packed_batch)
+            }
+            Bindings::Current(b, None) => b
                 .weir_operator_handler()
-                .call_process(&mut self.store, &records)
+                .call_process(&mut self.store, &wit_records(&batch))
                 .map(|outputs| outputs.into_iter().map(from_wit).collect::<Vec<_>>()),
+            Bindings::V0_3(b) => b
+                .weir_operator_handler()
+                .call_process(&mut self.store, &v0_3::records(&batch))
+                .map(|outputs| outputs.into_iter().map(v0_3::output).collect()),
             Bindings::V0_2(b) => b
                 .weir_operator_handler()
-                .call_process(&mut self.store, &v0_2::records(&records))
+                .call_process(&mut self.store, &v0_2::records(&batch))
                 .map(|outputs| outputs.into_iter().map(v0_2::output).collect()),
             Bindings::V0_1(b) => b
                 .weir_operator_handler()
-                .call_process(&mut self.store, &v0_1::records(&records))
+                .call_process(&mut self.store, &v0_1::records(&batch))
                 .map(|outputs| outputs.into_iter().map(v0_1::output).collect()),
         }
         .and_then(|outputs| {
@@ -303,15 +336,7 @@ impl OperatorInstance {
             Ok(outputs) => Ok(outputs),
             Err(e) => {
                 let error = self.fail(&e);
-                let record_index = self.guest_record_index().filter(|i| *i < records.len());
-                let batch = records
-                    .into_iter()
-                    .map(|r| Record {
-                        key: r.key,
-                        value: r.value,
-                        timestamp: r.timestamp,
-                    })
-                    .collect();
+                let record_index = self.guest_record_index().filter(|i| *i < batch.len());
                 Err(Box::new(ProcessFailure {
                     error,
                     batch,
@@ -328,7 +353,8 @@ impl OperatorInstance {
     pub fn close(&mut self) -> Result<(), WasmError> {
         self.begin_call()?;
         let result = match &self.bindings {
-            Bindings::Current(b) => b.weir_operator_handler().call_close(&mut self.store),
+            Bindings::Current(b, _) => b.weir_operator_handler().call_close(&mut self.store),
+            Bindings::V0_3(b) => b.weir_operator_handler().call_close(&mut self.store),
             Bindings::V0_2(b) => b.weir_operator_handler().call_close(&mut self.store),
             Bindings::V0_1(b) => b.weir_operator_handler().call_close(&mut self.store),
         };
@@ -388,10 +414,14 @@ impl OperatorInstance {
                 TimerDomain::ProcessingTime => wit::TimeDomain::ProcessingTime,
             };
             let result = match &self.bindings {
-                Bindings::Current(b) => b
+                Bindings::Current(b, _) => b
                     .weir_operator_handler()
                     .call_on_timer(&mut self.store, &key, timestamp, wit_domain)
                     .map(|out| out.into_iter().map(from_wit).collect()),
+                Bindings::V0_3(b) => b
+                    .weir_operator_handler()
+                    .call_on_timer(&mut self.store, &key, timestamp, domain_v0_3(wit_domain))
+                    .map(|out| out.into_iter().map(v0_3::output).collect::<Vec<_>>()),
                 Bindings::V0_2(b) => b
                     .weir_operator_handler()
                     .call_on_timer(&mut self.store, &key, timestamp, domain_v0_2(wit_domain))
@@ -438,7 +468,10 @@ impl OperatorInstance {
     pub fn snapshot_state(&mut self, checkpoint: u64) -> Result<Vec<Vec<u8>>, WasmError> {
         self.begin_call()?;
         let result = match &self.bindings {
-            Bindings::Current(b) => b
+            Bindings::Current(b, _) => b
+                .weir_operator_checkpointed()
+                .call_snapshot_state(&mut self.store, checkpoint),
+            Bindings::V0_3(b) => b
                 .weir_operator_checkpointed()
                 .call_snapshot_state(&mut self.store, checkpoint),
             Bindings::V0_2(_) | Bindings::V0_1(_) => return Ok(Vec::new()),
@@ -463,7 +496,10 @@ impl OperatorInstance {
     pub fn restore_state(&mut self, items: Vec<Vec<u8>>) -> Result<(), WasmError> {
         self.begin_call()?;
         let result = match &self.bindings {
-            Bindings::Current(b) => b
+            Bindings::Current(b, _) => b
+                .weir_operator_checkpointed()
+                .call_restore_state(&mut self.store, &items),
+            Bindings::V0_3(b) => b
                 .weir_operator_checkpointed()
                 .call_restore_state(&mut self.store, &items),
             Bindings::V0_2(_) | Bindings::V0_1(_) => return Ok(()),
@@ -500,6 +536,68 @@ impl OperatorInstance {
             .collect();
         digits.parse().ok()
     }
+}
+
+/// Calls `process-packed` with `batch` packed into `buffer` (reused for
+/// its capacity) and unpacks the outputs.
+fn call_packed(
+    store: &mut Store<HostState>,
+    func: Func,
+    batch: &[Record],
+    buffer: &mut Vec<u8>,
+) -> wasmtime::Result<Vec<Output>> {
+    buffer.clear();
+    for record in batch {
+        weir_abi::write_record(
+            buffer,
+            record.key.as_deref(),
+            &record.value,
+            record.timestamp,
+        );
+    }
+    let process = func.typed::<(&[u8],), (Vec<u8>,)>(&*store)?;
+    let (packed,) = process.call(&mut *store, (buffer.as_slice(),))?;
+    unpack_outputs(&packed).map_err(|e| {
+        let message = format!("process-packed returned a {e}");
+        store.data_mut().host_error = Some(message.clone());
+        wasmtime::format_err!(message)
+    })
+}
+
+/// The outputs of a packed output buffer, as owned records.
+fn unpack_outputs(packed: &[u8]) -> Result<Vec<Output>, weir_abi::FormatError> {
+    let owned = |r: weir_abi::RecordRef<'_>| Record {
+        key: r.key.map(<[u8]>::to_vec),
+        value: r.value.to_vec(),
+        timestamp: r.timestamp,
+    };
+    weir_abi::outputs(packed)
+        .map(|output| {
+            Ok(match output? {
+                weir_abi::OutputRef::Emit(r) => Output::Emit(owned(r)),
+                weir_abi::OutputRef::Side { output, record } => Output::Side {
+                    output: output.to_string(),
+                    record: owned(record),
+                },
+                weir_abi::OutputRef::Error { input, message } => Output::Error {
+                    input,
+                    message: message.to_string(),
+                },
+            })
+        })
+        .collect()
+}
+
+/// A batch as the typed `process` takes it (copies of the records).
+fn wit_records(batch: &[Record]) -> Vec<wit::StreamRecord> {
+    batch
+        .iter()
+        .map(|r| wit::StreamRecord {
+            key: r.key.clone(),
+            value: r.value.clone(),
+            timestamp: r.timestamp,
+        })
+        .collect()
 }
 
 fn from_wit(output: wit::Output) -> Output {
@@ -541,7 +639,7 @@ macro_rules! older_version {
                 }
             }
 
-            pub(super) fn records(records: &[wit::StreamRecord]) -> Vec<$wit::StreamRecord> {
+            pub(super) fn records(records: &[Record]) -> Vec<$wit::StreamRecord> {
                 records
                     .iter()
                     .map(|r| $wit::StreamRecord {
@@ -576,6 +674,15 @@ macro_rules! older_version {
 
 older_version!(v0_1, wit_v0_1);
 older_version!(v0_2, wit_v0_2);
+older_version!(v0_3, wit_v0_3);
+
+/// A time domain as `weir:operator@0.3.0` spells it.
+fn domain_v0_3(domain: wit::TimeDomain) -> wit_v0_3::TimeDomain {
+    match domain {
+        wit::TimeDomain::EventTime => wit_v0_3::TimeDomain::EventTime,
+        wit::TimeDomain::ProcessingTime => wit_v0_3::TimeDomain::ProcessingTime,
+    }
+}
 
 /// A time domain as `weir:operator@0.2.0` spells it.
 fn domain_v0_2(domain: wit::TimeDomain) -> wit_v0_2::TimeDomain {

@@ -25,7 +25,7 @@
 mod component;
 mod host;
 
-/// Host bindings generated from `wit/operator.wit` (the current version, 0.3.0).
+/// Host bindings generated from `wit/operator.wit` (the current version, 0.4.0).
 mod bindings {
     #![allow(missing_docs)]
     wasmtime::component::bindgen!({
@@ -53,6 +53,30 @@ mod bindings_v0_2 {
         path: "../../wit/v0.2.0",
         world: "weir:operator/operator",
         imports: { default: trappable },
+    });
+}
+/// Host bindings of the frozen `weir:operator@0.3.0` (`wit/v0.3.0`), so
+/// components built against it keep running (no packed batches).
+mod bindings_v0_3 {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "../../wit/v0.3.0",
+        world: "weir:operator/operator",
+        imports: { default: trappable },
+    });
+}
+/// Host bindings of the `aggregate` world of `weir:operator@0.3.0`,
+/// sharing the types and logging of the 0.3.0 `operator` bindings.
+mod bindings_aggregate_v0_3 {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "../../wit/v0.3.0",
+        world: "weir:operator/aggregate",
+        imports: { default: trappable },
+        with: {
+            "weir:operator/types": crate::bindings_v0_3::weir::operator::types,
+            "weir:operator/logging": crate::bindings_v0_3::weir::operator::logging,
+        },
     });
 }
 /// Host bindings of the `aggregate` world of `weir:operator@0.2.0`,
@@ -113,7 +137,7 @@ pub enum WasmError {
     },
     /// The component does not implement the `weir:operator/operator` world.
     #[error(
-        "{path} does not implement the weir:operator/operator world (version 0.3.0, 0.2.0 or 0.1.0): {reason}"
+        "{path} does not implement the weir:operator/operator world (version 0.4.0, 0.3.0, 0.2.0 or 0.1.0): {reason}"
     )]
     WorldMismatch {
         /// The artifact.

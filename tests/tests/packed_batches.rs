@@ -1,0 +1,118 @@
+//! Packed batches (`weir:operator@0.4.0`, `packed-handler`): components of
+//! the Rust guest SDK get their batches as one buffer each way, with the
+//! same results as the typed `process`; a guest that answers with bytes
+//! outside the format fails its task with a clear error instead of
+//! panicking the host.
+
+#![allow(clippy::unwrap_used)]
+
+use weir_tests::rust_udf;
+use weir_types::Record;
+use weir_wasm::{InstanceLimits, Output, RuntimeConfig, SubtaskInfo, WasmRuntime};
+
+fn subtask(id: &str) -> SubtaskInfo {
+    SubtaskInfo {
+        operator_id: id.into(),
+        index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        attempt: 0,
+    }
+}
+
+/// Records with and without keys and timestamps, empty and binary values.
+fn mixed_batch() -> Vec<Record> {
+    (0..2000)
+        .map(|i: i64| Record {
+            key: (i % 3 != 0).then(|| format!("k{}", i % 7).into_bytes()),
+            value: match i % 4 {
+                0 => Vec::new(),
+                1 => vec![0, 255, i as u8],
+                _ => format!("{{\"n\":{i}}}").into_bytes(),
+            },
+            timestamp: (i % 5 != 0).then_some(i * 1000 - 7),
+        })
+        .collect()
+}
+
+#[test]
+fn an_sdk_component_takes_packed_batches_and_gives_every_record_back() {
+    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
+    let component = runtime.load(&rust_udf("identity").unwrap()).unwrap();
+    assert_eq!(component.wit_version(), "0.4.0");
+    assert!(component.takes_packed_batches());
+    let mut instance = component
+        .instantiate("identity#0".into(), None, InstanceLimits::default())
+        .unwrap();
+    instance.open(&subtask("identity"), "{}").unwrap();
+    // Twice, so the reused buffer is checked with a shorter batch too.
+    for batch in [mixed_batch(), mixed_batch()[..10].to_vec()] {
+        let outputs = instance.process(batch.clone()).unwrap();
+        let expected: Vec<Output> = batch.into_iter().map(Output::Emit).collect();
+        assert_eq!(outputs, expected);
+    }
+    assert_eq!(instance.process(Vec::new()).unwrap(), Vec::new());
+}
+
+#[test]
+fn per_record_errors_come_back_packed_with_their_input_index() {
+    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
+    let component = runtime.load(&rust_udf("nexmark-q2").unwrap()).unwrap();
+    assert!(component.takes_packed_batches());
+    let mut instance = component
+        .instantiate("q2#0".into(), None, InstanceLimits::default())
+        .unwrap();
+    instance.open(&subtask("q2"), r#"{"modulus": 2}"#).unwrap();
+    let record = |value: &str| Record {
+        key: None,
+        value: value.as_bytes().to_vec(),
+        timestamp: Some(9),
+    };
+    let outputs = instance
+        .process(vec![
+            record(r#"{"auction":4,"price":10}"#),
+            record("not json"),
+            record(r#"{"auction":5,"price":11}"#),
+            record(r#"{"auction":6,"price":12}"#),
+        ])
+        .unwrap();
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    assert_eq!(
+        outputs[0],
+        Output::Emit(record(r#"{"auction":4,"price":10}"#))
+    );
+    match &outputs[1] {
+        Output::Error { input, message } => {
+            assert_eq!(*input, 1);
+            assert!(message.contains("invalid JSON input"), "{message}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(
+        outputs[2],
+        Output::Emit(record(r#"{"auction":6,"price":12}"#))
+    );
+}
+
+#[test]
+fn malformed_packed_outputs_fail_the_call_and_hand_the_batch_back() {
+    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
+    let component = runtime.load(&rust_udf("bad-packed").unwrap()).unwrap();
+    assert!(component.takes_packed_batches());
+    let mut instance = component
+        .instantiate("bad#0".into(), None, InstanceLimits::default())
+        .unwrap();
+    instance.open(&subtask("bad"), "{}").unwrap();
+    let batch = mixed_batch();
+    let failure = instance.process(batch.clone()).unwrap_err();
+    let message = failure.error.to_string();
+    assert!(
+        message.contains("malformed packed batch at byte 0: unknown output tag"),
+        "{message}"
+    );
+    assert_eq!(failure.batch, batch, "the batch is handed back intact");
+    assert!(
+        instance.process(Vec::new()).is_err(),
+        "the instance is poisoned"
+    );
+}
