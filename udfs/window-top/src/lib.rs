@@ -13,7 +13,9 @@
 //! e.g. `bid.price`); `emit`, optionally a dotted path of the part of
 //! each record to emit instead of the whole record.
 
-use serde_json::Value;
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use weir_guest::prelude::*;
 
 /// Operator configuration (`config:` in the job file).
@@ -26,32 +28,35 @@ struct Config {
     emit: Option<String>,
 }
 
-/// The best records so far of one key and timestamp.
-#[derive(Serialize, Deserialize)]
-struct Top {
-    value: f64,
-    records: Vec<Value>,
-}
-
+/// Keeps, per key and timestamp, the largest value (`best`) and the
+/// records that have it (`tops`), in two map states: most records lose
+/// against the best so far, and then only the small `best` entry is read.
+/// Records stay JSON text (`RawValue`) end to end: only the compared field
+/// is parsed.
 struct WindowTop {
     by: Vec<String>,
     emit: Option<Vec<String>>,
-    /// Best records by timestamp (results of several windows may wait at once).
-    top: MapState<i64, Top>,
+    best: MapState<i64, f64>,
+    tops: MapState<i64, Vec<Box<RawValue>>>,
 }
 
 fn path(text: &str) -> Vec<String> {
     text.split('.').map(str::to_string).collect()
 }
 
-fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |v, field| v.get(field))
+/// The JSON text at a dotted path of a JSON object, parsing only the
+/// objects on the way (their fields stay unparsed text).
+fn lookup<'a>(json: &'a str, path: &[String]) -> Option<&'a str> {
+    path.iter().try_fold(json, |text, field| {
+        let object: HashMap<&str, &RawValue> = serde_json::from_str(text).ok()?;
+        object.get(field.as_str()).map(|v| v.get())
+    })
 }
 
 impl KeyedProcessFunction for WindowTop {
     type Config = Config;
-    type In = Value;
-    type Out = Value;
+    type In = Raw;
+    type Out = Raw;
 
     fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {
         if config.by.is_empty() {
@@ -60,47 +65,51 @@ impl KeyedProcessFunction for WindowTop {
         Ok(Self {
             by: path(&config.by),
             emit: config.emit.as_deref().map(path),
-            top: MapState::new("top"),
+            best: MapState::new("best"),
+            tops: MapState::new("tops"),
         })
     }
 
     fn process(
         &mut self,
         _key: &[u8],
-        record: Value,
-        out: &mut Collector<'_, Value>,
+        record: Raw,
+        out: &mut Collector<'_, Raw>,
     ) -> Result<(), String> {
         let time = out
             .timestamp()
             .ok_or("records need event time (window results have it)")?;
-        let value = lookup(&record, &self.by)
-            .and_then(Value::as_f64)
+        let text =
+            std::str::from_utf8(&record.0).map_err(|e| format!("record is not UTF-8: {e}"))?;
+        let value = lookup(text, &self.by)
+            .and_then(|v| serde_json::from_str::<f64>(v).ok())
             .ok_or_else(|| format!("field `{}` is missing or not a number", self.by.join(".")))?;
+        let best = self.best.get(&time)?;
+        if best.is_some_and(|best| value < best) {
+            return Ok(());
+        }
         let part = match &self.emit {
-            Some(emit) => lookup(&record, emit)
-                .cloned()
+            Some(emit) => lookup(text, emit)
                 .ok_or_else(|| format!("field `{}` is missing", emit.join(".")))?,
-            None => record,
+            None => text,
         };
-        let top = match self.top.get(&time)? {
+        let part = RawValue::from_string(part.to_string()).map_err(|e| e.to_string())?;
+        let tops = match best {
             None => {
                 timers::register_event_time_timer(time);
-                Top {
-                    value,
-                    records: vec![part],
-                }
+                vec![part]
             }
-            Some(mut top) if value == top.value => {
-                top.records.push(part);
-                top
+            Some(best) if value == best => {
+                let mut tops = self.tops.get(&time)?.unwrap_or_default();
+                tops.push(part);
+                tops
             }
-            Some(top) if value < top.value => return Ok(()),
-            Some(_) => Top {
-                value,
-                records: vec![part],
-            },
+            Some(_) => vec![part],
         };
-        self.top.put(&time, &top);
+        if best != Some(value) {
+            self.best.put(&time, &value);
+        }
+        self.tops.put(&time, &tops);
         Ok(())
     }
 
@@ -109,14 +118,13 @@ impl KeyedProcessFunction for WindowTop {
         _key: &[u8],
         timestamp: i64,
         _domain: TimeDomain,
-        out: &mut Collector<'_, Value>,
+        out: &mut Collector<'_, Raw>,
     ) -> Result<(), String> {
-        if let Some(top) = self.top.get(&timestamp)? {
-            for record in top.records {
-                out.emit(record);
-            }
+        for record in self.tops.get(&timestamp)?.unwrap_or_default() {
+            out.emit(Raw(record.get().as_bytes().to_vec()));
         }
-        self.top.remove(&timestamp);
+        self.best.remove(&timestamp);
+        self.tops.remove(&timestamp);
         Ok(())
     }
 }
