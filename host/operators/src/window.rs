@@ -250,10 +250,11 @@ impl WindowOperator {
                     continue;
                 }
             };
-            let key = record.key.clone().unwrap_or_default();
+            // Borrowed: most records fall into windows the key has already.
+            let key = record.key.as_deref().unwrap_or_default();
             let accepted = match self.spec.kind {
-                WindowKind::Session => self.add_to_session(key, ts, &inputs, out),
-                _ => self.add_to_windows(&key, ts, &inputs, out),
+                WindowKind::Session => self.add_to_session(key.to_vec(), ts, &inputs, out),
+                _ => self.add_to_windows(key, ts, &inputs, out),
             };
             let accepted = match accepted {
                 Ok(accepted) => accepted,
@@ -296,10 +297,10 @@ impl WindowOperator {
     /// use the other fields.
     fn windows_of<'m>(
         windows: &'m mut HashMap<Key, BTreeMap<Window, Accumulator>>,
-        key: &Key,
+        key: &[u8],
     ) -> &'m mut BTreeMap<Window, Accumulator> {
         if !windows.contains_key(key) {
-            windows.insert(key.clone(), BTreeMap::new());
+            windows.insert(key.to_vec(), BTreeMap::new());
         }
         windows.get_mut(key).expect("inserted above")
     }
@@ -308,16 +309,16 @@ impl WindowOperator {
     /// time has passed (it then fires per record, as Flink's
     /// EventTimeTrigger does), and one to drop it when late records may
     /// still update it after it fired.
-    fn timers_of(&self, key: &Key, w: Window, fired: bool) -> [Option<Timer>; 2] {
-        let fire = (!fired).then(|| (w.max_timestamp(), TimerKind::Fire, key.clone(), w));
+    fn timers_of(&self, key: &[u8], w: Window, fired: bool) -> [Option<Timer>; 2] {
+        let fire = (!fired).then(|| (w.max_timestamp(), TimerKind::Fire, key.to_vec(), w));
         let cleanup = (self.lateness > 0 && self.spec.time == TimeDomain::Event).then(|| {
             let at = w.max_timestamp().saturating_add(self.lateness);
-            (at, TimerKind::Cleanup, key.clone(), w)
+            (at, TimerKind::Cleanup, key.to_vec(), w)
         });
         [fire, cleanup]
     }
 
-    fn register_timers(&mut self, key: &Key, w: Window, fired: bool) {
+    fn register_timers(&mut self, key: &[u8], w: Window, fired: bool) {
         for timer in self.timers_of(key, w, fired).into_iter().flatten() {
             self.timers.insert(timer);
         }
@@ -327,7 +328,7 @@ impl WindowOperator {
     /// the record was dropped already (the record is late).
     fn add_to_windows(
         &mut self,
-        key: &Key,
+        key: &[u8],
         ts: i64,
         inputs: &Inputs<'_>,
         out: &mut OperatorOutput,
@@ -344,7 +345,7 @@ impl WindowOperator {
     /// Adds a record to its assigned windows (see [`Self::add_to_windows`]).
     fn add_to_assigned(
         &mut self,
-        key: &Key,
+        key: &[u8],
         windows: &[Window],
         inputs: &Inputs<'_>,
         out: &mut OperatorOutput,
@@ -357,11 +358,10 @@ impl WindowOperator {
             accepted = true;
             let fired = self.has_fired(w);
             let per_key = Self::windows_of(&mut self.windows, key);
-            let is_new = !per_key.contains_key(&w);
-            let acc = match per_key.entry(w) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            let (acc, is_new) = match per_key.entry(w) {
+                std::collections::btree_map::Entry::Occupied(e) => (e.into_mut(), false),
                 std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(self.aggregates.create()?)
+                    (e.insert(self.aggregates.create()?), true)
                 }
             };
             if let Err(e) = self.aggregates.add(acc, inputs) {
@@ -502,7 +502,7 @@ impl WindowOperator {
         }
     }
 
-    fn drop_window(&mut self, key: &Key, w: Window) {
+    fn drop_window(&mut self, key: &[u8], w: Window) {
         if let Some(per_key) = self.windows.get_mut(key) {
             per_key.remove(&w);
             if per_key.is_empty() {
@@ -520,7 +520,7 @@ impl WindowOperator {
     /// [`AggregateCallError::Failed`] when the user-defined aggregate fails.
     fn emit_result(
         &mut self,
-        key: &Key,
+        key: &[u8],
         w: Window,
         out: &mut OperatorOutput,
     ) -> Result<(), AggregateCallError> {
@@ -557,7 +557,7 @@ impl WindowOperator {
         }
         json.push('}');
         out.records.push(Record {
-            key: Some(key.clone()),
+            key: Some(key.to_vec()),
             value: json.into_bytes(),
             timestamp: Some(w.max_timestamp()),
         });
