@@ -290,62 +290,51 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The records of a packed batch, in order. After an error the iterator
-/// ends.
-pub struct Records<'a> {
+/// The items of a packed buffer, in order, each read by `read`. After an
+/// error the iterator ends.
+pub struct Items<'a, T> {
     reader: Reader<'a>,
     failed: bool,
+    read: fn(&mut Reader<'a>) -> Result<T, FormatError>,
 }
 
-/// Reads a packed batch.
-pub fn records(batch: &[u8]) -> Records<'_> {
-    Records {
-        reader: Reader { buf: batch, pos: 0 },
-        failed: false,
-    }
-}
-
-impl<'a> Iterator for Records<'a> {
-    type Item = Result<RecordRef<'a>, FormatError>;
+impl<T> Iterator for Items<'_, T> {
+    type Item = Result<T, FormatError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed || self.reader.at_end() {
             return None;
         }
-        let item = self.reader.record();
+        let item = (self.read)(&mut self.reader);
         self.failed = item.is_err();
         Some(item)
     }
 }
 
-/// The outputs of a packed output buffer, in order. After an error the
-/// iterator ends.
-pub struct Outputs<'a> {
-    reader: Reader<'a>,
-    failed: bool,
+/// The records of a packed batch.
+pub type Records<'a> = Items<'a, RecordRef<'a>>;
+
+/// The outputs of a packed output buffer.
+pub type Outputs<'a> = Items<'a, OutputRef<'a>>;
+
+/// Reads a packed batch.
+pub fn records(batch: &[u8]) -> Records<'_> {
+    Items {
+        reader: Reader { buf: batch, pos: 0 },
+        failed: false,
+        read: Reader::record,
+    }
 }
 
 /// Reads a packed output buffer.
 pub fn outputs(buffer: &[u8]) -> Outputs<'_> {
-    Outputs {
+    Items {
         reader: Reader {
             buf: buffer,
             pos: 0,
         },
         failed: false,
-    }
-}
-
-impl<'a> Iterator for Outputs<'a> {
-    type Item = Result<OutputRef<'a>, FormatError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.reader.at_end() {
-            return None;
-        }
-        let item = self.reader.output();
-        self.failed = item.is_err();
-        Some(item)
+        read: Reader::output,
     }
 }
 

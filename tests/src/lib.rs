@@ -137,6 +137,18 @@ pub fn rust_udf(name: &str) -> Result<PathBuf> {
     )?)
 }
 
+/// Subtask 0 of 1 of operator `id` (128 key groups, first attempt), for
+/// tests that drive a component instance directly.
+pub fn subtask(id: &str) -> weir_wasm::SubtaskInfo {
+    weir_wasm::SubtaskInfo {
+        operator_id: id.into(),
+        index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        attempt: 0,
+    }
+}
+
 /// Builds the Python UDF `udfs/NAME` (its `app.py`) with componentize-py
 /// into `out_dir` and returns the component.
 ///

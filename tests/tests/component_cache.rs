@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use weir_tests::rust_udf;
+use weir_tests::{rust_udf, subtask};
 use weir_wasm::{InstanceLimits, RuntimeConfig, SubtaskInfo, WasmRuntime};
 
 fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -13,17 +13,6 @@ fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default();
     entries.retain(|p| p.extension().is_some_and(|e| e == "cwasm"));
     entries
-}
-
-/// Subtask 0 of 1 of operator `id`.
-fn subtask(id: &str) -> SubtaskInfo {
-    SubtaskInfo {
-        operator_id: id.into(),
-        index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        attempt: 0,
-    }
 }
 
 fn run_identity(runtime: &WasmRuntime, wasm: &std::path::Path) -> Vec<u8> {

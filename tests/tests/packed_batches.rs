@@ -6,19 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use weir_tests::rust_udf;
+use weir_tests::{rust_udf, subtask};
 use weir_types::Record;
-use weir_wasm::{InstanceLimits, Output, RuntimeConfig, SubtaskInfo, WasmRuntime};
-
-fn subtask(id: &str) -> SubtaskInfo {
-    SubtaskInfo {
-        operator_id: id.into(),
-        index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        attempt: 0,
-    }
-}
+use weir_wasm::{InstanceLimits, Output, RuntimeConfig, WasmRuntime};
 
 /// Records with and without keys and timestamps, empty and binary values.
 fn mixed_batch() -> Vec<Record> {

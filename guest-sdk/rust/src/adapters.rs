@@ -140,9 +140,7 @@ pub(crate) fn emit_into(
     value: impl Encode,
 ) {
     weir_abi::begin_emit(out);
-    let slot = weir_abi::begin_record(out, key, timestamp);
-    value.encode_into(out);
-    weir_abi::finish_value(out, slot);
+    record_into(out, key, timestamp, value);
 }
 
 /// Appends a side-output record whose value `value` encodes in place.
@@ -154,6 +152,11 @@ pub(crate) fn side_into(
     value: impl Encode,
 ) {
     weir_abi::begin_side(out, output);
+    record_into(out, key, timestamp, value);
+}
+
+/// Appends a record (after its output tag), encoding the value in place.
+fn record_into(out: &mut Vec<u8>, key: Option<&[u8]>, timestamp: Option<i64>, value: impl Encode) {
     let slot = weir_abi::begin_record(out, key, timestamp);
     value.encode_into(out);
     weir_abi::finish_value(out, slot);

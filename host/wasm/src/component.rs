@@ -276,7 +276,6 @@ fn check_component_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// wasmtime's link errors say what is missing; keep the whole chain on one line.
 /// The interface a `packed-operator` component exports besides `handler`.
 const PACKED_HANDLER: &str = "weir:operator/packed-handler@0.4.0";
 
@@ -332,6 +331,7 @@ impl OperatorComponent {
     }
 }
 
+/// wasmtime's link errors say what is missing; keep the whole chain on one line.
 pub(crate) fn describe_link_error(e: &wasmtime::Error) -> String {
     let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     chain.join(": ")

@@ -271,11 +271,7 @@ macro_rules! older_timers {
                 domain: $v::types::TimeDomain,
                 timestamp: i64,
             ) -> wasmtime::Result<()> {
-                let domain = match domain {
-                    $v::types::TimeDomain::EventTime => TimeDomain::EventTime,
-                    $v::types::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
-                };
-                timers::Host::register_timer(self, domain, timestamp)
+                timers::Host::register_timer(self, domain.into(), timestamp)
             }
 
             fn delete_timer(
@@ -283,11 +279,27 @@ macro_rules! older_timers {
                 domain: $v::types::TimeDomain,
                 timestamp: i64,
             ) -> wasmtime::Result<()> {
-                let domain = match domain {
+                timers::Host::delete_timer(self, domain.into(), timestamp)
+            }
+        }
+
+        /// The same enum under the older package, both ways (the host
+        /// fires timers with the current type).
+        impl From<$v::types::TimeDomain> for TimeDomain {
+            fn from(domain: $v::types::TimeDomain) -> Self {
+                match domain {
                     $v::types::TimeDomain::EventTime => TimeDomain::EventTime,
                     $v::types::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
-                };
-                timers::Host::delete_timer(self, domain, timestamp)
+                }
+            }
+        }
+
+        impl From<TimeDomain> for $v::types::TimeDomain {
+            fn from(domain: TimeDomain) -> Self {
+                match domain {
+                    TimeDomain::EventTime => $v::types::TimeDomain::EventTime,
+                    TimeDomain::ProcessingTime => $v::types::TimeDomain::ProcessingTime,
+                }
             }
         }
     };

@@ -420,11 +420,11 @@ impl OperatorInstance {
                     .map(|out| out.into_iter().map(from_wit).collect()),
                 Bindings::V0_3(b) => b
                     .weir_operator_handler()
-                    .call_on_timer(&mut self.store, &key, timestamp, domain_v0_3(wit_domain))
+                    .call_on_timer(&mut self.store, &key, timestamp, wit_domain.into())
                     .map(|out| out.into_iter().map(v0_3::output).collect::<Vec<_>>()),
                 Bindings::V0_2(b) => b
                     .weir_operator_handler()
-                    .call_on_timer(&mut self.store, &key, timestamp, domain_v0_2(wit_domain))
+                    .call_on_timer(&mut self.store, &key, timestamp, wit_domain.into())
                     .map(|out| out.into_iter().map(v0_2::output).collect::<Vec<_>>()),
                 // A 0.1.0 component cannot register timers.
                 Bindings::V0_1(_) => Ok(Vec::new()),
@@ -675,22 +675,6 @@ macro_rules! older_version {
 older_version!(v0_1, wit_v0_1);
 older_version!(v0_2, wit_v0_2);
 older_version!(v0_3, wit_v0_3);
-
-/// A time domain as `weir:operator@0.3.0` spells it.
-fn domain_v0_3(domain: wit::TimeDomain) -> wit_v0_3::TimeDomain {
-    match domain {
-        wit::TimeDomain::EventTime => wit_v0_3::TimeDomain::EventTime,
-        wit::TimeDomain::ProcessingTime => wit_v0_3::TimeDomain::ProcessingTime,
-    }
-}
-
-/// A time domain as `weir:operator@0.2.0` spells it.
-fn domain_v0_2(domain: wit::TimeDomain) -> wit_v0_2::TimeDomain {
-    match domain {
-        wit::TimeDomain::EventTime => wit_v0_2::TimeDomain::EventTime,
-        wit::TimeDomain::ProcessingTime => wit_v0_2::TimeDomain::ProcessingTime,
-    }
-}
 
 /// Turns a wasmtime error into a [`WasmError::Trap`] of the right kind, with
 /// the tail of the guest's stderr (where a Rust panic message lands).
