@@ -2,6 +2,8 @@
 //! record's numeric field) and a user-defined [`AggregateFunction`] (a Wasm
 //! `aggregate` component), whose accumulators the host keeps as bytes.
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 use weir_types::jobgraph::{AggregateFn, AggregateSpec};
 
@@ -347,7 +349,9 @@ impl Aggregates {
             push_json_string(json, spec.output_name());
             json.push(':');
             match cell {
-                Cell::Count(n) => json.push_str(&n.to_string()),
+                Cell::Count(n) => {
+                    let _ = write!(json, "{n}");
+                }
                 Cell::Sum(s) => push_num(json, Some(*s)),
                 Cell::Min(m) | Cell::Max(m) => push_num(json, *m),
                 Cell::Avg { sum, count } => {
@@ -401,17 +405,27 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal (escaped as serde_json escapes:
+/// quotes, backslashes and control characters).
 pub(crate) fn push_json_string(json: &mut String, s: &str) {
-    json.push_str(&Value::String(s.to_string()).to_string());
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        json.push('"');
+        json.push_str(s);
+        json.push('"');
+    } else {
+        let _ = write!(json, "{}", Value::from(s));
+    }
 }
 
 fn push_num(json: &mut String, n: Option<Num>) {
+    // Writing into a String cannot fail.
     match n {
         Some(n) if n.all_int && n.value.fract() == 0.0 && n.value.abs() < 9.0e15 => {
-            json.push_str(&(n.value as i64).to_string());
+            let _ = write!(json, "{}", n.value as i64);
         }
-        Some(n) if n.value.is_finite() => json.push_str(&Value::from(n.value).to_string()),
+        Some(n) if n.value.is_finite() => {
+            let _ = write!(json, "{}", Value::from(n.value));
+        }
         _ => json.push_str("null"),
     }
 }
@@ -419,6 +433,23 @@ fn push_num(json: &mut String, n: Option<Num>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "",
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "tab\tnew\nline\u{1}",
+            "é ∑ 🦀",
+            "\u{7f}",
+        ] {
+            let mut json = String::from("x");
+            push_json_string(&mut json, s);
+            assert_eq!(json, format!("x{}", Value::from(s)), "{s:?}");
+        }
+    }
 
     fn spec(function: AggregateFn, field: Option<&str>) -> AggregateSpec {
         AggregateSpec {

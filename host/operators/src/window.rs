@@ -1,6 +1,10 @@
 //! The window operator: assigns records to tumbling, sliding or session
-//! windows per key, keeps one accumulator per window and emits a result
-//! when the window's trigger fires.
+//! windows per key, keeps their accumulators and emits a result when a
+//! window's trigger fires.
+//!
+//! Tumbling and sliding windows are kept as panes (see [`panes`]): a
+//! record adds to one accumulator, and a window's result merges the panes
+//! it covers. Session windows are kept whole, one accumulator per session.
 //!
 //! Semantics follow Flink's `WindowOperator` with its default triggers:
 //! - an event-time window `[start, end)` fires when the watermark reaches
@@ -20,7 +24,10 @@
 //! definition. A record is late for sessions when `ts + allowed_lateness
 //! <= watermark`.
 
+mod panes;
+
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -31,6 +38,7 @@ use crate::aggregate::{
     Accumulator, AggregateCallError, AggregateFunction, Aggregates, Inputs, push_json_string,
 };
 use crate::{BuildError, OperatorOutput};
+use panes::{PaneSnapshot, Panes};
 
 type Key = Vec<u8>;
 
@@ -102,8 +110,18 @@ type Timer = (i64, TimerKind, Key, Window);
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct WindowSnapshot {
     watermark: i64,
+    /// Sessions: the open sessions per key.
+    #[serde(default)]
     windows: Vec<(Key, Vec<(Window, Accumulator)>)>,
+    /// Sessions: their fire and cleanup timers.
+    #[serde(default)]
     timers: Vec<Timer>,
+    /// Tumbling and sliding windows: the panes.
+    #[serde(default)]
+    panes: Vec<PaneSnapshot>,
+    /// Tumbling and sliding windows: the windows waiting to fire.
+    #[serde(default)]
+    pending: Vec<Window>,
 }
 
 /// The window operator of one subtask. Time comes in as arguments
@@ -111,12 +129,14 @@ struct WindowSnapshot {
 pub struct WindowOperator {
     spec: WindowSpec,
     aggregates: Aggregates,
-    assigner: Option<Assigner>,
+    /// Tumbling and sliding windows (`None` for sessions).
+    panes: Option<Panes>,
     gap: i64,
     lateness: i64,
-    bounds_format: Option<Vec<chrono::format::Item<'static>>>,
-    /// Open windows per key (sorted by window, so sessions can merge).
+    format: ResultFormat,
+    /// Sessions: the open sessions per key (sorted, so they can merge).
     windows: HashMap<Key, BTreeMap<Window, Accumulator>>,
+    /// Sessions: when to fire and when to drop each of them.
     timers: BTreeSet<Timer>,
     watermark: i64,
     scratch: Vec<Window>,
@@ -136,8 +156,13 @@ impl WindowOperator {
         udf: Option<Box<dyn AggregateFunction>>,
     ) -> Result<Self, BuildError> {
         let size = spec.size.map_or(1, |d| d.as_i64().max(1));
-        let assigner = (spec.kind != WindowKind::Session)
-            .then(|| Assigner::new(spec.kind, size, spec.slide.map(|d| d.as_i64().max(1))));
+        let panes = (spec.kind != WindowKind::Session).then(|| {
+            Panes::new(Assigner::new(
+                spec.kind,
+                size,
+                spec.slide.map(|d| d.as_i64().max(1)),
+            ))
+        });
         let bounds_format = spec
             .bounds_format
             .as_deref()
@@ -146,10 +171,13 @@ impl WindowOperator {
         Ok(Self {
             spec: spec.clone(),
             aggregates: Aggregates::new(aggregates, udf),
-            assigner,
+            panes,
             gap: spec.gap.map_or(1, |d| d.as_i64().max(1)),
             lateness: spec.allowed_lateness.as_i64(),
-            bounds_format,
+            format: ResultFormat {
+                key_field: spec.key_field.clone(),
+                bounds: bounds_format,
+            },
             windows: HashMap::default(),
             timers: BTreeSet::new(),
             watermark: i64::MIN,
@@ -158,12 +186,18 @@ impl WindowOperator {
         })
     }
 
-    /// The operator's state for a checkpoint: every open window with its
-    /// accumulator, every pending timer and the watermark, as JSON bytes.
+    /// The operator's state for a checkpoint, as JSON bytes: the
+    /// watermark, and every pane with its accumulators and every window
+    /// waiting to fire, or every open session and its timers.
     ///
     /// # Errors
     /// A message when the state cannot be encoded.
     pub fn snapshot(&self) -> Result<Vec<u8>, String> {
+        let (panes, pending) = self
+            .panes
+            .as_ref()
+            .map(Panes::to_snapshot)
+            .unwrap_or_default();
         let snapshot = WindowSnapshot {
             watermark: self.watermark,
             windows: self
@@ -172,6 +206,8 @@ impl WindowOperator {
                 .map(|(k, ws)| (k.clone(), ws.iter().map(|(w, a)| (*w, a.clone())).collect()))
                 .collect(),
             timers: self.timers.iter().cloned().collect(),
+            panes,
+            pending,
         };
         serde_json::to_vec(&snapshot).map_err(|e| format!("cannot encode window state: {e}"))
     }
@@ -193,6 +229,24 @@ impl WindowOperator {
             let snapshot: WindowSnapshot = serde_json::from_slice(bytes)
                 .map_err(|e| format!("window state snapshot is corrupt: {e}"))?;
             watermark = Some(watermark.map_or(snapshot.watermark, |w| w.min(snapshot.watermark)));
+            match &mut self.panes {
+                Some(_) if !snapshot.windows.is_empty() => {
+                    return Err("window state snapshot holds whole windows (sessions, or \
+                                tumbling and sliding windows as Weir kept them before it \
+                                sliced them into panes); this operator keeps panes"
+                        .into());
+                }
+                Some(panes) => {
+                    panes.restore(snapshot.panes, snapshot.pending, &owns);
+                    continue;
+                }
+                None if !snapshot.panes.is_empty() => {
+                    return Err("window state snapshot holds panes of tumbling or sliding \
+                                windows; this operator has session windows"
+                        .into());
+                }
+                None => {}
+            }
             for (key, windows) in snapshot.windows {
                 if owns(&key) {
                     self.windows.entry(key).or_default().extend(windows);
@@ -207,16 +261,27 @@ impl WindowOperator {
         Ok(())
     }
 
-    /// Number of open windows (all keys).
+    /// Number of open windows, counted per key: those with data that have
+    /// not been dropped (event time) or have not fired (processing time).
     pub fn open_windows(&self) -> usize {
-        self.windows.values().map(BTreeMap::len).sum()
+        match &self.panes {
+            Some(panes) => panes.open_windows(|w| match self.spec.time {
+                TimeDomain::Event => !self.progress().is_late(w),
+                TimeDomain::Processing => panes.is_scheduled(w),
+            }),
+            None => self.windows.values().map(BTreeMap::len).sum(),
+        }
     }
 
     /// When (wall clock, ms) the next processing-time window fires, if
     /// windows use processing time.
     pub fn next_processing_timer(&self) -> Option<i64> {
+        let due = match &self.panes {
+            Some(panes) => panes.next_due().map(Window::max_timestamp),
+            None => self.timers.first().map(|t| t.0),
+        };
         match self.spec.time {
-            TimeDomain::Processing => self.timers.first().map(|t| t.0.saturating_add(1)),
+            TimeDomain::Processing => due.map(|t| t.saturating_add(1)),
             TimeDomain::Event => None,
         }
     }
@@ -254,7 +319,7 @@ impl WindowOperator {
             let key = record.key.as_deref().unwrap_or_default();
             let accepted = match self.spec.kind {
                 WindowKind::Session => self.add_to_session(key.to_vec(), ts, &inputs, out),
-                _ => self.add_to_windows(key, ts, &inputs, out),
+                _ => self.add_to_panes(key, ts, &inputs, out),
             };
             let accepted = match accepted {
                 Ok(accepted) => accepted,
@@ -281,15 +346,13 @@ impl WindowOperator {
         out.failure.get_or_insert(message);
     }
 
-    /// Is a window past its allowed lateness (dropped, never updated again)?
-    fn is_window_late(&self, w: Window) -> bool {
-        self.spec.time == TimeDomain::Event
-            && w.max_timestamp().saturating_add(self.lateness) <= self.watermark
-    }
-
-    /// Has a window's trigger time passed already?
-    fn has_fired(&self, w: Window) -> bool {
-        self.spec.time == TimeDomain::Event && w.max_timestamp() <= self.watermark
+    /// Where event time stands for this operator's windows.
+    fn progress(&self) -> Progress {
+        Progress {
+            event_time: self.spec.time == TimeDomain::Event,
+            watermark: self.watermark,
+            lateness: self.lateness,
+        }
     }
 
     /// The open windows of `key`, created empty on first use (the key is
@@ -324,61 +387,45 @@ impl WindowOperator {
         }
     }
 
-    /// Tumbling and sliding windows. Returns false when every window of
+    /// Tumbling and sliding windows: adds the record to its pane, schedules
+    /// the windows of a new pane, and fires at once the windows that have
+    /// fired already (late records). Returns false when every window of
     /// the record was dropped already (the record is late).
-    fn add_to_windows(
+    fn add_to_panes(
         &mut self,
         key: &[u8],
         ts: i64,
         inputs: &Inputs<'_>,
         out: &mut OperatorOutput,
     ) -> Result<bool, AggregateCallError> {
+        let progress = self.progress();
+        let Some(panes) = &mut self.panes else {
+            return Ok(false);
+        };
         let mut windows = std::mem::take(&mut self.scratch);
-        if let Some(assigner) = self.assigner {
-            assigner.assign(ts, &mut windows);
-        }
-        let result = self.add_to_assigned(key, &windows, inputs, out);
+        panes.windows_of(ts, &mut windows);
+        windows.retain(|w| !progress.is_late(*w));
+        let result = if windows.is_empty() {
+            Ok(false)
+        } else {
+            let pane = panes.pane_of(ts);
+            panes
+                .add(key, pane, &mut self.aggregates, inputs)
+                .and_then(|is_new| {
+                    for &w in &windows {
+                        if !progress.has_fired(w) {
+                            if is_new {
+                                panes.schedule(w);
+                            }
+                        } else if let Some(acc) = panes.key_result(key, w, &mut self.aggregates)? {
+                            self.format.emit(&mut self.aggregates, key, w, &acc, out)?;
+                        }
+                    }
+                    Ok(true)
+                })
+        };
         self.scratch = windows;
         result
-    }
-
-    /// Adds a record to its assigned windows (see [`Self::add_to_windows`]).
-    fn add_to_assigned(
-        &mut self,
-        key: &[u8],
-        windows: &[Window],
-        inputs: &Inputs<'_>,
-        out: &mut OperatorOutput,
-    ) -> Result<bool, AggregateCallError> {
-        let mut accepted = false;
-        for &w in windows {
-            if self.is_window_late(w) {
-                continue;
-            }
-            accepted = true;
-            let fired = self.has_fired(w);
-            let per_key = Self::windows_of(&mut self.windows, key);
-            let (acc, is_new) = match per_key.entry(w) {
-                std::collections::btree_map::Entry::Occupied(e) => (e.into_mut(), false),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    (e.insert(self.aggregates.create()?), true)
-                }
-            };
-            if let Err(e) = self.aggregates.add(acc, inputs) {
-                // A window exists only once a record is in it.
-                if is_new {
-                    self.drop_window(key, w);
-                }
-                return Err(e);
-            }
-            if is_new {
-                self.register_timers(key, w, fired);
-            }
-            if fired {
-                self.emit_result(key, w, out)?;
-            }
-        }
-        Ok(accepted)
     }
 
     /// Session windows: the record's window `[ts, ts + gap)` absorbs every
@@ -437,7 +484,7 @@ impl WindowOperator {
                 self.timers.remove(&timer);
             }
         }
-        let fired = self.has_fired(merged);
+        let fired = self.progress().has_fired(merged);
         self.register_timers(&key, merged, fired);
         if fired {
             self.emit_result(&key, merged, out)?;
@@ -474,6 +521,9 @@ impl WindowOperator {
     }
 
     fn fire_timers_up_to(&mut self, time: i64, out: &mut OperatorOutput) {
+        if self.panes.is_some() {
+            return self.fire_panes_up_to(time, out);
+        }
         while let Some(first) = self.timers.first() {
             if self.failed {
                 return;
@@ -502,6 +552,36 @@ impl WindowOperator {
         }
     }
 
+    /// Fires every scheduled window whose max timestamp is at most `time`
+    /// (for all keys with data in it), then drops the panes whose windows
+    /// are all past their allowed lateness (event time) or have fired
+    /// (processing time).
+    fn fire_panes_up_to(&mut self, time: i64, out: &mut OperatorOutput) {
+        let Some(panes) = &mut self.panes else {
+            return;
+        };
+        while let Some(w) = panes.pop_due(time) {
+            let fired = panes
+                .window_results(w, &mut self.aggregates)
+                .and_then(|results| {
+                    for (key, acc) in results {
+                        self.format.emit(&mut self.aggregates, key, w, &acc, out)?;
+                    }
+                    Ok(())
+                });
+            if let Err(AggregateCallError::Failed(message)) = fired {
+                self.failed = true;
+                out.failure.get_or_insert(message);
+                return;
+            }
+        }
+        let lateness = match self.spec.time {
+            TimeDomain::Event => self.lateness,
+            TimeDomain::Processing => 0,
+        };
+        panes.drop_retired(|w| w.max_timestamp().saturating_add(lateness) <= time);
+    }
+
     fn drop_window(&mut self, key: &[u8], w: Window) {
         if let Some(per_key) = self.windows.get_mut(key) {
             per_key.remove(&w);
@@ -511,10 +591,7 @@ impl WindowOperator {
         }
     }
 
-    /// Emits the result record of a window: `{key, window_start,
-    /// window_end, aggregates...}`, timestamped with the window's max
-    /// timestamp. A result the user-defined aggregate rejects is reported
-    /// as a problem instead.
+    /// Emits the result of session `w` of `key`, if it is open.
     ///
     /// # Errors
     /// [`AggregateCallError::Failed`] when the user-defined aggregate fails.
@@ -524,36 +601,85 @@ impl WindowOperator {
         w: Window,
         out: &mut OperatorOutput,
     ) -> Result<(), AggregateCallError> {
+        match self.windows.get(key).and_then(|per_key| per_key.get(&w)) {
+            Some(acc) => self.format.emit(&mut self.aggregates, key, w, acc, out),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where event time stands: the watermark and the allowed lateness
+/// (processing-time windows are never late and fire only on the clock).
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    event_time: bool,
+    watermark: i64,
+    lateness: i64,
+}
+
+impl Progress {
+    /// Is a window past its allowed lateness (dropped, never updated again)?
+    fn is_late(self, w: Window) -> bool {
+        self.event_time && w.max_timestamp().saturating_add(self.lateness) <= self.watermark
+    }
+
+    /// Has a window's trigger time passed already?
+    fn has_fired(self, w: Window) -> bool {
+        self.event_time && w.max_timestamp() <= self.watermark
+    }
+}
+
+/// How window results are written: the key's field name and the format
+/// of the window bounds (ms when `None`).
+struct ResultFormat {
+    key_field: String,
+    bounds: Option<Vec<chrono::format::Item<'static>>>,
+}
+
+impl ResultFormat {
+    /// Emits the result record of window `w` of `key`: `{key,
+    /// window_start, window_end, aggregates...}`, timestamped with the
+    /// window's max timestamp. A result the user-defined aggregate rejects
+    /// is reported as a problem instead.
+    ///
+    /// # Errors
+    /// [`AggregateCallError::Failed`] when the user-defined aggregate fails.
+    fn emit(
+        &self,
+        aggregates: &mut Aggregates,
+        key: &[u8],
+        w: Window,
+        acc: &Accumulator,
+        out: &mut OperatorOutput,
+    ) -> Result<(), AggregateCallError> {
         let mut json = String::with_capacity(96);
         json.push('{');
-        push_json_string(&mut json, &self.spec.key_field);
+        push_json_string(&mut json, &self.key_field);
         json.push(':');
         push_json_string(&mut json, &String::from_utf8_lossy(key));
         for (name, at) in [("window_start", w.start), ("window_end", w.end)] {
             json.push_str(",\"");
             json.push_str(name);
             json.push_str("\":");
-            match &self.bounds_format {
+            match &self.bounds {
                 Some(items) => push_json_string(&mut json, &crate::format_time(at, items)),
-                None => json.push_str(&at.to_string()),
+                None => {
+                    let _ = write!(json, "{at}");
+                }
             }
         }
-        if let Some(per_key) = self.windows.get(key)
-            && let Some(acc) = per_key.get(&w)
-        {
-            match self.aggregates.write_results(acc, &mut json) {
-                Ok(()) => {}
-                Err(AggregateCallError::Rejected(message)) => {
-                    out.problems.push(format!(
-                        "window [{}, {}) of key `{}`: {message}",
-                        w.start,
-                        w.end,
-                        String::from_utf8_lossy(key)
-                    ));
-                    return Ok(());
-                }
-                Err(failed) => return Err(failed),
+        match aggregates.write_results(acc, &mut json) {
+            Ok(()) => {}
+            Err(AggregateCallError::Rejected(message)) => {
+                out.problems.push(format!(
+                    "window [{}, {}) of key `{}`: {message}",
+                    w.start,
+                    w.end,
+                    String::from_utf8_lossy(key)
+                ));
+                return Ok(());
             }
+            Err(failed) => return Err(failed),
         }
         json.push('}');
         out.records.push(Record {
@@ -636,6 +762,41 @@ mod tests {
         op.process(vec![rec("a", 5)], 0, &mut out);
         assert_eq!(out.side.len(), 1);
         assert_eq!(op.open_windows(), 1);
+    }
+
+    #[test]
+    fn sliding_windows_add_each_record_to_one_pane_and_merge_on_firing() {
+        let mut op = WindowOperator::new(
+            &spec(WindowKind::Sliding, 10, Some(5), 0),
+            &count(),
+            Some(Box::new(Concat)),
+        )
+        .expect("valid");
+        let mut out = OperatorOutput::default();
+        op.process(
+            vec![value("a", 7, "x"), value("a", 3, "y"), value("b", 12, "z")],
+            0,
+            &mut out,
+        );
+        assert_eq!(
+            op.open_windows(),
+            3 + 2,
+            "a: [-5,5) [0,10) [5,15); b: [5,15) [10,20)"
+        );
+        op.on_watermark(i64::MAX, &mut out);
+        // Pane by pane, oldest first, so `y` (pane [0, 5)) comes before `x`;
+        // by window end, then key.
+        assert_eq!(
+            values(&out),
+            vec![
+                r#"{"k":"a","window_start":-5,"window_end":5,"count":1,"seen":"y"}"#,
+                r#"{"k":"a","window_start":0,"window_end":10,"count":2,"seen":"y|x"}"#,
+                r#"{"k":"a","window_start":5,"window_end":15,"count":1,"seen":"x"}"#,
+                r#"{"k":"b","window_start":5,"window_end":15,"count":1,"seen":"z"}"#,
+                r#"{"k":"b","window_start":10,"window_end":20,"count":1,"seen":"z"}"#,
+            ]
+        );
+        assert_eq!(op.open_windows(), 0);
     }
 
     #[test]
@@ -878,9 +1039,13 @@ mod tests {
                     }
                 }
             };
-        for kind in [WindowKind::Tumbling, WindowKind::Session] {
+        for (kind, slide) in [
+            (WindowKind::Tumbling, None),
+            (WindowKind::Sliding, Some(4)),
+            (WindowKind::Session, None),
+        ] {
             let make = || {
-                let mut s = spec(kind, 10, None, 8);
+                let mut s = spec(kind, 10, slide, 8);
                 s.late_output = Some("late".into());
                 WindowOperator::new(&s, &count(), Some(Box::new(Concat))).expect("valid")
             };
@@ -929,12 +1094,26 @@ mod tests {
                 assert_eq!(late, expected.side.len(), "{kind:?} cut at {cut}");
             }
         }
-        assert!(
-            WindowOperator::new(&spec(WindowKind::Tumbling, 10, None, 0), &count(), None)
+        let restore = |kind: WindowKind, bytes: &[u8]| {
+            WindowOperator::new(&spec(kind, 10, None, 0), &count(), None)
                 .unwrap()
-                .restore([b"{".as_slice()], |_| true)
+                .restore([bytes], |_| true)
+        };
+        assert!(
+            restore(WindowKind::Tumbling, b"{")
                 .unwrap_err()
                 .contains("corrupt")
         );
+        // Whole windows (sessions, or an older Weir's tumbling windows)
+        // are not panes, and the other way round.
+        let mut sessions = with_concat(WindowKind::Session, 5);
+        let mut tumbling = with_concat(WindowKind::Tumbling, 5);
+        for op in [&mut sessions, &mut tumbling] {
+            op.process(vec![value("a", 1, "x")], 0, &mut OperatorOutput::default());
+        }
+        let err = restore(WindowKind::Tumbling, &sessions.snapshot().unwrap()).unwrap_err();
+        assert!(err.contains("holds whole windows"), "{err}");
+        let err = restore(WindowKind::Session, &tumbling.snapshot().unwrap()).unwrap_err();
+        assert!(err.contains("holds panes"), "{err}");
     }
 }

@@ -13,8 +13,9 @@
 //! e.g. `bid.price`); `emit`, optionally a dotted path of the part of
 //! each record to emit instead of the whole record.
 
-use std::collections::HashMap;
+use std::fmt;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use weir_guest::prelude::*;
 
@@ -48,9 +49,67 @@ fn path(text: &str) -> Vec<String> {
 /// objects on the way (their fields stay unparsed text).
 fn lookup<'a>(json: &'a str, path: &[String]) -> Option<&'a str> {
     path.iter().try_fold(json, |text, field| {
-        let object: HashMap<&str, &RawValue> = serde_json::from_str(text).ok()?;
-        object.get(field.as_str()).map(|v| v.get())
+        let mut de = serde_json::Deserializer::from_str(text);
+        let found = Field(field).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        found.map(RawValue::get)
     })
+}
+
+/// Deserializes a JSON object into the text of one of its fields (the
+/// first of that name), skipping the others without building anything.
+struct Field<'p>(&'p str);
+
+impl<'de> DeserializeSeed<'de> for Field<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Field<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(is_field) = map.next_key_seed(IsName(self.0))? {
+            if found.is_none() && is_field {
+                found = Some(map.next_value::<&RawValue>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Deserializes a field name into whether it is the one looked for
+/// (escaped names are compared unescaped).
+struct IsName<'p>(&'p str);
+
+impl<'de> DeserializeSeed<'de> for IsName<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IsName<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<bool, E> {
+        Ok(name == self.0)
+    }
 }
 
 impl KeyedProcessFunction for WindowTop {
