@@ -103,14 +103,29 @@ pub enum WatermarkStatus {
 /// A message when the value is not a JSON object with that field, or the
 /// field holds `null`, an array or an object.
 pub fn key_from_json_field(value: &[u8], field: &str) -> Result<Vec<u8>, String> {
-    let found = json_fields(value, &[field])?.pop().flatten();
-    match found {
-        Some(serde_json::Value::String(s)) => Ok(s.into_bytes()),
-        Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+    let raw: Option<&serde_json::value::RawValue> = pick_fields(value, &[field])?.pop().flatten();
+    let text = raw.map_or("null", |r| r.get());
+    // Most keys are ids or plain strings, whose key is their text as it is:
+    // a JSON integer of at most 19 digits (no sign, fraction or exponent) is
+    // its own canonical text, and a string without escapes its content.
+    let digits = text.as_bytes();
+    if !digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit) {
+        return Ok(digits.to_vec());
+    }
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+        && !inner.contains('\\')
+    {
+        return Ok(inner.as_bytes().to_vec());
+    }
+    let parsed: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("record is not a JSON object: {e}"))?;
+    match parsed {
+        serde_json::Value::String(s) => Ok(s.into_bytes()),
+        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
             Ok(v.to_string().into_bytes())
         }
-        Some(serde_json::Value::Null) | None => Err(format!("record has no key field `{field}`")),
-        Some(other) => Err(format!("key field `{field}` holds {other}, not a scalar")),
+        serde_json::Value::Null => Err(format!("record has no key field `{field}`")),
+        other => Err(format!("key field `{field}` holds {other}, not a scalar")),
     }
 }
 
@@ -127,30 +142,45 @@ pub fn json_fields(
     value: &[u8],
     fields: &[&str],
 ) -> Result<Vec<Option<serde_json::Value>>, String> {
+    pick_fields(value, fields)
+}
+
+/// [`json_fields`] deserializing each field found as a `V` (a
+/// [`serde_json::Value`], or a borrowed `RawValue` to keep its text).
+fn pick_fields<'de, V: serde::Deserialize<'de> + Clone>(
+    value: &'de [u8],
+    fields: &[&str],
+) -> Result<Vec<Option<V>>, String> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_slice(value);
-    let found = FieldPicker { fields }
-        .deserialize(&mut de)
-        .and_then(|found| de.end().map(|()| found))
-        .map_err(|e| format!("record is not a JSON object: {e}"))?;
+    let found = FieldPicker {
+        fields,
+        value: std::marker::PhantomData,
+    }
+    .deserialize(&mut de)
+    .and_then(|found| de.end().map(|()| found))
+    .map_err(|e| format!("record is not a JSON object: {e}"))?;
     Ok(found)
 }
 
 /// Deserializes a JSON object into the values of some of its fields.
-struct FieldPicker<'f> {
+struct FieldPicker<'f, V> {
     fields: &'f [&'f str],
+    value: std::marker::PhantomData<V>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for FieldPicker<'_> {
-    type Value = Vec<Option<serde_json::Value>>;
+impl<'de, V: serde::Deserialize<'de> + Clone> serde::de::DeserializeSeed<'de>
+    for FieldPicker<'_, V>
+{
+    type Value = Vec<Option<V>>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for FieldPicker<'_> {
-    type Value = Vec<Option<serde_json::Value>>;
+impl<'de, V: serde::Deserialize<'de> + Clone> serde::de::Visitor<'de> for FieldPicker<'_, V> {
+    type Value = Vec<Option<V>>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -160,7 +190,7 @@ impl<'de> serde::de::Visitor<'de> for FieldPicker<'_> {
         let mut found = vec![None; self.fields.len()];
         while let Some(FieldName(name)) = map.next_key()? {
             if self.fields.contains(&name.as_ref()) {
-                let value: serde_json::Value = map.next_value()?;
+                let value: V = map.next_value()?;
                 // A field may be asked for more than once.
                 for (slot, field) in found.iter_mut().zip(self.fields) {
                     if *field == name {
@@ -234,5 +264,33 @@ mod tests {
         assert!(key_from_json_field(b"[1]", "id").is_err());
         assert!(key_from_json_field(br#"{"id":1} x"#, "id").is_err());
         assert!(key_from_json_field(br#"{"id":[1]}"#, "id").is_err());
+    }
+
+    /// The fast paths (plain integers and strings) give what the general
+    /// path gives: the text of `serde_json::Value`'s display, or a string's
+    /// unescaped content.
+    #[test]
+    fn keys_are_the_canonical_text_of_their_value() {
+        for (json, key) in [
+            ("7", "7"),
+            ("9999999999999999999", "9999999999999999999"),
+            ("18446744073709551615", "18446744073709551615"),
+            ("18446744073709551616", "1.8446744073709552e+19"),
+            ("-3", "-3"),
+            ("-0", "-0.0"),
+            ("1.50", "1.5"),
+            ("1e3", "1000.0"),
+            ("false", "false"),
+            (r#""a b""#, "a b"),
+            (r#""a\"b\u0041""#, "a\"bA"),
+            (r#""""#, ""),
+        ] {
+            let record = format!(r#"{{"k":{json},"x":1}}"#);
+            assert_eq!(
+                key_from_json_field(record.as_bytes(), "k").as_deref(),
+                Ok(key.as_bytes()),
+                "{json}"
+            );
+        }
     }
 }
