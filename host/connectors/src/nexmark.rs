@@ -369,9 +369,16 @@ fn next_extra(rng: &mut Xoshiro256PlusPlus, current: usize, average: usize, out:
         };
     let start = out.len();
     out.resize(start + len, 0);
-    for chunk in out[start..].chunks_mut(8) {
+    // Whole chunks first: a fixed-size copy compiles to one store, where a
+    // copy of variable length calls memcpy.
+    let mut chunks = out[start..].chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&eight_letters(rng.random::<u64>()).to_le_bytes());
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
         let letters = eight_letters(rng.random::<u64>()).to_le_bytes();
-        chunk.copy_from_slice(&letters[..chunk.len()]);
+        rest.copy_from_slice(&letters[..rest.len()]);
     }
 }
 
