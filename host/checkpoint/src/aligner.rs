@@ -22,8 +22,8 @@ pub enum Alignment {
 }
 
 /// Exactly-once barrier alignment over producers `0..n` (Flink's
-/// `SingleCheckpointBarrierHandler` in aligned mode). The caller buffers
-/// everything a blocked producer sends and replays it after `Aligned`.
+/// `SingleCheckpointBarrierHandler` in aligned mode). The caller does not
+/// read what a blocked producer sends until `Aligned`.
 #[derive(Debug, Clone)]
 pub struct BarrierAligner {
     /// `Some(id)` while aligning checkpoint `id`.
@@ -50,6 +50,11 @@ impl BarrierAligner {
     /// Is `producer` blocked (its barrier arrived, others' not yet)?
     pub fn is_blocked(&self, producer: usize) -> bool {
         self.current.is_some() && self.arrived.get(producer).copied().unwrap_or(false)
+    }
+
+    /// Has `producer` ended its input?
+    pub fn has_ended(&self, producer: usize) -> bool {
+        self.ended.get(producer).copied().unwrap_or(false)
     }
 
     /// The checkpoint being aligned, if any.

@@ -1,6 +1,6 @@
 //! Setting up and running the subtasks of a job.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,8 +122,32 @@ impl JobShared<'_> {
     }
 }
 
-/// The sending and receiving ends of the queues into one chain's subtasks.
-type ChainInputs = (Vec<Sender<Message>>, Vec<Receiver<Message>>);
+/// The queues into one chain's subtasks, one per producer and consumer
+/// subtask (as Flink's input channels), so that barrier alignment can stop
+/// reading a producer and let its queue push back on it.
+struct ChainInputs {
+    /// `senders[producer][consumer]`.
+    senders: Vec<Vec<Sender<Message>>>,
+    /// `receivers[consumer][producer]`.
+    receivers: Vec<Vec<Receiver<Message>>>,
+}
+
+impl ChainInputs {
+    /// Queues from `producers` producers into `consumers` subtasks, each
+    /// holding `capacity` batches.
+    fn new(producers: usize, consumers: usize, capacity: usize) -> Self {
+        let mut senders = vec![Vec::with_capacity(consumers); producers];
+        let mut receivers = vec![Vec::with_capacity(producers); consumers];
+        for per_consumer in &mut receivers {
+            for per_producer in &mut senders {
+                let (tx, rx) = crossbeam_channel::bounded(capacity);
+                per_producer.push(tx);
+                per_consumer.push(rx);
+            }
+        }
+        Self { senders, receivers }
+    }
+}
 
 /// Where a subtask's batches come from.
 enum Head {
@@ -137,13 +161,12 @@ enum Head {
         pace: Option<Pace>,
     },
     Input {
-        rx: Receiver<Message>,
+        /// `rxs[p]`: the queue from producer `p`.
+        rxs: Vec<Receiver<Message>>,
         /// `input_of[p]`: which input edge producer `p` belongs to.
         input_of: Vec<usize>,
         watermarks: InputWatermarks,
         aligner: BarrierAligner,
-        /// What blocked producers sent since their barrier, in order.
-        blocked: Vec<VecDeque<StreamElement>>,
     },
 }
 
@@ -282,14 +305,17 @@ pub(crate) fn execute(
         }
     }
 
-    // One bounded queue per subtask of every chain that has an input.
+    // Bounded queues into every subtask of every chain that has an input:
+    // `channel_capacity` batches per subtask, shared among its producers
+    // with at least 2 each.
     let mut inputs: HashMap<usize, ChainInputs> = HashMap::new();
     for (c, chain) in plan.chains.iter().enumerate() {
         let head = &plan.vertices[chain.vertices[0]];
         if !head.inputs.is_empty() {
-            let pairs =
-                (0..head.parallelism).map(|_| crossbeam_channel::bounded(config.channel_capacity));
-            inputs.insert(c, pairs.unzip());
+            let producers = plan.producers(chain.vertices[0]) as usize;
+            let capacity = (config.channel_capacity / producers.max(1)).max(2);
+            let queues = ChainInputs::new(producers, head.parallelism as usize, capacity);
+            inputs.insert(c, queues);
         }
     }
 
@@ -388,7 +414,7 @@ pub(crate) fn execute(
                         pace,
                     }
                 } else {
-                    let rx = inputs[&c].1[index as usize].clone();
+                    let rxs = inputs[&c].receivers[index as usize].clone();
                     let v = chain.vertices[0];
                     let input_of: Vec<usize> = head_vertex
                         .inputs
@@ -400,11 +426,10 @@ pub(crate) fn execute(
                         .collect();
                     let producers = plan.producers(v) as usize;
                     Head::Input {
-                        rx,
+                        rxs,
                         input_of,
                         watermarks: InputWatermarks::new(producers),
                         aligner: BarrierAligner::new(producers),
-                        blocked: (0..producers).map(|_| VecDeque::new()).collect(),
                     }
                 };
                 let tail_index = *chain.vertices.last().unwrap_or(&chain.vertices[0]);
@@ -415,8 +440,12 @@ pub(crate) fn execute(
                     .filter_map(|&(consumer, edge_index)| {
                         let target_chain = plan.chain_headed_by(consumer)?;
                         let edge = plan.vertices[consumer].inputs[edge_index];
-                        let senders = inputs.get(&target_chain)?.0.clone();
                         let producer = plan.producer_offset(consumer, edge_index) + index;
+                        let senders = inputs
+                            .get(&target_chain)?
+                            .senders
+                            .get(producer as usize)?
+                            .clone();
                         let exchange = Exchange::new(
                             edge.partition,
                             senders,
@@ -930,12 +959,11 @@ impl SubtaskRun<'_> {
                     Step::Records(0, batch, watermark)
                 }
                 Head::Input {
-                    rx,
+                    rxs,
                     input_of,
                     watermarks,
                     aligner,
-                    blocked,
-                } => match next_input(rx, aligner, blocked, align) {
+                } => match next_input(rxs, aligner, align) {
                     Ok((from, StreamElement::Batch(batch))) => Step::Records(
                         input_of.get(from as usize).copied().unwrap_or(0),
                         batch,
@@ -1418,35 +1446,43 @@ impl SubtaskRun<'_> {
     }
 }
 
-/// The next element for a subtask's input head: first what unblocked
-/// producers sent during an alignment, then the channel. With `align`,
-/// elements from a producer blocked by the barrier aligner are set aside
-/// (in arrival order) until its alignment completes.
+/// The next element for a subtask's input head, from any producer that
+/// has not ended its input. With `align`, producers blocked by the barrier
+/// aligner are not read: what they send after their barrier waits in
+/// their queues, which fill and hold them back (as Flink's aligned
+/// checkpoints do), so alignment needs no buffer of its own.
+///
+/// # Errors
+/// `Timeout` when nothing came within 50 ms; `Disconnected` when a
+/// producer went away without ending its input (it failed).
 fn next_input(
-    rx: &Receiver<Message>,
+    rxs: &[Receiver<Message>],
     aligner: &BarrierAligner,
-    blocked: &mut [VecDeque<StreamElement>],
     align: bool,
 ) -> Result<Message, RecvTimeoutError> {
-    for (producer, queue) in blocked.iter_mut().enumerate() {
-        if !(align && aligner.is_blocked(producer))
-            && let Some(element) = queue.pop_front()
-        {
-            return Ok((producer as u32, element));
-        }
-    }
     let deadline = std::time::Instant::now() + Duration::from_millis(50);
-    loop {
-        let (from, element) = rx.recv_deadline(deadline)?;
-        if align
-            && aligner.is_blocked(from as usize)
-            && let Some(queue) = blocked.get_mut(from as usize)
-        {
-            queue.push_back(element);
-            continue;
+    let mut select = crossbeam_channel::Select::new();
+    let mut producers = Vec::with_capacity(rxs.len());
+    for (producer, rx) in rxs.iter().enumerate() {
+        let unread = aligner.has_ended(producer) || (align && aligner.is_blocked(producer));
+        if !unread {
+            select.recv(rx);
+            producers.push(producer);
         }
-        return Ok((from, element));
     }
+    if producers.is_empty() {
+        // Every input ended (the caller stops) or is blocked, which the
+        // aligner never leaves as it is.
+        std::thread::sleep(Duration::from_millis(1));
+        return Err(RecvTimeoutError::Timeout);
+    }
+    let ready = select
+        .select_deadline(deadline)
+        .map_err(|_| RecvTimeoutError::Timeout)?;
+    let producer = producers[ready.index()];
+    ready
+        .recv(&rxs[producer])
+        .map_err(|_| RecvTimeoutError::Disconnected)
 }
 
 fn report_unkeyed(shared: &JobShared<'_>, unkeyed: Vec<crate::exchange::Unkeyed>) {
@@ -1455,5 +1491,105 @@ fn report_unkeyed(shared: &JobShared<'_>, unkeyed: Vec<crate::exchange::Unkeyed>
         shared
             .metrics()
             .record_problem(format!("dropped a record at key_by ({}): {at}", u.reason));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::TrySendError;
+    use weir_checkpoint::Alignment;
+
+    fn batch(from: u32, value: &str) -> Message {
+        let mut b = Batch::default();
+        b.push(
+            Record {
+                key: None,
+                value: value.as_bytes().to_vec(),
+                timestamp: None,
+            },
+            Origin::DERIVED,
+        );
+        (from, StreamElement::Batch(b))
+    }
+
+    fn value_of(message: Message) -> (u32, String) {
+        match message {
+            (from, StreamElement::Batch(b)) => {
+                let value = b
+                    .records
+                    .first()
+                    .map(|r| r.value.clone())
+                    .unwrap_or_default();
+                (from, String::from_utf8_lossy(&value).into_owned())
+            }
+            (from, other) => (from, format!("{other:?}")),
+        }
+    }
+
+    /// Regression for alignment buffering everything a blocked producer
+    /// sent: its queue is left unread, fills, and holds the producer back.
+    #[test]
+    fn alignment_leaves_a_blocked_producer_in_its_full_queue() {
+        let queues = ChainInputs::new(2, 1, 2);
+        let (txs, rxs) = (&queues.senders, &queues.receivers[0]);
+        let mut aligner = BarrierAligner::new(2);
+        assert_eq!(aligner.on_barrier(0, 1), Alignment::Waiting);
+        for v in ["a1", "a2"] {
+            txs[0][0].send(batch(0, v)).unwrap();
+        }
+        assert!(matches!(
+            txs[0][0].try_send(batch(0, "a3")),
+            Err(TrySendError::Full(_))
+        ));
+        txs[1][0].send(batch(1, "b1")).unwrap();
+        assert_eq!(
+            value_of(next_input(rxs, &aligner, true).unwrap()),
+            (1, "b1".into())
+        );
+        assert!(matches!(
+            next_input(rxs, &aligner, true),
+            Err(RecvTimeoutError::Timeout)
+        ));
+        // Aligned: producer 0 is read again, in order.
+        assert_eq!(aligner.on_barrier(1, 1), Alignment::Aligned(1));
+        assert_eq!(
+            value_of(next_input(rxs, &aligner, true).unwrap()),
+            (0, "a1".into())
+        );
+        assert_eq!(
+            value_of(next_input(rxs, &aligner, true).unwrap()),
+            (0, "a2".into())
+        );
+        // At least once: a blocked producer is read anyway.
+        assert_eq!(aligner.on_barrier(0, 2), Alignment::Waiting);
+        txs[0][0].send(batch(0, "a3")).unwrap();
+        assert_eq!(
+            value_of(next_input(rxs, &aligner, false).unwrap()),
+            (0, "a3".into())
+        );
+    }
+
+    #[test]
+    fn an_ended_producer_is_not_read_and_a_vanished_one_is_reported() {
+        let ChainInputs { senders, receivers } = ChainInputs::new(2, 1, 2);
+        let mut aligner = BarrierAligner::new(2);
+        let mut senders = senders.into_iter();
+        let (first, second) = (senders.next().unwrap(), senders.next().unwrap());
+        first[0].send((0, StreamElement::EndOfInput)).unwrap();
+        drop(first);
+        let ended = next_input(&receivers[0], &aligner, true).unwrap();
+        assert_eq!(ended.0, 0);
+        aligner.on_end_of_input(0);
+        second[0].send(batch(1, "b1")).unwrap();
+        assert_eq!(
+            value_of(next_input(&receivers[0], &aligner, true).unwrap()),
+            (1, "b1".into())
+        );
+        drop(second);
+        assert!(matches!(
+            next_input(&receivers[0], &aligner, true),
+            Err(RecvTimeoutError::Disconnected)
+        ));
     }
 }
