@@ -557,6 +557,9 @@ impl WindowOperator {
     /// are all past their allowed lateness (event time) or have fired
     /// (processing time).
     fn fire_panes_up_to(&mut self, time: i64, out: &mut OperatorOutput) {
+        if self.failed {
+            return;
+        }
         let Some(panes) = &mut self.panes else {
             return;
         };
@@ -570,9 +573,7 @@ impl WindowOperator {
                     Ok(())
                 });
             if let Err(AggregateCallError::Failed(message)) = fired {
-                self.failed = true;
-                out.failure.get_or_insert(message);
-                return;
+                return self.fail(message, out);
             }
         }
         let lateness = match self.spec.time {

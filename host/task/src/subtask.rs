@@ -199,6 +199,9 @@ enum Step {
     /// Every input ended (after checkpoint `(id, alignment ms)`, when its
     /// alignment completed with that end).
     Ended(Option<(u64, u64)>),
+    /// A producer went away without ending its input: the job is stopping
+    /// (a failure elsewhere, or a stop with savepoint).
+    Disconnected,
 }
 
 /// Ms since the first barrier of the alignment that just completed (0 when
@@ -1020,8 +1023,7 @@ impl SubtaskRun<'_> {
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => Step::Nothing,
-                    // Every producer is gone without ending its input: it failed.
-                    Err(RecvTimeoutError::Disconnected) => return Err(Stop::Cancelled),
+                    Err(RecvTimeoutError::Disconnected) => Step::Disconnected,
                 },
             };
             match step {
@@ -1035,6 +1037,13 @@ impl SubtaskRun<'_> {
                     self.checkpoint(shared, id, alignment_ms, true)?;
                 }
                 Step::Nothing => {}
+                Step::Disconnected => {
+                    // What a completed checkpoint covers is committed, even
+                    // when this subtask saw its producer stop before it saw
+                    // the completion (a stop with savepoint).
+                    self.commit_completed(shared)?;
+                    return Err(Stop::Cancelled);
+                }
                 Step::Ended(aligned) => {
                     if let Some((id, alignment_ms)) = aligned {
                         self.checkpoint(shared, id, alignment_ms, true)?;
