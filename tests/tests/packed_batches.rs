@@ -74,7 +74,7 @@ fn per_record_errors_come_back_packed_with_their_input_index() {
     match &outputs[1] {
         Output::Error { input, message } => {
             assert_eq!(*input, 1);
-            assert!(message.contains("invalid JSON input"), "{message}");
+            assert!(message.contains("invalid bid"), "{message}");
         }
         other => panic!("expected an error, got {other:?}"),
     }
@@ -104,5 +104,81 @@ fn malformed_packed_outputs_fail_the_call_and_hand_the_batch_back() {
     assert!(
         instance.process(Vec::new()).is_err(),
         "the instance is poisoned"
+    );
+}
+
+/// q1 builds its output from pieces of the borrowed input
+/// (`RawRef` and `Collector::emit_bytes_with`). Oracle: the same bid
+/// decoded in full, without `type`, with `price * rate`.
+#[test]
+fn a_spliced_output_equals_a_full_decode_for_any_field_order() {
+    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
+    let component = runtime.load(&rust_udf("nexmark-q1").unwrap()).unwrap();
+    let mut instance = component
+        .instantiate("q1#0".into(), None, InstanceLimits::default())
+        .unwrap();
+    instance.open(&subtask("q1"), r#"{"rate": 0.5}"#).unwrap();
+    let bids = [
+        // As the generator writes them: the output bytes are what
+        // serde_json writes for the same fields.
+        r#"{"type":"bid","auction":1000,"bidder":1001,"price":1234,"dateTime":1700000000000,"extra":"abc"}"#,
+        // `type` after `price`, whitespace, an escaped key and a nested value.
+        r#" { "price" : 3 , "auction":7, "a\"b": [1, {"c": "d"}], "type" : "bid", "extra":"x\ny" } "#,
+        // No `type`.
+        r#"{"auction":1,"price":10}"#,
+        // Malformed before `price`, no `price`, a fractional price.
+        r#"{"type":"bid","auction":}"#,
+        r#"{"type":"bid","auction":1}"#,
+        r#"{"type":"bid","price":1.5}"#,
+        r#"{"type":"bid","price":2,"extra":"z"}"#,
+    ];
+    let record = |value: &str| Record {
+        key: Some(b"k".to_vec()),
+        value: value.as_bytes().to_vec(),
+        timestamp: Some(5),
+    };
+    let outputs = instance
+        .process(bids.iter().map(|b| record(b)).collect())
+        .unwrap();
+    let expected = |bid: &str| {
+        let mut value: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(bid).unwrap();
+        value.remove("type");
+        let price = value["price"].as_u64().unwrap() as f64 * 0.5;
+        value.insert("price".into(), price.into());
+        serde_json::Value::Object(value)
+    };
+    let emitted = |output: &Output| match output {
+        Output::Emit(r) => {
+            assert_eq!((r.key.as_deref(), r.timestamp), (Some(&b"k"[..]), Some(5)));
+            serde_json::from_slice::<serde_json::Value>(&r.value).unwrap()
+        }
+        other => panic!("expected a record, got {other:?}"),
+    };
+    let errors: Vec<u32> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Error { input, message } => {
+                assert!(message.starts_with("invalid bid"), "{message}");
+                Some(*input)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors, [3, 4, 5]);
+    let records: Vec<&Output> = outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Emit(_)))
+        .collect();
+    assert_eq!(records.len(), 4);
+    for (output, bid) in records.iter().zip([bids[0], bids[1], bids[2], bids[6]]) {
+        assert_eq!(emitted(output), expected(bid), "{bid}");
+    }
+    let Output::Emit(first) = records[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&first.value),
+        r#"{"auction":1000,"bidder":1001,"price":617.0,"dateTime":1700000000000,"extra":"abc"}"#
     );
 }

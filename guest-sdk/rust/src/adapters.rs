@@ -143,6 +143,29 @@ pub(crate) fn emit_into(
     record_into(out, key, timestamp, value);
 }
 
+/// Appends an emitted record whose value `write` appends in place; when
+/// `write` fails, the output buffer is left as it was.
+pub(crate) fn try_emit_into<E>(
+    out: &mut Vec<u8>,
+    key: Option<&[u8]>,
+    timestamp: Option<i64>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    let start = out.len();
+    weir_abi::begin_emit(out);
+    let slot = weir_abi::begin_record(out, key, timestamp);
+    match write(out) {
+        Ok(()) => {
+            weir_abi::finish_value(out, slot);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
 /// Appends a side-output record whose value `value` encodes in place.
 pub(crate) fn side_into(
     out: &mut Vec<u8>,
@@ -207,7 +230,7 @@ impl<F: MapFunction> Adapter for MapAdapter<F> {
 
     fn process(&mut self, batch: &[u8], out: &mut Vec<u8>) {
         for (i, record) in records(batch) {
-            match F::In::decode(record.value).and_then(|v| self.0.map(v)) {
+            match <F::In<'_> as Decode>::decode(record.value).and_then(|v| self.0.map(v)) {
                 Ok(value) => emit_into(out, record.key, record.timestamp, value),
                 Err(message) => record_error(out, i, &message),
             }
@@ -227,7 +250,7 @@ impl<F: FilterFunction> Adapter for FilterAdapter<F> {
 
     fn process(&mut self, batch: &[u8], out: &mut Vec<u8>) {
         for (i, record) in records(batch) {
-            match F::In::decode(record.value).and_then(|v| self.0.filter(&v)) {
+            match <F::In<'_> as Decode>::decode(record.value).and_then(|v| self.0.filter(&v)) {
                 Ok(true) => {
                     weir_abi::begin_emit(out);
                     weir_abi::write_record(out, record.key, record.value, record.timestamp);
@@ -251,7 +274,7 @@ impl<F: FlatMapFunction> Adapter for FlatMapAdapter<F> {
 
     fn process(&mut self, batch: &[u8], out: &mut Vec<u8>) {
         for (i, record) in records(batch) {
-            let result = F::In::decode(record.value).and_then(|v| {
+            let result = <F::In<'_> as Decode>::decode(record.value).and_then(|v| {
                 let mut collector = Collector {
                     key: record.key,
                     timestamp: record.timestamp,
@@ -296,7 +319,7 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
                 keyed_state::set_current_key(key);
                 current = Some(key);
             }
-            let result = F::In::decode(record.value).and_then(|v| {
+            let result = <F::In<'_> as Decode>::decode(record.value).and_then(|v| {
                 let mut collector = Collector {
                     key: Some(key),
                     timestamp: record.timestamp,

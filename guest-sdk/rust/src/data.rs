@@ -1,18 +1,22 @@
 //! Encoding of record values.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
-/// An input value type: decoded from a record's bytes.
+/// An input value type: decoded from a record's bytes, which live for `'a`
+/// (the host's packed batch).
 ///
-/// Every `serde` `Deserialize` type is `Decode`, read as JSON. [`Raw`] takes
-/// the bytes untouched (no parsing), for functions that do not look inside.
-pub trait Decode: Sized {
+/// Every `serde` `Deserialize<'a>` type is `Decode<'a>`, read as JSON; so
+/// owned types and types borrowing from the record (`&'a str`,
+/// `&'a serde_json::value::RawValue` with `#[serde(borrow)]`) both work.
+/// [`RawRef`] borrows the bytes untouched (no parsing), for functions that
+/// do not look inside or look inside lazily; [`Raw`] copies them.
+pub trait Decode<'a>: Sized {
     /// Decodes a record value. `bytes` borrows from the host's packed
-    /// batch; copy what you keep.
+    /// batch, so a decoded value may borrow from it too.
     ///
     /// # Errors
     /// A message saying why the bytes are not a valid `Self`.
-    fn decode(bytes: &[u8]) -> Result<Self, String>;
+    fn decode(bytes: &'a [u8]) -> Result<Self, String>;
 }
 
 /// An output value type: encoded to a record's bytes.
@@ -35,8 +39,8 @@ pub trait Encode {
     }
 }
 
-impl<T: DeserializeOwned> Decode for T {
-    fn decode(bytes: &[u8]) -> Result<Self, String> {
+impl<'a, T: Deserialize<'a>> Decode<'a> for T {
+    fn decode(bytes: &'a [u8]) -> Result<Self, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON input: {e}"))
     }
 }
@@ -58,7 +62,7 @@ impl<T: Serialize> Encode for T {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Raw(pub Vec<u8>);
 
-impl Decode for Raw {
+impl Decode<'_> for Raw {
     fn decode(bytes: &[u8]) -> Result<Self, String> {
         Ok(Raw(bytes.to_vec()))
     }
@@ -67,5 +71,24 @@ impl Decode for Raw {
 impl Encode for Raw {
     fn encode_into(self, buf: &mut Vec<u8>) {
         buf.extend_from_slice(&self.0);
+    }
+}
+
+/// A record value's bytes borrowed from the host's batch: decoding neither
+/// parses nor copies. Read fields lazily with a pull parser (e.g. `jiter`)
+/// when a function needs only a few of them; encoding writes the bytes as
+/// they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRef<'a>(pub &'a [u8]);
+
+impl<'a> Decode<'a> for RawRef<'a> {
+    fn decode(bytes: &'a [u8]) -> Result<Self, String> {
+        Ok(RawRef(bytes))
+    }
+}
+
+impl Encode for RawRef<'_> {
+    fn encode_into(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.0);
     }
 }

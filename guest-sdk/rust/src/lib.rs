@@ -14,13 +14,19 @@
 //! struct Double;
 //! impl MapFunction for Double {
 //!     type Config = ();
-//!     type In = Reading;
+//!     type In<'a> = Reading;
 //!     type Out = f64;
 //!     fn open(_config: (), _ctx: &OpenContext) -> Result<Self, String> { Ok(Double) }
 //!     fn map(&mut self, r: Reading) -> Result<f64, String> { Ok(r.value * 2.0) }
 //! }
 //! weir_guest::export!(map Double);
 //! ```
+//!
+//! An input type may borrow from the record (`type In<'a> = Bid<'a>` with
+//! `&'a str` fields), and [`RawRef`] hands over the record's bytes without
+//! parsing them: a function that needs one or two fields of a large record
+//! can read them with a pull parser and stop there, and emit pieces of the
+//! input with [`Collector::emit_bytes_with`].
 //!
 //! Four kinds of function are supported: [`MapFunction`] (one in, one out),
 //! [`FilterFunction`] (keep or drop), [`FlatMapFunction`] (one in, any number
@@ -39,7 +45,7 @@ pub mod adapters;
 mod data;
 mod state;
 
-pub use data::{Decode, Encode, Raw};
+pub use data::{Decode, Encode, Raw, RawRef};
 pub use state::{ListState, MapState, ValueState};
 
 /// Bindings generated from the `weir:operator` WIT package. Not for direct use.
@@ -117,8 +123,8 @@ pub struct OpenContext {
 pub trait MapFunction: Sized {
     /// Typed operator configuration, decoded from the job file's `config`.
     type Config: serde::de::DeserializeOwned;
-    /// Input value type.
-    type In: Decode;
+    /// Input value type; may borrow from the record's bytes (`'a`).
+    type In<'a>: Decode<'a>;
     /// Output value type.
     type Out: Encode;
     /// Creates the function for one subtask.
@@ -152,15 +158,16 @@ pub trait MapFunction: Sized {
     ///
     /// # Errors
     /// An `Err` is reported as a per-record error; the record produces no output.
-    fn map(&mut self, value: Self::In) -> Result<Self::Out, String>;
+    fn map(&mut self, value: Self::In<'_>) -> Result<Self::Out, String>;
 }
 
 /// Keeps the records for which `filter` returns `true`, unchanged.
 pub trait FilterFunction: Sized {
     /// Typed operator configuration, decoded from the job file's `config`.
     type Config: serde::de::DeserializeOwned;
-    /// Input value type (the record itself passes through as bytes).
-    type In: Decode;
+    /// Input value type (the record itself passes through as bytes); may
+    /// borrow from the record's bytes (`'a`).
+    type In<'a>: Decode<'a>;
     /// Creates the function for one subtask.
     ///
     /// # Errors
@@ -192,15 +199,15 @@ pub trait FilterFunction: Sized {
     ///
     /// # Errors
     /// An `Err` is reported as a per-record error; the record is dropped.
-    fn filter(&mut self, value: &Self::In) -> Result<bool, String>;
+    fn filter(&mut self, value: &Self::In<'_>) -> Result<bool, String>;
 }
 
 /// One function that emits any number of outputs per input.
 pub trait FlatMapFunction: Sized {
     /// Typed operator configuration, decoded from the job file's `config`.
     type Config: serde::de::DeserializeOwned;
-    /// Input value type.
-    type In: Decode;
+    /// Input value type; may borrow from the record's bytes (`'a`).
+    type In<'a>: Decode<'a>;
     /// Output value type.
     type Out: Encode;
     /// Creates the function for one subtask.
@@ -237,7 +244,7 @@ pub trait FlatMapFunction: Sized {
     /// the error is kept.
     fn flat_map(
         &mut self,
-        value: Self::In,
+        value: Self::In<'_>,
         out: &mut Collector<'_, Self::Out>,
     ) -> Result<(), String>;
 }
@@ -249,8 +256,8 @@ pub trait FlatMapFunction: Sized {
 pub trait KeyedProcessFunction: Sized {
     /// Typed operator configuration, decoded from the job file's `config`.
     type Config: serde::de::DeserializeOwned;
-    /// Input value type.
-    type In: Decode;
+    /// Input value type; may borrow from the record's bytes (`'a`).
+    type In<'a>: Decode<'a>;
     /// Output value type.
     type Out: Encode;
     /// Creates the function for one subtask.
@@ -287,7 +294,7 @@ pub trait KeyedProcessFunction: Sized {
     fn process(
         &mut self,
         key: &[u8],
-        value: Self::In,
+        value: Self::In<'_>,
         out: &mut Collector<'_, Self::Out>,
     ) -> Result<(), String>;
     /// Called at end of input.
@@ -346,6 +353,23 @@ impl<T: Encode> Collector<'_, T> {
     pub fn emit_side<S: Encode>(&mut self, output: &str, value: S) {
         adapters::side_into(self.outputs, output, self.key, self.timestamp, value);
     }
+
+    /// Emits a value that `write` appends to `buf`, the packed output
+    /// buffer, with the input's key and timestamp. For functions that build
+    /// their output from pieces of a borrowed input ([`RawRef`]): the pieces
+    /// are copied once, with no value in between. Weir does not check the
+    /// bytes; write what the next operator reads (JSON for the built-in
+    /// operators).
+    ///
+    /// # Errors
+    /// `write`'s own error; nothing is emitted then (what it wrote is
+    /// taken back).
+    pub fn emit_bytes_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        adapters::try_emit_into(self.outputs, self.key, self.timestamp, write)
+    }
 }
 
 /// Writes a line to the host's log at `info` level.
@@ -362,7 +386,7 @@ pub fn log_warn(message: &str) {
 pub mod prelude {
     pub use crate::{
         Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction,
-        ListState, MapFunction, MapState, OpenContext, Raw, TimeDomain, ValueState, timers,
+        ListState, MapFunction, MapState, OpenContext, Raw, RawRef, TimeDomain, ValueState, timers,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -842,7 +842,7 @@ fn fill_nexmark(
         if !config.emits(n) {
             continue;
         }
-        let mut value = Vec::with_capacity(128);
+        let mut value = Vec::with_capacity(NexmarkConfig::encoded_len_hint(n));
         let timestamp = config.write_event(n, &mut value);
         batch.push(
             Record {

@@ -50,7 +50,7 @@ fn hex_blob(mut state: u64, len: usize) -> String {
 
 impl KeyedProcessFunction for KeyedBlob {
     type Config = Config;
-    type In = Raw;
+    type In<'a> = Raw;
     type Out = Raw;
 
     fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {

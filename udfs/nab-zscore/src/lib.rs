@@ -70,7 +70,7 @@ struct ZScore {
 
 impl KeyedProcessFunction for ZScore {
     type Config = Config;
-    type In = Reading;
+    type In<'a> = Reading;
     type Out = Alert;
 
     fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {

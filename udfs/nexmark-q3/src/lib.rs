@@ -86,7 +86,7 @@ impl LocalItemSuggestion {
 
 impl KeyedProcessFunction for LocalItemSuggestion {
     type Config = Config;
-    type In = Event;
+    type In<'a> = Event;
     type Out = Suggestion;
 
     fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {

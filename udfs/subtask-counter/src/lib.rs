@@ -17,7 +17,7 @@ struct SubtaskCounter {
 
 impl MapFunction for SubtaskCounter {
     type Config = ();
-    type In = Map<String, Value>;
+    type In<'a> = Map<String, Value>;
     type Out = Map<String, Value>;
 
     fn open(_config: (), ctx: &OpenContext) -> Result<Self, String> {

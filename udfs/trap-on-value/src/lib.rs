@@ -29,7 +29,7 @@ struct TrapOnValue(Config);
 
 impl MapFunction for TrapOnValue {
     type Config = Config;
-    type In = Row;
+    type In<'a> = Row;
     type Out = Row;
 
     fn open(mut config: Config, ctx: &OpenContext) -> Result<Self, String> {

@@ -114,7 +114,7 @@ impl<'de> Visitor<'de> for IsName<'_> {
 
 impl KeyedProcessFunction for WindowTop {
     type Config = Config;
-    type In = Raw;
+    type In<'a> = Raw;
     type Out = Raw;
 
     fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {
