@@ -92,3 +92,35 @@ impl Encode for RawRef<'_> {
         buf.extend_from_slice(self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::borrow::Cow;
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Borrowed<'a> {
+        name: &'a str,
+        /// Borrowed unless it has escapes.
+        #[serde(borrow)]
+        note: Cow<'a, str>,
+    }
+
+    #[test]
+    fn inputs_may_borrow_from_the_record() {
+        let bytes = br#"{"name":"n","note":"a\"b"}"#;
+        let value = <Borrowed<'_> as Decode>::decode(bytes).unwrap();
+        assert_eq!(value.name, "n");
+        assert_eq!(value.note, "a\"b");
+        // Borrowed, not copied: the field points into the record.
+        assert!(bytes.as_ptr_range().contains(&value.name.as_ptr()));
+        let raw = <RawRef<'_> as Decode>::decode(bytes).unwrap();
+        assert_eq!(raw.0.as_ptr(), bytes.as_ptr());
+        assert_eq!(raw.encode(), bytes.to_vec());
+        let owned = <u32 as Decode>::decode(b"7").unwrap();
+        assert_eq!(owned, 7);
+        let error = <u32 as Decode>::decode(b"x").unwrap_err();
+        assert!(error.starts_with("invalid JSON input"), "{error}");
+    }
+}
