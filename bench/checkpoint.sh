@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Checkpointing benchmark. Prints:
-#  1. throughput of Nexmark q1 (a UDF, no state) and q7 (keyed tumbling
-#     window) over EVENTS events at parallelism 1, checkpoints off versus
-#     every 1 s, the overhead in %, and the checkpoints' mean duration and
-#     size;
+#  1. throughput of Nexmark q1 (a UDF, no state) at parallelism 1 and q7
+#     (keyed tumbling window) at parallelism 1 and 2 over EVENTS events,
+#     checkpoints off versus every 1 s, the overhead in %, the checkpoints'
+#     mean duration and size, and the longest barrier alignment of any
+#     subtask (at p2 the window subtasks align two producers);
 #  2. checkpoint duration and size for a large keyed window state (KEYS
 #     open session windows, one per key, held until the end of input; the
 #     source is paced to last about 4 s so checkpoints see the state);
@@ -41,25 +42,27 @@ CK="$TMP/checkpoints"
 
 echo "machine: $CORES cores; profile: $PROFILE; $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "1. throughput, checkpoints off vs every 1 s ($EVENTS events, p1, blackhole sinks)"
-printf "%-4s %12s %12s %9s %12s %14s\n" query "off ev/s" "1s ev/s" overhead checkpoints "mean ms/bytes"
-for q in q1 q7; do
+echo "1. throughput, checkpoints off vs every 1 s ($EVENTS events, blackhole sinks)"
+printf "%-4s %2s %12s %12s %9s %12s %14s %9s\n" query p "off ev/s" "1s ev/s" overhead checkpoints "mean ms/bytes" "align ms"
+for run in q1:1 q7:1 q7:2; do
+    q=${run%:*}
+    p=${run#*:}
     job="examples/nexmark/.bench-$q.yaml"
     sed -E -e "s/events: 1000000/events: $EVENTS/" \
         -e "s/type: file, path: [^ }]+/type: blackhole/" "examples/nexmark/$q.yaml" > "$job"
     sed -E "s/events: $EVENTS/events: 1000/" "$job" > examples/nexmark/.bench-warm.yaml
     "$WEIR" run examples/nexmark/.bench-warm.yaml --no-progress 2> "$TMP/out" || { cat "$TMP/out"; exit 1; }
     start=$(date +%s.%N)
-    "$WEIR" run "$job" -p 1 --no-progress 2> "$TMP/off" || { cat "$TMP/off"; exit 1; }
+    "$WEIR" run "$job" -p "$p" --no-progress 2> "$TMP/off" || { cat "$TMP/off"; exit 1; }
     off=$(echo "$(date +%s.%N) - $start" | bc)
     start=$(date +%s.%N)
-    "$WEIR" run "$job" -p 1 --no-progress -Dexecution.checkpointing.interval=1s \
+    "$WEIR" run "$job" -p "$p" --no-progress -Dexecution.checkpointing.interval=1s \
         "-Dstate.checkpoints.dir=$CK" 2> "$TMP/on" || { cat "$TMP/on"; exit 1; }
     on=$(echo "$(date +%s.%N) - $start" | bc)
-    stats=$(grep -o 'checkpoints .*' "$TMP/on" | sed -E 's/checkpoints +([0-9]+) completed \(mean ([0-9]+) ms; last: #[0-9]+ ([0-9]+) bytes written.*/\1 \2 \3/')
-    read -r n mean bytes <<< "$stats"
-    awk -v q="$q" -v e="$EVENTS" -v off="$off" -v on="$on" -v n="$n" -v m="$mean" -v b="$bytes" 'BEGIN {
-        printf "%-4s %11.2fM %11.2fM %8.1f%% %12d %7d / %d\n", q, e / off / 1e6, e / on / 1e6, (on - off) / off * 100, n, m, b }'
+    stats=$(grep -o 'checkpoints .*' "$TMP/on" | sed -E 's/checkpoints +([0-9]+) completed \(mean ([0-9]+) ms; longest alignment ([0-9]+) ms; last: #[0-9]+ ([0-9]+) bytes written.*/\1 \2 \3 \4/')
+    read -r n mean align bytes <<< "$stats"
+    awk -v q="$q" -v p="$p" -v e="$EVENTS" -v off="$off" -v on="$on" -v n="$n" -v m="$mean" -v a="$align" -v b="$bytes" 'BEGIN {
+        printf "%-4s %2d %11.2fM %11.2fM %8.1f%% %12d %7d / %-6d %9d\n", q, p, e / off / 1e6, e / on / 1e6, (on - off) / off * 100, n, m, b, a }'
 done
 
 echo

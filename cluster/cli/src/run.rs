@@ -232,8 +232,14 @@ pub fn format_summary(job: &JobGraph, summary: &JobSummary) -> String {
             .map(|c| c.duration_ms)
             .sum::<u64>() as f64
             / n as f64;
+        let longest_alignment_ms = summary
+            .checkpoints
+            .iter()
+            .map(|c| c.max_alignment_ms)
+            .max()
+            .unwrap_or(0);
         text.push_str(&format!(
-            "  checkpoints      {n} completed (mean {mean_ms:.0} ms; last: #{} {} bytes written, {} bytes in all)\n",
+            "  checkpoints      {n} completed (mean {mean_ms:.0} ms; longest alignment {longest_alignment_ms} ms; last: #{} {} bytes written, {} bytes in all)\n",
             last.id, last.size_bytes, last.full_size_bytes
         ));
     }

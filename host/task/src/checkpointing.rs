@@ -279,10 +279,11 @@ impl CoordinatorLoop<'_> {
                         continue;
                     }
                     tracing::info!(
-                        "checkpoint {id} completed in {} ms ({} bytes written, {} bytes in all)",
+                        "checkpoint {id} completed in {} ms ({} bytes written, {} bytes in all; longest alignment {} ms)",
                         stats.duration_ms,
                         stats.size_bytes,
-                        stats.full_size_bytes
+                        stats.full_size_bytes,
+                        stats.max_alignment_ms
                     );
                     self.metrics.record_checkpoint(stats);
                     self.hub.completed.store(id, Ordering::Release);
