@@ -8,7 +8,7 @@
 
 use weir_tests::{rust_udf, subtask};
 use weir_types::Record;
-use weir_wasm::{InstanceLimits, Output, RuntimeConfig, WasmRuntime};
+use weir_wasm::{InstanceLimits, OperatorInstance, Output, RuntimeConfig, WasmRuntime};
 
 /// Records with and without keys and timestamps, empty and binary values.
 fn mixed_batch() -> Vec<Record> {
@@ -25,16 +25,23 @@ fn mixed_batch() -> Vec<Record> {
         .collect()
 }
 
-#[test]
-fn an_sdk_component_takes_packed_batches_and_gives_every_record_back() {
+/// An opened instance of the Rust UDF `udf` (under `udfs/`), checked to
+/// take packed batches.
+fn open_packed(udf: &str, config: &str) -> OperatorInstance {
     let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
-    let component = runtime.load(&rust_udf("identity").unwrap()).unwrap();
+    let component = runtime.load(&rust_udf(udf).unwrap()).unwrap();
     assert_eq!(component.wit_version(), "0.4.0");
     assert!(component.takes_packed_batches());
     let mut instance = component
-        .instantiate("identity#0".into(), None, InstanceLimits::default())
+        .instantiate(format!("{udf}#0"), None, InstanceLimits::default())
         .unwrap();
-    instance.open(&subtask("identity"), "{}").unwrap();
+    instance.open(&subtask(udf), config).unwrap();
+    instance
+}
+
+#[test]
+fn an_sdk_component_takes_packed_batches_and_gives_every_record_back() {
+    let mut instance = open_packed("identity", "{}");
     // Twice, so the reused buffer is checked with a shorter batch too.
     for batch in [mixed_batch(), mixed_batch()[..10].to_vec()] {
         let outputs = instance.process(batch.clone()).unwrap();
@@ -46,13 +53,7 @@ fn an_sdk_component_takes_packed_batches_and_gives_every_record_back() {
 
 #[test]
 fn per_record_errors_come_back_packed_with_their_input_index() {
-    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
-    let component = runtime.load(&rust_udf("nexmark-q2").unwrap()).unwrap();
-    assert!(component.takes_packed_batches());
-    let mut instance = component
-        .instantiate("q2#0".into(), None, InstanceLimits::default())
-        .unwrap();
-    instance.open(&subtask("q2"), r#"{"modulus": 2}"#).unwrap();
+    let mut instance = open_packed("nexmark-q2", r#"{"modulus": 2}"#);
     let record = |value: &str| Record {
         key: None,
         value: value.as_bytes().to_vec(),
@@ -86,13 +87,7 @@ fn per_record_errors_come_back_packed_with_their_input_index() {
 
 #[test]
 fn malformed_packed_outputs_fail_the_call_and_hand_the_batch_back() {
-    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
-    let component = runtime.load(&rust_udf("bad-packed").unwrap()).unwrap();
-    assert!(component.takes_packed_batches());
-    let mut instance = component
-        .instantiate("bad#0".into(), None, InstanceLimits::default())
-        .unwrap();
-    instance.open(&subtask("bad"), "{}").unwrap();
+    let mut instance = open_packed("bad-packed", "{}");
     let batch = mixed_batch();
     let failure = instance.process(batch.clone()).unwrap_err();
     let message = failure.error.to_string();
@@ -112,12 +107,7 @@ fn malformed_packed_outputs_fail_the_call_and_hand_the_batch_back() {
 /// decoded in full, without `type`, with `price * rate`.
 #[test]
 fn a_spliced_output_equals_a_full_decode_for_any_field_order() {
-    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
-    let component = runtime.load(&rust_udf("nexmark-q1").unwrap()).unwrap();
-    let mut instance = component
-        .instantiate("q1#0".into(), None, InstanceLimits::default())
-        .unwrap();
-    instance.open(&subtask("q1"), r#"{"rate": 0.5}"#).unwrap();
+    let mut instance = open_packed("nexmark-q1", r#"{"rate": 0.5}"#);
     let bids = [
         // As the generator writes them: the output bytes are what
         // serde_json writes for the same fields.

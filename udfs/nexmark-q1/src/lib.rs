@@ -59,39 +59,34 @@ fn convert(bid: &[u8], rate: f64, out: &mut Vec<u8>) -> Result<(), String> {
     let error = |e: JiterError| e.to_string();
     let mut json = Jiter::new(bid);
     let mut key = json.next_object_bytes().map_err(error)?;
-    let (mut dropped_type, mut converted, mut first) = (false, false, true);
+    let (mut dropped_type, mut converted) = (false, false);
     out.push(b'{');
+    let mut first = true;
     while let Some(name) = key {
-        let name_start = out.len();
-        if !first {
-            out.push(b',');
-        }
-        // The key's bytes as written (escapes kept), so copying is exact.
-        out.push(b'"');
-        out.extend_from_slice(name);
-        out.extend_from_slice(b"\":");
-        match name {
-            b"type" => {
-                out.truncate(name_start);
-                json.next_skip().map_err(error)?;
-                dropped_type = true;
-                key = json.next_key_bytes().map_err(error)?;
-                continue;
+        if name == b"type" {
+            json.next_skip().map_err(error)?;
+            dropped_type = true;
+        } else {
+            if !first {
+                out.push(b',');
             }
-            b"price" => {
+            first = false;
+            // The key's bytes as written (escapes kept), so copying is exact.
+            out.push(b'"');
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"\":");
+            if name == b"price" {
                 let NumberInt::Int(cents) = json.next_int().map_err(|e| format!("price: {e}"))?;
-                let euros = rate * cents as f64;
                 // serde_json writes a finite f64 as its shortest round-trip text.
-                serde_json::to_writer(&mut *out, &euros).map_err(|e| e.to_string())?;
+                serde_json::to_writer(&mut *out, &(rate * cents as f64))
+                    .map_err(|e| e.to_string())?;
                 converted = true;
-            }
-            _ => {
+            } else {
                 let start = json.current_index();
                 json.next_skip().map_err(error)?;
                 out.extend_from_slice(trim_start(&bid[start..json.current_index()]));
             }
         }
-        first = false;
         if dropped_type && converted {
             // `,"dateTime":…,"extra":"…"}`: the rest as it is.
             out.extend_from_slice(&bid[json.current_index()..]);
