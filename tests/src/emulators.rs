@@ -1,19 +1,24 @@
 //! Object-store emulators on loopback, for checkpoint storage tests:
-//! moto's S3 server (PyPI `moto[server]`) and Azurite's Blob service
-//! (npm `azurite`). Each runs as a child process on a free port of
-//! 127.0.0.1 with its data in a temporary directory, and is killed when
-//! dropped. `.ci/run` installs both; the bucket or container is made with
-//! Python's `boto3` / `azure-storage-blob`.
+//! moto's S3 server (PyPI `moto[server]`), Azurite's Blob service (npm
+//! `azurite`) and, for Google Cloud Storage, a fake of its XML API
+//! (`fake_gcs.py` beside this file, Python's standard library only). Each
+//! runs as a child process on a free port of 127.0.0.1 and is killed when
+//! dropped. `.ci/run` installs moto and Azurite; their bucket or container
+//! is made with Python's `boto3` / `azure-storage-blob`.
 //!
-//! Google Cloud Storage has none here: the emulators in the registries this
-//! project installs from (PyPI's `gcp-storage-emulator`) serve GCS's JSON
-//! API, while `object_store` speaks its XML API (listing with
-//! `list-type=2`); and moto, whose S3 API the XML API resembles, fails
+//! GCS has no emulator here: the ones in the registries this project
+//! installs from (PyPI's `gcp-storage-emulator`) serve GCS's JSON API and
+//! only single-object upload and download of its XML API, while
+//! `object_store` speaks the XML API (listing with `list-type=2`,
+//! multipart uploads); and moto, whose S3 API the XML API resembles, fails
 //! (HTTP 500) on the `Authorization: Bearer ` header that the GCS client of
-//! `object_store` 0.12.5 sends on PUT even with `skip_signature`.
+//! `object_store` 0.12.5 sends. So `fake_gcs.py` implements the operations
+//! `object_store` uses, from Google's XML API reference, keeping objects in
+//! memory. It proves Weir's `gs://` configuration and use of the store; it
+//! cannot prove that GCS itself behaves like it.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -173,6 +178,43 @@ impl Emulator {
                 format!("azure.access-key={AZURITE_KEY}"),
             ],
             base: format!("az://{container}"),
+        })
+    }
+
+    /// The fake GCS XML API (`fake_gcs.py`) with bucket `bucket`, listing
+    /// at most `page_size` keys per page.
+    ///
+    /// Weir reaches it as a user reaches a GCS emulator: through a service
+    /// account key (`gs.service-account-key`) whose `gcs_base_url` is the
+    /// fake's address and whose `disable_oauth` is true.
+    ///
+    /// # Errors
+    /// When `python3` is missing or the fake does not start.
+    pub fn gcs(bucket: &str, page_size: usize) -> Result<Self> {
+        let data = tempfile::tempdir()?;
+        let port = free_port()?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/fake_gcs.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .args(["--port", &port.to_string(), "--bucket", bucket])
+            .args(["--page-size", &page_size.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start python3 {}", script.display()))?;
+        wait_for_port(port, &mut child, "fake_gcs.py")?;
+        let key = serde_json::json!({
+            "gcs_base_url": format!("http://127.0.0.1:{port}"),
+            "disable_oauth": true,
+            "client_email": "",
+            "private_key": "",
+            "private_key_id": "",
+        });
+        Ok(Self {
+            child,
+            _data: data,
+            options: vec![format!("gs.service-account-key={key}")],
+            base: format!("gs://{bucket}"),
         })
     }
 

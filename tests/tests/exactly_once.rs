@@ -696,17 +696,25 @@ fn a_trap_recovers_exactly_once_from_checkpoints_in_azure_blob_storage() {
     assert_trap_recovers_exactly_once_in(&Emulator::azure("weir").unwrap());
 }
 
+/// Lists three keys per page, so that every listing of the checkpoint
+/// directory (retention, cleanup, `latest`) follows continuation tokens.
 #[test]
-fn a_savepoint_in_s3_restored_at_another_parallelism_gives_the_uninterrupted_output() {
-    let s3 = Emulator::s3("weir").unwrap();
+fn a_trap_recovers_exactly_once_from_checkpoints_in_google_cloud_storage() {
+    assert_trap_recovers_exactly_once_in(&Emulator::gcs("weir", 3).unwrap());
+}
+
+/// Stops a windowed job at parallelism 2 with a savepoint in `emulator`'s
+/// store, restores it at parallelism 3, and checks the output against an
+/// uninterrupted run.
+fn assert_savepoint_in_store_restores_at_another_parallelism(emulator: &Emulator, base: &str) {
     let dir = tempfile::tempdir().unwrap();
     let want = uninterrupted_window_output(dir.path());
     let out = dir.path().join("out");
     let yaml = job(&out, false, WINDOW_REST);
-    let settings = in_object_store(&s3, "1h");
+    let settings = in_object_store(emulator, "1h");
     let savepoint = stop_after_250ms(dir.path(), &yaml, 2, &settings, None);
     assert!(
-        savepoint.starts_with("s3://weir/savepoints/exactly-once/chk-"),
+        savepoint.starts_with(&format!("{base}/savepoints/exactly-once/chk-")),
         "{savepoint}"
     );
     assert!(committed(&out).len() < want.len(), "stopped before the end");
@@ -714,6 +722,19 @@ fn a_savepoint_in_s3_restored_at_another_parallelism_gives_the_uninterrupted_out
     let last = run_stopping(dir.path(), &yaml, 3, &settings, restore, None);
     assert!(last.savepoint.is_none());
     assert_same_output(&committed(&out), &want);
+}
+
+#[test]
+fn a_savepoint_in_s3_restored_at_another_parallelism_gives_the_uninterrupted_output() {
+    let s3 = Emulator::s3("weir").unwrap();
+    assert_savepoint_in_store_restores_at_another_parallelism(&s3, "s3://weir");
+}
+
+#[test]
+fn a_savepoint_in_google_cloud_storage_restored_at_another_parallelism_gives_the_uninterrupted_output()
+ {
+    let gcs = Emulator::gcs("weir", 1000).unwrap();
+    assert_savepoint_in_store_restores_at_another_parallelism(&gcs, "gs://weir");
 }
 
 #[test]

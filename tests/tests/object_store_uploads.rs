@@ -1,6 +1,6 @@
 //! Large files reach object stores in parts: a shared file bigger than
-//! `MULTIPART_PART_BYTES` goes to S3 (moto) and Azure Blob Storage
-//! (Azurite) as a multipart upload and reads back byte for byte; a small
+//! `MULTIPART_PART_BYTES` goes to S3 (moto), Azure Blob Storage (Azurite)
+//! and Google Cloud Storage (a fake of its XML API) as a multipart upload and reads back byte for byte; a small
 //! one goes in one PUT.
 
 #![allow(clippy::unwrap_used)]
@@ -65,4 +65,9 @@ fn large_shared_files_go_to_s3_in_parts() {
 #[test]
 fn large_shared_files_go_to_azure_blob_storage_in_parts() {
     assert_files_round_trip(&Emulator::azure("uploads").unwrap());
+}
+
+#[test]
+fn large_shared_files_go_to_google_cloud_storage_in_parts() {
+    assert_files_round_trip(&Emulator::gcs("uploads", 1000).unwrap());
 }
