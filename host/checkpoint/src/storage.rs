@@ -492,7 +492,8 @@ impl CheckpointStorage {
         let bytes = self
             .run(result.bytes())
             .map_err(|e| self.file_error(relative, e))?;
-        Ok(bytes.to_vec())
+        // Takes the buffer over when the bytes own it alone (no copy).
+        Ok(Vec::from(bytes))
     }
 
     /// Marks checkpoint `metadata.id` complete by writing its `_metadata`,

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use crate::{Entry, StateError};
 
+/// What [`StateBackend::for_each_prefix`] calls with each `(key, value)`;
+/// an error stops the scan.
+pub type EntryVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StateError> + 'a;
+
 /// An ordered map of bytes to bytes, owned by one subtask.
 ///
 /// Keys sort by unsigned bytes (lexicographic), in every backend.
@@ -29,7 +33,21 @@ pub trait StateBackend: Send {
     ///
     /// # Errors
     /// Storage failures.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
+        let mut entries = Vec::new();
+        self.for_each_prefix(prefix, &mut |k, v| {
+            entries.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })?;
+        Ok(entries)
+    }
+    /// Calls `each` with every entry whose key starts with `prefix`, in key
+    /// order, without collecting them (full snapshots stream through this).
+    ///
+    /// # Errors
+    /// Storage failures; the first error `each` returns, which stops the scan.
+    fn for_each_prefix(&self, prefix: &[u8], each: &mut EntryVisitor<'_>)
+    -> Result<(), StateError>;
     /// Removes every entry whose key starts with `prefix`.
     ///
     /// # Errors
@@ -153,11 +171,12 @@ impl StateBackend for MemoryBackend {
         Ok(())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
-        Ok(self
-            .range(prefix)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+    fn for_each_prefix(
+        &self,
+        prefix: &[u8],
+        each: &mut EntryVisitor<'_>,
+    ) -> Result<(), StateError> {
+        self.range(prefix).try_for_each(|(k, v)| each(k, v))
     }
 
     fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StateError> {
@@ -259,18 +278,23 @@ impl StateBackend for RocksDbBackend {
             .map_err(|e| Self::error(&self.path, e))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
+    fn for_each_prefix(
+        &self,
+        prefix: &[u8],
+        each: &mut EntryVisitor<'_>,
+    ) -> Result<(), StateError> {
         let mut read_options = rocksdb::ReadOptions::default();
         if let Some(end) = prefix_end(prefix) {
             read_options.set_iterate_upper_bound(end);
         }
-        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-        let mut entries = Vec::new();
-        for item in self.db.iterator_opt(mode, read_options) {
-            let (k, v) = item.map_err(|e| Self::error(&self.path, e))?;
-            entries.push((k.into_vec(), v.into_vec()));
+        // A raw iterator lends each entry instead of boxing a copy of it.
+        let mut iter = self.db.raw_iterator_opt(read_options);
+        iter.seek(prefix);
+        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
+            each(k, v)?;
+            iter.next();
         }
-        Ok(entries)
+        iter.status().map_err(|e| Self::error(&self.path, e))
     }
 
     fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StateError> {

@@ -254,18 +254,50 @@ impl KeyedState {
     }
 
     /// A full snapshot of this subtask's keyed state (values, lists, maps
-    /// and timers), after applying buffered writes: every backend entry of
-    /// the owned key groups, in key order. Taken at a checkpoint barrier.
+    /// and timers), after applying buffered writes, encoded as
+    /// [`crate::snapshot_entries`] reads it: every backend entry of the
+    /// owned key groups, in key order, written while the backend is
+    /// scanned. Taken at a checkpoint barrier.
     ///
     /// # Errors
-    /// Storage failures.
-    pub fn snapshot(&mut self) -> Result<crate::KeyedSnapshot, StateError> {
+    /// Storage failures; an entry too long for the format.
+    pub fn snapshot_bytes(&mut self) -> Result<Vec<u8>, StateError> {
         self.flush()?;
-        let mut entries = Vec::new();
+        let mut writer = crate::SnapshotWriter::default();
         for group in self.range.start..=self.range.end {
-            entries.extend(self.backend.scan_prefix(&group.to_be_bytes())?);
+            self.backend
+                .for_each_prefix(&group.to_be_bytes(), &mut |k, v| writer.push(k, v))?;
         }
-        Ok(crate::KeyedSnapshot { entries })
+        Ok(writer.finish())
+    }
+
+    /// [`KeyedState::snapshot_bytes`], decoded.
+    ///
+    /// # Errors
+    /// As [`KeyedState::snapshot_bytes`].
+    pub fn snapshot(&mut self) -> Result<crate::KeyedSnapshot, StateError> {
+        crate::KeyedSnapshot::from_bytes(&self.snapshot_bytes()?)
+    }
+
+    /// Like [`KeyedState::restore`], from encoded snapshots (the bytes of
+    /// [`KeyedState::snapshot_bytes`]), without decoding them into a copy
+    /// first.
+    ///
+    /// # Errors
+    /// As [`KeyedState::restore`]; [`StateError::CorruptSnapshot`] for
+    /// damaged bytes (the entries before the damage may have been loaded).
+    pub fn restore_bytes<'s>(
+        &mut self,
+        encoded: impl IntoIterator<Item = &'s [u8]>,
+    ) -> Result<(), StateError> {
+        let mut batch = Vec::new();
+        for bytes in encoded {
+            for entry in crate::snapshot_entries(bytes)? {
+                let (key, value) = entry?;
+                self.restore_entry(key, value, &mut batch)?;
+            }
+        }
+        self.backend.write_batch(batch)
     }
 
     /// Loads the entries of `snapshots` (of any earlier subtasks, at any
@@ -886,13 +918,15 @@ mod tests {
             one.register_timer(TimerDomain::EventTime, 1000 - i as i64)
                 .unwrap();
         }
-        let bytes = one.snapshot().unwrap().to_bytes();
+        // Streamed while scanning; the same bytes as the decoded form's.
+        let bytes = one.snapshot_bytes().unwrap();
         let snapshot = crate::KeyedSnapshot::from_bytes(&bytes).unwrap();
+        assert_eq!(snapshot.to_bytes().unwrap(), bytes);
 
         let mut three: Vec<KeyedState> = (0..3)
             .map(|i| {
                 let mut s = KeyedState::new(make(), KeyGroupRange::for_subtask(i, 3, MAX), MAX);
-                s.restore([&snapshot]).unwrap();
+                s.restore_bytes([bytes.as_slice()]).unwrap();
                 s
             })
             .collect();
@@ -1112,18 +1146,29 @@ mod tests {
         let snapshot = crate::KeyedSnapshot {
             entries: vec![(b"\0\x01\0\0\0\x01kv\0\x01n".to_vec(), b"x".to_vec())],
         };
-        let bytes = snapshot.to_bytes();
+        let bytes = snapshot.to_bytes().unwrap();
         assert_eq!(crate::KeyedSnapshot::from_bytes(&bytes).unwrap(), snapshot);
+        let mut state = KeyedState::new(Box::new(MemoryBackend::new()), KeyGroupRange::all(4), 4);
         for cut in 0..bytes.len() {
             assert!(
                 crate::KeyedSnapshot::from_bytes(&bytes[..cut]).is_err(),
                 "cut at {cut}"
             );
+            assert!(
+                matches!(
+                    state.restore_bytes([&bytes[..cut]]),
+                    Err(StateError::CorruptSnapshot(_))
+                ),
+                "restore cut at {cut}"
+            );
         }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        let e = crate::KeyedSnapshot::from_bytes(&trailing).unwrap_err();
+        assert!(e.to_string().contains("trailing bytes"), "{e}");
         let mut huge = bytes.clone();
         huge[4..12].copy_from_slice(&u64::MAX.to_be_bytes());
         assert!(crate::KeyedSnapshot::from_bytes(&huge).is_err());
-        let mut state = KeyedState::new(Box::new(MemoryBackend::new()), KeyGroupRange::all(4), 4);
         let bad = crate::KeyedSnapshot {
             entries: vec![(vec![0, 1, 0, 0, 0, 9], vec![])],
         };

@@ -18,10 +18,11 @@ mod keyed;
 mod snapshot;
 
 pub use backend::{
-    MemoryBackend, NativeCheckpoint, NativeFile, RocksDbBackend, StateBackend, scan_native,
+    EntryVisitor, MemoryBackend, NativeCheckpoint, NativeFile, RocksDbBackend, StateBackend,
+    scan_native,
 };
 pub use keyed::{KeyedState, StateKind, TimerDomain};
-pub use snapshot::KeyedSnapshot;
+pub use snapshot::{KeyedSnapshot, SnapshotEntries, SnapshotWriter, snapshot_entries};
 pub use weir_types::KeyGroupRange;
 
 /// One `(key, value)` entry of an ordered byte map.

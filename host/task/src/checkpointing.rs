@@ -23,6 +23,7 @@
 //! committed only as part of a completed checkpoint (Flink's final
 //! checkpoint, FLIP-147).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -436,7 +437,10 @@ fn finish_snapshot(
                 uploaded.handle
             }
         };
-        ops.push(OperatorSnapshot { operator, state });
+        ops.push(OperatorSnapshot {
+            operator,
+            state: Cow::Owned(state),
+        });
     }
     let bytes = SubtaskSnapshot {
         head: job.head,
@@ -461,10 +465,13 @@ pub(crate) fn task_name(vertex: &str, index: u32) -> String {
 
 /// One subtask's state in a checkpoint: its head (source positions or
 /// input watermarks) and the state of each chained operator that has some.
+/// Decoded from a state file it borrows the operators' state bytes from
+/// the file's bytes, so a large full snapshot is held once on restore.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct SubtaskSnapshot {
+pub(crate) struct SubtaskSnapshot<'a> {
     pub(crate) head: HeadSnapshot,
-    pub(crate) ops: Vec<OperatorSnapshot>,
+    #[serde(borrow)]
+    pub(crate) ops: Vec<OperatorSnapshot<'a>>,
 }
 
 /// The head of a subtask's chain.
@@ -480,29 +487,35 @@ pub(crate) enum HeadSnapshot {
 }
 
 /// One chained operator's state, in its own encoding (`KeyedSnapshot`
-/// bytes for a UDF's keyed state, JSON for a window).
+/// bytes for a UDF's keyed state, JSON for a window). Postcard writes the
+/// bytes as a length and the bytes, whether owned or borrowed, as it wrote
+/// the `Vec<u8>` of earlier versions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct OperatorSnapshot {
+pub(crate) struct OperatorSnapshot<'a> {
     pub(crate) operator: String,
-    pub(crate) state: Vec<u8>,
+    #[serde(borrow)]
+    pub(crate) state: Cow<'a, [u8]>,
 }
 
 /// The first bytes of a subtask state file (format version 1).
 const MAGIC: &[u8] = b"WSUB1";
 
-impl SubtaskSnapshot {
+impl<'a> SubtaskSnapshot<'a> {
     /// `WSUB1` then the snapshot in postcard's encoding.
     pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
-        let mut bytes = MAGIC.to_vec();
+        let size: usize = self.ops.iter().map(|o| o.state.len() + 64).sum();
+        let mut bytes = Vec::with_capacity(MAGIC.len() + 256 + size);
+        bytes.extend_from_slice(MAGIC);
         postcard::to_io(self, &mut bytes).map_err(|e| e.to_string())?;
         Ok(bytes)
     }
 
-    /// Reads what [`SubtaskSnapshot::encode`] wrote.
+    /// Reads what [`SubtaskSnapshot::encode`] wrote, borrowing the
+    /// operators' state from `bytes`.
     ///
     /// # Errors
     /// A message when the bytes are not such a snapshot.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, String> {
         let body = bytes
             .strip_prefix(MAGIC)
             .ok_or("not a Weir subtask state file (no WSUB1 header)")?;
@@ -514,14 +527,37 @@ impl SubtaskSnapshot {
         self.ops
             .iter()
             .find(|o| o.operator == operator)
-            .map(|o| o.state.as_slice())
+            .map(|o| o.state.as_ref())
     }
 }
 
-/// The snapshots a new subtask `index` of chain `head` (at `parallelism`)
-/// restores from: its own old one when the parallelism is unchanged, all
-/// old subtasks' otherwise (each keeps what belongs to it: key groups,
-/// splits).
+/// A subtask state file brought back from checkpoint storage: its name
+/// and bytes, which [`StateFile::decode`] reads without copying.
+#[derive(Debug)]
+pub(crate) struct StateFile {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+impl StateFile {
+    /// The snapshot in the file.
+    ///
+    /// # Errors
+    /// [`JobError::Checkpoint`] naming the checkpoint and the file.
+    pub(crate) fn decode(&self, restored: &Restored) -> Result<SubtaskSnapshot<'_>, JobError> {
+        SubtaskSnapshot::decode(&self.bytes).map_err(|e| {
+            JobError::Checkpoint(format!(
+                "checkpoint {}: state file {}: {e}",
+                restored.metadata.id, self.name
+            ))
+        })
+    }
+}
+
+/// The state files a new subtask `index` of chain `head` (at
+/// `parallelism`) restores from: its own old one when the parallelism is
+/// unchanged, all old subtasks' otherwise (each keeps what belongs to it:
+/// key groups, splits). Each is checked to decode.
 ///
 /// # Errors
 /// [`JobError::Checkpoint`] naming a state file that is missing or damaged.
@@ -530,7 +566,7 @@ pub(crate) fn load_subtask(
     head: &str,
     index: u32,
     parallelism: u32,
-) -> Result<Vec<SubtaskSnapshot>, JobError> {
+) -> Result<Vec<StateFile>, JobError> {
     let Some(&old) = restored.metadata.parallelism.get(head) else {
         return Ok(Vec::new()); // a vertex the checkpoint does not know
     };
@@ -539,13 +575,13 @@ pub(crate) fn load_subtask(
     } else {
         (0..old).collect()
     };
-    let mut snapshots = Vec::new();
+    let mut files = Vec::new();
     for i in indices {
-        let name = task_name(head, i);
+        let task = task_name(head, i);
         let Some(file) = restored
             .metadata
             .tasks
-            .get(&name)
+            .get(&task)
             .and_then(|t| t.file.clone())
         else {
             continue;
@@ -554,15 +590,14 @@ pub(crate) fn load_subtask(
             .storage
             .read_state(&file)
             .map_err(|e| JobError::Checkpoint(e.to_string()))?;
-        let snapshot = SubtaskSnapshot::decode(&bytes).map_err(|e| {
-            JobError::Checkpoint(format!(
-                "checkpoint {}: state file {file} of {name}: {e}",
-                restored.metadata.id
-            ))
-        })?;
-        snapshots.push(snapshot);
+        let file = StateFile {
+            name: format!("{file} of {task}"),
+            bytes,
+        };
+        file.decode(restored)?;
+        files.push(file);
     }
-    Ok(snapshots)
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -586,12 +621,16 @@ mod tests {
             },
             ops: vec![OperatorSnapshot {
                 operator: "w".into(),
-                state: vec![0, 1, 2, 255],
+                state: Cow::Owned(vec![0, 1, 2, 255]),
             }],
         };
         let bytes = snapshot.encode().unwrap();
         let back = SubtaskSnapshot::decode(&bytes).unwrap();
         assert_eq!(back.operator("w"), Some(&[0u8, 1, 2, 255][..]));
+        assert!(
+            matches!(back.ops[0].state, Cow::Borrowed(_)),
+            "state is borrowed from the file's bytes"
+        );
         assert_eq!(back.operator("x"), None);
         assert!(
             matches!(back.head, HeadSnapshot::Source { ref positions, .. } if positions[0].offset == 1234)
@@ -602,5 +641,46 @@ mod tests {
                 .unwrap_err()
                 .contains("WSUB1")
         );
+    }
+
+    /// State files written when operator state was an owned `Vec<u8>`
+    /// decode as before: postcard writes both as a length and the bytes.
+    #[test]
+    fn state_files_of_earlier_versions_decode() {
+        #[derive(Serialize)]
+        struct EarlierOperatorSnapshot {
+            operator: String,
+            state: Vec<u8>,
+        }
+        #[derive(Serialize)]
+        struct EarlierSubtaskSnapshot {
+            head: HeadSnapshot,
+            ops: Vec<EarlierOperatorSnapshot>,
+        }
+        let state: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        let head = || HeadSnapshot::Input {
+            watermarks: InputWatermarksSnapshot::default(),
+        };
+        let mut earlier = MAGIC.to_vec();
+        earlier.extend(
+            postcard::to_allocvec(&EarlierSubtaskSnapshot {
+                head: head(),
+                ops: vec![EarlierOperatorSnapshot {
+                    operator: "blobs".into(),
+                    state: state.clone(),
+                }],
+            })
+            .unwrap(),
+        );
+        let now = SubtaskSnapshot {
+            head: head(),
+            ops: vec![OperatorSnapshot {
+                operator: "blobs".into(),
+                state: Cow::Borrowed(&state),
+            }],
+        };
+        assert_eq!(now.encode().unwrap(), earlier);
+        let back = SubtaskSnapshot::decode(&earlier).unwrap();
+        assert_eq!(back.operator("blobs"), Some(state.as_slice()));
     }
 }

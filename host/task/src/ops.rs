@@ -8,7 +8,7 @@ use std::path::Path;
 use weir_checkpoint::CheckpointStorage;
 use weir_connectors::Sink;
 use weir_operators::{OperatorOutput, WindowOperator};
-use weir_state::{KeyedSnapshot, NativeCheckpoint, TimerDomain};
+use weir_state::{NativeCheckpoint, TimerDomain};
 use weir_types::KeyGroupRange;
 use weir_types::jobgraph::OperatorSpec;
 use weir_types::keygroup::key_group_of;
@@ -204,8 +204,8 @@ impl ChainedOp<'_> {
                         return Ok(Some(OperatorState::Native(native)));
                     }
                 }
-                let full = state.snapshot().map_err(|e| e.to_string())?;
-                Ok(Some(OperatorState::Full(full.to_bytes())))
+                let full = state.snapshot_bytes().map_err(|e| e.to_string())?;
+                Ok(Some(OperatorState::Full(full)))
             }
             ChainedOp::Window { op, .. } => op.snapshot().map(|b| Some(OperatorState::Full(b))),
             ChainedOp::Join { op, .. } => op.snapshot().map(|b| Some(OperatorState::Full(b))),
@@ -266,9 +266,7 @@ impl ChainedOp<'_> {
                             return Ok(handle.shared);
                         }
                     } else {
-                        let snapshot =
-                            KeyedSnapshot::from_bytes(bytes).map_err(|e| e.to_string())?;
-                        state.restore([&snapshot]).map_err(|e| e.to_string())?;
+                        state.restore_bytes([*bytes]).map_err(|e| e.to_string())?;
                     }
                 }
                 Ok(Vec::new())

@@ -548,8 +548,13 @@ fn run_subtask<'a>(
     };
     let mut restored_files = Vec::new();
     if let Some(restored) = shared.restored {
-        let snapshots =
+        let files =
             load_subtask(restored, vertex.id, index, vertex.parallelism).map_err(Stop::Failed)?;
+        let snapshots = files
+            .iter()
+            .map(|file| file.decode(restored))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Stop::Failed)?;
         restored_files = run
             .restore(shared, restored, &snapshots)
             .map_err(|message| run.fail(vertex.id, None, message))?;
@@ -1160,7 +1165,7 @@ impl SubtaskRun<'_> {
         &mut self,
         shared: &JobShared<'_>,
         restored: &Restored,
-        snapshots: &[SubtaskSnapshot],
+        snapshots: &[SubtaskSnapshot<'_>],
     ) -> Result<Vec<(String, Vec<SharedFile>)>, String> {
         match &mut self.head {
             Head::Source {
