@@ -696,11 +696,13 @@ fn a_trap_recovers_exactly_once_from_checkpoints_in_azure_blob_storage() {
     assert_trap_recovers_exactly_once_in(&Emulator::azure("weir").unwrap());
 }
 
-/// Lists three keys per page, so that every listing of the checkpoint
-/// directory (retention, cleanup, `latest`) follows continuation tokens.
+/// Lists ten keys per page, so that listings of the checkpoint directory
+/// (retention, cleanup, `latest`; some dozens of objects) follow
+/// continuation tokens. (Three per page made checkpoints slow enough that
+/// the trap sometimes came before the second one completed.)
 #[test]
 fn a_trap_recovers_exactly_once_from_checkpoints_in_google_cloud_storage() {
-    assert_trap_recovers_exactly_once_in(&Emulator::gcs("weir", 3).unwrap());
+    assert_trap_recovers_exactly_once_in(&Emulator::gcs("weir", 10).unwrap());
 }
 
 /// Stops a windowed job at parallelism 2 with a savepoint in `emulator`'s

@@ -105,7 +105,13 @@ enum TimerKind {
 /// A timer: `(time, kind, key, window)`, ordered by time.
 type Timer = (i64, TimerKind, Key, Window);
 
-/// What a window operator's snapshot holds (JSON; accumulators of a
+/// The first bytes of a window state snapshot: `WWIN1`, then the
+/// [`WindowSnapshot`] in postcard's encoding. Snapshots of earlier
+/// versions are the same structure as JSON (they start with `{`) and are
+/// still read.
+const SNAPSHOT_MAGIC: &[u8] = b"WWIN1";
+
+/// What a window operator's snapshot holds (accumulators of a
 /// user-defined aggregate are its opaque bytes).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct WindowSnapshot {
@@ -122,6 +128,27 @@ struct WindowSnapshot {
     /// Tumbling and sliding windows: the windows waiting to fire.
     #[serde(default)]
     pending: Vec<Window>,
+}
+
+/// [`WindowSnapshot`] borrowed from the operator, to encode without
+/// copying keys and accumulators: the same fields in the same order, so
+/// the same bytes (serde writes a reference as what it refers to).
+#[derive(serde::Serialize)]
+struct WindowSnapshotRef<'a> {
+    watermark: i64,
+    windows: Vec<(&'a Key, Vec<(&'a Window, &'a Accumulator)>)>,
+    timers: Vec<&'a Timer>,
+    panes: Vec<panes::PaneSnapshotRef<'a>>,
+    pending: Vec<Window>,
+}
+
+/// Reads a window state snapshot: `WWIN1` and postcard, or the JSON of
+/// earlier versions.
+fn decode_snapshot(bytes: &[u8]) -> Result<WindowSnapshot, String> {
+    match bytes.strip_prefix(SNAPSHOT_MAGIC) {
+        Some(body) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+        None => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+    }
 }
 
 /// The window operator of one subtask. Time comes in as arguments
@@ -186,9 +213,11 @@ impl WindowOperator {
         })
     }
 
-    /// The operator's state for a checkpoint, as JSON bytes: the
-    /// watermark, and every pane with its accumulators and every window
-    /// waiting to fire, or every open session and its timers.
+    /// The operator's state for a checkpoint: the watermark, and every
+    /// pane with its accumulators and every window waiting to fire, or
+    /// every open session and its timers; `WWIN1` and postcard's encoding
+    /// (binary: several times faster to write and read than the JSON of
+    /// earlier versions, and floats keep their bits).
     ///
     /// # Errors
     /// A message when the state cannot be encoded.
@@ -198,18 +227,21 @@ impl WindowOperator {
             .as_ref()
             .map(Panes::to_snapshot)
             .unwrap_or_default();
-        let snapshot = WindowSnapshot {
+        let snapshot = WindowSnapshotRef {
             watermark: self.watermark,
             windows: self
                 .windows
                 .iter()
-                .map(|(k, ws)| (k.clone(), ws.iter().map(|(w, a)| (*w, a.clone())).collect()))
+                .map(|(k, ws)| (k, ws.iter().collect()))
                 .collect(),
-            timers: self.timers.iter().cloned().collect(),
+            timers: self.timers.iter().collect(),
             panes,
             pending,
         };
-        serde_json::to_vec(&snapshot).map_err(|e| format!("cannot encode window state: {e}"))
+        let mut bytes = SNAPSHOT_MAGIC.to_vec();
+        postcard::to_io(&snapshot, &mut bytes)
+            .map_err(|e| format!("cannot encode window state: {e}"))?;
+        Ok(bytes)
     }
 
     /// Adds the windows and timers of earlier snapshots (of any
@@ -226,7 +258,7 @@ impl WindowOperator {
     ) -> Result<(), String> {
         let mut watermark = None::<i64>;
         for bytes in snapshots {
-            let snapshot: WindowSnapshot = serde_json::from_slice(bytes)
+            let snapshot = decode_snapshot(bytes)
                 .map_err(|e| format!("window state snapshot is corrupt: {e}"))?;
             watermark = Some(watermark.map_or(snapshot.watermark, |w| w.min(snapshot.watermark)));
             match &mut self.panes {
@@ -1116,5 +1148,43 @@ mod tests {
         assert!(err.contains("holds whole windows"), "{err}");
         let err = restore(WindowKind::Session, &tumbling.snapshot().unwrap()).unwrap_err();
         assert!(err.contains("holds panes"), "{err}");
+        let binary = tumbling.snapshot().unwrap();
+        for cut in [SNAPSHOT_MAGIC.len(), binary.len() - 1] {
+            let err = restore(WindowKind::Tumbling, &binary[..cut]).unwrap_err();
+            assert!(err.contains("corrupt"), "cut at {cut}: {err}");
+        }
+    }
+
+    /// Checkpoints of versions that wrote window state as JSON restore to
+    /// the same windows as the binary snapshots written now.
+    #[test]
+    fn json_window_snapshots_of_earlier_versions_restore() {
+        for kind in [WindowKind::Tumbling, WindowKind::Session] {
+            let mut op = with_concat(kind, 5);
+            let mut out = OperatorOutput::default();
+            for (i, key) in ["a", "b", "a", "c"].into_iter().enumerate() {
+                op.process(
+                    vec![value(key, i as i64 * 3, &format!("v{i}"))],
+                    0,
+                    &mut out,
+                );
+            }
+            let binary = op.snapshot().unwrap();
+            assert!(binary.starts_with(SNAPSHOT_MAGIC));
+            let json = serde_json::to_vec(&decode_snapshot(&binary).unwrap()).unwrap();
+            assert_eq!(json.first(), Some(&b'{'));
+            let results = |bytes: &[u8]| {
+                let mut op = with_concat(kind, 5);
+                op.restore([bytes], |_| true).unwrap();
+                let mut out = OperatorOutput::default();
+                op.on_watermark(i64::MAX, &mut out);
+                let mut v = values(&out);
+                v.sort();
+                v
+            };
+            let from_binary = results(&binary);
+            assert!(!from_binary.is_empty(), "{kind:?}");
+            assert_eq!(results(&json), from_binary, "{kind:?}");
+        }
     }
 }

@@ -199,17 +199,15 @@ impl Panes {
         seen.len()
     }
 
-    /// The panes and scheduled windows, for a snapshot.
-    pub(super) fn to_snapshot(&self) -> (Vec<PaneSnapshot>, Vec<Window>) {
+    /// The panes (each key's accumulator, borrowed, in key order) and the
+    /// scheduled windows, for a snapshot.
+    pub(super) fn to_snapshot(&self) -> (Vec<PaneSnapshotRef<'_>>, Vec<Window>) {
         let panes = self
             .panes
             .iter()
             .map(|(start, per_key)| {
-                let mut entries: Vec<(Key, Accumulator)> = per_key
-                    .iter()
-                    .map(|(k, a)| (k.clone(), a.clone()))
-                    .collect();
-                entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let mut entries: Vec<(&Key, &Accumulator)> = per_key.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
                 (*start, entries)
             })
             .collect();
@@ -241,6 +239,10 @@ pub(super) type KeyResult<'p> = (&'p [u8], Cow<'p, Accumulator>);
 
 /// One pane in a snapshot: its start (ms) and each key's accumulator.
 pub(super) type PaneSnapshot = (i64, Vec<(Key, Accumulator)>);
+
+/// [`PaneSnapshot`] borrowed from the panes, to encode (serde writes a
+/// reference as what it refers to, so the bytes are the same).
+pub(super) type PaneSnapshotRef<'a> = (i64, Vec<(&'a Key, &'a Accumulator)>);
 
 /// Greatest common divisor of two positive numbers (Euclid).
 fn gcd(mut a: i64, mut b: i64) -> i64 {
