@@ -37,6 +37,14 @@ const AUCTION_PROPORTION: u64 = 3;
 /// Bids: the rest of the 50.
 const TOTAL_PROPORTION: u64 = 50;
 
+/// `,"name":`, the separator and key of a field after the first, made at
+/// compile time so that writing it is one copy.
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+
 /// First person id and first auction id; first category.
 const FIRST_PERSON_ID: u64 = 1000;
 const FIRST_AUCTION_ID: u64 = 1000;
@@ -141,8 +149,9 @@ impl NexmarkConfig {
             self.seed ^ n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         let time = self.timestamp(n);
-        let mut json = JsonObject::new(out);
-        match Self::kind_of(n) {
+        let kind = Self::kind_of(n);
+        let mut json = JsonObject::new(out, kind);
+        match kind {
             NexmarkKind::Person => person(n, time, &mut rng, &mut json),
             NexmarkKind::Auction => self.auction(n, time, &mut rng, &mut json),
             NexmarkKind::Bid => bid(n, time, &mut rng, &mut json),
@@ -165,51 +174,48 @@ impl NexmarkConfig {
         let events_ahead = NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
         let horizon = self.timestamp(n + events_ahead) - time;
         let expires = time + 1 + rng.random_range(0..(horizon * 2).max(1));
-        json.text("type", NexmarkKind::Auction.name());
-        json.int("id", id);
-        let item_name = json.random_text("itemName", rng, 20);
-        let description = json.random_text("description", rng, 100);
-        json.int("initialBid", initial_bid);
-        json.int("reserve", initial_bid + price(rng));
-        json.int("dateTime", time);
-        json.int("expires", expires);
-        json.int("seller", seller);
-        json.int("category", category);
+        json.int(key!("id"), id);
+        let item_name = json.random_text(key!("itemName"), rng, 20);
+        let description = json.random_text(key!("description"), rng, 100);
+        json.int(key!("initialBid"), initial_bid);
+        json.int(key!("reserve"), initial_bid + price(rng));
+        json.int(key!("dateTime"), time);
+        json.int(key!("expires"), expires);
+        json.int(key!("seller"), seller);
+        json.int(key!("category"), category);
         let size = 8 + item_name + description + 8 * 5;
         json.extra(rng, size, AVG_AUCTION_BYTES);
     }
 }
 
-/// Writes one flat JSON object field by field. Every string written is
-/// ASCII letters, digits, spaces, `@` and `.`, so none needs escaping.
+/// Writes one flat JSON object field by field, `type` first. Every string
+/// written is ASCII letters, digits, spaces, `@` and `.`, so none needs
+/// escaping.
 struct JsonObject<'a> {
     out: &'a mut Vec<u8>,
-    first: bool,
 }
 
 impl<'a> JsonObject<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Self { out, first: true }
+    /// Opens the object with its `type` field: `{"type":"bid"`.
+    fn new(out: &'a mut Vec<u8>, kind: NexmarkKind) -> Self {
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(kind.name().as_bytes());
+        out.push(b'"');
+        Self { out }
     }
 
-    fn name(&mut self, name: &str) {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b"\":");
+    /// Starts a field: `key` is [`key!`]'s `,"name":`.
+    fn name(&mut self, key: &'static str) {
+        self.out.extend_from_slice(key.as_bytes());
     }
 
-    fn int(&mut self, name: &str, value: impl itoa::Integer) {
+    fn int(&mut self, name: &'static str, value: impl itoa::Integer) {
         self.name(name);
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
-    fn text(&mut self, name: &str, value: &str) {
+    fn text(&mut self, name: &'static str, value: &str) {
         self.name(name);
         self.out.push(b'"');
         self.out.extend_from_slice(value.as_bytes());
@@ -217,7 +223,12 @@ impl<'a> JsonObject<'a> {
     }
 
     /// A random string (see [`next_string`]); returns its length.
-    fn random_text(&mut self, name: &str, rng: &mut Xoshiro256PlusPlus, max_len: usize) -> usize {
+    fn random_text(
+        &mut self,
+        name: &'static str,
+        rng: &mut Xoshiro256PlusPlus,
+        max_len: usize,
+    ) -> usize {
         self.name(name);
         self.out.push(b'"');
         let len = next_string(rng, max_len, self.out);
@@ -227,7 +238,7 @@ impl<'a> JsonObject<'a> {
 
     /// The `extra` padding field (see [`next_extra`]).
     fn extra(&mut self, rng: &mut Xoshiro256PlusPlus, current: usize, average: usize) {
-        self.name("extra");
+        self.name(key!("extra"));
         self.out.push(b'"');
         next_extra(rng, current, average, self.out);
         self.out.push(b'"');
@@ -240,12 +251,11 @@ impl<'a> JsonObject<'a> {
 
 /// `{"type":"person","id","name","emailAddress","creditCard","city","state","dateTime","extra"}`
 fn person(n: u64, time: i64, rng: &mut Xoshiro256PlusPlus, json: &mut JsonObject<'_>) {
-    json.text("type", NexmarkKind::Person.name());
-    json.int("id", last_person_id(n) + FIRST_PERSON_ID);
+    json.int(key!("id"), last_person_id(n) + FIRST_PERSON_ID);
     let first = FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())];
     let last = LAST_NAMES[rng.random_range(0..LAST_NAMES.len())];
-    json.text("name", &format!("{first} {last}"));
-    json.name("emailAddress");
+    json.text(key!("name"), &format!("{first} {last}"));
+    json.name(key!("emailAddress"));
     json.out.push(b'"');
     let user = next_string(rng, 7, json.out);
     json.out.push(b'@');
@@ -255,12 +265,12 @@ fn person(n: u64, time: i64, rng: &mut Xoshiro256PlusPlus, json: &mut JsonObject
         .map(|_| format!("{:04}", rng.random_range(0..10_000)))
         .collect::<Vec<_>>()
         .join(" ");
-    json.text("creditCard", &card);
+    json.text(key!("creditCard"), &card);
     let city = US_CITIES[rng.random_range(0..US_CITIES.len())];
     let state = US_STATES[rng.random_range(0..US_STATES.len())];
-    json.text("city", city);
-    json.text("state", state);
-    json.int("dateTime", time);
+    json.text(key!("city"), city);
+    json.text(key!("state"), state);
+    json.int(key!("dateTime"), time);
     let size = 8
         + first.len()
         + 1
@@ -288,11 +298,10 @@ fn bid(n: u64, time: i64, rng: &mut Xoshiro256PlusPlus, json: &mut JsonObject<'_
     } else {
         random_person_id(n, rng)
     } + FIRST_PERSON_ID;
-    json.text("type", NexmarkKind::Bid.name());
-    json.int("auction", auction);
-    json.int("bidder", bidder);
-    json.int("price", price(rng));
-    json.int("dateTime", time);
+    json.int(key!("auction"), auction);
+    json.int(key!("bidder"), bidder);
+    json.int(key!("price"), price(rng));
+    json.int(key!("dateTime"), time);
     json.extra(rng, 8 * 4, AVG_BID_BYTES);
 }
 
@@ -342,7 +351,8 @@ fn random_auction_id(n: u64, rng: &mut Xoshiro256PlusPlus) -> u64 {
 
 /// A price in cents, log-uniform between 1.00 and 1,000,000.00.
 fn price(rng: &mut Xoshiro256PlusPlus) -> u64 {
-    (10f64.powf(rng.random::<f64>() * 6.0) * 100.0).round() as u64
+    // 10^x as e^(x ln 10): `exp` costs about a third of `powf` here.
+    ((rng.random::<f64>() * 6.0 * std::f64::consts::LN_10).exp() * 100.0).round() as u64
 }
 
 /// Appends a string of 3 to `max_len - 1` characters, lower-case letters
