@@ -34,8 +34,9 @@ const AZURITE_KEY: &str =
 #[derive(Debug)]
 pub struct Emulator {
     child: Child,
-    /// Keeps the emulator's data until it stops.
-    _data: tempfile::TempDir,
+    /// Keeps the emulator's data until it stops (the GCS fake keeps its
+    /// objects in memory and has none).
+    _data: Option<tempfile::TempDir>,
     /// `-D` settings: the store's options (endpoint, credentials).
     options: Vec<String>,
     /// The URL of the bucket or container, without a trailing `/`.
@@ -106,7 +107,7 @@ impl Emulator {
         ))?;
         Ok(Self {
             child,
-            _data: data,
+            _data: Some(data),
             options: vec![
                 format!("s3.endpoint={endpoint}"),
                 "s3.allow-http=true".into(),
@@ -170,7 +171,7 @@ impl Emulator {
         ))?;
         Ok(Self {
             child,
-            _data: data,
+            _data: Some(data),
             options: vec![
                 format!("azure.endpoint={endpoint}"),
                 "azure.allow-http=true".into(),
@@ -191,7 +192,6 @@ impl Emulator {
     /// # Errors
     /// When `python3` is missing or the fake does not start.
     pub fn gcs(bucket: &str, page_size: usize) -> Result<Self> {
-        let data = tempfile::tempdir()?;
         let port = free_port()?;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/fake_gcs.py");
         let mut child = Command::new("python3")
@@ -212,7 +212,7 @@ impl Emulator {
         });
         Ok(Self {
             child,
-            _data: data,
+            _data: None,
             options: vec![format!("gs.service-account-key={key}")],
             base: format!("gs://{bucket}"),
         })

@@ -209,14 +209,14 @@ impl<'a> JsonObject<'a> {
         self.out.extend_from_slice(key.as_bytes());
     }
 
-    fn int(&mut self, name: &'static str, value: impl itoa::Integer) {
-        self.name(name);
+    fn int(&mut self, key: &'static str, value: impl itoa::Integer) {
+        self.name(key);
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
-    fn text(&mut self, name: &'static str, value: &str) {
-        self.name(name);
+    fn text(&mut self, key: &'static str, value: &str) {
+        self.name(key);
         self.out.push(b'"');
         self.out.extend_from_slice(value.as_bytes());
         self.out.push(b'"');
@@ -225,11 +225,11 @@ impl<'a> JsonObject<'a> {
     /// A random string (see [`next_string`]); returns its length.
     fn random_text(
         &mut self,
-        name: &'static str,
+        key: &'static str,
         rng: &mut Xoshiro256PlusPlus,
         max_len: usize,
     ) -> usize {
-        self.name(name);
+        self.name(key);
         self.out.push(b'"');
         let len = next_string(rng, max_len, self.out);
         self.out.push(b'"');

@@ -279,14 +279,18 @@ impl KeyedState {
         crate::KeyedSnapshot::from_bytes(&self.snapshot_bytes()?)
     }
 
-    /// Like [`KeyedState::restore`], from encoded snapshots (the bytes of
-    /// [`KeyedState::snapshot_bytes`]), without decoding them into a copy
-    /// first.
+    /// Loads the entries of encoded snapshots (the bytes of
+    /// [`KeyedState::snapshot_bytes`], of any earlier subtasks, at any
+    /// parallelism) that fall in this subtask's key groups, so a restore
+    /// at another parallelism redistributes key groups (rescaling), and
+    /// rebuilds the timer index and the state kinds from them. The entries
+    /// are read in place, not decoded into a copy first.
     ///
     /// # Errors
-    /// As [`KeyedState::restore`]; [`StateError::CorruptSnapshot`] for
-    /// damaged bytes (the entries before the damage may have been loaded).
-    pub fn restore_bytes<'s>(
+    /// [`StateError::CorruptSnapshot`] for damaged bytes or an entry that
+    /// does not follow the storage layout (the entries before it may have
+    /// been loaded); storage failures.
+    pub fn restore<'s>(
         &mut self,
         encoded: impl IntoIterator<Item = &'s [u8]>,
     ) -> Result<(), StateError> {
@@ -294,27 +298,6 @@ impl KeyedState {
         for bytes in encoded {
             for entry in crate::snapshot_entries(bytes)? {
                 let (key, value) = entry?;
-                self.restore_entry(key, value, &mut batch)?;
-            }
-        }
-        self.backend.write_batch(batch)
-    }
-
-    /// Loads the entries of `snapshots` (of any earlier subtasks, at any
-    /// parallelism) that fall in this subtask's key groups, so a restore
-    /// at another parallelism redistributes key groups (rescaling), and
-    /// rebuilds the timer index and the state kinds from them.
-    ///
-    /// # Errors
-    /// [`StateError::CorruptSnapshot`] for an entry that does not follow
-    /// the storage layout; storage failures.
-    pub fn restore<'s>(
-        &mut self,
-        snapshots: impl IntoIterator<Item = &'s crate::KeyedSnapshot>,
-    ) -> Result<(), StateError> {
-        let mut batch = Vec::new();
-        for snapshot in snapshots {
-            for (key, value) in &snapshot.entries {
                 self.restore_entry(key, value, &mut batch)?;
             }
         }
@@ -926,7 +909,7 @@ mod tests {
         let mut three: Vec<KeyedState> = (0..3)
             .map(|i| {
                 let mut s = KeyedState::new(make(), KeyGroupRange::for_subtask(i, 3, MAX), MAX);
-                s.restore_bytes([bytes.as_slice()]).unwrap();
+                s.restore([bytes.as_slice()]).unwrap();
                 s
             })
             .collect();
@@ -970,10 +953,12 @@ mod tests {
 
         // Back to one subtask from the three (timers were fired above, so
         // only state remains).
-        let parts: Vec<crate::KeyedSnapshot> =
-            three.iter_mut().map(|s| s.snapshot().unwrap()).collect();
+        let parts: Vec<Vec<u8>> = three
+            .iter_mut()
+            .map(|s| s.snapshot_bytes().unwrap())
+            .collect();
         let mut back = KeyedState::new(make(), KeyGroupRange::all(MAX), MAX);
-        back.restore(&parts).unwrap();
+        back.restore(parts.iter().map(Vec::as_slice)).unwrap();
         let again = back.snapshot().unwrap();
         let mut original = one.snapshot().unwrap();
         original.entries.retain(
@@ -1156,7 +1141,7 @@ mod tests {
             );
             assert!(
                 matches!(
-                    state.restore_bytes([&bytes[..cut]]),
+                    state.restore([&bytes[..cut]]),
                     Err(StateError::CorruptSnapshot(_))
                 ),
                 "restore cut at {cut}"
@@ -1173,7 +1158,7 @@ mod tests {
             entries: vec![(vec![0, 1, 0, 0, 0, 9], vec![])],
         };
         assert!(matches!(
-            state.restore([&bad]),
+            state.restore([bad.to_bytes().unwrap().as_slice()]),
             Err(StateError::CorruptSnapshot(_))
         ));
     }

@@ -487,7 +487,8 @@ pub(crate) enum HeadSnapshot {
 }
 
 /// One chained operator's state, in its own encoding (`KeyedSnapshot`
-/// bytes for a UDF's keyed state, JSON for a window). Postcard writes the
+/// bytes or an incremental handle for a UDF's keyed state, `WWIN1` for a
+/// window, `WJN1` for a join). Postcard writes the
 /// bytes as a length and the bytes, whether owned or borrowed, as it wrote
 /// the `Vec<u8>` of earlier versions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -503,6 +504,8 @@ const MAGIC: &[u8] = b"WSUB1";
 impl<'a> SubtaskSnapshot<'a> {
     /// `WSUB1` then the snapshot in postcard's encoding.
     pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
+        // Room for the state plus a little for the head and the names, so
+        // a large state is not copied again each time the buffer grows.
         let size: usize = self.ops.iter().map(|o| o.state.len() + 64).sum();
         let mut bytes = Vec::with_capacity(MAGIC.len() + 256 + size);
         bytes.extend_from_slice(MAGIC);
@@ -557,7 +560,7 @@ impl StateFile {
 /// The state files a new subtask `index` of chain `head` (at
 /// `parallelism`) restores from: its own old one when the parallelism is
 /// unchanged, all old subtasks' otherwise (each keeps what belongs to it:
-/// key groups, splits). Each is checked to decode.
+/// key groups, splits). The caller decodes them ([`StateFile::decode`]).
 ///
 /// # Errors
 /// [`JobError::Checkpoint`] naming a state file that is missing or damaged.
@@ -590,12 +593,10 @@ pub(crate) fn load_subtask(
             .storage
             .read_state(&file)
             .map_err(|e| JobError::Checkpoint(e.to_string()))?;
-        let file = StateFile {
+        files.push(StateFile {
             name: format!("{file} of {task}"),
             bytes,
-        };
-        file.decode(restored)?;
-        files.push(file);
+        });
     }
     Ok(files)
 }

@@ -266,7 +266,7 @@ impl ChainedOp<'_> {
                             return Ok(handle.shared);
                         }
                     } else {
-                        state.restore_bytes([*bytes]).map_err(|e| e.to_string())?;
+                        state.restore([*bytes]).map_err(|e| e.to_string())?;
                     }
                 }
                 Ok(Vec::new())
