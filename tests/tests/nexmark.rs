@@ -105,11 +105,16 @@ fn nexmark_queries_equal_independent_computations() {
     // q0: every bid, unchanged.
     assert_eq!(run("q0"), sorted(bids.iter().cloned()), "q0");
 
-    // q1: prices in euros.
+    // q1: prices in euros, the exact decimal `0.908 * price` (three
+    // fraction digits), written as text here and read as JSON like the
+    // job's output.
     let q1 = bids.iter().map(|b| {
+        let milli_euros = b["price"].as_u64().unwrap() * 908;
+        let price: Value = format!("{}.{:03}", milli_euros / 1000, milli_euros % 1000)
+            .parse()
+            .unwrap();
         json!({
-            "auction": b["auction"], "bidder": b["bidder"],
-            "price": 0.908 * b["price"].as_u64().unwrap() as f64,
+            "auction": b["auction"], "bidder": b["bidder"], "price": price,
             "dateTime": b["dateTime"], "extra": b["extra"],
         })
     });

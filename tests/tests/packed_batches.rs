@@ -172,3 +172,62 @@ fn a_spliced_output_equals_a_full_decode_for_any_field_order() {
         r#"{"auction":1000,"bidder":1001,"price":617.0,"dateTime":1700000000000,"extra":"abc"}"#
     );
 }
+
+/// q1 multiplies in exact decimal arithmetic and writes the rate's number
+/// of fraction digits, as Flink SQL's `0.908 * price` (a `DECIMAL`) does;
+/// binary floating point would write 34663 * 0.908 as
+/// `31474.004000000004`.
+#[test]
+fn currency_conversion_writes_exact_decimals() {
+    let price_text = |rate: &str, price: i64| {
+        let mut instance = open_packed("nexmark-q1", &format!(r#"{{"rate": {rate}}}"#));
+        let bid = format!(r#"{{"type":"bid","price":{price}}}"#);
+        let outputs = instance
+            .process(vec![Record {
+                key: None,
+                value: bid.into_bytes(),
+                timestamp: None,
+            }])
+            .unwrap();
+        let [Output::Emit(record)] = &outputs[..] else {
+            panic!("expected one record, got {outputs:?}")
+        };
+        let text = String::from_utf8(record.value.clone()).unwrap();
+        text.strip_prefix(r#"{"price":"#)
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap()
+            .to_string()
+    };
+    for (rate, price, euros) in [
+        ("0.908", 34663, "31474.004"),
+        ("0.908", 1000, "908.000"),
+        ("0.908", 1, "0.908"),
+        ("0.908", 0, "0.000"),
+        ("0.908", -25, "-22.700"),
+        // Past i64: the product is taken in i128.
+        ("0.908", 123_456_789_012_345_678, "112098764423209875.624"),
+        ("0.01", 3, "0.03"),
+        ("2", 21, "42"),
+        ("1.5e-7", 3, "0.00000045"),
+    ] {
+        assert_eq!(price_text(rate, price), euros, "{price} at {rate}");
+    }
+}
+
+/// A rate that cannot be an exact decimal of at most nine fraction digits
+/// below 10^9 fails `open` with a message naming it.
+#[test]
+fn currency_conversion_rejects_rates_it_cannot_take_exactly() {
+    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
+    let component = runtime.load(&rust_udf("nexmark-q1").unwrap()).unwrap();
+    for rate in ["0", "-1", "1e-10", "1e9", "0.1234567891"] {
+        let mut instance = component
+            .instantiate("nexmark-q1#0".into(), None, InstanceLimits::default())
+            .unwrap();
+        let error = instance
+            .open(&subtask("nexmark-q1"), &format!(r#"{{"rate": {rate}}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("rate"), "{rate}: {error}");
+    }
+}

@@ -91,6 +91,9 @@ impl WasmRuntime {
         if std::env::var_os("WEIR_WASM_PERFMAP").is_some() {
             wasm_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
+        if std::env::var_os("WEIR_WASM_JITDUMP").is_some() {
+            wasm_config.profiler(wasmtime::ProfilingStrategy::JitDump);
+        }
         let engine = Engine::new(&wasm_config).map_err(|e| WasmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)

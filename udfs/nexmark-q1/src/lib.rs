@@ -3,6 +3,12 @@
 //! from dollars into euros (`price * 0.908`, the rate the Nexmark suite
 //! uses).
 //!
+//! The product is exact decimal arithmetic, as in the Nexmark suite's SQL
+//! (`0.908 * price` with `price` a `BIGINT` is a `DECIMAL` with the rate's
+//! three fraction digits in Flink): a price of 34663 becomes `31474.004`,
+//! and 1000 becomes `908.000`. Binary floating point would give
+//! `31474.004000000004`.
+//!
 //! The bid is read lazily with a pull parser (`jiter`) over the borrowed
 //! record ([`RawRef`]), and the output is spliced from it: every field but
 //! `type` and `price` is copied as it is written, without being decoded and
@@ -18,7 +24,8 @@ use weir_guest::prelude::*;
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct Config {
-    /// Euros per dollar.
+    /// Euros per dollar: a positive decimal of at most nine fraction digits,
+    /// taken as it is written (`0.908` is 908/1000 exactly).
     rate: f64,
 }
 
@@ -29,7 +36,7 @@ impl Default for Config {
 }
 
 struct CurrencyConversion {
-    rate: f64,
+    rate: DecimalRate,
 }
 
 impl FlatMapFunction for CurrencyConversion {
@@ -38,13 +45,9 @@ impl FlatMapFunction for CurrencyConversion {
     type Out = Raw;
 
     fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {
-        if !(config.rate.is_finite() && config.rate > 0.0) {
-            return Err(format!(
-                "rate must be a positive number, got {}",
-                config.rate
-            ));
-        }
-        Ok(Self { rate: config.rate })
+        Ok(Self {
+            rate: DecimalRate::new(config.rate)?,
+        })
     }
 
     fn flat_map(&mut self, bid: RawRef<'_>, out: &mut Collector<'_, Raw>) -> Result<(), String> {
@@ -53,9 +56,75 @@ impl FlatMapFunction for CurrencyConversion {
     }
 }
 
+/// A positive exact decimal `units / 10^scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DecimalRate {
+    units: i64,
+    scale: u32,
+}
+
+impl DecimalRate {
+    /// Most fraction digits a rate may have.
+    const MAX_SCALE: u32 = 9;
+
+    /// The decimal `rate` was written as: the shortest text that reads back
+    /// as the same `f64` (what `0.908` in the job file means).
+    ///
+    /// # Errors
+    /// `rate` is not positive and finite, has more than
+    /// [`Self::MAX_SCALE`] fraction digits, or is 10^9 or more.
+    fn new(rate: f64) -> Result<Self, String> {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(format!("rate must be a positive number, got {rate}"));
+        }
+        // `Display` for f64 writes the shortest round-trip digits, never
+        // in exponent notation.
+        let text = rate.to_string();
+        let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+        let scale = fraction.len() as u32;
+        if scale > Self::MAX_SCALE || whole.len() > 9 {
+            return Err(format!(
+                "rate must be below 10^9 with at most {} fraction digits, got {text}",
+                Self::MAX_SCALE
+            ));
+        }
+        let units = format!("{whole}{fraction}")
+            .parse()
+            .map_err(|e| format!("rate {text}: {e}"))?;
+        Ok(Self { units, scale })
+    }
+
+    /// Appends `amount * self` to `out` as a JSON number with exactly
+    /// `scale` fraction digits (`-12.340` for -1234 at 0.010).
+    fn write_times(self, amount: i64, out: &mut Vec<u8>) {
+        // At most 19 digits times 18 digits: an i128 cannot overflow.
+        let product = amount
+            .checked_mul(self.units)
+            .map_or_else(|| i128::from(amount) * i128::from(self.units), i128::from);
+        if product < 0 {
+            out.push(b'-');
+        }
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(product.unsigned_abs()).as_bytes();
+        let scale = self.scale as usize;
+        if scale == 0 {
+            out.extend_from_slice(digits);
+        } else if digits.len() > scale {
+            let (whole, fraction) = digits.split_at(digits.len() - scale);
+            out.extend_from_slice(whole);
+            out.push(b'.');
+            out.extend_from_slice(fraction);
+        } else {
+            out.extend_from_slice(b"0.");
+            out.resize(out.len() + scale - digits.len(), b'0');
+            out.extend_from_slice(digits);
+        }
+    }
+}
+
 /// Appends `bid` to `out` without its `type` field and with `price` (an
 /// integer) multiplied by `rate`.
-fn convert(bid: &[u8], rate: f64, out: &mut Vec<u8>) -> Result<(), String> {
+fn convert(bid: &[u8], rate: DecimalRate, out: &mut Vec<u8>) -> Result<(), String> {
     let error = |e: JiterError| e.to_string();
     let mut json = Jiter::new(bid);
     let mut key = json.next_object_bytes().map_err(error)?;
@@ -77,9 +146,7 @@ fn convert(bid: &[u8], rate: f64, out: &mut Vec<u8>) -> Result<(), String> {
             out.extend_from_slice(b"\":");
             if name == b"price" {
                 let NumberInt::Int(cents) = json.next_int().map_err(|e| format!("price: {e}"))?;
-                // serde_json writes a finite f64 as its shortest round-trip text.
-                serde_json::to_writer(&mut *out, &(rate * cents as f64))
-                    .map_err(|e| e.to_string())?;
+                rate.write_times(cents, out);
                 converted = true;
             } else {
                 let start = json.current_index();
