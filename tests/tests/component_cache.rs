@@ -24,7 +24,7 @@ fn run_identity(runtime: &WasmRuntime, wasm: &std::path::Path) -> Vec<u8> {
     instance.open(&info, "{}").unwrap();
     let record = weir_types::Record {
         key: None,
-        value: b"{\"x\":1}".to_vec(),
+        value: weir_types::Bytes::from_static(b"{\"x\":1}"),
         timestamp: Some(5),
     };
     let out = instance.process(vec![record.clone()]).unwrap();
@@ -105,7 +105,7 @@ fn keyed_state_on_a_non_keyed_input_fails_with_a_clear_message() {
     instance.open(&info, "{}").unwrap();
     let record = weir_types::Record {
         key: Some(b"s".to_vec()),
-        value: br#"{"timestamp":"t","value":1.0}"#.to_vec(),
+        value: weir_types::Bytes::from_static(br#"{"timestamp":"t","value":1.0}"#),
         timestamp: None,
     };
     let failure = instance.process(vec![record]).unwrap_err();

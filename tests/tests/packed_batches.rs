@@ -19,7 +19,8 @@ fn mixed_batch() -> Vec<Record> {
                 0 => Vec::new(),
                 1 => vec![0, 255, i as u8],
                 _ => format!("{{\"n\":{i}}}").into_bytes(),
-            },
+            }
+            .into(),
             timestamp: (i % 5 != 0).then_some(i * 1000 - 7),
         })
         .collect()
@@ -56,7 +57,7 @@ fn per_record_errors_come_back_packed_with_their_input_index() {
     let mut instance = open_packed("nexmark-q2", r#"{"modulus": 2}"#);
     let record = |value: &str| Record {
         key: None,
-        value: value.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec().into(),
         timestamp: Some(9),
     };
     let outputs = instance
@@ -124,7 +125,7 @@ fn a_spliced_output_equals_a_full_decode_for_any_field_order() {
     ];
     let record = |value: &str| Record {
         key: Some(b"k".to_vec()),
-        value: value.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec().into(),
         timestamp: Some(5),
     };
     let outputs = instance
@@ -185,14 +186,14 @@ fn currency_conversion_writes_exact_decimals() {
         let outputs = instance
             .process(vec![Record {
                 key: None,
-                value: bid.into_bytes(),
+                value: bid.into_bytes().into(),
                 timestamp: None,
             }])
             .unwrap();
         let [Output::Emit(record)] = &outputs[..] else {
             panic!("expected one record, got {outputs:?}")
         };
-        let text = String::from_utf8(record.value.clone()).unwrap();
+        let text = String::from_utf8(record.value.to_vec()).unwrap();
         text.strip_prefix(r#"{"price":"#)
             .and_then(|t| t.strip_suffix('}'))
             .unwrap()

@@ -368,6 +368,7 @@ impl Sink for BlackholeSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_types::Bytes;
 
     #[test]
     fn file_sink_writes_one_line_per_record_and_replaces_old_parts() {
@@ -380,7 +381,7 @@ mod tests {
         let mut sink = FileSink::create(dir.path(), 0).unwrap();
         let rec = |v: &[u8]| Record {
             key: None,
-            value: v.to_vec(),
+            value: Bytes::copy_from_slice(v),
             timestamp: None,
         };
         sink.write(&[rec(b"{\"a\":1}"), rec(b"[1,\n2]")]).unwrap();
@@ -403,7 +404,7 @@ mod tests {
     fn rec(v: &str) -> Record {
         Record {
             key: None,
-            value: v.as_bytes().to_vec(),
+            value: Bytes::copy_from_slice(v.as_bytes()),
             timestamp: None,
         }
     }

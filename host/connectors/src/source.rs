@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use weir_types::jobgraph::{FileFormat, KeySpec, NexmarkKind, SourceKind, TimestampSpec};
-use weir_types::{Batch, Origin, Record};
+use weir_types::{Batch, Bytes, Origin, Record};
 
 use crate::json::write_csv_row;
 use crate::nexmark::NexmarkConfig;
@@ -733,7 +733,7 @@ fn fill(
                 batch.push(
                     Record {
                         key: record_key,
-                        value,
+                        value: value.into(),
                         timestamp,
                     },
                     Origin {
@@ -827,6 +827,9 @@ fn fill(
 /// Appends the events of a Nexmark split to `batch` until it holds `max`;
 /// true when the split is exhausted. Events of kinds the source does not
 /// emit are skipped without being generated.
+///
+/// The events are written one after another into one buffer, and each
+/// record's value is a slice of it: no allocation per record.
 fn fill_nexmark(
     config: &NexmarkConfig,
     next: &mut u64,
@@ -836,22 +839,31 @@ fn fill_nexmark(
     batch: &mut Batch,
     max: usize,
 ) -> bool {
-    while batch.len() < max && *next < end {
+    let wanted = max.saturating_sub(batch.len());
+    let mut buffer = Vec::with_capacity(wanted * NexmarkConfig::encoded_len_hint(*next));
+    // (end of the value in `buffer`, timestamp, event number)
+    let mut events = Vec::with_capacity(wanted);
+    while events.len() < wanted && *next < end {
         let n = *next;
         *next = next.saturating_add(stride);
         if !config.emits(n) {
             continue;
         }
-        let mut value = Vec::with_capacity(NexmarkConfig::encoded_len_hint(n));
-        let timestamp = config.write_event(n, &mut value);
+        let timestamp = config.write_event(n, &mut buffer);
+        events.push((buffer.len(), timestamp, n));
+    }
+    let buffer = Bytes::from(buffer);
+    let mut start = 0;
+    for (end, timestamp, n) in events {
         batch.push(
             Record {
                 key: None,
-                value,
+                value: buffer.slice(start..end),
                 timestamp: Some(timestamp),
             },
             Origin { split, position: n },
         );
+        start = end;
     }
     *next >= end
 }
@@ -876,7 +888,7 @@ fn jsonl_record(
             .map_err(|e| format!("invalid JSON: {e}"))?;
         return Ok(Some(Record {
             key: path_key.clone(),
-            value: text.as_bytes().to_vec(),
+            value: Bytes::copy_from_slice(text.as_bytes()),
             timestamp: None,
         }));
     }
@@ -903,7 +915,7 @@ fn jsonl_record(
     }
     Ok(Some(Record {
         key,
-        value: text.as_bytes().to_vec(),
+        value: Bytes::copy_from_slice(text.as_bytes()),
         timestamp,
     }))
 }
@@ -919,7 +931,7 @@ fn generated_record(seq: u64, record_bytes: usize, keys: Option<u64>) -> Record 
     value.extend_from_slice(b"\"}");
     Record {
         key: keys.map(|k| format!("key-{}", seq % k.max(1)).into_bytes()),
-        value,
+        value: value.into(),
         timestamp: Some(seq as i64),
     }
 }

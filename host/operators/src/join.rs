@@ -104,6 +104,9 @@ impl JoinOperator {
                 ));
                 continue;
             };
+            // Kept until its window or interval ends: a copy of its own,
+            // not a slice that would keep the whole input batch alive.
+            let record = record.detached();
             let key = record.key.clone().unwrap_or_default();
             let accepted = match &mut self.kind {
                 Kind::Window {
@@ -243,7 +246,7 @@ impl From<&Record> for SnapshotRecord {
     fn from(r: &Record) -> Self {
         Self {
             key: r.key.clone(),
-            value: r.value.clone(),
+            value: r.value.to_vec(),
             timestamp: r.timestamp,
         }
     }
@@ -253,7 +256,7 @@ impl From<SnapshotRecord> for Record {
     fn from(r: SnapshotRecord) -> Self {
         Self {
             key: r.key,
-            value: r.value,
+            value: r.value.into(),
             timestamp: r.timestamp,
         }
     }
@@ -372,7 +375,7 @@ fn joined(key: &Key, left: &Record, right: &Record, ts: i64) -> Record {
     value.push(b'}');
     Record {
         key: Some(key.clone()),
-        value,
+        value: value.into(),
         timestamp: Some(ts),
     }
 }
@@ -385,7 +388,7 @@ mod tests {
     fn rec(key: &str, ts: i64, v: &str) -> Record {
         Record {
             key: Some(key.as_bytes().to_vec()),
-            value: v.as_bytes().to_vec(),
+            value: v.as_bytes().to_vec().into(),
             timestamp: Some(ts),
         }
     }

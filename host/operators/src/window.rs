@@ -717,7 +717,7 @@ impl ResultFormat {
         json.push('}');
         out.records.push(Record {
             key: Some(key.to_vec()),
-            value: json.into_bytes(),
+            value: json.into_bytes().into(),
             timestamp: Some(w.max_timestamp()),
         });
         Ok(())
@@ -754,7 +754,7 @@ mod tests {
     fn rec(key: &str, ts: i64) -> Record {
         Record {
             key: Some(key.as_bytes().to_vec()),
-            value: b"{}".to_vec(),
+            value: weir_types::Bytes::from_static(b"{}"),
             timestamp: Some(ts),
         }
     }
@@ -951,7 +951,7 @@ mod tests {
 
     fn value(key: &str, ts: i64, v: &str) -> Record {
         Record {
-            value: v.as_bytes().to_vec(),
+            value: v.as_bytes().to_vec().into(),
             ..rec(key, ts)
         }
     }

@@ -165,7 +165,7 @@ mod tests {
             b.push(
                 Record {
                     key: Some(k.as_bytes().to_vec()),
-                    value: k.as_bytes().to_vec(),
+                    value: k.as_bytes().to_vec().into(),
                     timestamp: None,
                 },
                 Origin {
@@ -183,7 +183,7 @@ mod tests {
             out.extend(
                 b.records
                     .into_iter()
-                    .map(|r| String::from_utf8(r.value).unwrap()),
+                    .map(|r| String::from_utf8(r.value.to_vec()).unwrap()),
             );
         }
         out
@@ -247,7 +247,7 @@ mod tests {
             b.push(
                 Record {
                     key: Some(b"old".to_vec()),
-                    value: v.as_bytes().to_vec(),
+                    value: v.as_bytes().to_vec().into(),
                     timestamp: None,
                 },
                 Origin::default(),

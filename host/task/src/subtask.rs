@@ -1519,7 +1519,7 @@ mod tests {
         b.push(
             Record {
                 key: None,
-                value: value.as_bytes().to_vec(),
+                value: value.as_bytes().to_vec().into(),
                 timestamp: None,
             },
             Origin::DERIVED,

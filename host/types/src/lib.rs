@@ -16,5 +16,5 @@ mod record;
 
 pub use keygroup::{KeyGroup, KeyGroupRange};
 pub use record::{
-    Batch, Origin, Record, StreamElement, WatermarkStatus, json_fields, key_from_json_field,
+    Batch, Bytes, Origin, Record, StreamElement, WatermarkStatus, json_fields, key_from_json_field,
 };

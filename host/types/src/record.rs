@@ -1,14 +1,35 @@
 //! Records, batches and stream elements.
 
+pub use bytes::Bytes;
+
 /// One record of a stream.
+///
+/// The value is a [`Bytes`]: the records of a batch that a source or a Wasm
+/// operator produced usually share one buffer (each value is a slice of
+/// it), so a record costs no allocation or copy of its own. An operator
+/// that keeps records beyond the batch (a join's buffers) takes them
+/// through [`Record::detached`], so that one kept record does not keep its
+/// whole batch's buffer alive.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
     /// Partitioning key; `None` on a non-keyed stream.
     pub key: Option<Vec<u8>>,
     /// The payload (JSON by default).
-    pub value: Vec<u8>,
+    pub value: Bytes,
     /// Event time in milliseconds since the Unix epoch (UTC).
     pub timestamp: Option<i64>,
+}
+
+impl Record {
+    /// The record with a value of its own (copied out of any shared batch
+    /// buffer), for keeping beyond the batch.
+    #[must_use]
+    pub fn detached(self) -> Self {
+        Self {
+            value: Bytes::copy_from_slice(&self.value),
+            ..self
+        }
+    }
 }
 
 /// Where a record came from: a split of a source and a position in it.

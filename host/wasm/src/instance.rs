@@ -8,7 +8,7 @@ use wasmtime::component::{ComponentExportIndex, Func, ResourceTable};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use weir_state::KeyedState;
-use weir_types::Record;
+use weir_types::{Bytes, Record};
 
 use crate::bindings::Operator;
 use crate::bindings::weir::operator::types as wit;
@@ -557,21 +557,22 @@ fn call_packed(
     }
     let process = func.typed::<(&[u8],), (Vec<u8>,)>(&*store)?;
     let (packed,) = process.call(&mut *store, (buffer.as_slice(),))?;
-    unpack_outputs(&packed).map_err(|e| {
+    unpack_outputs(packed.into()).map_err(|e| {
         let message = format!("process-packed returned a {e}");
         store.data_mut().host_error = Some(message.clone());
         wasmtime::format_err!(message)
     })
 }
 
-/// The outputs of a packed output buffer, as owned records.
-fn unpack_outputs(packed: &[u8]) -> Result<Vec<Output>, weir_abi::FormatError> {
+/// The outputs of a packed output buffer. Record values are slices of
+/// `packed` (no copy each); keys, names and messages are copied.
+fn unpack_outputs(packed: Bytes) -> Result<Vec<Output>, weir_abi::FormatError> {
     let owned = |r: weir_abi::RecordRef<'_>| Record {
         key: r.key.map(<[u8]>::to_vec),
-        value: r.value.to_vec(),
+        value: packed.slice_ref(r.value),
         timestamp: r.timestamp,
     };
-    weir_abi::outputs(packed)
+    weir_abi::outputs(&packed)
         .map(|output| {
             Ok(match output? {
                 weir_abi::OutputRef::Emit(r) => Output::Emit(owned(r)),
@@ -594,7 +595,7 @@ fn wit_records(batch: &[Record]) -> Vec<wit::StreamRecord> {
         .iter()
         .map(|r| wit::StreamRecord {
             key: r.key.clone(),
-            value: r.value.clone(),
+            value: r.value.to_vec(),
             timestamp: r.timestamp,
         })
         .collect()
@@ -603,7 +604,7 @@ fn wit_records(batch: &[Record]) -> Vec<wit::StreamRecord> {
 fn from_wit(output: wit::Output) -> Output {
     let record = |r: wit::StreamRecord| Record {
         key: r.key,
-        value: r.value,
+        value: r.value.into(),
         timestamp: r.timestamp,
     };
     match output {
@@ -644,7 +645,7 @@ macro_rules! older_version {
                     .iter()
                     .map(|r| $wit::StreamRecord {
                         key: r.key.clone(),
-                        value: r.value.clone(),
+                        value: r.value.to_vec(),
                         timestamp: r.timestamp,
                     })
                     .collect()
@@ -653,7 +654,7 @@ macro_rules! older_version {
             pub(super) fn output(output: $wit::Output) -> Output {
                 let record = |r: $wit::StreamRecord| Record {
                     key: r.key,
-                    value: r.value,
+                    value: r.value.into(),
                     timestamp: r.timestamp,
                 };
                 match output {

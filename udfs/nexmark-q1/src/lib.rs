@@ -97,15 +97,20 @@ impl DecimalRate {
     /// Appends `amount * self` to `out` as a JSON number with exactly
     /// `scale` fraction digits (`-12.340` for -1234 at 0.010).
     fn write_times(self, amount: i64, out: &mut Vec<u8>) {
-        // At most 19 digits times 18 digits: an i128 cannot overflow.
-        let product = amount
-            .checked_mul(self.units)
-            .map_or_else(|| i128::from(amount) * i128::from(self.units), i128::from);
-        if product < 0 {
+        let mut digits = itoa::Buffer::new();
+        // u128 arithmetic is slow in Wasm: i64 unless the product needs more.
+        let (negative, digits) = match amount.checked_mul(self.units) {
+            Some(product) => (product < 0, digits.format(product.unsigned_abs())),
+            None => {
+                // At most 19 digits times 18 digits: an i128 cannot overflow.
+                let product = i128::from(amount) * i128::from(self.units);
+                (product < 0, digits.format(product.unsigned_abs()))
+            }
+        };
+        if negative {
             out.push(b'-');
         }
-        let mut digits = itoa::Buffer::new();
-        let digits = digits.format(product.unsigned_abs()).as_bytes();
+        let digits = digits.as_bytes();
         let scale = self.scale as usize;
         if scale == 0 {
             out.extend_from_slice(digits);
