@@ -8,7 +8,9 @@
 
 use weir_tests::{rust_udf, subtask};
 use weir_types::Record;
-use weir_wasm::{InstanceLimits, OperatorInstance, Output, RuntimeConfig, WasmRuntime};
+use weir_wasm::{
+    InstanceLimits, OperatorInstance, Output, RuntimeConfig, SortedOutputs, WasmRuntime,
+};
 
 /// Records with and without keys and timestamps, empty and binary values.
 fn mixed_batch() -> Vec<Record> {
@@ -83,6 +85,62 @@ fn per_record_errors_come_back_packed_with_their_input_index() {
     assert_eq!(
         outputs[2],
         Output::Emit(record(r#"{"auction":6,"price":12}"#))
+    );
+}
+
+/// `process_sorted` (what the task calls) gives what `process` gives,
+/// sorted by kind: the records in order, the errors with their inputs.
+#[test]
+fn sorted_outputs_are_the_outputs_of_process_by_kind() {
+    let q2_batch = || -> Vec<Record> {
+        (0..300)
+            .map(|i| Record {
+                key: None,
+                value: if i % 7 == 3 {
+                    format!("not json {i}").into_bytes().into()
+                } else {
+                    format!(r#"{{"auction":{i},"price":{}}}"#, i * 3)
+                        .into_bytes()
+                        .into()
+                },
+                timestamp: Some(i),
+            })
+            .collect()
+    };
+    for (udf, config, batch) in [
+        ("identity", "{}", mixed_batch()),
+        ("nexmark-q2", r#"{"modulus": 2}"#, q2_batch()),
+    ] {
+        let in_order = open_packed(udf, config).process(batch.clone()).unwrap();
+        let sorted = open_packed(udf, config).process_sorted(batch).unwrap();
+        let expected = SortedOutputs {
+            records: in_order
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Emit(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect(),
+            side: Vec::new(),
+            errors: in_order
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Error { input, message } => Some((*input, message.clone())),
+                    _ => None,
+                })
+                .collect(),
+        };
+        assert!(!expected.records.is_empty(), "{udf}");
+        assert_eq!(sorted, expected, "{udf}");
+        assert_eq!(SortedOutputs::from(in_order), expected, "{udf}");
+    }
+    let failure = open_packed("bad-packed", "{}")
+        .process_sorted(mixed_batch())
+        .unwrap_err();
+    assert_eq!(
+        failure.batch,
+        mixed_batch(),
+        "the batch is handed back intact"
     );
 }
 

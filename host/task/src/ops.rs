@@ -13,7 +13,7 @@ use weir_types::KeyGroupRange;
 use weir_types::jobgraph::OperatorSpec;
 use weir_types::keygroup::key_group_of;
 use weir_types::{Batch, Origin, Record};
-use weir_wasm::{OperatorInstance, Output};
+use weir_wasm::{OperatorInstance, SortedOutputs};
 
 use crate::incremental::{IncrementalHandle, SharedFile};
 use crate::subtask::JobShared;
@@ -408,12 +408,8 @@ fn builtin_output(
     if out.dropped_late > 0 {
         shared.metrics().add_late_dropped(out.dropped_late);
     }
-    let mut main = Batch::with_capacity(out.records.len());
-    for record in out.records {
-        main.push(record, Origin::DERIVED);
-    }
     Ok(Emitted {
-        main,
+        main: Batch::derived(out.records),
         side: out.side,
     })
 }
@@ -429,7 +425,7 @@ fn fire_udf_timers(
         .instance
         .fire_timers(domain, up_to)
         .map_err(|e| (None, format!("in on-timer: {e}")))?;
-    Ok(udf_outputs(shared, udf, &[], outputs))
+    Ok(udf_outputs(shared, udf, &[], outputs.into()))
 }
 
 /// Calls the UDF with a batch.
@@ -439,7 +435,7 @@ fn process_udf(
     batch: Batch,
 ) -> Result<Emitted, OpFailure> {
     let origins = batch.origins;
-    let outputs = match udf.instance.process(batch.records) {
+    let outputs = match udf.instance.process_sorted(batch.records) {
         Ok(outputs) => outputs,
         Err(failure) => {
             let origin = match failure.record_index.and_then(|i| origins.get(i)) {
@@ -452,37 +448,30 @@ fn process_udf(
     Ok(udf_outputs(shared, udf, &origins, outputs))
 }
 
-/// Sorts a UDF's outputs into main and side records, reporting per-record
-/// errors with the origin of the input they name.
+/// Forwards a UDF's main and side records, reporting per-record errors
+/// with the origin of the input they name.
 fn udf_outputs(
     shared: &JobShared<'_>,
     udf: &UdfOp<'_>,
     origins: &[Origin],
-    outputs: Vec<Output>,
+    outputs: SortedOutputs,
 ) -> Emitted {
-    let mut out = Emitted {
-        main: Batch::with_capacity(outputs.len()),
-        side: Vec::new(),
-    };
-    for output in outputs {
-        match output {
-            Output::Emit(record) => out.main.push(record, Origin::DERIVED),
-            Output::Error { input, message } => {
-                let at = match origins.get(input as usize) {
-                    Some(origin) => shared.splits.describe(*origin),
-                    // `on-timer` has no input batch.
-                    None if origins.is_empty() => "a timer".to_string(),
-                    None => format!("input #{input} of a batch"),
-                };
-                shared.metrics().record_problem(format!(
-                    "operator `{}` rejected {at}: {message}",
-                    udf.spec.id
-                ));
-            }
-            Output::Side { output, record } => out.side.push((output, record)),
-        }
+    for (input, message) in outputs.errors {
+        let at = match origins.get(input as usize) {
+            Some(origin) => shared.splits.describe(*origin),
+            // `on-timer` has no input batch.
+            None if origins.is_empty() => "a timer".to_string(),
+            None => format!("input #{input} of a batch"),
+        };
+        shared.metrics().record_problem(format!(
+            "operator `{}` rejected {at}: {message}",
+            udf.spec.id
+        ));
     }
-    out
+    Emitted {
+        main: Batch::derived(outputs.records),
+        side: outputs.side,
+    }
 }
 
 #[cfg(test)]

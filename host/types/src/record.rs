@@ -70,6 +70,15 @@ impl Batch {
         }
     }
 
+    /// A batch of records an operator produced: every origin is
+    /// [`Origin::DERIVED`].
+    pub fn derived(records: Vec<Record>) -> Self {
+        Self {
+            origins: vec![Origin::DERIVED; records.len()],
+            records,
+        }
+    }
+
     /// Appends a record.
     pub fn push(&mut self, record: Record, origin: Origin) {
         self.records.push(record);

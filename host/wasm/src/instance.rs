@@ -75,6 +75,61 @@ pub enum Output {
     },
 }
 
+/// The outputs of a `process` call sorted by kind, as the task uses them
+/// (see [`OperatorInstance::process_sorted`]): filled in one pass over the
+/// guest's outputs, with no intermediate [`Output`] per record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SortedOutputs {
+    /// Records for the main output, in the guest's order.
+    pub records: Vec<Record>,
+    /// `(side output name, record)`, in the guest's order.
+    pub side: Vec<(String, Record)>,
+    /// `(input record index in the batch, message)` per-record errors.
+    pub errors: Vec<(u32, String)>,
+}
+
+impl From<Vec<Output>> for SortedOutputs {
+    fn from(outputs: Vec<Output>) -> Self {
+        let mut sorted = Self::default();
+        for output in outputs {
+            sorted.push(output);
+        }
+        sorted
+    }
+}
+
+/// Where a call's outputs go: a `Vec<Output>` in the guest's order, or
+/// [`SortedOutputs`].
+trait OutputSink: Default {
+    fn with_capacity(records: usize) -> Self;
+    fn push(&mut self, output: Output);
+}
+
+impl OutputSink for Vec<Output> {
+    fn with_capacity(records: usize) -> Self {
+        Vec::with_capacity(records)
+    }
+    fn push(&mut self, output: Output) {
+        Vec::push(self, output);
+    }
+}
+
+impl OutputSink for SortedOutputs {
+    fn with_capacity(records: usize) -> Self {
+        Self {
+            records: Vec::with_capacity(records),
+            ..Self::default()
+        }
+    }
+    fn push(&mut self, output: Output) {
+        match output {
+            Output::Emit(record) => self.records.push(record),
+            Output::Side { output, record } => self.side.push((output, record)),
+            Output::Error { input, message } => self.errors.push((input, message)),
+        }
+    }
+}
+
 /// What stopped a guest call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrapKind {
@@ -300,6 +355,25 @@ impl OperatorInstance {
     /// # Errors
     /// A [`ProcessFailure`] holding the batch when the guest traps or hits a limit.
     pub fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Output>, Box<ProcessFailure>> {
+        self.process_into(batch)
+    }
+
+    /// [`Self::process`] with the outputs sorted by kind ([`SortedOutputs`]),
+    /// as the task forwards them: cheaper per record than a `Vec<Output>`.
+    ///
+    /// # Errors
+    /// As [`Self::process`].
+    pub fn process_sorted(
+        &mut self,
+        batch: Vec<Record>,
+    ) -> Result<SortedOutputs, Box<ProcessFailure>> {
+        self.process_into(batch)
+    }
+
+    fn process_into<S: OutputSink>(
+        &mut self,
+        batch: Vec<Record>,
+    ) -> Result<S, Box<ProcessFailure>> {
         if let Err(error) = self.begin_call() {
             return Err(Box::new(ProcessFailure {
                 error,
@@ -314,19 +388,19 @@ impl OperatorInstance {
             Bindings::Current(b, None) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &wit_records(&batch))
-                .map(|outputs| outputs.into_iter().map(from_wit).collect::<Vec<_>>()),
+                .map(|outputs| sink(outputs.into_iter().map(from_wit))),
             Bindings::V0_3(b) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &v0_3::records(&batch))
-                .map(|outputs| outputs.into_iter().map(v0_3::output).collect()),
+                .map(|outputs| sink(outputs.into_iter().map(v0_3::output))),
             Bindings::V0_2(b) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &v0_2::records(&batch))
-                .map(|outputs| outputs.into_iter().map(v0_2::output).collect()),
+                .map(|outputs| sink(outputs.into_iter().map(v0_2::output))),
             Bindings::V0_1(b) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &v0_1::records(&batch))
-                .map(|outputs| outputs.into_iter().map(v0_1::output).collect()),
+                .map(|outputs| sink(outputs.into_iter().map(v0_1::output))),
         }
         .and_then(|outputs| {
             self.flush_state()?;
@@ -540,12 +614,12 @@ impl OperatorInstance {
 
 /// Calls `process-packed` with `batch` packed into `buffer` (reused for
 /// its capacity) and unpacks the outputs.
-fn call_packed(
+fn call_packed<S: OutputSink>(
     store: &mut Store<HostState>,
     func: Func,
     batch: &[Record],
     buffer: &mut Vec<u8>,
-) -> wasmtime::Result<Vec<Output>> {
+) -> wasmtime::Result<S> {
     buffer.clear();
     for record in batch {
         weir_abi::write_record(
@@ -557,36 +631,47 @@ fn call_packed(
     }
     let process = func.typed::<(&[u8],), (Vec<u8>,)>(&*store)?;
     let (packed,) = process.call(&mut *store, (buffer.as_slice(),))?;
-    unpack_outputs(packed.into()).map_err(|e| {
+    unpack_outputs(packed.into(), batch.len()).map_err(|e| {
         let message = format!("process-packed returned a {e}");
         store.data_mut().host_error = Some(message.clone());
         wasmtime::format_err!(message)
     })
 }
 
-/// The outputs of a packed output buffer. Record values are slices of
-/// `packed` (no copy each); keys, names and messages are copied.
-fn unpack_outputs(packed: Bytes) -> Result<Vec<Output>, weir_abi::FormatError> {
+/// The outputs of a packed output buffer (`inputs` records went in: room
+/// for as many records out is reserved). Record values are slices of
+/// `packed` (no copy each); keys, names and messages are copied. On an
+/// error nothing is returned, so a malformed buffer emits nothing.
+fn unpack_outputs<S: OutputSink>(packed: Bytes, inputs: usize) -> Result<S, weir_abi::FormatError> {
     let owned = |r: weir_abi::RecordRef<'_>| Record {
         key: r.key.map(<[u8]>::to_vec),
         value: packed.slice_ref(r.value),
         timestamp: r.timestamp,
     };
-    weir_abi::outputs(&packed)
-        .map(|output| {
-            Ok(match output? {
-                weir_abi::OutputRef::Emit(r) => Output::Emit(owned(r)),
-                weir_abi::OutputRef::Side { output, record } => Output::Side {
-                    output: output.to_string(),
-                    record: owned(record),
-                },
-                weir_abi::OutputRef::Error { input, message } => Output::Error {
-                    input,
-                    message: message.to_string(),
-                },
-            })
-        })
-        .collect()
+    let mut outputs = S::with_capacity(inputs);
+    for output in weir_abi::outputs(&packed) {
+        outputs.push(match output? {
+            weir_abi::OutputRef::Emit(r) => Output::Emit(owned(r)),
+            weir_abi::OutputRef::Side { output, record } => Output::Side {
+                output: output.to_string(),
+                record: owned(record),
+            },
+            weir_abi::OutputRef::Error { input, message } => Output::Error {
+                input,
+                message: message.to_string(),
+            },
+        });
+    }
+    Ok(outputs)
+}
+
+/// Collects a typed call's outputs into a sink.
+fn sink<S: OutputSink>(outputs: impl ExactSizeIterator<Item = Output>) -> S {
+    let mut sink = S::with_capacity(outputs.len());
+    for output in outputs {
+        sink.push(output);
+    }
+    sink
 }
 
 /// A batch as the typed `process` takes it (copies of the records).

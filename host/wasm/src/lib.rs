@@ -113,7 +113,7 @@ mod instance;
 pub use aggregate::{AggregateComponent, AggregateInstance, AggregateResult};
 pub use component::{OperatorComponent, RuntimeConfig, WasmRuntime};
 pub use instance::{
-    InstanceLimits, OperatorInstance, Output, ProcessFailure, SubtaskInfo, TrapKind,
+    InstanceLimits, OperatorInstance, Output, ProcessFailure, SortedOutputs, SubtaskInfo, TrapKind,
 };
 
 /// Errors of the Wasm layer.
