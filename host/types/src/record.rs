@@ -261,6 +261,32 @@ impl<'de> serde::Deserialize<'de> for FieldName<'de> {
 mod tests {
     use super::*;
 
+    /// A detached record owns its value: it equals the slice it came from
+    /// but lives in its own allocation, so the batch buffer can go.
+    #[test]
+    fn a_detached_record_does_not_share_its_batch_buffer() {
+        let buffer = Bytes::from(b"{\"a\":1}{\"a\":2}".to_vec());
+        let record = Record {
+            key: Some(b"k".to_vec()),
+            value: buffer.slice(7..14),
+            timestamp: Some(3),
+        };
+        let detached = record.clone().detached();
+        assert_eq!(detached, record);
+        assert_eq!(&detached.value[..], br#"{"a":2}"#);
+        assert!(!buffer.as_ptr_range().contains(&detached.value.as_ptr()));
+        drop((buffer, record));
+        assert_eq!(&detached.value[..], br#"{"a":2}"#);
+    }
+
+    #[test]
+    fn derived_batches_have_derived_origins() {
+        let records = vec![Record::default(), Record::default()];
+        let batch = Batch::derived(records.clone());
+        assert_eq!(batch.records, records);
+        assert_eq!(batch.origins, [Origin::DERIVED; 2]);
+    }
+
     #[test]
     fn json_fields_picks_fields_and_skips_the_rest() {
         let record = br#"{"a":1,"b\u0041":{"x":[1,2]},"c":"t","a":2.5}"#;
