@@ -383,25 +383,24 @@ fn next_extra(rng: &mut Xoshiro256PlusPlus, current: usize, average: usize, out:
     let Some(wanted) = average.checked_sub(current) else {
         return;
     };
-    let delta = (wanted as f64 * 0.2).round() as usize;
+    // round(wanted * 0.2) in integers: wanted / 5 never ends in .5.
+    let delta = (wanted + 2) / 5;
     let len = wanted - delta
         + if delta == 0 {
             0
         } else {
             rng.random_range(0..2 * delta)
         };
-    let start = out.len();
-    out.resize(start + len, 0);
+    out.reserve(len);
     // Whole chunks first: a fixed-size copy compiles to one store, where a
     // copy of variable length calls memcpy.
-    let mut chunks = out[start..].chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        chunk.copy_from_slice(&eight_letters(rng.random::<u64>()).to_le_bytes());
+    for _ in 0..len / 8 {
+        out.extend_from_slice(&eight_letters(rng.random::<u64>()).to_le_bytes());
     }
-    let rest = chunks.into_remainder();
-    if !rest.is_empty() {
+    let rest = len % 8;
+    if rest > 0 {
         let letters = eight_letters(rng.random::<u64>()).to_le_bytes();
-        rest.copy_from_slice(&letters[..rest.len()]);
+        out.extend_from_slice(&letters[..rest]);
     }
 }
 
