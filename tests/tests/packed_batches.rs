@@ -131,6 +131,14 @@ fn sorted_outputs_are_the_outputs_of_process_by_kind() {
                 .collect(),
         };
         assert!(!expected.records.is_empty(), "{udf}");
+        if udf == "nexmark-q2" {
+            // Every malformed bid is reported, with its index.
+            let inputs: Vec<u32> = sorted.errors.iter().map(|(i, _)| *i).collect();
+            assert_eq!(
+                inputs,
+                (0..300).filter(|i| i % 7 == 3).collect::<Vec<u32>>()
+            );
+        }
         assert_eq!(sorted, expected, "{udf}");
         assert_eq!(SortedOutputs::from(in_order), expected, "{udf}");
     }

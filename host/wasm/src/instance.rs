@@ -90,17 +90,13 @@ pub struct SortedOutputs {
 
 impl From<Vec<Output>> for SortedOutputs {
     fn from(outputs: Vec<Output>) -> Self {
-        let mut sorted = Self::default();
-        for output in outputs {
-            sorted.push(output);
-        }
-        sorted
+        sink(outputs.into_iter())
     }
 }
 
 /// Where a call's outputs go: a `Vec<Output>` in the guest's order, or
 /// [`SortedOutputs`].
-trait OutputSink: Default {
+trait OutputSink {
     fn with_capacity(records: usize) -> Self;
     fn push(&mut self, output: Output);
 }
