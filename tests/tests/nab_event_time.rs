@@ -75,3 +75,81 @@ fn event_time_alerts_equal_the_rule_over_each_series_sorted_by_time() {
     let (arrival, event) = &expected["realKnownCause/machine_temperature_system_failure"];
     assert_ne!(arrival, event);
 }
+
+/// A reading behind the watermark when it arrives goes to the UDF's `late`
+/// side output (through the task's sorted outputs) and nowhere else: with
+/// one record per batch and no out-of-orderness allowed, exactly the two
+/// readings older than one already read are late.
+#[test]
+fn readings_behind_the_watermark_go_to_the_late_side_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("s")).unwrap();
+    let rows = [
+        ("2020-01-01 10:00:00", 1.0),
+        ("2020-01-01 10:01:00", 2.0),
+        ("2020-01-01 10:02:00", 3.0),
+        ("2020-01-01 09:30:00", 4.0),
+        ("2020-01-01 10:03:00", 5.0),
+        ("2020-01-01 09:59:00", 6.0),
+        ("2020-01-01 10:04:00", 7.0),
+    ];
+    let mut csv = String::from("timestamp,value\n");
+    for (t, v) in rows {
+        csv.push_str(&format!("{t},{v}\n"));
+    }
+    std::fs::write(data.join("s/a.csv"), csv).unwrap();
+    let yaml = format!(
+        r#"name: late-readings
+batch_size: 1
+sources:
+  - id: readings
+    type: file
+    path: {data}
+    glob: "**/*.csv"
+    format: csv
+    key: {{ from: path }}
+    timestamp: {{ field: timestamp, format: "%Y-%m-%d %H:%M:%S" }}
+    watermarks: {{ max_out_of_orderness: 0ms }}
+operators:
+  - id: zscore
+    input: readings
+    partition: key_by
+    udf: {udf}
+    config: {{ warmup: 30, threshold: 4.0, event_time: true }}
+sinks:
+  - {{ id: alerts, input: zscore, type: file, path: {out}/alerts }}
+  - {{ id: late, input: {{ from: zscore, output: late }}, type: file, path: {out}/late }}
+"#,
+        data = data.display(),
+        udf = repo_root().join("udfs/nab-zscore").display(),
+        out = dir.path().display(),
+    );
+    let summary = run_yaml(dir.path(), &yaml, Some(1)).unwrap();
+    assert_eq!(summary.record_errors, 0, "{:?}", summary.problems);
+    let late: Vec<(String, f64)> = read_parts(&dir.path().join("late"))
+        .unwrap()
+        .concat()
+        .into_iter()
+        .map(|v| {
+            (
+                v["timestamp"].as_str().unwrap().to_string(),
+                v["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        late,
+        [
+            ("2020-01-01 09:30:00".to_string(), 4.0),
+            ("2020-01-01 09:59:00".to_string(), 6.0)
+        ]
+    );
+    // Fewer than `warmup` readings: no alerts.
+    assert!(
+        read_parts(&dir.path().join("alerts"))
+            .unwrap()
+            .concat()
+            .is_empty()
+    );
+}
