@@ -30,22 +30,24 @@ fn oracle(data: &Path) -> BTreeMap<String, (Vec<Alert>, Vec<Alert>)> {
         .collect()
 }
 
+/// `examples/nab-anomaly/job-event-time.yaml` reading the CSV files under
+/// `data` and writing under `out`.
+fn example_job(data: &Path, out: &Path) -> String {
+    std::fs::read_to_string(repo_root().join("examples/nab-anomaly/job-event-time.yaml"))
+        .unwrap()
+        .replace("../shared/data/nab/data", &data.display().to_string())
+        .replace(
+            "../../udfs/nab-zscore",
+            &repo_root().join("udfs/nab-zscore").display().to_string(),
+        )
+        .replace("out/nab-anomaly-event-time", &out.display().to_string())
+}
+
 #[test]
 fn event_time_alerts_equal_the_rule_over_each_series_sorted_by_time() {
     let data = nab_dir().join("data");
     let dir = tempfile::tempdir().unwrap();
-    let yaml =
-        std::fs::read_to_string(repo_root().join("examples/nab-anomaly/job-event-time.yaml"))
-            .unwrap()
-            .replace("../shared/data/nab/data", &data.display().to_string())
-            .replace(
-                "../../udfs/nab-zscore",
-                &repo_root().join("udfs/nab-zscore").display().to_string(),
-            )
-            .replace(
-                "out/nab-anomaly-event-time",
-                &dir.path().display().to_string(),
-            );
+    let yaml = example_job(&data, dir.path());
     let summary = run_yaml(dir.path(), &yaml, Some(2)).unwrap();
     assert_eq!(summary.record_errors, 0, "{:?}", summary.problems);
     assert!(
@@ -99,32 +101,11 @@ fn readings_behind_the_watermark_go_to_the_late_side_output() {
         csv.push_str(&format!("{t},{v}\n"));
     }
     std::fs::write(data.join("s/a.csv"), csv).unwrap();
-    let yaml = format!(
-        r#"name: late-readings
-batch_size: 1
-sources:
-  - id: readings
-    type: file
-    path: {data}
-    glob: "**/*.csv"
-    format: csv
-    key: {{ from: path }}
-    timestamp: {{ field: timestamp, format: "%Y-%m-%d %H:%M:%S" }}
-    watermarks: {{ max_out_of_orderness: 0ms }}
-operators:
-  - id: zscore
-    input: readings
-    partition: key_by
-    udf: {udf}
-    config: {{ warmup: 30, threshold: 4.0, event_time: true }}
-sinks:
-  - {{ id: alerts, input: zscore, type: file, path: {out}/alerts }}
-  - {{ id: late, input: {{ from: zscore, output: late }}, type: file, path: {out}/late }}
-"#,
-        data = data.display(),
-        udf = repo_root().join("udfs/nab-zscore").display(),
-        out = dir.path().display(),
-    );
+    // The example job, with one record per batch and no out-of-orderness.
+    let yaml = example_job(&data, dir.path())
+        .replace("max_out_of_orderness: 1h", "max_out_of_orderness: 0ms")
+        .replace("name: nab-anomaly-event-time", "name: late\nbatch_size: 1");
+    assert!(yaml.contains("0ms") && yaml.contains("batch_size: 1"));
     let summary = run_yaml(dir.path(), &yaml, Some(1)).unwrap();
     assert_eq!(summary.record_errors, 0, "{:?}", summary.problems);
     let late: Vec<(String, f64)> = read_parts(&dir.path().join("late"))
