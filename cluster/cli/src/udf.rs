@@ -46,6 +46,12 @@ pub enum BuildError {
 /// (`udf-target`), never the caller's, so it can run while another cargo
 /// holds the host build's lock.
 ///
+/// cargo runs in `dir`, as it would for `cargo build` typed there: the
+/// crate's own `.cargo/config.toml` (or one in a parent directory, such as
+/// `udfs/.cargo/config.toml` in this repository) applies, with its
+/// `rustflags` for `wasm32-wasip2`. `RUSTFLAGS` from the environment does
+/// not: it is meant for the host build.
+///
 /// # Errors
 /// A [`BuildError`] saying what went wrong; compiler messages go to stderr.
 pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
@@ -53,7 +59,15 @@ pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
     if !manifest.is_file() {
         return Err(BuildError::NotACrate(dir.to_path_buf()));
     }
-    let target_dir = crate::cache_root().join("udf-target");
+    // Absolute, because cargo runs in `dir`, not in our working directory.
+    let absolute = |path: PathBuf| {
+        std::path::absolute(&path).map_err(|source| BuildError::Cargo {
+            dir: dir.to_path_buf(),
+            source,
+        })
+    };
+    let crate_dir = absolute(dir.to_path_buf())?;
+    let target_dir = absolute(crate::cache_root().join("udf-target"))?;
     let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
             "build",
@@ -63,9 +77,10 @@ pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
             "--message-format=json-render-diagnostics",
         ])
         .arg("--manifest-path")
-        .arg(&manifest)
+        .arg(crate_dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
+        .current_dir(&crate_dir)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
@@ -158,5 +173,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = build_rust_udf(dir.path()).unwrap_err().to_string();
         assert!(err.contains("not a Rust UDF crate"), "{err}");
+    }
+
+    /// Regression: cargo ran in the caller's directory, so a UDF crate's
+    /// own `.cargo/config.toml` (and `udfs/.cargo/config.toml`, which sets
+    /// the inlining threshold) was ignored by `weir run`.
+    #[test]
+    fn the_crates_own_cargo_config_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let udf = dir.path().join("configured-udf");
+        std::fs::create_dir_all(udf.join(".cargo")).unwrap();
+        std::fs::create_dir_all(udf.join("src")).unwrap();
+        std::fs::write(
+            udf.join("Cargo.toml"),
+            "[package]\nname = \"configured-udf\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            udf.join(".cargo/config.toml"),
+            "[target.wasm32-wasip2]\nrustflags = [\"--cfg\", \"weir_config_applied\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            udf.join("src/lib.rs"),
+            "#[cfg(not(weir_config_applied))]\n\
+             compile_error!(\"the crate's .cargo/config.toml was not applied\");\n\
+             #[unsafe(no_mangle)]\npub extern \"C\" fn answer() -> i32 { 42 }\n",
+        )
+        .unwrap();
+        let wasm = build_rust_udf(&udf).expect("builds with its config applied");
+        assert!(wasm.is_absolute(), "{}", wasm.display());
+        assert!(wasm.ends_with("configured_udf.wasm"), "{}", wasm.display());
+        assert!(std::fs::metadata(&wasm).unwrap().len() > 0);
     }
 }
