@@ -188,6 +188,8 @@ fn a_spliced_output_equals_a_full_decode_for_any_field_order() {
         r#"{"type":"bid","auction":1}"#,
         r#"{"type":"bid","price":1.5}"#,
         r#"{"type":"bid","price":2,"extra":"z"}"#,
+        // `type` between kept fields, `price` last: two runs of kept fields.
+        r#"{"auction":1,"type":"bid","bidder":2,"price":4}"#,
     ];
     let record = |value: &str| Record {
         key: Some(b"k".to_vec()),
@@ -227,8 +229,11 @@ fn a_spliced_output_equals_a_full_decode_for_any_field_order() {
         .iter()
         .filter(|o| matches!(o, Output::Emit(_)))
         .collect();
-    assert_eq!(records.len(), 4);
-    for (output, bid) in records.iter().zip([bids[0], bids[1], bids[2], bids[6]]) {
+    assert_eq!(records.len(), 5);
+    for (output, bid) in records
+        .iter()
+        .zip([bids[0], bids[1], bids[2], bids[6], bids[7]])
+    {
         assert_eq!(emitted(output), expected(bid), "{bid}");
     }
     let Output::Emit(first) = records[0] else {
@@ -237,6 +242,13 @@ fn a_spliced_output_equals_a_full_decode_for_any_field_order() {
     assert_eq!(
         String::from_utf8_lossy(&first.value),
         r#"{"auction":1000,"bidder":1001,"price":617.0,"dateTime":1700000000000,"extra":"abc"}"#
+    );
+    let Output::Emit(last) = records[4] else {
+        unreachable!()
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&last.value),
+        r#"{"auction":1,"bidder":2,"price":2.0}"#
     );
 }
 
