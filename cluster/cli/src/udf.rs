@@ -55,10 +55,6 @@ pub enum BuildError {
 /// # Errors
 /// A [`BuildError`] saying what went wrong; compiler messages go to stderr.
 pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        return Err(BuildError::NotACrate(dir.to_path_buf()));
-    }
     // Absolute, because cargo runs in `dir`, not in our working directory.
     let absolute = |path: PathBuf| {
         std::path::absolute(&path).map_err(|source| BuildError::Cargo {
@@ -67,6 +63,10 @@ pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         })
     };
     let crate_dir = absolute(dir.to_path_buf())?;
+    let manifest = crate_dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        return Err(BuildError::NotACrate(dir.to_path_buf()));
+    }
     let target_dir = absolute(crate::cache_root().join("udf-target"))?;
     let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
@@ -77,7 +77,7 @@ pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
             "--message-format=json-render-diagnostics",
         ])
         .arg("--manifest-path")
-        .arg(crate_dir.join("Cargo.toml"))
+        .arg(&manifest)
         .arg("--target-dir")
         .arg(&target_dir)
         .current_dir(&crate_dir)
