@@ -2,11 +2,13 @@
 # Runs every test of the host workspace: unit tests, integration tests and
 # end-to-end tests (which build the example UDFs for wasm32-wasip2 on demand),
 # then the Rust guest SDK's unit tests.
-# Needs the wasm32-wasip2 target; componentize-py (Python UDF tests);
-# moto_server, boto3 and azure-storage-blob (PyPI) and azurite-blob (npm) on
-# PATH for the object-store checkpoint tests. .ci/run installs them all.
+# What it needs (the wasm32-wasip2 target, libclang, componentize-py for the
+# Python UDF tests, moto_server and azure-storage-blob from PyPI and
+# azurite-blob from npm for the object-store checkpoint tests)
+# scripts/bootstrap.sh checks and installs first, putting Azurite on PATH.
 set -euo pipefail
 cd "$(dirname "$0")"
+source scripts/bootstrap.sh test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
 status=0
 cargo test --workspace --no-fail-fast "$@" || status=$?

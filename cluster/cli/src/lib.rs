@@ -7,9 +7,14 @@
 //!   print a summary.
 //! - [`nexmark`]: `weir nexmark OUT`: write a Nexmark event stream to
 //!   JSON-lines files for replay.
+//! - [`server`]: `weir jobmanager`, the JobManager process.
+//! - [`client`]: the REST client of `weir udf upload`, `weir submit`,
+//!   `weir list`, `weir status`, `weir cancel` and `weir stop`.
 
+pub mod client;
 pub mod nexmark;
 pub mod run;
+pub mod server;
 pub mod udf;
 
 /// The directory for Weir's caches: `$WEIR_CACHE_DIR`, else

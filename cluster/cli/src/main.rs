@@ -81,6 +81,87 @@ enum Command {
         #[command(subcommand)]
         command: UdfCommand,
     },
+    /// Start a JobManager: a long-running server with a REST API (upload
+    /// components, deploy jobs) and local slots.
+    Jobmanager {
+        /// A TOML configuration file (Flink's key names, e.g.
+        /// `"rest.port" = 8081`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Set a configuration key, e.g. `-Drest.port=8081`,
+        /// `-Dtaskmanager.numberOfTaskSlots=4`,
+        /// `-Dhigh-availability.storageDir=DIR`, `-Drest.auth.token=T`, and
+        /// every checkpoint and restart key of `weir run` (job defaults).
+        #[arg(short = 'D', value_name = "KEY=VALUE")]
+        define: Vec<String>,
+    },
+    /// Submit a job file to a JobManager; local UDFs (`.wasm` files or Rust
+    /// crates) are built and uploaded first.
+    Submit {
+        /// The job file (YAML or JSON).
+        job: PathBuf,
+        /// Default parallelism of every vertex.
+        #[arg(short, long)]
+        parallelism: Option<u32>,
+        /// Start from this savepoint (a path the JobManager can read).
+        #[arg(long, value_name = "DIR")]
+        from_savepoint: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the JobManager's jobs.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one job.
+    Status {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Cancel a job (no savepoint).
+    Cancel {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop a job with a savepoint and wait until it is taken.
+    Stop {
+        /// The job id.
+        id: String,
+        /// Where the savepoint goes (default: the JobManager's
+        /// `state.savepoints.dir`).
+        #[arg(long, value_name = "DIR")]
+        target: Option<String>,
+        /// Accepted for Flink compatibility: bounded jobs drain anyway.
+        #[arg(long)]
+        drain: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// How to reach the JobManager.
+#[derive(clap::Args)]
+struct Remote {
+    /// The JobManager's REST URL.
+    #[arg(long, env = "WEIR_JOBMANAGER", default_value = weir_cli::client::DEFAULT_JOBMANAGER)]
+    jobmanager: String,
+    /// Its bearer token (`rest.auth.token`).
+    #[arg(long, env = "WEIR_TOKEN")]
+    token: Option<String>,
+    /// Print the JobManager's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Remote {
+    fn client(&self) -> weir_cli::client::Client {
+        weir_cli::client::Client::new(&self.jobmanager, self.token.clone())
+    }
 }
 
 /// A Nexmark event kind on the command line.
@@ -110,6 +191,13 @@ enum UdfCommand {
         /// Copy the component here (default: print where it was built).
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Upload a component to a JobManager; prints its artifact id.
+    Upload {
+        /// The `.wasm` component.
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -160,7 +248,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             from_checkpoint,
             from_savepoint,
         } => {
+            // The job file's own `configuration:` first, then -D.
             let mut checkpoints = weir_task::CheckpointConfig::default();
+            if let Ok(graph) = jobgraph::JobGraph::from_file(&job) {
+                for (key, value) in &graph.configuration {
+                    checkpoints.set(key, value).map_err(|e| {
+                        anyhow::anyhow!("{}: configuration: {e}", job.display())
+                    })?;
+                }
+            }
             for pair in &define {
                 checkpoints.set_pair(pair)?;
             }
@@ -223,6 +319,119 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => println!("{}", wasm.display()),
             }
             Ok(())
+        }
+        Command::Udf {
+            command: UdfCommand::Upload { file, remote },
+        } => {
+            let info = remote.client().upload(&file)?;
+            if remote.json {
+                println!("{info}");
+            } else {
+                let field = |k: &str| info.get(k).map(|v| v.to_string().trim_matches('"').to_string());
+                println!("{}", field("id").unwrap_or_default());
+                eprintln!(
+                    "uploaded {} ({} bytes, world {})",
+                    file.display(),
+                    field("size").unwrap_or_default(),
+                    field("world").unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Jobmanager { config, define } => {
+            let overrides = define
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .ok_or_else(|| anyhow::anyhow!("`{pair}` is not key=value"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let config = weir_jobmanager::JobManagerConfig::load(
+                config.as_deref(),
+                std::env::vars(),
+                &overrides,
+            )?;
+            weir_cli::server::serve(config)
+        }
+        Command::Submit {
+            job,
+            parallelism,
+            from_savepoint,
+            remote,
+        } => {
+            let id = remote
+                .client()
+                .submit_file(&job, parallelism, from_savepoint.as_deref())?;
+            if remote.json {
+                println!("{}", serde_json::json!({ "jobid": id }));
+            } else {
+                println!("{id}");
+                eprintln!("submitted; follow it with: weir status {id}");
+            }
+            Ok(())
+        }
+        Command::List { remote } => {
+            let answer = remote.client().get("/v1/jobs")?;
+            if remote.json {
+                println!("{answer}");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = answer["jobs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|j| {
+                    ["id", "name", "state"]
+                        .iter()
+                        .map(|k| j[k].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .collect();
+            print!("{}", weir_cli::client::table(&["ID", "NAME", "STATE"], &rows));
+            Ok(())
+        }
+        Command::Status { id, remote } => {
+            let job = remote.client().get(&format!("/v1/jobs/{id}"))?;
+            if remote.json {
+                println!("{job}");
+            } else {
+                print!("{}", weir_cli::server::format_status(&job));
+            }
+            Ok(())
+        }
+        Command::Cancel { id, remote } => {
+            remote.client().cancel(&id)?;
+            eprintln!("cancelling job {id}");
+            Ok(())
+        }
+        Command::Stop {
+            id,
+            target,
+            drain,
+            remote,
+        } => {
+            let client = remote.client();
+            let request = client.stop(&id, target.as_deref(), drain)?;
+            // Wait for the savepoint, as `flink stop` does.
+            loop {
+                let answer = client.get(&format!("/v1/jobs/{id}/savepoints/{request}"))?;
+                if answer["status"]["id"] == "COMPLETED" {
+                    if remote.json {
+                        println!("{answer}");
+                    } else if let Some(location) = answer["operation"]["location"].as_str() {
+                        println!("{location}");
+                        eprintln!("stopped with a savepoint; resume with: weir submit JOB --from-savepoint {location}");
+                    } else {
+                        anyhow::bail!(
+                            "the savepoint failed: {}",
+                            answer["operation"]["failure-cause"].as_str().unwrap_or("unknown")
+                        );
+                    }
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
         }
     }
 }

@@ -205,6 +205,8 @@ pub(crate) struct CoordinatorLoop<'a> {
     pub(crate) metrics: &'a crate::JobMetrics,
     /// Set when the job is to stop with a savepoint.
     pub(crate) stop: Option<&'a AtomicBool>,
+    /// Where the savepoint goes instead of `state.savepoints.dir`.
+    pub(crate) savepoint_target: Option<&'a std::sync::Mutex<Option<String>>>,
 }
 
 impl CoordinatorLoop<'_> {
@@ -322,7 +324,10 @@ impl CoordinatorLoop<'_> {
     /// Copies completed checkpoint `id` to `state.savepoints.dir`.
     fn keep_savepoint(&self, id: CheckpointId) -> Result<String, StorageError> {
         let mut at = self.config.clone();
-        at.dir = self.config.savepoint_dir.clone();
+        at.dir = self
+            .savepoint_target
+            .and_then(|t| t.lock().ok().and_then(|t| t.clone()))
+            .unwrap_or_else(|| self.config.savepoint_dir.clone());
         let target = CheckpointStorage::open(&at, self.job)?;
         self.hub.storage.copy_checkpoint(id, &target)
     }

@@ -68,6 +68,13 @@ pub struct RunConfig {
     /// `state.savepoints.dir`, the sinks commit it, and the job ends.
     /// Needs checkpointing on.
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Set it to cancel the job (Flink's cancel: no savepoint); the run
+    /// then ends with [`JobError::Cancelled`] once every subtask stopped.
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Where a stop with savepoint puts the savepoint (a directory or
+    /// object-store URL), read when the savepoint is taken; `None` or an
+    /// empty slot means `state.savepoints.dir`.
+    pub savepoint_target: Option<Arc<std::sync::Mutex<Option<String>>>>,
 }
 
 impl RunConfig {
@@ -82,6 +89,8 @@ impl RunConfig {
             checkpoints: CheckpointConfig::default(),
             restore: None,
             stop: None,
+            cancel: None,
+            savepoint_target: None,
         }
     }
 }
@@ -144,6 +153,9 @@ pub enum JobError {
     /// (`execution.checkpointing.tolerable-failed-checkpoints`).
     #[error("too many failed checkpoints: {0}")]
     CheckpointsFailing(String),
+    /// The job was cancelled from outside ([`RunConfig::cancel`]).
+    #[error("the job was cancelled")]
+    Cancelled,
     /// A subtask failed while running.
     #[error("{vertex} (subtask {index} of {parallelism}) failed{}: {message}", origin.as_ref().map(|o| format!(" on {o}")).unwrap_or_default())]
     Task {
@@ -170,20 +182,68 @@ pub fn run_job(job: &JobGraph, config: RunConfig) -> Result<JobSummary, JobError
     let result = run_with_restarts(job, &config);
     let _ = std::fs::remove_dir_all(&config.state_dir);
     let savepoint = result?;
-    let m = &config.metrics;
-    Ok(JobSummary {
-        records_read: m.records_read(),
-        records_written: m.records_written(),
-        record_errors: m.record_errors(),
-        late_records_dropped: m.late_dropped(),
-        problems: m.problems(),
-        elapsed: m.elapsed(),
-        first_record_latency: m.first_record_latency(),
-        sink_watermarks: m.sink_watermarks(),
-        checkpoints: m.checkpoints(),
-        restarts: m.restarts(),
+    Ok(summarize(&config.metrics, savepoint))
+}
+
+/// A completed checkpoint resolved before a run, ready to restore from.
+#[derive(Debug)]
+pub struct ResolvedCheckpoint(checkpointing::Restored);
+
+impl ResolvedCheckpoint {
+    /// The checkpoint's id.
+    pub fn id(&self) -> u64 {
+        self.0.metadata.id
+    }
+}
+
+/// Finds the checkpoint `restore` names (for [`Restore::Latest`], the
+/// newest completed one under the configured checkpoint directory, older
+/// ones when it is damaged).
+///
+/// # Errors
+/// [`JobError::Checkpoint`] when there is none or it cannot be read.
+pub fn resolve_checkpoint(
+    restore: &Restore,
+    config: &CheckpointConfig,
+    job_name: &str,
+) -> Result<ResolvedCheckpoint, JobError> {
+    checkpointing::resolve(restore, config, job_name).map(ResolvedCheckpoint)
+}
+
+/// Runs one attempt of `job` (no restarts: the caller's restart strategy
+/// decides), starting from `restored` when given. `attempt` (0 for the
+/// first) is what UDFs see in their open context. Returns the savepoint
+/// path when the job stopped with one. The state directory is left for
+/// the caller to remove.
+///
+/// # Errors
+/// [`JobError::Task`] for a task failure (restartable),
+/// [`JobError::Cancelled`] after [`RunConfig::cancel`], or any other
+/// [`JobError`] for a job that cannot run.
+pub fn run_attempt(
+    job: &JobGraph,
+    config: &RunConfig,
+    restored: Option<&ResolvedCheckpoint>,
+    attempt: u32,
+) -> Result<Option<String>, JobError> {
+    subtask::execute(job, config, restored.map(|r| &r.0), attempt)
+}
+
+/// Builds the [`JobSummary`] of a run from its metrics.
+pub fn summarize(metrics: &JobMetrics, savepoint: Option<String>) -> JobSummary {
+    JobSummary {
+        records_read: metrics.records_read(),
+        records_written: metrics.records_written(),
+        record_errors: metrics.record_errors(),
+        late_records_dropped: metrics.late_dropped(),
+        problems: metrics.problems(),
+        elapsed: metrics.elapsed(),
+        first_record_latency: metrics.first_record_latency(),
+        sink_watermarks: metrics.sink_watermarks(),
+        checkpoints: metrics.checkpoints(),
+        restarts: metrics.restarts(),
         savepoint,
-    })
+    }
 }
 
 /// Runs the job; after a task failure, restarts it from the latest

@@ -118,7 +118,9 @@ impl JobMetrics {
         self.restarts.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn add_restart(&self) {
+    /// Counts one restart (the JobManager calls it when it redeploys a
+    /// failed job).
+    pub fn add_restart(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 

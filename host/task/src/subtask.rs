@@ -108,6 +108,11 @@ impl JobShared<'_> {
 
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+            || self
+                .config
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     fn bad_record(&self, bad: BadRecord) {
@@ -362,6 +367,7 @@ pub(crate) fn execute(
                     .sum(),
                 metrics: &config.metrics,
                 stop: config.stop.as_deref(),
+                savepoint_target: config.savepoint_target.as_deref(),
             };
             let spawned = std::thread::Builder::new()
                 .name("checkpoint-coordinator".into())
@@ -508,7 +514,14 @@ pub(crate) fn execute(
         // The scope owns no channel ends any more once every thread holds its own.
         inputs.clear();
     });
+    let cancelled = config
+        .cancel
+        .as_ref()
+        .is_some_and(|c| c.load(Ordering::SeqCst));
     match shared.first_error.into_inner() {
+        // Subtasks stopped by a cancel may report what they saw as a
+        // failure (a closed channel); the cancel is the cause.
+        _ if cancelled => Err(JobError::Cancelled),
         Ok(Some(error)) => Err(error),
         _ => Ok(shared.savepoint.into_inner().ok().flatten()),
     }

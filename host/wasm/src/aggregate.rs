@@ -78,7 +78,23 @@ impl WasmRuntime {
     /// [`WasmError::Compile`], or [`WasmError::WorldMismatch`] naming what
     /// the component lacks (an `operator` component is not an aggregate).
     pub fn load_aggregate(&self, path: &Path) -> Result<AggregateComponent, WasmError> {
-        let (component, shown, _sha256) = self.compile_file(path)?;
+        let bytes = crate::component::read_artifact(path)?;
+        self.load_aggregate_bytes(&path.display().to_string(), &bytes)
+    }
+
+    /// Loads a window aggregate component from its bytes (an uploaded
+    /// artifact), as [`WasmRuntime::load_aggregate`] does from a file;
+    /// `name` stands for it in errors.
+    ///
+    /// # Errors
+    /// [`WasmError::NotAComponent`], [`WasmError::Compile`] or
+    /// [`WasmError::WorldMismatch`].
+    pub fn load_aggregate_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<AggregateComponent, WasmError> {
+        let (component, shown, _sha256) = self.compile_bytes(name, bytes)?;
         let mismatch = |e: wasmtime::Error| WasmError::WorldMismatch {
             path: shown.clone(),
             reason: format!(

@@ -140,7 +140,19 @@ impl WasmRuntime {
     /// [`WasmError::Read`], [`WasmError::NotAComponent`],
     /// [`WasmError::Compile`] or [`WasmError::WorldMismatch`].
     pub fn load(&self, path: &Path) -> Result<OperatorComponent, WasmError> {
-        let (component, shown, sha256) = self.compile_file(path)?;
+        let bytes = read_artifact(path)?;
+        self.load_bytes(&path.display().to_string(), &bytes)
+    }
+
+    /// Loads a component from its bytes (an uploaded artifact), as
+    /// [`WasmRuntime::load`] does from a file; `name` stands for it in
+    /// errors. Compiled code is cached by the bytes' SHA-256.
+    ///
+    /// # Errors
+    /// [`WasmError::NotAComponent`], [`WasmError::Compile`] or
+    /// [`WasmError::WorldMismatch`].
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<OperatorComponent, WasmError> {
+        let (component, shown, sha256) = self.compile_bytes(name, bytes)?;
         let pre =
             self.linker
                 .instantiate_pre(&component)
@@ -173,24 +185,21 @@ impl WasmRuntime {
         })
     }
 
-    /// Reads, checks and compiles (or takes from the cache) the component
-    /// at `path`; returns it with the path as shown in errors and the
-    /// artifact's SHA-256 (hex).
-    pub(crate) fn compile_file(
+    /// Checks and compiles (or takes from the cache) a component's bytes;
+    /// returns it with `name` (as shown in errors) and the bytes' SHA-256
+    /// (hex).
+    pub(crate) fn compile_bytes(
         &self,
-        path: &Path,
+        name: &str,
+        bytes: &[u8],
     ) -> Result<(Component, String, String), WasmError> {
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        check_component_header(&bytes).map_err(|reason| WasmError::NotAComponent {
+        let shown = name.to_string();
+        check_component_header(bytes).map_err(|reason| WasmError::NotAComponent {
             path: shown.clone(),
             reason,
         })?;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        let component = self.compile_cached(&bytes, &digest, &shown)?;
+        let digest = hex::encode(Sha256::digest(bytes));
+        let component = self.compile_cached(bytes, &digest, &shown)?;
         Ok((component, shown, digest))
     }
 
@@ -252,6 +261,14 @@ impl WasmRuntime {
             reason: format!("{e:#}"),
         })
     }
+}
+
+/// Reads a component file.
+pub(crate) fn read_artifact(path: &Path) -> Result<Vec<u8>, WasmError> {
+    std::fs::read(path).map_err(|source| WasmError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -91,6 +91,44 @@ pub struct JobGraph {
     pub operators: Vec<OperatorSpec>,
     /// The sinks.
     pub sinks: Vec<SinkSpec>,
+    /// Configuration of this job by key, with Flink's key names where they
+    /// exist (`execution.checkpointing.interval: 1s`,
+    /// `restart-strategy.type: fixed-delay`, ...). Values are scalars, kept
+    /// as text; `weir run -D` and submit-time options override them.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "scalar_map"
+    )]
+    pub configuration: BTreeMap<String, String>,
+}
+
+/// Reads a map of YAML scalars (text, numbers, booleans) as text.
+fn scalar_map<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    let map = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Scalar::Bool(b) => b.to_string(),
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+                Scalar::Text(t) => t,
+            };
+            (k, text)
+        })
+        .collect())
 }
 
 /// The state backends.

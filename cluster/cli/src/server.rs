@@ -1,0 +1,99 @@
+//! `weir jobmanager`: the JobManager process (REST API and local slots),
+//! and the text `weir status` prints.
+
+use serde_json::Value;
+use weir_jobmanager::{JobManager, JobManagerConfig};
+
+/// Runs a JobManager until SIGTERM or SIGINT; then its running jobs are
+/// cancelled (they stay RUNNING in the HA directory, so a JobManager
+/// started again on it resumes them from their latest checkpoints).
+///
+/// # Errors
+/// The JobManager cannot start (HA directory, engine) or bind its port.
+pub fn serve(config: JobManagerConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let cache = Some(crate::cache_root().join("components"));
+    let jm = JobManager::start(config.clone(), cache)?;
+    let addr = std::net::SocketAddr::new(config.rest_address, config.rest_port);
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (rest.address, rest.port): {e}"))?;
+    let bound = listener.local_addr()?;
+    let access = if config.auth_token.is_some() {
+        "bearer token required"
+    } else {
+        "no rest.auth.token: loopback only, no authentication"
+    };
+    // One line a script can wait for (tests read the port from it).
+    eprintln!(
+        "JobManager listening on http://{bound} ({access}); {} slots; HA directory {}",
+        config.slots,
+        config.ha_dir.display()
+    );
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    };
+    runtime.block_on(weir_jobmanager::serve(jm.clone(), listener, shutdown))?;
+    eprintln!("JobManager stopping: cancelling running jobs (they resume at the next start)");
+    jm.shutdown(std::time::Duration::from_secs(30));
+    Ok(())
+}
+
+/// `weir status` as text: the job, its vertices and counters.
+pub fn format_status(job: &Value) -> String {
+    let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let mut out = format!(
+        "job {} `{}`: {}\n",
+        s(&job["jid"]),
+        s(&job["name"]),
+        s(&job["state"])
+    );
+    if let Some(waiting) = job["waiting"].as_str() {
+        out.push_str(&format!("  {waiting}\n"));
+    }
+    out.push_str(&format!(
+        "  duration {:.1} s, attempt {}, {} slot(s)\n",
+        job["duration"].as_f64().unwrap_or(0.0) / 1000.0,
+        job["attempt"],
+        job["slots"]
+    ));
+    let m = &job["metrics"];
+    out.push_str(&format!(
+        "  records read {}, written {}, errors {}, restarts {}\n",
+        m["read-records"], m["write-records"], m["record-errors"], m["restarts"]
+    ));
+    if let Some(sp) = job["savepoint"].as_str() {
+        out.push_str(&format!("  savepoint {sp}\n"));
+    }
+    let rows: Vec<Vec<String>> = job["vertices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            vec![
+                s(&v["id"]),
+                s(&v["kind"]),
+                v["parallelism"].to_string(),
+                v.get("current-watermark").map(s).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&crate::client::table(
+        &["VERTEX", "KIND", "PARALLELISM", "WATERMARK"],
+        &rows,
+    ));
+    out
+}

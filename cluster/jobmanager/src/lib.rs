@@ -1,0 +1,40 @@
+//! The JobManager: Weir's long-running server that takes uploaded UDF
+//! components and job files over HTTP, schedules jobs into slots and runs
+//! them, restarting failed ones from their latest checkpoint.
+//!
+//! - [`lifecycle`]: the job state machine (Flink's CREATED, RUNNING,
+//!   RESTARTING, CANCELLING, FINISHED, CANCELED, FAILED) over messages and
+//!   an injected clock, with the restart strategy deciding restarts.
+//! - [`slots`]: the slot pool and first-come-first-served scheduling.
+//! - [`artifacts`]: the content-addressed store of uploaded components
+//!   (`udf: artifact:<sha256>` in a job).
+//! - [`manager`]: [`JobManager`], which carries messages between those,
+//!   the tasks (run in this process: the local TaskManager) and the
+//!   persisted state under `high-availability.storageDir`.
+//! - [`rest`]: the REST API under `/v1` and its OpenAPI document.
+//! - [`config`]: configuration from TOML, `WEIR_*` variables and `-D`.
+
+pub mod artifacts;
+pub mod config;
+pub mod lifecycle;
+pub mod manager;
+pub mod rest;
+pub mod slots;
+pub mod views;
+
+pub use config::JobManagerConfig;
+pub use manager::{JmError, JobManager, SubmitOptions};
+
+/// Serves the REST API of `jm` on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// The server's I/O error.
+pub async fn serve(
+    jm: JobManager,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, rest::router(jm))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

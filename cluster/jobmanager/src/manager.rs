@@ -1,0 +1,828 @@
+//! The JobManager: accepts jobs, schedules them into slots, runs each
+//! attempt on the local TaskManager, and applies the job state machine
+//! ([`JobLifecycle`]) to what the attempts report.
+//!
+//! Every job has one driver thread that deploys its attempts and waits
+//! out restart delays; everything it decides comes from the state machine,
+//! so this file only carries messages between it, the slot pool and the
+//! tasks. A job is persisted under `<ha>/jobs/<id>/job.json` at every
+//! change of status; a JobManager started on the same directory resumes
+//! the jobs that had not ended from their latest completed checkpoints.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use weir_checkpoint::CheckpointConfig;
+use weir_task::{JobError, JobMetrics, Restore, RunConfig};
+use weir_types::jobgraph::JobGraph;
+use weir_wasm::{RuntimeConfig, WasmRuntime};
+
+use crate::artifacts::{ARTIFACT_PREFIX, ArtifactError, ArtifactInfo, ArtifactStore, check_id};
+use crate::config::JobManagerConfig;
+use crate::lifecycle::{Action, Event, Failure, FailureKind, JobLifecycle, JobStatus};
+use crate::slots::SlotPool;
+use crate::views::{
+    CheckpointView, CheckpointsView, JobCounters, JobDetails, JobOverview, Overview,
+    SavepointStatus, VertexInfo,
+};
+
+/// Why a request to the JobManager failed; the kind picks the HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum JmError {
+    /// The request is malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such job, artifact or request (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Not possible in the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too large (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The JobManager's own failure (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ArtifactError> for JmError {
+    fn from(e: ArtifactError) -> Self {
+        match e {
+            ArtifactError::Invalid(_) | ArtifactError::BadId(_) => Self::BadRequest(e.to_string()),
+            ArtifactError::NotFound(_) => Self::NotFound(e.to_string()),
+            ArtifactError::Io { .. } => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Options given with a submission (`POST /v1/jobs?parallelism=&savepointPath=`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitOptions {
+    /// Overrides the job's default parallelism.
+    pub parallelism: Option<u32>,
+    /// Start from this savepoint (or checkpoint) directory.
+    pub savepoint_path: Option<String>,
+}
+
+/// A job as persisted in `<ha>/jobs/<id>/job.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JobRecord {
+    id: String,
+    name: String,
+    /// The job file as submitted.
+    text: String,
+    options: SubmitOptions,
+    submitted_ms: i64,
+    status: JobStatus,
+    end_ms: Option<i64>,
+    attempt: u32,
+    exceptions: Vec<Failure>,
+    savepoint: Option<String>,
+}
+
+struct Job {
+    record: JobRecord,
+    graph: JobGraph,
+    /// `None` for a job recovered after it had ended.
+    lifecycle: Option<JobLifecycle>,
+    slots: u32,
+    checkpoints: CheckpointConfig,
+    udfs: HashMap<String, PathBuf>,
+    /// Where attempt 0 starts from.
+    initial: Option<Restore>,
+    metrics: Arc<JobMetrics>,
+    cancel: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    savepoint_target: Arc<Mutex<Option<String>>>,
+    /// An attempt the driver is to deploy.
+    deploy: Option<u32>,
+    /// Stop-with-savepoint requests, by request id.
+    stop_requests: Vec<String>,
+    state_dir: PathBuf,
+}
+
+struct State {
+    jobs: BTreeMap<String, Job>,
+    slots: SlotPool,
+}
+
+struct Inner {
+    config: JobManagerConfig,
+    artifacts: ArtifactStore,
+    runtime: WasmRuntime,
+    cache_dir: Option<PathBuf>,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// The JobManager (cheap to clone: a handle).
+#[derive(Clone)]
+pub struct JobManager {
+    inner: Arc<Inner>,
+}
+
+/// Wall-clock ms since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn new_id() -> String {
+    use sha2::{Digest, Sha256};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = format!(
+        "{}-{}-{:?}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now(),
+        std::env::temp_dir().display()
+    );
+    hex::encode(&Sha256::digest(seed.as_bytes())[..16])
+}
+
+impl JobManager {
+    /// Starts a JobManager on `config.ha_dir`: opens the artifact store and
+    /// resumes the persisted jobs that had not ended.
+    ///
+    /// # Errors
+    /// [`JmError::Internal`] when the directory or the Wasm engine cannot
+    /// be set up.
+    pub fn start(config: JobManagerConfig, cache_dir: Option<PathBuf>) -> Result<Self, JmError> {
+        let artifacts = ArtifactStore::open(&config.ha_dir.join("artifacts"))?;
+        let runtime = WasmRuntime::new(RuntimeConfig {
+            cache_dir: cache_dir.clone(),
+        })
+        .map_err(|e| JmError::Internal(e.to_string()))?;
+        let slots = SlotPool::new(config.slots);
+        let jm = Self {
+            inner: Arc::new(Inner {
+                config,
+                artifacts,
+                runtime,
+                cache_dir,
+                state: Mutex::new(State {
+                    jobs: BTreeMap::new(),
+                    slots,
+                }),
+                changed: Condvar::new(),
+            }),
+        };
+        jm.recover()?;
+        Ok(jm)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &JobManagerConfig {
+        &self.inner.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn jobs_dir(&self) -> PathBuf {
+        self.inner.config.ha_dir.join("jobs")
+    }
+
+    fn recover(&self) -> Result<(), JmError> {
+        let Ok(entries) = std::fs::read_dir(self.jobs_dir()) else {
+            return Ok(());
+        };
+        let mut records: Vec<JobRecord> = entries
+            .flatten()
+            .filter_map(|e| {
+                let path = e.path().join("job.json");
+                let bytes = std::fs::read(&path).ok()?;
+                match serde_json::from_slice(&bytes) {
+                    Ok(record) => Some(record),
+                    Err(err) => {
+                        tracing::warn!("ignoring unreadable job record {}: {err}", path.display());
+                        None
+                    }
+                }
+            })
+            .collect();
+        records.sort_by_key(|r| r.submitted_ms);
+        for record in records {
+            let resume = !record.status.is_terminal();
+            match self.admit(record, resume) {
+                Ok(id) if resume => tracing::info!("resuming job {id}"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot resume a persisted job: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads a component: checks it against the Weir worlds and stores
+    /// it by content.
+    ///
+    /// # Errors
+    /// [`JmError::TooLarge`] over `rest.upload.max-bytes`,
+    /// [`JmError::BadRequest`] for bytes that are not a Weir component.
+    pub fn upload(&self, bytes: &[u8]) -> Result<ArtifactInfo, JmError> {
+        let max = self.inner.config.upload_max_bytes;
+        if bytes.len() as u64 > max {
+            return Err(JmError::TooLarge(format!(
+                "the upload is {} bytes, more than rest.upload.max-bytes ({max})",
+                bytes.len()
+            )));
+        }
+        Ok(self
+            .inner
+            .artifacts
+            .put(&self.inner.runtime, bytes, now_ms())?)
+    }
+
+    /// Every artifact.
+    ///
+    /// # Errors
+    /// [`JmError::Internal`] when the store cannot be read.
+    pub fn artifacts(&self) -> Result<Vec<ArtifactInfo>, JmError> {
+        Ok(self.inner.artifacts.list()?)
+    }
+
+    /// One artifact.
+    ///
+    /// # Errors
+    /// [`JmError::NotFound`] or [`JmError::BadRequest`] (malformed id).
+    pub fn artifact(&self, id: &str) -> Result<ArtifactInfo, JmError> {
+        Ok(self.inner.artifacts.get(id)?)
+    }
+
+    /// Deletes an artifact no unfinished job uses.
+    ///
+    /// # Errors
+    /// [`JmError::Conflict`] while a job that has not ended uses it,
+    /// [`JmError::NotFound`].
+    pub fn delete_artifact(&self, id: &str) -> Result<(), JmError> {
+        check_id(id)?;
+        let state = self.lock();
+        let users: Vec<&str> = state
+            .jobs
+            .values()
+            .filter(|j| j.lifecycle.as_ref().is_some_and(|l| !l.status().is_terminal()))
+            .filter(|j| j.udfs.values().any(|p| *p == self.inner.artifacts.path(id)))
+            .map(|j| j.record.id.as_str())
+            .collect();
+        if !users.is_empty() {
+            return Err(JmError::Conflict(format!(
+                "artifact {id} is used by job(s) {} that have not ended",
+                users.join(", ")
+            )));
+        }
+        Ok(self.inner.artifacts.delete(id)?)
+    }
+
+    /// Submits a job file (YAML or JSON); it starts once slots are free.
+    ///
+    /// # Errors
+    /// [`JmError::BadRequest`] for an invalid job file (with line and
+    /// field), a local `udf:` path, an unknown artifact, a bad
+    /// configuration key, or a job larger than the cluster.
+    pub fn submit(&self, text: &str, options: SubmitOptions) -> Result<String, JmError> {
+        let record = JobRecord {
+            id: new_id(),
+            name: String::new(),
+            text: text.to_string(),
+            options,
+            submitted_ms: now_ms(),
+            status: JobStatus::Created,
+            end_ms: None,
+            attempt: 0,
+            exceptions: Vec::new(),
+            savepoint: None,
+        };
+        self.admit(record, true)
+    }
+
+    /// Checks a job and takes it in: running (`run`), or as history.
+    fn admit(&self, mut record: JobRecord, run: bool) -> Result<String, JmError> {
+        let shown = Path::new("<submitted job>");
+        let mut graph = JobGraph::from_yaml(&record.text, shown)
+            .map_err(|e| JmError::BadRequest(e.to_string()))?;
+        if let Some(p) = record.options.parallelism {
+            if p == 0 {
+                return Err(JmError::BadRequest("parallelism must be at least 1".into()));
+            }
+            graph.parallelism = p;
+            graph
+                .revalidate(shown)
+                .map_err(|e| JmError::BadRequest(e.to_string()))?;
+        }
+        record.name = graph.name.clone();
+        let udfs = self.resolve_udfs(&graph)?;
+        let checkpoints = self.checkpoint_config(&graph, &record.id)?;
+        let slots = graph
+            .sources
+            .iter()
+            .map(|s| s.id.as_str())
+            .chain(graph.operators.iter().map(|o| o.id.as_str()))
+            .chain(graph.sinks.iter().map(|s| s.id.as_str()))
+            .filter_map(|id| graph.parallelism_of(id))
+            .max()
+            .unwrap_or(1);
+        let initial = if !run {
+            None
+        } else if checkpoints.enabled()
+            && weir_task::resolve_checkpoint(&Restore::Latest, &checkpoints, &graph.name).is_ok()
+        {
+            // A job persisted before a crash: resume where it got to.
+            Some(Restore::Latest)
+        } else {
+            record
+                .options
+                .savepoint_path
+                .as_ref()
+                .map(|p| Restore::Checkpoint(PathBuf::from(p)))
+        };
+        let id = record.id.clone();
+        let mut state = self.lock();
+        let lifecycle = if run {
+            state
+                .slots
+                .request(&id, slots)
+                .map_err(|e| JmError::BadRequest(e.to_string()))?;
+            record.status = JobStatus::Created;
+            Some(JobLifecycle::new(checkpoints.restart_strategy(), now_ms()))
+        } else {
+            None
+        };
+        let state_dir = std::env::temp_dir().join(format!("weir-jm-{}-{id}", std::process::id()));
+        let job = Job {
+            record,
+            graph,
+            lifecycle,
+            slots,
+            checkpoints,
+            udfs,
+            initial,
+            metrics: Arc::new(JobMetrics::new()),
+            cancel: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+            savepoint_target: Arc::new(Mutex::new(None)),
+            deploy: None,
+            stop_requests: Vec::new(),
+            state_dir,
+        };
+        if let Err(e) = self.persist(&job.record) {
+            state.slots.release(&id);
+            return Err(e);
+        }
+        state.jobs.insert(id.clone(), job);
+        if run {
+            let jm = self.clone();
+            let driver_id = id.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("job-{}", &id[..8]))
+                .spawn(move || jm.drive(&driver_id));
+            if let Err(e) = spawned {
+                state.jobs.remove(&id);
+                state.slots.release(&id);
+                return Err(JmError::Internal(format!("cannot start a thread: {e}")));
+            }
+            self.schedule(&mut state);
+        }
+        Ok(id)
+    }
+
+    /// Maps every `udf:` to an uploaded artifact's file.
+    fn resolve_udfs(&self, graph: &JobGraph) -> Result<HashMap<String, PathBuf>, JmError> {
+        let mut udfs = HashMap::new();
+        for (index, op) in graph.operators.iter().enumerate() {
+            let Some(udf) = &op.udf else { continue };
+            let text = udf.to_string_lossy();
+            let Some(id) = text.strip_prefix(ARTIFACT_PREFIX) else {
+                return Err(JmError::BadRequest(format!(
+                    "operators[{index}].udf: `{text}` is a local path; a JobManager runs uploaded components only: upload it (`weir udf upload FILE.wasm` or POST /v1/artifacts) and name it as `artifact:<id>`, or let `weir submit` do both"
+                )));
+            };
+            self.inner.artifacts.get(id).map_err(|e| {
+                JmError::BadRequest(format!("operators[{index}].udf: {e}"))
+            })?;
+            udfs.insert(op.id.clone(), self.inner.artifacts.path(id));
+        }
+        Ok(udfs)
+    }
+
+    /// The JobManager's defaults, then the job's `configuration:`; the
+    /// checkpoints of each job live under their own directory.
+    fn checkpoint_config(&self, graph: &JobGraph, id: &str) -> Result<CheckpointConfig, JmError> {
+        let mut config = CheckpointConfig::default();
+        let ha = &self.inner.config.ha_dir;
+        config.dir = ha.join("checkpoints").display().to_string();
+        config.savepoint_dir = ha.join("savepoints").display().to_string();
+        for (key, value) in self
+            .inner
+            .config
+            .job_defaults
+            .iter()
+            .chain(graph.configuration.iter())
+        {
+            config
+                .set(key, value)
+                .map_err(|e| JmError::BadRequest(format!("configuration: {e}")))?;
+        }
+        config.dir = format!("{}/{id}", config.dir.trim_end_matches('/'));
+        Ok(config)
+    }
+
+    fn persist(&self, record: &JobRecord) -> Result<(), JmError> {
+        let dir = self.jobs_dir().join(&record.id);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join("job.json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)?;
+            std::fs::rename(&tmp, dir.join("job.json"))
+        };
+        write().map_err(|e| JmError::Internal(format!("cannot persist job {}: {e}", record.id)))
+    }
+
+    /// Grants slots to waiting jobs and wakes their drivers.
+    fn schedule(&self, state: &mut State) {
+        for id in state.slots.schedule() {
+            self.apply(state, &id, Event::SlotsGranted);
+        }
+        self.inner.changed.notify_all();
+    }
+
+    /// Feeds `event` to a job's state machine and carries out its actions.
+    fn apply(&self, state: &mut State, id: &str, event: Event) {
+        let Some(job) = state.jobs.get_mut(id) else {
+            return;
+        };
+        let Some(lifecycle) = job.lifecycle.as_mut() else {
+            return;
+        };
+        let actions = lifecycle.handle(event, now_ms()).unwrap_or_default();
+        let mut release = false;
+        for action in actions {
+            match action {
+                Action::Deploy { attempt } => job.deploy = Some(attempt),
+                Action::CancelTasks => job.cancel.store(true, Ordering::SeqCst),
+                Action::ReleaseSlots => release = true,
+            }
+        }
+        self.sync_record(job);
+        if release {
+            state.slots.release(id);
+            self.schedule(state);
+        }
+        self.inner.changed.notify_all();
+    }
+
+    /// Copies the state machine's view into the persisted record.
+    fn sync_record(&self, job: &mut Job) {
+        let Some(lifecycle) = &job.lifecycle else {
+            return;
+        };
+        let status = lifecycle.status();
+        let changed = status != job.record.status
+            || lifecycle.exceptions().len() != job.record.exceptions.len();
+        job.record.status = status;
+        job.record.attempt = lifecycle.attempt();
+        job.record.exceptions = lifecycle.exceptions().to_vec();
+        job.record.savepoint = lifecycle.savepoint().map(str::to_string);
+        if status.is_terminal() {
+            job.record.end_ms = lifecycle.entered(status);
+        }
+        if changed && let Err(e) = self.persist(&job.record) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// The driver of one job: deploys its attempts, waits out restart
+    /// delays, until the job ends.
+    fn drive(&self, id: &str) {
+        let mut state = self.lock();
+        loop {
+            let Some(job) = state.jobs.get_mut(id) else {
+                return;
+            };
+            let Some(lifecycle) = job.lifecycle.as_mut() else {
+                // Shut down: the persisted status stays for the next start.
+                let _ = std::fs::remove_dir_all(&job.state_dir);
+                return;
+            };
+            if lifecycle.status().is_terminal() {
+                let _ = std::fs::remove_dir_all(&job.state_dir);
+                return;
+            }
+            let restarted = lifecycle.poll(now_ms());
+            let restart_at = lifecycle.restart_at();
+            if let Some(Action::Deploy { attempt }) = restarted {
+                job.deploy = Some(attempt);
+                job.metrics.add_restart();
+                self.sync_record(job);
+            }
+            if let Some(attempt) = job.deploy.take() {
+                let run = self.prepare(job, attempt);
+                drop(state);
+                let event = run();
+                state = self.lock();
+                self.apply(&mut state, id, event);
+                continue;
+            }
+            let wait = restart_at.map_or(Duration::from_secs(1), |at| {
+                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0).max(1))
+            });
+            state = self
+                .inner
+                .changed
+                .wait_timeout(state, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Everything attempt `attempt` needs, as a closure run without the lock.
+    fn prepare(&self, job: &Job, attempt: u32) -> impl FnOnce() -> Event + use<> {
+        let graph = job.graph.clone();
+        let mut config = RunConfig::new(job.udfs.clone(), job.state_dir.clone());
+        config.cache_dir = self.inner.cache_dir.clone();
+        config.metrics = job.metrics.clone();
+        config.checkpoints = job.checkpoints.clone();
+        config.stop = Some(job.stop.clone());
+        config.cancel = Some(job.cancel.clone());
+        config.savepoint_target = Some(job.savepoint_target.clone());
+        let initial = job.initial.clone();
+        move || {
+            let restored = if attempt > 0 && config.checkpoints.enabled() {
+                match weir_task::resolve_checkpoint(&Restore::Latest, &config.checkpoints, &graph.name)
+                {
+                    Ok(found) => Ok(Some(found)),
+                    // Nothing completed yet: start over as the first attempt did.
+                    Err(_) => initial
+                        .as_ref()
+                        .map(|r| weir_task::resolve_checkpoint(r, &config.checkpoints, &graph.name))
+                        .transpose(),
+                }
+            } else {
+                initial
+                    .as_ref()
+                    .map(|r| weir_task::resolve_checkpoint(r, &config.checkpoints, &graph.name))
+                    .transpose()
+            };
+            let result = restored
+                .and_then(|r| weir_task::run_attempt(&graph, &config, r.as_ref(), attempt));
+            match result {
+                Ok(savepoint) => Event::AttemptFinished { savepoint },
+                Err(JobError::Cancelled) => Event::AttemptCancelled,
+                Err(error) => {
+                    let kind = match error {
+                        JobError::Task { .. } => FailureKind::Task,
+                        JobError::CheckpointsFailing(_) => FailureKind::Checkpoints,
+                        _ => FailureKind::Permanent,
+                    };
+                    tracing::warn!("job `{}` attempt {attempt} failed: {error}", graph.name);
+                    Event::AttemptFailed {
+                        kind,
+                        message: error.to_string(),
+                    }
+                }
+            }
+        }
+    }
+
+    fn with_job<T>(&self, id: &str, f: impl FnOnce(&State, &Job) -> T) -> Result<T, JmError> {
+        let state = self.lock();
+        let job = state
+            .jobs
+            .get(id)
+            .ok_or_else(|| JmError::NotFound(format!("no job {id}")))?;
+        Ok(f(&state, job))
+    }
+
+    /// Every job, oldest first.
+    pub fn jobs(&self) -> Vec<JobOverview> {
+        let state = self.lock();
+        let mut jobs: Vec<&Job> = state.jobs.values().collect();
+        jobs.sort_by_key(|j| j.record.submitted_ms);
+        jobs.iter()
+            .map(|j| JobOverview {
+                id: j.record.id.clone(),
+                name: j.record.name.clone(),
+                state: j.record.status,
+            })
+            .collect()
+    }
+
+    /// One job's details.
+    ///
+    /// # Errors
+    /// [`JmError::NotFound`].
+    pub fn job(&self, id: &str) -> Result<JobDetails, JmError> {
+        self.with_job(id, |state, job| {
+            let r = &job.record;
+            let end = r.end_ms.unwrap_or(-1);
+            let m = &job.metrics;
+            let watermarks = m.sink_watermarks();
+            let graph = &job.graph;
+            let mut vertices = Vec::new();
+            let mut push = |id: &str, kind: &str| {
+                let prefix = format!("{id}#");
+                let current_watermark = (kind == "sink")
+                    .then(|| {
+                        watermarks
+                            .iter()
+                            .filter(|(k, _)| k.starts_with(&prefix))
+                            .map(|(_, w)| *w)
+                            .min()
+                    })
+                    .flatten();
+                vertices.push(VertexInfo {
+                    id: id.to_string(),
+                    kind: kind.to_string(),
+                    parallelism: graph.parallelism_of(id).unwrap_or(graph.parallelism),
+                    current_watermark,
+                });
+            };
+            graph.sources.iter().for_each(|s| push(&s.id, "source"));
+            graph.operators.iter().for_each(|o| push(&o.id, "operator"));
+            graph.sinks.iter().for_each(|s| push(&s.id, "sink"));
+            JobDetails {
+                jid: r.id.clone(),
+                name: r.name.clone(),
+                state: r.status,
+                start_time: r.submitted_ms,
+                end_time: end,
+                duration: if end >= 0 { end } else { now_ms() } - r.submitted_ms,
+                attempt: r.attempt,
+                waiting: state.slots.waiting_reason(id),
+                savepoint: r.savepoint.clone(),
+                slots: job.slots,
+                vertices,
+                metrics: JobCounters {
+                    read_records: m.records_read(),
+                    write_records: m.records_written(),
+                    record_errors: m.record_errors(),
+                    restarts: m.restarts(),
+                    first_record_ms: m
+                        .first_record_latency()
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                },
+            }
+        })
+    }
+
+    /// A job's failures.
+    ///
+    /// # Errors
+    /// [`JmError::NotFound`].
+    pub fn exceptions(&self, id: &str) -> Result<Vec<Failure>, JmError> {
+        self.with_job(id, |_, job| job.record.exceptions.clone())
+    }
+
+    /// A job's completed checkpoints (of this JobManager's run of it).
+    ///
+    /// # Errors
+    /// [`JmError::NotFound`].
+    pub fn checkpoints(&self, id: &str) -> Result<CheckpointsView, JmError> {
+        self.with_job(id, |_, job| {
+            let history: Vec<CheckpointView> = job
+                .metrics
+                .checkpoints()
+                .into_iter()
+                .map(|c| CheckpointView {
+                    id: c.id,
+                    duration_ms: c.duration_ms,
+                    size_bytes: c.size_bytes,
+                    full_size_bytes: c.full_size_bytes,
+                    max_alignment_ms: c.max_alignment_ms,
+                })
+                .collect();
+            CheckpointsView {
+                completed: history.len() as u64,
+                latest: history.last().cloned(),
+                history,
+            }
+        })
+    }
+
+    /// Cancels a job (no savepoint).
+    ///
+    /// # Errors
+    /// [`JmError::NotFound`], or [`JmError::Conflict`] when it already ended.
+    pub fn cancel(&self, id: &str) -> Result<(), JmError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get(id)
+            .ok_or_else(|| JmError::NotFound(format!("no job {id}")))?;
+        if job.lifecycle.is_none() || job.record.status.is_terminal() {
+            return Err(JmError::Conflict(format!(
+                "cannot cancel job {id}: it is already {}",
+                job.record.status.name()
+            )));
+        }
+        self.apply(&mut state, id, Event::CancelRequested);
+        Ok(())
+    }
+
+    /// Stops a running job with a savepoint (into `target`, or
+    /// `state.savepoints.dir`); returns the request id to poll.
+    ///
+    /// # Errors
+    /// [`JmError::NotFound`]; [`JmError::Conflict`] when the job is not
+    /// running or takes no checkpoints.
+    pub fn stop(&self, id: &str, target: Option<String>) -> Result<String, JmError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| JmError::NotFound(format!("no job {id}")))?;
+        if job.record.status != JobStatus::Running {
+            return Err(JmError::Conflict(format!(
+                "job {id} is {}, not RUNNING: only a running job stops with a savepoint",
+                job.record.status.name()
+            )));
+        }
+        if !job.checkpoints.enabled() {
+            return Err(JmError::Conflict(format!(
+                "job {id} takes no checkpoints: set execution.checkpointing.interval to stop it with a savepoint (or cancel it)"
+            )));
+        }
+        if let Some(target) = target {
+            *job.savepoint_target.lock().unwrap_or_else(|e| e.into_inner()) = Some(target);
+        }
+        job.stop.store(true, Ordering::SeqCst);
+        let request = new_id();
+        job.stop_requests.push(request.clone());
+        Ok(request)
+    }
+
+    /// The state of a stop-with-savepoint request.
+    ///
+    /// # Errors
+    /// [`JmError::NotFound`] for an unknown job or request.
+    pub fn savepoint_status(&self, id: &str, request: &str) -> Result<SavepointStatus, JmError> {
+        self.with_job(id, |_, job| {
+            if !job.stop_requests.iter().any(|r| r == request) {
+                return Err(JmError::NotFound(format!(
+                    "no savepoint request {request} for job {id}"
+                )));
+            }
+            let status = job.record.status;
+            let (name, operation) = if !status.is_terminal() {
+                ("IN_PROGRESS", None)
+            } else if let Some(location) = &job.record.savepoint {
+                ("COMPLETED", Some(("location", location.clone())))
+            } else {
+                let cause = job
+                    .record
+                    .exceptions
+                    .last()
+                    .map_or_else(|| format!("the job ended {}", status.name()), |f| f.message.clone());
+                ("COMPLETED", Some(("failure-cause", cause)))
+            };
+            Ok(SavepointStatus {
+                status: BTreeMap::from([("id".to_string(), name.to_string())]),
+                operation: operation.map(|(k, v)| BTreeMap::from([(k.to_string(), v)])),
+            })
+        })?
+    }
+
+    /// Slots and jobs at a glance.
+    pub fn overview(&self) -> Overview {
+        let state = self.lock();
+        let mut jobs = BTreeMap::new();
+        for job in state.jobs.values() {
+            *jobs.entry(job.record.status.name().to_string()).or_insert(0) += 1;
+        }
+        Overview {
+            taskmanagers: 1,
+            slots_total: state.slots.total(),
+            slots_available: state.slots.available(),
+            jobs,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// Cancels every running job and waits (up to `timeout`) until they
+    /// stopped; their persisted status stays as it was, so a JobManager
+    /// started again on the same directory resumes them.
+    pub fn shutdown(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut state = self.lock();
+        for job in state.jobs.values_mut() {
+            // Persisted status first: an interrupted job resumes later.
+            job.lifecycle = None;
+            job.cancel.store(true, Ordering::SeqCst);
+        }
+        drop(state);
+        self.inner.changed.notify_all();
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            let state = self.lock();
+            if state.jobs.values().all(|j| !j.state_dir.exists()) {
+                break;
+            }
+        }
+    }
+}
