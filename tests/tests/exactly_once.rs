@@ -253,10 +253,15 @@ fn without_a_restart_strategy_the_trap_fails_the_job_naming_the_record() {
     );
 }
 
+/// `--from-checkpoint latest` after a crash before the first checkpoint:
+/// nothing was committed, so the job starts from the beginning (with a
+/// notice) instead of failing; a named checkpoint that does not exist is
+/// still an error naming it.
 #[test]
-fn resuming_from_a_missing_checkpoint_names_it() {
+fn latest_without_a_completed_checkpoint_starts_fresh() {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = job(&dir.path().join("out"), false, WINDOW_REST);
+    let out = dir.path().join("out");
+    let yaml = job(&out, false, WINDOW_REST);
     let file = dir.path().join("job.yaml");
     std::fs::write(&file, yaml).unwrap();
     let mut checkpoints = weir_task::CheckpointConfig::default();
@@ -266,22 +271,46 @@ fn resuming_from_a_missing_checkpoint_names_it() {
             dir.path().join("none").display()
         ))
         .unwrap();
-    let options = weir_cli::run::RunOptions {
-        checkpoints,
+    let fresh = weir_cli::run::RunOptions {
+        checkpoints: checkpoints.clone(),
+        ..Default::default()
+    };
+    let (_, expected) = weir_cli::run::run_file(&file, &fresh).unwrap();
+    let expected_output = part_lines(&out);
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(dir.path().join("none")).ok();
+    let latest = weir_cli::run::RunOptions {
+        checkpoints: checkpoints.clone(),
         restore: Some(weir_task::Restore::Latest),
         ..Default::default()
     };
-    let text = weir_cli::run::run_file(&file, &options)
+    let (_, summary) = weir_cli::run::run_file(&file, &latest).unwrap();
+    assert_eq!(summary.records_read, expected.records_read);
+    assert_eq!(part_lines(&out), expected_output);
+
+    let named = dir.path().join("none/exactly-once/chk-3");
+    let missing = weir_cli::run::RunOptions {
+        checkpoints,
+        restore: Some(weir_task::Restore::Checkpoint(named.clone())),
+        ..Default::default()
+    };
+    let text = weir_cli::run::run_file(&file, &missing)
         .unwrap_err()
         .to_string();
-    let none = dir.path().join("none");
-    assert!(
-        text.contains(&format!(
-            "no completed checkpoint of job `exactly-once` under {}",
-            none.display()
-        )),
-        "{text}"
-    );
+    assert!(text.contains("chk-3"), "{text}");
+}
+
+/// Every line of the `part-*` files under `dir`, sorted.
+fn part_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("part-") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            lines.extend(text.lines().map(str::to_string));
+        }
+    }
+    lines.sort();
+    lines
 }
 
 /// Runs `yaml` at parallelism `p` and stops it with a savepoint after

@@ -251,11 +251,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // The job file's own `configuration:` first, then -D.
             let mut checkpoints = weir_task::CheckpointConfig::default();
             if let Ok(graph) = jobgraph::JobGraph::from_file(&job) {
-                for (key, value) in &graph.configuration {
-                    checkpoints.set(key, value).map_err(|e| {
-                        anyhow::anyhow!("{}: configuration: {e}", job.display())
-                    })?;
-                }
+                checkpoints
+                    .set_all(graph.configuration.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(|e| anyhow::anyhow!("{}: configuration: {e}", job.display()))?;
             }
             for pair in &define {
                 checkpoints.set_pair(pair)?;
@@ -265,6 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 parallelism,
                 progress: !no_progress && std::io::stderr().is_terminal(),
                 checkpoints,
+                defines: define.clone(),
                 restore: from_checkpoint
                     .map(|from| match from.as_str() {
                         "latest" => weir_task::Restore::Latest,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_task::{JobError, JobMetrics, JobSummary, RunConfig, run_job};
+use weir_task::{JobError, JobMetrics, JobSummary, RunConfig};
 use weir_types::jobgraph::{JobGraph, JobGraphError, line_of};
 
 use crate::udf::{BuildError, build_rust_udf};
@@ -36,6 +36,9 @@ pub enum RunError {
         /// Why.
         source: BuildError,
     },
+    /// A configuration key or value is invalid.
+    #[error("{0}")]
+    Config(String),
     /// The job failed.
     #[error(transparent)]
     Job(#[from] JobError),
@@ -48,8 +51,13 @@ pub struct RunOptions {
     pub parallelism: Option<u32>,
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
-    /// Checkpointing and restart settings (`-D key=value`).
+    /// Checkpointing and restart settings (`-D key=value`), used as they
+    /// are when `defines` is empty and the job file has no
+    /// `configuration:`.
     pub checkpoints: weir_task::CheckpointConfig,
+    /// The `-D key=value` pairs, applied over the job file's
+    /// `configuration:` (which then replaces `checkpoints`).
+    pub defines: Vec<String>,
     /// `--from-checkpoint` / `--from-savepoint`.
     pub restore: Option<weir_task::Restore>,
     /// Stop with a savepoint once this is set (see [`RunConfig::stop`]).
@@ -121,11 +129,24 @@ pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobS
     let mut config = RunConfig::new(udfs, state_dir);
     config.cache_dir = Some(crate::cache_root().join("components"));
     config.checkpoints = options.checkpoints.clone();
+    if !job.configuration.is_empty() {
+        // The job file's keys first, then -D.
+        let mut checkpoints = weir_task::CheckpointConfig::default();
+        checkpoints
+            .set_all(job.configuration.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| RunError::Config(format!("{}: configuration: {e}", job_file.display())))?;
+        for pair in &options.defines {
+            checkpoints
+                .set_pair(pair)
+                .map_err(|e| RunError::Config(e.to_string()))?;
+        }
+        config.checkpoints = checkpoints;
+    }
     config.restore = options.restore.clone();
     config.stop = options.stop.clone();
     let metrics = config.metrics.clone();
     let progress = options.progress.then(|| Progress::start(metrics));
-    let result = run_job(&job, config);
+    let result = weir_jobmanager::embedded::run(&job, config);
     if let Some(progress) = progress {
         progress.stop();
     }

@@ -130,7 +130,18 @@ impl JobManagerConfig {
             ha_dir: PathBuf::from("weir-ha"),
             job_defaults: BTreeMap::new(),
         };
-        let mut checkpoints = CheckpointConfig::default();
+        // Checked now so a typo fails at start, not per job.
+        let job_keys: Vec<(&str, &str)> = keys
+            .iter()
+            .filter(|(k, _)| CheckpointConfig::knows(k))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        CheckpointConfig::default()
+            .set_all(job_keys.iter().copied())
+            .map_err(|e| ConfigError::BadValue {
+                key: "checkpoint and restart keys".into(),
+                message: e.to_string(),
+            })?;
         for (key, value) in keys {
             let bad = |message: String| ConfigError::BadValue {
                 key: key.clone(),
@@ -164,10 +175,6 @@ impl JobManagerConfig {
                 }
                 "high-availability.storagedir" => config.ha_dir = PathBuf::from(value),
                 _ if CheckpointConfig::knows(key) => {
-                    // Checked now so a typo fails at start, not per job.
-                    checkpoints
-                        .set(key, value)
-                        .map_err(|e| bad(e.to_string()))?;
                     config.job_defaults.insert(key.clone(), value.clone());
                 }
                 _ => return Err(ConfigError::UnknownKey(key.clone())),
@@ -230,7 +237,7 @@ mod tests {
         let file = dir.path().join("weir.toml");
         std::fs::write(
             &file,
-            "[rest]\nport = 9000\n\"taskmanager.numberOfTaskSlots\" = 3\n\"high-availability.storageDir\" = \"/from/file\"\n\"execution.checkpointing.interval\" = \"1s\"\n",
+            "\"taskmanager.numberOfTaskSlots\" = 3\n\"high-availability.storageDir\" = \"/from/file\"\n\"execution.checkpointing.interval\" = \"1s\"\n[rest]\nport = 9000\n",
         )
         .unwrap();
         let env = pairs(&[

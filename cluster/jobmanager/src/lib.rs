@@ -13,9 +13,12 @@
 //!   persisted state under `high-availability.storageDir`.
 //! - [`rest`]: the REST API under `/v1` and its OpenAPI document.
 //! - [`config`]: configuration from TOML, `WEIR_*` variables and `-D`.
+//! - [`embedded`]: `weir run`: one job on local slots, driven by the same
+//!   state machine and attempt runner, without REST or persistence.
 
 pub mod artifacts;
 pub mod config;
+pub mod embedded;
 pub mod lifecycle;
 pub mod manager;
 pub mod rest;

@@ -146,8 +146,6 @@ pub struct JobLifecycle {
     timestamps: Vec<(JobStatus, i64)>,
     exceptions: Vec<Failure>,
     savepoint: Option<String>,
-    /// Whether the job holds slots.
-    holds_slots: bool,
 }
 
 impl JobLifecycle {
@@ -162,7 +160,6 @@ impl JobLifecycle {
             timestamps: vec![(JobStatus::Created, now_ms)],
             exceptions: Vec::new(),
             savepoint: None,
-            holds_slots: false,
         }
     }
 
@@ -205,13 +202,11 @@ impl JobLifecycle {
         self.timestamps.push((status, now_ms));
     }
 
+    /// Ends the job: its slots (held, or asked for while it waited) go back.
     fn end(&mut self, status: JobStatus, now_ms: i64, actions: &mut Vec<Action>) {
         self.enter(status, now_ms);
         self.restart_at_ms = None;
-        if self.holds_slots {
-            self.holds_slots = false;
-            actions.push(Action::ReleaseSlots);
-        }
+        actions.push(Action::ReleaseSlots);
     }
 
     /// Applies `event` at `now_ms`; returns what to do.
@@ -224,7 +219,6 @@ impl JobLifecycle {
         let mut actions = Vec::new();
         match (self.status, event) {
             (JobStatus::Created, Event::SlotsGranted) => {
-                self.holds_slots = true;
                 self.enter(JobStatus::Running, now_ms);
                 self.tracker.on_restart(now_ms);
                 actions.push(Action::Deploy {
@@ -399,8 +393,13 @@ mod tests {
 
     #[test]
     fn cancel_while_restarting_or_waiting_ends_at_once() {
+        // Regression: a waiting job cancelled kept its place in the slot
+        // queue, was granted slots later and never gave them back.
         let mut waiting = JobLifecycle::new(RestartStrategy::None, 0);
-        assert!(waiting.handle(Event::CancelRequested, 1).unwrap().is_empty());
+        assert_eq!(
+            waiting.handle(Event::CancelRequested, 1).unwrap(),
+            vec![Action::ReleaseSlots]
+        );
         assert_eq!(waiting.status(), JobStatus::Canceled);
 
         let mut restarting = JobLifecycle::new(fixed(3, 10_000), 0);

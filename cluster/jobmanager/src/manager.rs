@@ -23,7 +23,7 @@ use weir_wasm::{RuntimeConfig, WasmRuntime};
 
 use crate::artifacts::{ARTIFACT_PREFIX, ArtifactError, ArtifactInfo, ArtifactStore, check_id};
 use crate::config::JobManagerConfig;
-use crate::lifecycle::{Action, Event, Failure, FailureKind, JobLifecycle, JobStatus};
+use crate::lifecycle::{Action, Event, Failure, JobLifecycle, JobStatus};
 use crate::slots::SlotPool;
 use crate::views::{
     CheckpointView, CheckpointsView, JobCounters, JobDetails, JobOverview, Overview,
@@ -104,6 +104,10 @@ struct Job {
     /// Stop-with-savepoint requests, by request id.
     stop_requests: Vec<String>,
     state_dir: PathBuf,
+    /// Failures before this JobManager took the job over (recovery).
+    prior_exceptions: Vec<Failure>,
+    /// Whether an attempt's tasks are running.
+    attempt_running: bool,
 }
 
 struct State {
@@ -209,7 +213,12 @@ impl JobManager {
             })
             .collect();
         records.sort_by_key(|r| r.submitted_ms);
-        for record in records {
+        for mut record in records {
+            if record.status == JobStatus::Cancelling {
+                // Its cancel was asked for before the crash: honour it.
+                record.status = JobStatus::Canceled;
+                record.end_ms = Some(now_ms());
+            }
             let resume = !record.status.is_terminal();
             match self.admit(record, resume) {
                 Ok(id) if resume => tracing::info!("resuming job {id}"),
@@ -317,8 +326,17 @@ impl JobManager {
                 .map_err(|e| JmError::BadRequest(e.to_string()))?;
         }
         record.name = graph.name.clone();
-        let udfs = self.resolve_udfs(&graph)?;
-        let checkpoints = self.checkpoint_config(&graph, &record.id)?;
+        // An ended job is history: its artifacts may be gone since.
+        let udfs = if run {
+            self.resolve_udfs(&graph)?
+        } else {
+            HashMap::new()
+        };
+        let checkpoints = if run {
+            self.checkpoint_config(&graph, &record.id)?
+        } else {
+            CheckpointConfig::default()
+        };
         let slots = graph
             .sources
             .iter()
@@ -328,21 +346,25 @@ impl JobManager {
             .filter_map(|id| graph.parallelism_of(id))
             .max()
             .unwrap_or(1);
-        let initial = if !run {
-            None
-        } else if checkpoints.enabled()
-            && weir_task::resolve_checkpoint(&Restore::Latest, &checkpoints, &graph.name).is_ok()
-        {
-            // A job persisted before a crash: resume where it got to.
-            Some(Restore::Latest)
+        let submitted = record
+            .options
+            .savepoint_path
+            .as_ref()
+            .map(|p| Restore::Checkpoint(PathBuf::from(p)));
+        let initial = if !run || !checkpoints.enabled() {
+            submitted
         } else {
-            record
-                .options
-                .savepoint_path
-                .as_ref()
-                .map(|p| Restore::Checkpoint(PathBuf::from(p)))
+            // A job persisted before a crash resumes where it got to; a
+            // damaged checkpoint directory fails its attempt with the
+            // reason rather than starting over (which would repeat
+            // committed output).
+            match weir_task::resolve_latest_or_fresh(&checkpoints, &graph.name) {
+                Ok(None) => submitted,
+                Ok(Some(_)) | Err(_) => Some(Restore::Latest),
+            }
         };
         let id = record.id.clone();
+        let prior_exceptions = std::mem::take(&mut record.exceptions);
         let mut state = self.lock();
         let lifecycle = if run {
             state
@@ -370,6 +392,8 @@ impl JobManager {
             deploy: None,
             stop_requests: Vec::new(),
             state_dir,
+            prior_exceptions,
+            attempt_running: false,
         };
         if let Err(e) = self.persist(&job.record) {
             state.slots.release(&id);
@@ -418,17 +442,17 @@ impl JobManager {
         let ha = &self.inner.config.ha_dir;
         config.dir = ha.join("checkpoints").display().to_string();
         config.savepoint_dir = ha.join("savepoints").display().to_string();
-        for (key, value) in self
-            .inner
-            .config
-            .job_defaults
-            .iter()
-            .chain(graph.configuration.iter())
-        {
-            config
-                .set(key, value)
-                .map_err(|e| JmError::BadRequest(format!("configuration: {e}")))?;
-        }
+        let pairs = |map: &'_ BTreeMap<String, String>| {
+            map.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>()
+        };
+        config
+            .set_all(pairs(&self.inner.config.job_defaults))
+            .map_err(|e| JmError::Internal(format!("configuration: {e}")))?;
+        config
+            .set_all(pairs(&graph.configuration))
+            .map_err(|e| JmError::BadRequest(format!("configuration: {e}")))?;
         config.dir = format!("{}/{id}", config.dir.trim_end_matches('/'));
         Ok(config)
     }
@@ -484,10 +508,16 @@ impl JobManager {
         };
         let status = lifecycle.status();
         let changed = status != job.record.status
-            || lifecycle.exceptions().len() != job.record.exceptions.len();
+            || lifecycle.exceptions().len() + job.prior_exceptions.len()
+                != job.record.exceptions.len();
         job.record.status = status;
         job.record.attempt = lifecycle.attempt();
-        job.record.exceptions = lifecycle.exceptions().to_vec();
+        job.record.exceptions = job
+            .prior_exceptions
+            .iter()
+            .chain(lifecycle.exceptions())
+            .cloned()
+            .collect();
         job.record.savepoint = lifecycle.savepoint().map(str::to_string);
         if status.is_terminal() {
             job.record.end_ms = lifecycle.entered(status);
@@ -522,11 +552,44 @@ impl JobManager {
                 self.sync_record(job);
             }
             if let Some(attempt) = job.deploy.take() {
+                if job.cancel.load(Ordering::SeqCst) {
+                    // Cancelled before its tasks were deployed.
+                    self.apply(&mut state, id, Event::AttemptCancelled);
+                    continue;
+                }
                 let run = self.prepare(job, attempt);
+                job.attempt_running = true;
                 drop(state);
-                let event = run();
+                // A bug in host code must fail the job, not leave it
+                // RUNNING with its slots held.
+                let event = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                    .unwrap_or_else(|_| Event::AttemptFailed {
+                        kind: crate::lifecycle::FailureKind::Permanent,
+                        message: "internal error (a bug in Weir): the attempt panicked".into(),
+                    });
                 state = self.lock();
+                if let Some(job) = state.jobs.get_mut(id) {
+                    job.attempt_running = false;
+                    if job.lifecycle.is_none() {
+                        // Shutting down: an attempt that ended by itself
+                        // still ends the job; a cancelled one resumes at
+                        // the next start.
+                        if let Event::AttemptFinished { savepoint } = &event {
+                            job.record.status = if savepoint.is_some() {
+                                JobStatus::Canceled
+                            } else {
+                                JobStatus::Finished
+                            };
+                            job.record.savepoint.clone_from(savepoint);
+                            job.record.end_ms = Some(now_ms());
+                            if let Err(e) = self.persist(&job.record) {
+                                tracing::warn!("{e}");
+                            }
+                        }
+                    }
+                }
                 self.apply(&mut state, id, event);
+                self.inner.changed.notify_all();
                 continue;
             }
             let wait = restart_at.map_or(Duration::from_secs(1), |at| {
@@ -575,11 +638,7 @@ impl JobManager {
                 Ok(savepoint) => Event::AttemptFinished { savepoint },
                 Err(JobError::Cancelled) => Event::AttemptCancelled,
                 Err(error) => {
-                    let kind = match error {
-                        JobError::Task { .. } => FailureKind::Task,
-                        JobError::CheckpointsFailing(_) => FailureKind::Checkpoints,
-                        _ => FailureKind::Permanent,
-                    };
+                    let kind = crate::embedded::failure_kind(&error);
                     tracing::warn!("job `{}` attempt {attempt} failed: {error}", graph.name);
                     Event::AttemptFailed {
                         kind,
@@ -817,12 +876,19 @@ impl JobManager {
         }
         drop(state);
         self.inner.changed.notify_all();
-        while std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            let state = self.lock();
-            if state.jobs.values().all(|j| !j.state_dir.exists()) {
+        let mut state = self.lock();
+        while state.jobs.values().any(|j| j.attempt_running) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                tracing::warn!("jobs still running after {timeout:?}; exiting anyway");
                 break;
             }
+            state = self
+                .inner
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }

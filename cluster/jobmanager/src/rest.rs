@@ -9,6 +9,7 @@
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -171,6 +172,14 @@ async fn upload_artifact(State(jm): State<JobManager>, request: Request) -> ApiR
             format!("the upload is larger than rest.upload.max-bytes ({limit} bytes)"),
         )
     };
+    // Refuse by the announced length before reading anything.
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -269,9 +278,10 @@ struct SubmitQuery {
     responses((status = 200, body = SubmitAnswer), (status = 400, body = ErrorBody)))]
 async fn submit_job(
     State(jm): State<JobManager>,
-    Query(query): Query<SubmitQuery>,
+    query: Result<Query<SubmitQuery>, QueryRejection>,
     body: Body,
 ) -> ApiResult<Json<SubmitAnswer>> {
+    let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let bytes = axum::body::to_bytes(body, 16 << 20).await.map_err(|_| {
         ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -322,8 +332,9 @@ struct PatchQuery {
 async fn patch_job(
     State(jm): State<JobManager>,
     Path(id): Path<String>,
-    Query(query): Query<PatchQuery>,
+    query: Result<Query<PatchQuery>, QueryRejection>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     match query.mode.as_deref() {
         None | Some("cancel") => {}
         Some(other) => {

@@ -234,6 +234,26 @@ impl CheckpointConfig {
         self.set(key.trim(), value)
     }
 
+    /// Applies several settings (a job file's `configuration:`, a
+    /// configuration file), `restart-strategy.type` first: the other
+    /// `restart-strategy.*` keys belong to the type and are refused before
+    /// it, whatever order a map lists them in.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`].
+    pub fn set_all<'a>(
+        &mut self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), ConfigError> {
+        let (types, rest): (Vec<_>, Vec<_>) = pairs
+            .into_iter()
+            .partition(|(k, _)| *k == "restart-strategy.type");
+        for (key, value) in types.into_iter().chain(rest) {
+            self.set(key, value)?;
+        }
+        Ok(())
+    }
+
     /// The checkpoint directory as a local path, when it is one.
     pub fn local_dir(&self) -> Option<PathBuf> {
         match self.dir.split_once("://") {
@@ -300,5 +320,27 @@ mod tests {
             c.set_pair("nothing"),
             Err(ConfigError::NotAPair(_))
         ));
+    }
+
+    /// Regression: a map lists `restart-strategy.fixed-delay.*` before
+    /// `restart-strategy.type` (alphabetical), which `set` refuses.
+    #[test]
+    fn set_all_applies_the_restart_strategy_type_first() {
+        let mut config = CheckpointConfig::default();
+        let pairs = std::collections::BTreeMap::from([
+            ("restart-strategy.fixed-delay.attempts", "3"),
+            ("restart-strategy.fixed-delay.delay", "100ms"),
+            ("restart-strategy.type", "fixed-delay"),
+        ]);
+        config
+            .set_all(pairs.iter().map(|(k, v)| (*k, *v)))
+            .expect("accepted in any order");
+        assert_eq!(
+            config.restart_strategy(),
+            crate::RestartStrategy::FixedDelay {
+                attempts: 3,
+                delay_ms: 100
+            }
+        );
     }
 }

@@ -59,6 +59,34 @@ pub(crate) struct Restored {
     pub(crate) metadata: CheckpointMetadata,
 }
 
+/// The newest completed checkpoint of `job`, or `None` (with a notice)
+/// when no checkpoint of it ever completed: nothing was committed, so a
+/// fresh start loses nothing.
+///
+/// # Errors
+/// [`JobError::Checkpoint`] when the directory cannot be read, or every
+/// completed checkpoint is damaged.
+pub(crate) fn resolve_latest_or_fresh(
+    config: &CheckpointConfig,
+    job: &str,
+) -> Result<Option<Restored>, JobError> {
+    let error = |e: StorageError| JobError::Checkpoint(e.to_string());
+    let storage = CheckpointStorage::open(config, job).map_err(error)?;
+    match storage.latest() {
+        Ok((metadata, warnings)) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            Ok(Some(Restored { storage, metadata }))
+        }
+        Err(e @ StorageError::NoCheckpoint { .. }) => {
+            tracing::warn!("{e}: nothing was committed, so the job starts from the beginning");
+            Ok(None)
+        }
+        Err(e) => Err(error(e)),
+    }
+}
+
 /// Finds the checkpoint `restore` names.
 ///
 /// # Errors

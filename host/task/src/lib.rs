@@ -1,6 +1,7 @@
 //! Execution of a JobGraph in one process (the embedded mini-cluster).
 //!
-//! [`run_job`] plans the job into operator chains (see `graph`), starts one
+//! [`run_attempt`] runs one attempt of a job: it plans the job into
+//! operator chains (see `graph`), starts one
 //! OS thread per chain subtask (a *slot*, as in Flink's StreamTask), and
 //! connects chains with bounded queues of batches, so a slow consumer
 //! back-pressures its producers all the way to the sources. Partitioning
@@ -12,13 +13,14 @@
 //! With checkpointing on (`execution.checkpointing.interval`, see
 //! [`weir_checkpoint::CheckpointConfig`]) the job takes barrier snapshots
 //! (see `checkpointing`), file sinks commit their output only with
-//! completed checkpoints (two-phase commit), and a task failure restarts
-//! the job from the latest completed checkpoint as the restart strategy
-//! allows. [`RunConfig::restore`] resumes from a checkpoint of an earlier
-//! run (`weir run --from-checkpoint`).
+//! completed checkpoints (two-phase commit). Restarts are not decided
+//! here: a failed attempt returns its [`JobError`], and the JobManager's
+//! job state machine (`weir-jobmanager`, also behind `weir run`) decides,
+//! under the restart strategy, whether to run another attempt from the
+//! latest completed checkpoint ([`resolve_checkpoint`]).
 //!
-//! A task failure (a UDF trap or limit hit, an I/O error) that is not
-//! restarted cancels the job and is returned as a [`JobError`] naming the
+//! A task failure (a UDF trap or limit hit, an I/O error) cancels the
+//! attempt and is returned as a [`JobError`] naming the
 //! operator, the subtask and, where known, the input file and line of the
 //! record. Record-level
 //! problems (a malformed input row, a UDF's per-record error) are counted
@@ -172,19 +174,6 @@ pub enum JobError {
     },
 }
 
-/// Runs `job` to completion (its sources are bounded) in this process.
-///
-/// # Errors
-/// A [`JobError`] when the job cannot start, or a subtask fails and the
-/// restart strategy allows no more restarts; the job is cancelled and its
-/// state directory removed.
-pub fn run_job(job: &JobGraph, config: RunConfig) -> Result<JobSummary, JobError> {
-    let result = run_with_restarts(job, &config);
-    let _ = std::fs::remove_dir_all(&config.state_dir);
-    let savepoint = result?;
-    Ok(summarize(&config.metrics, savepoint))
-}
-
 /// A completed checkpoint resolved before a run, ready to restore from.
 #[derive(Debug)]
 pub struct ResolvedCheckpoint(checkpointing::Restored);
@@ -194,6 +183,21 @@ impl ResolvedCheckpoint {
     pub fn id(&self) -> u64 {
         self.0.metadata.id
     }
+}
+
+/// The newest completed checkpoint of `job_name`, or `None` (with a
+/// notice) when none ever completed: nothing was committed, so a fresh
+/// start loses nothing (`--from-checkpoint latest` after a crash before the
+/// first checkpoint).
+///
+/// # Errors
+/// [`JobError::Checkpoint`] when the directory cannot be read or every
+/// completed checkpoint is damaged.
+pub fn resolve_latest_or_fresh(
+    config: &CheckpointConfig,
+    job_name: &str,
+) -> Result<Option<ResolvedCheckpoint>, JobError> {
+    checkpointing::resolve_latest_or_fresh(config, job_name).map(|r| r.map(ResolvedCheckpoint))
 }
 
 /// Finds the checkpoint `restore` names (for [`Restore::Latest`], the
@@ -243,49 +247,5 @@ pub fn summarize(metrics: &JobMetrics, savepoint: Option<String>) -> JobSummary 
         checkpoints: metrics.checkpoints(),
         restarts: metrics.restarts(),
         savepoint,
-    }
-}
-
-/// Runs the job; after a task failure, restarts it from the latest
-/// completed checkpoint (or from where it started, when none completed
-/// yet) for as long as the restart strategy allows.
-fn run_with_restarts(job: &JobGraph, config: &RunConfig) -> Result<Option<String>, JobError> {
-    let checkpoints = &config.checkpoints;
-    let initial = match &config.restore {
-        Some(restore) => Some(checkpointing::resolve(restore, checkpoints, &job.name)?),
-        None => None,
-    };
-    let started = std::time::Instant::now();
-    let now_ms = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let mut tracker = weir_checkpoint::RestartTracker::new(checkpoints.restart_strategy(), 0);
-    let mut latest = None;
-    let mut attempt = 0;
-    loop {
-        let restored = latest.as_ref().or(initial.as_ref());
-        let error = match subtask::execute(job, config, restored, attempt) {
-            Ok(savepoint) => return Ok(savepoint),
-            // A task failure or failing checkpoints restart; a checkpoint
-            // that cannot be read or a bad job would fail the same way again.
-            Err(error @ (JobError::Task { .. } | JobError::CheckpointsFailing(_))) => error,
-            Err(error) => return Err(error),
-        };
-        let Some(delay_ms) = tracker.on_failure(now_ms()) else {
-            return Err(error);
-        };
-        tracing::warn!(
-            "attempt {attempt} failed: {error}; restarting in {delay_ms} ms ({} restart strategy)",
-            checkpoints.restart_strategy().name()
-        );
-        config.metrics.add_restart();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        tracker.on_restart(now_ms());
-        attempt += 1;
-        if checkpoints.enabled() {
-            match checkpointing::resolve(&Restore::Latest, checkpoints, &job.name) {
-                Ok(found) => latest = Some(found),
-                // Nothing completed in this run yet: start over as before.
-                Err(e) => tracing::info!("restarting without a new checkpoint: {e}"),
-            }
-        }
     }
 }

@@ -417,6 +417,39 @@ pub struct OperatorSpec {
     pub call_timeout_ms: u64,
 }
 
+/// The most linear memory a wasm32 instance can address: 4 GiB.
+pub const MAX_MEMORY_MIB: u32 = 4096;
+
+/// The longest per-call deadline: one hour.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 3_600_000;
+
+/// `memory_mib` in `1..=4096` (a wasm32 memory is at most 4 GiB) and
+/// `call_timeout_ms` in `1..=3600000`, checked when the job is read rather
+/// than when the first instance starts.
+fn check_limits(i: usize, o: &OperatorSpec) -> Result<(), (String, Option<String>, String)> {
+    if !(1..=MAX_MEMORY_MIB).contains(&o.memory_mib) {
+        return Err((
+            format!("operators[{i}].memory_mib"),
+            Some(o.memory_mib.to_string()),
+            format!(
+                "{} MiB is outside 1..={MAX_MEMORY_MIB} (a wasm32 instance addresses at most 4 GiB)",
+                o.memory_mib
+            ),
+        ));
+    }
+    if !(1..=MAX_CALL_TIMEOUT_MS).contains(&o.call_timeout_ms) {
+        return Err((
+            format!("operators[{i}].call_timeout_ms"),
+            Some(o.call_timeout_ms.to_string()),
+            format!(
+                "{} ms is outside 1..={MAX_CALL_TIMEOUT_MS} (1 ms to 1 hour)",
+                o.call_timeout_ms
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What an operator does, derived from the fields it sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperatorRole<'a> {
@@ -696,6 +729,7 @@ impl JobGraph {
         }
         for (i, o) in self.operators.iter().enumerate() {
             self.check_role(i, o)?;
+            check_limits(i, o)?;
         }
         self.check_acyclic()?;
         for (i, o) in self.operators.iter().enumerate() {
@@ -1233,5 +1267,57 @@ sinks:
             }
         );
         assert_eq!(job.parallelism_of("s"), Some(2));
+    }
+
+    #[test]
+    fn a_configuration_map_keeps_scalars_as_text() {
+        let job = parse(
+            "name: g\nsources:\n  - {id: g, type: datagen, count: 10}\nsinks:\n  - {id: s, input: g, type: blackhole}\nconfiguration:\n  execution.checkpointing.interval: 1s\n  state.checkpoints.num-retained: 3\n  execution.checkpointing.incremental: false\n",
+        )
+        .expect("valid");
+        let entries: Vec<(&str, &str)> = job
+            .configuration
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                ("execution.checkpointing.incremental", "false"),
+                ("execution.checkpointing.interval", "1s"),
+                ("state.checkpoints.num-retained", "3"),
+            ]
+        );
+        let (line, message) = match parse(
+            "name: g\nsources:\n  - {id: g, type: datagen, count: 10}\nsinks:\n  - {id: s, input: g, type: blackhole}\nconfiguration:\n  a: [1, 2]\n",
+        ) {
+            Err(JobGraphError::Invalid { line, message, .. }) => (line, message),
+            other => panic!("{other:?}"),
+        };
+        assert!(line.is_some(), "{message}");
+    }
+
+    /// Regression: `memory_mib: 0` failed only when the first instance
+    /// started, and `call_timeout_ms: 0` and `memory_mib: 4294967295` were
+    /// accepted.
+    #[test]
+    fn out_of_range_limits_are_refused_with_their_line() {
+        for (field, value, needle) in [
+            ("memory_mib", "0", "outside 1..=4096"),
+            ("memory_mib", "4294967295", "outside 1..=4096"),
+            ("call_timeout_ms", "0", "outside 1..=3600000"),
+        ] {
+            let text = format!(
+                "name: g\nsources:\n  - {{id: g, type: datagen, count: 10}}\noperators:\n  - id: op\n    input: g\n    udf: x.wasm\n    {field}: {value}\nsinks:\n  - {{id: s, input: op, type: blackhole}}\n"
+            );
+            match parse(&text) {
+                Err(JobGraphError::Invalid { line, message, .. }) => {
+                    assert_eq!(line, Some(8), "{message}");
+                    assert!(message.contains(&format!("operators[0].{field}")), "{message}");
+                    assert!(message.contains(needle), "{message}");
+                }
+                other => panic!("{field}: {value} accepted: {other:?}"),
+            }
+        }
     }
 }
