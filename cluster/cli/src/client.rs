@@ -295,6 +295,51 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `POST /v1/jobs/{id}/savepoints`: a savepoint while the job runs;
+    /// returns the request id.
+    ///
+    /// # Errors
+    /// The JobManager's refusal.
+    pub fn trigger_savepoint(&self, id: &str, target: Option<&str>) -> Result<String, ClientError> {
+        let body = serde_json::json!({ "target-directory": target, "cancel-job": false });
+        let answer = self.call(
+            "POST",
+            &format!("/v1/jobs/{id}/savepoints"),
+            "application/json",
+            Some(body.to_string().into_bytes()),
+        )?;
+        Ok(answer
+            .get("request-id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Polls a savepoint request until it completed; returns its location.
+    ///
+    /// # Errors
+    /// [`ClientError::Refused`] with the failure cause when it failed.
+    pub fn wait_for_savepoint(&self, id: &str, request: &str) -> Result<String, ClientError> {
+        loop {
+            let answer = self.get(&format!("/v1/jobs/{id}/savepoints/{request}"))?;
+            if answer["status"]["id"] == "COMPLETED" {
+                return match answer["operation"]["location"].as_str() {
+                    Some(location) => Ok(location.to_string()),
+                    None => Err(ClientError::Refused {
+                        status: 200,
+                        message: format!(
+                            "the savepoint failed: {}",
+                            answer["operation"]["failure-cause"].as_str().unwrap_or("unknown")
+                        ),
+                    }),
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
 /// Percent-encodes a query value.
 fn encode(value: &str) -> String {
     value

@@ -128,6 +128,16 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Take a savepoint of a running job (it keeps running) and wait until
+    /// it is taken; prints its location.
+    Savepoint {
+        /// The job id.
+        id: String,
+        /// Where it goes (default: the JobManager's `state.savepoints.dir`).
+        dir: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Stop a job with a savepoint and wait until it is taken.
     Stop {
         /// The job id.
@@ -413,24 +423,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = remote.client();
             let request = client.stop(&id, target.as_deref(), drain)?;
             // Wait for the savepoint, as `flink stop` does.
-            loop {
-                let answer = client.get(&format!("/v1/jobs/{id}/savepoints/{request}"))?;
-                if answer["status"]["id"] == "COMPLETED" {
-                    if remote.json {
-                        println!("{answer}");
-                    } else if let Some(location) = answer["operation"]["location"].as_str() {
-                        println!("{location}");
-                        eprintln!("stopped with a savepoint; resume with: weir submit JOB --from-savepoint {location}");
-                    } else {
-                        anyhow::bail!(
-                            "the savepoint failed: {}",
-                            answer["operation"]["failure-cause"].as_str().unwrap_or("unknown")
-                        );
-                    }
-                    return Ok(());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(200));
+            let location = client.wait_for_savepoint(&id, &request)?;
+            if remote.json {
+                println!("{}", serde_json::json!({ "location": location }));
+            } else {
+                println!("{location}");
+                eprintln!(
+                    "stopped with a savepoint; resume with: weir submit JOB --from-savepoint {location}"
+                );
             }
+            Ok(())
+        }
+        Command::Savepoint { id, dir, remote } => {
+            let client = remote.client();
+            let request = client.trigger_savepoint(&id, dir.as_deref())?;
+            let location = client.wait_for_savepoint(&id, &request)?;
+            if remote.json {
+                println!("{}", serde_json::json!({ "location": location }));
+            } else {
+                println!("{location}");
+            }
+            Ok(())
         }
     }
 }

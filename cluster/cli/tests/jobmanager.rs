@@ -391,7 +391,18 @@ fn stop_with_savepoint_then_resume_at_another_parallelism() {
     let job = paced_job("stopped", &format!("artifact:{id}"), &out, 10_000);
     let first = submit(&jm, &job, "", dir);
     wait_for(&jm, &first, &["RUNNING"], Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(1000));
+    // A savepoint while it runs: it keeps running.
+    let side_target = dir.join("side-savepoints");
+    let side = weir(
+        dir,
+        &["savepoint", &first, side_target.to_str().unwrap(), "--jobmanager", &jm.url],
+    );
+    assert!(side.status.success(), "{}", String::from_utf8_lossy(&side.stderr));
+    let side_savepoint = String::from_utf8_lossy(&side.stdout).trim().to_string();
+    assert!(side_savepoint.starts_with(side_target.to_str().unwrap()), "{side_savepoint}");
+    assert_eq!(get(&jm, &format!("/v1/jobs/{first}"))["state"], "RUNNING");
+    std::thread::sleep(Duration::from_millis(500));
     let target = dir.join("savepoints");
     let stop = weir(
         dir,
@@ -415,6 +426,40 @@ fn stop_with_savepoint_then_resume_at_another_parallelism() {
         &dir.join("ref"),
     );
     assert_eq!(committed(&out), reference);
+
+    // The savepoint taken while it ran restores too (parallelism 3): the
+    // first job's output up to it, then the rest, equal the reference.
+    let side_out = dir.join("side-out");
+    copy_committed_until(&out, &side_out, &side_savepoint);
+    let third = submit(
+        &jm,
+        &paced_job("stopped", &format!("artifact:{id}"), &side_out, 1_000_000),
+        &format!("?parallelism=3&savepointPath={side_savepoint}"),
+        dir,
+    );
+    let done = wait_for(&jm, &third, &["FINISHED", "FAILED"], Duration::from_secs(120));
+    assert_eq!(done["state"], "FINISHED", "{done}");
+    assert_eq!(committed(&side_out), reference);
+}
+
+/// Copies the part files of `from` committed by checkpoints up to the one
+/// `savepoint` (`.../chk-<n>`) was taken from: the output a job restored
+/// from it continues.
+fn copy_committed_until(from: &Path, to: &Path, savepoint: &str) {
+    let n: u64 = savepoint.rsplit("chk-").next().unwrap().parse().unwrap();
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        // part-<subtask>-<checkpoint:08>.jsonl
+        let checkpoint = name
+            .strip_prefix("part-")
+            .and_then(|rest| rest.strip_suffix(".jsonl"))
+            .and_then(|rest| rest.rsplit('-').next())
+            .and_then(|c| c.parse::<u64>().ok());
+        if checkpoint.is_some_and(|c| c <= n) {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -529,6 +574,7 @@ fn the_openapi_document_lists_every_route_and_validates() {
         "GET /v1/jobs/{id}",
         "PATCH /v1/jobs/{id}",
         "POST /v1/jobs/{id}/stop",
+        "POST /v1/jobs/{id}/savepoints",
         "GET /v1/jobs/{id}/savepoints/{triggerid}",
         "GET /v1/jobs/{id}/checkpoints",
         "GET /v1/jobs/{id}/exceptions",

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weir_checkpoint::CheckpointConfig;
-use weir_task::{JobError, JobMetrics, Restore, RunConfig};
+use weir_task::{JobError, JobMetrics, Restore, RunConfig, SavepointRequest, SavepointRequests};
 use weir_types::jobgraph::JobGraph;
 use weir_wasm::{RuntimeConfig, WasmRuntime};
 
@@ -108,6 +108,9 @@ struct Job {
     prior_exceptions: Vec<Failure>,
     /// Whether an attempt's tasks are running.
     attempt_running: bool,
+    /// Savepoints taken while the job runs, and their request ids.
+    savepoints: Arc<SavepointRequests>,
+    savepoint_requests: BTreeMap<String, u64>,
 }
 
 struct State {
@@ -394,6 +397,8 @@ impl JobManager {
             state_dir,
             prior_exceptions,
             attempt_running: false,
+            savepoints: Arc::new(SavepointRequests::default()),
+            savepoint_requests: BTreeMap::new(),
         };
         if let Err(e) = self.persist(&job.record) {
             state.slots.release(&id);
@@ -521,6 +526,8 @@ impl JobManager {
         job.record.savepoint = lifecycle.savepoint().map(str::to_string);
         if status.is_terminal() {
             job.record.end_ms = lifecycle.entered(status);
+            job.savepoints
+                .fail_waiting(&format!("the job ended ({}) before the savepoint", status.name()));
         }
         if changed && let Err(e) = self.persist(&job.record) {
             tracing::warn!("{e}");
@@ -614,6 +621,7 @@ impl JobManager {
         config.stop = Some(job.stop.clone());
         config.cancel = Some(job.cancel.clone());
         config.savepoint_target = Some(job.savepoint_target.clone());
+        config.savepoints = Some(job.savepoints.clone());
         let initial = job.initial.clone();
         move || {
             let restored = if attempt > 0 && config.checkpoints.enabled() {
@@ -816,12 +824,53 @@ impl JobManager {
         Ok(request)
     }
 
-    /// The state of a stop-with-savepoint request.
+    /// Takes a savepoint of a running job without stopping it (into
+    /// `target`, or `state.savepoints.dir`); returns the request id to poll.
+    ///
+    /// # Errors
+    /// [`JmError::NotFound`]; [`JmError::Conflict`] when the job has ended
+    /// or takes no checkpoints.
+    pub fn trigger_savepoint(&self, id: &str, target: Option<String>) -> Result<String, JmError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| JmError::NotFound(format!("no job {id}")))?;
+        if job.record.status.is_terminal() || job.lifecycle.is_none() {
+            return Err(JmError::Conflict(format!(
+                "job {id} is {}: only a job that has not ended takes a savepoint",
+                job.record.status.name()
+            )));
+        }
+        if !job.checkpoints.enabled() {
+            return Err(JmError::Conflict(format!(
+                "job {id} takes no checkpoints: set execution.checkpointing.interval to take savepoints"
+            )));
+        }
+        let request = new_id();
+        let number = job.savepoint_requests.len() as u64 + 1;
+        job.savepoint_requests.insert(request.clone(), number);
+        job.savepoints.request(SavepointRequest { id: number, target });
+        Ok(request)
+    }
+
+    /// The state of a savepoint or stop-with-savepoint request.
     ///
     /// # Errors
     /// [`JmError::NotFound`] for an unknown job or request.
     pub fn savepoint_status(&self, id: &str, request: &str) -> Result<SavepointStatus, JmError> {
         self.with_job(id, |_, job| {
+            if let Some(number) = job.savepoint_requests.get(request) {
+                let (name, operation) = match job.savepoints.outcome(*number) {
+                    None => ("IN_PROGRESS", None),
+                    Some(Ok(location)) => ("COMPLETED", Some(("location", location))),
+                    Some(Err(cause)) => ("COMPLETED", Some(("failure-cause", cause))),
+                };
+                return Ok(SavepointStatus {
+                    status: BTreeMap::from([("id".to_string(), name.to_string())]),
+                    operation: operation.map(|(k, v)| BTreeMap::from([(k.to_string(), v)])),
+                });
+            }
             if !job.stop_requests.iter().any(|r| r == request) {
                 return Err(JmError::NotFound(format!(
                     "no savepoint request {request} for job {id}"

@@ -24,8 +24,8 @@ use crate::lifecycle::{Failure, FailureKind, JobStatus};
 use crate::manager::{JmError, JobManager, SubmitOptions};
 use crate::views::{
     ArtifactList, CheckpointView, CheckpointsView, ErrorBody, ExceptionsView, JobCounters,
-    JobDetails, JobList, JobOverview, Overview, SavepointStatus, StopRequest, SubmitAnswer,
-    TriggerAnswer, VertexInfo,
+    JobDetails, JobList, JobOverview, Overview, SavepointRequestBody, SavepointStatus, StopRequest,
+    SubmitAnswer, TriggerAnswer, VertexInfo,
 };
 
 /// An error answer.
@@ -81,7 +81,8 @@ async fn blocking<T: Send + 'static>(
     components(schemas(
         ErrorBody, ArtifactInfo, ArtifactList, SubmitAnswer, JobOverview, JobList, JobDetails,
         VertexInfo, JobCounters, CheckpointView, CheckpointsView, ExceptionsView, Failure,
-        FailureKind, JobStatus, StopRequest, TriggerAnswer, SavepointStatus, Overview
+        FailureKind, JobStatus, StopRequest, SavepointRequestBody, TriggerAnswer, SavepointStatus,
+        Overview
     ))
 )]
 struct ApiDoc;
@@ -123,6 +124,7 @@ fn api_router() -> OpenApiRouter<JobManager> {
         .routes(routes!(submit_job, list_jobs))
         .routes(routes!(get_job, patch_job))
         .routes(routes!(stop_job))
+        .routes(routes!(trigger_savepoint))
         .routes(routes!(savepoint_status))
         .routes(routes!(job_checkpoints))
         .routes(routes!(job_exceptions))
@@ -372,7 +374,37 @@ async fn stop_job(
     Ok((StatusCode::ACCEPTED, Json(TriggerAnswer { request_id })))
 }
 
-/// The state of a stop-with-savepoint request.
+/// Take a savepoint (`{"target-directory", "cancel-job"}`; with
+/// `cancel-job` the job stops with it, as `/stop`).
+#[utoipa::path(post, path = "/v1/jobs/{id}/savepoints", tag = "jobs",
+    params(("id" = String, Path, description = "job id")),
+    request_body = SavepointRequestBody,
+    responses((status = 202, body = TriggerAnswer), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn trigger_savepoint(
+    State(jm): State<JobManager>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<TriggerAnswer>)> {
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let request: SavepointRequestBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        SavepointRequestBody::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError(StatusCode::BAD_REQUEST, format!("invalid savepoint request: {e}"))
+        })?
+    };
+    let request_id = if request.cancel_job {
+        jm.stop(&id, request.target_directory)?
+    } else {
+        jm.trigger_savepoint(&id, request.target_directory)?
+    };
+    Ok((StatusCode::ACCEPTED, Json(TriggerAnswer { request_id })))
+}
+
+/// The state of a savepoint or stop-with-savepoint request.
 #[utoipa::path(get, path = "/v1/jobs/{id}/savepoints/{triggerid}", tag = "jobs",
     params(("id" = String, Path, description = "job id"),
         ("triggerid" = String, Path, description = "the request id")),

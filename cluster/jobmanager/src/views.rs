@@ -161,6 +161,17 @@ pub struct StopRequest {
     pub drain: bool,
 }
 
+/// `POST /v1/jobs/{id}/savepoints` body (Flink's names).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct SavepointRequestBody {
+    /// Where the savepoint goes (default `state.savepoints.dir`).
+    #[serde(rename = "target-directory", default)]
+    pub target_directory: Option<String>,
+    /// Stop the job with the savepoint (as `/stop`).
+    #[serde(rename = "cancel-job", default)]
+    pub cancel_job: bool,
+}
+
 /// `202` answer of an asynchronous operation.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TriggerAnswer {

@@ -235,6 +235,8 @@ pub(crate) struct CoordinatorLoop<'a> {
     pub(crate) stop: Option<&'a AtomicBool>,
     /// Where the savepoint goes instead of `state.savepoints.dir`.
     pub(crate) savepoint_target: Option<&'a std::sync::Mutex<Option<String>>>,
+    /// Savepoints asked for while the job keeps running.
+    pub(crate) savepoints: Option<&'a crate::SavepointRequests>,
 }
 
 impl CoordinatorLoop<'_> {
@@ -247,6 +249,8 @@ impl CoordinatorLoop<'_> {
         let mut finished = 0;
         let mut final_checkpoint = None;
         let mut savepoint = None;
+        // A savepoint the job takes without stopping: (checkpoint, request).
+        let mut side_savepoint: Option<(CheckpointId, crate::SavepointRequest)> = None;
         loop {
             if cancelled() {
                 return CoordinatorEnd::Cancelled;
@@ -273,6 +277,23 @@ impl CoordinatorLoop<'_> {
             };
             let stopping = self.stop.is_some_and(|s| s.load(Ordering::Acquire));
             let action = action.or_else(|| {
+                if side_savepoint.is_none()
+                    && !stopping
+                    && savepoint.is_none()
+                    && final_checkpoint.is_none()
+                    && finished < self.subtasks
+                    && let Some(requests) = self.savepoints
+                    && let Some(request) = requests.next()
+                {
+                    match self.coordinator.trigger_now(now_ms()) {
+                        Some(id) => {
+                            side_savepoint = Some((id, request));
+                            return Some(CheckpointAction::Trigger(id));
+                        }
+                        // After the checkpoint in flight.
+                        None => requests.put_back(request),
+                    }
+                }
                 if stopping && savepoint.is_none() && final_checkpoint.is_none() {
                     // Stop with savepoint: a checkpoint now (after the one
                     // in flight, if any), then the job ends.
@@ -322,6 +343,12 @@ impl CoordinatorLoop<'_> {
                         self.hub.job_done.store(true, Ordering::Release);
                         return CoordinatorEnd::Done;
                     }
+                    if let Some((_, request)) = side_savepoint.take_if(|(s, _)| *s == id) {
+                        let kept = self.copy_savepoint(id, request.target.clone());
+                        if let Some(requests) = self.savepoints {
+                            requests.finish(request.id, kept.map_err(|e| e.to_string()));
+                        }
+                    }
                     if savepoint == Some(id) {
                         let kept = self.keep_savepoint(id);
                         self.hub.job_done.store(true, Ordering::Release);
@@ -341,6 +368,14 @@ impl CoordinatorLoop<'_> {
                     if savepoint == Some(id) {
                         savepoint = None; // try again
                     }
+                    if let Some((_, request)) = side_savepoint.take_if(|(s, _)| *s == id)
+                        && let Some(requests) = self.savepoints
+                    {
+                        requests.finish(
+                            request.id,
+                            Err(format!("checkpoint {id} for the savepoint aborted: {reason}")),
+                        );
+                    }
                 }
                 Some(CheckpointAction::FailJob(reason)) => {
                     return CoordinatorEnd::Failed(reason);
@@ -349,13 +384,24 @@ impl CoordinatorLoop<'_> {
         }
     }
 
-    /// Copies completed checkpoint `id` to `state.savepoints.dir`.
+    /// Copies completed checkpoint `id` to the stop's target directory or
+    /// `state.savepoints.dir`.
     fn keep_savepoint(&self, id: CheckpointId) -> Result<String, StorageError> {
-        let mut at = self.config.clone();
-        at.dir = self
+        let target = self
             .savepoint_target
-            .and_then(|t| t.lock().ok().and_then(|t| t.clone()))
-            .unwrap_or_else(|| self.config.savepoint_dir.clone());
+            .and_then(|t| t.lock().ok().and_then(|t| t.clone()));
+        self.copy_savepoint(id, target)
+    }
+
+    /// Copies completed checkpoint `id` to `target` (default
+    /// `state.savepoints.dir`); returns the savepoint's location.
+    fn copy_savepoint(
+        &self,
+        id: CheckpointId,
+        target: Option<String>,
+    ) -> Result<String, StorageError> {
+        let mut at = self.config.clone();
+        at.dir = target.unwrap_or_else(|| self.config.savepoint_dir.clone());
         let target = CheckpointStorage::open(&at, self.job)?;
         self.hub.storage.copy_checkpoint(id, &target)
     }

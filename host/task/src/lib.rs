@@ -77,6 +77,69 @@ pub struct RunConfig {
     /// object-store URL), read when the savepoint is taken; `None` or an
     /// empty slot means `state.savepoints.dir`.
     pub savepoint_target: Option<Arc<std::sync::Mutex<Option<String>>>>,
+    /// Savepoints to take while the job keeps running (Flink's trigger
+    /// savepoint); needs checkpointing on.
+    pub savepoints: Option<Arc<SavepointRequests>>,
+}
+
+/// A savepoint asked for while the job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavepointRequest {
+    /// The caller's id for it.
+    pub id: u64,
+    /// Where it goes (default `state.savepoints.dir`).
+    pub target: Option<String>,
+}
+
+/// Savepoints asked for and their outcomes, shared between the caller
+/// (the JobManager's REST API) and the running job's checkpoint
+/// coordinator, which takes one request at a time between checkpoints.
+#[derive(Debug, Default)]
+pub struct SavepointRequests {
+    state: std::sync::Mutex<SavepointQueue>,
+}
+
+#[derive(Debug, Default)]
+struct SavepointQueue {
+    waiting: std::collections::VecDeque<SavepointRequest>,
+    done: std::collections::BTreeMap<u64, Result<String, String>>,
+}
+
+impl SavepointRequests {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SavepointQueue> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a savepoint.
+    pub fn request(&self, request: SavepointRequest) {
+        self.lock().waiting.push_back(request);
+    }
+
+    /// The outcome of request `id`: `None` while it is waiting or being
+    /// taken, then its location or why it failed.
+    pub fn outcome(&self, id: u64) -> Option<Result<String, String>> {
+        self.lock().done.get(&id).cloned()
+    }
+
+    /// Fails every request still waiting (the job ended before it).
+    pub fn fail_waiting(&self, reason: &str) {
+        let mut queue = self.lock();
+        while let Some(request) = queue.waiting.pop_front() {
+            queue.done.insert(request.id, Err(reason.to_string()));
+        }
+    }
+
+    pub(crate) fn next(&self) -> Option<SavepointRequest> {
+        self.lock().waiting.pop_front()
+    }
+
+    pub(crate) fn put_back(&self, request: SavepointRequest) {
+        self.lock().waiting.push_front(request);
+    }
+
+    pub(crate) fn finish(&self, id: u64, outcome: Result<String, String>) {
+        self.lock().done.insert(id, outcome);
+    }
 }
 
 impl RunConfig {
@@ -93,6 +156,7 @@ impl RunConfig {
             stop: None,
             cancel: None,
             savepoint_target: None,
+            savepoints: None,
         }
     }
 }

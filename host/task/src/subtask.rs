@@ -368,6 +368,7 @@ pub(crate) fn execute(
                 metrics: &config.metrics,
                 stop: config.stop.as_deref(),
                 savepoint_target: config.savepoint_target.as_deref(),
+                savepoints: config.savepoints.as_deref(),
             };
             let spawned = std::thread::Builder::new()
                 .name("checkpoint-coordinator".into())
