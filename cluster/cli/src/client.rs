@@ -14,7 +14,9 @@ pub const DEFAULT_JOBMANAGER: &str = "http://127.0.0.1:8081";
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The JobManager cannot be reached.
-    #[error("cannot reach the JobManager at {url}: {message} (is `weir jobmanager` running? set --jobmanager or WEIR_JOBMANAGER)")]
+    #[error(
+        "cannot reach the JobManager at {url}: {message} (is `weir jobmanager` running? set --jobmanager or WEIR_JOBMANAGER)"
+    )]
     Unreachable {
         /// The URL.
         url: String,
@@ -92,12 +94,13 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let request = request
-            .body(body.unwrap_or_default())
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+        let request =
+            request
+                .body(body.unwrap_or_default())
+                .map_err(|e| ClientError::Unreachable {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })?;
         let mut response = self
             .agent
             .run(request)
@@ -281,21 +284,9 @@ impl Client {
     /// The JobManager's refusal.
     pub fn stop(&self, id: &str, target: Option<&str>, drain: bool) -> Result<String, ClientError> {
         let body = serde_json::json!({ "targetDirectory": target, "drain": drain });
-        let answer = self.call(
-            "POST",
-            &format!("/v1/jobs/{id}/stop"),
-            "application/json",
-            Some(body.to_string().into_bytes()),
-        )?;
-        Ok(answer
-            .get("request-id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string())
+        self.trigger(&format!("/v1/jobs/{id}/stop"), &body)
     }
-}
 
-impl Client {
     /// `POST /v1/jobs/{id}/savepoints`: a savepoint while the job runs;
     /// returns the request id.
     ///
@@ -303,9 +294,14 @@ impl Client {
     /// The JobManager's refusal.
     pub fn trigger_savepoint(&self, id: &str, target: Option<&str>) -> Result<String, ClientError> {
         let body = serde_json::json!({ "target-directory": target, "cancel-job": false });
+        self.trigger(&format!("/v1/jobs/{id}/savepoints"), &body)
+    }
+
+    /// Posts an asynchronous operation; returns its `request-id`.
+    fn trigger(&self, path: &str, body: &Value) -> Result<String, ClientError> {
         let answer = self.call(
             "POST",
-            &format!("/v1/jobs/{id}/savepoints"),
+            path,
             "application/json",
             Some(body.to_string().into_bytes()),
         )?;
@@ -330,7 +326,9 @@ impl Client {
                         status: 200,
                         message: format!(
                             "the savepoint failed: {}",
-                            answer["operation"]["failure-cause"].as_str().unwrap_or("unknown")
+                            answer["operation"]["failure-cause"]
+                                .as_str()
+                                .unwrap_or("unknown")
                         ),
                     }),
                 };
@@ -389,7 +387,10 @@ mod tests {
     fn tables_pad_columns() {
         let t = table(
             &["ID", "STATE"],
-            &[vec!["abc".into(), "RUNNING".into()], vec!["a".into(), "X".into()]],
+            &[
+                vec!["abc".into(), "RUNNING".into()],
+                vec!["a".into(), "X".into()],
+            ],
         );
         assert_eq!(t, "ID   STATE\nabc  RUNNING\na    X\n");
     }

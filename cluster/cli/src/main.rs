@@ -262,7 +262,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut checkpoints = weir_task::CheckpointConfig::default();
             if let Ok(graph) = jobgraph::JobGraph::from_file(&job) {
                 checkpoints
-                    .set_all(graph.configuration.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .set_all(
+                        graph
+                            .configuration
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str())),
+                    )
                     .map_err(|e| anyhow::anyhow!("{}: configuration: {e}", job.display()))?;
             }
             for pair in &define {
@@ -336,7 +341,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if remote.json {
                 println!("{info}");
             } else {
-                let field = |k: &str| info.get(k).map(|v| v.to_string().trim_matches('"').to_string());
+                let field = |k: &str| {
+                    info.get(k)
+                        .map(|v| v.to_string().trim_matches('"').to_string())
+                };
                 println!("{}", field("id").unwrap_or_default());
                 eprintln!(
                     "uploaded {} ({} bytes, world {})",
@@ -397,7 +405,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .collect()
                 })
                 .collect();
-            print!("{}", weir_cli::client::table(&["ID", "NAME", "STATE"], &rows));
+            print!(
+                "{}",
+                weir_cli::client::table(&["ID", "NAME", "STATE"], &rows)
+            );
             Ok(())
         }
         Command::Status { id, remote } => {

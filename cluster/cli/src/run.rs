@@ -133,7 +133,11 @@ pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobS
         // The job file's keys first, then -D.
         let mut checkpoints = weir_task::CheckpointConfig::default();
         checkpoints
-            .set_all(job.configuration.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .set_all(
+                job.configuration
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .map_err(|e| RunError::Config(format!("{}: configuration: {e}", job_file.display())))?;
         for pair in &options.defines {
             checkpoints

@@ -52,7 +52,10 @@ impl JobManager {
         let mut args = vec![
             "jobmanager".to_string(),
             "-Drest.port=0".into(),
-            format!("-Dhigh-availability.storageDir={}", dir.join("ha").display()),
+            format!(
+                "-Dhigh-availability.storageDir={}",
+                dir.join("ha").display()
+            ),
             "-Dtaskmanager.numberOfTaskSlots=4".into(),
         ];
         args.extend(defines.iter().map(|d| format!("-D{d}")));
@@ -151,7 +154,14 @@ fn committed(dir: &Path) -> Vec<String> {
 
 /// The NAB z-score job over `glob`, writing to `out`; `udf` is a path or
 /// `artifact:<id>`.
-fn nab_job(name: &str, udf: &str, glob: &str, out: &Path, source_extra: &str, config: &str) -> String {
+fn nab_job(
+    name: &str,
+    udf: &str,
+    glob: &str,
+    out: &Path,
+    source_extra: &str,
+    config: &str,
+) -> String {
     format!(
         "name: {name}\nsources:\n  - id: readings\n    type: file\n    path: {data}\n    glob: \"{glob}\"\n    format: csv\n    key: {{ from: path }}\n    timestamp: {{ field: timestamp, format: \"%Y-%m-%d %H:%M:%S\" }}\n{source_extra}operators:\n  - id: zscore\n    input: readings\n    partition: key_by\n    udf: {udf}\n    config: {{ warmup: 30, threshold: 3.0 }}\nsinks:\n  - id: alerts\n    input: zscore\n    type: file\n    path: {out}\n{config}",
         data = nab().display(),
@@ -164,7 +174,11 @@ fn embedded(dir: &Path, name: &str, job: &str, out: &Path) -> Vec<String> {
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(&file, job).unwrap();
     let run = weir(dir, &["run", file.to_str().unwrap(), "--no-progress"]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     committed(out)
 }
 
@@ -202,7 +216,14 @@ fn nab_and_nexmark_over_rest_equal_their_embedded_runs() {
     let nab_reference = embedded(
         dir,
         "nab-embedded",
-        &nab_job("nab", zscore.to_str().unwrap(), "**/*.csv", &dir.join("embedded/nab"), "", ""),
+        &nab_job(
+            "nab",
+            zscore.to_str().unwrap(),
+            "**/*.csv",
+            &dir.join("embedded/nab"),
+            "",
+            "",
+        ),
         &dir.join("embedded/nab"),
     );
     assert!(nab_reference.len() > 100, "{} alerts", nab_reference.len());
@@ -226,9 +247,19 @@ fn nab_and_nexmark_over_rest_equal_their_embedded_runs() {
     let id = upload(&jm, &zscore);
     let cli = weir(
         dir,
-        &["udf", "upload", zscore.to_str().unwrap(), "--jobmanager", &jm.url],
+        &[
+            "udf",
+            "upload",
+            zscore.to_str().unwrap(),
+            "--jobmanager",
+            &jm.url,
+        ],
     );
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&cli.stdout).trim(), id);
     let artifacts = get(&jm, "/v1/artifacts");
     assert_eq!(artifacts["artifacts"].as_array().unwrap().len(), 1);
@@ -238,7 +269,14 @@ fn nab_and_nexmark_over_rest_equal_their_embedded_runs() {
     let nab_out = dir.join("server/nab");
     let nab = submit(
         &jm,
-        &nab_job("nab", &format!("artifact:{id}"), "**/*.csv", &nab_out, "", ""),
+        &nab_job(
+            "nab",
+            &format!("artifact:{id}"),
+            "**/*.csv",
+            &nab_out,
+            "",
+            "",
+        ),
         "?parallelism=2",
         dir,
     );
@@ -251,7 +289,12 @@ fn nab_and_nexmark_over_rest_equal_their_embedded_runs() {
     assert_eq!(done["state"], "FINISHED", "{done}");
     assert_eq!(done["vertices"][1]["parallelism"], 2);
     assert_eq!(done["metrics"]["read-records"], 365_558);
-    let done = wait_for(&jm, &nexmark_job, &["FINISHED", "FAILED"], Duration::from_secs(180));
+    let done = wait_for(
+        &jm,
+        &nexmark_job,
+        &["FINISHED", "FAILED"],
+        Duration::from_secs(180),
+    );
     assert_eq!(done["state"], "FINISHED", "{done}");
 
     assert_eq!(committed(&nab_out), nab_reference);
@@ -267,7 +310,10 @@ fn nab_and_nexmark_over_rest_equal_their_embedded_runs() {
     assert!(text.contains(&nab) && text.contains("FINISHED"), "{text}");
     let status = weir(dir, &["status", &nab, "--jobmanager", &jm.url]);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("FINISHED") && text.contains("zscore"), "{text}");
+    assert!(
+        text.contains("FINISHED") && text.contains("zscore"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -278,18 +324,32 @@ fn weir_submit_builds_and_uploads_local_udfs() {
     let out = dir.join("out");
     // A crate directory relative to the job file: built, uploaded, submitted.
     let crate_dir = std::fs::canonicalize(repo_root().join("udfs/nab-zscore")).unwrap();
-    let job = nab_job("local", crate_dir.to_str().unwrap(), "realTraffic/*.csv", &out, "", "");
+    let job = nab_job(
+        "local",
+        crate_dir.to_str().unwrap(),
+        "realTraffic/*.csv",
+        &out,
+        "",
+        "",
+    );
     std::fs::write(dir.join("job.yaml"), &job).unwrap();
     let submitted = weir(dir, &["submit", "job.yaml", "--jobmanager", &jm.url]);
     let err = String::from_utf8_lossy(&submitted.stderr);
     assert!(submitted.status.success(), "{err}");
     assert!(err.contains("Uploaded"), "{err}");
-    let id = String::from_utf8_lossy(&submitted.stdout).trim().to_string();
+    let id = String::from_utf8_lossy(&submitted.stdout)
+        .trim()
+        .to_string();
     let done = wait_for(&jm, &id, &["FINISHED", "FAILED"], Duration::from_secs(120));
     assert_eq!(done["state"], "FINISHED", "{done}");
     // realTraffic: 7 series, 15,664 readings.
     assert_eq!(done["metrics"]["read-records"], 15_664);
-    let reference = embedded(dir, "reference", &job.replace(out.to_str().unwrap(), dir.join("ref").to_str().unwrap()), &dir.join("ref"));
+    let reference = embedded(
+        dir,
+        "reference",
+        &job.replace(out.to_str().unwrap(), dir.join("ref").to_str().unwrap()),
+        &dir.join("ref"),
+    );
     assert_eq!(committed(&out), reference);
 }
 
@@ -312,7 +372,14 @@ fn a_udf_that_traps_once_restarts_from_a_checkpoint_with_exactly_once_output() {
     let trap = udf("trap-on-value");
     // nyc_taxi's 2000th reading: far enough in for checkpoints to complete.
     let text = std::fs::read_to_string(nab().join("realKnownCause/nyc_taxi.csv")).unwrap();
-    let value = text.lines().nth(2000).unwrap().split(',').nth(1).unwrap().to_string();
+    let value = text
+        .lines()
+        .nth(2000)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string();
     let job = |udf: &str, out: &Path| {
         format!(
             "name: trap-once\nsources:\n  - id: readings\n    type: file\n    path: {data}\n    glob: \"realKnownCause/*.csv\"\n    format: csv\n    key: {{ from: path }}\n    records_per_second: 20000\noperators:\n  - id: pass\n    input: readings\n    udf: {udf}\n    config: {{ trap_value: {value}, trap_attempts: 1 }}\nsinks:\n  - {{ id: out, input: pass, type: file, path: {out} }}\nconfiguration:\n  execution.checkpointing.interval: 200ms\n  restart-strategy.type: fixed-delay\n  restart-strategy.fixed-delay.attempts: 2\n  restart-strategy.fixed-delay.delay: 100ms\n",
@@ -324,20 +391,32 @@ fn a_udf_that_traps_once_restarts_from_a_checkpoint_with_exactly_once_output() {
     let id = upload(&jm, &trap);
     let out = dir.join("out");
     let job_id = submit(&jm, &job(&format!("artifact:{id}"), &out), "", dir);
-    let done = wait_for(&jm, &job_id, &["FINISHED", "FAILED"], Duration::from_secs(120));
+    let done = wait_for(
+        &jm,
+        &job_id,
+        &["FINISHED", "FAILED"],
+        Duration::from_secs(120),
+    );
     assert_eq!(done["state"], "FINISHED", "{done}");
     assert_eq!(done["metrics"]["restarts"], 1, "{done}");
     let exceptions = get(&jm, &format!("/v1/jobs/{job_id}/exceptions"));
     let exceptions = exceptions["exceptions"].as_array().unwrap().clone();
     assert_eq!(exceptions.len(), 1, "{exceptions:?}");
     assert_eq!(exceptions[0]["kind"], "task");
-    assert!(exceptions[0]["message"].as_str().unwrap().contains("pass"), "{exceptions:?}");
+    assert!(
+        exceptions[0]["message"].as_str().unwrap().contains("pass"),
+        "{exceptions:?}"
+    );
     let checkpoints = get(&jm, &format!("/v1/jobs/{job_id}/checkpoints"));
-    assert!(checkpoints["completed"].as_u64().unwrap() >= 2, "{checkpoints}");
+    assert!(
+        checkpoints["completed"].as_u64().unwrap() >= 2,
+        "{checkpoints}"
+    );
 
     // The fault-free run: the same job that never traps.
     let reference_out = dir.join("reference");
-    let reference = job(trap.to_str().unwrap(), &reference_out).replace("trap_attempts: 1", "trap_attempts: 0");
+    let reference =
+        job(trap.to_str().unwrap(), &reference_out).replace("trap_attempts: 1", "trap_attempts: 0");
     let expected = embedded(dir, "reference", &reference, &reference_out);
     // realKnownCause: 7 series, 69,561 readings.
     assert_eq!(expected.len(), 69_561);
@@ -361,12 +440,20 @@ fn a_jobmanager_killed_mid_job_resumes_it_from_the_latest_checkpoint() {
         if c["completed"].as_u64().unwrap_or(0) >= 3 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoints: {c}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no checkpoints: {c}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     jm.kill();
     let jm = JobManager::start(dir, &[]);
-    let done = wait_for(&jm, &job_id, &["FINISHED", "FAILED"], Duration::from_secs(120));
+    let done = wait_for(
+        &jm,
+        &job_id,
+        &["FINISHED", "FAILED"],
+        Duration::from_secs(120),
+    );
     assert_eq!(done["state"], "FINISHED", "{done}");
     // It resumed rather than starting over: fewer records read this time.
     let read = done["metrics"]["read-records"].as_u64().unwrap();
@@ -374,7 +461,12 @@ fn a_jobmanager_killed_mid_job_resumes_it_from_the_latest_checkpoint() {
     let reference = embedded(
         dir,
         "reference",
-        &paced_job("reference", zscore.to_str().unwrap(), &dir.join("ref"), 1_000_000),
+        &paced_job(
+            "reference",
+            zscore.to_str().unwrap(),
+            &dir.join("ref"),
+            1_000_000,
+        ),
         &dir.join("ref"),
     );
     assert_eq!(committed(&out), reference);
@@ -396,33 +488,75 @@ fn stop_with_savepoint_then_resume_at_another_parallelism() {
     let side_target = dir.join("side-savepoints");
     let side = weir(
         dir,
-        &["savepoint", &first, side_target.to_str().unwrap(), "--jobmanager", &jm.url],
+        &[
+            "savepoint",
+            &first,
+            side_target.to_str().unwrap(),
+            "--jobmanager",
+            &jm.url,
+        ],
     );
-    assert!(side.status.success(), "{}", String::from_utf8_lossy(&side.stderr));
+    assert!(
+        side.status.success(),
+        "{}",
+        String::from_utf8_lossy(&side.stderr)
+    );
     let side_savepoint = String::from_utf8_lossy(&side.stdout).trim().to_string();
-    assert!(side_savepoint.starts_with(side_target.to_str().unwrap()), "{side_savepoint}");
+    assert!(
+        side_savepoint.starts_with(side_target.to_str().unwrap()),
+        "{side_savepoint}"
+    );
     assert_eq!(get(&jm, &format!("/v1/jobs/{first}"))["state"], "RUNNING");
     std::thread::sleep(Duration::from_millis(500));
     let target = dir.join("savepoints");
     let stop = weir(
         dir,
-        &["stop", &first, "--target", target.to_str().unwrap(), "--jobmanager", &jm.url],
+        &[
+            "stop",
+            &first,
+            "--target",
+            target.to_str().unwrap(),
+            "--jobmanager",
+            &jm.url,
+        ],
     );
-    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
     let savepoint = String::from_utf8_lossy(&stop.stdout).trim().to_string();
-    assert!(savepoint.starts_with(target.to_str().unwrap()), "{savepoint}");
+    assert!(
+        savepoint.starts_with(target.to_str().unwrap()),
+        "{savepoint}"
+    );
     let stopped = get(&jm, &format!("/v1/jobs/{first}"));
     assert_eq!(stopped["state"], "CANCELED");
     let read_before = stopped["metrics"]["read-records"].as_u64().unwrap();
     assert!(read_before < 69_561, "stopped too late: {read_before}");
 
-    let second = submit(&jm, &job, &format!("?parallelism=2&savepointPath={savepoint}"), dir);
-    let done = wait_for(&jm, &second, &["FINISHED", "FAILED"], Duration::from_secs(120));
+    let second = submit(
+        &jm,
+        &job,
+        &format!("?parallelism=2&savepointPath={savepoint}"),
+        dir,
+    );
+    let done = wait_for(
+        &jm,
+        &second,
+        &["FINISHED", "FAILED"],
+        Duration::from_secs(120),
+    );
     assert_eq!(done["state"], "FINISHED", "{done}");
     let reference = embedded(
         dir,
         "reference",
-        &paced_job("reference", zscore.to_str().unwrap(), &dir.join("ref"), 1_000_000),
+        &paced_job(
+            "reference",
+            zscore.to_str().unwrap(),
+            &dir.join("ref"),
+            1_000_000,
+        ),
         &dir.join("ref"),
     );
     assert_eq!(committed(&out), reference);
@@ -437,7 +571,12 @@ fn stop_with_savepoint_then_resume_at_another_parallelism() {
         &format!("?parallelism=3&savepointPath={side_savepoint}"),
         dir,
     );
-    let done = wait_for(&jm, &third, &["FINISHED", "FAILED"], Duration::from_secs(120));
+    let done = wait_for(
+        &jm,
+        &third,
+        &["FINISHED", "FAILED"],
+        Duration::from_secs(120),
+    );
     assert_eq!(done["state"], "FINISHED", "{done}");
     assert_eq!(committed(&side_out), reference);
 }
@@ -483,57 +622,139 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let wasm = ["Content-Type: application/wasm"];
     let yaml = ["Content-Type: application/yaml"];
     error(
-        curl("POST", &format!("{url}/v1/artifacts"), Some(&file("big", &vec![0u8; 3_000_000])), &wasm),
+        curl(
+            "POST",
+            &format!("{url}/v1/artifacts"),
+            Some(&file("big", &vec![0u8; 3_000_000])),
+            &wasm,
+        ),
         413,
         "rest.upload.max-bytes",
     );
     error(
-        curl("POST", &format!("{url}/v1/artifacts"), Some(&file("text", b"hello, not wasm")), &wasm),
+        curl(
+            "POST",
+            &format!("{url}/v1/artifacts"),
+            Some(&file("text", b"hello, not wasm")),
+            &wasm,
+        ),
         400,
         "not a WebAssembly component",
     );
     error(
-        curl("POST", &format!("{url}/v1/artifacts"), Some(&udf("not-an-operator")), &wasm),
+        curl(
+            "POST",
+            &format!("{url}/v1/artifacts"),
+            Some(&udf("not-an-operator")),
+            &wasm,
+        ),
         400,
         "does not implement",
     );
     error(
-        curl("POST", &format!("{url}/v1/jobs"), Some(&file("bad.yaml", b"name: x\nsources:\n  - id: a\n    type: file\n    pathh: data\nsinks: []\n")), &yaml),
+        curl(
+            "POST",
+            &format!("{url}/v1/jobs"),
+            Some(&file(
+                "bad.yaml",
+                b"name: x\nsources:\n  - id: a\n    type: file\n    pathh: data\nsinks: []\n",
+            )),
+            &yaml,
+        ),
         400,
         "line",
     );
     let missing = "0".repeat(64);
-    let job = nab_job("j", &format!("artifact:{missing}"), "*.csv", &dir.join("o"), "", "");
+    let job = nab_job(
+        "j",
+        &format!("artifact:{missing}"),
+        "*.csv",
+        &dir.join("o"),
+        "",
+        "",
+    );
     error(
-        curl("POST", &format!("{url}/v1/jobs"), Some(&file("unknown.yaml", job.as_bytes())), &yaml),
+        curl(
+            "POST",
+            &format!("{url}/v1/jobs"),
+            Some(&file("unknown.yaml", job.as_bytes())),
+            &yaml,
+        ),
         400,
         "no artifact",
     );
-    let job = nab_job("j", zscore.to_str().unwrap(), "*.csv", &dir.join("o"), "", "");
+    let job = nab_job(
+        "j",
+        zscore.to_str().unwrap(),
+        "*.csv",
+        &dir.join("o"),
+        "",
+        "",
+    );
     error(
-        curl("POST", &format!("{url}/v1/jobs"), Some(&file("local.yaml", job.as_bytes())), &yaml),
+        curl(
+            "POST",
+            &format!("{url}/v1/jobs"),
+            Some(&file("local.yaml", job.as_bytes())),
+            &yaml,
+        ),
         400,
         "upload it",
     );
-    error(curl("GET", &format!("{url}/v1/jobs/{missing}"), None, &[]), 404, "no job");
-    error(curl("GET", &format!("{url}/v1/artifacts/{missing}"), None, &[]), 404, "no artifact");
-    error(curl("GET", &format!("{url}/v1/nope"), None, &[]), 404, "no such route");
     error(
-        curl("POST", &format!("{url}/v1/jobs?parallelism=many"), Some(&file("p.yaml", b"name: x")), &yaml),
+        curl("GET", &format!("{url}/v1/jobs/{missing}"), None, &[]),
+        404,
+        "no job",
+    );
+    error(
+        curl("GET", &format!("{url}/v1/artifacts/{missing}"), None, &[]),
+        404,
+        "no artifact",
+    );
+    error(
+        curl("GET", &format!("{url}/v1/nope"), None, &[]),
+        404,
+        "no such route",
+    );
+    error(
+        curl(
+            "POST",
+            &format!("{url}/v1/jobs?parallelism=many"),
+            Some(&file("p.yaml", b"name: x")),
+            &yaml,
+        ),
         400,
         "parallelism",
     );
     // Cancelling a finished job.
-    let small = nab_job("small", &format!("artifact:{id}"), "realAdExchange/*.csv", &dir.join("small"), "", "");
+    let small = nab_job(
+        "small",
+        &format!("artifact:{id}"),
+        "realAdExchange/*.csv",
+        &dir.join("small"),
+        "",
+        "",
+    );
     let job_id = submit(&jm, &small, "", dir);
     wait_for(&jm, &job_id, &["FINISHED"], Duration::from_secs(60));
     error(
-        curl("PATCH", &format!("{url}/v1/jobs/{job_id}?mode=cancel"), None, &[]),
+        curl(
+            "PATCH",
+            &format!("{url}/v1/jobs/{job_id}?mode=cancel"),
+            None,
+            &[],
+        ),
         409,
         "already FINISHED",
     );
     // Nothing changed: one artifact, one job, still finished.
-    assert_eq!(get(&jm, "/v1/artifacts")["artifacts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get(&jm, "/v1/artifacts")["artifacts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let jobs = get(&jm, "/v1/jobs");
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(jobs["jobs"][0]["state"], "FINISHED");
@@ -541,13 +762,27 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     // With a token: none or a wrong one is 401, the right one works.
     std::fs::create_dir_all(dir.join("secured")).unwrap();
     let secured = JobManager::start(&dir.join("secured"), &["rest.auth.token=s3cret"]);
-    error(curl("GET", &format!("{}/v1/jobs", secured.url), None, &[]), 401, "Authorization");
     error(
-        curl("GET", &format!("{}/v1/jobs", secured.url), None, &["Authorization: Bearer nope"]),
+        curl("GET", &format!("{}/v1/jobs", secured.url), None, &[]),
+        401,
+        "Authorization",
+    );
+    error(
+        curl(
+            "GET",
+            &format!("{}/v1/jobs", secured.url),
+            None,
+            &["Authorization: Bearer nope"],
+        ),
         401,
         "wrong bearer token",
     );
-    let (status, _) = curl("GET", &format!("{}/v1/jobs", secured.url), None, &["Authorization: Bearer s3cret"]);
+    let (status, _) = curl(
+        "GET",
+        &format!("{}/v1/jobs", secured.url),
+        None,
+        &["Authorization: Bearer s3cret"],
+    );
     assert_eq!(status, 200);
 }
 
@@ -580,12 +815,19 @@ fn the_openapi_document_lists_every_route_and_validates() {
         "GET /v1/jobs/{id}/exceptions",
         "GET /v1/overview",
     ] {
-        assert!(routes.iter().any(|r| r == expected), "{expected} missing from {routes:?}");
+        assert!(
+            routes.iter().any(|r| r == expected),
+            "{expected} missing from {routes:?}"
+        );
         // And the server answers it (not the 404 fallback).
         let (method, path) = expected.split_once(' ').unwrap();
-        let path = path.replace("{id}", &"0".repeat(64)).replace("{triggerid}", "x");
+        let path = path
+            .replace("{id}", &"0".repeat(64))
+            .replace("{triggerid}", "x");
         let (status, body) = curl(method, &format!("{}{path}", jm.url), None, &[]);
-        let fallback = body["errors"][0].as_str().is_some_and(|m| m.contains("no such route"));
+        let fallback = body["errors"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("no such route"));
         assert!(!fallback && status != 405, "{expected}: {status} {body}");
     }
     // Validated by an independent OpenAPI validator (PyPI's

@@ -62,7 +62,11 @@ pub struct ArtifactStore {
 /// # Errors
 /// [`ArtifactError::BadId`].
 pub fn check_id(id: &str) -> Result<(), ArtifactError> {
-    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(())
     } else {
         Err(ArtifactError::BadId(id.to_string()))
@@ -223,7 +227,10 @@ mod tests {
         let runtime = WasmRuntime::new(weir_wasm::RuntimeConfig { cache_dir: None }).unwrap();
         let err = store.put(&runtime, b"not wasm at all", 0).unwrap_err();
         assert!(matches!(err, ArtifactError::Invalid(_)), "{err}");
-        assert!(err.to_string().contains("not a WebAssembly component"), "{err}");
+        assert!(
+            err.to_string().contains("not a WebAssembly component"),
+            "{err}"
+        );
         assert!(store.list().unwrap().is_empty());
         let missing = "0".repeat(64);
         assert!(matches!(

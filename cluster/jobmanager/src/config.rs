@@ -228,7 +228,9 @@ mod tests {
     use super::*;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -262,14 +264,21 @@ mod tests {
         let err = JobManagerConfig::load(None, [], &pairs(&[("rest.prot", "1")])).unwrap_err();
         assert_eq!(err.to_string(), "unknown configuration key `rest.prot`");
         let err = JobManagerConfig::load(None, [], &pairs(&[("rest.port", "http")])).unwrap_err();
-        assert!(err.to_string().contains("`rest.port`: `http` is not a port"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`rest.port`: `http` is not a port"),
+            "{err}"
+        );
         let err = JobManagerConfig::load(
             None,
             [],
             &pairs(&[("execution.checkpointing.interval", "soon")]),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("execution.checkpointing.interval"), "{err}");
+        assert!(
+            err.to_string().contains("execution.checkpointing.interval"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -38,7 +38,11 @@ fn drive(job: &JobGraph, config: &RunConfig) -> Result<Option<String>, JobError>
     let checkpoints = &config.checkpoints;
     let initial = match &config.restore {
         Some(Restore::Latest) => weir_task::resolve_latest_or_fresh(checkpoints, &job.name)?,
-        Some(restore) => Some(weir_task::resolve_checkpoint(restore, checkpoints, &job.name)?),
+        Some(restore) => Some(weir_task::resolve_checkpoint(
+            restore,
+            checkpoints,
+            &job.name,
+        )?),
         None => None,
     };
     let strategy = checkpoints.restart_strategy();

@@ -243,15 +243,14 @@ impl JobLifecycle {
                 });
                 let delay = match kind {
                     FailureKind::Permanent => None,
-                    FailureKind::Task | FailureKind::Checkpoints => {
-                        self.tracker.on_failure(now_ms)
-                    }
+                    FailureKind::Task | FailureKind::Checkpoints => self.tracker.on_failure(now_ms),
                 };
                 match delay {
                     Some(delay_ms) => {
                         self.enter(JobStatus::Restarting, now_ms);
-                        self.restart_at_ms =
-                            Some(now_ms.saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX)));
+                        self.restart_at_ms = Some(
+                            now_ms.saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX)),
+                        );
                     }
                     None => self.end(JobStatus::Failed, now_ms, &mut actions),
                 }

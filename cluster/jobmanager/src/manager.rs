@@ -279,7 +279,11 @@ impl JobManager {
         let users: Vec<&str> = state
             .jobs
             .values()
-            .filter(|j| j.lifecycle.as_ref().is_some_and(|l| !l.status().is_terminal()))
+            .filter(|j| {
+                j.lifecycle
+                    .as_ref()
+                    .is_some_and(|l| !l.status().is_terminal())
+            })
             .filter(|j| j.udfs.values().any(|p| *p == self.inner.artifacts.path(id)))
             .map(|j| j.record.id.as_str())
             .collect();
@@ -367,7 +371,7 @@ impl JobManager {
             }
         };
         let id = record.id.clone();
-        let prior_exceptions = std::mem::take(&mut record.exceptions);
+        let prior_exceptions = record.exceptions.clone();
         let mut state = self.lock();
         let lifecycle = if run {
             state
@@ -432,9 +436,10 @@ impl JobManager {
                     "operators[{index}].udf: `{text}` is a local path; a JobManager runs uploaded components only: upload it (`weir udf upload FILE.wasm` or POST /v1/artifacts) and name it as `artifact:<id>`, or let `weir submit` do both"
                 )));
             };
-            self.inner.artifacts.get(id).map_err(|e| {
-                JmError::BadRequest(format!("operators[{index}].udf: {e}"))
-            })?;
+            self.inner
+                .artifacts
+                .get(id)
+                .map_err(|e| JmError::BadRequest(format!("operators[{index}].udf: {e}")))?;
             udfs.insert(op.id.clone(), self.inner.artifacts.path(id));
         }
         Ok(udfs)
@@ -526,8 +531,10 @@ impl JobManager {
         job.record.savepoint = lifecycle.savepoint().map(str::to_string);
         if status.is_terminal() {
             job.record.end_ms = lifecycle.entered(status);
-            job.savepoints
-                .fail_waiting(&format!("the job ended ({}) before the savepoint", status.name()));
+            job.savepoints.fail_waiting(&format!(
+                "the job ended ({}) before the savepoint",
+                status.name()
+            ));
         }
         if changed && let Err(e) = self.persist(&job.record) {
             tracing::warn!("{e}");
@@ -625,8 +632,11 @@ impl JobManager {
         let initial = job.initial.clone();
         move || {
             let restored = if attempt > 0 && config.checkpoints.enabled() {
-                match weir_task::resolve_checkpoint(&Restore::Latest, &config.checkpoints, &graph.name)
-                {
+                match weir_task::resolve_checkpoint(
+                    &Restore::Latest,
+                    &config.checkpoints,
+                    &graph.name,
+                ) {
                     Ok(found) => Ok(Some(found)),
                     // Nothing completed yet: start over as the first attempt did.
                     Err(_) => initial
@@ -640,8 +650,8 @@ impl JobManager {
                     .map(|r| weir_task::resolve_checkpoint(r, &config.checkpoints, &graph.name))
                     .transpose()
             };
-            let result = restored
-                .and_then(|r| weir_task::run_attempt(&graph, &config, r.as_ref(), attempt));
+            let result =
+                restored.and_then(|r| weir_task::run_attempt(&graph, &config, r.as_ref(), attempt));
             match result {
                 Ok(savepoint) => Event::AttemptFinished { savepoint },
                 Err(JobError::Cancelled) => Event::AttemptCancelled,
@@ -816,7 +826,9 @@ impl JobManager {
             )));
         }
         if let Some(target) = target {
-            *job.savepoint_target.lock().unwrap_or_else(|e| e.into_inner()) = Some(target);
+            *job.savepoint_target
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(target);
         }
         job.stop.store(true, Ordering::SeqCst);
         let request = new_id();
@@ -850,7 +862,8 @@ impl JobManager {
         let request = new_id();
         let number = job.savepoint_requests.len() as u64 + 1;
         job.savepoint_requests.insert(request.clone(), number);
-        job.savepoints.request(SavepointRequest { id: number, target });
+        job.savepoints
+            .request(SavepointRequest { id: number, target });
         Ok(request)
     }
 
@@ -882,11 +895,10 @@ impl JobManager {
             } else if let Some(location) = &job.record.savepoint {
                 ("COMPLETED", Some(("location", location.clone())))
             } else {
-                let cause = job
-                    .record
-                    .exceptions
-                    .last()
-                    .map_or_else(|| format!("the job ended {}", status.name()), |f| f.message.clone());
+                let cause = job.record.exceptions.last().map_or_else(
+                    || format!("the job ended {}", status.name()),
+                    |f| f.message.clone(),
+                );
                 ("COMPLETED", Some(("failure-cause", cause)))
             };
             Ok(SavepointStatus {
@@ -901,7 +913,9 @@ impl JobManager {
         let state = self.lock();
         let mut jobs = BTreeMap::new();
         for job in state.jobs.values() {
-            *jobs.entry(job.record.status.name().to_string()).or_insert(0) += 1;
+            *jobs
+                .entry(job.record.status.name().to_string())
+                .or_insert(0) += 1;
         }
         Overview {
             taskmanagers: 1,

@@ -79,9 +79,25 @@ async fn blocking<T: Send + 'static>(
         description = "Upload UDF components, deploy and manage jobs. Errors are {\"errors\": [...]}."
     ),
     components(schemas(
-        ErrorBody, ArtifactInfo, ArtifactList, SubmitAnswer, JobOverview, JobList, JobDetails,
-        VertexInfo, JobCounters, CheckpointView, CheckpointsView, ExceptionsView, Failure,
-        FailureKind, JobStatus, StopRequest, SavepointRequestBody, TriggerAnswer, SavepointStatus,
+        ErrorBody,
+        ArtifactInfo,
+        ArtifactList,
+        SubmitAnswer,
+        JobOverview,
+        JobList,
+        JobDetails,
+        VertexInfo,
+        JobCounters,
+        CheckpointView,
+        CheckpointsView,
+        ExceptionsView,
+        Failure,
+        FailureKind,
+        JobStatus,
+        StopRequest,
+        SavepointRequestBody,
+        TriggerAnswer,
+        SavepointStatus,
         Overview
     ))
 )]
@@ -166,7 +182,10 @@ async fn authorize(State(jm): State<JobManager>, request: Request, next: Next) -
         (status = 400, body = ErrorBody, description = "not a Weir component"),
         (status = 413, body = ErrorBody, description = "larger than rest.upload.max-bytes"),
     ))]
-async fn upload_artifact(State(jm): State<JobManager>, request: Request) -> ApiResult<Json<ArtifactInfo>> {
+async fn upload_artifact(
+    State(jm): State<JobManager>,
+    request: Request,
+) -> ApiResult<Json<ArtifactInfo>> {
     let limit = usize::try_from(jm.config().upload_max_bytes).unwrap_or(usize::MAX);
     let too_large = || {
         ApiError(
@@ -314,7 +333,10 @@ async fn list_jobs(State(jm): State<JobManager>) -> Json<JobList> {
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "job id")),
     responses((status = 200, body = JobDetails), (status = 404, body = ErrorBody)))]
-async fn get_job(State(jm): State<JobManager>, Path(id): Path<String>) -> ApiResult<Json<JobDetails>> {
+async fn get_job(
+    State(jm): State<JobManager>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobDetails>> {
     jm.job(&id).map(Json).map_err(ApiError::from)
 }
 
@@ -350,6 +372,21 @@ async fn patch_job(
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }
 
+/// A small JSON body (at most 1 MiB), or the default when it is empty.
+async fn json_or_default<T: Default + serde::de::DeserializeOwned>(
+    body: Body,
+    what: &str,
+) -> ApiResult<T> {
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))
+}
+
 /// Stop a job with a savepoint.
 #[utoipa::path(post, path = "/v1/jobs/{id}/stop", tag = "jobs",
     params(("id" = String, Path, description = "job id")),
@@ -361,15 +398,7 @@ async fn stop_job(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<TriggerAnswer>)> {
-    let bytes = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let request: StopRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        StopRequest::default()
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid stop request: {e}")))?
-    };
+    let request: StopRequest = json_or_default(body, "stop request").await?;
     let request_id = jm.stop(&id, request.target_directory)?;
     Ok((StatusCode::ACCEPTED, Json(TriggerAnswer { request_id })))
 }
@@ -386,16 +415,7 @@ async fn trigger_savepoint(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<TriggerAnswer>)> {
-    let bytes = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let request: SavepointRequestBody = if bytes.iter().all(u8::is_ascii_whitespace) {
-        SavepointRequestBody::default()
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError(StatusCode::BAD_REQUEST, format!("invalid savepoint request: {e}"))
-        })?
-    };
+    let request: SavepointRequestBody = json_or_default(body, "savepoint request").await?;
     let request_id = if request.cancel_job {
         jm.stop(&id, request.target_directory)?
     } else {
@@ -474,4 +494,3 @@ pub fn route_list() -> Vec<String> {
     routes.sort();
     routes
 }
-

@@ -18,7 +18,9 @@ pub struct SlotPool {
 
 /// Why a job cannot be scheduled at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the job needs {needed} slots but the cluster has only {total} (taskmanager.numberOfTaskSlots); lower its parallelism")]
+#[error(
+    "the job needs {needed} slots but the cluster has only {total} (taskmanager.numberOfTaskSlots); lower its parallelism"
+)]
 pub struct TooLarge {
     /// Slots the job needs.
     pub needed: u32,

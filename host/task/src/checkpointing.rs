@@ -373,7 +373,9 @@ impl CoordinatorLoop<'_> {
                     {
                         requests.finish(
                             request.id,
-                            Err(format!("checkpoint {id} for the savepoint aborted: {reason}")),
+                            Err(format!(
+                                "checkpoint {id} for the savepoint aborted: {reason}"
+                            )),
                         );
                     }
                 }

@@ -1313,7 +1313,10 @@ sinks:
             match parse(&text) {
                 Err(JobGraphError::Invalid { line, message, .. }) => {
                     assert_eq!(line, Some(8), "{message}");
-                    assert!(message.contains(&format!("operators[0].{field}")), "{message}");
+                    assert!(
+                        message.contains(&format!("operators[0].{field}")),
+                        "{message}"
+                    );
                     assert!(message.contains(needle), "{message}");
                 }
                 other => panic!("{field}: {value} accepted: {other:?}"),
