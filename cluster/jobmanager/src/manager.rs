@@ -133,6 +133,11 @@ pub struct JobManager {
     inner: Arc<Inner>,
 }
 
+/// A map's entries as `(&str, &str)` pairs.
+fn pairs(map: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Wall-clock ms since the epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -452,11 +457,6 @@ impl JobManager {
         let ha = &self.inner.config.ha_dir;
         config.dir = ha.join("checkpoints").display().to_string();
         config.savepoint_dir = ha.join("savepoints").display().to_string();
-        let pairs = |map: &'_ BTreeMap<String, String>| {
-            map.iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect::<Vec<_>>()
-        };
         config
             .set_all(pairs(&self.inner.config.job_defaults))
             .map_err(|e| JmError::Internal(format!("configuration: {e}")))?;
