@@ -121,7 +121,8 @@ struct State {
 struct Inner {
     config: JobManagerConfig,
     artifacts: ArtifactStore,
-    runtime: WasmRuntime,
+    /// Shared by the uploads' checks and every job's attempts.
+    runtime: Arc<WasmRuntime>,
     cache_dir: Option<PathBuf>,
     state: Mutex<State>,
     changed: Condvar,
@@ -176,7 +177,7 @@ impl JobManager {
             inner: Arc::new(Inner {
                 config,
                 artifacts,
-                runtime,
+                runtime: Arc::new(runtime),
                 cache_dir,
                 state: Mutex::new(State {
                     jobs: BTreeMap::new(),
@@ -629,6 +630,7 @@ impl JobManager {
         config.cancel = Some(job.cancel.clone());
         config.savepoint_target = Some(job.savepoint_target.clone());
         config.savepoints = Some(job.savepoints.clone());
+        config.runtime = Some(self.inner.runtime.clone());
         let initial = job.initial.clone();
         move || {
             let restored = if attempt > 0 && config.checkpoints.enabled() {

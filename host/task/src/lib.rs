@@ -80,6 +80,9 @@ pub struct RunConfig {
     /// Savepoints to take while the job keeps running (Flink's trigger
     /// savepoint); needs checkpointing on.
     pub savepoints: Option<Arc<SavepointRequests>>,
+    /// A Wasm runtime (engine, linker, compiled-code cache) shared with
+    /// other jobs; `None`: each attempt creates its own from `cache_dir`.
+    pub runtime: Option<Arc<weir_wasm::WasmRuntime>>,
 }
 
 /// A savepoint asked for while the job runs.
@@ -157,6 +160,7 @@ impl RunConfig {
             cancel: None,
             savepoint_target: None,
             savepoints: None,
+            runtime: None,
         }
     }
 }

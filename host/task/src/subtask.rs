@@ -269,14 +269,23 @@ pub(crate) fn execute(
     restored: Option<&Restored>,
     attempt: u32,
 ) -> Result<Option<String>, JobError> {
-    let runtime = WasmRuntime::new(RuntimeConfig {
-        cache_dir: config.cache_dir.clone(),
-    })
-    .map_err(|source| JobError::Load {
-        operator: "<engine>".into(),
-        source,
-    })?;
-    let components = load_components(job, config, &runtime)?;
+    // The caller's runtime (a JobManager shares one among its jobs), or
+    // one for this attempt.
+    let owned;
+    let runtime = match &config.runtime {
+        Some(shared) => shared.as_ref(),
+        None => {
+            owned = WasmRuntime::new(RuntimeConfig {
+                cache_dir: config.cache_dir.clone(),
+            })
+            .map_err(|source| JobError::Load {
+                operator: "<engine>".into(),
+                source,
+            })?;
+            &owned
+        }
+    };
+    let components = load_components(job, config, runtime)?;
     let plan = Plan::new(job);
 
     // Splits of every source, assigned round-robin to its subtasks.

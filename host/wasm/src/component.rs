@@ -75,6 +75,14 @@ pub struct WasmRuntime {
     _ticker: EpochTicker,
 }
 
+impl std::fmt::Debug for WasmRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmRuntime")
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
 impl WasmRuntime {
     /// Creates the engine (component model, epoch interruption, 1 MiB wasm
     /// stack) and links WASI p2 and the `weir:operator` imports.
