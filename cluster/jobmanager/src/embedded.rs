@@ -1,6 +1,6 @@
 //! `weir run`: one job on local slots in this process, driven by the same
 //! job state machine ([`JobLifecycle`]) and attempt runner
-//! ([`weir_task::run_attempt`]) as the JobManager's jobs, without REST,
+//! ([`crate::attempt::run_attempt`]) as the JobManager's jobs, without REST,
 //! slots accounting or persistence.
 
 use std::time::Duration;
@@ -17,6 +17,16 @@ pub(crate) fn failure_kind(error: &JobError) -> FailureKind {
         JobError::Task { .. } => FailureKind::Task,
         JobError::CheckpointsFailing(_) => FailureKind::Checkpoints,
         _ => FailureKind::Permanent,
+    }
+}
+
+/// The lifecycle event of an attempt that failed with `error`: its kind
+/// for the restart strategy, and what the task hit.
+pub(crate) fn failure_event(error: &JobError) -> Event {
+    Event::AttemptFailed {
+        kind: failure_kind(error),
+        cause: error.kind().map(|k| k.as_str().to_string()),
+        message: error.to_string(),
     }
 }
 
@@ -57,17 +67,14 @@ fn drive(job: &JobGraph, config: &RunConfig) -> Result<Option<String>, JobError>
                 continue;
             };
             let restored = latest.as_ref().or(initial.as_ref());
-            let error = match weir_task::run_attempt(job, config, restored, attempt) {
+            let error = match crate::attempt::run_attempt(job, config, restored, attempt) {
                 Ok(savepoint) => return Ok(savepoint),
                 Err(error) => error,
             };
             if matches!(error, JobError::Cancelled) {
                 return Err(error);
             }
-            let event = Event::AttemptFailed {
-                kind: failure_kind(&error),
-                message: error.to_string(),
-            };
+            let event = failure_event(&error);
             next = lifecycle.handle(event, now_ms()).unwrap_or_default();
             match lifecycle.status() {
                 JobStatus::Restarting => {

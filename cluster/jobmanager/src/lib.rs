@@ -5,6 +5,9 @@
 //! - [`lifecycle`]: the job state machine (Flink's CREATED, RUNNING,
 //!   RESTARTING, CANCELLING, FINISHED, CANCELED, FAILED) over messages and
 //!   an injected clock, with the restart strategy deciding restarts.
+//! - [`attempt`]: one attempt of a job: its tasks deployed on local
+//!   threads, and the attempt's driver (checkpoint coordination, failure
+//!   handling) talking to them by control messages.
 //! - [`slots`]: the slot pool and first-come-first-served scheduling.
 //! - [`artifacts`]: the content-addressed store of uploaded components
 //!   (`udf: artifact:<sha256>` in a job).
@@ -17,6 +20,7 @@
 //!   state machine and attempt runner, without REST or persistence.
 
 pub mod artifacts;
+pub mod attempt;
 pub mod config;
 pub mod embedded;
 pub mod lifecycle;

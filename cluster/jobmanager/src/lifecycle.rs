@@ -81,6 +81,10 @@ pub struct Failure {
     pub timestamp_ms: i64,
     /// Its kind.
     pub kind: FailureKind,
+    /// For a task failure, what the task hit: `trap`, `timeout`,
+    /// `memory-limit`, `udf-error`, `io` or `internal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     /// The message, naming the operator, subtask and record where known.
     pub message: String,
     /// The attempt that failed (0 for the first).
@@ -101,6 +105,8 @@ pub enum Event {
     AttemptFailed {
         /// Why.
         kind: FailureKind,
+        /// For a task failure, what the task hit (see [`Failure::cause`]).
+        cause: Option<String>,
         /// The message.
         message: String,
     },
@@ -234,10 +240,18 @@ impl JobLifecycle {
                 };
                 self.end(end, now_ms, &mut actions);
             }
-            (JobStatus::Running, Event::AttemptFailed { kind, message }) => {
+            (
+                JobStatus::Running,
+                Event::AttemptFailed {
+                    kind,
+                    cause,
+                    message,
+                },
+            ) => {
                 self.exceptions.push(Failure {
                     timestamp_ms: now_ms,
                     kind,
+                    cause,
                     message,
                     attempt: self.attempt,
                 });
@@ -316,6 +330,7 @@ mod tests {
     fn failed(message: &str) -> Event {
         Event::AttemptFailed {
             kind: FailureKind::Task,
+            cause: Some("trap".into()),
             message: message.into(),
         }
     }
@@ -363,6 +378,7 @@ mod tests {
         job.handle(
             Event::AttemptFailed {
                 kind: FailureKind::Permanent,
+                cause: None,
                 message: "cannot read checkpoint".into(),
             },
             5,

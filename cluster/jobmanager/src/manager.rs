@@ -580,6 +580,7 @@ impl JobManager {
                 let event = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
                     .unwrap_or_else(|_| Event::AttemptFailed {
                         kind: crate::lifecycle::FailureKind::Permanent,
+                        cause: Some("internal".into()),
                         message: "internal error (a bug in Weir): the attempt panicked".into(),
                     });
                 state = self.lock();
@@ -652,18 +653,14 @@ impl JobManager {
                     .map(|r| weir_task::resolve_checkpoint(r, &config.checkpoints, &graph.name))
                     .transpose()
             };
-            let result =
-                restored.and_then(|r| weir_task::run_attempt(&graph, &config, r.as_ref(), attempt));
+            let result = restored
+                .and_then(|r| crate::attempt::run_attempt(&graph, &config, r.as_ref(), attempt));
             match result {
                 Ok(savepoint) => Event::AttemptFinished { savepoint },
                 Err(JobError::Cancelled) => Event::AttemptCancelled,
                 Err(error) => {
-                    let kind = crate::embedded::failure_kind(&error);
                     tracing::warn!("job `{}` attempt {attempt} failed: {error}", graph.name);
-                    Event::AttemptFailed {
-                        kind,
-                        message: error.to_string(),
-                    }
+                    crate::embedded::failure_event(&error)
                 }
             }
         }
@@ -701,25 +698,27 @@ impl JobManager {
             let r = &job.record;
             let end = r.end_ms.unwrap_or(-1);
             let m = &job.metrics;
-            let watermarks = m.sink_watermarks();
+            let counters = m.vertices();
+            let elapsed_ns = m.elapsed().as_nanos() as f64;
             let graph = &job.graph;
             let mut vertices = Vec::new();
             let mut push = |id: &str, kind: &str| {
-                let prefix = format!("{id}#");
-                let current_watermark = (kind == "sink")
-                    .then(|| {
-                        watermarks
-                            .iter()
-                            .filter(|(k, _)| k.starts_with(&prefix))
-                            .map(|(_, w)| *w)
-                            .min()
-                    })
-                    .flatten();
+                let parallelism = graph.parallelism_of(id).unwrap_or(graph.parallelism);
+                let c = counters.get(id);
+                let blocked = c.map_or(0, |c| c.back_pressured_ns()) as f64;
+                let ratio = if elapsed_ns > 0.0 {
+                    (blocked / (elapsed_ns * f64::from(parallelism.max(1)))).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
                 vertices.push(VertexInfo {
                     id: id.to_string(),
                     kind: kind.to_string(),
-                    parallelism: graph.parallelism_of(id).unwrap_or(graph.parallelism),
-                    current_watermark,
+                    parallelism,
+                    current_watermark: c.and_then(|c| c.current_watermark()),
+                    records_in: c.map_or(0, |c| c.records_in()),
+                    records_out: c.map_or(0, |c| c.records_out()),
+                    back_pressure_ratio: ratio,
                 });
             };
             graph.sources.iter().for_each(|s| push(&s.id, "source"));

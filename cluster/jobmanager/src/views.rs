@@ -58,9 +58,20 @@ pub struct VertexInfo {
     pub kind: String,
     /// Its parallelism.
     pub parallelism: u32,
-    /// For a sink: the lowest watermark (ms) its subtasks received.
+    /// The lowest watermark (ms) its subtasks passed on (absent until
+    /// every subtask has one).
     #[serde(rename = "current-watermark", skip_serializing_if = "Option::is_none")]
     pub current_watermark: Option<i64>,
+    /// Records it received, over all subtasks and attempts.
+    #[serde(rename = "read-records")]
+    pub records_in: u64,
+    /// Records it emitted (main and side outputs), over all subtasks and attempts.
+    #[serde(rename = "write-records")]
+    pub records_out: u64,
+    /// Share of its subtasks' time spent waiting for room in full output
+    /// queues since the job started (0: never back-pressured, 1: always).
+    #[serde(rename = "backpressure-ratio")]
+    pub back_pressure_ratio: f64,
 }
 
 /// Counters of a job, summed over its attempts.

@@ -73,6 +73,7 @@ fn submit_checkpoint_fail_restart_from_the_checkpoint_then_stop_with_a_savepoint
         .handle(
             Event::AttemptFailed {
                 kind: FailureKind::Task,
+                cause: Some("trap".into()),
                 message: "zscore (subtask 0 of 1) failed: wasm trap".into(),
             },
             150,
@@ -133,6 +134,7 @@ fn failing_checkpoints_fail_the_job_when_no_restart_is_left() {
         .handle(
             Event::AttemptFailed {
                 kind: FailureKind::Checkpoints,
+                cause: None,
                 message: reason,
             },
             150,

@@ -13,7 +13,7 @@ use crate::nexmark::NexmarkConfig;
 use crate::{BadRecord, ConnectorError};
 
 /// One unit of a source's input, read by exactly one subtask.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Split {
     /// Index in the job's split table (what [`Origin::split`] refers to).
     pub index: u32,
@@ -24,7 +24,7 @@ pub struct Split {
 }
 
 /// What a split reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SplitKind {
     /// One file; `key` is set when the key comes from the path.
     File {

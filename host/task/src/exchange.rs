@@ -1,6 +1,9 @@
 //! Partitioning of a vertex's output over the next vertex's subtasks.
 
-use crossbeam_channel::Sender;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::{Sender, TrySendError};
 use weir_types::keygroup::{key_group_of, subtask_for_key_group};
 use weir_types::{Batch, StreamElement, WatermarkStatus};
 
@@ -36,6 +39,30 @@ pub(crate) struct Exchange {
     max_parallelism: u16,
     /// Re-key records by this JSON field before `key_by`.
     rekey: Option<String>,
+    /// Nanoseconds spent waiting on full queues (back-pressure), when measured.
+    blocked_ns: Option<Arc<AtomicU64>>,
+}
+
+/// Sends `message` on `sender`; a send that has to wait for room (the
+/// consumer is back-pressuring) adds its wait to `blocked_ns`.
+fn deliver(
+    sender: &Sender<Message>,
+    message: Message,
+    blocked_ns: Option<&AtomicU64>,
+) -> Result<(), Disconnected> {
+    match sender.try_send(message) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Disconnected(_)) => Err(Disconnected),
+        Err(TrySendError::Full(message)) => {
+            let started = std::time::Instant::now();
+            let sent = sender.send(message).map_err(|_| Disconnected);
+            if let Some(counter) = blocked_ns {
+                let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                counter.fetch_add(waited, Ordering::Relaxed);
+            }
+            sent
+        }
+    }
 }
 
 impl Exchange {
@@ -57,7 +84,14 @@ impl Exchange {
             next,
             max_parallelism,
             rekey: None,
+            blocked_ns: None,
         }
+    }
+
+    /// Adds the time this exchange waits on full queues to `counter` (ns).
+    pub(crate) fn measure_back_pressure(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.blocked_ns = Some(counter);
+        self
     }
 
     /// Makes `key_by` take each record's key from a top-level JSON field.
@@ -70,17 +104,21 @@ impl Exchange {
     pub(crate) fn send(&mut self, batch: Batch) -> Result<Vec<Unkeyed>, Disconnected> {
         match self.partitioning {
             Partitioning::Forward => {
-                self.senders[self.next]
-                    .send((self.from, StreamElement::Batch(batch)))
-                    .map_err(|_| Disconnected)?;
+                deliver(
+                    &self.senders[self.next],
+                    (self.from, StreamElement::Batch(batch)),
+                    self.blocked_ns.as_deref(),
+                )?;
                 Ok(Vec::new())
             }
             Partitioning::Rebalance => {
                 let target = self.next;
                 self.next = (self.next + 1) % self.senders.len();
-                self.senders[target]
-                    .send((self.from, StreamElement::Batch(batch)))
-                    .map_err(|_| Disconnected)?;
+                deliver(
+                    &self.senders[target],
+                    (self.from, StreamElement::Batch(batch)),
+                    self.blocked_ns.as_deref(),
+                )?;
                 Ok(Vec::new())
             }
             Partitioning::KeyBy => self.send_keyed(batch),
@@ -116,9 +154,11 @@ impl Exchange {
         for (target, buffer) in self.buffers.iter_mut().enumerate() {
             if !buffer.is_empty() {
                 let full = std::mem::take(buffer);
-                self.senders[target]
-                    .send((self.from, StreamElement::Batch(full)))
-                    .map_err(|_| Disconnected)?;
+                deliver(
+                    &self.senders[target],
+                    (self.from, StreamElement::Batch(full)),
+                    self.blocked_ns.as_deref(),
+                )?;
             }
         }
         Ok(unkeyed)
@@ -146,9 +186,11 @@ impl Exchange {
 
     fn broadcast(&mut self, element: StreamElement) -> Result<(), Disconnected> {
         for sender in &self.senders {
-            sender
-                .send((self.from, element.clone()))
-                .map_err(|_| Disconnected)?;
+            deliver(
+                sender,
+                (self.from, element.clone()),
+                self.blocked_ns.as_deref(),
+            )?;
         }
         Ok(())
     }

@@ -174,19 +174,6 @@ impl<'a> Plan<'a> {
         chains
     }
 
-    /// The chain whose head is `vertex`, if any.
-    pub(crate) fn chain_headed_by(&self, vertex: usize) -> Option<usize> {
-        self.chains.iter().position(|c| c.vertices[0] == vertex)
-    }
-
-    /// Producer subtasks feeding `vertex`, over all its inputs. Channel
-    /// messages carry a producer index in `0..producers`: input `e`'s
-    /// subtask `i` sends as `producer_offset(vertex, e) + i`.
-    pub(crate) fn producers(&self, vertex: usize) -> u32 {
-        let v = &self.vertices[vertex];
-        self.producer_offset(vertex, v.inputs.len())
-    }
-
     /// Index of the first producer of input `edge` of `vertex`.
     pub(crate) fn producer_offset(&self, vertex: usize, edge: usize) -> u32 {
         self.vertices[vertex].inputs[..edge]

@@ -1,38 +1,52 @@
-//! Execution of a JobGraph in one process (the embedded mini-cluster).
+//! Execution of a JobGraph in one process: the tasks of an attempt.
 //!
-//! [`run_attempt`] runs one attempt of a job: it plans the job into
-//! operator chains (see `graph`), starts one
-//! OS thread per chain subtask (a *slot*, as in Flink's StreamTask), and
-//! connects chains with bounded queues of batches, so a slow consumer
-//! back-pressures its producers all the way to the sources. Partitioning
-//! between chains is `forward`, `rebalance` or `key_by` (records go to the
-//! subtask owning their key group). Bounded sources end with
-//! `EndOfInput`, which travels down the graph; the job ends when every
-//! sink has seen it from all of its inputs.
+//! [`deploy_local`] plans one attempt of a job into operator chains (see
+//! `graph`) and one owned [`deployment::TaskDeploymentDescriptor`] per
+//! chain subtask, then starts one OS thread per subtask (a *slot*, as in
+//! Flink's StreamTask), connecting chains with bounded queues of batches,
+//! so a slow consumer back-pressures its producers all the way to the
+//! sources. Partitioning between chains is `forward`, `rebalance` or
+//! `key_by` (records go to the subtask owning their key group). Bounded
+//! sources end with `EndOfInput`, which travels down the graph.
+//!
+//! The tasks talk to the attempt's driver (in `weir-jobmanager`) only by
+//! [`control`] messages: checkpoint triggers and completions, finish and
+//! cancel in; acknowledgements, declines, end of input, failures (with
+//! their [`TaskFailureKind`]) and exits out.
 //!
 //! With checkpointing on (`execution.checkpointing.interval`, see
-//! [`weir_checkpoint::CheckpointConfig`]) the job takes barrier snapshots
-//! (see `checkpointing`), file sinks commit their output only with
-//! completed checkpoints (two-phase commit). Restarts are not decided
-//! here: a failed attempt returns its [`JobError`], and the JobManager's
-//! job state machine (`weir-jobmanager`, also behind `weir run`) decides,
-//! under the restart strategy, whether to run another attempt from the
-//! latest completed checkpoint ([`resolve_checkpoint`]).
+//! [`weir_checkpoint::CheckpointConfig`]) the tasks take barrier snapshots
+//! when the driver triggers them, and file sinks commit their output only
+//! with completed checkpoints (two-phase commit). Restarts are not decided
+//! here: the JobManager's job state machine (`weir-jobmanager`, also
+//! behind `weir run`) decides, under the restart strategy, whether to run
+//! another attempt from the latest completed checkpoint
+//! ([`resolve_checkpoint`]).
 //!
-//! A task failure (a UDF trap or limit hit, an I/O error) cancels the
-//! attempt and is returned as a [`JobError`] naming the
+//! A task failure (a UDF trap or limit hit, an I/O error) is reported as a
+//! [`JobError`] naming the
 //! operator, the subtask and, where known, the input file and line of the
 //! record. Record-level
 //! problems (a malformed input row, a UDF's per-record error) are counted
 //! and reported in the [`JobSummary`] without stopping the job.
 
+mod attempt;
 mod checkpointing;
+mod clock;
+mod context;
+pub mod control;
+pub mod deployment;
 mod exchange;
+mod factories;
 mod graph;
 mod incremental;
+mod input;
 mod metrics;
 mod ops;
+mod routing;
+mod snapshot;
 mod subtask;
+mod subtask_checkpoint;
 pub mod watermark;
 
 use std::collections::HashMap;
@@ -41,9 +55,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use checkpointing::Restore;
+pub use context::SplitTable;
 pub use metrics::JobMetrics;
-pub use subtask::SplitTable;
-pub use weir_checkpoint::{CheckpointConfig, CheckpointStats};
+pub use weir_checkpoint::{CheckpointConfig, CheckpointStats, TaskId};
 use weir_connectors::ConnectorError;
 use weir_types::jobgraph::JobGraph;
 use weir_wasm::WasmError;
@@ -132,15 +146,20 @@ impl SavepointRequests {
         }
     }
 
-    pub(crate) fn next(&self) -> Option<SavepointRequest> {
+    /// Takes the oldest waiting request (the attempt's driver, between
+    /// checkpoints).
+    pub fn next(&self) -> Option<SavepointRequest> {
         self.lock().waiting.pop_front()
     }
 
-    pub(crate) fn put_back(&self, request: SavepointRequest) {
+    /// Puts a taken request back first in line (a checkpoint was in flight).
+    pub fn put_back(&self, request: SavepointRequest) {
         self.lock().waiting.push_front(request);
     }
 
-    pub(crate) fn finish(&self, id: u64, outcome: Result<String, String>) {
+    /// Records the outcome of request `id`: the savepoint's location or
+    /// why it failed.
+    pub fn finish(&self, id: u64, outcome: Result<String, String>) {
         self.lock().done.insert(id, outcome);
     }
 }
@@ -237,14 +256,75 @@ pub enum JobError {
         parallelism: u32,
         /// The input record being processed (`file:line`, or a range of them), when known.
         origin: Option<String>,
+        /// What kind of failure it was.
+        kind: TaskFailureKind,
         /// What happened.
         message: String,
     },
 }
 
+impl JobError {
+    /// The kind of a task failure (`None` for errors that are not a
+    /// task's: a job that cannot be planned, loaded or checkpointed).
+    pub fn kind(&self) -> Option<TaskFailureKind> {
+        match self {
+            JobError::Task { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of failure a task had, kept from where it happened to the
+/// JobManager, which decides on a restart and shows it in `/exceptions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskFailureKind {
+    /// The UDF trapped (a panic, `unreachable`, an out-of-bounds access).
+    Trap,
+    /// The UDF ran past its call timeout (`call_timeout_ms`).
+    Timeout,
+    /// The UDF asked for more memory than its cap (`memory_mib`).
+    MemoryLimit,
+    /// A host call of the UDF failed, or its `open`/`close` returned an error.
+    UdfError,
+    /// A source, sink, state backend or checkpoint I/O failed.
+    Io,
+    /// A bug in Weir (a panic in host code).
+    Internal,
+}
+
+impl TaskFailureKind {
+    /// The kind of a Wasm runtime error.
+    pub fn of_wasm(error: &WasmError) -> Self {
+        match error {
+            WasmError::Trap { kind, .. } => match kind {
+                weir_wasm::TrapKind::Trap => TaskFailureKind::Trap,
+                weir_wasm::TrapKind::Timeout => TaskFailureKind::Timeout,
+                weir_wasm::TrapKind::MemoryLimit => TaskFailureKind::MemoryLimit,
+                weir_wasm::TrapKind::HostError => TaskFailureKind::UdfError,
+            },
+            WasmError::Guest { .. } => TaskFailureKind::UdfError,
+            _ => TaskFailureKind::Io,
+        }
+    }
+
+    /// The name used in the REST API (`trap`, `timeout`, `memory-limit`,
+    /// `udf-error`, `io`, `internal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskFailureKind::Trap => "trap",
+            TaskFailureKind::Timeout => "timeout",
+            TaskFailureKind::MemoryLimit => "memory-limit",
+            TaskFailureKind::UdfError => "udf-error",
+            TaskFailureKind::Io => "io",
+            TaskFailureKind::Internal => "internal",
+        }
+    }
+}
+
 /// A completed checkpoint resolved before a run, ready to restore from.
-#[derive(Debug)]
-pub struct ResolvedCheckpoint(checkpointing::Restored);
+#[derive(Debug, Clone)]
+pub struct ResolvedCheckpoint(Arc<checkpointing::Restored>);
 
 impl ResolvedCheckpoint {
     /// The checkpoint's id.
@@ -265,7 +345,8 @@ pub fn resolve_latest_or_fresh(
     config: &CheckpointConfig,
     job_name: &str,
 ) -> Result<Option<ResolvedCheckpoint>, JobError> {
-    checkpointing::resolve_latest_or_fresh(config, job_name).map(|r| r.map(ResolvedCheckpoint))
+    checkpointing::resolve_latest_or_fresh(config, job_name)
+        .map(|r| r.map(|r| ResolvedCheckpoint(Arc::new(r))))
 }
 
 /// Finds the checkpoint `restore` names (for [`Restore::Latest`], the
@@ -279,26 +360,71 @@ pub fn resolve_checkpoint(
     config: &CheckpointConfig,
     job_name: &str,
 ) -> Result<ResolvedCheckpoint, JobError> {
-    checkpointing::resolve(restore, config, job_name).map(ResolvedCheckpoint)
+    checkpointing::resolve(restore, config, job_name).map(|r| ResolvedCheckpoint(Arc::new(r)))
 }
 
-/// Runs one attempt of `job` (no restarts: the caller's restart strategy
-/// decides), starting from `restored` when given. `attempt` (0 for the
-/// first) is what UDFs see in their open context. Returns the savepoint
-/// path when the job stopped with one. The state directory is left for
-/// the caller to remove.
+/// The tasks of one attempt, running on threads of this process (the
+/// local executor), and what the attempt's driver needs to coordinate
+/// them: each task's control queue, the queue of their events, and the
+/// checkpoint coordinator with its storage when checkpoints are on.
+/// Dropping it does not stop the tasks: send [`control::TaskControl::Cancel`]
+/// to each, then [`TaskThreads::join`].
+#[derive(Debug)]
+pub struct LocalDeployment {
+    /// Every task and its control queue.
+    pub tasks: Vec<(TaskId, crossbeam_channel::Sender<control::TaskControl>)>,
+    /// What the tasks report; disconnected once every task and snapshot
+    /// worker has ended.
+    pub events: crossbeam_channel::Receiver<control::TaskEvent>,
+    /// Checkpoint coordination, when checkpoints are on.
+    pub checkpoints: Option<AttemptCheckpoints>,
+    /// The tasks' threads.
+    pub threads: TaskThreads,
+}
+
+/// The threads of a [`LocalDeployment`]'s tasks.
+#[derive(Debug)]
+pub struct TaskThreads(Vec<std::thread::JoinHandle<()>>);
+
+/// The checkpoint side of an attempt.
+#[derive(Debug)]
+pub struct AttemptCheckpoints {
+    /// The coordinator, its ids going on after the restored checkpoint's.
+    pub coordinator: weir_checkpoint::CheckpointCoordinator,
+    /// Where the attempt's checkpoints go.
+    pub storage: Arc<weir_checkpoint::CheckpointStorage>,
+    /// Parallelism of every chain head, by vertex id (for `_metadata`).
+    pub parallelism: std::collections::BTreeMap<String, u32>,
+}
+
+impl TaskThreads {
+    /// Waits until every task thread has ended (they end after sending
+    /// [`control::TaskEvent::Exited`]).
+    pub fn join(self) {
+        for thread in self.0 {
+            // A task's own panics are caught and reported as `Failed`.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Plans one attempt of `job` into a deployment descriptor per subtask
+/// ([`deployment::TaskDeploymentDescriptor`]) and starts them on local
+/// threads, starting from `restored` when given. `attempt` (0 for the
+/// first) is what UDFs see in their open context. Nothing is restarted
+/// here: the caller's driver reads the tasks' events, coordinates
+/// checkpoints and decides.
 ///
 /// # Errors
-/// [`JobError::Task`] for a task failure (restartable),
-/// [`JobError::Cancelled`] after [`RunConfig::cancel`], or any other
-/// [`JobError`] for a job that cannot run.
-pub fn run_attempt(
+/// [`JobError::Load`], [`JobError::Connector`], [`JobError::Plan`] or
+/// [`JobError::Checkpoint`] for a job that cannot start.
+pub fn deploy_local(
     job: &JobGraph,
     config: &RunConfig,
     restored: Option<&ResolvedCheckpoint>,
     attempt: u32,
-) -> Result<Option<String>, JobError> {
-    subtask::execute(job, config, restored.map(|r| &r.0), attempt)
+) -> Result<LocalDeployment, JobError> {
+    attempt::deploy_local(job, config, restored.map(|r| &r.0), attempt)
 }
 
 /// Builds the [`JobSummary`] of a run from its metrics.

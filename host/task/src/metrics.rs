@@ -1,8 +1,7 @@
 //! Job-wide counters, read by progress displays while the job runs.
 
-use std::sync::Mutex;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How many record-level problems are kept verbatim for the summary.
@@ -21,6 +20,76 @@ pub struct JobMetrics {
     sink_watermarks: Mutex<std::collections::BTreeMap<String, i64>>,
     checkpoints: Mutex<Vec<weir_checkpoint::CheckpointStats>>,
     restarts: AtomicU64,
+    vertices: Mutex<std::collections::BTreeMap<String, Arc<VertexMetrics>>>,
+}
+
+/// Counters of one vertex, over all its subtasks and attempts (Flink's
+/// `numRecordsIn`, `numRecordsOut`, `currentInputWatermark` and
+/// `backPressuredTimeMsPerSecond`, the last as a total).
+#[derive(Debug)]
+pub struct VertexMetrics {
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+    /// Time its subtasks waited for room in full output queues, ns.
+    back_pressured_ns: Arc<AtomicU64>,
+    /// The watermark (ms) each subtask last passed on; `i64::MIN`: none yet.
+    watermarks: Vec<AtomicI64>,
+}
+
+impl VertexMetrics {
+    fn new(parallelism: u32) -> Self {
+        Self {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            back_pressured_ns: Arc::new(AtomicU64::new(0)),
+            watermarks: (0..parallelism).map(|_| AtomicI64::new(i64::MIN)).collect(),
+        }
+    }
+
+    /// Records the vertex received.
+    pub fn records_in(&self) -> u64 {
+        self.records_in.load(Ordering::Relaxed)
+    }
+
+    /// Records the vertex emitted (main and side outputs).
+    pub fn records_out(&self) -> u64 {
+        self.records_out.load(Ordering::Relaxed)
+    }
+
+    /// Time its subtasks spent waiting for room in full output queues
+    /// (back-pressure from downstream), summed over subtasks, in ns.
+    pub fn back_pressured_ns(&self) -> u64 {
+        self.back_pressured_ns.load(Ordering::Relaxed)
+    }
+
+    /// The lowest watermark (ms) over its subtasks; `None` until every
+    /// subtask passed one on.
+    pub fn current_watermark(&self) -> Option<i64> {
+        let low = self
+            .watermarks
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .min()?;
+        (low != i64::MIN).then_some(low)
+    }
+
+    pub(crate) fn add_in(&self, n: usize) {
+        self.records_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_out(&self, n: usize) {
+        self.records_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_watermark(&self, subtask: u32, watermark: i64) {
+        if let Some(w) = self.watermarks.get(subtask as usize) {
+            w.store(watermark, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn back_pressure_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.back_pressured_ns)
+    }
 }
 
 impl Default for JobMetrics {
@@ -43,7 +112,33 @@ impl JobMetrics {
             sink_watermarks: Mutex::new(std::collections::BTreeMap::new()),
             checkpoints: Mutex::new(Vec::new()),
             restarts: AtomicU64::new(0),
+            vertices: Mutex::new(std::collections::BTreeMap::new()),
         }
+    }
+
+    /// The counters of vertex `id` (at `parallelism`), created on first use.
+    /// A later attempt at another parallelism starts its watermarks afresh
+    /// and keeps the counts.
+    pub(crate) fn vertex(&self, id: &str, parallelism: u32) -> Arc<VertexMetrics> {
+        let mut vertices = self.vertices.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = vertices
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(VertexMetrics::new(parallelism)));
+        if entry.watermarks.len() != parallelism as usize {
+            let fresh = VertexMetrics::new(parallelism);
+            fresh.add_in(entry.records_in() as usize);
+            fresh.add_out(entry.records_out() as usize);
+            fresh
+                .back_pressured_ns
+                .store(entry.back_pressured_ns(), Ordering::Relaxed);
+            *entry = Arc::new(fresh);
+        }
+        Arc::clone(entry)
+    }
+
+    /// Every vertex's counters so far, by vertex id.
+    pub fn vertices(&self) -> std::collections::BTreeMap<String, Arc<VertexMetrics>> {
+        self.vertices.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     /// Records read by all sources.
@@ -107,7 +202,8 @@ impl JobMetrics {
             .unwrap_or_default()
     }
 
-    pub(crate) fn record_checkpoint(&self, stats: weir_checkpoint::CheckpointStats) {
+    /// Records a completed checkpoint's statistics.
+    pub fn record_checkpoint(&self, stats: weir_checkpoint::CheckpointStats) {
         if let Ok(mut c) = self.checkpoints.lock() {
             c.push(stats);
         }

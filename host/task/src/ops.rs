@@ -8,15 +8,18 @@ use std::path::Path;
 use weir_checkpoint::CheckpointStorage;
 use weir_connectors::Sink;
 use weir_operators::{OperatorOutput, WindowOperator};
-use weir_state::{NativeCheckpoint, TimerDomain};
+use weir_state::TimerDomain;
 use weir_types::KeyGroupRange;
 use weir_types::jobgraph::OperatorSpec;
 use weir_types::keygroup::key_group_of;
 use weir_types::{Batch, Origin, Record};
 use weir_wasm::{OperatorInstance, SortedOutputs};
 
+use crate::TaskFailureKind;
+use crate::clock::wall_clock_ms;
+use crate::context::JobShared;
 use crate::incremental::{IncrementalHandle, SharedFile};
-use crate::subtask::JobShared;
+use crate::snapshot::OperatorState;
 
 /// What an operator emitted: records for the main output (with origins)
 /// and `(side output, record)` pairs.
@@ -26,8 +29,27 @@ pub(crate) struct Emitted {
     pub(crate) side: Vec<(String, Record)>,
 }
 
-/// An operator failed: `(input record or span, when known; message)`.
-pub(crate) type OpFailure = (Option<String>, String);
+/// An operator failed.
+#[derive(Debug)]
+pub(crate) struct OpFailure {
+    /// The input record or span being processed, when known.
+    pub(crate) origin: Option<String>,
+    /// What kind of failure.
+    pub(crate) kind: TaskFailureKind,
+    /// What happened.
+    pub(crate) message: String,
+}
+
+impl OpFailure {
+    /// A failure of `kind` with no known input record.
+    pub(crate) fn new(kind: TaskFailureKind, message: String) -> Self {
+        Self {
+            origin: None,
+            kind,
+            message,
+        }
+    }
+}
 
 /// A vertex chained in a subtask.
 pub(crate) enum ChainedOp<'a> {
@@ -55,13 +77,6 @@ pub(crate) struct UdfOp<'a> {
     pub(crate) instance: OperatorInstance,
 }
 
-/// Wall-clock time in ms since the Unix epoch (processing time).
-pub(crate) fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl ChainedOp<'_> {
     /// The vertex id.
     pub(crate) fn id(&self) -> &str {
@@ -78,7 +93,7 @@ impl ChainedOp<'_> {
     /// has several inputs).
     pub(crate) fn process(
         &mut self,
-        shared: &JobShared<'_>,
+        shared: &JobShared,
         input: usize,
         batch: Batch,
     ) -> Result<Emitted, OpFailure> {
@@ -102,7 +117,7 @@ impl ChainedOp<'_> {
             }),
             ChainedOp::Sink { sink, .. } => {
                 sink.write(&batch.records)
-                    .map_err(|e| (None, e.to_string()))?;
+                    .map_err(|e| OpFailure::new(TaskFailureKind::Io, e.to_string()))?;
                 shared.metrics().add_written(batch.len());
                 Ok(Emitted::default())
             }
@@ -112,7 +127,7 @@ impl ChainedOp<'_> {
     /// The operator's input watermark advanced to `watermark`.
     pub(crate) fn on_watermark(
         &mut self,
-        shared: &JobShared<'_>,
+        shared: &JobShared,
         watermark: i64,
     ) -> Result<Emitted, OpFailure> {
         let mut out = OperatorOutput::default();
@@ -136,7 +151,7 @@ impl ChainedOp<'_> {
     /// The wall clock reads `now_ms`: fires processing-time windows.
     pub(crate) fn on_processing_time(
         &mut self,
-        shared: &JobShared<'_>,
+        shared: &JobShared,
         now_ms: i64,
     ) -> Result<Emitted, OpFailure> {
         Ok(match self {
@@ -161,7 +176,7 @@ impl ChainedOp<'_> {
 
     /// The input ended: emits what is still pending (processing-time
     /// windows and timers fire, so a bounded job loses nothing).
-    pub(crate) fn end_of_input(&mut self, shared: &JobShared<'_>) -> Result<Emitted, OpFailure> {
+    pub(crate) fn end_of_input(&mut self, shared: &JobShared) -> Result<Emitted, OpFailure> {
         Ok(match self {
             ChainedOp::Udf(udf) => {
                 fire_udf_timers(shared, udf, TimerDomain::ProcessingTime, i64::MAX)?
@@ -368,28 +383,22 @@ pub(crate) fn even_split(items: Vec<Vec<u8>>, index: u32, parallelism: u32) -> V
     items.into_iter().skip(start).take(len).collect()
 }
 
-/// One operator's state at a barrier, before the asynchronous phase of
-/// the checkpoint writes it out.
-pub(crate) enum OperatorState {
-    /// Bytes to write as they are.
-    Full(Vec<u8>),
-    /// A native checkpoint of keyed state to upload incrementally.
-    Native(NativeCheckpoint),
-}
-
 /// Turns a built-in operator's output into [`Emitted`], reporting rejected
 /// and dropped-late records and other problems.
 ///
 /// # Errors
 /// The operator's failure (a user-defined aggregate trapped).
 fn builtin_output(
-    shared: &JobShared<'_>,
+    shared: &JobShared,
     spec: &OperatorSpec,
     origins: &[Origin],
     out: OperatorOutput,
 ) -> Result<Emitted, OpFailure> {
     if let Some(message) = out.failure {
-        return Err((None, format!("in the aggregate component: {message}")));
+        return Err(OpFailure::new(
+            TaskFailureKind::Trap,
+            format!("in the aggregate component: {message}"),
+        ));
     }
     for problem in out.problems {
         shared
@@ -416,7 +425,7 @@ fn builtin_output(
 
 /// Fires a UDF's due timers of one domain.
 fn fire_udf_timers(
-    shared: &JobShared<'_>,
+    shared: &JobShared,
     udf: &mut UdfOp<'_>,
     domain: TimerDomain,
     up_to: i64,
@@ -424,13 +433,13 @@ fn fire_udf_timers(
     let outputs = udf
         .instance
         .fire_timers(domain, up_to)
-        .map_err(|e| (None, format!("in on-timer: {e}")))?;
+        .map_err(|e| OpFailure::new(TaskFailureKind::of_wasm(&e), format!("in on-timer: {e}")))?;
     Ok(udf_outputs(shared, udf, &[], outputs.into()))
 }
 
 /// Calls the UDF with a batch.
 fn process_udf(
-    shared: &JobShared<'_>,
+    shared: &JobShared,
     udf: &mut UdfOp<'_>,
     batch: Batch,
 ) -> Result<Emitted, OpFailure> {
@@ -442,7 +451,11 @@ fn process_udf(
                 Some(origin) => Some(shared.splits.describe(*origin)),
                 None => shared.splits.describe_batch(&origins),
             };
-            return Err((origin, failure.error.to_string()));
+            return Err(OpFailure {
+                origin,
+                kind: TaskFailureKind::of_wasm(&failure.error),
+                message: failure.error.to_string(),
+            });
         }
     };
     Ok(udf_outputs(shared, udf, &origins, outputs))
@@ -451,7 +464,7 @@ fn process_udf(
 /// Forwards a UDF's main and side records, reporting per-record errors
 /// with the origin of the input they name.
 fn udf_outputs(
-    shared: &JobShared<'_>,
+    shared: &JobShared,
     udf: &UdfOp<'_>,
     origins: &[Origin],
     outputs: SortedOutputs,

@@ -58,7 +58,7 @@ pub fn subtask_for_key_group(group: KeyGroup, max_parallelism: u16, parallelism:
 }
 
 /// A contiguous, inclusive range of key groups owned by one subtask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct KeyGroupRange {
     /// First group in the range.
     pub start: KeyGroup,

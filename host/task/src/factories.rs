@@ -1,0 +1,260 @@
+//! Building what a subtask runs: loaded components, chained operators,
+//! sinks and keyed state backends.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_connectors::{BlackholeSink, FailAfter, FileSink, Sink, StdoutSink};
+use weir_operators::{JoinOperator, WindowOperator};
+use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
+use weir_types::jobgraph::{JobGraph, OperatorRole, OperatorSpec, SinkKind, StateBackendKind};
+use weir_wasm::{AggregateComponent, InstanceLimits, OperatorComponent, SubtaskInfo, WasmRuntime};
+
+use crate::context::*;
+use crate::deployment::*;
+use crate::ops::{ChainedOp, UdfOp};
+use crate::snapshot::*;
+use crate::subtask::*;
+use crate::{JobError, RunConfig, TaskFailureKind};
+
+/// A loaded component: an operator UDF or a window's aggregate function.
+pub(crate) enum Component {
+    Operator(Arc<OperatorComponent>),
+    Aggregate(Arc<AggregateComponent>),
+}
+
+pub(crate) fn load_components(
+    job: &JobGraph,
+    config: &RunConfig,
+    runtime: &WasmRuntime,
+) -> Result<HashMap<String, Component>, JobError> {
+    let mut components = HashMap::new();
+    for op in job.operators.iter().filter(|o| o.udf.is_some()) {
+        let path = config.udfs.get(&op.id).ok_or_else(|| {
+            JobError::Plan(format!("operator `{}` has no compiled component", op.id))
+        })?;
+        let load_error = |source| JobError::Load {
+            operator: op.id.clone(),
+            source,
+        };
+        let component = match op.role() {
+            OperatorRole::Window(..) => {
+                Component::Aggregate(Arc::new(runtime.load_aggregate(path).map_err(load_error)?))
+            }
+            _ => Component::Operator(Arc::new(runtime.load(path).map_err(load_error)?)),
+        };
+        components.insert(op.id.clone(), component);
+    }
+    Ok(components)
+}
+
+/// A window's aggregate component behind the operators' [`AggregateFunction`].
+pub(crate) struct WasmAggregate(weir_wasm::AggregateInstance);
+
+/// Sorts an aggregate component's answer: its own error rejects the
+/// input, a trap or limit fails the task.
+pub(crate) fn aggregate_answer<T>(
+    answer: weir_wasm::AggregateResult<T>,
+) -> Result<T, weir_operators::AggregateCallError> {
+    use weir_operators::AggregateCallError;
+    match answer {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(AggregateCallError::Rejected(message)),
+        Err(e) => Err(AggregateCallError::Failed(e.to_string())),
+    }
+}
+
+impl weir_operators::AggregateFunction for WasmAggregate {
+    fn create_accumulator(&mut self) -> Result<Vec<u8>, weir_operators::AggregateCallError> {
+        aggregate_answer(self.0.create_accumulator().map(Ok))
+    }
+
+    fn add(
+        &mut self,
+        accumulator: &[u8],
+        values: &[&[u8]],
+    ) -> Result<Vec<u8>, weir_operators::AggregateCallError> {
+        aggregate_answer(self.0.add(accumulator, values))
+    }
+
+    fn merge(
+        &mut self,
+        accumulator: &[u8],
+        other: &[u8],
+    ) -> Result<Vec<u8>, weir_operators::AggregateCallError> {
+        aggregate_answer(self.0.merge(accumulator, other))
+    }
+
+    fn get_result(
+        &mut self,
+        accumulator: &[u8],
+    ) -> Result<String, weir_operators::AggregateCallError> {
+        aggregate_answer(self.0.get_result(accumulator))
+    }
+}
+
+/// The sandbox limits an operator's job-file entry asks for.
+pub(crate) fn limits_of(spec: &OperatorSpec) -> InstanceLimits {
+    InstanceLimits {
+        memory_bytes: (spec.memory_mib as usize) << 20,
+        call_timeout: Duration::from_millis(spec.call_timeout_ms),
+    }
+}
+
+/// What a component's `open` learns about its subtask.
+fn subtask_info(descriptor: &TaskDeploymentDescriptor, spec: &OperatorSpec) -> SubtaskInfo {
+    SubtaskInfo {
+        operator_id: spec.id.clone(),
+        index: descriptor.task.index,
+        parallelism: descriptor.parallelism,
+        max_parallelism: u32::from(descriptor.max_parallelism),
+        attempt: descriptor.attempt,
+    }
+}
+
+/// The operator's `config` as JSON text (`{}` when absent).
+pub(crate) fn config_json(spec: &OperatorSpec) -> String {
+    spec.config
+        .as_ref()
+        .map_or_else(|| "{}".to_string(), |c| c.to_string())
+}
+
+/// The chained operators and sinks of `descriptor`'s subtask, opened.
+///
+/// # Errors
+/// A task failure naming the vertex whose component, state or sink could
+/// not be set up (its kind kept: a trap in `open` is a trap).
+pub(crate) fn build_ops<'d>(
+    shared: &JobShared,
+    descriptor: &'d TaskDeploymentDescriptor,
+) -> Result<Vec<ChainedOp<'d>>, Stop> {
+    let components = &shared.components;
+    let index = descriptor.task.index;
+    let mut ops = Vec::new();
+    for vertex in &descriptor.chain {
+        let fail_as = |kind: TaskFailureKind, message: String| {
+            Stop::Failed(JobError::Task {
+                vertex: vertex.id.clone(),
+                index,
+                parallelism: descriptor.parallelism,
+                origin: None,
+                kind,
+                message,
+            })
+        };
+        let fail = |message: String| fail_as(TaskFailureKind::Io, message);
+        let wasm_fail =
+            |e: weir_wasm::WasmError| fail_as(TaskFailureKind::of_wasm(&e), e.to_string());
+        match &vertex.spec {
+            VertexSpec::Source(_) => {}
+            VertexSpec::Operator(spec) => match spec.role() {
+                OperatorRole::Udf(_) => {
+                    let Some(Component::Operator(component)) = components.get(&spec.id) else {
+                        return Err(fail("component not loaded".into()));
+                    };
+                    let state = if vertex.keyed {
+                        Some(open_state(shared, descriptor, &spec.id).map_err(fail)?)
+                    } else {
+                        None
+                    };
+                    let mut instance = component
+                        .instantiate(task_name(&spec.id, index), state, limits_of(spec))
+                        .map_err(wasm_fail)?;
+                    instance
+                        .open(&subtask_info(descriptor, spec), &config_json(spec))
+                        .map_err(wasm_fail)?;
+                    ops.push(ChainedOp::Udf(UdfOp { spec, instance }));
+                }
+                OperatorRole::Window(window, aggregates, udf) => {
+                    let udf: Option<Box<dyn weir_operators::AggregateFunction>> = match udf {
+                        None => None,
+                        Some(_) => {
+                            let Some(Component::Aggregate(component)) = components.get(&spec.id)
+                            else {
+                                return Err(fail("aggregate component not loaded".into()));
+                            };
+                            let instance = component
+                                .instantiate(
+                                    &subtask_info(descriptor, spec),
+                                    &config_json(spec),
+                                    limits_of(spec),
+                                )
+                                .map_err(wasm_fail)?;
+                            Some(Box::new(WasmAggregate(instance)))
+                        }
+                    };
+                    let op = WindowOperator::new(window, aggregates, udf)
+                        .map_err(|e| fail(e.to_string()))?;
+                    ops.push(ChainedOp::Window {
+                        spec,
+                        op: Box::new(op),
+                    });
+                }
+                OperatorRole::Join(join) => ops.push(ChainedOp::Join {
+                    spec,
+                    op: Box::new(JoinOperator::new(join)),
+                }),
+                OperatorRole::Union => ops.push(ChainedOp::Union { spec }),
+            },
+            VertexSpec::Sink(spec) => {
+                let sink: Box<dyn Sink> = match &spec.kind {
+                    SinkKind::File {
+                        path,
+                        fail_after_records,
+                    } => {
+                        let file: Box<dyn Sink> = if shared.storage.is_some() {
+                            Box::new(FileSink::transactional(path, index))
+                        } else {
+                            Box::new(
+                                FileSink::create(path, index).map_err(|e| fail(e.to_string()))?,
+                            )
+                        };
+                        match fail_after_records {
+                            Some(limit) if descriptor.attempt == 0 => {
+                                Box::new(FailAfter::new(file, *limit, path))
+                            }
+                            _ => file,
+                        }
+                    }
+                    SinkKind::Stdout => Box::new(StdoutSink),
+                    SinkKind::Blackhole => Box::new(BlackholeSink),
+                };
+                ops.push(ChainedOp::Sink { sink, id: &spec.id });
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// Opens the keyed state of operator `operator` in `descriptor`'s
+/// subtask: an empty backend of the job's kind (a RocksDB database under
+/// the state directory), scoped to the subtask's key groups.
+///
+/// # Errors
+/// A message when the directory or database cannot be created.
+pub(crate) fn open_state(
+    shared: &JobShared,
+    descriptor: &TaskDeploymentDescriptor,
+    operator: &str,
+) -> Result<KeyedState, String> {
+    let backend: Box<dyn StateBackend> = match descriptor.state_backend {
+        StateBackendKind::Memory => Box::new(MemoryBackend::new()),
+        StateBackendKind::Rocksdb => {
+            let dir = shared
+                .config
+                .state_dir
+                .join(format!("{operator}-{}", descriptor.task.index));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create state directory {}: {e}", dir.display()))?;
+            Box::new(RocksDbBackend::open(Path::new(&dir)).map_err(|e| e.to_string())?)
+        }
+    };
+    Ok(KeyedState::new(
+        backend,
+        descriptor.key_groups,
+        descriptor.max_parallelism,
+    ))
+}
