@@ -23,6 +23,9 @@ pub enum ClientError {
         /// Why.
         message: String,
     },
+    /// The command was used wrongly.
+    #[error("{0}")]
+    Usage(String),
     /// The JobManager answered with an error.
     #[error("the JobManager refused ({status}): {message}")]
     Refused {
@@ -154,15 +157,18 @@ impl Client {
         self.call("POST", "/v1/artifacts", "application/wasm", Some(bytes))
     }
 
-    /// Submits job text as it is; returns the job id.
+    /// Submits job text as it is; returns the job id. `defines` are
+    /// `KEY=VALUE` configuration pairs that override the job file's
+    /// `configuration:` map.
     ///
     /// # Errors
-    /// The JobManager's refusal.
+    /// [`ClientError::Usage`] for a pair without `=`; the JobManager's refusal.
     pub fn submit_text(
         &self,
         text: &str,
         parallelism: Option<u32>,
         savepoint: Option<&str>,
+        defines: &[String],
     ) -> Result<String, ClientError> {
         let mut query = Vec::new();
         if let Some(p) = parallelism {
@@ -170,6 +176,17 @@ impl Client {
         }
         if let Some(s) = savepoint {
             query.push(format!("savepointPath={}", encode(s)));
+        }
+        if !defines.is_empty() {
+            let mut configuration = serde_json::Map::new();
+            for pair in defines {
+                let (key, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| ClientError::Usage(format!("-D {pair}: expected KEY=VALUE")))?;
+                configuration.insert(key.trim().to_string(), Value::from(value.trim()));
+            }
+            let json = Value::Object(configuration).to_string();
+            query.push(format!("configuration={}", encode(&json)));
         }
         let path = if query.is_empty() {
             "/v1/jobs".to_string()
@@ -191,7 +208,8 @@ impl Client {
 
     /// Submits a job file: every `udf:` that is a local `.wasm` or a Rust
     /// UDF crate (relative to the job file) is built if needed, uploaded,
-    /// and named by its artifact id. Returns the job id.
+    /// and named by its artifact id. Returns the job id. `defines` as for
+    /// [`Client::submit_text`].
     ///
     /// # Errors
     /// [`ClientError`] for an unreadable job file, a failed build or upload,
@@ -201,13 +219,14 @@ impl Client {
         job_file: &Path,
         parallelism: Option<u32>,
         savepoint: Option<&str>,
+        defines: &[String],
     ) -> Result<String, ClientError> {
         let text = std::fs::read_to_string(job_file).map_err(|source| ClientError::Read {
             path: job_file.into(),
             source,
         })?;
         let text = self.upload_udfs(job_file, &text)?;
-        self.submit_text(&text, parallelism, savepoint)
+        self.submit_text(&text, parallelism, savepoint, defines)
     }
 
     /// Replaces local `udf:` paths in job text by uploaded artifacts.

@@ -106,6 +106,10 @@ enum Command {
         /// Start from this savepoint (a path the JobManager can read).
         #[arg(long, value_name = "DIR")]
         from_savepoint: Option<String>,
+        /// Set a configuration key for this job, overriding the job file's
+        /// `configuration:`, e.g. `-Dexecution.checkpointing.interval=10s`.
+        #[arg(short = 'D', value_name = "KEY=VALUE")]
+        define: Vec<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -375,11 +379,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             job,
             parallelism,
             from_savepoint,
+            define,
             remote,
         } => {
-            let id = remote
-                .client()
-                .submit_file(&job, parallelism, from_savepoint.as_deref())?;
+            let id = remote.client().submit_file(
+                &job,
+                parallelism,
+                from_savepoint.as_deref(),
+                &define,
+            )?;
             if remote.json {
                 println!("{}", serde_json::json!({ "jobid": id }));
             } else {

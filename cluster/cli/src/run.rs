@@ -147,10 +147,13 @@ pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobS
         config.checkpoints = checkpoints;
     }
     config.restore = options.restore.clone();
-    config.stop = options.stop.clone();
     let metrics = config.metrics.clone();
     let progress = options.progress.then(|| Progress::start(metrics));
-    let result = weir_jobmanager::embedded::run(&job, config);
+    let commands = match &options.stop {
+        Some(stop) => weir_jobmanager::commands::JobCommands::with_stop(Arc::clone(stop)),
+        None => weir_jobmanager::commands::JobCommands::default(),
+    };
+    let result = weir_jobmanager::embedded::run(&job, config, &commands);
     if let Some(progress) = progress {
         progress.stop();
     }

@@ -333,7 +333,18 @@ fn weir_submit_builds_and_uploads_local_udfs() {
         "",
     );
     std::fs::write(dir.join("job.yaml"), &job).unwrap();
-    let submitted = weir(dir, &["submit", "job.yaml", "--jobmanager", &jm.url]);
+    // A configuration key given at submission turns checkpoints on for a
+    // job file that has none.
+    let submitted = weir(
+        dir,
+        &[
+            "submit",
+            "job.yaml",
+            "--jobmanager",
+            &jm.url,
+            "-Dexecution.checkpointing.interval=100ms",
+        ],
+    );
     let err = String::from_utf8_lossy(&submitted.stderr);
     assert!(submitted.status.success(), "{err}");
     assert!(err.contains("Uploaded"), "{err}");
@@ -344,12 +355,45 @@ fn weir_submit_builds_and_uploads_local_udfs() {
     assert_eq!(done["state"], "FINISHED", "{done}");
     // realTraffic: 7 series, 15,664 readings.
     assert_eq!(done["metrics"]["read-records"], 15_664);
+    let checkpoints = get(&jm, &format!("/v1/jobs/{id}/checkpoints"));
+    assert!(
+        checkpoints["completed"].as_u64().unwrap() >= 1,
+        "the final checkpoint at least: {checkpoints}"
+    );
+    // Per-vertex counters: every reading leaves the source and reaches
+    // the UDF; every alert it emits reaches the sink; the bounded job's
+    // watermark ended at its maximum everywhere.
+    let vertex = |id: &str| {
+        done["vertices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["id"] == id)
+            .unwrap_or_else(|| panic!("no vertex {id}: {done}"))
+            .clone()
+    };
+    let (readings, zscore, alerts) = (vertex("readings"), vertex("zscore"), vertex("alerts"));
+    assert_eq!(readings["write-records"], 15_664, "{readings}");
+    assert_eq!(zscore["read-records"], 15_664, "{zscore}");
+    let emitted = zscore["write-records"].as_u64().unwrap();
+    assert_eq!(
+        alerts["read-records"].as_u64().unwrap(),
+        emitted,
+        "{alerts}"
+    );
+    assert_eq!(alerts["write-records"], 0, "{alerts}");
+    for v in [&readings, &zscore, &alerts] {
+        assert_eq!(v["current-watermark"], i64::MAX, "{v}");
+        let ratio = v["backpressure-ratio"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&ratio), "{v}");
+    }
     let reference = embedded(
         dir,
         "reference",
         &job.replace(out.to_str().unwrap(), dir.join("ref").to_str().unwrap()),
         &dir.join("ref"),
     );
+    assert_eq!(emitted, reference.len() as u64);
     assert_eq!(committed(&out), reference);
 }
 
@@ -403,6 +447,7 @@ fn a_udf_that_traps_once_restarts_from_a_checkpoint_with_exactly_once_output() {
     let exceptions = exceptions["exceptions"].as_array().unwrap().clone();
     assert_eq!(exceptions.len(), 1, "{exceptions:?}");
     assert_eq!(exceptions[0]["kind"], "task");
+    assert_eq!(exceptions[0]["cause"], "trap", "{exceptions:?}");
     assert!(
         exceptions[0]["message"].as_str().unwrap().contains("pass"),
         "{exceptions:?}"
@@ -700,6 +745,36 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         ),
         400,
         "upload it",
+    );
+    // Submit-time configuration: not JSON, or an unknown key.
+    let good = nab_job(
+        "j",
+        &format!("artifact:{id}"),
+        "*.csv",
+        &dir.join("o"),
+        "",
+        "",
+    );
+    let good = file("good.yaml", good.as_bytes());
+    error(
+        curl(
+            "POST",
+            &format!("{url}/v1/jobs?configuration=interval"),
+            Some(&good),
+            &yaml,
+        ),
+        400,
+        "JSON object",
+    );
+    error(
+        curl(
+            "POST",
+            &format!("{url}/v1/jobs?configuration=%7B%22no.such.key%22%3A%221%22%7D"),
+            Some(&good),
+            &yaml,
+        ),
+        400,
+        "no.such.key",
     );
     error(
         curl("GET", &format!("{url}/v1/jobs/{missing}"), None, &[]),

@@ -28,7 +28,6 @@
 //! (Flink's final checkpoint, FLIP-147).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -38,7 +37,9 @@ use weir_checkpoint::{
 };
 
 use weir_task::control::{TaskControl, TaskEvent};
-use weir_task::{AttemptCheckpoints, JobError, ResolvedCheckpoint, RunConfig, SavepointRequest};
+use weir_task::{AttemptCheckpoints, JobError, ResolvedCheckpoint, RunConfig};
+
+use crate::commands::{JobCommands, SavepointRequest};
 
 /// `vertex#index`, a subtask's name in checkpoint metadata.
 fn task_name(vertex: &str, index: u32) -> String {
@@ -53,12 +54,13 @@ fn task_name(vertex: &str, index: u32) -> String {
 ///
 /// # Errors
 /// [`JobError::Task`] for a task failure (restartable, with its kind),
-/// [`JobError::Cancelled`] after [`RunConfig::cancel`],
+/// [`JobError::Cancelled`] after [`JobCommands::cancel`],
 /// [`JobError::CheckpointsFailing`], or any other [`JobError`] for a job
 /// that cannot run.
 pub fn run_attempt(
     job: &weir_types::jobgraph::JobGraph,
     config: &RunConfig,
+    commands: &JobCommands,
     restored: Option<&ResolvedCheckpoint>,
     attempt: u32,
 ) -> Result<Option<String>, JobError> {
@@ -69,7 +71,7 @@ pub fn run_attempt(
         threads,
     } = weir_task::deploy_local(job, config, restored, attempt)?;
     let started = std::time::Instant::now();
-    let result = AttemptDriver::new(tasks, events, checkpoints, config, &job.name)
+    let result = AttemptDriver::new(tasks, events, checkpoints, config, commands, &job.name)
         .run(|| i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
     threads.join();
     result
@@ -81,6 +83,7 @@ pub(crate) struct AttemptDriver<'a> {
     events: Receiver<TaskEvent>,
     checkpoints: Option<Checkpoints<'a>>,
     run: &'a RunConfig,
+    commands: &'a JobCommands,
 }
 
 /// Checkpoint coordination, when checkpoints are on.
@@ -119,6 +122,7 @@ impl<'a> AttemptDriver<'a> {
         events: Receiver<TaskEvent>,
         checkpoints: Option<AttemptCheckpoints>,
         run: &'a RunConfig,
+        commands: &'a JobCommands,
         job: &'a str,
     ) -> Self {
         Self {
@@ -136,6 +140,7 @@ impl<'a> AttemptDriver<'a> {
                 side_savepoint: None,
             }),
             run,
+            commands,
         }
     }
 
@@ -161,12 +166,7 @@ impl<'a> AttemptDriver<'a> {
         let mut finishing = false;
         let mut savepoint_path = None;
         while live > 0 {
-            let cancel_requested = self
-                .run
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::Acquire));
-            if cancel_requested && !cancelling {
+            if self.commands.is_cancelled() && !cancelling {
                 cancelling = true;
                 self.broadcast(TaskControl::Cancel);
             }
@@ -221,16 +221,12 @@ impl<'a> AttemptDriver<'a> {
             if cancelling || finishing {
                 continue;
             }
-            let stopping = self
-                .run
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::Acquire));
+            let stopping = self.commands.is_stopping();
             let tasks = self.tasks.len();
             let Some(c) = &mut self.checkpoints else {
                 continue;
             };
-            let action = action.or_else(|| c.next_action(stopping, tasks, self.run, now_ms()));
+            let action = action.or_else(|| c.next_action(stopping, tasks, self.commands, now_ms()));
             let next = match action {
                 None => Next::Go,
                 Some(CheckpointAction::Trigger(id)) => {
@@ -239,7 +235,7 @@ impl<'a> AttemptDriver<'a> {
                     Next::Go
                 }
                 Some(action) => {
-                    let (next, completed) = c.on_action(action, self.run);
+                    let (next, completed) = c.on_action(action, self.run, self.commands);
                     if let Some(id) = completed {
                         self.broadcast(TaskControl::NotifyCheckpointComplete(id));
                     }
@@ -260,11 +256,7 @@ impl<'a> AttemptDriver<'a> {
                 }
             }
         }
-        let cancelled = self
-            .run
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::SeqCst));
+        let cancelled = self.commands.is_cancelled();
         match first_error {
             // Tasks stopped by a cancel may report what they saw as a
             // failure (a closed channel); the cancel is the cause.
@@ -283,7 +275,7 @@ impl Checkpoints<'_> {
         &mut self,
         stopping: bool,
         tasks: usize,
-        run: &RunConfig,
+        commands: &JobCommands,
         now_ms: i64,
     ) -> Option<CheckpointAction> {
         if self.side_savepoint.is_none()
@@ -291,8 +283,7 @@ impl Checkpoints<'_> {
             && self.savepoint.is_none()
             && self.final_checkpoint.is_none()
             && self.finished < tasks
-            && let Some(requests) = &run.savepoints
-            && let Some(request) = requests.next()
+            && let Some(request) = commands.savepoints.next()
         {
             match self.coordinator.trigger_now(now_ms) {
                 Some(id) => {
@@ -300,7 +291,7 @@ impl Checkpoints<'_> {
                     return Some(CheckpointAction::Trigger(id));
                 }
                 // After the checkpoint in flight.
-                None => requests.put_back(request),
+                None => commands.savepoints.put_back(request),
             }
         }
         if stopping && self.savepoint.is_none() && self.final_checkpoint.is_none() {
@@ -330,6 +321,7 @@ impl Checkpoints<'_> {
         &mut self,
         action: CheckpointAction,
         run: &RunConfig,
+        commands: &JobCommands,
     ) -> (Next, Option<CheckpointId>) {
         match action {
             CheckpointAction::Trigger(_) => (Next::Go, None),
@@ -356,16 +348,12 @@ impl Checkpoints<'_> {
                 }
                 if let Some((_, request)) = self.side_savepoint.take_if(|(s, _)| *s == id) {
                     let kept = self.copy_savepoint(id, request.target.clone());
-                    if let Some(requests) = &run.savepoints {
-                        requests.finish(request.id, kept.map_err(|e| e.to_string()));
-                    }
+                    commands
+                        .savepoints
+                        .finish(request.id, kept.map_err(|e| e.to_string()));
                 }
                 if self.savepoint == Some(id) {
-                    let target = run
-                        .savepoint_target
-                        .as_ref()
-                        .and_then(|t| t.lock().ok().and_then(|t| t.clone()));
-                    return match self.copy_savepoint(id, target) {
+                    return match self.copy_savepoint(id, commands.savepoint_target()) {
                         Ok(path) => (Next::Finish(Some(path)), Some(id)),
                         Err(e) => (
                             Next::Fail(JobError::Checkpoint(format!(
@@ -385,10 +373,8 @@ impl Checkpoints<'_> {
                 if self.savepoint == Some(id) {
                     self.savepoint = None; // try again
                 }
-                if let Some((_, request)) = self.side_savepoint.take_if(|(s, _)| *s == id)
-                    && let Some(requests) = &run.savepoints
-                {
-                    requests.finish(
+                if let Some((_, request)) = self.side_savepoint.take_if(|(s, _)| *s == id) {
+                    commands.savepoints.finish(
                         request.id,
                         Err(format!(
                             "checkpoint {id} for the savepoint aborted: {reason}"
@@ -534,6 +520,7 @@ mod tests {
         let storage = Arc::new(CheckpointStorage::open(&run.checkpoints, "job").unwrap());
         let parallelism = BTreeMap::from([("v".to_string(), 2)]);
         let (senders, events, fake, coordinator) = setup(&run, Some(&storage), 2);
+        let commands = JobCommands::default();
         let result = std::thread::scope(|scope| {
             let driver = AttemptDriver::new(
                 senders,
@@ -544,6 +531,7 @@ mod tests {
                     parallelism: parallelism.clone(),
                 }),
                 &run,
+                &commands,
                 "job",
             );
             let handle = scope.spawn(move || driver.run(|| 0));
@@ -574,8 +562,9 @@ mod tests {
     fn a_failed_task_cancels_the_others_and_its_error_keeps_its_kind() {
         let run = RunConfig::new(HashMap::new(), PathBuf::from("unused"));
         let (senders, events, fake, _) = setup(&run, None, 3);
+        let commands = JobCommands::default();
         let result = std::thread::scope(|scope| {
-            let driver = AttemptDriver::new(senders, events, None, &run, "job");
+            let driver = AttemptDriver::new(senders, events, None, &run, &commands, "job");
             let handle = scope.spawn(move || driver.run(|| 0));
             fake.send(TaskEvent::Failed {
                 task: fake.task(1),
@@ -612,6 +601,7 @@ mod tests {
         let storage = Arc::new(CheckpointStorage::open(&run.checkpoints, "job").unwrap());
         let parallelism = BTreeMap::from([("v".to_string(), 1)]);
         let (senders, events, fake, coordinator) = setup(&run, Some(&storage), 1);
+        let commands = JobCommands::default();
         let clock = std::sync::atomic::AtomicI64::new(0);
         std::thread::scope(|scope| {
             let driver = AttemptDriver::new(
@@ -623,6 +613,7 @@ mod tests {
                     parallelism: parallelism.clone(),
                 }),
                 &run,
+                &commands,
                 "job",
             );
             let clock = &clock;

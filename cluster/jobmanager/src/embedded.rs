@@ -8,6 +8,7 @@ use std::time::Duration;
 use weir_task::{JobError, JobSummary, ResolvedCheckpoint, Restore, RunConfig};
 use weir_types::jobgraph::JobGraph;
 
+use crate::commands::JobCommands;
 use crate::lifecycle::{Action, Event, FailureKind, JobLifecycle, JobStatus};
 use crate::manager::now_ms;
 
@@ -33,18 +34,28 @@ pub(crate) fn failure_event(error: &JobError) -> Event {
 /// Runs `job` to its end (its sources are bounded): attempt after attempt
 /// as the restart strategy allows, each later one from the latest
 /// completed checkpoint. The state directory is removed at the end.
+/// `commands` cancels it or stops it with a savepoint (for example on
+/// SIGTERM).
 ///
 /// # Errors
 /// The [`JobError`] of the last attempt when the job cannot start or the
 /// restart strategy allows no more restarts.
-pub fn run(job: &JobGraph, config: RunConfig) -> Result<JobSummary, JobError> {
-    let result = drive(job, &config);
+pub fn run(
+    job: &JobGraph,
+    config: RunConfig,
+    commands: &JobCommands,
+) -> Result<JobSummary, JobError> {
+    let result = drive(job, &config, commands);
     let _ = std::fs::remove_dir_all(&config.state_dir);
     let savepoint = result?;
     Ok(weir_task::summarize(&config.metrics, savepoint))
 }
 
-fn drive(job: &JobGraph, config: &RunConfig) -> Result<Option<String>, JobError> {
+fn drive(
+    job: &JobGraph,
+    config: &RunConfig,
+    commands: &JobCommands,
+) -> Result<Option<String>, JobError> {
     let checkpoints = &config.checkpoints;
     let initial = match &config.restore {
         Some(Restore::Latest) => weir_task::resolve_latest_or_fresh(checkpoints, &job.name)?,
@@ -67,7 +78,8 @@ fn drive(job: &JobGraph, config: &RunConfig) -> Result<Option<String>, JobError>
                 continue;
             };
             let restored = latest.as_ref().or(initial.as_ref());
-            let error = match crate::attempt::run_attempt(job, config, restored, attempt) {
+            let error = match crate::attempt::run_attempt(job, config, commands, restored, attempt)
+            {
                 Ok(savepoint) => return Ok(savepoint),
                 Err(error) => error,
             };

@@ -8,6 +8,8 @@
 //! - [`attempt`]: one attempt of a job: its tasks deployed on local
 //!   threads, and the attempt's driver (checkpoint coordination, failure
 //!   handling) talking to them by control messages.
+//! - [`commands`]: cancel, stop with savepoint and savepoint requests of
+//!   a job, as the attempt's driver reads them.
 //! - [`slots`]: the slot pool and first-come-first-served scheduling.
 //! - [`artifacts`]: the content-addressed store of uploaded components
 //!   (`udf: artifact:<sha256>` in a job).
@@ -21,6 +23,7 @@
 
 pub mod artifacts;
 pub mod attempt;
+pub mod commands;
 pub mod config;
 pub mod embedded;
 pub mod lifecycle;

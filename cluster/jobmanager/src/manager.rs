@@ -11,17 +11,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weir_checkpoint::CheckpointConfig;
-use weir_task::{JobError, JobMetrics, Restore, RunConfig, SavepointRequest, SavepointRequests};
+use weir_task::{JobError, JobMetrics, Restore, RunConfig};
 use weir_types::jobgraph::JobGraph;
 use weir_wasm::{RuntimeConfig, WasmRuntime};
 
 use crate::artifacts::{ARTIFACT_PREFIX, ArtifactError, ArtifactInfo, ArtifactStore, check_id};
+use crate::commands::{JobCommands, SavepointRequest};
 use crate::config::JobManagerConfig;
 use crate::lifecycle::{Action, Event, Failure, JobLifecycle, JobStatus};
 use crate::slots::SlotPool;
@@ -60,13 +61,18 @@ impl From<ArtifactError> for JmError {
     }
 }
 
-/// Options given with a submission (`POST /v1/jobs?parallelism=&savepointPath=`).
+/// Options given with a submission
+/// (`POST /v1/jobs?parallelism=&savepointPath=&configuration=`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SubmitOptions {
     /// Overrides the job's default parallelism.
     pub parallelism: Option<u32>,
     /// Start from this savepoint (or checkpoint) directory.
     pub savepoint_path: Option<String>,
+    /// Configuration keys (checkpointing, restart strategy) that override
+    /// the job file's `configuration:` map and the server's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configuration: BTreeMap<String, String>,
 }
 
 /// A job as persisted in `<ha>/jobs/<id>/job.json`.
@@ -96,9 +102,8 @@ struct Job {
     /// Where attempt 0 starts from.
     initial: Option<Restore>,
     metrics: Arc<JobMetrics>,
-    cancel: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    savepoint_target: Arc<Mutex<Option<String>>>,
+    /// Cancel, stop and savepoint requests, read by the attempt's driver.
+    commands: Arc<JobCommands>,
     /// An attempt the driver is to deploy.
     deploy: Option<u32>,
     /// Stop-with-savepoint requests, by request id.
@@ -108,8 +113,7 @@ struct Job {
     prior_exceptions: Vec<Failure>,
     /// Whether an attempt's tasks are running.
     attempt_running: bool,
-    /// Savepoints taken while the job runs, and their request ids.
-    savepoints: Arc<SavepointRequests>,
+    /// Request ids of savepoints taken while the job runs, and their numbers.
     savepoint_requests: BTreeMap<String, u64>,
 }
 
@@ -346,7 +350,7 @@ impl JobManager {
             HashMap::new()
         };
         let checkpoints = if run {
-            self.checkpoint_config(&graph, &record.id)?
+            self.checkpoint_config(&graph, &record.id, &record.options.configuration)?
         } else {
             CheckpointConfig::default()
         };
@@ -399,15 +403,12 @@ impl JobManager {
             udfs,
             initial,
             metrics: Arc::new(JobMetrics::new()),
-            cancel: Arc::new(AtomicBool::new(false)),
-            stop: Arc::new(AtomicBool::new(false)),
-            savepoint_target: Arc::new(Mutex::new(None)),
+            commands: Arc::new(JobCommands::default()),
             deploy: None,
             stop_requests: Vec::new(),
             state_dir,
             prior_exceptions,
             attempt_running: false,
-            savepoints: Arc::new(SavepointRequests::default()),
             savepoint_requests: BTreeMap::new(),
         };
         if let Err(e) = self.persist(&job.record) {
@@ -453,7 +454,14 @@ impl JobManager {
 
     /// The JobManager's defaults, then the job's `configuration:`; the
     /// checkpoints of each job live under their own directory.
-    fn checkpoint_config(&self, graph: &JobGraph, id: &str) -> Result<CheckpointConfig, JmError> {
+    /// The job's checkpoint configuration: the server's defaults, then the
+    /// job file's `configuration:`, then the submission's.
+    fn checkpoint_config(
+        &self,
+        graph: &JobGraph,
+        id: &str,
+        submitted: &BTreeMap<String, String>,
+    ) -> Result<CheckpointConfig, JmError> {
         let mut config = CheckpointConfig::default();
         let ha = &self.inner.config.ha_dir;
         config.dir = ha.join("checkpoints").display().to_string();
@@ -464,6 +472,9 @@ impl JobManager {
         config
             .set_all(pairs(&graph.configuration))
             .map_err(|e| JmError::BadRequest(format!("configuration: {e}")))?;
+        config
+            .set_all(pairs(submitted))
+            .map_err(|e| JmError::BadRequest(format!("submitted configuration: {e}")))?;
         config.dir = format!("{}/{id}", config.dir.trim_end_matches('/'));
         Ok(config)
     }
@@ -500,7 +511,7 @@ impl JobManager {
         for action in actions {
             match action {
                 Action::Deploy { attempt } => job.deploy = Some(attempt),
-                Action::CancelTasks => job.cancel.store(true, Ordering::SeqCst),
+                Action::CancelTasks => job.commands.cancel(),
                 Action::ReleaseSlots => release = true,
             }
         }
@@ -532,7 +543,7 @@ impl JobManager {
         job.record.savepoint = lifecycle.savepoint().map(str::to_string);
         if status.is_terminal() {
             job.record.end_ms = lifecycle.entered(status);
-            job.savepoints.fail_waiting(&format!(
+            job.commands.savepoints.fail_waiting(&format!(
                 "the job ended ({}) before the savepoint",
                 status.name()
             ));
@@ -567,7 +578,7 @@ impl JobManager {
                 self.sync_record(job);
             }
             if let Some(attempt) = job.deploy.take() {
-                if job.cancel.load(Ordering::SeqCst) {
+                if job.commands.is_cancelled() {
                     // Cancelled before its tasks were deployed.
                     self.apply(&mut state, id, Event::AttemptCancelled);
                     continue;
@@ -627,12 +638,9 @@ impl JobManager {
         config.cache_dir = self.inner.cache_dir.clone();
         config.metrics = job.metrics.clone();
         config.checkpoints = job.checkpoints.clone();
-        config.stop = Some(job.stop.clone());
-        config.cancel = Some(job.cancel.clone());
-        config.savepoint_target = Some(job.savepoint_target.clone());
-        config.savepoints = Some(job.savepoints.clone());
         config.runtime = Some(self.inner.runtime.clone());
         let initial = job.initial.clone();
+        let commands = Arc::clone(&job.commands);
         move || {
             let restored = if attempt > 0 && config.checkpoints.enabled() {
                 match weir_task::resolve_checkpoint(
@@ -653,8 +661,9 @@ impl JobManager {
                     .map(|r| weir_task::resolve_checkpoint(r, &config.checkpoints, &graph.name))
                     .transpose()
             };
-            let result = restored
-                .and_then(|r| crate::attempt::run_attempt(&graph, &config, r.as_ref(), attempt));
+            let result = restored.and_then(|r| {
+                crate::attempt::run_attempt(&graph, &config, &commands, r.as_ref(), attempt)
+            });
             match result {
                 Ok(savepoint) => Event::AttemptFinished { savepoint },
                 Err(JobError::Cancelled) => Event::AttemptCancelled,
@@ -826,12 +835,7 @@ impl JobManager {
                 "job {id} takes no checkpoints: set execution.checkpointing.interval to stop it with a savepoint (or cancel it)"
             )));
         }
-        if let Some(target) = target {
-            *job.savepoint_target
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(target);
-        }
-        job.stop.store(true, Ordering::SeqCst);
+        job.commands.stop_with_savepoint(target);
         let request = new_id();
         job.stop_requests.push(request.clone());
         Ok(request)
@@ -863,7 +867,8 @@ impl JobManager {
         let request = new_id();
         let number = job.savepoint_requests.len() as u64 + 1;
         job.savepoint_requests.insert(request.clone(), number);
-        job.savepoints
+        job.commands
+            .savepoints
             .request(SavepointRequest { id: number, target });
         Ok(request)
     }
@@ -875,7 +880,7 @@ impl JobManager {
     pub fn savepoint_status(&self, id: &str, request: &str) -> Result<SavepointStatus, JmError> {
         self.with_job(id, |_, job| {
             if let Some(number) = job.savepoint_requests.get(request) {
-                let (name, operation) = match job.savepoints.outcome(*number) {
+                let (name, operation) = match job.commands.savepoints.outcome(*number) {
                     None => ("IN_PROGRESS", None),
                     Some(Ok(location)) => ("COMPLETED", Some(("location", location))),
                     Some(Err(cause)) => ("COMPLETED", Some(("failure-cause", cause))),
@@ -936,7 +941,7 @@ impl JobManager {
         for job in state.jobs.values_mut() {
             // Persisted status first: an interrupted job resumes later.
             job.lifecycle = None;
-            job.cancel.store(true, Ordering::SeqCst);
+            job.commands.cancel();
         }
         drop(state);
         self.inner.changed.notify_all();

@@ -291,6 +291,9 @@ struct SubmitQuery {
     /// Start from this savepoint directory.
     #[serde(rename = "savepointPath")]
     savepoint_path: Option<String>,
+    /// Configuration keys overriding the job file's, as a JSON object of
+    /// strings, e.g. `{"execution.checkpointing.interval":"10 s"}`.
+    configuration: Option<String>,
 }
 
 /// Submit a job file (YAML or JSON; `udf:` must name artifacts).
@@ -315,9 +318,21 @@ async fn submit_job(
             "the job file is not UTF-8 text".into(),
         )
     })?;
+    let configuration = match query.configuration.as_deref() {
+        None => Default::default(),
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "query parameter `configuration` must be a JSON object of strings, like {{\"execution.checkpointing.interval\":\"10 s\"}}: {e}"
+                ),
+            )
+        })?,
+    };
     let options = SubmitOptions {
         parallelism: query.parallelism,
         savepoint_path: query.savepoint_path,
+        configuration,
     };
     let jobid = blocking(move || jm.submit(&text, options)).await?;
     Ok(Json(SubmitAnswer { jobid }))

@@ -39,22 +39,21 @@ pub(crate) fn deploy_local(
     attempt: u32,
 ) -> Result<LocalDeployment, JobError> {
     // The caller's runtime (a JobManager shares one among its jobs), or
-    // one for this attempt.
-    let owned;
+    // one for this attempt. The tasks keep it alive: its engine's epoch
+    // ticker is what interrupts a UDF past its call timeout.
     let runtime = match &config.runtime {
-        Some(shared) => shared.as_ref(),
-        None => {
-            owned = WasmRuntime::new(RuntimeConfig {
+        Some(shared) => Arc::clone(shared),
+        None => Arc::new(
+            WasmRuntime::new(RuntimeConfig {
                 cache_dir: config.cache_dir.clone(),
             })
             .map_err(|source| JobError::Load {
                 operator: "<engine>".into(),
                 source,
-            })?;
-            &owned
-        }
+            })?,
+        ),
     };
-    let components = load_components(job, config, runtime)?;
+    let components = load_components(job, config, &runtime)?;
     let plan = Plan::new(job);
 
     // Splits of every source, assigned round-robin to its subtasks.
@@ -132,6 +131,7 @@ pub(crate) fn deploy_local(
         exactly_once: config.checkpoints.exactly_once,
         restored: restored.cloned(),
         components,
+        _runtime: runtime,
     });
     let mut tasks = Vec::with_capacity(descriptors.len());
     let mut threads = Vec::with_capacity(descriptors.len());

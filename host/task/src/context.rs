@@ -64,6 +64,9 @@ pub(crate) struct JobShared {
     pub(crate) restored: Option<Arc<Restored>>,
     /// The loaded components, by operator id.
     pub(crate) components: HashMap<String, Component>,
+    /// Their runtime, kept while any task runs (its epoch ticker enforces
+    /// call timeouts).
+    pub(crate) _runtime: Arc<weir_wasm::WasmRuntime>,
 }
 
 impl JobShared {

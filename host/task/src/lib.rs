@@ -79,89 +79,9 @@ pub struct RunConfig {
     pub checkpoints: CheckpointConfig,
     /// Start from this checkpoint instead of from the beginning.
     pub restore: Option<Restore>,
-    /// Set it (for example from a SIGTERM handler) to stop the job with a
-    /// savepoint: a checkpoint is taken at once, copied to
-    /// `state.savepoints.dir`, the sinks commit it, and the job ends.
-    /// Needs checkpointing on.
-    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
-    /// Set it to cancel the job (Flink's cancel: no savepoint); the run
-    /// then ends with [`JobError::Cancelled`] once every subtask stopped.
-    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
-    /// Where a stop with savepoint puts the savepoint (a directory or
-    /// object-store URL), read when the savepoint is taken; `None` or an
-    /// empty slot means `state.savepoints.dir`.
-    pub savepoint_target: Option<Arc<std::sync::Mutex<Option<String>>>>,
-    /// Savepoints to take while the job keeps running (Flink's trigger
-    /// savepoint); needs checkpointing on.
-    pub savepoints: Option<Arc<SavepointRequests>>,
     /// A Wasm runtime (engine, linker, compiled-code cache) shared with
     /// other jobs; `None`: each attempt creates its own from `cache_dir`.
     pub runtime: Option<Arc<weir_wasm::WasmRuntime>>,
-}
-
-/// A savepoint asked for while the job runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavepointRequest {
-    /// The caller's id for it.
-    pub id: u64,
-    /// Where it goes (default `state.savepoints.dir`).
-    pub target: Option<String>,
-}
-
-/// Savepoints asked for and their outcomes, shared between the caller
-/// (the JobManager's REST API) and the running job's checkpoint
-/// coordinator, which takes one request at a time between checkpoints.
-#[derive(Debug, Default)]
-pub struct SavepointRequests {
-    state: std::sync::Mutex<SavepointQueue>,
-}
-
-#[derive(Debug, Default)]
-struct SavepointQueue {
-    waiting: std::collections::VecDeque<SavepointRequest>,
-    done: std::collections::BTreeMap<u64, Result<String, String>>,
-}
-
-impl SavepointRequests {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SavepointQueue> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Asks for a savepoint.
-    pub fn request(&self, request: SavepointRequest) {
-        self.lock().waiting.push_back(request);
-    }
-
-    /// The outcome of request `id`: `None` while it is waiting or being
-    /// taken, then its location or why it failed.
-    pub fn outcome(&self, id: u64) -> Option<Result<String, String>> {
-        self.lock().done.get(&id).cloned()
-    }
-
-    /// Fails every request still waiting (the job ended before it).
-    pub fn fail_waiting(&self, reason: &str) {
-        let mut queue = self.lock();
-        while let Some(request) = queue.waiting.pop_front() {
-            queue.done.insert(request.id, Err(reason.to_string()));
-        }
-    }
-
-    /// Takes the oldest waiting request (the attempt's driver, between
-    /// checkpoints).
-    pub fn next(&self) -> Option<SavepointRequest> {
-        self.lock().waiting.pop_front()
-    }
-
-    /// Puts a taken request back first in line (a checkpoint was in flight).
-    pub fn put_back(&self, request: SavepointRequest) {
-        self.lock().waiting.push_front(request);
-    }
-
-    /// Records the outcome of request `id`: the savepoint's location or
-    /// why it failed.
-    pub fn finish(&self, id: u64, outcome: Result<String, String>) {
-        self.lock().done.insert(id, outcome);
-    }
 }
 
 impl RunConfig {
@@ -175,10 +95,6 @@ impl RunConfig {
             channel_capacity: 8,
             checkpoints: CheckpointConfig::default(),
             restore: None,
-            stop: None,
-            cancel: None,
-            savepoint_target: None,
-            savepoints: None,
             runtime: None,
         }
     }
@@ -242,7 +158,7 @@ pub enum JobError {
     /// (`execution.checkpointing.tolerable-failed-checkpoints`).
     #[error("too many failed checkpoints: {0}")]
     CheckpointsFailing(String),
-    /// The job was cancelled from outside ([`RunConfig::cancel`]).
+    /// The job was cancelled from outside (the JobManager's cancel).
     #[error("the job was cancelled")]
     Cancelled,
     /// A subtask failed while running.
