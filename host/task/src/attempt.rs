@@ -11,18 +11,18 @@ use weir_types::WatermarkStatus;
 use weir_types::jobgraph::{JobGraph, SinkKind};
 use weir_wasm::{RuntimeConfig, WasmRuntime};
 
-use crate::checkpointing::*;
+use crate::checkpointing::snapshot_worker;
 use crate::clock::wall_clock_ms;
-use crate::context::*;
-use crate::control::*;
-use crate::deployment::*;
+use crate::context::{JobShared, SplitTable};
+use crate::control::{ControlState, TaskControl, TaskEvent};
+use crate::deployment::{HeadDescriptor, RestoreSource, TaskDeploymentDescriptor, VertexSpec};
 use crate::exchange::{Exchange, Message};
-use crate::factories::*;
+use crate::factories::{build_ops, load_components};
 use crate::graph::{Plan, VertexKind};
-use crate::input::*;
+use crate::input::{ChainInputs, Head, Pace};
 use crate::metrics::VertexMetrics;
-use crate::snapshot::*;
-use crate::subtask::*;
+use crate::snapshot::{Restored, load_state_files};
+use crate::subtask::{Outlet, Stop, SubtaskRun};
 use crate::watermark::{InputWatermarks, SplitWatermarks};
 use crate::{AttemptCheckpoints, JobError, LocalDeployment, RunConfig, TaskFailureKind};
 

@@ -8,14 +8,15 @@ use std::path::Path;
 
 use crossbeam_channel::{Receiver, Sender};
 use weir_checkpoint::{
-    Acknowledgement, CheckpointConfig, CheckpointId, CheckpointMetadata, CheckpointStorage,
-    StorageError, TaskId,
+    Acknowledgement, CheckpointConfig, CheckpointId, CheckpointStorage, StorageError, TaskId,
 };
 
 use crate::JobError;
 use crate::control::TaskEvent;
 use crate::incremental::{SharedFile, Uploader};
-use crate::snapshot::{HeadSnapshot, OperatorSnapshot, OperatorState, SubtaskSnapshot, task_name};
+use crate::snapshot::{
+    HeadSnapshot, OperatorSnapshot, OperatorState, Restored, SubtaskSnapshot, task_name,
+};
 
 /// Where a job resumes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +26,6 @@ pub enum Restore {
     Latest,
     /// A checkpoint directory `.../<job>/chk-<n>` (or its `_metadata` file).
     Checkpoint(std::path::PathBuf),
-}
-
-/// A completed checkpoint to start from, and the storage it is in.
-#[derive(Debug)]
-pub(crate) struct Restored {
-    pub(crate) storage: CheckpointStorage,
-    pub(crate) metadata: CheckpointMetadata,
 }
 
 /// The newest completed checkpoint of `job`, or `None` (with a notice)

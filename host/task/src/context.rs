@@ -5,13 +5,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use weir_wasm::{AggregateComponent, OperatorComponent};
+
 use weir_checkpoint::CheckpointStorage;
 use weir_connectors::BadRecord;
 use weir_types::Origin;
 
-use crate::checkpointing::Restored;
-use crate::factories::Component;
+use crate::snapshot::Restored;
 use crate::{JobMetrics, RunConfig};
+
+/// A loaded component: an operator UDF or a window's aggregate function.
+pub(crate) enum Component {
+    Operator(Arc<OperatorComponent>),
+    Aggregate(Arc<AggregateComponent>),
+}
 
 /// Names of all splits of a job, so an [`Origin`] can be shown as `file:line`.
 #[derive(Debug, Clone, Default)]

@@ -10,20 +10,14 @@ use weir_connectors::{BlackholeSink, FailAfter, FileSink, Sink, StdoutSink};
 use weir_operators::{JoinOperator, WindowOperator};
 use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
 use weir_types::jobgraph::{JobGraph, OperatorRole, OperatorSpec, SinkKind, StateBackendKind};
-use weir_wasm::{AggregateComponent, InstanceLimits, OperatorComponent, SubtaskInfo, WasmRuntime};
+use weir_wasm::{InstanceLimits, SubtaskInfo, WasmRuntime};
 
-use crate::context::*;
-use crate::deployment::*;
+use crate::context::{Component, JobShared};
+use crate::deployment::{TaskDeploymentDescriptor, VertexSpec};
 use crate::ops::{ChainedOp, UdfOp};
-use crate::snapshot::*;
-use crate::subtask::*;
+use crate::snapshot::task_name;
+use crate::subtask::Stop;
 use crate::{JobError, RunConfig, TaskFailureKind};
-
-/// A loaded component: an operator UDF or a window's aggregate function.
-pub(crate) enum Component {
-    Operator(Arc<OperatorComponent>),
-    Aggregate(Arc<AggregateComponent>),
-}
 
 pub(crate) fn load_components(
     job: &JobGraph,

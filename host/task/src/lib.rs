@@ -240,7 +240,7 @@ impl TaskFailureKind {
 
 /// A completed checkpoint resolved before a run, ready to restore from.
 #[derive(Debug, Clone)]
-pub struct ResolvedCheckpoint(Arc<checkpointing::Restored>);
+pub struct ResolvedCheckpoint(Arc<snapshot::Restored>);
 
 impl ResolvedCheckpoint {
     /// The checkpoint's id.

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use weir_types::{Batch, Origin, Record};
 
-use crate::context::*;
+use crate::context::JobShared;
 use crate::ops::Emitted;
-use crate::subtask::*;
+use crate::subtask::{Stop, SubtaskRun};
 
 impl SubtaskRun<'_> {
     /// Runs one batch through the chain from operator `start` (which reads

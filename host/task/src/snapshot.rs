@@ -8,9 +8,16 @@ use weir_connectors::SplitPosition;
 use weir_state::NativeCheckpoint;
 
 use crate::JobError;
-use crate::checkpointing::Restored;
 use crate::deployment::TaskRestore;
 use crate::watermark::{InputWatermarksSnapshot, SplitWatermarksSnapshot};
+use weir_checkpoint::{CheckpointMetadata, CheckpointStorage};
+
+/// A completed checkpoint to start from, and the storage it is in.
+#[derive(Debug)]
+pub(crate) struct Restored {
+    pub(crate) storage: CheckpointStorage,
+    pub(crate) metadata: CheckpointMetadata,
+}
 
 /// One operator's state at a barrier, before the asynchronous phase of
 /// the checkpoint writes it out.

@@ -7,14 +7,14 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 use weir_checkpoint::{Alignment, TaskId};
 use weir_types::{Batch, KeyGroupRange, StreamElement, WatermarkStatus};
 
-use crate::checkpointing::*;
+use crate::checkpointing::SnapshotJob;
 use crate::clock::wall_clock_ms;
-use crate::context::*;
-use crate::control::*;
+use crate::context::JobShared;
+use crate::control::{ControlState, TaskEvent};
 use crate::exchange::{Disconnected, Exchange};
-use crate::input::*;
+use crate::input::{Head, Step, alignment_ms, next_input};
 use crate::ops::{ChainedOp, Emitted};
-use crate::snapshot::*;
+use crate::snapshot::task_name;
 use crate::watermark::MAX_WATERMARK;
 use crate::{JobError, TaskFailureKind};
 

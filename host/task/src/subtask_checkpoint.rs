@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use crate::checkpointing::*;
-use crate::context::*;
-use crate::control::*;
+use crate::checkpointing::SnapshotJob;
+use crate::context::JobShared;
+use crate::control::TaskEvent;
 use crate::incremental::SharedFile;
-use crate::input::*;
+use crate::input::Head;
 use crate::ops::{decode_operator_state, even_split};
-use crate::snapshot::*;
-use crate::subtask::*;
+use crate::snapshot::{HeadSnapshot, OperatorState, Restored, SubtaskSnapshot, task_name};
+use crate::subtask::{Stop, SubtaskRun};
 use crate::watermark::SplitWatermarks;
 
 /// The name under which a UDF's operator state sits in a subtask snapshot.
