@@ -95,7 +95,7 @@ struct Checkpoints<'a> {
     /// Parallelism of every chain head, by vertex id.
     parallelism: BTreeMap<String, u32>,
     /// Tasks whose input ended.
-    finished: usize,
+    input_ended: usize,
     /// The final checkpoint, once triggered.
     final_checkpoint: Option<CheckpointId>,
     /// The checkpoint of a stop with savepoint, once triggered.
@@ -134,7 +134,7 @@ impl<'a> AttemptDriver<'a> {
                 config: &run.checkpoints,
                 job,
                 parallelism: c.parallelism,
-                finished: 0,
+                input_ended: 0,
                 final_checkpoint: None,
                 savepoint: None,
                 side_savepoint: None,
@@ -194,7 +194,7 @@ impl<'a> AttemptDriver<'a> {
                 }
                 Some(TaskEvent::InputEnded { .. }) => {
                     if let Some(c) = &mut self.checkpoints {
-                        c.finished += 1;
+                        c.input_ended += 1;
                     }
                 }
                 Some(TaskEvent::Acknowledge {
@@ -282,7 +282,7 @@ impl Checkpoints<'_> {
             && !stopping
             && self.savepoint.is_none()
             && self.final_checkpoint.is_none()
-            && self.finished < tasks
+            && self.input_ended < tasks
             && let Some(request) = commands.savepoints.next()
         {
             match self.coordinator.trigger_now(now_ms) {
@@ -301,7 +301,7 @@ impl Checkpoints<'_> {
             self.savepoint = Some(id);
             return Some(CheckpointAction::Trigger(id));
         }
-        if self.finished < tasks && self.savepoint.is_none() {
+        if self.input_ended < tasks && self.savepoint.is_none() {
             return self.coordinator.tick(now_ms);
         }
         if self.final_checkpoint.is_none() && self.coordinator.pending().is_none() {
@@ -328,10 +328,20 @@ impl Checkpoints<'_> {
             CheckpointAction::Complete { id, acks, stats } => {
                 if let Err(e) = self.write_metadata(id, acks) {
                     // The state is written but cannot be found again: the
-                    // checkpoint does not count.
+                    // checkpoint does not count; a final checkpoint or a
+                    // stop's savepoint is taken again.
                     tracing::warn!("checkpoint {id} failed: {e}");
                     if self.final_checkpoint == Some(id) {
                         self.final_checkpoint = None;
+                    }
+                    if self.savepoint == Some(id) {
+                        self.savepoint = None;
+                    }
+                    if let Some((_, request)) = self.side_savepoint.take_if(|(s, _)| *s == id) {
+                        commands.savepoints.finish(
+                            request.id,
+                            Err(format!("checkpoint {id} for the savepoint failed: {e}")),
+                        );
                     }
                     return (Next::Go, None);
                 }

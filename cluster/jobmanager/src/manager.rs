@@ -452,10 +452,9 @@ impl JobManager {
         Ok(udfs)
     }
 
-    /// The JobManager's defaults, then the job's `configuration:`; the
-    /// checkpoints of each job live under their own directory.
     /// The job's checkpoint configuration: the server's defaults, then the
-    /// job file's `configuration:`, then the submission's.
+    /// job file's `configuration:`, then the submission's; the checkpoints
+    /// of each job live under their own directory.
     fn checkpoint_config(
         &self,
         graph: &JobGraph,

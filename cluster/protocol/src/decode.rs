@@ -9,6 +9,9 @@ use crate::format::{
     PREAMBLE_LEN, STATUS_ACTIVE, STATUS_IDLE, VERSION,
 };
 
+/// Records a batch frame pre-allocates room for, whatever its count says.
+const MAX_PREALLOCATED_RECORDS: usize = 4096;
+
 /// Decodes one data stream (preamble, then frames) from bytes that arrive
 /// in chunks of any size, split anywhere.
 ///
@@ -258,8 +261,9 @@ impl Body {
                 ),
             });
         }
-        // `count <= room`, and `room` is bounded by the frame limit.
-        let mut batch = Batch::with_capacity(count as usize);
+        // Room for the records up front, but no more than a typical batch:
+        // a record slot is several times its smallest encoding.
+        let mut batch = Batch::with_capacity((count as usize).min(MAX_PREALLOCATED_RECORDS));
         for index in 0..count {
             self.record = Some(index);
             let flags_at = self.stream_offset();

@@ -1,5 +1,6 @@
-//! One attempt of a job: planning, starting one thread per subtask and
-//! the checkpoint coordinator, and gathering how it ended.
+//! Deploying one attempt of a job on this process: planning into
+//! deployment descriptors, wiring them with in-process queues
+//! (`LocalChannels`), and starting one thread per subtask.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -11,7 +11,11 @@
 //!
 //! Storage deletes a shared file once no retained checkpoint lists it
 //! ([`CheckpointStorage`]'s reference counting), so the baseline an upload
-//! reuses must be a checkpoint still retained: the newest completed one.
+//! reuses must be a checkpoint still retained: the newest completed one the
+//! subtask knew of at the barrier. When a newer one completed meanwhile,
+//! that one lists every SST file still live in the subtask's state
+//! (reused or uploaded), so a live file reused from the older baseline is
+//! retained too.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -101,7 +101,21 @@ impl SubtaskRun<'_> {
         })
     }
 
+    /// Runs the subtask to its end. When it stops because the job is
+    /// stopping (a queue to or from it closed, or a cancel), it first
+    /// commits what the newest completed checkpoint covers, taking control
+    /// messages still queued: after a stop with savepoint, the completion
+    /// is in its queue before the `Finish` that made its neighbours exit.
     pub(crate) fn run(&mut self, shared: &JobShared) -> Result<(), Stop> {
+        let result = self.run_to_end(shared);
+        if matches!(result, Err(Stop::Cancelled)) {
+            self.control.poll();
+            self.commit_completed(shared)?;
+        }
+        result
+    }
+
+    fn run_to_end(&mut self, shared: &JobShared) -> Result<(), Stop> {
         let batch_size = self.batch_size;
         let mut ended_inputs = 0;
         let mut bad = Vec::new();
