@@ -473,15 +473,17 @@ mod tests {
         }
     }
 
-    /// The driver's queue ends, the fake tasks' ends, and a coordinator.
+    /// The driver's queue ends, the fake tasks' ends, and the checkpoint
+    /// side when checkpoints are on.
     type Setup = (
         Vec<(TaskId, Sender<TaskControl>)>,
         Receiver<TaskEvent>,
         FakeTasks,
-        Option<CheckpointCoordinator>,
+        Option<AttemptCheckpoints>,
     );
 
-    fn setup(run: &RunConfig, storage: Option<&CheckpointStorage>, tasks: usize) -> Setup {
+    /// `tasks` subtasks of vertex `v`; with `storage`, checkpoints on.
+    fn setup(run: &RunConfig, storage: Option<&Arc<CheckpointStorage>>, tasks: usize) -> Setup {
         let ids: Vec<TaskId> = (0..tasks).map(|i| ("v".to_string(), i as u32)).collect();
         let (events_tx, events) = crossbeam_channel::unbounded();
         let mut senders = Vec::new();
@@ -491,8 +493,11 @@ mod tests {
             senders.push((id.clone(), tx));
             controls.push((id.clone(), rx));
         }
-        let coordinator =
-            storage.map(|_| CheckpointCoordinator::new(run.checkpoints.clone(), ids.clone(), 1, 0));
+        let checkpoints = storage.map(|storage| AttemptCheckpoints {
+            coordinator: CheckpointCoordinator::new(run.checkpoints.clone(), ids.clone(), 1, 0),
+            storage: Arc::clone(storage),
+            parallelism: BTreeMap::from([("v".to_string(), tasks as u32)]),
+        });
         (
             senders,
             events,
@@ -500,7 +505,7 @@ mod tests {
                 controls,
                 events: events_tx,
             },
-            coordinator,
+            checkpoints,
         )
     }
 
@@ -529,21 +534,10 @@ mod tests {
         let run = checkpointed_run(dir.path());
         let storage = Arc::new(CheckpointStorage::open(&run.checkpoints, "job").unwrap());
         let parallelism = BTreeMap::from([("v".to_string(), 2)]);
-        let (senders, events, fake, coordinator) = setup(&run, Some(&storage), 2);
+        let (senders, events, fake, checkpoints) = setup(&run, Some(&storage), 2);
         let commands = JobCommands::default();
         let result = std::thread::scope(|scope| {
-            let driver = AttemptDriver::new(
-                senders,
-                events,
-                coordinator.map(|coordinator| AttemptCheckpoints {
-                    coordinator,
-                    storage: Arc::clone(&storage),
-                    parallelism: parallelism.clone(),
-                }),
-                &run,
-                &commands,
-                "job",
-            );
+            let driver = AttemptDriver::new(senders, events, checkpoints, &run, &commands, "job");
             let handle = scope.spawn(move || driver.run(|| 0));
             for i in 0..2 {
                 fake.send(TaskEvent::InputEnded { task: fake.task(i) });
@@ -609,23 +603,11 @@ mod tests {
         run.checkpoints.min_pause_ms = 0;
         run.checkpoints.tolerable_failures = 1;
         let storage = Arc::new(CheckpointStorage::open(&run.checkpoints, "job").unwrap());
-        let parallelism = BTreeMap::from([("v".to_string(), 1)]);
-        let (senders, events, fake, coordinator) = setup(&run, Some(&storage), 1);
+        let (senders, events, fake, checkpoints) = setup(&run, Some(&storage), 1);
         let commands = JobCommands::default();
         let clock = std::sync::atomic::AtomicI64::new(0);
         std::thread::scope(|scope| {
-            let driver = AttemptDriver::new(
-                senders,
-                events,
-                coordinator.map(|coordinator| AttemptCheckpoints {
-                    coordinator,
-                    storage: Arc::clone(&storage),
-                    parallelism: parallelism.clone(),
-                }),
-                &run,
-                &commands,
-                "job",
-            );
+            let driver = AttemptDriver::new(senders, events, checkpoints, &run, &commands, "job");
             let clock = &clock;
             let handle =
                 scope.spawn(move || driver.run(|| clock.load(std::sync::atomic::Ordering::SeqCst)));

@@ -256,13 +256,8 @@ impl SubtaskRun<'_> {
                     self.checkpoint(shared, id, alignment_ms, true)?;
                 }
                 Step::Nothing => {}
-                Step::Disconnected => {
-                    // What a completed checkpoint covers is committed, even
-                    // when this subtask saw its producer stop before it saw
-                    // the completion (a stop with savepoint).
-                    self.commit_completed(shared)?;
-                    return Err(Stop::Cancelled);
-                }
+                // `run` commits what a completed checkpoint covers on the way out.
+                Step::Disconnected => return Err(Stop::Cancelled),
                 Step::Ended(aligned) => {
                     if let Some((id, alignment_ms)) = aligned {
                         self.checkpoint(shared, id, alignment_ms, true)?;
