@@ -1,6 +1,7 @@
-//! The wire format of Weir's data streams: the bytes in which the
+//! The wire formats of Weir's cluster: the bytes in which the
 //! [`StreamElement`]s of one producer→consumer channel travel between
-//! processes (one QUIC stream per channel).
+//! processes (one QUIC stream per channel), and (in [`control`]) the framing
+//! of the control messages between TaskManagers and the JobManager.
 //!
 //! - [`encode_preamble`] and [`encode`] append a stream's preamble and one
 //!   element's frame to a `Vec<u8>`.
@@ -9,7 +10,7 @@
 //!   [`DecodeError`] that says what is wrong and at which byte, never with a
 //!   panic or an allocation sized by an unchecked length.
 //!
-//! # Format, version 1
+//! # Data stream format, version 1
 //!
 //! This section is the specification: a decoder in another language can be
 //! written from it alone.
@@ -102,11 +103,13 @@
 //!
 //! [`StreamElement`]: weir_types::StreamElement
 
+pub mod control;
 mod decode;
 mod encode;
 mod error;
 mod format;
 
+pub use control::{ControlDecoder, ControlError, encode_control, encode_control_preamble};
 pub use decode::FrameDecoder;
 pub use encode::{encode, encode_preamble};
 pub use error::DecodeError;

@@ -1,0 +1,182 @@
+//! QUIC endpoints with mutual TLS, and the control stream over a
+//! connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use weir_protocol::{ControlDecoder, encode_control, encode_control_preamble};
+
+use crate::error::RpcError;
+use crate::messages::ControlMessage;
+use crate::tls::{CLUSTER_SERVER_NAME, NodeIdentity};
+
+/// The largest control message accepted, bytes (a deployment descriptor
+/// with many restore handles fits many times over).
+pub const MAX_CONTROL_MESSAGE_BYTES: usize = 16 << 20;
+
+/// QUIC liveness settings of a cluster connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// How often an idle connection sends a keep-alive packet.
+    pub keep_alive: Duration,
+    /// How long without any packet from the peer before the connection is
+    /// considered dead and closed.
+    pub idle_timeout: Duration,
+}
+
+impl Liveness {
+    fn transport(self) -> Result<Arc<quinn::TransportConfig>, RpcError> {
+        let mut transport = quinn::TransportConfig::default();
+        transport.keep_alive_interval(Some(self.keep_alive));
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
+            .map_err(|e| RpcError::Tls(format!("idle timeout {:?}: {e}", self.idle_timeout)))?;
+        transport.max_idle_timeout(Some(idle));
+        Ok(Arc::new(transport))
+    }
+}
+
+/// A QUIC server endpoint on `addr` that accepts only clients whose
+/// certificate is signed by `identity`'s CA.
+///
+/// Must be called within a Tokio runtime.
+///
+/// # Errors
+/// [`RpcError::Tls`] for an unusable identity, [`RpcError::Bind`] when the
+/// address cannot be bound.
+pub fn server_endpoint(
+    addr: SocketAddr,
+    identity: &NodeIdentity,
+    liveness: Liveness,
+) -> Result<Endpoint, RpcError> {
+    let crypto = QuicServerConfig::try_from(identity.server_config()?)
+        .map_err(|e| RpcError::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(liveness.transport()?);
+    Endpoint::server(config, addr).map_err(|source| RpcError::Bind { addr, source })
+}
+
+/// A QUIC client endpoint bound to `bind` (port 0 for any) that presents
+/// `identity`'s certificate and accepts only servers signed by its CA.
+///
+/// Must be called within a Tokio runtime.
+///
+/// # Errors
+/// As [`server_endpoint`].
+pub fn client_endpoint(
+    bind: SocketAddr,
+    identity: &NodeIdentity,
+    liveness: Liveness,
+) -> Result<Endpoint, RpcError> {
+    let crypto = QuicClientConfig::try_from(identity.client_config()?)
+        .map_err(|e| RpcError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(liveness.transport()?);
+    let mut endpoint =
+        Endpoint::client(bind).map_err(|source| RpcError::Bind { addr: bind, source })?;
+    endpoint.set_default_client_config(config);
+    Ok(endpoint)
+}
+
+/// Connects `endpoint` to the cluster process at `addr` (handshake and
+/// certificate checks included).
+///
+/// # Errors
+/// [`RpcError::Connect`] or [`RpcError::Connection`] (a refused
+/// certificate shows as a TLS alert here).
+pub async fn connect(endpoint: &Endpoint, addr: SocketAddr) -> Result<Connection, RpcError> {
+    let connecting =
+        endpoint
+            .connect(addr, CLUSTER_SERVER_NAME)
+            .map_err(|e| RpcError::Connect {
+                addr,
+                message: e.to_string(),
+            })?;
+    Ok(connecting.await?)
+}
+
+/// The control stream of a connection: [`ControlMessage`]s both ways.
+///
+/// [`recv`](Self::recv) is cancel-safe (a message is never half taken), so
+/// it can sit in a `select!` beside timers.
+#[derive(Debug)]
+pub struct ControlChannel {
+    send: SendStream,
+    recv: RecvStream,
+    decoder: ControlDecoder,
+    out: Vec<u8>,
+}
+
+impl ControlChannel {
+    /// Opens the control stream (the TaskManager's side).
+    ///
+    /// # Errors
+    /// [`RpcError::Connection`] or [`RpcError::Write`].
+    pub async fn open(connection: &Connection) -> Result<Self, RpcError> {
+        let (send, recv) = connection.open_bi().await?;
+        Self::start(send, recv).await
+    }
+
+    /// Accepts the control stream the peer opened (the JobManager's side).
+    ///
+    /// # Errors
+    /// [`RpcError::Connection`] or [`RpcError::Write`].
+    pub async fn accept(connection: &Connection) -> Result<Self, RpcError> {
+        let (send, recv) = connection.accept_bi().await?;
+        Self::start(send, recv).await
+    }
+
+    async fn start(mut send: SendStream, recv: RecvStream) -> Result<Self, RpcError> {
+        let mut preamble = Vec::new();
+        encode_control_preamble(&mut preamble);
+        send.write_all(&preamble).await?;
+        Ok(Self {
+            send,
+            recv,
+            decoder: ControlDecoder::new(MAX_CONTROL_MESSAGE_BYTES),
+            out: Vec::new(),
+        })
+    }
+
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// [`RpcError::Write`], or [`RpcError::Protocol`] when it cannot be
+    /// encoded.
+    pub async fn send(&mut self, message: &ControlMessage) -> Result<(), RpcError> {
+        self.out.clear();
+        encode_control(message, &mut self.out)?;
+        self.send.write_all(&self.out).await?;
+        Ok(())
+    }
+
+    /// The next message, or `None` when the peer ended the stream cleanly.
+    ///
+    /// # Errors
+    /// [`RpcError::Read`] when the connection fails, [`RpcError::Protocol`]
+    /// for malformed bytes or a stream that ends inside a message.
+    pub async fn recv(&mut self) -> Result<Option<ControlMessage>, RpcError> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(message) = self.decoder.next()? {
+                return Ok(Some(message));
+            }
+            match self.recv.read(&mut chunk).await? {
+                Some(n) => self.decoder.push(&chunk[..n]),
+                None => {
+                    self.decoder.finish()?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Ends the sending side (the peer's [`recv`](Self::recv) then
+    /// returns `None`).
+    pub fn finish(&mut self) {
+        // Already finished or reset: nothing left to end.
+        let _ = self.send.finish();
+    }
+}

@@ -1,0 +1,29 @@
+//! The transport of Weir's cluster: QUIC (quinn) with mutual TLS (rustls),
+//! between the JobManager and its TaskManagers.
+//!
+//! - [`tls`]: the cluster's certificates ([`init_dev_certs`] for
+//!   `weir cert init`, [`NodeIdentity`] to load them) and the rustls
+//!   configurations that make both ends of every connection authenticate
+//!   against one CA.
+//! - [`endpoint`]: QUIC endpoints built from an identity, and the
+//!   [`ControlChannel`] that carries [`ControlMessage`]s on a connection.
+//! - [`messages`]: the control messages (registration, heartbeats), whose
+//!   framing is [`weir_protocol::control`].
+//!
+//! Every process of a cluster listens or connects only with a certificate:
+//! there is no plaintext mode.
+
+pub mod endpoint;
+mod error;
+pub mod messages;
+pub mod tls;
+
+pub use endpoint::{
+    ControlChannel, Liveness, MAX_CONTROL_MESSAGE_BYTES, client_endpoint, connect, server_endpoint,
+};
+pub use error::RpcError;
+pub use messages::{ControlMessage, Registration, TaskManagerId};
+pub use tls::{NodeIdentity, init_dev_certs};
+
+#[cfg(test)]
+mod tests;
