@@ -8,10 +8,13 @@
 //! - [`nexmark`]: `weir nexmark OUT`: write a Nexmark event stream to
 //!   JSON-lines files for replay.
 //! - [`server`]: `weir jobmanager`, the JobManager process.
+//! - [`cluster`]: `weir cert init`, `weir taskmanager` and the table of
+//!   `weir taskmanagers`.
 //! - [`client`]: the REST client of `weir udf upload`, `weir submit`,
 //!   `weir list`, `weir status`, `weir cancel` and `weir stop`.
 
 pub mod client;
+pub mod cluster;
 pub mod nexmark;
 pub mod run;
 pub mod server;

@@ -94,6 +94,46 @@ enum Command {
         /// every checkpoint and restart key of `weir run` (job defaults).
         #[arg(short = 'D', value_name = "KEY=VALUE")]
         define: Vec<String>,
+        /// The cluster's certificate directory (`security.ssl.internal.dir`):
+        /// with it the JobManager accepts TaskManagers on
+        /// `jobmanager.rpc.port` (6123).
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+    },
+    /// Start a TaskManager that offers its slots to a JobManager over QUIC
+    /// with mutual TLS, and reconnects by itself when the JobManager
+    /// restarts.
+    Taskmanager {
+        /// The JobManager's cluster endpoint, `HOST:PORT`
+        /// (`jobmanager.rpc.address`, `jobmanager.rpc.port`).
+        #[arg(long, value_name = "HOST:PORT")]
+        jobmanager: Option<String>,
+        /// Slots to offer (`taskmanager.numberOfTaskSlots`; default: the
+        /// number of cores).
+        #[arg(long)]
+        slots: Option<u32>,
+        /// This TaskManager's address (`taskmanager.host`), which it binds.
+        #[arg(long)]
+        host: Option<String>,
+        /// The cluster's certificate directory (`security.ssl.internal.dir`).
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+        /// A TOML configuration file (may be the JobManager's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Set a configuration key, e.g. `-Dheartbeat.interval=1s`.
+        #[arg(short = 'D', value_name = "KEY=VALUE")]
+        define: Vec<String>,
+    },
+    /// List the TaskManagers of a JobManager with their slots.
+    Taskmanagers {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Certificates for the cluster's mutual TLS.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
     },
     /// Submit a job file to a JobManager; local UDFs (`.wasm` files or Rust
     /// crates) are built and uploaded first.
@@ -197,6 +237,32 @@ impl From<NexmarkKindArg> for jobgraph::NexmarkKind {
 }
 
 #[derive(Subcommand)]
+enum CertCommand {
+    /// Create a development CA and a node certificate in DIR (new files
+    /// only), for every process of a cluster to use with `--certs DIR`.
+    Init {
+        /// The directory (created).
+        dir: PathBuf,
+        /// More names or addresses for the node certificate (informative:
+        /// peers verify the cluster CA, not host names).
+        #[arg(long)]
+        host: Vec<String>,
+    },
+}
+
+/// `-D key=value` pairs as trimmed pairs.
+fn key_values(define: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    define
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| anyhow::anyhow!("`{pair}` is not key=value"))
+        })
+        .collect()
+}
+
+#[derive(Subcommand)]
 enum UdfCommand {
     /// Build a Rust UDF crate into a WebAssembly component (wasm32-wasip2).
     Build {
@@ -223,6 +289,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_target(false)
+        // Colour codes only for a terminal, not in log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match run(cli) {
@@ -359,15 +427,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Jobmanager { config, define } => {
-            let overrides = define
-                .iter()
-                .map(|pair| {
-                    pair.split_once('=')
-                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                        .ok_or_else(|| anyhow::anyhow!("`{pair}` is not key=value"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+        Command::Jobmanager {
+            config,
+            define,
+            certs,
+        } => {
+            let mut overrides = key_values(&define)?;
+            if let Some(certs) = certs {
+                overrides.push((
+                    "security.ssl.internal.dir".into(),
+                    certs.display().to_string(),
+                ));
+            }
             let config = weir_jobmanager::JobManagerConfig::load(
                 config.as_deref(),
                 std::env::vars(),
@@ -375,6 +446,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             weir_cli::server::serve(config)
         }
+        Command::Taskmanager {
+            jobmanager,
+            slots,
+            host,
+            certs,
+            config,
+            define,
+        } => {
+            let mut overrides = key_values(&define)?;
+            if let Some(address) = jobmanager {
+                let (host, port) = address
+                    .rsplit_once(':')
+                    .ok_or_else(|| anyhow::anyhow!("--jobmanager `{address}` is not HOST:PORT"))?;
+                overrides.push((
+                    "jobmanager.rpc.address".into(),
+                    host.trim_start_matches('[').trim_end_matches(']').into(),
+                ));
+                overrides.push(("jobmanager.rpc.port".into(), port.into()));
+            }
+            if let Some(slots) = slots {
+                overrides.push(("taskmanager.numberoftaskslots".into(), slots.to_string()));
+            }
+            if let Some(host) = host {
+                overrides.push(("taskmanager.host".into(), host));
+            }
+            if let Some(certs) = certs {
+                overrides.push((
+                    "security.ssl.internal.dir".into(),
+                    certs.display().to_string(),
+                ));
+            }
+            let keys = weir_jobmanager::config::load_keys(
+                config.as_deref(),
+                std::env::vars(),
+                &overrides,
+            )?;
+            let config = weir_taskmanager::TaskManagerConfig::from_keys(&keys)?;
+            weir_cli::cluster::taskmanager(config)
+        }
+        Command::Taskmanagers { remote } => {
+            let answer = remote.client().get("/v1/taskmanagers")?;
+            if remote.json {
+                println!("{answer}");
+            } else {
+                print!("{}", weir_cli::cluster::format_taskmanagers(&answer));
+            }
+            Ok(())
+        }
+        Command::Cert {
+            command: CertCommand::Init { dir, host },
+        } => weir_cli::cluster::cert_init(&dir, &host),
         Command::Submit {
             job,
             parallelism,

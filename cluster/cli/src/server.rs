@@ -1,4 +1,5 @@
-//! `weir jobmanager`: the JobManager process (REST API and local slots),
+//! `weir jobmanager`: the JobManager process (REST API, local slots and
+//! the cluster endpoint for TaskManagers),
 //! and the text `weir status` prints.
 
 use serde_json::Value;
@@ -33,7 +34,26 @@ pub fn serve(config: JobManagerConfig) -> anyhow::Result<()> {
         config.slots,
         config.ha_dir.display()
     );
-    let shutdown = async {
+    let cluster = {
+        let _runtime = runtime.enter();
+        weir_jobmanager::rpc::bind(&jm)
+            .map_err(|e| anyhow::anyhow!("cluster endpoint (jobmanager.rpc.port): {e}"))?
+    };
+    match (&cluster, &config.certs_dir) {
+        (Some(endpoint), Some(dir)) => eprintln!(
+            "JobManager cluster endpoint on {} (QUIC, mutual TLS with the certificates in {}); heartbeat {} ms, timeout {} ms",
+            endpoint.local_addr()?,
+            dir.display(),
+            config.heartbeat_interval_ms,
+            config.heartbeat_timeout_ms
+        ),
+        _ => eprintln!(
+            "no cluster endpoint: TaskManagers can connect only with certificates (create them with `weir cert init DIR`, then start with --certs DIR)"
+        ),
+    }
+    // One signal stops both servers.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -45,8 +65,24 @@ pub fn serve(config: JobManagerConfig) -> anyhow::Result<()> {
                 }
             } => {}
         }
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        // An error means the sender is gone: stop too.
+        let _ = rx.wait_for(|stop| *stop).await;
     };
-    runtime.block_on(weir_jobmanager::serve(jm.clone(), listener, shutdown))?;
+    if let Some(endpoint) = cluster {
+        runtime.spawn(weir_jobmanager::rpc::serve(
+            jm.clone(),
+            endpoint,
+            until_stopped(stopped.clone()),
+        ));
+    }
+    runtime.block_on(weir_jobmanager::serve(
+        jm.clone(),
+        listener,
+        until_stopped(stopped),
+    ))?;
     eprintln!("JobManager stopping: cancelling running jobs (they resume at the next start)");
     jm.shutdown(std::time::Duration::from_secs(30));
     Ok(())

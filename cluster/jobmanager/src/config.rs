@@ -5,9 +5,15 @@
 //! Keys (case-insensitive): `rest.address` (default `127.0.0.1`),
 //! `rest.port` (8081), `rest.auth.token` (none), `rest.upload.max-bytes`
 //! (128 MiB), `taskmanager.numberOfTaskSlots` (the number of cores),
-//! `high-availability.storageDir` (`weir-ha`), and every checkpoint and
-//! restart key of `weir run` (`execution.checkpointing.interval`,
+//! `high-availability.storageDir` (`weir-ha`), the cluster keys
+//! `jobmanager.rpc.address` (`127.0.0.1`; the address the QUIC endpoint
+//! for TaskManagers binds), `jobmanager.rpc.port` (6123),
+//! `heartbeat.interval` (10 s), `heartbeat.timeout` (50 s) and
+//! `security.ssl.internal.dir` (the certificate directory; without it no
+//! TaskManager can connect), and every checkpoint and restart key of
+//! `weir run` (`execution.checkpointing.interval`,
 //! `restart-strategy.type`, ...), which become every job's defaults.
+//! Durations are ms as a bare number (Flink's form) or text such as `5s`.
 //!
 //! In the TOML file keys may be nested tables (`[rest] port = 8081`) or
 //! quoted dotted keys (`"rest.port" = 8081`). An environment variable
@@ -24,6 +30,7 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Value};
 use weir_checkpoint::CheckpointConfig;
+use weir_types::jobgraph::parse_duration_ms;
 
 /// Default `rest.upload.max-bytes`: 128 MiB.
 pub const DEFAULT_UPLOAD_MAX_BYTES: u64 = 128 << 20;
@@ -48,6 +55,68 @@ pub struct JobManagerConfig {
     /// Checkpoint and restart keys, applied to every job before its own
     /// `configuration:` and the submit-time options.
     pub job_defaults: BTreeMap<String, String>,
+    /// `jobmanager.rpc.address`: where the QUIC endpoint for TaskManagers
+    /// listens.
+    pub rpc_address: IpAddr,
+    /// `jobmanager.rpc.port` (0: any free port).
+    pub rpc_port: u16,
+    /// `heartbeat.interval`, ms: how often TaskManagers send heartbeats.
+    pub heartbeat_interval_ms: u64,
+    /// `heartbeat.timeout`, ms: silence after which a TaskManager is lost.
+    pub heartbeat_timeout_ms: u64,
+    /// `security.ssl.internal.dir`: the cluster's certificate directory
+    /// (`ca.pem`, `node.pem`, `node-key.pem`); `None`: no cluster endpoint.
+    pub certs_dir: Option<PathBuf>,
+}
+
+/// Default `jobmanager.rpc.port`, Flink's.
+pub const DEFAULT_RPC_PORT: u16 = 6123;
+/// Default `heartbeat.interval`, ms (Flink's).
+pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 10_000;
+/// Default `heartbeat.timeout`, ms (Flink's).
+pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 50_000;
+
+/// Reads the configuration keys of a TOML file (optional), then the
+/// `WEIR_*` variables of `env`, then `overrides`, into lowercase dotted
+/// keys (each source overriding the one before); shared by the
+/// JobManager's and the TaskManager's configuration.
+///
+/// # Errors
+/// [`ConfigError::Source`] when the file is missing or not TOML.
+pub fn load_keys(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: &[(String, String)],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut figment = Figment::new();
+    if let Some(file) = file {
+        if !file.is_file() {
+            return Err(ConfigError::Source(format!(
+                "{} does not exist",
+                file.display()
+            )));
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    let dict: Dict = figment
+        .extract()
+        .map_err(|e| ConfigError::Source(e.to_string()))?;
+    let mut flat = BTreeMap::new();
+    for (key, value) in &dict {
+        flatten(&key.to_lowercase(), value, &mut flat);
+    }
+    for (name, value) in env {
+        if let Some(rest) = name.strip_prefix("WEIR_")
+            && rest.contains("__")
+        {
+            let key = rest.replace("__", ".").replace('_', "-").to_lowercase();
+            flat.insert(key, value);
+        }
+    }
+    for (key, value) in overrides {
+        flat.insert(key.to_lowercase(), value.clone());
+    }
+    Ok(flat)
 }
 
 /// Why the configuration is invalid.
@@ -85,35 +154,7 @@ impl JobManagerConfig {
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &[(String, String)],
     ) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
-        if let Some(file) = file {
-            if !file.is_file() {
-                return Err(ConfigError::Source(format!(
-                    "{} does not exist",
-                    file.display()
-                )));
-            }
-            figment = figment.merge(Toml::file(file));
-        }
-        let dict: Dict = figment
-            .extract()
-            .map_err(|e| ConfigError::Source(e.to_string()))?;
-        let mut flat = BTreeMap::new();
-        for (key, value) in &dict {
-            flatten(&key.to_lowercase(), value, &mut flat);
-        }
-        for (name, value) in env {
-            if let Some(rest) = name.strip_prefix("WEIR_")
-                && rest.contains("__")
-            {
-                let key = rest.replace("__", ".").replace('_', "-").to_lowercase();
-                flat.insert(key, value);
-            }
-        }
-        for (key, value) in overrides {
-            flat.insert(key.to_lowercase(), value.clone());
-        }
-        Self::from_keys(&flat)
+        Self::from_keys(&load_keys(file, env, overrides)?)
     }
 
     /// Builds the configuration from dotted keys (lowercase).
@@ -129,6 +170,11 @@ impl JobManagerConfig {
             slots: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             ha_dir: PathBuf::from("weir-ha"),
             job_defaults: BTreeMap::new(),
+            rpc_address: IpAddr::from([127, 0, 0, 1]),
+            rpc_port: DEFAULT_RPC_PORT,
+            heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
+            heartbeat_timeout_ms: DEFAULT_HEARTBEAT_TIMEOUT_MS,
+            certs_dir: None,
         };
         // Checked now so a typo fails at start, not per job.
         let job_keys: Vec<(&str, &str)> = keys
@@ -174,11 +220,43 @@ impl JobManagerConfig {
                         .ok_or_else(|| bad(format!("`{value}` is not a positive number")))?;
                 }
                 "high-availability.storagedir" => config.ha_dir = PathBuf::from(value),
+                // A TaskManager's key: a file shared by both processes works.
+                "taskmanager.host" => {}
+                "jobmanager.rpc.address" | "jobmanager.bind-host" => {
+                    config.rpc_address = value
+                        .parse()
+                        .map_err(|_| bad(format!("`{value}` is not an IP address")))?;
+                }
+                "jobmanager.rpc.port" => {
+                    config.rpc_port = value
+                        .parse()
+                        .map_err(|_| bad(format!("`{value}` is not a port number")))?;
+                }
+                "heartbeat.interval" => {
+                    config.heartbeat_interval_ms = parse_duration_ms(value).map_err(bad)?
+                }
+                "heartbeat.timeout" => {
+                    config.heartbeat_timeout_ms = parse_duration_ms(value).map_err(bad)?
+                }
+                "security.ssl.internal.dir" => {
+                    config.certs_dir = (!value.is_empty()).then(|| PathBuf::from(value));
+                }
                 _ if CheckpointConfig::knows(key) => {
                     config.job_defaults.insert(key.clone(), value.clone());
                 }
                 _ => return Err(ConfigError::UnknownKey(key.clone())),
             }
+        }
+        if config.heartbeat_interval_ms == 0
+            || config.heartbeat_timeout_ms <= config.heartbeat_interval_ms
+        {
+            return Err(ConfigError::BadValue {
+                key: "heartbeat.timeout".into(),
+                message: format!(
+                    "{} ms must be longer than heartbeat.interval ({} ms), which must be above 0",
+                    config.heartbeat_timeout_ms, config.heartbeat_interval_ms
+                ),
+            });
         }
         if config.auth_token.is_none() && !config.rest_address.is_loopback() {
             return Err(ConfigError::OpenWithoutToken(config.rest_address));
@@ -277,6 +355,42 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string().contains("execution.checkpointing.interval"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cluster_keys_with_flink_defaults() {
+        let config = JobManagerConfig::load(None, [], &[]).unwrap();
+        assert_eq!(config.rpc_port, 6123);
+        assert_eq!(config.heartbeat_interval_ms, 10_000);
+        assert_eq!(config.heartbeat_timeout_ms, 50_000);
+        assert_eq!(config.certs_dir, None);
+        let config = JobManagerConfig::load(
+            None,
+            [],
+            &pairs(&[
+                ("jobmanager.rpc.port", "7000"),
+                ("heartbeat.interval", "200"),
+                ("heartbeat.timeout", "1s"),
+                ("security.ssl.internal.dir", "/certs"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.rpc_port, 7000);
+        assert_eq!(config.heartbeat_interval_ms, 200);
+        assert_eq!(config.heartbeat_timeout_ms, 1000);
+        assert_eq!(config.certs_dir, Some(PathBuf::from("/certs")));
+        let err =
+            JobManagerConfig::load(None, [], &pairs(&[("heartbeat.timeout", "5s")])).unwrap_err();
+        assert!(
+            err.to_string().contains("longer than heartbeat.interval"),
+            "{err}"
+        );
+        let err = JobManagerConfig::load(None, [], &pairs(&[("heartbeat.interval", "often")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`often` is not a duration"),
             "{err}"
         );
     }

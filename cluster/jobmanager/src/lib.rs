@@ -11,6 +11,10 @@
 //! - [`commands`]: cancel, stop with savepoint and savepoint requests of
 //!   a job, as the attempt's driver reads them.
 //! - [`slots`]: the slot pool and first-come-first-served scheduling.
+//! - [`taskmanagers`]: the registry of TaskManagers (registration,
+//!   heartbeats, loss) as a state machine over an injected clock.
+//! - [`rpc`]: the cluster endpoint (QUIC with mutual TLS) where
+//!   TaskManagers register and send heartbeats.
 //! - [`artifacts`]: the content-addressed store of uploaded components
 //!   (`udf: artifact:<sha256>` in a job).
 //! - [`manager`]: [`JobManager`], which carries messages between those,
@@ -29,7 +33,9 @@ pub mod embedded;
 pub mod lifecycle;
 pub mod manager;
 pub mod rest;
+pub mod rpc;
 pub mod slots;
+pub mod taskmanagers;
 pub mod views;
 
 pub use config::JobManagerConfig;

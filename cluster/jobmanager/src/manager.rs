@@ -26,6 +26,7 @@ use crate::commands::{JobCommands, SavepointRequest};
 use crate::config::JobManagerConfig;
 use crate::lifecycle::{Action, Event, Failure, JobLifecycle, JobStatus};
 use crate::slots::SlotPool;
+use crate::taskmanagers::{TaskManagerInfo, TaskManagerRegistry};
 use crate::views::{
     CheckpointView, CheckpointsView, JobCounters, JobDetails, JobOverview, Overview,
     SavepointStatus, VertexInfo,
@@ -130,6 +131,11 @@ struct Inner {
     cache_dir: Option<PathBuf>,
     state: Mutex<State>,
     changed: Condvar,
+    /// TaskManagers connected over the cluster endpoint.
+    taskmanagers: Mutex<TaskManagerRegistry>,
+    /// When this JobManager started: the origin of [`JobManager::clock_ms`].
+    started: std::time::Instant,
+    started_ms: u64,
 }
 
 /// The JobManager (cheap to clone: a handle).
@@ -177,6 +183,7 @@ impl JobManager {
         })
         .map_err(|e| JmError::Internal(e.to_string()))?;
         let slots = SlotPool::new(config.slots);
+        let heartbeat_timeout_ms = config.heartbeat_timeout_ms;
         let jm = Self {
             inner: Arc::new(Inner {
                 config,
@@ -188,6 +195,12 @@ impl JobManager {
                     slots,
                 }),
                 changed: Condvar::new(),
+                taskmanagers: Mutex::new(TaskManagerRegistry::new(
+                    heartbeat_timeout_ms,
+                    env!("CARGO_PKG_VERSION"),
+                )),
+                started: std::time::Instant::now(),
+                started_ms: u64::try_from(now_ms()).unwrap_or(0),
             }),
         };
         jm.recover()?;
@@ -197,6 +210,43 @@ impl JobManager {
     /// The configuration it runs with.
     pub fn config(&self) -> &JobManagerConfig {
         &self.inner.config
+    }
+
+    /// The TaskManagers connected over the cluster endpoint.
+    pub fn taskmanager_registry(&self) -> MutexGuard<'_, TaskManagerRegistry> {
+        self.inner
+            .taskmanagers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// ms since the epoch, read off a monotonic clock (the wall clock at
+    /// start plus the time since), so heartbeat deadlines do not jump
+    /// with the wall clock.
+    pub fn clock_ms(&self) -> u64 {
+        self.inner.started_ms
+            + u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Every TaskManager: the JobManager's own slots (`local`) first,
+    /// then those registered over the cluster endpoint.
+    pub fn taskmanagers(&self) -> Vec<TaskManagerInfo> {
+        let (total, available) = {
+            let state = self.lock();
+            (state.slots.total(), state.slots.available())
+        };
+        let mut list = vec![TaskManagerInfo {
+            id: "local".into(),
+            host: self.inner.config.rest_address.to_string(),
+            address: "in-process".into(),
+            slots_total: total,
+            slots_free: available,
+            registered_ms: self.inner.started_ms,
+            last_heartbeat_ago_ms: 0,
+        }];
+        let now = self.clock_ms();
+        list.extend(self.taskmanager_registry().list(now));
+        list
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -915,6 +965,10 @@ impl JobManager {
 
     /// Slots and jobs at a glance.
     pub fn overview(&self) -> Overview {
+        let (remote, slots_remote) = {
+            let registry = self.taskmanager_registry();
+            (registry.len(), registry.slots_total())
+        };
         let state = self.lock();
         let mut jobs = BTreeMap::new();
         for job in state.jobs.values() {
@@ -923,7 +977,8 @@ impl JobManager {
                 .or_insert(0) += 1;
         }
         Overview {
-            taskmanagers: 1,
+            taskmanagers: 1 + u32::try_from(remote).unwrap_or(u32::MAX),
+            slots_remote,
             slots_total: state.slots.total(),
             slots_available: state.slots.available(),
             jobs,

@@ -14,14 +14,16 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Reque
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::artifacts::ArtifactInfo;
 use crate::lifecycle::{Failure, FailureKind, JobStatus};
 use crate::manager::{JmError, JobManager, SubmitOptions};
+use crate::taskmanagers::TaskManagerInfo;
 use crate::views::{
     ArtifactList, CheckpointView, CheckpointsView, ErrorBody, ExceptionsView, JobCounters,
     JobDetails, JobList, JobOverview, Overview, SavepointRequestBody, SavepointStatus, StopRequest,
@@ -98,7 +100,9 @@ async fn blocking<T: Send + 'static>(
         SavepointRequestBody,
         TriggerAnswer,
         SavepointStatus,
-        Overview
+        Overview,
+        TaskManagerInfo,
+        TaskManagerList
     ))
 )]
 struct ApiDoc;
@@ -145,6 +149,7 @@ fn api_router() -> OpenApiRouter<JobManager> {
         .routes(routes!(job_checkpoints))
         .routes(routes!(job_exceptions))
         .routes(routes!(overview))
+        .routes(routes!(list_taskmanagers))
 }
 
 async fn authorize(State(jm): State<JobManager>, request: Request, next: Next) -> Response {
@@ -480,6 +485,22 @@ async fn job_exceptions(
 #[utoipa::path(get, path = "/v1/overview", tag = "cluster", responses((status = 200, body = Overview)))]
 async fn overview(State(jm): State<JobManager>) -> Json<Overview> {
     Json(jm.overview())
+}
+
+/// `GET /v1/taskmanagers`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskManagerList {
+    /// The JobManager's own slots (`local`) first, then the TaskManagers
+    /// registered over the cluster endpoint, by id.
+    pub taskmanagers: Vec<TaskManagerInfo>,
+}
+
+/// Every TaskManager with its slots and last heartbeat.
+#[utoipa::path(get, path = "/v1/taskmanagers", tag = "cluster", responses((status = 200, body = TaskManagerList)))]
+async fn list_taskmanagers(State(jm): State<JobManager>) -> Json<TaskManagerList> {
+    Json(TaskManagerList {
+        taskmanagers: jm.taskmanagers(),
+    })
 }
 
 /// The route list as `METHOD /path` lines, from the OpenAPI document.

@@ -204,9 +204,14 @@ pub struct SavepointStatus {
 /// `GET /v1/overview`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Overview {
-    /// TaskManagers (the JobManager's own, in this version).
+    /// TaskManagers: the JobManager's own (`local`) and those connected
+    /// over the cluster endpoint.
     pub taskmanagers: u32,
-    /// All slots.
+    /// Slots of the TaskManagers connected over the cluster endpoint (not
+    /// yet scheduled into: jobs run in the local slots).
+    #[serde(rename = "slots-remote")]
+    pub slots_remote: u32,
+    /// Slots jobs are scheduled into (the local TaskManager's).
     #[serde(rename = "slots-total")]
     pub slots_total: u32,
     /// Slots no job holds.

@@ -55,6 +55,25 @@ pub enum RpcError {
     Timeout(u64),
 }
 
+impl RpcError {
+    /// Whether the TLS handshake failed: a certificate refused by either
+    /// side (another CA, none presented, expired). Retrying cannot help.
+    #[must_use]
+    pub fn is_authentication_failure(&self) -> bool {
+        // QUIC carries TLS alerts as the "crypto error" codes
+        // 0x0100-0x01ff (RFC 9001, section 4.8).
+        let crypto = |code: u64| (0x100..0x200).contains(&code);
+        match self {
+            Self::Connection(quinn::ConnectionError::TransportError(e)) => crypto(e.code.into()),
+            Self::Connection(quinn::ConnectionError::ConnectionClosed(c)) => {
+                crypto(c.error_code.into())
+            }
+            Self::Certificates { .. } | Self::Tls(_) => true,
+            _ => false,
+        }
+    }
+}
+
 impl From<quinn::ReadError> for RpcError {
     /// A lost connection reports the connection's own error (a refused
     /// certificate, a timeout), not just "connection lost".

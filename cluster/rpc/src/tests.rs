@@ -137,6 +137,7 @@ async fn a_client_without_a_certificate_is_refused() {
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
     );
+    assert!(err.is_authentication_failure(), "{err:?}");
     let server_side = results.recv().await.unwrap().unwrap_err();
     assert!(server_side.contains("certificate"), "{server_side}");
 }
@@ -158,6 +159,7 @@ async fn a_node_of_another_ca_cannot_join() {
         err.to_string().contains("UnknownIssuer") || err.to_string().contains("certificate"),
         "{err}"
     );
+    assert!(err.is_authentication_failure(), "{err:?}");
     // ...and a client that trusts our CA but presents the stranger's
     // certificate is refused by the server.
     let mixed = NodeIdentity {
@@ -171,6 +173,7 @@ async fn a_node_of_another_ca_cannot_join() {
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
     );
+    assert!(err.is_authentication_failure(), "{err:?}");
 }
 
 #[tokio::test]

@@ -1,0 +1,389 @@
+//! `weir jobmanager` and `weir taskmanager` as separate processes on
+//! loopback addresses (127.0.0.x), as a user starts them: certificates from
+//! `weir cert init`, TaskManagers registering over QUIC with mutual TLS,
+//! heartbeats, a SIGKILLed TaskManager declared lost, a restarted
+//! JobManager getting its TaskManagers back, and peers that are refused.
+//!
+//! Every process is started with short heartbeats, read line by line, and
+//! killed by pid when its test ends; every wait has a deadline.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const HEARTBEAT: [&str; 2] = ["-Dheartbeat.interval=200", "-Dheartbeat.timeout=1000"];
+
+/// A `weir` process whose stderr lines arrive on a channel; killed on drop.
+struct Process {
+    name: String,
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Process {
+    fn start(name: &str, dir: &Path, args: &[String]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .current_dir(dir)
+            .env_remove("WEIR_JOBMANAGER")
+            .env("WEIR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weir starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        let label = name.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[{label}] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            name: name.to_string(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line (from now on) containing `needle`, within `limit`.
+    fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{} printed no line with `{needle}` within {limit:?}; it printed:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "{} exited without a line with `{needle}`; it printed:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits (up to `limit`) for the process to exit; its status code.
+    fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} did not exit within {limit:?}", self.name);
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn weir(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WEIR_JOBMANAGER")
+        .output()
+        .expect("weir runs")
+}
+
+fn cert_init(dir: &Path, name: &str) -> PathBuf {
+    let out = weir(dir, &["cert", "init", name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join(name)
+}
+
+/// A JobManager with a cluster endpoint: (process, REST URL, QUIC address).
+fn jobmanager(
+    dir: &Path,
+    certs: &Path,
+    rest_port: u16,
+    rpc_port: u16,
+) -> (Process, String, String) {
+    let mut args = vec![
+        "jobmanager".to_string(),
+        "--certs".into(),
+        certs.display().to_string(),
+        format!("-Drest.port={rest_port}"),
+        format!("-Djobmanager.rpc.port={rpc_port}"),
+        format!(
+            "-Dhigh-availability.storageDir={}",
+            dir.join("ha").display()
+        ),
+        "-Dtaskmanager.numberOfTaskSlots=1".into(),
+    ];
+    args.extend(HEARTBEAT.iter().map(|s| s.to_string()));
+    let mut jm = Process::start("jobmanager", dir, &args);
+    let line = jm.wait_for("listening on", Duration::from_secs(30));
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let line = jm.wait_for("cluster endpoint on", Duration::from_secs(10));
+    let rpc = line
+        .split("cluster endpoint on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    (jm, url, rpc)
+}
+
+fn taskmanager(dir: &Path, name: &str, rpc: &str, host: &str, slots: u32, certs: &Path) -> Process {
+    Process::start(
+        name,
+        dir,
+        &[
+            "taskmanager".into(),
+            "--jobmanager".into(),
+            rpc.into(),
+            "--host".into(),
+            host.into(),
+            "--slots".into(),
+            slots.to_string(),
+            "--certs".into(),
+            certs.display().to_string(),
+        ],
+    )
+}
+
+fn get(url: &str, path: &str) -> Value {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", &format!("{url}{path}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "GET {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `(id, host, slots-total)` of every TaskManager the JobManager lists.
+fn listed(url: &str) -> Vec<(String, String, u64)> {
+    get(url, "/v1/taskmanagers")["taskmanagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tm| {
+            (
+                tm["id"].as_str().unwrap().to_string(),
+                tm["host"].as_str().unwrap().to_string(),
+                tm["slots-total"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Polls `listed` until `pred` holds, up to `limit`.
+fn eventually(
+    url: &str,
+    limit: Duration,
+    pred: impl Fn(&[(String, String, u64)]) -> bool,
+) -> Vec<(String, String, u64)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = listed(url);
+        if pred(&now) || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn registered_id(line: &str) -> String {
+    line.split("registered as ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn taskmanagers_register_heartbeat_and_a_killed_one_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = cert_init(dir.path(), "certs");
+    let (mut jm, url, rpc) = jobmanager(dir.path(), &certs, 0, 0);
+    let mut a = taskmanager(dir.path(), "tm-a", &rpc, "127.0.0.2", 2, &certs);
+    let mut b = taskmanager(dir.path(), "tm-b", &rpc, "127.0.0.3", 3, &certs);
+    let a_id = registered_id(&a.wait_for("registered as", Duration::from_secs(10)));
+    let b_id = registered_id(&b.wait_for("registered as", Duration::from_secs(10)));
+
+    let mut expected = vec![
+        ("local".to_string(), "127.0.0.1".to_string(), 1),
+        (a_id.clone(), "127.0.0.2".to_string(), 2),
+        (b_id.clone(), "127.0.0.3".to_string(), 3),
+    ];
+    expected[1..].sort();
+    assert_eq!(listed(&url), expected);
+    let overview = get(&url, "/v1/overview");
+    assert_eq!(overview["taskmanagers"], 3);
+    assert_eq!(overview["slots-remote"], 5);
+    // The CLI's table.
+    let out = weir(dir.path(), &["taskmanagers", "--jobmanager", &url]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains(&a_id) && table.contains(&b_id), "{table}");
+    // Heartbeats keep them listed well past the timeout (1 s).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(listed(&url).len(), 3);
+
+    // SIGKILL: no goodbye, so the heartbeat timeout declares it lost.
+    a.signal("-KILL");
+    jm.wait_for(&format!("TaskManager {a_id} lost"), Duration::from_secs(5));
+    let now = eventually(&url, Duration::from_secs(2), |l| l.len() == 2);
+    assert_eq!(
+        now.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+        ["local", b_id.as_str()]
+    );
+
+    // SIGTERM: it closes its connection and is gone at once.
+    b.signal("-TERM");
+    assert_eq!(b.exit_code(Duration::from_secs(5)), Some(0));
+    let line = jm.wait_for(&format!("TaskManager {b_id} lost"), Duration::from_secs(5));
+    assert!(line.contains("connection ended"), "{line}");
+    assert_eq!(listed(&url).len(), 1);
+}
+
+#[test]
+fn a_restarted_jobmanager_gets_its_taskmanagers_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = cert_init(dir.path(), "certs");
+    let (jm, url, rpc) = jobmanager(dir.path(), &certs, 0, 0);
+    let mut tm = taskmanager(dir.path(), "tm", &rpc, "127.0.0.2", 2, &certs);
+    let first = registered_id(&tm.wait_for("registered as", Duration::from_secs(10)));
+    drop(jm); // SIGKILL
+
+    let port = |addr: &str| addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let (_jm, url2, _) = jobmanager(dir.path(), &certs, port(&url), port(&rpc));
+    assert_eq!(url2, url);
+    // The TaskManager notices (QUIC idle timeout = heartbeat timeout) and
+    // registers again by itself (ids are the new JobManager's).
+    let again = registered_id(&tm.wait_for("registered as", Duration::from_secs(15)));
+    assert!(first.ends_with("127.0.0.2") && again.ends_with("127.0.0.2"));
+    assert!(
+        tm.seen
+            .iter()
+            .any(|l| l.contains("not connected to the JobManager")),
+        "the TaskManager noticed the loss first"
+    );
+    let now = eventually(&url, Duration::from_secs(2), |l| l.len() == 2);
+    assert_eq!(now[1], (again, "127.0.0.2".to_string(), 2));
+}
+
+#[test]
+fn peers_without_the_cluster_certificate_or_with_bad_registrations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = cert_init(dir.path(), "certs");
+    let other = cert_init(dir.path(), "other");
+    let (mut jm, url, rpc) = jobmanager(dir.path(), &certs, 0, 0);
+
+    // A TaskManager with another CA's certificate cannot join, and says so.
+    let mut stranger = taskmanager(dir.path(), "stranger", &rpc, "127.0.0.4", 1, &other);
+    let line = stranger.wait_for("error:", Duration::from_secs(10));
+    assert!(line.contains("certificate"), "{line}");
+    assert_eq!(stranger.exit_code(Duration::from_secs(5)), Some(1));
+    jm.wait_for("refused a cluster connection", Duration::from_secs(5));
+
+    // More slots than a TaskManager may offer: refused by the JobManager.
+    let mut greedy = taskmanager(dir.path(), "greedy", &rpc, "127.0.0.5", 5000, &certs);
+    let line = greedy.wait_for("error:", Duration::from_secs(10));
+    assert!(
+        line.contains("refused this TaskManager") && line.contains("5000"),
+        "{line}"
+    );
+    assert_eq!(greedy.exit_code(Duration::from_secs(5)), Some(1));
+
+    // Without certificates a TaskManager does not start.
+    let out = weir(dir.path(), &["taskmanager", "--jobmanager", &rpc]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("weir cert init"), "{err}");
+
+    // Garbage from an authenticated peer and a stray UDP datagram fail
+    // that connection only.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let identity = weir_rpc::NodeIdentity::load(&certs).unwrap();
+        let liveness = weir_rpc::Liveness {
+            keep_alive: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(5),
+        };
+        let endpoint =
+            weir_rpc::client_endpoint("127.0.0.6:0".parse().unwrap(), &identity, liveness).unwrap();
+        let connection = weir_rpc::connect(&endpoint, rpc.parse().unwrap())
+            .await
+            .unwrap();
+        let (mut send, _recv) = connection.open_bi().await.unwrap();
+        send.write_all(b"WEIRCTRL\x01\x00\xff\xff\xff\x7f")
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(5), connection.closed())
+            .await
+            .expect("the JobManager closes the connection");
+        assert!(closed.to_string().contains("not registered"), "{closed}");
+    });
+    jm.wait_for("announces 2147483647 bytes", Duration::from_secs(5));
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(&[0xff; 1200], &rpc).unwrap();
+
+    // The JobManager is still up and takes a good TaskManager.
+    let mut good = taskmanager(dir.path(), "good", &rpc, "127.0.0.2", 2, &certs);
+    let id = registered_id(&good.wait_for("registered as", Duration::from_secs(10)));
+    let now = eventually(&url, Duration::from_secs(2), |l| l.len() == 2);
+    assert_eq!(now[1], (id, "127.0.0.2".to_string(), 2));
+}
+
+#[test]
+fn cert_init_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    cert_init(dir.path(), "certs");
+    let before = std::fs::read(dir.path().join("certs/ca.pem")).unwrap();
+    let out = weir(dir.path(), &["cert", "init", "certs"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"));
+    assert_eq!(
+        std::fs::read(dir.path().join("certs/ca.pem")).unwrap(),
+        before
+    );
+}
