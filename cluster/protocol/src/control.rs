@@ -216,6 +216,14 @@ impl ControlDecoder {
         Ok(())
     }
 
+    /// The bytes pushed after the last message taken, giving the decoder
+    /// up: for a stream that continues in another format after its
+    /// control messages (a data stream's header, then its frames).
+    #[must_use]
+    pub fn into_remaining(self) -> BytesMut {
+        self.buffer
+    }
+
     fn decode_next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ControlError> {
         if !self.started {
             if self.buffer.len() < CONTROL_PREAMBLE_LEN {

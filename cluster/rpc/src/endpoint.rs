@@ -34,6 +34,11 @@ impl Liveness {
         let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
             .map_err(|e| RpcError::Tls(format!("idle timeout {:?}: {e}", self.idle_timeout)))?;
         transport.max_idle_timeout(Some(idle));
+        // Byte credits of the data plane (see `data`): per stream, and for
+        // all streams of a connection together.
+        transport.stream_receive_window(crate::data::STREAM_WINDOW_BYTES.into());
+        transport.receive_window((crate::data::STREAM_WINDOW_BYTES * 64).into());
+        transport.max_concurrent_uni_streams(4096u32.into());
         Ok(Arc::new(transport))
     }
 }

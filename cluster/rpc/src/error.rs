@@ -47,6 +47,9 @@ pub enum RpcError {
     /// The peer sent bytes that are not a control stream of this version.
     #[error("the peer broke the control protocol: {0}")]
     Protocol(#[from] weir_protocol::ControlError),
+    /// The peer sent bytes that are not a data stream of this version.
+    #[error("the peer sent a malformed data stream: {0}")]
+    Data(#[from] weir_protocol::DecodeError),
     /// The peer sent a well-formed message that does not fit where it came.
     #[error("the peer sent an unexpected message: {0}")]
     Unexpected(String),

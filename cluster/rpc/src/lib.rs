@@ -7,17 +7,21 @@
 //!   against one CA.
 //! - [`endpoint`]: QUIC endpoints built from an identity, and the
 //!   [`ControlChannel`] that carries [`ControlMessage`]s on a connection.
+//! - [`data`]: the data plane, one QUIC stream per producer→consumer
+//!   channel, with byte credits from QUIC's flow control.
 //! - [`messages`]: the control messages (registration, heartbeats), whose
 //!   framing is [`weir_protocol::control`].
 //!
 //! Every process of a cluster listens or connects only with a certificate:
 //! there is no plaintext mode.
 
+pub mod data;
 pub mod endpoint;
 mod error;
 pub mod messages;
 pub mod tls;
 
+pub use data::{DataChannelHeader, DataReceiver, DataSender};
 pub use endpoint::{
     ControlChannel, Liveness, MAX_CONTROL_MESSAGE_BYTES, client_endpoint, connect, server_endpoint,
 };

@@ -213,3 +213,150 @@ async fn garbage_on_the_control_stream_fails_that_connection_only() {
         Some(ControlMessage::Registered { .. })
     ));
 }
+
+/// A connected pair of endpoints of one CA: (client-side, server-side).
+async fn connected_pair() -> (
+    quinn::Connection,
+    quinn::Connection,
+    (tempfile::TempDir, quinn::Endpoint, quinn::Endpoint),
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let id = identity(&dir);
+    let server = server_endpoint(any_port(), &id, LIVENESS).unwrap();
+    let addr = server.local_addr().unwrap();
+    let client = client_endpoint(any_port(), &id, LIVENESS).unwrap();
+    let (client_side, server_side) = tokio::join!(connect(&client, addr), async {
+        server.accept().await.unwrap().await.unwrap()
+    });
+    (client_side.unwrap(), server_side, (dir, client, server))
+}
+
+fn header(channel: u32) -> DataChannelHeader {
+    DataChannelHeader {
+        job: "j".into(),
+        attempt: 1,
+        consumer: "window".into(),
+        subtask: 2,
+        channel,
+    }
+}
+
+fn batch(n: usize, value_bytes: usize) -> weir_types::StreamElement {
+    let mut batch = weir_types::Batch::with_capacity(n);
+    for i in 0..n {
+        batch.push(
+            weir_types::Record {
+                key: Some(vec![i as u8]),
+                value: weir_types::Bytes::from(vec![b'x'; value_bytes]),
+                timestamp: Some(i as i64),
+            },
+            weir_types::Origin {
+                split: 0,
+                position: i as u64,
+            },
+        );
+    }
+    weir_types::StreamElement::Batch(batch)
+}
+
+#[tokio::test]
+async fn data_streams_carry_every_element_in_order() {
+    use weir_types::{StreamElement, WatermarkStatus};
+    let (client, server, _dir) = connected_pair().await;
+    let elements = vec![
+        batch(3, 10),
+        StreamElement::Watermark(1_000),
+        StreamElement::WatermarkStatus(WatermarkStatus::Idle),
+        StreamElement::Barrier(7),
+        batch(1, 0),
+        StreamElement::EndOfInput,
+    ];
+    let mut sender = DataSender::open(&client, &header(4)).await.unwrap();
+    for e in &elements {
+        sender.send(e).await.unwrap();
+    }
+    sender.finish().unwrap();
+    let (got_header, mut receiver) = DataReceiver::accept(&server).await.unwrap();
+    assert_eq!(got_header, header(4));
+    let mut got = Vec::new();
+    while let Some(e) = receiver.recv().await.unwrap() {
+        got.push(e);
+    }
+    assert_eq!(got, elements);
+}
+
+#[tokio::test]
+async fn a_consumer_that_stops_reading_one_channel_stops_that_sender_only() {
+    let (client, server, _dir) = connected_pair().await;
+    let mut blocked = DataSender::open(&client, &header(0)).await.unwrap();
+    let mut flowing = DataSender::open(&client, &header(1)).await.unwrap();
+    // Announce both streams, so the server can accept them.
+    blocked.send(&batch(1, 1)).await.unwrap();
+    flowing.send(&batch(1, 1)).await.unwrap();
+    let (h0, mut r0) = DataReceiver::accept(&server).await.unwrap();
+    let (h1, mut r1) = DataReceiver::accept(&server).await.unwrap();
+    let (mut r_blocked, mut r_flowing) = if h0.channel == 0 {
+        (r0, r1)
+    } else {
+        std::mem::swap(&mut r0, &mut r1);
+        (r0, r1)
+    };
+    assert_eq!(h0.channel + h1.channel, 1);
+
+    // 4 MiB into a 1 MiB window that nobody reads: the sender waits.
+    let big = batch(64, 1 << 10); // ~64 KiB per frame
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&sent);
+    let send_all = tokio::spawn(async move {
+        for _ in 0..64 {
+            blocked.send(&big).await.unwrap();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        blocked.finish().unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ahead = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=20).contains(&ahead),
+        "the sender ran {ahead} frames (~64 KiB each) ahead of a 1 MiB window"
+    );
+    // The other channel still flows, both ways of being read.
+    for i in 0..100 {
+        flowing
+            .send(&weir_types::StreamElement::Watermark(i))
+            .await
+            .unwrap();
+    }
+    flowing.finish().unwrap();
+    let mut flowed = 0;
+    while let Some(e) = r_flowing.recv().await.unwrap() {
+        if matches!(e, weir_types::StreamElement::Watermark(_)) {
+            flowed += 1;
+        }
+    }
+    assert_eq!(flowed, 100);
+    // Reading resumes the blocked one, and all of it arrives.
+    let mut frames = 0;
+    while let Some(_e) = r_blocked.recv().await.unwrap() {
+        frames += 1;
+    }
+    assert_eq!(frames, 65);
+    send_all.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_malformed_data_stream_is_a_decode_error() {
+    let (client, server, _dir) = connected_pair().await;
+    let mut stream = client.open_uni().await.unwrap();
+    let mut bytes = Vec::new();
+    weir_protocol::encode_control_preamble(&mut bytes);
+    weir_protocol::encode_control(&header(0), &mut bytes).unwrap();
+    weir_protocol::encode_preamble(&mut bytes);
+    bytes.extend_from_slice(&[9, 0, 0, 0, 0]); // frame kind 9
+    stream.write_all(&bytes).await.unwrap();
+    stream.finish().unwrap();
+    let (_, mut receiver) = DataReceiver::accept(&server).await.unwrap();
+    let err = receiver.recv().await.unwrap_err();
+    assert!(matches!(err, RpcError::Data(_)), "{err}");
+    assert!(err.to_string().contains("unknown frame kind 9"), "{err}");
+}

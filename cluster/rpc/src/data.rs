@@ -1,0 +1,162 @@
+//! The data plane: one unidirectional QUIC stream per producer→consumer
+//! channel between subtasks on different TaskManagers.
+//!
+//! A data stream starts with a header saying which channel it carries (the
+//! control preamble and one [`DataChannelHeader`] message, framed as in
+//! [`weir_protocol::control`]), followed by the data stream itself (the
+//! `WEIRDATA` preamble and [`StreamElement`] frames, [`weir_protocol`]).
+//! Watermarks, watermark status, barriers and end of input travel in-band,
+//! in order with the records.
+//!
+//! **Credits are bytes.** A stream's flow-control window
+//! ([`STREAM_WINDOW_BYTES`]) is the credit its consumer grants: a sender
+//! that is that many bytes ahead of what the consumer read waits. So a
+//! consumer that stops reading one channel (barrier alignment) stops that
+//! channel's sender only, and a slow consumer back-pressures its producers
+//! through QUIC, without a credit protocol of Weir's own.
+
+use quinn::{Connection, RecvStream, SendStream};
+use serde::{Deserialize, Serialize};
+use weir_protocol::{
+    ControlDecoder, FrameDecoder, encode, encode_control, encode_control_preamble, encode_preamble,
+};
+use weir_types::StreamElement;
+
+use crate::error::RpcError;
+
+/// Flow-control window of one data stream, bytes: how far a producer may
+/// run ahead of its consumer on one channel.
+pub const STREAM_WINDOW_BYTES: u32 = 1 << 20;
+/// The largest frame a data stream may carry, bytes (a batch of many
+/// large records fits).
+pub const MAX_DATA_FRAME_BYTES: usize = 64 << 20;
+/// The largest data stream header, bytes.
+const MAX_HEADER_BYTES: usize = 4096;
+
+/// Which channel a data stream carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataChannelHeader {
+    /// The job's id.
+    pub job: String,
+    /// The attempt the producer belongs to (streams of older attempts are
+    /// refused by the consumer).
+    pub attempt: u32,
+    /// The consuming chain's head vertex.
+    pub consumer: String,
+    /// The consuming subtask's index.
+    pub subtask: u32,
+    /// The input channel of the consumer (its index among the consumer's
+    /// channels, as in its deployment descriptor).
+    pub channel: u32,
+}
+
+/// The sending end of a data stream.
+#[derive(Debug)]
+pub struct DataSender {
+    stream: SendStream,
+    buf: Vec<u8>,
+}
+
+impl DataSender {
+    /// Opens a data stream on `connection` for `header`'s channel and
+    /// writes the header and the data preamble.
+    ///
+    /// # Errors
+    /// [`RpcError::Connection`] or [`RpcError::Write`].
+    pub async fn open(
+        connection: &Connection,
+        header: &DataChannelHeader,
+    ) -> Result<Self, RpcError> {
+        let mut stream = connection.open_uni().await?;
+        let mut buf = Vec::new();
+        encode_control_preamble(&mut buf);
+        encode_control(header, &mut buf)?;
+        encode_preamble(&mut buf);
+        stream.write_all(&buf).await?;
+        buf.clear();
+        Ok(Self { stream, buf })
+    }
+
+    /// Sends one element; waits while the consumer's window is full.
+    ///
+    /// # Errors
+    /// [`RpcError::Write`] or [`RpcError::Connection`] when the stream or
+    /// connection is gone.
+    pub async fn send(&mut self, element: &StreamElement) -> Result<(), RpcError> {
+        self.buf.clear();
+        encode(element, &mut self.buf);
+        self.stream.write_all(&self.buf).await?;
+        Ok(())
+    }
+
+    /// Ends the stream after everything sent (the consumer's
+    /// [`DataReceiver::recv`] then returns `None`).
+    ///
+    /// # Errors
+    /// [`RpcError::Unexpected`] when the stream was already ended.
+    pub fn finish(&mut self) -> Result<(), RpcError> {
+        self.stream
+            .finish()
+            .map_err(|e| RpcError::Unexpected(e.to_string()))
+    }
+}
+
+/// The receiving end of a data stream.
+#[derive(Debug)]
+pub struct DataReceiver {
+    stream: RecvStream,
+    decoder: FrameDecoder,
+}
+
+impl DataReceiver {
+    /// Accepts the next data stream the peer opens on `connection` and
+    /// reads its header.
+    ///
+    /// # Errors
+    /// [`RpcError::Connection`] when the connection ends,
+    /// [`RpcError::Protocol`] for a malformed header, [`RpcError::Unexpected`]
+    /// for a stream that ends before its header.
+    pub async fn accept(connection: &Connection) -> Result<(DataChannelHeader, Self), RpcError> {
+        let mut stream = connection.accept_uni().await?;
+        let mut header_decoder = ControlDecoder::new(MAX_HEADER_BYTES);
+        let mut chunk = [0u8; 1024];
+        let header = loop {
+            if let Some(header) = header_decoder.next::<DataChannelHeader>()? {
+                break header;
+            }
+            match stream.read(&mut chunk).await? {
+                Some(n) => header_decoder.push(&chunk[..n]),
+                None => {
+                    return Err(RpcError::Unexpected(
+                        "a data stream ended before its header".into(),
+                    ));
+                }
+            }
+        };
+        let mut decoder = FrameDecoder::new(MAX_DATA_FRAME_BYTES);
+        decoder.push(&header_decoder.into_remaining());
+        Ok((header, Self { stream, decoder }))
+    }
+
+    /// The next element, or `None` when the producer ended the stream
+    /// cleanly. Cancel-safe.
+    ///
+    /// # Errors
+    /// [`RpcError::Data`] for malformed frames or a stream that ends
+    /// inside one; [`RpcError::Read`] or [`RpcError::Connection`] when the
+    /// peer is gone.
+    pub async fn recv(&mut self) -> Result<Option<StreamElement>, RpcError> {
+        loop {
+            if let Some(element) = self.decoder.next().map_err(RpcError::Data)? {
+                return Ok(Some(element));
+            }
+            match self.stream.read_chunk(64 << 10, true).await? {
+                Some(chunk) => self.decoder.push(&chunk.bytes),
+                None => {
+                    self.decoder.finish().map_err(RpcError::Data)?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
