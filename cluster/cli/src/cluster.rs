@@ -63,7 +63,12 @@ pub fn taskmanager(config: TaskManagerConfig) -> anyhow::Result<()> {
             } => {}
         }
     };
-    runtime.block_on(weir_taskmanager::run(config, report, shutdown))?;
+    runtime.block_on(weir_taskmanager::run(
+        config,
+        crate::cache_root(),
+        report,
+        shutdown,
+    ))?;
     eprintln!("TaskManager stopped");
     Ok(())
 }

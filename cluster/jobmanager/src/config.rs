@@ -4,7 +4,8 @@
 //!
 //! Keys (case-insensitive): `rest.address` (default `127.0.0.1`),
 //! `rest.port` (8081), `rest.auth.token` (none), `rest.upload.max-bytes`
-//! (128 MiB), `taskmanager.numberOfTaskSlots` (the number of cores),
+//! (128 MiB), `taskmanager.numberOfTaskSlots` (the number of cores; 0:
+//! no local slots, jobs run on the TaskManagers that register),
 //! `high-availability.storageDir` (`weir-ha`), the cluster keys
 //! `jobmanager.rpc.address` (`127.0.0.1`; the address the QUIC endpoint
 //! for TaskManagers binds), `jobmanager.rpc.port` (6123),
@@ -47,7 +48,8 @@ pub struct JobManagerConfig {
     pub auth_token: Option<String>,
     /// `rest.upload.max-bytes`: the largest artifact upload, bytes.
     pub upload_max_bytes: u64,
-    /// `taskmanager.numberOfTaskSlots`: slots of the local TaskManager.
+    /// `taskmanager.numberOfTaskSlots`: slots of the local TaskManager; 0
+    /// schedules jobs onto the TaskManagers that register instead.
     pub slots: u32,
     /// `high-availability.storageDir`: artifacts, submitted jobs and their
     /// checkpoints persist here, so a restarted JobManager finds them.
@@ -213,11 +215,10 @@ impl JobManagerConfig {
                         .map_err(|_| bad(format!("`{value}` is not a number of bytes")))?;
                 }
                 "taskmanager.numberoftaskslots" => {
+                    // 0: no local slots; jobs run on TaskManagers.
                     config.slots = value
                         .parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| bad(format!("`{value}` is not a positive number")))?;
+                        .map_err(|_| bad(format!("`{value}` is not a number of slots")))?;
                 }
                 "high-availability.storagedir" => config.ha_dir = PathBuf::from(value),
                 // A TaskManager's key: a file shared by both processes works.

@@ -13,6 +13,8 @@
 //! - [`slots`]: the slot pool and first-come-first-served scheduling.
 //! - [`taskmanagers`]: the registry of TaskManagers (registration,
 //!   heartbeats, loss) as a state machine over an injected clock.
+//! - [`remote`]: attempts on TaskManagers (placement, shares, proxies for
+//!   control, routes for events, loss of a TaskManager).
 //! - [`rpc`]: the cluster endpoint (QUIC with mutual TLS) where
 //!   TaskManagers register and send heartbeats.
 //! - [`artifacts`]: the content-addressed store of uploaded components
@@ -32,6 +34,7 @@ pub mod config;
 pub mod embedded;
 pub mod lifecycle;
 pub mod manager;
+pub mod remote;
 pub mod rest;
 pub mod rpc;
 pub mod slots;

@@ -25,6 +25,7 @@ use crate::artifacts::{ARTIFACT_PREFIX, ArtifactError, ArtifactInfo, ArtifactSto
 use crate::commands::{JobCommands, SavepointRequest};
 use crate::config::JobManagerConfig;
 use crate::lifecycle::{Action, Event, Failure, JobLifecycle, JobStatus};
+use crate::remote::RemoteAttempts;
 use crate::slots::SlotPool;
 use crate::taskmanagers::{TaskManagerInfo, TaskManagerRegistry};
 use crate::views::{
@@ -133,6 +134,8 @@ struct Inner {
     changed: Condvar,
     /// TaskManagers connected over the cluster endpoint.
     taskmanagers: Mutex<TaskManagerRegistry>,
+    /// Their outboxes and the attempts running on them.
+    remote: Arc<RemoteAttempts>,
     /// When this JobManager started: the origin of [`JobManager::clock_ms`].
     started: std::time::Instant,
     started_ms: u64,
@@ -182,7 +185,12 @@ impl JobManager {
             cache_dir: cache_dir.clone(),
         })
         .map_err(|e| JmError::Internal(e.to_string()))?;
-        let slots = SlotPool::new(config.slots);
+        // No local slots: the JobManager schedules onto TaskManagers.
+        let slots = if config.slots == 0 {
+            SlotPool::elastic()
+        } else {
+            SlotPool::new(config.slots)
+        };
         let heartbeat_timeout_ms = config.heartbeat_timeout_ms;
         let jm = Self {
             inner: Arc::new(Inner {
@@ -199,6 +207,7 @@ impl JobManager {
                     heartbeat_timeout_ms,
                     env!("CARGO_PKG_VERSION"),
                 )),
+                remote: Arc::new(RemoteAttempts::default()),
                 started: std::time::Instant::now(),
                 started_ms: u64::try_from(now_ms()).unwrap_or(0),
             }),
@@ -218,6 +227,40 @@ impl JobManager {
             .taskmanagers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bytes of artifact `id` (for a TaskManager that runs it).
+    ///
+    /// # Errors
+    /// [`JmError::BadRequest`] for an id that is not a SHA-256,
+    /// [`JmError::NotFound`]-like errors when it is not stored.
+    pub fn artifact_bytes(&self, id: &str) -> Result<Vec<u8>, JmError> {
+        check_id(id)?;
+        std::fs::read(self.inner.artifacts.path(id))
+            .map_err(|e| JmError::Internal(format!("artifact {id}: {e}")))
+    }
+
+    /// The routes of attempts on TaskManagers.
+    pub fn remote_attempts(&self) -> Arc<RemoteAttempts> {
+        Arc::clone(&self.inner.remote)
+    }
+
+    /// Whether jobs run on TaskManagers (no local slots:
+    /// `taskmanager.numberOfTaskSlots` is 0).
+    pub fn schedules_on_taskmanagers(&self) -> bool {
+        self.inner.config.slots == 0
+    }
+
+    /// TaskManagers registered or were lost: the slot pool follows (when
+    /// jobs run on them) and waiting jobs are scheduled.
+    pub fn taskmanagers_changed(&self) {
+        if !self.schedules_on_taskmanagers() {
+            return;
+        }
+        let total = self.taskmanager_registry().slots_total();
+        let mut state = self.lock();
+        state.slots.set_total(total);
+        self.schedule(&mut state);
     }
 
     /// ms since the epoch, read off a monotonic clock (the wall clock at
@@ -682,6 +725,8 @@ impl JobManager {
 
     /// Everything attempt `attempt` needs, as a closure run without the lock.
     fn prepare(&self, job: &Job, attempt: u32) -> impl FnOnce() -> Event + use<> {
+        let jm = self.clone();
+        let job_id = job.record.id.clone();
         let graph = job.graph.clone();
         let mut config = RunConfig::new(job.udfs.clone(), job.state_dir.clone());
         config.cache_dir = self.inner.cache_dir.clone();
@@ -711,7 +756,19 @@ impl JobManager {
                     .transpose()
             };
             let result = restored.and_then(|r| {
-                crate::attempt::run_attempt(&graph, &config, &commands, r.as_ref(), attempt)
+                if jm.schedules_on_taskmanagers() {
+                    crate::remote::run_remote_attempt(
+                        &jm,
+                        &job_id,
+                        &graph,
+                        &config,
+                        &commands,
+                        r.as_ref(),
+                        attempt,
+                    )
+                } else {
+                    crate::attempt::run_attempt(&graph, &config, &commands, r.as_ref(), attempt)
+                }
             });
             match result {
                 Ok(savepoint) => Event::AttemptFinished { savepoint },

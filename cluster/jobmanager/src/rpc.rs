@@ -74,8 +74,13 @@ async fn expire_loop(jm: JobManager) {
     loop {
         ticker.tick().await;
         let now = jm.clock_ms();
-        for (id, cause) in jm.taskmanager_registry().expire(now) {
+        let lost = jm.taskmanager_registry().expire(now);
+        for (id, cause) in &lost {
             tracing::warn!("TaskManager {id} lost: {cause}");
+            jm.remote_attempts().lost(id, &cause.to_string());
+        }
+        if !lost.is_empty() {
+            jm.taskmanagers_changed();
         }
     }
 }
@@ -99,9 +104,15 @@ async fn serve_connection(jm: JobManager, incoming: Incoming) {
             return;
         }
     };
-    let reason = heartbeats(&jm, &connection, &id, &mut channel).await;
-    if let Some(cause) = jm.taskmanager_registry().disconnected(&id, &reason) {
+    let (outbox, inbox) = tokio::sync::mpsc::unbounded_channel();
+    jm.remote_attempts().connected(&id, outbox.clone());
+    jm.taskmanagers_changed();
+    let reason = serve_taskmanager(&jm, &connection, &id, &mut channel, inbox, outbox).await;
+    let cause = jm.taskmanager_registry().disconnected(&id, &reason);
+    if let Some(cause) = cause {
         tracing::warn!("TaskManager {id} lost: {cause}");
+        jm.remote_attempts().lost(&id, &cause.to_string());
+        jm.taskmanagers_changed();
     }
     connection.close(CLOSE_LOST.into(), reason.as_bytes());
 }
@@ -138,6 +149,7 @@ async fn register(
             channel
                 .send(&ControlMessage::Registered {
                     taskmanager: id.clone(),
+                    address: address.clone(),
                     heartbeat_interval_ms: jm.config().heartbeat_interval_ms,
                     heartbeat_timeout_ms: timeout_ms,
                 })
@@ -167,13 +179,16 @@ async fn refuse(channel: &mut ControlChannel, connection: &Connection, reason: &
     }
 }
 
-/// Takes heartbeats until the connection ends or the registry lost the
-/// TaskManager; returns why it ended.
-async fn heartbeats(
+/// Carries messages both ways (heartbeats and task events in, deployments,
+/// task control and artifacts out) until the connection ends or the
+/// registry lost the TaskManager; returns why it ended.
+async fn serve_taskmanager(
     jm: &JobManager,
     connection: &Connection,
     id: &TaskManagerId,
     channel: &mut ControlChannel,
+    mut inbox: tokio::sync::mpsc::UnboundedReceiver<ControlMessage>,
+    outbox: tokio::sync::mpsc::UnboundedSender<ControlMessage>,
 ) -> String {
     let mut check = tokio::time::interval(Duration::from_millis(
         (jm.config().heartbeat_interval_ms / 2).max(10),
@@ -186,6 +201,16 @@ async fn heartbeats(
                         return "it was declared lost before this heartbeat came".into();
                     }
                 }
+                Ok(Some(ControlMessage::Event { attempt, event })) => {
+                    jm.remote_attempts().event(id, &attempt, event);
+                }
+                Ok(Some(ControlMessage::FetchArtifact { id: artifact })) => {
+                    let (jm, outbox) = (jm.clone(), outbox.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let bytes = jm.artifact_bytes(&artifact).map_err(|e| e.to_string());
+                        let _ = outbox.send(ControlMessage::Artifact { id: artifact, bytes });
+                    });
+                }
                 Ok(Some(other)) => {
                     return format!("it sent an unexpected {} message", other.name());
                 }
@@ -195,6 +220,11 @@ async fn heartbeats(
             _ = check.tick() => {
                 if !jm.taskmanager_registry().contains(id) {
                     return "lost by heartbeat timeout".into();
+                }
+            }
+            Some(message) = inbox.recv() => {
+                if let Err(e) = channel.send(&message).await {
+                    return e.to_string();
                 }
             }
             reason = connection.closed() => return reason.to_string(),

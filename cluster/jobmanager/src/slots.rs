@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, VecDeque};
 #[derive(Debug, Clone)]
 pub struct SlotPool {
     total: u32,
+    /// The slots are the registered TaskManagers' and come and go
+    /// ([`SlotPool::set_total`]): no job is too large, it waits.
+    elastic: bool,
     held: BTreeMap<String, u32>,
     waiting: VecDeque<(String, u32)>,
 }
@@ -33,9 +36,26 @@ impl SlotPool {
     pub fn new(total: u32) -> Self {
         Self {
             total,
+            elastic: false,
             held: BTreeMap::new(),
             waiting: VecDeque::new(),
         }
+    }
+
+    /// A pool of the slots of remote TaskManagers: empty until
+    /// [`set_total`](Self::set_total) says how many they offer; a job that
+    /// does not fit waits for more rather than being refused.
+    pub fn elastic() -> Self {
+        Self {
+            elastic: true,
+            ..Self::new(0)
+        }
+    }
+
+    /// The number of slots now (TaskManagers registered or lost). Slots
+    /// held beyond it stay held until released.
+    pub fn set_total(&mut self, total: u32) {
+        self.total = total;
     }
 
     /// All slots.
@@ -45,7 +65,7 @@ impl SlotPool {
 
     /// Slots no job holds.
     pub fn available(&self) -> u32 {
-        self.total - self.held.values().sum::<u32>()
+        self.total.saturating_sub(self.held.values().sum::<u32>())
     }
 
     /// Queues `job` for `needed` slots.
@@ -53,7 +73,7 @@ impl SlotPool {
     /// # Errors
     /// [`TooLarge`] when the pool could never hold it.
     pub fn request(&mut self, job: &str, needed: u32) -> Result<(), TooLarge> {
-        if needed > self.total {
+        if needed > self.total && !self.elastic {
             return Err(TooLarge {
                 needed,
                 total: self.total,
@@ -83,7 +103,13 @@ impl SlotPool {
     pub fn waiting_reason(&self, job: &str) -> Option<String> {
         let position = self.waiting.iter().position(|(j, _)| j == job)?;
         let needed = self.waiting[position].1;
-        Some(if position == 0 {
+        Some(if position == 0 && self.elastic {
+            format!(
+                "waiting for TaskManagers' slots: needs {needed}, {} of {} free (start more with `weir taskmanager`)",
+                self.available(),
+                self.total
+            )
+        } else if position == 0 {
             format!(
                 "waiting for slots: needs {needed}, {} of {} free",
                 self.available(),
@@ -137,6 +163,27 @@ mod tests {
             })
         );
         assert_eq!(pool.schedule(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_elastic_pool_makes_jobs_wait_for_taskmanagers() {
+        let mut pool = SlotPool::elastic();
+        pool.request("a", 3).unwrap();
+        assert!(pool.schedule().is_empty());
+        assert!(
+            pool.waiting_reason("a")
+                .unwrap()
+                .contains("TaskManagers' slots")
+        );
+        pool.set_total(2);
+        assert!(pool.schedule().is_empty());
+        pool.set_total(4);
+        assert_eq!(pool.schedule(), vec!["a".to_string()]);
+        // A TaskManager lost under a running job: nothing underflows.
+        pool.set_total(2);
+        assert_eq!(pool.available(), 0);
+        pool.release("a");
+        assert_eq!(pool.available(), 2);
     }
 
     #[test]

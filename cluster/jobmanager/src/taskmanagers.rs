@@ -90,6 +90,8 @@ struct Entry {
     address: String,
     registered_ms: u64,
     last_heartbeat_ms: u64,
+    /// Slots allocated to attempts.
+    used: u32,
 }
 
 /// The TaskManagers connected to this JobManager.
@@ -158,6 +160,7 @@ impl TaskManagerRegistry {
                 address,
                 registered_ms: now_ms,
                 last_heartbeat_ms: now_ms,
+                used: 0,
             },
         );
         Ok(id)
@@ -226,8 +229,58 @@ impl TaskManagerRegistry {
         self.entries.values().map(|e| e.registration.slots).sum()
     }
 
-    /// The registered TaskManagers at `now_ms`, by id. Their slots are all
-    /// free: subtasks are not deployed to remote TaskManagers yet.
+    /// Slots of all registered TaskManagers that no attempt holds.
+    #[must_use]
+    pub fn slots_free(&self) -> u32 {
+        self.entries
+            .values()
+            .map(|e| e.registration.slots.saturating_sub(e.used))
+            .sum()
+    }
+
+    /// `id`'s address (where its connection comes from, and where its
+    /// peers open data streams).
+    #[must_use]
+    pub fn address(&self, id: &TaskManagerId) -> Option<&str> {
+        self.entries.get(id).map(|e| e.address.as_str())
+    }
+
+    /// Allocates `needed` slots, spread over the TaskManagers: each next
+    /// slot goes to the one with the most free slots (the lowest id among
+    /// equals), so a vertex's subtasks spread. Returns the TaskManager of
+    /// each slot, in slot order; `None` (nothing allocated) when fewer
+    /// slots are free.
+    pub fn allocate(&mut self, needed: u32) -> Option<Vec<TaskManagerId>> {
+        if self.slots_free() < needed {
+            return None;
+        }
+        let mut slots = Vec::with_capacity(needed as usize);
+        for _ in 0..needed {
+            let (id, entry) = self
+                .entries
+                .iter_mut()
+                .filter(|(_, e)| e.used < e.registration.slots)
+                .max_by(|(a_id, a), (b_id, b)| {
+                    let free = |e: &Entry| e.registration.slots - e.used;
+                    free(a).cmp(&free(b)).then(b_id.cmp(a_id))
+                })?;
+            entry.used += 1;
+            slots.push(id.clone());
+        }
+        Some(slots)
+    }
+
+    /// Gives back slots [`allocate`](Self::allocate) handed out (those of
+    /// TaskManagers lost since are gone with them).
+    pub fn release(&mut self, slots: &[TaskManagerId]) {
+        for id in slots {
+            if let Some(entry) = self.entries.get_mut(id) {
+                entry.used = entry.used.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The registered TaskManagers at `now_ms`, by id.
     #[must_use]
     pub fn list(&self, now_ms: u64) -> Vec<TaskManagerInfo> {
         self.entries
@@ -237,7 +290,7 @@ impl TaskManagerRegistry {
                 host: e.registration.host.clone(),
                 address: e.address.clone(),
                 slots_total: e.registration.slots,
-                slots_free: e.registration.slots,
+                slots_free: e.registration.slots.saturating_sub(e.used),
                 registered_ms: e.registered_ms,
                 last_heartbeat_ago_ms: now_ms.saturating_sub(e.last_heartbeat_ms),
             })
@@ -294,6 +347,32 @@ mod tests {
             .register(reg("127.0.0.2", 2), "127.0.0.2:4001".into(), 1070)
             .unwrap();
         assert_eq!(a2.0, "tm-3-127.0.0.2");
+    }
+
+    #[test]
+    fn slots_are_spread_over_taskmanagers_and_given_back() {
+        let mut r = TaskManagerRegistry::new(50, "1.0");
+        let a = r.register(reg("a", 2), "a:1".into(), 0).unwrap();
+        let b = r.register(reg("b", 3), "b:1".into(), 0).unwrap();
+        // b has the most free slots first, then they alternate.
+        let slots = r.allocate(4).unwrap();
+        assert_eq!(slots, vec![b.clone(), a.clone(), b.clone(), a.clone()]);
+        assert_eq!(r.slots_free(), 1);
+        assert_eq!(
+            r.allocate(2),
+            None,
+            "nothing is allocated when it does not fit"
+        );
+        assert_eq!(r.slots_free(), 1);
+        let listed = r.list(0);
+        assert_eq!((listed[0].slots_free, listed[1].slots_free), (0, 1));
+        r.release(&slots);
+        assert_eq!(r.slots_free(), 5);
+        // A lost TaskManager's slots go with it; releasing them is harmless.
+        let held = r.allocate(5).unwrap();
+        r.disconnected(&a, "gone");
+        r.release(&held);
+        assert_eq!(r.slots_free(), 3);
     }
 
     #[test]

@@ -101,6 +101,17 @@ impl DataSender {
     }
 }
 
+impl DataSender {
+    /// Waits until the consumer has read everything sent and the stream's
+    /// end (or stopped reading it); call it after [`finish`](Self::finish)
+    /// before dropping the connection, which would discard what is in
+    /// flight.
+    pub async fn delivered(&mut self) {
+        // Either way the stream is done with; the error says only how.
+        let _ = self.stream.stopped().await;
+    }
+}
+
 /// The receiving end of a data stream.
 #[derive(Debug)]
 pub struct DataReceiver {

@@ -13,9 +13,11 @@ use crate::error::RpcError;
 use crate::messages::ControlMessage;
 use crate::tls::{CLUSTER_SERVER_NAME, NodeIdentity};
 
-/// The largest control message accepted, bytes (a deployment descriptor
-/// with many restore handles fits many times over).
-pub const MAX_CONTROL_MESSAGE_BYTES: usize = 16 << 20;
+/// The largest control message accepted, bytes: an artifact of up to
+/// 128 MiB (`rest.upload.max-bytes`' default) with room to spare. Peers are
+/// authenticated cluster members; the limit guards against bugs more than
+/// against them.
+pub const MAX_CONTROL_MESSAGE_BYTES: usize = 160 << 20;
 
 /// QUIC liveness settings of a cluster connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,28 @@ pub fn client_endpoint(
     config.transport_config(liveness.transport()?);
     let mut endpoint =
         Endpoint::client(bind).map_err(|source| RpcError::Bind { addr: bind, source })?;
+    endpoint.set_default_client_config(config);
+    Ok(endpoint)
+}
+
+/// A TaskManager's endpoint on `bind`: it connects to the JobManager and
+/// to other TaskManagers (presenting `identity`'s certificate) and accepts
+/// their data streams (requiring theirs).
+///
+/// Must be called within a Tokio runtime.
+///
+/// # Errors
+/// As [`server_endpoint`].
+pub fn node_endpoint(
+    bind: SocketAddr,
+    identity: &NodeIdentity,
+    liveness: Liveness,
+) -> Result<Endpoint, RpcError> {
+    let mut endpoint = server_endpoint(bind, identity, liveness)?;
+    let crypto = QuicClientConfig::try_from(identity.client_config()?)
+        .map_err(|e| RpcError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(liveness.transport()?);
     endpoint.set_default_client_config(config);
     Ok(endpoint)
 }

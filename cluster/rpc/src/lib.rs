@@ -23,10 +23,11 @@ pub mod tls;
 
 pub use data::{DataChannelHeader, DataReceiver, DataSender};
 pub use endpoint::{
-    ControlChannel, Liveness, MAX_CONTROL_MESSAGE_BYTES, client_endpoint, connect, server_endpoint,
+    ControlChannel, Liveness, MAX_CONTROL_MESSAGE_BYTES, client_endpoint, connect, node_endpoint,
+    server_endpoint,
 };
 pub use error::RpcError;
-pub use messages::{ControlMessage, Registration, TaskManagerId};
+pub use messages::{AttemptId, ControlMessage, Registration, TaskManagerId};
 pub use tls::{NodeIdentity, init_dev_certs};
 
 #[cfg(test)]

@@ -5,8 +5,18 @@
 //! postcard encoding makes the order of [`ControlMessage`]'s variants and
 //! fields part of the wire format: new variants go at the end; anything
 //! else is a new [`weir_protocol::control::CONTROL_VERSION`].
+//!
+//! A TaskManager's one QUIC endpoint both connects to the JobManager and
+//! accepts data streams from other TaskManagers, so the address the
+//! JobManager sees its connection come from is where its peers reach it.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use weir_task::TaskId;
+use weir_task::control::TaskControl;
+
+use weir_task::wire::WireEvent;
 
 /// A TaskManager's id, given by the JobManager when it registers
 /// (`tm-<n>-<host>`), unique for the JobManager's lifetime.
@@ -30,8 +40,17 @@ pub struct Registration {
     pub weir_version: String,
 }
 
+/// Which attempt of which job a message is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AttemptId {
+    /// The job's id.
+    pub job: String,
+    /// The attempt number.
+    pub attempt: u32,
+}
+
 /// One control message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControlMessage {
     /// TaskManager → JobManager: the first message of a connection.
     Register(Registration),
@@ -40,6 +59,9 @@ pub enum ControlMessage {
     Registered {
         /// The TaskManager's id.
         taskmanager: TaskManagerId,
+        /// The address the JobManager sees its connection come from: where
+        /// its peers reach it, and its name in placements.
+        address: String,
         /// `heartbeat.interval`, ms.
         heartbeat_interval_ms: u64,
         /// `heartbeat.timeout`, ms.
@@ -53,6 +75,48 @@ pub enum ControlMessage {
     },
     /// TaskManager → JobManager, every `heartbeat.interval`.
     Heartbeat,
+    /// JobManager → TaskManager: run this share of an attempt.
+    Deploy {
+        /// The attempt.
+        attempt: AttemptId,
+        /// Its subtasks here, the placement of all, and the settings: an
+        /// `weir_task::executor::AttemptShare` as JSON (the job's specs use serde features a
+        /// non-self-describing format cannot carry).
+        share_json: String,
+        /// The tasks of the share (so a TaskManager that cannot read it
+        /// can still fail them).
+        tasks: Vec<TaskId>,
+        /// The artifact (SHA-256 hex) of every operator with a component.
+        artifacts: BTreeMap<String, String>,
+    },
+    /// JobManager → TaskManager: a control message for one task.
+    Control {
+        /// The attempt.
+        attempt: AttemptId,
+        /// The task.
+        task: TaskId,
+        /// The message.
+        control: TaskControl,
+    },
+    /// TaskManager → JobManager: an event of one of its tasks.
+    Event {
+        /// The attempt.
+        attempt: AttemptId,
+        /// The event.
+        event: WireEvent,
+    },
+    /// TaskManager → JobManager: send the component with this SHA-256.
+    FetchArtifact {
+        /// The artifact id.
+        id: String,
+    },
+    /// JobManager → TaskManager: the component asked for.
+    Artifact {
+        /// The artifact id.
+        id: String,
+        /// Its bytes (`None`: the JobManager does not have it, with why).
+        bytes: Result<Vec<u8>, String>,
+    },
 }
 
 impl ControlMessage {
@@ -64,6 +128,11 @@ impl ControlMessage {
             Self::Registered { .. } => "Registered",
             Self::Refused { .. } => "Refused",
             Self::Heartbeat => "Heartbeat",
+            Self::Deploy { .. } => "Deploy",
+            Self::Control { .. } => "Control",
+            Self::Event { .. } => "Event",
+            Self::FetchArtifact { .. } => "FetchArtifact",
+            Self::Artifact { .. } => "Artifact",
         }
     }
 }

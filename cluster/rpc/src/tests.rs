@@ -45,6 +45,7 @@ fn spawn_server(
                         let reply = match &message {
                             ControlMessage::Register(_) => ControlMessage::Registered {
                                 taskmanager: TaskManagerId("tm-1".into()),
+                                address: "127.0.0.1:1".into(),
                                 heartbeat_interval_ms: 10,
                                 heartbeat_timeout_ms: 50,
                             },

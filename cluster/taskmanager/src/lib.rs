@@ -5,11 +5,12 @@
 //!   `taskmanager.numberOfTaskSlots`, heartbeats, certificates).
 //! - [`session`]: register, heartbeat, and reconnect by itself when the
 //!   JobManager goes away.
-//!
-//! In this version a TaskManager registers and stays alive; subtasks are
-//! not yet deployed to it (jobs run in the JobManager's local slots).
+//! - [`executor`]: run the JobManager's deployments: fetch artifacts,
+//!   start the share of an attempt, deliver task control, send task
+//!   events, and carry data streams to and from other TaskManagers.
 
 pub mod config;
+pub mod executor;
 pub mod session;
 
 pub use config::{TaskManagerConfig, TmConfigError};

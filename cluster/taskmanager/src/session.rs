@@ -7,12 +7,16 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use quinn::Endpoint;
 use weir_rpc::{
     ControlChannel, ControlMessage, Liveness, NodeIdentity, Registration, RpcError, TaskManagerId,
 };
 
 use crate::config::TaskManagerConfig;
+use crate::executor::Executor;
 
 /// Why a TaskManager stopped for good.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +29,9 @@ pub enum TmError {
     /// The JobManager refused the registration.
     #[error("the JobManager refused this TaskManager: {0}")]
     Refused(String),
+    /// The Wasm engine cannot be created.
+    #[error("cannot start the Wasm engine: {0}")]
+    Engine(String),
     /// The JobManager's address does not resolve.
     #[error("cannot resolve the JobManager's address {address}: {message}")]
     Resolve {
@@ -42,7 +49,7 @@ impl TmError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Rpc(e) => !e.is_authentication_failure() && !matches!(e, RpcError::Bind { .. }),
-            Self::Refused(_) => false,
+            Self::Refused(_) | Self::Engine(_) => false,
             Self::Resolve { .. } => true,
         }
     }
@@ -105,7 +112,9 @@ impl Default for Backoff {
 }
 
 /// Runs a TaskManager until `shutdown` resolves (then it closes its
-/// connection, so the JobManager sees it leave at once).
+/// connection, so the JobManager sees it leave at once). Components are
+/// cached under `cache_dir`; tasks keep their working state (RocksDB)
+/// under a directory of the system's temporary directory.
 ///
 /// # Errors
 /// [`TmError`] when the certificates are unusable, the TLS handshake is
@@ -113,6 +122,7 @@ impl Default for Backoff {
 /// cannot be bound. A JobManager that is down or goes away is retried.
 pub async fn run(
     config: TaskManagerConfig,
+    cache_dir: PathBuf,
     mut report: impl FnMut(SessionEvent),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), TmError> {
@@ -128,14 +138,19 @@ pub async fn run(
         keep_alive: Duration::from_millis(config.heartbeat_interval_ms),
         idle_timeout: Duration::from_millis(config.heartbeat_timeout_ms),
     };
-    let endpoint = weir_rpc::client_endpoint(bind, &identity, liveness)?;
+    let endpoint = weir_rpc::node_endpoint(bind, &identity, liveness)?;
+    let work_dir = std::env::temp_dir().join(format!("weir-tm-{}", std::process::id()));
+    let executor = Executor::new(endpoint.clone(), cache_dir, work_dir.clone())
+        .map_err(|e| TmError::Engine(e.to_string()))?;
     let mut backoff = Backoff::new();
     tokio::pin!(shutdown);
     loop {
         let outcome = tokio::select! {
             () = &mut shutdown => break,
-            outcome = session(&config, &endpoint, &mut report, &mut backoff) => outcome,
+            outcome = session(&config, &endpoint, &executor, &mut report, &mut backoff) => outcome,
         };
+        // Without its JobManager nothing here may go on.
+        executor.cancel_all();
         if !outcome.is_transient() {
             endpoint.close(0u32.into(), b"TaskManager stopping");
             return Err(outcome);
@@ -150,9 +165,11 @@ pub async fn run(
             () = tokio::time::sleep(retry_in) => {}
         }
     }
+    executor.cancel_all();
     endpoint.close(0u32.into(), b"TaskManager stopping");
     // Lets the close reach the JobManager before the process exits.
     let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
+    let _ = std::fs::remove_dir_all(&work_dir);
     Ok(())
 }
 
@@ -161,6 +178,7 @@ pub async fn run(
 async fn session(
     config: &TaskManagerConfig,
     endpoint: &Endpoint,
+    executor: &Arc<Executor>,
     report: &mut impl FnMut(SessionEvent),
     backoff: &mut Backoff,
 ) -> TmError {
@@ -183,7 +201,7 @@ async fn session(
             };
         }
     };
-    match registered_session(config, endpoint, jobmanager, report, backoff).await {
+    match registered_session(config, endpoint, executor, jobmanager, report, backoff).await {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -192,6 +210,7 @@ async fn session(
 async fn registered_session(
     config: &TaskManagerConfig,
     endpoint: &Endpoint,
+    executor: &Arc<Executor>,
     jobmanager: SocketAddr,
     report: &mut impl FnMut(SessionEvent),
     backoff: &mut Backoff,
@@ -211,12 +230,13 @@ async fn registered_session(
     )
     .await
     .map_err(|_| RpcError::Timeout(config.heartbeat_timeout_ms))??;
-    let (id, interval_ms) = match answer {
+    let (id, me, interval_ms) = match answer {
         Some(ControlMessage::Registered {
             taskmanager,
+            address,
             heartbeat_interval_ms,
             ..
-        }) => (taskmanager, heartbeat_interval_ms),
+        }) => (taskmanager, address, heartbeat_interval_ms),
         Some(ControlMessage::Refused { reason }) => return Err(TmError::Refused(reason)),
         Some(other) => {
             return Err(RpcError::Unexpected(format!(
@@ -235,16 +255,20 @@ async fn registered_session(
     backoff.reset();
     report(SessionEvent::Registered { id, jobmanager });
     let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms.max(1)));
+    let (outbox, mut answers) = tokio::sync::mpsc::unbounded_channel();
     loop {
         tokio::select! {
             _ = ticker.tick() => channel.send(&ControlMessage::Heartbeat).await?,
-            message = channel.recv() => {
-                return Err(match message? {
-                    None => RpcError::Unexpected("the JobManager closed the control stream".into()),
-                    Some(other) => RpcError::Unexpected(format!("{} after the registration", other.name())),
+            Some(answer) = answers.recv() => channel.send(&answer).await?,
+            message = channel.recv() => match message? {
+                None => {
+                    return Err(RpcError::Unexpected(
+                        "the JobManager closed the control stream".into(),
+                    )
+                    .into());
                 }
-                .into());
-            }
+                Some(message) => executor.handle(message, &me, &outbox),
+            },
         }
     }
 }

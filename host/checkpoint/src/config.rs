@@ -33,7 +33,7 @@ pub enum ConfigError {
 
 /// How a job checkpoints. Defaults are Flink's, except that the checkpoint
 /// directory defaults to `./weir-checkpoints`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointConfig {
     /// `execution.checkpointing.interval`: ms between checkpoint triggers;
     /// `None` (the default) disables checkpointing.

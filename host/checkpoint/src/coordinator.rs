@@ -9,7 +9,7 @@ use crate::{CheckpointConfig, CheckpointId};
 pub type TaskId = (String, u32);
 
 /// A subtask's acknowledgement of a checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Acknowledgement {
     /// Where its state went (a path relative to the checkpoint directory),
     /// `None` when it had no state.

@@ -5,7 +5,7 @@
 use crate::ConfigError;
 
 /// How a failed job restarts from its latest completed checkpoint.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RestartStrategy {
     /// `none`: a failure fails the job.
     None,

@@ -333,6 +333,16 @@ impl CheckpointStorage {
         }
     }
 
+    /// The checkpoint directory as configured (a path or a URL).
+    pub fn base(&self) -> &str {
+        &self.shown
+    }
+
+    /// The job's directory name under [`base`](Self::base).
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
     /// Whether `other` is the same job's directory, as configured (the same
     /// text: `./ck` and `ck` count as different, which errs on the safe
     /// side for callers that share files between them).

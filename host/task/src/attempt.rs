@@ -27,34 +27,28 @@ use crate::subtask::{Outlet, Stop, SubtaskRun};
 use crate::watermark::{InputWatermarks, SplitWatermarks};
 use crate::{AttemptCheckpoints, JobError, LocalDeployment, RunConfig, TaskFailureKind};
 
-/// Plans one attempt of `job` into deployment descriptors and starts
-/// every task on a thread of its own, connected by in-process queues.
+/// An attempt planned on the JobManager's side: every subtask's
+/// descriptor, the job's split names, and the checkpoint side.
+pub(crate) struct Planned {
+    pub(crate) descriptors: Vec<TaskDeploymentDescriptor>,
+    pub(crate) table: SplitTable,
+    pub(crate) checkpoints: Option<AttemptCheckpoints>,
+}
+
+/// Plans one attempt of `job`: its source splits, its file sinks'
+/// directories, a deployment descriptor per chain subtask, and the
+/// checkpoint coordinator with its storage when checkpoints are on.
 ///
 /// # Errors
-/// A [`JobError`] when a component cannot be loaded, a source or sink
-/// cannot be set up, or checkpoint storage cannot be opened.
-pub(crate) fn deploy_local(
+/// [`JobError::Connector`] when splits cannot be planned or a sink's
+/// directory prepared, [`JobError::Checkpoint`] when storage cannot be
+/// opened.
+pub(crate) fn plan_attempt(
     job: &JobGraph,
     config: &RunConfig,
     restored: Option<&Arc<Restored>>,
     attempt: u32,
-) -> Result<LocalDeployment, JobError> {
-    // The caller's runtime (a JobManager shares one among its jobs), or
-    // one for this attempt. The tasks keep it alive: its engine's epoch
-    // ticker is what interrupts a UDF past its call timeout.
-    let runtime = match &config.runtime {
-        Some(shared) => Arc::clone(shared),
-        None => Arc::new(
-            WasmRuntime::new(RuntimeConfig {
-                cache_dir: config.cache_dir.clone(),
-            })
-            .map_err(|source| JobError::Load {
-                operator: "<engine>".into(),
-                source,
-            })?,
-        ),
-    };
-    let components = load_components(job, config, &runtime)?;
+) -> Result<Planned, JobError> {
     let plan = Plan::new(job);
 
     // Splits of every source, assigned round-robin to its subtasks.
@@ -113,27 +107,100 @@ pub(crate) fn deploy_local(
         restore_source.as_ref(),
         attempt,
     );
-    let (storage, coordinator) = match start_checkpointing(job, config, &descriptors, restored)? {
-        Some((storage, coordinator)) => (Some(Arc::new(storage)), Some(coordinator)),
-        None => (None, None),
-    };
-    // Parallelism of every chain head, for checkpoint metadata.
-    let parallelism: std::collections::BTreeMap<String, u32> = descriptors
-        .iter()
-        .map(|d| (d.task.vertex.clone(), d.parallelism))
-        .collect();
+    let checkpoints =
+        start_checkpointing(job, config, &descriptors, restored)?.map(|(storage, coordinator)| {
+            AttemptCheckpoints {
+                coordinator,
+                storage: Arc::new(storage),
+                // Parallelism of every chain head, for checkpoint metadata.
+                parallelism: descriptors
+                    .iter()
+                    .map(|d| (d.task.vertex.clone(), d.parallelism))
+                    .collect(),
+            }
+        });
+    Ok(Planned {
+        descriptors,
+        table,
+        checkpoints,
+    })
+}
+
+/// The caller's Wasm runtime (a JobManager or TaskManager shares one among
+/// its jobs), or one for this attempt. The tasks keep it alive: its
+/// engine's epoch ticker is what interrupts a UDF past its call timeout.
+///
+/// # Errors
+/// [`JobError::Load`] when the engine cannot be created.
+pub(crate) fn runtime_for(config: &RunConfig) -> Result<Arc<WasmRuntime>, JobError> {
+    match &config.runtime {
+        Some(shared) => Ok(Arc::clone(shared)),
+        None => Ok(Arc::new(
+            WasmRuntime::new(RuntimeConfig {
+                cache_dir: config.cache_dir.clone(),
+            })
+            .map_err(|source| JobError::Load {
+                operator: "<engine>".into(),
+                source,
+            })?,
+        )),
+    }
+}
+
+/// Plans one attempt of `job` into deployment descriptors and starts
+/// every task on a thread of its own, connected by in-process queues.
+///
+/// # Errors
+/// A [`JobError`] when a component cannot be loaded, a source or sink
+/// cannot be set up, or checkpoint storage cannot be opened.
+pub(crate) fn deploy_local(
+    job: &JobGraph,
+    config: &RunConfig,
+    restored: Option<&Arc<Restored>>,
+    attempt: u32,
+) -> Result<LocalDeployment, JobError> {
+    let runtime = runtime_for(config)?;
+    let components = load_components(job, config, &runtime)?;
+    let Planned {
+        descriptors,
+        table,
+        checkpoints,
+    } = plan_attempt(job, config, restored, attempt)?;
     let mut channels = LocalChannels::new(&descriptors, config.channel_capacity);
-    let (events, driver_events) = crossbeam_channel::unbounded();
     let shared = Arc::new(JobShared {
         config: config.clone(),
         splits: table,
         started: std::time::Instant::now(),
-        storage: storage.clone(),
+        storage: checkpoints.as_ref().map(|c| Arc::clone(&c.storage)),
         exactly_once: config.checkpoints.exactly_once,
         restored: restored.cloned(),
         components,
         _runtime: runtime,
     });
+    let deployment = start_tasks(&shared, descriptors, &mut channels);
+    // Only the tasks hold queue ends and event senders now, so the driver
+    // sees every task's end.
+    drop(channels);
+    Ok(LocalDeployment {
+        checkpoints,
+        ..deployment
+    })
+}
+
+/// Gives each subtask the ends of its queues.
+pub(crate) trait Channels {
+    /// The queue ends `descriptor`'s subtask reads and writes.
+    fn wire(&mut self, descriptor: &TaskDeploymentDescriptor) -> Wiring;
+}
+
+/// Starts every task of `descriptors` on a thread of its own (the
+/// deployment has no checkpoint side yet: the planner's).
+pub(crate) fn start_tasks(
+    shared: &Arc<JobShared>,
+    descriptors: Vec<TaskDeploymentDescriptor>,
+    channels: &mut dyn Channels,
+) -> LocalDeployment {
+    let (events, driver_events) = crossbeam_channel::unbounded();
     let mut tasks = Vec::with_capacity(descriptors.len());
     let mut threads = Vec::with_capacity(descriptors.len());
     for descriptor in descriptors {
@@ -141,7 +208,7 @@ pub(crate) fn deploy_local(
         let (control, control_rx) = crossbeam_channel::unbounded();
         let wiring = channels.wire(&descriptor);
         let task_events = events.clone();
-        let shared = Arc::clone(&shared);
+        let shared = Arc::clone(shared);
         let spawned = std::thread::Builder::new()
             .name(descriptor.task.to_string())
             .spawn(move || run_task(&shared, descriptor, wiring, control_rx, task_events));
@@ -157,22 +224,12 @@ pub(crate) fn deploy_local(
         }
         tasks.push((task, control));
     }
-    // Only the tasks hold queue ends and event senders now, so the driver
-    // sees every task's end.
-    drop(channels);
-    drop(events);
-    Ok(LocalDeployment {
+    LocalDeployment {
         tasks,
         events: driver_events,
-        checkpoints: coordinator
-            .zip(storage)
-            .map(|(coordinator, storage)| AttemptCheckpoints {
-                coordinator,
-                storage,
-                parallelism,
-            }),
+        checkpoints: None,
         threads: crate::TaskThreads(threads),
-    })
+    }
 }
 
 /// One task's thread: builds and runs the subtask, reports a failure,
@@ -249,8 +306,9 @@ impl LocalChannels {
         }
         Self { inputs }
     }
+}
 
-    /// The queue ends `descriptor`'s subtask reads and writes.
+impl Channels for LocalChannels {
     fn wire(&mut self, descriptor: &TaskDeploymentDescriptor) -> Wiring {
         let inputs = match self.inputs.get_mut(&descriptor.task.vertex) {
             Some(queues) => queues

@@ -16,7 +16,7 @@ use weir_checkpoint::{Acknowledgement, CheckpointId, TaskId};
 use crate::JobError;
 
 /// A message to one task (a chain subtask).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TaskControl {
     /// Take checkpoint `.0`: a source task snapshots and injects the
     /// barrier at once; a task whose input ended answers with its final

@@ -44,6 +44,47 @@ pub(crate) fn load_components(
     Ok(components)
 }
 
+/// Loads the components of the operators in `descriptors` (a
+/// TaskManager's share of an attempt) from `udfs`, by operator id.
+///
+/// # Errors
+/// [`JobError::Plan`] when an operator has no component in `udfs`,
+/// [`JobError::Load`] when one cannot be loaded.
+pub(crate) fn load_components_of(
+    descriptors: &[crate::deployment::TaskDeploymentDescriptor],
+    udfs: &HashMap<String, std::path::PathBuf>,
+    runtime: &WasmRuntime,
+) -> Result<HashMap<String, Component>, JobError> {
+    let mut components = HashMap::new();
+    let operators = descriptors
+        .iter()
+        .flat_map(|d| &d.chain)
+        .filter_map(|v| match &v.spec {
+            crate::deployment::VertexSpec::Operator(op) if op.udf.is_some() => Some(op),
+            _ => None,
+        });
+    for op in operators {
+        if components.contains_key(&op.id) {
+            continue;
+        }
+        let path = udfs.get(&op.id).ok_or_else(|| {
+            JobError::Plan(format!("operator `{}` has no compiled component", op.id))
+        })?;
+        let load_error = |source| JobError::Load {
+            operator: op.id.clone(),
+            source,
+        };
+        let component = match op.role() {
+            OperatorRole::Window(..) => {
+                Component::Aggregate(Arc::new(runtime.load_aggregate(path).map_err(load_error)?))
+            }
+            _ => Component::Operator(Arc::new(runtime.load(path).map_err(load_error)?)),
+        };
+        components.insert(op.id.clone(), component);
+    }
+    Ok(components)
+}
+
 /// A window's aggregate component behind the operators' [`AggregateFunction`].
 pub(crate) struct WasmAggregate(weir_wasm::AggregateInstance);
 

@@ -37,6 +37,7 @@ mod context;
 pub mod control;
 pub mod deployment;
 mod exchange;
+pub mod executor;
 mod factories;
 mod graph;
 mod incremental;
@@ -48,6 +49,7 @@ mod snapshot;
 mod subtask;
 mod subtask_checkpoint;
 pub mod watermark;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -341,6 +343,52 @@ pub fn deploy_local(
     attempt: u32,
 ) -> Result<LocalDeployment, JobError> {
     attempt::deploy_local(job, config, restored.map(|r| &r.0), attempt)
+}
+
+/// An attempt planned for executors elsewhere: every subtask's
+/// descriptor, the job's split names and the checkpoint side (coordinator
+/// and storage), for the JobManager to place and ship.
+#[derive(Debug)]
+pub struct AttemptPlan {
+    /// One descriptor per chain subtask.
+    pub descriptors: Vec<deployment::TaskDeploymentDescriptor>,
+    /// Every split's name, in split-table order.
+    pub splits: Vec<String>,
+    /// Checkpoint coordination, when checkpoints are on.
+    pub checkpoints: Option<AttemptCheckpoints>,
+}
+
+/// Plans one attempt of `job` without starting anything: the components
+/// are loaded (and so checked and compiled into the cache) by the caller's
+/// runtime first, so a broken one fails here, not on every executor.
+///
+/// # Errors
+/// As [`deploy_local`].
+pub fn plan_attempt(
+    job: &JobGraph,
+    config: &RunConfig,
+    restored: Option<&ResolvedCheckpoint>,
+    attempt: u32,
+) -> Result<AttemptPlan, JobError> {
+    let runtime = attempt::runtime_for(config)?;
+    factories::load_components(job, config, &runtime)?;
+    let planned = attempt::plan_attempt(job, config, restored.map(|r| &r.0), attempt)?;
+    Ok(AttemptPlan {
+        descriptors: planned.descriptors,
+        splits: planned.table.names,
+        checkpoints: planned.checkpoints,
+    })
+}
+
+impl ResolvedCheckpoint {
+    /// Where it lies, for executors elsewhere to open.
+    pub fn handle(&self) -> executor::RestoreHandle {
+        executor::RestoreHandle {
+            base: self.0.storage.base().to_string(),
+            job: self.0.storage.job().to_string(),
+            id: self.0.metadata.id,
+        }
+    }
 }
 
 /// Builds the [`JobSummary`] of a run from its metrics.

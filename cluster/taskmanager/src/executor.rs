@@ -1,0 +1,447 @@
+//! Running the JobManager's deployments on this TaskManager: artifacts
+//! fetched by hash and cached, each attempt's share started with
+//! [`weir_task::executor::deploy_share`], task control delivered, task
+//! events sent back, and data streams to and from other TaskManagers (one
+//! QUIC stream per channel, [`weir_rpc::data`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use quinn::{Connection, Endpoint};
+use sha2::{Digest, Sha256};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+use weir_rpc::{AttemptId, ControlMessage, DataChannelHeader, DataReceiver, DataSender};
+use weir_task::control::TaskControl;
+use weir_task::executor::{AttemptShare, ChannelKey, ChannelMessage, RemoteLink};
+use weir_task::wire::{WireEvent, WireFailure};
+use weir_task::{JobMetrics, TaskId};
+use weir_wasm::WasmRuntime;
+
+/// How long a data stream waits for its consumer to be deployed here.
+const INBOUND_WAIT: Duration = Duration::from_secs(30);
+
+type Inbound = HashMap<(AttemptId, ChannelKey), Sender<ChannelMessage>>;
+/// Who waits for an artifact's bytes, by id.
+type Fetches = HashMap<String, Vec<oneshot::Sender<Result<Vec<u8>, String>>>>;
+
+/// A share of an attempt running here.
+#[derive(Default)]
+struct Running {
+    tasks: HashMap<TaskId, Sender<TaskControl>>,
+    /// Control that arrived before the tasks started.
+    early: Vec<(TaskId, TaskControl)>,
+    started: bool,
+}
+
+/// This TaskManager's executor: shared by its sessions with the JobManager.
+pub struct Executor {
+    runtime: Arc<WasmRuntime>,
+    cache_dir: PathBuf,
+    work_dir: PathBuf,
+    endpoint: Endpoint,
+    handle: Handle,
+    peers: Mutex<HashMap<String, Connection>>,
+    inbound: Arc<Mutex<Inbound>>,
+    running: Mutex<HashMap<AttemptId, Running>>,
+    fetches: Mutex<Fetches>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Executor {
+    /// An executor whose compiled components are cached under `cache_dir`
+    /// and whose tasks keep their working state under `work_dir`; `endpoint`
+    /// reaches and accepts other TaskManagers.
+    ///
+    /// # Errors
+    /// The Wasm engine cannot be created.
+    pub fn new(
+        endpoint: Endpoint,
+        cache_dir: PathBuf,
+        work_dir: PathBuf,
+    ) -> Result<Arc<Self>, weir_wasm::WasmError> {
+        let runtime = WasmRuntime::new(weir_wasm::RuntimeConfig {
+            cache_dir: Some(cache_dir.join("components")),
+        })?;
+        let executor = Arc::new(Self {
+            runtime: Arc::new(runtime),
+            cache_dir,
+            work_dir,
+            endpoint,
+            handle: Handle::current(),
+            peers: Mutex::new(HashMap::new()),
+            inbound: Arc::new(Mutex::new(HashMap::new())),
+            running: Mutex::new(HashMap::new()),
+            fetches: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(accept_data(Arc::clone(&executor)));
+        Ok(executor)
+    }
+
+    /// Handles one message from the JobManager; `outbox` carries answers.
+    pub fn handle(
+        self: &Arc<Self>,
+        message: ControlMessage,
+        me: &str,
+        outbox: &UnboundedSender<ControlMessage>,
+    ) {
+        match message {
+            ControlMessage::Deploy {
+                attempt,
+                share_json,
+                tasks,
+                artifacts,
+            } => {
+                let share: AttemptShare = match serde_json::from_str(&share_json) {
+                    Ok(share) => share,
+                    Err(e) => {
+                        fail_tasks(
+                            &tasks,
+                            &attempt,
+                            outbox,
+                            &format!("cannot read the deployment: {e}"),
+                        );
+                        return;
+                    }
+                };
+                lock(&self.running).entry(attempt.clone()).or_default();
+                let (executor, me, outbox) = (Arc::clone(self), me.to_string(), outbox.clone());
+                tokio::spawn(async move {
+                    executor.deploy(attempt, share, artifacts, me, outbox).await;
+                });
+            }
+            ControlMessage::Control {
+                attempt,
+                task,
+                control,
+            } => {
+                let mut running = lock(&self.running);
+                let share = running.entry(attempt).or_default();
+                match share.tasks.get(&task) {
+                    Some(sender) => {
+                        let _ = sender.send(control);
+                    }
+                    None if !share.started => share.early.push((task, control)),
+                    None => {}
+                }
+            }
+            ControlMessage::Artifact { id, bytes } => {
+                for waiter in lock(&self.fetches).remove(&id).unwrap_or_default() {
+                    let _ = waiter.send(bytes.clone());
+                }
+            }
+            other => tracing::warn!(
+                "ignoring an unexpected {} from the JobManager",
+                other.name()
+            ),
+        }
+    }
+
+    /// The JobManager is gone: every task here stops (it restarts them
+    /// elsewhere or later).
+    pub fn cancel_all(&self) {
+        let mut running = lock(&self.running);
+        for share in running.values_mut() {
+            for sender in share.tasks.values() {
+                let _ = sender.send(TaskControl::Cancel);
+            }
+            share.early.clear();
+        }
+        lock(&self.fetches).clear();
+    }
+
+    /// The path of artifact `id`, fetched from the JobManager if it is not
+    /// cached, and checked against its hash.
+    async fn artifact(
+        &self,
+        id: &str,
+        outbox: &UnboundedSender<ControlMessage>,
+    ) -> Result<PathBuf, String> {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("`{id}` is not an artifact id"));
+        }
+        let dir = self.cache_dir.join("artifacts");
+        let path = dir.join(format!("{id}.wasm"));
+        if path.is_file() {
+            return Ok(path);
+        }
+        let (tx, rx) = oneshot::channel();
+        lock(&self.fetches)
+            .entry(id.to_string())
+            .or_default()
+            .push(tx);
+        let _ = outbox.send(ControlMessage::FetchArtifact { id: id.to_string() });
+        let bytes = rx
+            .await
+            .map_err(|_| "the JobManager went away".to_string())??;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != id {
+            return Err(format!("artifact {id} arrived with SHA-256 {actual}"));
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let tmp = dir.join(format!("{id}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
+    async fn deploy(
+        self: Arc<Self>,
+        attempt: AttemptId,
+        share: AttemptShare,
+        artifacts: std::collections::BTreeMap<String, String>,
+        me: String,
+        outbox: UnboundedSender<ControlMessage>,
+    ) {
+        let tasks: Vec<TaskId> = share
+            .descriptors
+            .iter()
+            .map(|d| (d.task.vertex.clone(), d.task.index))
+            .collect();
+        let fail_all = |message: String| fail_tasks(&tasks, &attempt, &outbox, &message);
+        let mut udfs = HashMap::new();
+        for (op, id) in &artifacts {
+            match self.artifact(id, &outbox).await {
+                Ok(path) => {
+                    udfs.insert(op.clone(), path);
+                }
+                Err(e) => {
+                    fail_all(format!("cannot fetch the component of `{op}`: {e}"));
+                    lock(&self.running).remove(&attempt);
+                    return;
+                }
+            }
+        }
+        let state_dir = self
+            .work_dir
+            .join(format!("{}-{}", attempt.job, attempt.attempt));
+        let executor = Arc::clone(&self);
+        let link = QuicLink {
+            executor: Arc::clone(&self),
+            attempt: attempt.clone(),
+        };
+        let started = tokio::task::spawn_blocking(move || {
+            weir_task::executor::deploy_share(
+                share,
+                &me,
+                &udfs,
+                state_dir.clone(),
+                Arc::clone(&executor.runtime),
+                Arc::new(JobMetrics::new()),
+                &link,
+            )
+            .map(|deployment| (deployment, state_dir))
+        })
+        .await;
+        let (deployment, state_dir) = match started {
+            Ok(Ok(started)) => started,
+            Ok(Err(e)) => {
+                fail_all(e.to_string());
+                lock(&self.running).remove(&attempt);
+                return;
+            }
+            Err(e) => {
+                fail_all(format!("internal error: {e}"));
+                lock(&self.running).remove(&attempt);
+                return;
+            }
+        };
+        {
+            let mut running = lock(&self.running);
+            let share = running.entry(attempt.clone()).or_default();
+            share.tasks = deployment.tasks.into_iter().collect();
+            share.started = true;
+            for (task, control) in share.early.drain(..) {
+                if let Some(sender) = share.tasks.get(&task) {
+                    let _ = sender.send(control);
+                }
+            }
+        }
+        // Events go back until every task (and snapshot worker) ended.
+        let events = deployment.events;
+        let threads = deployment.threads;
+        let executor = Arc::clone(&self);
+        std::thread::spawn(move || {
+            for event in events {
+                let _ = outbox.send(ControlMessage::Event {
+                    attempt: attempt.clone(),
+                    event: event.into(),
+                });
+            }
+            threads.join();
+            lock(&executor.running).remove(&attempt);
+            lock(&executor.inbound).retain(|(a, _), _| *a != attempt);
+            let _ = std::fs::remove_dir_all(&state_dir);
+        });
+    }
+
+    /// A connection to the TaskManager at `address`, opened once and kept
+    /// (one per peer: the lock is held while connecting, so concurrent
+    /// streams to one peer share it, and it outlives every stream on it).
+    fn peer(&self, address: &str) -> Result<Connection, String> {
+        let mut peers = lock(&self.peers);
+        if let Some(connection) = peers.get(address)
+            && connection.close_reason().is_none()
+        {
+            return Ok(connection.clone());
+        }
+        let addr = address
+            .parse()
+            .map_err(|_| format!("`{address}` is not a TaskManager address"))?;
+        let connection = self
+            .handle
+            .block_on(weir_rpc::connect(&self.endpoint, addr))
+            .map_err(|e| e.to_string())?;
+        peers.insert(address.to_string(), connection.clone());
+        Ok(connection)
+    }
+}
+
+/// Reports `tasks` failed (with `message`) and ended.
+fn fail_tasks(
+    tasks: &[TaskId],
+    attempt: &AttemptId,
+    outbox: &UnboundedSender<ControlMessage>,
+    message: &str,
+) {
+    for task in tasks {
+        for event in [
+            WireEvent::Failed {
+                task: task.clone(),
+                failure: WireFailure::Setup {
+                    vertex: task.0.clone(),
+                    index: task.1,
+                    message: message.to_string(),
+                },
+            },
+            WireEvent::Exited { task: task.clone() },
+        ] {
+            let _ = outbox.send(ControlMessage::Event {
+                attempt: attempt.clone(),
+                event,
+            });
+        }
+    }
+}
+
+/// Accepts other TaskManagers' connections and their data streams.
+async fn accept_data(executor: Arc<Executor>) {
+    while let Some(incoming) = executor.endpoint.accept().await {
+        let executor = Arc::clone(&executor);
+        tokio::spawn(async move {
+            let from = incoming.remote_address();
+            let connection = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("refused a connection from {from}: {e}");
+                    return;
+                }
+            };
+            loop {
+                match DataReceiver::accept(&connection).await {
+                    Ok((header, receiver)) => {
+                        let executor = Arc::clone(&executor);
+                        std::thread::spawn(move || receive(&executor, header, receiver));
+                    }
+                    Err(e) => {
+                        tracing::warn!("data connection from {from} ended: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Feeds one data stream into its consumer's queue.
+fn receive(executor: &Executor, header: DataChannelHeader, mut receiver: DataReceiver) {
+    let key = (
+        AttemptId {
+            job: header.job.clone(),
+            attempt: header.attempt,
+        },
+        ChannelKey {
+            consumer: header.consumer.clone(),
+            subtask: header.subtask,
+            channel: header.channel,
+        },
+    );
+    let deadline = std::time::Instant::now() + INBOUND_WAIT;
+    let queue = loop {
+        if let Some(queue) = lock(&executor.inbound).get(&key) {
+            break queue.clone();
+        }
+        if std::time::Instant::now() > deadline {
+            tracing::warn!("no consumer here for data stream {header:?}; dropping it");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    loop {
+        match executor.handle.block_on(receiver.recv()) {
+            Ok(Some(element)) => {
+                if queue.send((header.channel, element)).is_err() {
+                    return; // the consumer ended
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("data stream {header:?} failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// The [`RemoteLink`] of one attempt's share: QUIC data streams.
+struct QuicLink {
+    executor: Arc<Executor>,
+    attempt: AttemptId,
+}
+
+impl RemoteLink for QuicLink {
+    fn outbound(&self, to: &str, key: ChannelKey, queue: Receiver<ChannelMessage>) {
+        let executor = Arc::clone(&self.executor);
+        let header = DataChannelHeader {
+            job: self.attempt.job.clone(),
+            attempt: self.attempt.attempt,
+            consumer: key.consumer,
+            subtask: key.subtask,
+            channel: key.channel,
+        };
+        let to = to.to_string();
+        std::thread::spawn(move || {
+            let send = || -> Result<(), String> {
+                let connection = executor.peer(&to)?;
+                let handle = &executor.handle;
+                let mut sender = handle
+                    .block_on(DataSender::open(&connection, &header))
+                    .map_err(|e| e.to_string())?;
+                for (_, element) in queue {
+                    handle
+                        .block_on(sender.send(&element))
+                        .map_err(|e| e.to_string())?;
+                }
+                sender.finish().map_err(|e| e.to_string())?;
+                // Until the consumer has read it all (or stopped it).
+                handle.block_on(sender.delivered());
+                Ok(())
+            };
+            if let Err(e) = send() {
+                // The producer sees its queue disconnect and fails.
+                tracing::warn!("data stream to {to} for {header:?} failed: {e}");
+            }
+        });
+    }
+
+    fn inbound(&self, key: ChannelKey, queue: Sender<ChannelMessage>) {
+        lock(&self.executor.inbound).insert((self.attempt.clone(), key), queue);
+    }
+}
