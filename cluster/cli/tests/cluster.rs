@@ -2,7 +2,10 @@
 //! loopback addresses (127.0.0.x), as a user starts them: certificates from
 //! `weir cert init`, TaskManagers registering over QUIC with mutual TLS,
 //! heartbeats, a SIGKILLed TaskManager declared lost, a restarted
-//! JobManager getting its TaskManagers back, and peers that are refused.
+//! JobManager getting its TaskManagers back, peers that are refused, and
+//! jobs whose subtasks run on the TaskManagers, their output compared
+//! record for record with embedded runs, also across a SIGKILLed
+//! TaskManager.
 //!
 //! Every process is started with short heartbeats, read line by line, and
 //! killed by pid when its test ends; every wait has a deadline.
@@ -138,6 +141,17 @@ fn jobmanager(
     rest_port: u16,
     rpc_port: u16,
 ) -> (Process, String, String) {
+    jobmanager_with(dir, certs, rest_port, rpc_port, &[])
+}
+
+/// [`jobmanager`] with more `-D` settings (they override the defaults).
+fn jobmanager_with(
+    dir: &Path,
+    certs: &Path,
+    rest_port: u16,
+    rpc_port: u16,
+    defines: &[&str],
+) -> (Process, String, String) {
     let mut args = vec![
         "jobmanager".to_string(),
         "--certs".into(),
@@ -151,6 +165,7 @@ fn jobmanager(
         "-Dtaskmanager.numberOfTaskSlots=1".into(),
     ];
     args.extend(HEARTBEAT.iter().map(|s| s.to_string()));
+    args.extend(defines.iter().map(|d| format!("-D{d}")));
     let mut jm = Process::start("jobmanager", dir, &args);
     let line = jm.wait_for("listening on", Duration::from_secs(30));
     let url = line
@@ -386,4 +401,214 @@ fn cert_init_refuses_to_overwrite() {
         std::fs::read(dir.path().join("certs/ca.pem")).unwrap(),
         before
     );
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn nab() -> PathBuf {
+    let data = repo_root().join("../shared/data/nab/data");
+    assert!(data.is_dir(), "NAB data not found at {}", data.display());
+    std::fs::canonicalize(data).unwrap()
+}
+
+/// The NAB z-score job, `udf` a path or `artifact:<id>`, writing to `out`.
+fn nab_job(udf: &str, out: &Path, source_extra: &str) -> String {
+    format!(
+        "name: nab-cluster\nsources:\n  - id: readings\n    type: file\n    path: {data}\n    glob: \"**/*.csv\"\n    format: csv\n    key: {{ from: path }}\n    timestamp: {{ field: timestamp, format: \"%Y-%m-%d %H:%M:%S\" }}\n{source_extra}operators:\n  - id: zscore\n    input: readings\n    partition: key_by\n    udf: {udf}\n    config: {{ warmup: 30, threshold: 3.0 }}\nsinks:\n  - id: alerts\n    input: zscore\n    type: file\n    path: {out}\n",
+        data = nab().display(),
+        out = out.display()
+    )
+}
+
+/// The committed lines of a file sink's directory, sorted.
+fn committed(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        if name.starts_with("part-") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            lines.extend(text.lines().map(str::to_string));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+/// Builds the z-score UDF and runs the NAB job embedded at parallelism 4:
+/// (the component, the reference output).
+fn nab_reference(dir: &Path) -> (PathBuf, Vec<String>) {
+    let zscore = weir_cli::udf::build_rust_udf(&repo_root().join("udfs/nab-zscore"))
+        .expect("the UDF builds");
+    let out = dir.join("embedded");
+    let file = dir.join("embedded.yaml");
+    std::fs::write(&file, nab_job(zscore.to_str().unwrap(), &out, "")).unwrap();
+    let run = weir(
+        dir,
+        &["run", file.to_str().unwrap(), "-p", "4", "--no-progress"],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let reference = committed(&out);
+    assert!(reference.len() > 1000, "{} alerts", reference.len());
+    (zscore, reference)
+}
+
+/// Uploads `wasm` with `weir udf upload`; its artifact id.
+fn upload(dir: &Path, url: &str, wasm: &Path) -> String {
+    let out = weir(
+        dir,
+        &["udf", "upload", wasm.to_str().unwrap(), "--jobmanager", url],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Submits `job` with `weir submit -p 4`; the job id.
+fn submit(dir: &Path, url: &str, name: &str, job: &str) -> String {
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, job).unwrap();
+    let out = weir(
+        dir,
+        &[
+            "submit",
+            file.to_str().unwrap(),
+            "-p",
+            "4",
+            "--jobmanager",
+            url,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Polls the job until `pred` holds on its details, up to `limit`.
+fn wait_job(url: &str, id: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let job = get(url, &format!("/v1/jobs/{id}"));
+        if pred(&job) {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} not there within {limit:?}: {job}\nexceptions: {}",
+            get(url, &format!("/v1/jobs/{id}/exceptions"))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_nab_job_on_three_taskmanagers_equals_the_embedded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zscore, reference) = nab_reference(dir.path());
+    let certs = cert_init(dir.path(), "certs");
+    let (_jm, url, rpc) = jobmanager_with(
+        dir.path(),
+        &certs,
+        0,
+        0,
+        &["taskmanager.numberOfTaskSlots=0"],
+    );
+    let mut tms: Vec<Process> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        .iter()
+        .map(|host| taskmanager(dir.path(), host, &rpc, host, 2, &certs))
+        .collect();
+    for tm in &mut tms {
+        tm.wait_for("registered as", Duration::from_secs(10));
+    }
+    let id = upload(dir.path(), &url, &zscore);
+    let out = dir.path().join("cluster");
+    let job = submit(
+        dir.path(),
+        &url,
+        "nab",
+        &nab_job(&format!("artifact:{id}"), &out, ""),
+    );
+    let details = wait_job(&url, &job, Duration::from_secs(60), |j| {
+        j["state"] == "FINISHED" || j["state"] == "FAILED"
+    });
+    assert_eq!(details["state"], "FINISHED", "{details}");
+    assert_eq!(committed(&out), reference);
+    // Its 4 slots spread over the 3 TaskManagers and came back.
+    let free: u64 = get(&url, "/v1/taskmanagers")["taskmanagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tm| tm["slots-free"].as_u64().unwrap())
+        .sum();
+    assert_eq!(free, 6);
+}
+
+#[test]
+fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zscore, reference) = nab_reference(dir.path());
+    let certs = cert_init(dir.path(), "certs");
+    let (_jm, url, rpc) = jobmanager_with(
+        dir.path(),
+        &certs,
+        0,
+        0,
+        &[
+            "taskmanager.numberOfTaskSlots=0",
+            "execution.checkpointing.interval=200ms",
+            "restart-strategy.type=fixed-delay",
+            "restart-strategy.fixed-delay.attempts=3",
+            "restart-strategy.fixed-delay.delay=200ms",
+        ],
+    );
+    let mut tms: Vec<Process> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        .iter()
+        .map(|host| taskmanager(dir.path(), host, &rpc, host, 2, &certs))
+        .collect();
+    for tm in &mut tms {
+        tm.wait_for("registered as", Duration::from_secs(10));
+    }
+    let id = upload(dir.path(), &url, &zscore);
+    let out = dir.path().join("cluster");
+    // Paced (about 6 s at parallelism 4), so the kill lands mid-job.
+    let job = submit(
+        dir.path(),
+        &url,
+        "nab-paced",
+        &nab_job(
+            &format!("artifact:{id}"),
+            &out,
+            "    records_per_second: 60000\n",
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&url, &format!("/v1/jobs/{job}/checkpoints"))["completed"].as_u64() < Some(2) {
+        assert!(Instant::now() < deadline, "no checkpoint completed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tms[0].signal("-KILL");
+    let details = wait_job(&url, &job, Duration::from_secs(90), |j| {
+        j["state"] == "FINISHED" || j["state"] == "FAILED"
+    });
+    assert_eq!(details["state"], "FINISHED", "{details}");
+    let exceptions = get(&url, &format!("/v1/jobs/{job}/exceptions"));
+    let first = &exceptions["exceptions"][0];
+    assert_eq!(first["cause"], "io", "{exceptions}");
+    assert!(
+        first["message"].as_str().unwrap().contains("was lost"),
+        "{exceptions}"
+    );
+    // Nothing lost, nothing duplicated.
+    assert_eq!(committed(&out), reference);
 }

@@ -271,22 +271,25 @@ impl JobManager {
             + u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Every TaskManager: the JobManager's own slots (`local`) first,
-    /// then those registered over the cluster endpoint.
+    /// Every TaskManager: the JobManager's own slots (`local`, unless it
+    /// has none) first, then those registered over the cluster endpoint.
     pub fn taskmanagers(&self) -> Vec<TaskManagerInfo> {
         let (total, available) = {
             let state = self.lock();
             (state.slots.total(), state.slots.available())
         };
-        let mut list = vec![TaskManagerInfo {
-            id: "local".into(),
-            host: self.inner.config.rest_address.to_string(),
-            address: "in-process".into(),
-            slots_total: total,
-            slots_free: available,
-            registered_ms: self.inner.started_ms,
-            last_heartbeat_ago_ms: 0,
-        }];
+        let mut list = Vec::new();
+        if !self.schedules_on_taskmanagers() {
+            list.push(TaskManagerInfo {
+                id: "local".into(),
+                host: self.inner.config.rest_address.to_string(),
+                address: "in-process".into(),
+                slots_total: total,
+                slots_free: available,
+                registered_ms: self.inner.started_ms,
+                last_heartbeat_ago_ms: 0,
+            });
+        }
         let now = self.clock_ms();
         list.extend(self.taskmanager_registry().list(now));
         list
@@ -1034,7 +1037,8 @@ impl JobManager {
                 .or_insert(0) += 1;
         }
         Overview {
-            taskmanagers: 1 + u32::try_from(remote).unwrap_or(u32::MAX),
+            taskmanagers: u32::from(!self.schedules_on_taskmanagers())
+                + u32::try_from(remote).unwrap_or(u32::MAX),
             slots_remote,
             slots_total: state.slots.total(),
             slots_available: state.slots.available(),

@@ -204,14 +204,14 @@ pub struct SavepointStatus {
 /// `GET /v1/overview`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Overview {
-    /// TaskManagers: the JobManager's own (`local`) and those connected
-    /// over the cluster endpoint.
+    /// TaskManagers: the JobManager's own (`local`, when it has slots) and
+    /// those connected over the cluster endpoint.
     pub taskmanagers: u32,
-    /// Slots of the TaskManagers connected over the cluster endpoint (not
-    /// yet scheduled into: jobs run in the local slots).
+    /// Slots of the TaskManagers connected over the cluster endpoint.
     #[serde(rename = "slots-remote")]
     pub slots_remote: u32,
-    /// Slots jobs are scheduled into (the local TaskManager's).
+    /// Slots jobs are scheduled into: the local ones, or with
+    /// `taskmanager.numberOfTaskSlots=0` the remote ones.
     #[serde(rename = "slots-total")]
     pub slots_total: u32,
     /// Slots no job holds.
