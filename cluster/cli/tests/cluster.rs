@@ -555,6 +555,107 @@ fn the_nab_job_on_three_taskmanagers_equals_the_embedded_run() {
 }
 
 #[test]
+fn a_keyed_window_job_on_taskmanagers_equals_the_embedded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = |out: &Path| {
+        format!(
+            "name: nexmark-counts\nsources:\n  - id: bids\n    type: nexmark\n    events: 300000\n    seed: 7\n    kinds: [bid]\n    watermarks: {{ max_out_of_orderness: 0ms }}\noperators:\n  - id: counts\n    input: {{ from: bids, key: auction }}\n    partition: key_by\n    window: {{ type: tumbling, size: 10s, key_field: auction }}\n    aggregate: [{{ fn: count }}, {{ fn: max, field: price }}]\nsinks:\n  - {{ id: out, input: counts, type: file, path: {} }}\n",
+            out.display()
+        )
+    };
+    let embedded = dir.path().join("embedded");
+    let file = dir.path().join("embedded.yaml");
+    std::fs::write(&file, job(&embedded)).unwrap();
+    let run = weir(
+        dir.path(),
+        &["run", file.to_str().unwrap(), "-p", "4", "--no-progress"],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let reference = committed(&embedded);
+    assert!(reference.len() > 1000, "{} windows", reference.len());
+
+    let certs = cert_init(dir.path(), "certs");
+    let (_jm, url, rpc) = jobmanager_with(
+        dir.path(),
+        &certs,
+        0,
+        0,
+        &["taskmanager.numberOfTaskSlots=0"],
+    );
+    let mut tms: Vec<Process> = ["127.0.0.2", "127.0.0.3"]
+        .iter()
+        .map(|host| taskmanager(dir.path(), host, &rpc, host, 2, &certs))
+        .collect();
+    for tm in &mut tms {
+        tm.wait_for("registered as", Duration::from_secs(10));
+    }
+    let out = dir.path().join("cluster");
+    let id = submit(dir.path(), &url, "counts", &job(&out));
+    let details = wait_job(&url, &id, Duration::from_secs(60), |j| {
+        j["state"] == "FINISHED" || j["state"] == "FAILED"
+    });
+    assert_eq!(details["state"], "FINISHED", "{details}");
+    assert_eq!(committed(&out), reference);
+}
+
+#[test]
+fn a_killed_jobmanager_resumes_its_job_on_the_taskmanagers_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zscore, reference) = nab_reference(dir.path());
+    let certs = cert_init(dir.path(), "certs");
+    let settings = [
+        "taskmanager.numberOfTaskSlots=0",
+        "execution.checkpointing.interval=200ms",
+        "restart-strategy.type=fixed-delay",
+        "restart-strategy.fixed-delay.attempts=3",
+        "restart-strategy.fixed-delay.delay=200ms",
+    ];
+    let (jm, url, rpc) = jobmanager_with(dir.path(), &certs, 0, 0, &settings);
+    let mut tms: Vec<Process> = ["127.0.0.2", "127.0.0.3"]
+        .iter()
+        .map(|host| taskmanager(dir.path(), host, &rpc, host, 2, &certs))
+        .collect();
+    for tm in &mut tms {
+        tm.wait_for("registered as", Duration::from_secs(10));
+    }
+    let artifact = upload(dir.path(), &url, &zscore);
+    let out = dir.path().join("cluster");
+    let job = submit(
+        dir.path(),
+        &url,
+        "nab-paced",
+        &nab_job(
+            &format!("artifact:{artifact}"),
+            &out,
+            "    records_per_second: 60000\n",
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&url, &format!("/v1/jobs/{job}/checkpoints"))["completed"].as_u64() < Some(2) {
+        assert!(Instant::now() < deadline, "no checkpoint completed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(jm); // SIGKILL
+    let port = |addr: &str| addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let (_jm, url2, _) = jobmanager_with(dir.path(), &certs, port(&url), port(&rpc), &settings);
+    assert_eq!(url2, url);
+    // The TaskManagers come back by themselves and the job resumes from
+    // its latest checkpoint on them.
+    for tm in &mut tms {
+        tm.wait_for("registered as", Duration::from_secs(15));
+    }
+    let details = wait_job(&url, &job, Duration::from_secs(90), |j| {
+        j["state"] == "FINISHED" || j["state"] == "FAILED"
+    });
+    assert_eq!(details["state"], "FINISHED", "{details}");
+    assert_eq!(committed(&out), reference);
+}
+
+#[test]
 fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let (zscore, reference) = nab_reference(dir.path());

@@ -240,6 +240,11 @@ impl JobManager {
             .map_err(|e| JmError::Internal(format!("artifact {id}: {e}")))
     }
 
+    /// This JobManager run's epoch: when it started, ms since the epoch.
+    pub fn epoch(&self) -> u64 {
+        self.inner.started_ms
+    }
+
     /// The routes of attempts on TaskManagers.
     pub fn remote_attempts(&self) -> Arc<RemoteAttempts> {
         Arc::clone(&self.inner.remote)

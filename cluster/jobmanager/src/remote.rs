@@ -202,6 +202,7 @@ fn drive(
 ) -> Result<Option<String>, JobError> {
     let remote = jm.remote_attempts();
     let id = AttemptId {
+        epoch: jm.epoch(),
         job: job_id.to_string(),
         attempt,
     };

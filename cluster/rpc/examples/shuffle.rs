@@ -90,6 +90,7 @@ fn quic(records: u64, batch_size: usize) -> f64 {
         });
         let connection = connection.unwrap();
         let header = DataChannelHeader {
+            epoch: 1,
             job: "bench".into(),
             attempt: 1,
             consumer: "sink".into(),

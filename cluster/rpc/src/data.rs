@@ -36,6 +36,8 @@ const MAX_HEADER_BYTES: usize = 4096;
 /// Which channel a data stream carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataChannelHeader {
+    /// The deploying JobManager's run (`AttemptId::epoch`).
+    pub epoch: u64,
     /// The job's id.
     pub job: String,
     /// The attempt the producer belongs to (streams of older attempts are

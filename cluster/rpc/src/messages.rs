@@ -43,6 +43,9 @@ pub struct Registration {
 /// Which attempt of which job a message is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AttemptId {
+    /// The JobManager's run that deployed it (its start time, ms): a
+    /// restarted JobManager's attempts never mix with its predecessor's.
+    pub epoch: u64,
     /// The job's id.
     pub job: String,
     /// The attempt number.

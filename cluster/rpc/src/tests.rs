@@ -234,6 +234,7 @@ async fn connected_pair() -> (
 
 fn header(channel: u32) -> DataChannelHeader {
     DataChannelHeader {
+        epoch: 5,
         job: "j".into(),
         attempt: 1,
         consumer: "window".into(),

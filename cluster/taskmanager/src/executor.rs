@@ -219,9 +219,10 @@ impl Executor {
                 }
             }
         }
-        let state_dir = self
-            .work_dir
-            .join(format!("{}-{}", attempt.job, attempt.attempt));
+        let state_dir = self.work_dir.join(format!(
+            "{}-{}-{}",
+            attempt.job, attempt.epoch, attempt.attempt
+        ));
         let executor = Arc::clone(&self);
         let link = QuicLink {
             executor: Arc::clone(&self),
@@ -364,6 +365,7 @@ async fn accept_data(executor: Arc<Executor>) {
 fn receive(executor: &Executor, header: DataChannelHeader, mut receiver: DataReceiver) {
     let key = (
         AttemptId {
+            epoch: header.epoch,
             job: header.job.clone(),
             attempt: header.attempt,
         },
@@ -410,6 +412,7 @@ impl RemoteLink for QuicLink {
     fn outbound(&self, to: &str, key: ChannelKey, queue: Receiver<ChannelMessage>) {
         let executor = Arc::clone(&self.executor);
         let header = DataChannelHeader {
+            epoch: self.attempt.epoch,
             job: self.attempt.job.clone(),
             attempt: self.attempt.attempt,
             consumer: key.consumer,
