@@ -422,6 +422,21 @@ fn nab_job(udf: &str, out: &Path, source_extra: &str) -> String {
     )
 }
 
+/// Data rows (lines after the header) of every CSV file under `dir`.
+fn csv_rows(dir: &Path) -> u64 {
+    let mut rows = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rows += csv_rows(&path);
+        } else if path.extension().is_some_and(|e| e == "csv") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            rows += text.lines().filter(|l| !l.is_empty()).count() as u64 - 1;
+        }
+    }
+    rows
+}
+
 /// The committed lines of a file sink's directory, sorted.
 fn committed(dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();
@@ -544,6 +559,22 @@ fn the_nab_job_on_three_taskmanagers_equals_the_embedded_run() {
     });
     assert_eq!(details["state"], "FINISHED", "{details}");
     assert_eq!(committed(&out), reference);
+    // The TaskManagers' counters reached the JobManager, each once.
+    let vertex = |id: &str| {
+        details["vertices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no vertex {id}: {details}"))
+    };
+    let rows = csv_rows(&nab());
+    assert_eq!(vertex("readings")["write-records"], rows, "{details}");
+    assert_eq!(vertex("zscore")["read-records"], rows, "{details}");
+    assert_eq!(vertex("zscore")["write-records"], reference.len() as u64);
+    assert_eq!(vertex("alerts")["read-records"], reference.len() as u64);
+    assert_eq!(vertex("zscore")["current-watermark"], i64::MAX, "{details}");
     // Its 4 slots spread over the 3 TaskManagers and came back.
     let free: u64 = get(&url, "/v1/taskmanagers")["taskmanagers"]
         .as_array()

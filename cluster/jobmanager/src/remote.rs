@@ -17,7 +17,9 @@ use weir_rpc::{AttemptId, ControlMessage, TaskManagerId};
 use weir_task::control::{TaskControl, TaskEvent};
 use weir_task::executor::AttemptShare;
 use weir_task::wire::WireEvent;
-use weir_task::{JobError, ResolvedCheckpoint, RunConfig, TaskFailureKind, TaskId};
+use weir_task::{
+    JobError, JobMetrics, MetricsSnapshot, ResolvedCheckpoint, RunConfig, TaskFailureKind, TaskId,
+};
 use weir_types::jobgraph::JobGraph;
 
 use crate::attempt::AttemptDriver;
@@ -41,6 +43,9 @@ struct RoutesState {
 #[derive(Debug)]
 struct Route {
     events: Sender<TaskEvent>,
+    /// The job's counters, and the last counters each TaskManager sent.
+    metrics: std::sync::Arc<JobMetrics>,
+    reported: HashMap<TaskManagerId, MetricsSnapshot>,
     parallelism: BTreeMap<String, u32>,
     running: HashMap<TaskId, TaskManagerId>,
 }
@@ -115,6 +120,21 @@ impl RemoteAttempts {
         }
         let parallelism = route.parallelism.get(&task.0).copied().unwrap_or(1);
         let _ = route.events.send(event.into_event(parallelism));
+    }
+
+    /// The counters of `tm`'s share of `attempt`: what changed since its
+    /// previous report goes into the job's counters.
+    pub fn metrics(&self, tm: &TaskManagerId, attempt: &AttemptId, snapshot: MetricsSnapshot) {
+        let mut state = self.lock();
+        let Some(route) = state.routes.get_mut(attempt) else {
+            return;
+        };
+        if !route.running.values().any(|at| at == tm) {
+            return;
+        }
+        let before = route.reported.remove(tm).unwrap_or_default();
+        route.metrics.absorb(&snapshot, &before);
+        route.reported.insert(tm.clone(), snapshot);
     }
 
     /// Sends `message` to `tm`; `false` when it is not connected.
@@ -269,6 +289,8 @@ fn drive(
         id.clone(),
         Route {
             events,
+            metrics: std::sync::Arc::clone(&config.metrics),
+            reported: HashMap::new(),
             parallelism,
             running,
         },

@@ -204,6 +204,9 @@ async fn serve_taskmanager(
                 Ok(Some(ControlMessage::Event { attempt, event })) => {
                     jm.remote_attempts().event(id, &attempt, event);
                 }
+                Ok(Some(ControlMessage::Metrics { attempt, snapshot })) => {
+                    jm.remote_attempts().metrics(id, &attempt, snapshot);
+                }
                 Ok(Some(ControlMessage::FetchArtifact { id: artifact })) => {
                     let (jm, outbox) = (jm.clone(), outbox.clone());
                     tokio::task::spawn_blocking(move || {

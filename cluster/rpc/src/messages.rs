@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use weir_task::TaskId;
 use weir_task::control::TaskControl;
+use weir_task::{MetricsSnapshot, TaskId};
 
 use weir_task::wire::WireEvent;
 
@@ -117,8 +117,16 @@ pub enum ControlMessage {
     Artifact {
         /// The artifact id.
         id: String,
-        /// Its bytes (`None`: the JobManager does not have it, with why).
+        /// Its bytes (`Err`: the JobManager does not have it, and why).
         bytes: Result<Vec<u8>, String>,
+    },
+    /// TaskManager → JobManager: the counters of its share of an attempt
+    /// (sent periodically and before each task's `Exited`).
+    Metrics {
+        /// The attempt.
+        attempt: AttemptId,
+        /// The counters so far.
+        snapshot: MetricsSnapshot,
     },
 }
 
@@ -136,6 +144,7 @@ impl ControlMessage {
             Self::Event { .. } => "Event",
             Self::FetchArtifact { .. } => "FetchArtifact",
             Self::Artifact { .. } => "Artifact",
+            Self::Metrics { .. } => "Metrics",
         }
     }
 }

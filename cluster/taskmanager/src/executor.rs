@@ -16,11 +16,14 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use weir_rpc::{AttemptId, ControlMessage, DataChannelHeader, DataReceiver, DataSender};
-use weir_task::control::TaskControl;
+use weir_task::control::{TaskControl, TaskEvent};
 use weir_task::executor::{AttemptShare, ChannelKey, ChannelMessage, RemoteLink};
 use weir_task::wire::{WireEvent, WireFailure};
 use weir_task::{JobMetrics, TaskId};
 use weir_wasm::WasmRuntime;
+
+/// How often the counters of a running share go to the JobManager.
+const METRICS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long a data stream waits for its consumer to be deployed here.
 const INBOUND_WAIT: Duration = Duration::from_secs(30);
@@ -224,6 +227,8 @@ impl Executor {
             attempt.job, attempt.epoch, attempt.attempt
         ));
         let executor = Arc::clone(&self);
+        let metrics = Arc::new(JobMetrics::new());
+        let task_metrics = Arc::clone(&metrics);
         let link = QuicLink {
             executor: Arc::clone(&self),
             attempt: attempt.clone(),
@@ -235,7 +240,7 @@ impl Executor {
                 &udfs,
                 state_dir.clone(),
                 Arc::clone(&executor.runtime),
-                Arc::new(JobMetrics::new()),
+                task_metrics,
                 &link,
             )
             .map(|deployment| (deployment, state_dir))
@@ -270,11 +275,28 @@ impl Executor {
         let threads = deployment.threads;
         let executor = Arc::clone(&self);
         std::thread::spawn(move || {
-            for event in events {
-                let _ = outbox.send(ControlMessage::Event {
+            let report = || {
+                let _ = outbox.send(ControlMessage::Metrics {
                     attempt: attempt.clone(),
-                    event: event.into(),
+                    snapshot: metrics.snapshot(),
                 });
+            };
+            loop {
+                match events.recv_timeout(METRICS_INTERVAL) {
+                    Ok(event) => {
+                        // The counters are complete before the JobManager
+                        // learns that a task ended.
+                        if matches!(event, TaskEvent::Exited { .. }) {
+                            report();
+                        }
+                        let _ = outbox.send(ControlMessage::Event {
+                            attempt: attempt.clone(),
+                            event: event.into(),
+                        });
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => report(),
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                }
             }
             threads.join();
             lock(&executor.running).remove(&attempt);

@@ -58,7 +58,7 @@ use std::time::Duration;
 
 pub use checkpointing::Restore;
 pub use context::SplitTable;
-pub use metrics::JobMetrics;
+pub use metrics::{JobMetrics, MetricsSnapshot, VertexSnapshot};
 pub use weir_checkpoint::{CheckpointConfig, CheckpointStats, TaskId};
 use weir_connectors::ConnectorError;
 use weir_types::jobgraph::JobGraph;

@@ -23,6 +23,45 @@ pub struct JobMetrics {
     vertices: Mutex<std::collections::BTreeMap<String, Arc<VertexMetrics>>>,
 }
 
+/// The counters of one executor's subtasks at a moment, to add into the
+/// job's counters elsewhere: a TaskManager sends them to the JobManager,
+/// which adds what changed since the previous one
+/// ([`JobMetrics::absorb`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MetricsSnapshot {
+    /// Records read by sources.
+    pub records_read: u64,
+    /// Records written by sinks.
+    pub records_written: u64,
+    /// Malformed inputs and per-record UDF errors.
+    pub record_errors: u64,
+    /// Late records dropped.
+    pub late_dropped: u64,
+    /// Whether any record was processed.
+    pub processed: bool,
+    /// The problems kept verbatim, oldest first.
+    pub problems: Vec<String>,
+    /// Each sink subtask's last watermark.
+    pub sink_watermarks: std::collections::BTreeMap<String, i64>,
+    /// Per vertex.
+    pub vertices: std::collections::BTreeMap<String, VertexSnapshot>,
+}
+
+/// One vertex's counters in a [`MetricsSnapshot`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VertexSnapshot {
+    /// The vertex's parallelism.
+    pub parallelism: u32,
+    /// Records in.
+    pub records_in: u64,
+    /// Records out.
+    pub records_out: u64,
+    /// Back-pressured time, ns.
+    pub back_pressured_ns: u64,
+    /// Per subtask, its last watermark (`i64::MIN`: none, or not here).
+    pub watermarks: Vec<i64>,
+}
+
 /// Counters of one vertex, over all its subtasks and attempts (Flink's
 /// `numRecordsIn`, `numRecordsOut`, `currentInputWatermark` and
 /// `backPressuredTimeMsPerSecond`, the last as a total).
@@ -236,6 +275,89 @@ impl JobMetrics {
         });
     }
 
+    /// The counters now, to send elsewhere.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            records_read: self.records_read(),
+            records_written: self.records_written(),
+            record_errors: self.record_errors(),
+            late_dropped: self.late_dropped(),
+            processed: self.first_processed.get().is_some(),
+            problems: self.problems(),
+            sink_watermarks: self.sink_watermarks(),
+            vertices: self
+                .vertices()
+                .into_iter()
+                .map(|(id, v)| {
+                    let snapshot = VertexSnapshot {
+                        parallelism: v.watermarks.len() as u32,
+                        records_in: v.records_in(),
+                        records_out: v.records_out(),
+                        back_pressured_ns: v.back_pressured_ns(),
+                        watermarks: v
+                            .watermarks
+                            .iter()
+                            .map(|w| w.load(Ordering::Relaxed))
+                            .collect(),
+                    };
+                    (id, snapshot)
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds what `now` counted beyond `before` (an earlier snapshot of the
+    /// same executor's counters, or the default) into these counters;
+    /// watermarks, sink watermarks and new problems are taken as they are.
+    pub fn absorb(&self, now: &MetricsSnapshot, before: &MetricsSnapshot) {
+        let delta = |a: u64, b: u64| a.saturating_sub(b);
+        self.records_read.fetch_add(
+            delta(now.records_read, before.records_read),
+            Ordering::Relaxed,
+        );
+        self.records_written.fetch_add(
+            delta(now.records_written, before.records_written),
+            Ordering::Relaxed,
+        );
+        self.record_errors.fetch_add(
+            delta(now.record_errors, before.record_errors),
+            Ordering::Relaxed,
+        );
+        self.late_dropped.fetch_add(
+            delta(now.late_dropped, before.late_dropped),
+            Ordering::Relaxed,
+        );
+        if now.processed {
+            self.mark_processed();
+        }
+        if let Ok(mut problems) = self.problems.lock() {
+            for problem in now.problems.iter().skip(before.problems.len()) {
+                if problems.len() < KEPT_PROBLEMS {
+                    problems.push(problem.clone());
+                }
+            }
+        }
+        if let Ok(mut sinks) = self.sink_watermarks.lock() {
+            sinks.extend(now.sink_watermarks.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        let none = VertexSnapshot::default();
+        for (id, v) in &now.vertices {
+            let was = before.vertices.get(id).unwrap_or(&none);
+            let vertex = self.vertex(id, v.parallelism);
+            vertex.add_in(delta(v.records_in, was.records_in) as usize);
+            vertex.add_out(delta(v.records_out, was.records_out) as usize);
+            vertex.back_pressured_ns.fetch_add(
+                delta(v.back_pressured_ns, was.back_pressured_ns),
+                Ordering::Relaxed,
+            );
+            for (subtask, watermark) in v.watermarks.iter().enumerate() {
+                if *watermark != i64::MIN {
+                    vertex.set_watermark(subtask as u32, *watermark);
+                }
+            }
+        }
+    }
+
     /// Counts one record-level problem and keeps its description.
     pub(crate) fn record_problem(&self, description: String) {
         let n = self.record_errors.fetch_add(1, Ordering::Relaxed);
@@ -245,5 +367,36 @@ impl JobMetrics {
                 problems.push(description);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_of_two_executors_add_up_once() {
+        let job = JobMetrics::new();
+        let (a, b) = (JobMetrics::new(), JobMetrics::new());
+        a.add_read(10);
+        a.vertex("map", 2).add_in(10);
+        a.vertex("map", 2).set_watermark(0, 5);
+        b.add_read(7);
+        b.vertex("map", 2).add_in(7);
+        b.vertex("map", 2).set_watermark(1, 9);
+        let a1 = a.snapshot();
+        job.absorb(&a1, &MetricsSnapshot::default());
+        job.absorb(&b.snapshot(), &MetricsSnapshot::default());
+        a.add_read(5);
+        a.vertex("map", 2).add_in(5);
+        a.record_problem("bad line 3".into());
+        // The second snapshot of `a` adds only what changed.
+        job.absorb(&a.snapshot(), &a1);
+        assert_eq!(job.records_read(), 22);
+        assert_eq!(job.record_errors(), 1);
+        assert_eq!(job.problems(), vec!["bad line 3".to_string()]);
+        let map = &job.vertices()["map"];
+        assert_eq!(map.records_in(), 22);
+        assert_eq!(map.current_watermark(), Some(5));
     }
 }
