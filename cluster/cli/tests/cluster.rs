@@ -5,7 +5,9 @@
 //! JobManager getting its TaskManagers back, peers that are refused, and
 //! jobs whose subtasks run on the TaskManagers, their output compared
 //! record for record with embedded runs, also across a SIGKILLed
-//! TaskManager.
+//! TaskManager or JobManager. As root, one test puts the JobManager and two
+//! TaskManagers on separate network hosts (namespaces joined by a bridge);
+//! elsewhere it prints why it skips.
 //!
 //! Every process is started with short heartbeats, read line by line, and
 //! killed by pid when its test ends; every wait has a deadline.
@@ -32,7 +34,13 @@ struct Process {
 
 impl Process {
     fn start(name: &str, dir: &Path, args: &[String]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        Self::start_program(name, dir, env!("CARGO_BIN_EXE_weir"), args)
+    }
+
+    /// `program ARGS` (e.g. `ip netns exec NS weir ...`, which becomes the
+    /// `weir` process itself, so its pid is `weir`'s).
+    fn start_program(name: &str, dir: &Path, program: &str, args: &[String]) -> Self {
+        let mut child = Command::new(program)
             .args(args)
             .current_dir(dir)
             .env_remove("WEIR_JOBMANAGER")
@@ -743,4 +751,246 @@ fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
     );
     // Nothing lost, nothing duplicated.
     assert_eq!(committed(&out), reference);
+}
+
+/// Network namespaces joined by a bridge, deleted on drop.
+struct Hosts {
+    bridge: String,
+    namespaces: Vec<String>,
+}
+
+impl Hosts {
+    /// `n` namespaces with addresses 10.231.7.1 to .n on a new bridge; `Err`
+    /// with the reason when this machine cannot make them (not root, no
+    /// `ip`).
+    fn create(n: usize) -> Result<Self, String> {
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("cannot run `ip`: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`ip {}` failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let tag = std::process::id() % 100_000;
+        let mut hosts = Self {
+            bridge: format!("wbr{tag}"),
+            namespaces: Vec::new(),
+        };
+        ip(&["link", "add", &hosts.bridge, "type", "bridge"])?;
+        ip(&["link", "set", &hosts.bridge, "up"])?;
+        for i in 1..=n {
+            let ns = format!("weir{tag}h{i}");
+            ip(&["netns", "add", &ns])?;
+            hosts.namespaces.push(ns.clone());
+            let (outer, inner) = (format!("wv{tag}h{i}"), format!("wp{tag}h{i}"));
+            ip(&[
+                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+            ])?;
+            ip(&["link", "set", &inner, "netns", &ns])?;
+            ip(&["link", "set", &outer, "master", &hosts.bridge])?;
+            ip(&["link", "set", &outer, "up"])?;
+            let address = format!("10.231.7.{i}/24");
+            ip(&[
+                "netns", "exec", &ns, "ip", "addr", "add", &address, "dev", &inner,
+            ])?;
+            ip(&["netns", "exec", &ns, "ip", "link", "set", &inner, "up"])?;
+            ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
+        }
+        Ok(hosts)
+    }
+
+    /// `ip netns exec <host i> ...args`.
+    fn command(&self, i: usize, args: &[String]) -> Vec<String> {
+        let mut all = vec![
+            "netns".to_string(),
+            "exec".into(),
+            self.namespaces[i - 1].clone(),
+        ];
+        all.extend(args.iter().cloned());
+        all
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "delete", ns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .status();
+    }
+}
+
+/// `weir ARGS` run on host `i` of `hosts`; its output.
+fn weir_on(hosts: &Hosts, i: usize, dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec![env!("CARGO_BIN_EXE_weir").to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    Command::new("ip")
+        .args(hosts.command(i, &all))
+        .current_dir(dir)
+        .env_remove("WEIR_JOBMANAGER")
+        .output()
+        .expect("ip runs")
+}
+
+#[test]
+fn a_jobmanager_and_two_taskmanagers_on_separate_network_hosts() {
+    let hosts = match Hosts::create(3) {
+        Ok(hosts) => hosts,
+        Err(reason) => {
+            eprintln!("skipped: separate network hosts need root and iproute2 ({reason})");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (zscore, reference) = nab_reference(dir.path());
+    let certs = cert_init(dir.path(), "certs");
+    let weir_bin = env!("CARGO_BIN_EXE_weir").to_string();
+    let mut jm_args = vec![
+        weir_bin.clone(),
+        "jobmanager".into(),
+        "--certs".into(),
+        certs.display().to_string(),
+        "-Drest.port=0".into(),
+        "-Djobmanager.rpc.address=10.231.7.1".into(),
+        "-Djobmanager.rpc.port=0".into(),
+        "-Dtaskmanager.numberOfTaskSlots=0".into(),
+        format!(
+            "-Dhigh-availability.storageDir={}",
+            dir.path().join("ha").display()
+        ),
+    ];
+    jm_args.extend(HEARTBEAT.iter().map(|s| s.to_string()));
+    let mut jm =
+        Process::start_program("jobmanager", dir.path(), "ip", &hosts.command(1, &jm_args));
+    let line = jm.wait_for("listening on", Duration::from_secs(30));
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let line = jm.wait_for("cluster endpoint on", Duration::from_secs(10));
+    let rpc = line
+        .split("cluster endpoint on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(rpc.starts_with("10.231.7.1:"), "{rpc}");
+    let mut tms = Vec::new();
+    for i in [2, 3] {
+        let args = vec![
+            weir_bin.clone(),
+            "taskmanager".into(),
+            "--jobmanager".into(),
+            rpc.clone(),
+            "--host".into(),
+            format!("10.231.7.{i}"),
+            "--slots".into(),
+            "2".into(),
+            "--certs".into(),
+            certs.display().to_string(),
+        ];
+        let mut tm = Process::start_program(
+            &format!("tm-{i}"),
+            dir.path(),
+            "ip",
+            &hosts.command(i, &args),
+        );
+        tm.wait_for("registered as", Duration::from_secs(10));
+        tms.push(tm);
+    }
+    let upload = weir_on(
+        &hosts,
+        1,
+        dir.path(),
+        &[
+            "udf",
+            "upload",
+            zscore.to_str().unwrap(),
+            "--jobmanager",
+            &url,
+        ],
+    );
+    assert!(
+        upload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&upload.stderr)
+    );
+    let artifact = String::from_utf8(upload.stdout).unwrap().trim().to_string();
+    let out = dir.path().join("cluster");
+    let file = dir.path().join("nab.yaml");
+    std::fs::write(&file, nab_job(&format!("artifact:{artifact}"), &out, "")).unwrap();
+    let submit = weir_on(
+        &hosts,
+        1,
+        dir.path(),
+        &[
+            "submit",
+            file.to_str().unwrap(),
+            "-p",
+            "4",
+            "--jobmanager",
+            &url,
+        ],
+    );
+    assert!(
+        submit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submit.stderr)
+    );
+    let job = String::from_utf8(submit.stdout).unwrap().trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = weir_on(
+            &hosts,
+            1,
+            dir.path(),
+            &["status", &job, "--json", "--jobmanager", &url],
+        );
+        let details: Value = serde_json::from_slice(&status.stdout).unwrap_or(Value::Null);
+        if details["state"] == "FINISHED" {
+            break;
+        }
+        assert!(
+            details["state"] != "FAILED" && Instant::now() < deadline,
+            "{details}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(committed(&out), reference);
+    // The TaskManagers were reached at their own hosts.
+    let listed = weir_on(
+        &hosts,
+        1,
+        dir.path(),
+        &["taskmanagers", "--json", "--jobmanager", &url],
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let mut addresses: Vec<String> = listed["taskmanagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tm| {
+            tm["address"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    addresses.sort();
+    assert_eq!(addresses, ["10.231.7.2", "10.231.7.3"]);
 }
