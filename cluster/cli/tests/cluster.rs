@@ -699,7 +699,7 @@ fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let (zscore, reference) = nab_reference(dir.path());
     let certs = cert_init(dir.path(), "certs");
-    let (_jm, url, rpc) = jobmanager_with(
+    let (mut jm, url, rpc) = jobmanager_with(
         dir.path(),
         &certs,
         0,
@@ -712,7 +712,8 @@ fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
             "restart-strategy.fixed-delay.delay=200ms",
         ],
     );
-    let mut tms: Vec<Process> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    // Exactly the 4 slots the job needs.
+    let mut tms: Vec<Process> = ["127.0.0.2", "127.0.0.3"]
         .iter()
         .map(|host| taskmanager(dir.path(), host, &rpc, host, 2, &certs))
         .collect();
@@ -738,6 +739,14 @@ fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
         std::thread::sleep(Duration::from_millis(50));
     }
     tms[0].signal("-KILL");
+    // Two slots are left: the job waits for more, then a new TaskManager
+    // joins and it restarts there from its latest checkpoint.
+    jm.wait_for(
+        "waits for slots: it needs 4, 2 of 2 are free",
+        Duration::from_secs(10),
+    );
+    let mut late = taskmanager(dir.path(), "late", &rpc, "127.0.0.4", 2, &certs);
+    late.wait_for("registered as", Duration::from_secs(10));
     let details = wait_job(&url, &job, Duration::from_secs(90), |j| {
         j["state"] == "FINISHED" || j["state"] == "FAILED"
     });

@@ -146,6 +146,9 @@ impl RemoteAttempts {
     }
 }
 
+/// How often an attempt waiting for slots looks again.
+const SLOT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Makes a local checkpoint directory absolute (TaskManagers run
 /// elsewhere, in other working directories); URLs stay as they are.
 fn absolute_dir(dir: &str) -> String {
@@ -158,9 +161,12 @@ fn absolute_dir(dir: &str) -> String {
 /// Runs one attempt of job `job_id` on the JobManager's TaskManagers; like
 /// [`crate::attempt::run_attempt`] otherwise.
 ///
+/// Waits while the TaskManagers have fewer free slots than the job needs.
+///
 /// # Errors
-/// As `run_attempt`; a [`JobError::Task`] of kind `io` when there are not
-/// enough free slots or a TaskManager is lost.
+/// As `run_attempt`; a [`JobError::Task`] of kind `io` when a TaskManager
+/// is lost; [`JobError::Cancelled`] when the job is cancelled or stopped
+/// while it waits for slots.
 pub fn run_remote_attempt(
     jm: &JobManager,
     job_id: &str,
@@ -177,28 +183,35 @@ pub fn run_remote_attempt(
         .map(|d| d.parallelism)
         .max()
         .unwrap_or(1);
-    let (slots, addresses) = {
-        let mut registry = jm.taskmanager_registry();
-        let Some(slots) = registry.allocate(needed) else {
-            return Err(JobError::Task {
-                vertex: "scheduler".into(),
-                index: 0,
-                parallelism: 1,
-                origin: None,
-                kind: TaskFailureKind::Io,
-                message: format!(
-                    "not enough slots: the job needs {needed}, {} of {} are free on {} TaskManager(s)",
+    // Slots can be missing after a TaskManager was lost: the attempt waits
+    // for them (a restart does not count against the restart strategy
+    // while it waits), until the job is cancelled or stopped.
+    let mut waiting = false;
+    let (slots, addresses) = loop {
+        {
+            let mut registry = jm.taskmanager_registry();
+            if let Some(slots) = registry.allocate(needed) {
+                let addresses: Vec<String> = slots
+                    .iter()
+                    .map(|id| registry.address(id).unwrap_or_default().to_string())
+                    .collect();
+                break (slots, addresses);
+            }
+            if !waiting {
+                tracing::warn!(
+                    "job `{}` waits for slots: it needs {needed}, {} of {} are free on {} TaskManager(s)",
+                    job.name,
                     registry.slots_free(),
                     registry.slots_total(),
                     registry.len()
-                ),
-            });
-        };
-        let addresses: Vec<String> = slots
-            .iter()
-            .map(|id| registry.address(id).unwrap_or_default().to_string())
-            .collect();
-        (slots, addresses)
+                );
+                waiting = true;
+            }
+        }
+        if commands.is_cancelled() || commands.is_stopping() {
+            return Err(JobError::Cancelled);
+        }
+        std::thread::sleep(SLOT_POLL);
     };
     let result = drive(
         jm, job_id, job, config, commands, restored, attempt, plan, &slots, &addresses,
