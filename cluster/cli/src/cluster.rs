@@ -50,24 +50,11 @@ pub fn taskmanager(config: TaskManagerConfig) -> anyhow::Result<()> {
             retry_in.as_millis()
         ),
     };
-    let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
-    };
     runtime.block_on(weir_taskmanager::run(
         config,
         crate::cache_root(),
         report,
-        shutdown,
+        crate::terminated(),
     ))?;
     eprintln!("TaskManager stopped");
     Ok(())

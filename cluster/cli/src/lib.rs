@@ -20,6 +20,21 @@ pub mod run;
 pub mod server;
 pub mod udf;
 
+/// Resolves at the first SIGINT or SIGTERM (a server's or TaskManager's
+/// orderly stop). Must be awaited within a Tokio runtime.
+pub async fn terminated() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
 /// The directory for Weir's caches: `$WEIR_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/weir`, else `~/.cache/weir`, else `./.weir-cache`.
 pub fn cache_root() -> std::path::PathBuf {

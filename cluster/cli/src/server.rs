@@ -54,17 +54,7 @@ pub fn serve(config: JobManagerConfig) -> anyhow::Result<()> {
     // One signal stops both servers.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     runtime.spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
+        crate::terminated().await;
         let _ = stop.send(true);
     });
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -518,6 +518,31 @@ fn submit(dir: &Path, url: &str, name: &str, job: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// TaskManagers of 2 slots on `hosts` (each named after its host), once
+/// all registered.
+fn registered_taskmanagers(dir: &Path, rpc: &str, hosts: &[&str], certs: &Path) -> Vec<Process> {
+    let mut tms: Vec<Process> = hosts
+        .iter()
+        .map(|host| taskmanager(dir, host, rpc, host, 2, certs))
+        .collect();
+    for tm in &mut tms {
+        tm.wait_for("registered as", Duration::from_secs(10));
+    }
+    tms
+}
+
+/// Waits (up to 30 s) until `n` checkpoints of the job completed.
+fn wait_checkpoints(url: &str, job: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(url, &format!("/v1/jobs/{job}/checkpoints"))["completed"].as_u64() < Some(n) {
+        assert!(
+            Instant::now() < deadline,
+            "{n} checkpoints did not complete"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Polls the job until `pred` holds on its details, up to `limit`.
 fn wait_job(url: &str, id: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + limit;
@@ -547,13 +572,12 @@ fn the_nab_job_on_three_taskmanagers_equals_the_embedded_run() {
         0,
         &["taskmanager.numberOfTaskSlots=0"],
     );
-    let mut tms: Vec<Process> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
-        .iter()
-        .map(|host| taskmanager(dir.path(), host, &rpc, host, 2, &certs))
-        .collect();
-    for tm in &mut tms {
-        tm.wait_for("registered as", Duration::from_secs(10));
-    }
+    let _tms = registered_taskmanagers(
+        dir.path(),
+        &rpc,
+        &["127.0.0.1", "127.0.0.2", "127.0.0.3"],
+        &certs,
+    );
     let id = upload(dir.path(), &url, &zscore);
     let out = dir.path().join("cluster");
     let job = submit(
@@ -625,13 +649,7 @@ fn a_keyed_window_job_on_taskmanagers_equals_the_embedded_run() {
         0,
         &["taskmanager.numberOfTaskSlots=0"],
     );
-    let mut tms: Vec<Process> = ["127.0.0.2", "127.0.0.3"]
-        .iter()
-        .map(|host| taskmanager(dir.path(), host, &rpc, host, 2, &certs))
-        .collect();
-    for tm in &mut tms {
-        tm.wait_for("registered as", Duration::from_secs(10));
-    }
+    let _tms = registered_taskmanagers(dir.path(), &rpc, &["127.0.0.2", "127.0.0.3"], &certs);
     let out = dir.path().join("cluster");
     let id = submit(dir.path(), &url, "counts", &job(&out));
     let details = wait_job(&url, &id, Duration::from_secs(60), |j| {
@@ -654,13 +672,7 @@ fn a_killed_jobmanager_resumes_its_job_on_the_taskmanagers_exactly_once() {
         "restart-strategy.fixed-delay.delay=200ms",
     ];
     let (jm, url, rpc) = jobmanager_with(dir.path(), &certs, 0, 0, &settings);
-    let mut tms: Vec<Process> = ["127.0.0.2", "127.0.0.3"]
-        .iter()
-        .map(|host| taskmanager(dir.path(), host, &rpc, host, 2, &certs))
-        .collect();
-    for tm in &mut tms {
-        tm.wait_for("registered as", Duration::from_secs(10));
-    }
+    let mut tms = registered_taskmanagers(dir.path(), &rpc, &["127.0.0.2", "127.0.0.3"], &certs);
     let artifact = upload(dir.path(), &url, &zscore);
     let out = dir.path().join("cluster");
     let job = submit(
@@ -673,11 +685,7 @@ fn a_killed_jobmanager_resumes_its_job_on_the_taskmanagers_exactly_once() {
             "    records_per_second: 60000\n",
         ),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&url, &format!("/v1/jobs/{job}/checkpoints"))["completed"].as_u64() < Some(2) {
-        assert!(Instant::now() < deadline, "no checkpoint completed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_checkpoints(&url, &job, 2);
     drop(jm); // SIGKILL
     let port = |addr: &str| addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
     let (_jm, url2, _) = jobmanager_with(dir.path(), &certs, port(&url), port(&rpc), &settings);
@@ -713,13 +721,7 @@ fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
         ],
     );
     // Exactly the 4 slots the job needs.
-    let mut tms: Vec<Process> = ["127.0.0.2", "127.0.0.3"]
-        .iter()
-        .map(|host| taskmanager(dir.path(), host, &rpc, host, 2, &certs))
-        .collect();
-    for tm in &mut tms {
-        tm.wait_for("registered as", Duration::from_secs(10));
-    }
+    let tms = registered_taskmanagers(dir.path(), &rpc, &["127.0.0.2", "127.0.0.3"], &certs);
     let id = upload(dir.path(), &url, &zscore);
     let out = dir.path().join("cluster");
     // Paced (about 6 s at parallelism 4), so the kill lands mid-job.
@@ -733,11 +735,7 @@ fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
             "    records_per_second: 60000\n",
         ),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&url, &format!("/v1/jobs/{job}/checkpoints"))["completed"].as_u64() < Some(2) {
-        assert!(Instant::now() < deadline, "no checkpoint completed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_checkpoints(&url, &job, 2);
     tms[0].signal("-KILL");
     // Two slots are left: the job waits for more, then a new TaskManager
     // joins and it restarts there from its latest checkpoint.

@@ -248,17 +248,11 @@ impl JobManagerConfig {
                 _ => return Err(ConfigError::UnknownKey(key.clone())),
             }
         }
-        if config.heartbeat_interval_ms == 0
-            || config.heartbeat_timeout_ms <= config.heartbeat_interval_ms
-        {
-            return Err(ConfigError::BadValue {
+        weir_rpc::check_heartbeat(config.heartbeat_interval_ms, config.heartbeat_timeout_ms)
+            .map_err(|message| ConfigError::BadValue {
                 key: "heartbeat.timeout".into(),
-                message: format!(
-                    "{} ms must be longer than heartbeat.interval ({} ms), which must be above 0",
-                    config.heartbeat_timeout_ms, config.heartbeat_interval_ms
-                ),
-            });
-        }
+                message,
+            })?;
         if config.auth_token.is_none() && !config.rest_address.is_loopback() {
             return Err(ConfigError::OpenWithoutToken(config.rest_address));
         }

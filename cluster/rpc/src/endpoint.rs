@@ -29,6 +29,20 @@ pub struct Liveness {
     pub idle_timeout: Duration,
 }
 
+/// Checks heartbeat settings (`heartbeat.interval`, `heartbeat.timeout`,
+/// ms): the interval above 0 and the timeout longer than it.
+///
+/// # Errors
+/// A message for the `heartbeat.timeout` key.
+pub fn check_heartbeat(interval_ms: u64, timeout_ms: u64) -> Result<(), String> {
+    if interval_ms == 0 || timeout_ms <= interval_ms {
+        return Err(format!(
+            "{timeout_ms} ms must be longer than heartbeat.interval ({interval_ms} ms), which must be above 0"
+        ));
+    }
+    Ok(())
+}
+
 impl Liveness {
     fn transport(self) -> Result<Arc<quinn::TransportConfig>, RpcError> {
         let mut transport = quinn::TransportConfig::default();

@@ -23,8 +23,8 @@ pub mod tls;
 
 pub use data::{DataChannelHeader, DataReceiver, DataSender};
 pub use endpoint::{
-    ControlChannel, Liveness, MAX_CONTROL_MESSAGE_BYTES, client_endpoint, connect, node_endpoint,
-    server_endpoint,
+    ControlChannel, Liveness, MAX_CONTROL_MESSAGE_BYTES, check_heartbeat, client_endpoint, connect,
+    node_endpoint, server_endpoint,
 };
 pub use error::RpcError;
 pub use messages::{AttemptId, ControlMessage, Registration, TaskManagerId};

@@ -122,17 +122,11 @@ impl TaskManagerConfig {
                 _ => {}
             }
         }
-        if config.heartbeat_interval_ms == 0
-            || config.heartbeat_timeout_ms <= config.heartbeat_interval_ms
-        {
-            return Err(TmConfigError::BadValue {
+        weir_rpc::check_heartbeat(config.heartbeat_interval_ms, config.heartbeat_timeout_ms)
+            .map_err(|message| TmConfigError::BadValue {
                 key: "heartbeat.timeout".into(),
-                message: format!(
-                    "{} ms must be longer than heartbeat.interval ({} ms), which must be above 0",
-                    config.heartbeat_timeout_ms, config.heartbeat_interval_ms
-                ),
-            });
-        }
+                message,
+            })?;
         config.certs_dir = certs.ok_or(TmConfigError::NoCertificates)?;
         Ok(config)
     }

@@ -26,22 +26,31 @@ pub(crate) fn load_components(
 ) -> Result<HashMap<String, Component>, JobError> {
     let mut components = HashMap::new();
     for op in job.operators.iter().filter(|o| o.udf.is_some()) {
-        let path = config.udfs.get(&op.id).ok_or_else(|| {
-            JobError::Plan(format!("operator `{}` has no compiled component", op.id))
-        })?;
-        let load_error = |source| JobError::Load {
-            operator: op.id.clone(),
-            source,
-        };
-        let component = match op.role() {
-            OperatorRole::Window(..) => {
-                Component::Aggregate(Arc::new(runtime.load_aggregate(path).map_err(load_error)?))
-            }
-            _ => Component::Operator(Arc::new(runtime.load(path).map_err(load_error)?)),
-        };
-        components.insert(op.id.clone(), component);
+        components.insert(op.id.clone(), load_component(op, &config.udfs, runtime)?);
     }
     Ok(components)
+}
+
+/// Loads `op`'s component from its path in `udfs`: an aggregate component
+/// for a window, an operator component otherwise.
+fn load_component(
+    op: &OperatorSpec,
+    udfs: &HashMap<String, std::path::PathBuf>,
+    runtime: &WasmRuntime,
+) -> Result<Component, JobError> {
+    let path = udfs
+        .get(&op.id)
+        .ok_or_else(|| JobError::Plan(format!("operator `{}` has no compiled component", op.id)))?;
+    let load_error = |source| JobError::Load {
+        operator: op.id.clone(),
+        source,
+    };
+    Ok(match op.role() {
+        OperatorRole::Window(..) => {
+            Component::Aggregate(Arc::new(runtime.load_aggregate(path).map_err(load_error)?))
+        }
+        _ => Component::Operator(Arc::new(runtime.load(path).map_err(load_error)?)),
+    })
 }
 
 /// Loads the components of the operators in `descriptors` (a
@@ -64,23 +73,9 @@ pub(crate) fn load_components_of(
             _ => None,
         });
     for op in operators {
-        if components.contains_key(&op.id) {
-            continue;
+        if !components.contains_key(&op.id) {
+            components.insert(op.id.clone(), load_component(op, udfs, runtime)?);
         }
-        let path = udfs.get(&op.id).ok_or_else(|| {
-            JobError::Plan(format!("operator `{}` has no compiled component", op.id))
-        })?;
-        let load_error = |source| JobError::Load {
-            operator: op.id.clone(),
-            source,
-        };
-        let component = match op.role() {
-            OperatorRole::Window(..) => {
-                Component::Aggregate(Arc::new(runtime.load_aggregate(path).map_err(load_error)?))
-            }
-            _ => Component::Operator(Arc::new(runtime.load(path).map_err(load_error)?)),
-        };
-        components.insert(op.id.clone(), component);
     }
     Ok(components)
 }
