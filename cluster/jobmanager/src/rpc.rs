@@ -14,6 +14,9 @@ use weir_rpc::{ControlChannel, ControlMessage, NodeIdentity, RpcError, TaskManag
 
 use crate::manager::JobManager;
 
+/// Where messages to one TaskManager go (its channel's writer task).
+type Outbox = tokio::sync::mpsc::UnboundedSender<ControlMessage>;
+
 /// QUIC application error code of a connection the JobManager closes
 /// because the TaskManager is lost or refused.
 pub const CLOSE_LOST: u32 = 1;
@@ -96,7 +99,7 @@ async fn serve_connection(jm: JobManager, incoming: Incoming) {
             return;
         }
     };
-    let (id, mut channel) = match register(&jm, &connection).await {
+    let (id, mut channel, outbox) = match register(&jm, &connection).await {
         Ok(registered) => registered,
         Err(e) => {
             tracing::warn!("TaskManager at {from} not registered: {e}");
@@ -104,10 +107,8 @@ async fn serve_connection(jm: JobManager, incoming: Incoming) {
             return;
         }
     };
-    let (outbox, inbox) = tokio::sync::mpsc::unbounded_channel();
-    jm.remote_attempts().connected(&id, outbox.clone());
     jm.taskmanagers_changed();
-    let reason = serve_taskmanager(&jm, &connection, &id, &mut channel, inbox, outbox).await;
+    let reason = serve_taskmanager(&jm, &connection, &id, &mut channel, outbox).await;
     let cause = jm.taskmanager_registry().disconnected(&id, &reason);
     if let Some(cause) = cause {
         tracing::warn!("TaskManager {id} lost: {cause}");
@@ -117,11 +118,14 @@ async fn serve_connection(jm: JobManager, incoming: Incoming) {
     connection.close(CLOSE_LOST.into(), reason.as_bytes());
 }
 
-/// Reads the registration (within the heartbeat timeout) and answers it.
+/// Reads the registration (within the heartbeat timeout) and answers it;
+/// from then on the channel's writes go through the returned outbox, which
+/// is known to the remote attempts before the TaskManager's slots can be
+/// allocated.
 async fn register(
     jm: &JobManager,
     connection: &Connection,
-) -> Result<(TaskManagerId, ControlChannel), RpcError> {
+) -> Result<(TaskManagerId, ControlChannel, Outbox), RpcError> {
     let timeout_ms = jm.config().heartbeat_timeout_ms;
     let limit = Duration::from_millis(timeout_ms);
     let mut channel = tokio::time::timeout(limit, ControlChannel::accept(connection))
@@ -141,21 +145,29 @@ async fn register(
     };
     let slots = registration.slots;
     let address = connection.remote_address().to_string();
-    let registered =
-        jm.taskmanager_registry()
-            .register(registration, address.clone(), jm.clock_ms());
+    // The outbox is known before the registry lock is let go, so no
+    // attempt can be given this TaskManager's slots without a way to it.
+    let registered = {
+        let mut registry = jm.taskmanager_registry();
+        registry
+            .register(registration, address.clone(), jm.clock_ms())
+            .map(|id| {
+                let outbox = channel.spawn_writer();
+                jm.remote_attempts().connected(&id, outbox.clone());
+                (id, outbox)
+            })
+    };
     match registered {
-        Ok(id) => {
-            channel
-                .send(&ControlMessage::Registered {
-                    taskmanager: id.clone(),
-                    address: address.clone(),
-                    heartbeat_interval_ms: jm.config().heartbeat_interval_ms,
-                    heartbeat_timeout_ms: timeout_ms,
-                })
-                .await?;
+        Ok((id, outbox)) => {
+            // A closed outbox means the writer failed: the reader sees why.
+            let _ = outbox.send(ControlMessage::Registered {
+                taskmanager: id.clone(),
+                address: address.clone(),
+                heartbeat_interval_ms: jm.config().heartbeat_interval_ms,
+                heartbeat_timeout_ms: timeout_ms,
+            });
             tracing::info!("TaskManager {id} registered from {address} with {slots} slots");
-            Ok((id, channel))
+            Ok((id, channel, outbox))
         }
         Err(refused) => {
             let reason = refused.to_string();
@@ -187,8 +199,7 @@ async fn serve_taskmanager(
     connection: &Connection,
     id: &TaskManagerId,
     channel: &mut ControlChannel,
-    mut inbox: tokio::sync::mpsc::UnboundedReceiver<ControlMessage>,
-    outbox: tokio::sync::mpsc::UnboundedSender<ControlMessage>,
+    outbox: Outbox,
 ) -> String {
     let mut check = tokio::time::interval(Duration::from_millis(
         (jm.config().heartbeat_interval_ms / 2).max(10),
@@ -223,11 +234,6 @@ async fn serve_taskmanager(
             _ = check.tick() => {
                 if !jm.taskmanager_registry().contains(id) {
                     return "lost by heartbeat timeout".into();
-                }
-            }
-            Some(message) = inbox.recv() => {
-                if let Err(e) = channel.send(&message).await {
-                    return e.to_string();
                 }
             }
             reason = connection.closed() => return reason.to_string(),

@@ -146,7 +146,8 @@ pub async fn connect(endpoint: &Endpoint, addr: SocketAddr) -> Result<Connection
 /// it can sit in a `select!` beside timers.
 #[derive(Debug)]
 pub struct ControlChannel {
-    send: SendStream,
+    /// `None` once [`ControlChannel::spawn_writer`] took it.
+    send: Option<SendStream>,
     recv: RecvStream,
     decoder: ControlDecoder,
     out: Vec<u8>,
@@ -176,7 +177,7 @@ impl ControlChannel {
         encode_control_preamble(&mut preamble);
         send.write_all(&preamble).await?;
         Ok(Self {
-            send,
+            send: Some(send),
             recv,
             decoder: ControlDecoder::new(MAX_CONTROL_MESSAGE_BYTES),
             out: Vec::new(),
@@ -189,10 +190,44 @@ impl ControlChannel {
     /// [`RpcError::Write`], or [`RpcError::Protocol`] when it cannot be
     /// encoded.
     pub async fn send(&mut self, message: &ControlMessage) -> Result<(), RpcError> {
+        let Some(stream) = self.send.as_mut() else {
+            return Err(RpcError::Unexpected(
+                "the channel's sending side belongs to its writer task".into(),
+            ));
+        };
         self.out.clear();
         encode_control(message, &mut self.out)?;
-        self.send.write_all(&self.out).await?;
+        stream.write_all(&self.out).await?;
         Ok(())
+    }
+
+    /// Hands the sending side to a task of its own that writes whatever
+    /// arrives on the returned outbox, in order, so the reader of this
+    /// channel never waits on its own writes (a large message going out
+    /// while the peer's messages fill the window would otherwise stall
+    /// both sides). The task ends the stream when every sender of the
+    /// outbox is dropped, and stops at the first failed write (the
+    /// connection is failing; the reader sees why). [`send`](Self::send)
+    /// fails afterwards. Must be called within a Tokio runtime.
+    pub fn spawn_writer(&mut self) -> tokio::sync::mpsc::UnboundedSender<ControlMessage> {
+        let (outbox, mut queue) = tokio::sync::mpsc::unbounded_channel::<ControlMessage>();
+        if let Some(mut stream) = self.send.take() {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some(message) = queue.recv().await {
+                    buf.clear();
+                    if let Err(e) = encode_control(&message, &mut buf) {
+                        tracing::warn!("dropping a {} message: {e}", message.name());
+                        continue;
+                    }
+                    if stream.write_all(&buf).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.finish();
+            });
+        }
+        outbox
     }
 
     /// The next message, or `None` when the peer ended the stream cleanly.
@@ -219,7 +254,9 @@ impl ControlChannel {
     /// Ends the sending side (the peer's [`recv`](Self::recv) then
     /// returns `None`).
     pub fn finish(&mut self) {
-        // Already finished or reset: nothing left to end.
-        let _ = self.send.finish();
+        // Already finished or reset, or owned by the writer task.
+        if let Some(stream) = self.send.as_mut() {
+            let _ = stream.finish();
+        }
     }
 }

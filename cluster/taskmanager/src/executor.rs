@@ -25,8 +25,14 @@ use weir_wasm::WasmRuntime;
 /// How often the counters of a running share go to the JobManager.
 const METRICS_INTERVAL: Duration = Duration::from_millis(500);
 
-/// How long a data stream waits for its consumer to be deployed here.
+/// How long a data stream waits for its consumer to be deployed here
+/// when its attempt is not (or no longer) being deployed here.
 const INBOUND_WAIT: Duration = Duration::from_secs(30);
+/// The longest a data stream waits for a consumer whose share is still
+/// being deployed here (fetching and compiling components).
+const INBOUND_WAIT_DEPLOYING: Duration = Duration::from_secs(600);
+/// How long opening a connection to a peer TaskManager may take.
+const PEER_CONNECT: Duration = Duration::from_secs(10);
 
 type Inbound = HashMap<(AttemptId, ChannelKey), Sender<ChannelMessage>>;
 /// Who waits for an artifact's bytes, by id.
@@ -39,6 +45,9 @@ struct Running {
     /// Control that arrived before the tasks started.
     early: Vec<(TaskId, TaskControl)>,
     started: bool,
+    /// The JobManager went away before the tasks started: they are
+    /// cancelled as soon as they exist.
+    cancelled: bool,
 }
 
 /// This TaskManager's executor: shared by its sessions with the JobManager.
@@ -125,14 +134,17 @@ impl Executor {
                 task,
                 control,
             } => {
+                // `Deploy` comes first on the same stream: control for an
+                // attempt not here is late (its share ended) and dropped.
                 let mut running = lock(&self.running);
-                let share = running.entry(attempt).or_default();
-                match share.tasks.get(&task) {
-                    Some(sender) => {
-                        let _ = sender.send(control);
+                if let Some(share) = running.get_mut(&attempt) {
+                    match share.tasks.get(&task) {
+                        Some(sender) => {
+                            let _ = sender.send(control);
+                        }
+                        None if !share.started => share.early.push((task, control)),
+                        None => {}
                     }
-                    None if !share.started => share.early.push((task, control)),
-                    None => {}
                 }
             }
             ControlMessage::Artifact { id, bytes } => {
@@ -156,6 +168,7 @@ impl Executor {
                 let _ = sender.send(TaskControl::Cancel);
             }
             share.early.clear();
+            share.cancelled = true;
         }
         lock(&self.fetches).clear();
     }
@@ -176,11 +189,15 @@ impl Executor {
             return Ok(path);
         }
         let (tx, rx) = oneshot::channel();
-        lock(&self.fetches)
-            .entry(id.to_string())
-            .or_default()
-            .push(tx);
-        let _ = outbox.send(ControlMessage::FetchArtifact { id: id.to_string() });
+        let first = {
+            let mut fetches = lock(&self.fetches);
+            let waiters = fetches.entry(id.to_string()).or_default();
+            waiters.push(tx);
+            waiters.len() == 1
+        };
+        if first {
+            let _ = outbox.send(ControlMessage::FetchArtifact { id: id.to_string() });
+        }
         let bytes = rx
             .await
             .map_err(|_| "the JobManager went away".to_string())??;
@@ -188,8 +205,14 @@ impl Executor {
         if actual != id {
             return Err(format!("artifact {id} arrived with SHA-256 {actual}"));
         }
+        if path.is_file() {
+            // Another deployment's fetch of it got there first.
+            return Ok(path);
+        }
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let tmp = dir.join(format!("{id}.{}.tmp", std::process::id()));
+        static TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("{id}.{}-{n}.tmp", std::process::id()));
         std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
         std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
         Ok(path)
@@ -264,6 +287,12 @@ impl Executor {
             let share = running.entry(attempt.clone()).or_default();
             share.tasks = deployment.tasks.into_iter().collect();
             share.started = true;
+            if share.cancelled || outbox.is_closed() {
+                // Started after the JobManager went away: nothing may run.
+                for sender in share.tasks.values() {
+                    let _ = sender.send(TaskControl::Cancel);
+                }
+            }
             for (task, control) in share.early.drain(..) {
                 if let Some(sender) = share.tasks.get(&task) {
                     let _ = sender.send(control);
@@ -309,8 +338,7 @@ impl Executor {
     /// (one per peer: the lock is held while connecting, so concurrent
     /// streams to one peer share it, and it outlives every stream on it).
     fn peer(&self, address: &str) -> Result<Connection, String> {
-        let mut peers = lock(&self.peers);
-        if let Some(connection) = peers.get(address)
+        if let Some(connection) = lock(&self.peers).get(address)
             && connection.close_reason().is_none()
         {
             return Ok(connection.clone());
@@ -318,12 +346,24 @@ impl Executor {
         let addr = address
             .parse()
             .map_err(|_| format!("`{address}` is not a TaskManager address"))?;
+        // Connected without the lock (a dead peer must not hold up streams
+        // to the others); two streams racing to a new peer may both
+        // connect, and the first connection kept is shared from then on.
         let connection = self
             .handle
-            .block_on(weir_rpc::connect(&self.endpoint, addr))
+            .block_on(async {
+                tokio::time::timeout(PEER_CONNECT, weir_rpc::connect(&self.endpoint, addr)).await
+            })
+            .map_err(|_| format!("no answer from {address} within {PEER_CONNECT:?}"))?
             .map_err(|e| e.to_string())?;
-        peers.insert(address.to_string(), connection.clone());
-        Ok(connection)
+        let mut peers = lock(&self.peers);
+        match peers.get(address) {
+            Some(kept) if kept.close_reason().is_none() => Ok(kept.clone()),
+            _ => {
+                peers.insert(address.to_string(), connection.clone());
+                Ok(connection)
+            }
+        }
     }
 }
 
@@ -397,12 +437,20 @@ fn receive(executor: &Executor, header: DataChannelHeader, mut receiver: DataRec
             channel: header.channel,
         },
     );
-    let deadline = std::time::Instant::now() + INBOUND_WAIT;
+    let started = std::time::Instant::now();
     let queue = loop {
         if let Some(queue) = lock(&executor.inbound).get(&key) {
             break queue.clone();
         }
-        if std::time::Instant::now() > deadline {
+        let deploying = lock(&executor.running)
+            .get(&key.0)
+            .is_some_and(|share| !share.started && !share.cancelled);
+        let limit = if deploying {
+            INBOUND_WAIT_DEPLOYING
+        } else {
+            INBOUND_WAIT
+        };
+        if started.elapsed() > limit {
             tracing::warn!("no consumer here for data stream {header:?}; dropping it");
             return;
         }

@@ -140,6 +140,7 @@ pub async fn run(
     };
     let endpoint = weir_rpc::node_endpoint(bind, &identity, liveness)?;
     let work_dir = std::env::temp_dir().join(format!("weir-tm-{}", std::process::id()));
+    remove_dead_work_dirs();
     let executor = Executor::new(endpoint.clone(), cache_dir, work_dir.clone())
         .map_err(|e| TmError::Engine(e.to_string()))?;
     let mut backoff = Backoff::new();
@@ -171,6 +172,33 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
     let _ = std::fs::remove_dir_all(&work_dir);
     Ok(())
+}
+
+/// Removes the working directories (`weir-tm-<pid>` in the temporary
+/// directory) of TaskManagers that are no longer running (killed ones
+/// leave theirs behind). A process is taken as running while
+/// `/proc/<pid>` exists; where there is no `/proc`, nothing is removed.
+fn remove_dead_work_dirs() {
+    let proc = std::path::Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("weir-tm-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !proc.join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// One connection: register, then heartbeats until it fails. Returns only
@@ -255,11 +283,16 @@ async fn registered_session(
     backoff.reset();
     report(SessionEvent::Registered { id, jobmanager });
     let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms.max(1)));
-    let (outbox, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    // Heartbeats, events, metrics and artifact requests go out through a
+    // writer task, so reading never waits on writing.
+    let outbox = channel.spawn_writer();
     loop {
         tokio::select! {
-            _ = ticker.tick() => channel.send(&ControlMessage::Heartbeat).await?,
-            Some(answer) = answers.recv() => channel.send(&answer).await?,
+            _ = ticker.tick() => {
+                if outbox.send(ControlMessage::Heartbeat).is_err() {
+                    return Err(RpcError::Unexpected("the control stream's writer stopped".into()).into());
+                }
+            }
             message = channel.recv() => match message? {
                 None => {
                     return Err(RpcError::Unexpected(
