@@ -117,6 +117,8 @@ struct Job {
     attempt_running: bool,
     /// Request ids of savepoints taken while the job runs, and their numbers.
     savepoint_requests: BTreeMap<String, u64>,
+    /// Why a deployed attempt waits (for TaskManagers' slots), if it does.
+    attempt_waiting: Option<String>,
 }
 
 struct State {
@@ -243,6 +245,14 @@ impl JobManager {
     /// This JobManager run's epoch: when it started, ms since the epoch.
     pub fn epoch(&self) -> u64 {
         self.inner.started_ms
+    }
+
+    /// Says why job `id`'s attempt waits (`None`: it no longer does);
+    /// `GET /v1/jobs/{id}` shows it as `waiting`.
+    pub fn set_attempt_waiting(&self, id: &str, reason: Option<String>) {
+        if let Some(job) = self.lock().jobs.get_mut(id) {
+            job.attempt_waiting = reason;
+        }
     }
 
     /// The routes of attempts on TaskManagers.
@@ -511,6 +521,7 @@ impl JobManager {
             prior_exceptions,
             attempt_running: false,
             savepoint_requests: BTreeMap::new(),
+            attempt_waiting: None,
         };
         if let Err(e) = self.persist(&job.record) {
             state.slots.release(&id);
@@ -855,7 +866,10 @@ impl JobManager {
                 end_time: end,
                 duration: if end >= 0 { end } else { now_ms() } - r.submitted_ms,
                 attempt: r.attempt,
-                waiting: state.slots.waiting_reason(id),
+                waiting: state
+                    .slots
+                    .waiting_reason(id)
+                    .or_else(|| job.attempt_waiting.clone()),
                 savepoint: r.savepoint.clone(),
                 slots: job.slots,
                 vertices,

@@ -197,22 +197,28 @@ pub fn run_remote_attempt(
                     .collect();
                 break (slots, addresses);
             }
+            let reason = format!(
+                "waits for slots: it needs {needed}, {} of {} are free on {} TaskManager(s)",
+                registry.slots_free(),
+                registry.slots_total(),
+                registry.len()
+            );
+            drop(registry);
             if !waiting {
-                tracing::warn!(
-                    "job `{}` waits for slots: it needs {needed}, {} of {} are free on {} TaskManager(s)",
-                    job.name,
-                    registry.slots_free(),
-                    registry.slots_total(),
-                    registry.len()
-                );
+                tracing::warn!("job `{}` {reason}", job.name);
                 waiting = true;
             }
+            jm.set_attempt_waiting(job_id, Some(reason));
         }
         if commands.is_cancelled() || commands.is_stopping() {
+            jm.set_attempt_waiting(job_id, None);
             return Err(JobError::Cancelled);
         }
         std::thread::sleep(SLOT_POLL);
     };
+    if waiting {
+        jm.set_attempt_waiting(job_id, None);
+    }
     let result = drive(
         jm, job_id, job, config, commands, restored, attempt, plan, &slots, &addresses,
     );
