@@ -660,6 +660,57 @@ fn a_keyed_window_job_on_taskmanagers_equals_the_embedded_run() {
 }
 
 #[test]
+fn nexmark_q1_on_taskmanagers_equals_the_embedded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let q1 = weir_cli::udf::build_rust_udf(&repo_root().join("udfs/nexmark-q1"))
+        .expect("the UDF builds");
+    let example = std::fs::read_to_string(repo_root().join("examples/nexmark/q1.yaml")).unwrap();
+    let job = |udf: &str, out: &Path| {
+        example
+            .replace("events: 1000000", "events: 200000")
+            .replace("../../udfs/nexmark-q1", udf)
+            .replace("path: out/nexmark/q1", &format!("path: {}", out.display()))
+    };
+    let embedded = dir.path().join("embedded");
+    let file = dir.path().join("embedded.yaml");
+    std::fs::write(&file, job(q1.to_str().unwrap(), &embedded)).unwrap();
+    let run = weir(
+        dir.path(),
+        &["run", file.to_str().unwrap(), "-p", "4", "--no-progress"],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let reference = committed(&embedded);
+    assert!(reference.len() > 100_000, "{} bids", reference.len());
+
+    let certs = cert_init(dir.path(), "certs");
+    let (_jm, url, rpc) = jobmanager_with(
+        dir.path(),
+        &certs,
+        0,
+        0,
+        &["taskmanager.numberOfTaskSlots=0"],
+    );
+    let _tms = registered_taskmanagers(dir.path(), &rpc, &["127.0.0.2", "127.0.0.3"], &certs);
+    let artifact = upload(dir.path(), &url, &q1);
+    let out = dir.path().join("cluster");
+    let id = submit(
+        dir.path(),
+        &url,
+        "q1",
+        &job(&format!("artifact:{artifact}"), &out),
+    );
+    let details = wait_job(&url, &id, Duration::from_secs(60), |j| {
+        j["state"] == "FINISHED" || j["state"] == "FAILED"
+    });
+    assert_eq!(details["state"], "FINISHED", "{details}");
+    assert_eq!(committed(&out), reference);
+}
+
+#[test]
 fn a_killed_jobmanager_resumes_its_job_on_the_taskmanagers_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let (zscore, reference) = nab_reference(dir.path());

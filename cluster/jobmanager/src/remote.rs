@@ -361,3 +361,127 @@ fn drive(
     remote.lock().routes.remove(&id);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use weir_task::TaskFailureKind;
+    use weir_task::control::TaskEvent;
+    use weir_task::wire::WireEvent;
+
+    use super::*;
+
+    fn tm(n: u32) -> TaskManagerId {
+        TaskManagerId(format!("tm-{n}"))
+    }
+
+    fn attempt() -> AttemptId {
+        AttemptId {
+            epoch: 1,
+            job: "j".into(),
+            attempt: 0,
+        }
+    }
+
+    /// Two TaskManagers running `map#0` (tm-1) and `map#1` (tm-2), and the
+    /// attempt's event queue.
+    fn routed() -> (RemoteAttempts, crossbeam_channel::Receiver<TaskEvent>) {
+        let remote = RemoteAttempts::default();
+        for n in [1, 2] {
+            let (outbox, _inbox) = tokio::sync::mpsc::unbounded_channel();
+            remote.connected(&tm(n), outbox);
+        }
+        let (events, events_rx) = crossbeam_channel::unbounded();
+        remote.lock().routes.insert(
+            attempt(),
+            Route {
+                events,
+                metrics: std::sync::Arc::new(JobMetrics::new()),
+                reported: HashMap::new(),
+                parallelism: BTreeMap::from([("map".to_string(), 2)]),
+                running: HashMap::from([
+                    (("map".to_string(), 0), tm(1)),
+                    (("map".to_string(), 1), tm(2)),
+                ]),
+            },
+        );
+        (remote, events_rx)
+    }
+
+    #[test]
+    fn acknowledgements_from_both_taskmanagers_reach_the_driver_and_strangers_are_ignored() {
+        let (remote, events) = routed();
+        let ack = |task: u32| WireEvent::Acknowledge {
+            task: ("map".into(), task),
+            checkpoint: 3,
+            ack: weir_checkpoint::Acknowledgement::default(),
+        };
+        remote.event(&tm(1), &attempt(), ack(0));
+        // tm-1 does not run map#1: its word about it is not taken.
+        remote.event(&tm(1), &attempt(), ack(1));
+        remote.event(&tm(2), &attempt(), ack(1));
+        let got: Vec<(String, u32)> = events
+            .try_iter()
+            .map(|e| match e {
+                TaskEvent::Acknowledge {
+                    task,
+                    checkpoint: 3,
+                    ..
+                } => task,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, vec![("map".to_string(), 0), ("map".to_string(), 1)]);
+    }
+
+    #[test]
+    fn a_lost_taskmanager_fails_and_ends_each_of_its_tasks_once() {
+        let (remote, events) = routed();
+        remote.event(
+            &tm(2),
+            &attempt(),
+            WireEvent::Exited {
+                task: ("map".into(), 1),
+            },
+        );
+        remote.lost(&tm(1), "no heartbeat for 1050 ms");
+        remote.lost(&tm(1), "again");
+        // A late event of the lost TaskManager changes nothing.
+        remote.event(
+            &tm(1),
+            &attempt(),
+            WireEvent::Exited {
+                task: ("map".into(), 0),
+            },
+        );
+        let got: Vec<TaskEvent> = events.try_iter().collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(matches!(&got[0], TaskEvent::Exited { task } if task.1 == 1));
+        match &got[1] {
+            TaskEvent::Failed { task, error } => {
+                assert_eq!(task, &("map".to_string(), 0));
+                assert_eq!(error.kind(), Some(TaskFailureKind::Io));
+                assert!(error.to_string().contains("tm-1 was lost"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&got[2], TaskEvent::Exited { task } if task.1 == 0));
+        // It can no longer be sent to.
+        assert!(!remote.send(&tm(1), ControlMessage::Heartbeat));
+    }
+
+    #[test]
+    fn metrics_of_each_taskmanager_count_once() {
+        let (remote, _events) = routed();
+        let metrics = std::sync::Arc::clone(&remote.lock().routes[&attempt()].metrics);
+        let snapshot = |read| MetricsSnapshot {
+            records_read: read,
+            ..MetricsSnapshot::default()
+        };
+        remote.metrics(&tm(1), &attempt(), snapshot(10));
+        remote.metrics(&tm(2), &attempt(), snapshot(5));
+        remote.metrics(&tm(1), &attempt(), snapshot(12));
+        // A TaskManager that runs nothing of the attempt is not counted.
+        remote.metrics(&tm(9), &attempt(), snapshot(100));
+        assert_eq!(metrics.records_read(), 17);
+    }
+}
