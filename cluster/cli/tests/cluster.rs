@@ -801,6 +801,7 @@ fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
             .is_some_and(|w| w.contains("it needs 4, 2 of 2 are free on 1 TaskManager")),
         "{waiting}"
     );
+    assert_eq!(waiting["state"], "RESTARTING", "{waiting}");
     let mut late = taskmanager(dir.path(), "late", &rpc, "127.0.0.4", 2, &certs);
     late.wait_for("registered as", Duration::from_secs(10));
     let details = wait_job(&url, &job, Duration::from_secs(90), |j| {

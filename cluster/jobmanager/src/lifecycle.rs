@@ -114,6 +114,13 @@ pub enum Event {
     AttemptCancelled,
     /// A user asked to cancel the job.
     CancelRequested,
+    /// The deployed restart attempt waits for slots (after a TaskManager
+    /// was lost): a RUNNING job shows RESTARTING until
+    /// [`Event::ResourcesAcquired`]. The attempt stays in flight, so its
+    /// outcome and a cancel are handled as for a running attempt.
+    AwaitingResources,
+    /// The waiting attempt got its slots: RUNNING again.
+    ResourcesAcquired,
 }
 
 /// What the JobManager must do next.
@@ -152,6 +159,8 @@ pub struct JobLifecycle {
     timestamps: Vec<(JobStatus, i64)>,
     exceptions: Vec<Failure>,
     savepoint: Option<String>,
+    /// RESTARTING while a deployed restart attempt waits for slots.
+    awaiting_resources: bool,
 }
 
 impl JobLifecycle {
@@ -166,6 +175,7 @@ impl JobLifecycle {
             timestamps: vec![(JobStatus::Created, now_ms)],
             exceptions: Vec::new(),
             savepoint: None,
+            awaiting_resources: false,
         }
     }
 
@@ -223,7 +233,33 @@ impl JobLifecycle {
     /// report of an attempt that was already given up) are ignored.
     pub fn handle(&mut self, event: Event, now_ms: i64) -> Result<Vec<Action>, TransitionError> {
         let mut actions = Vec::new();
-        match (self.status, event) {
+        // A restart attempt waiting for slots is in flight: its outcome
+        // and a cancel are handled as for a RUNNING job.
+        let status = if self.awaiting_resources {
+            self.awaiting_resources = !matches!(
+                event,
+                Event::AttemptFinished { .. }
+                    | Event::AttemptFailed { .. }
+                    | Event::AttemptCancelled
+                    | Event::CancelRequested
+                    | Event::ResourcesAcquired
+            );
+            JobStatus::Running
+        } else {
+            self.status
+        };
+        match (status, event) {
+            (JobStatus::Running, Event::AwaitingResources)
+                if self.attempt > 0 && self.status == JobStatus::Running =>
+            {
+                self.awaiting_resources = true;
+                self.enter(JobStatus::Restarting, now_ms);
+            }
+            (JobStatus::Running, Event::ResourcesAcquired) => {
+                if self.status != JobStatus::Running {
+                    self.enter(JobStatus::Running, now_ms);
+                }
+            }
             (JobStatus::Created, Event::SlotsGranted) => {
                 self.enter(JobStatus::Running, now_ms);
                 self.tracker.on_restart(now_ms);
@@ -439,6 +475,60 @@ mod tests {
         .unwrap();
         assert_eq!(job.status(), JobStatus::Canceled);
         assert_eq!(job.savepoint(), Some("/sp/chk-4"));
+    }
+
+    #[test]
+    fn a_restart_waiting_for_slots_shows_restarting_then_running() {
+        let mut job = JobLifecycle::new(fixed(3, 0), 0);
+        job.handle(Event::SlotsGranted, 0).unwrap();
+        // The first attempt waiting is still RUNNING (not a restart).
+        job.handle(Event::AwaitingResources, 1).unwrap();
+        assert_eq!(job.status(), JobStatus::Running);
+        job.handle(failed("TaskManager lost"), 2).unwrap();
+        assert_eq!(job.poll(2), Some(Action::Deploy { attempt: 1 }));
+        job.handle(Event::AwaitingResources, 3).unwrap();
+        assert_eq!(job.status(), JobStatus::Restarting);
+        // Time passing does not deploy a second attempt while one waits.
+        assert_eq!(job.poll(10_000), None);
+        job.handle(Event::ResourcesAcquired, 20).unwrap();
+        assert_eq!(job.status(), JobStatus::Running);
+        assert_eq!(job.entered(JobStatus::Running), Some(20));
+        job.handle(Event::AttemptFinished { savepoint: None }, 30)
+            .unwrap();
+        assert_eq!(job.status(), JobStatus::Finished);
+        assert_eq!(job.attempt(), 1);
+    }
+
+    #[test]
+    fn a_cancel_while_waiting_for_slots_cancels_the_waiting_attempt() {
+        let mut job = JobLifecycle::new(fixed(3, 0), 0);
+        job.handle(Event::SlotsGranted, 0).unwrap();
+        job.handle(failed("TaskManager lost"), 1).unwrap();
+        job.poll(1);
+        job.handle(Event::AwaitingResources, 2).unwrap();
+        assert_eq!(
+            job.handle(Event::CancelRequested, 3).unwrap(),
+            vec![Action::CancelTasks]
+        );
+        assert_eq!(job.status(), JobStatus::Cancelling);
+        assert_eq!(
+            job.handle(Event::AttemptCancelled, 4).unwrap(),
+            vec![Action::ReleaseSlots]
+        );
+        assert_eq!(job.status(), JobStatus::Canceled);
+    }
+
+    #[test]
+    fn a_waiting_attempt_that_fails_restarts_under_the_strategy() {
+        let mut job = JobLifecycle::new(fixed(1, 0), 0);
+        job.handle(Event::SlotsGranted, 0).unwrap();
+        job.handle(failed("TaskManager lost"), 1).unwrap();
+        job.poll(1);
+        job.handle(Event::AwaitingResources, 2).unwrap();
+        let actions = job.handle(failed("again"), 3).unwrap();
+        assert_eq!(actions, vec![Action::ReleaseSlots]);
+        assert_eq!(job.status(), JobStatus::Failed);
+        assert_eq!(job.exceptions().len(), 2);
     }
 
     #[test]

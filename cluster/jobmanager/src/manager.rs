@@ -247,11 +247,22 @@ impl JobManager {
         self.inner.started_ms
     }
 
-    /// Says why job `id`'s attempt waits (`None`: it no longer does);
-    /// `GET /v1/jobs/{id}` shows it as `waiting`.
+    /// Says why job `id`'s attempt waits for slots (`None`: it no longer
+    /// does); `GET /v1/jobs/{id}` shows it as `waiting`, and a restart
+    /// attempt that waits shows the job RESTARTING.
     pub fn set_attempt_waiting(&self, id: &str, reason: Option<String>) {
-        if let Some(job) = self.lock().jobs.get_mut(id) {
-            job.attempt_waiting = reason;
+        let mut state = self.lock();
+        let Some(job) = state.jobs.get_mut(id) else {
+            return;
+        };
+        let event = match (&job.attempt_waiting, &reason) {
+            (None, Some(_)) => Some(Event::AwaitingResources),
+            (Some(_), None) => Some(Event::ResourcesAcquired),
+            _ => None,
+        };
+        job.attempt_waiting = reason;
+        if let Some(event) = event {
+            self.apply(&mut state, id, event);
         }
     }
 

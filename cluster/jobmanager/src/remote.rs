@@ -204,11 +204,11 @@ pub fn run_remote_attempt(
                 registry.len()
             );
             drop(registry);
+            jm.set_attempt_waiting(job_id, Some(reason.clone()));
             if !waiting {
                 tracing::warn!("job `{}` {reason}", job.name);
                 waiting = true;
             }
-            jm.set_attempt_waiting(job_id, Some(reason));
         }
         if commands.is_cancelled() || commands.is_stopping() {
             jm.set_attempt_waiting(job_id, None);
