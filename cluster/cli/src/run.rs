@@ -153,7 +153,7 @@ pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobS
         Some(stop) => weir_jobmanager::commands::JobCommands::with_stop(Arc::clone(stop)),
         None => weir_jobmanager::commands::JobCommands::default(),
     };
-    let result = weir_jobmanager::embedded::run(&job, config, &commands);
+    let result = weir_jobmanager::embedded::run(&job, config, commands);
     if let Some(progress) = progress {
         progress.stop();
     }

@@ -1,16 +1,21 @@
-//! `weir run`: one job on local slots in this process, driven by the same
-//! job state machine ([`JobLifecycle`]) and attempt runner
-//! ([`crate::attempt::run_attempt`]) as the JobManager's jobs, without REST,
-//! slots accounting or persistence.
+//! `weir run`: one job on local slots in this process. It is a
+//! [`JobManager`] with as many local slots as the job needs, no REST
+//! endpoint and no persisted job records, running the one job through the
+//! same driver, job state machine ([`crate::lifecycle::JobLifecycle`]) and
+//! attempt runner as a server's jobs; only the typed error of the last
+//! attempt comes back instead of a REST view.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use weir_task::{JobError, JobSummary, ResolvedCheckpoint, Restore, RunConfig};
+use weir_task::{JobError, JobSummary, Restore, RunConfig};
 use weir_types::jobgraph::JobGraph;
 
 use crate::commands::JobCommands;
-use crate::lifecycle::{Action, Event, FailureKind, JobLifecycle, JobStatus};
-use crate::manager::now_ms;
+use crate::config::JobManagerConfig;
+use crate::lifecycle::{Event, FailureKind};
+use crate::manager::{Admission, JobManager, JobRecord, SubmitOptions, slots_needed};
 
 /// How a failed attempt counts for the restart strategy.
 pub(crate) fn failure_kind(error: &JobError) -> FailureKind {
@@ -39,14 +44,17 @@ pub(crate) fn failure_event(error: &JobError) -> Event {
 ///
 /// # Errors
 /// The [`JobError`] of the last attempt when the job cannot start or the
-/// restart strategy allows no more restarts.
+/// restart strategy allows no more restarts; [`JobError::Cancelled`] when
+/// it was cancelled without a savepoint.
 pub fn run(
     job: &JobGraph,
     config: RunConfig,
-    commands: &JobCommands,
+    commands: JobCommands,
 ) -> Result<JobSummary, JobError> {
-    let result = drive(job, &config, commands);
+    let ha_dir = PathBuf::from(format!("{}-jobmanager", config.state_dir.display()));
+    let result = drive(job, &config, commands, &ha_dir);
     let _ = std::fs::remove_dir_all(&config.state_dir);
+    let _ = std::fs::remove_dir_all(&ha_dir);
     let savepoint = result?;
     Ok(weir_task::summarize(&config.metrics, savepoint))
 }
@@ -54,65 +62,49 @@ pub fn run(
 fn drive(
     job: &JobGraph,
     config: &RunConfig,
-    commands: &JobCommands,
+    commands: JobCommands,
+    ha_dir: &std::path::Path,
 ) -> Result<Option<String>, JobError> {
     let checkpoints = &config.checkpoints;
+    // A bad restore point is an error before anything starts.
     let initial = match &config.restore {
-        Some(Restore::Latest) => weir_task::resolve_latest_or_fresh(checkpoints, &job.name)?,
-        Some(restore) => Some(weir_task::resolve_checkpoint(
-            restore,
-            checkpoints,
-            &job.name,
-        )?),
+        Some(Restore::Latest) => {
+            weir_task::resolve_latest_or_fresh(checkpoints, &job.name)?.map(|_| Restore::Latest)
+        }
+        Some(restore) => {
+            weir_task::resolve_checkpoint(restore, checkpoints, &job.name)?;
+            Some(restore.clone())
+        }
         None => None,
     };
-    let strategy = checkpoints.restart_strategy();
-    let mut lifecycle = JobLifecycle::new(strategy, now_ms());
-    let mut latest: Option<ResolvedCheckpoint> = None;
-    let mut next = lifecycle
-        .handle(Event::SlotsGranted, now_ms())
-        .unwrap_or_default();
-    loop {
-        for action in std::mem::take(&mut next) {
-            let Action::Deploy { attempt } = action else {
-                continue;
-            };
-            let restored = latest.as_ref().or(initial.as_ref());
-            let error = match crate::attempt::run_attempt(job, config, commands, restored, attempt)
-            {
-                Ok(savepoint) => return Ok(savepoint),
-                Err(error) => error,
-            };
-            if matches!(error, JobError::Cancelled) {
-                return Err(error);
-            }
-            let event = failure_event(&error);
-            next = lifecycle.handle(event, now_ms()).unwrap_or_default();
-            match lifecycle.status() {
-                JobStatus::Restarting => {
-                    let delay = lifecycle.restart_at().map_or(0, |at| at - now_ms());
-                    tracing::warn!(
-                        "attempt {attempt} failed: {error}; restarting in {delay} ms ({} restart strategy)",
-                        lifecycle.strategy_name()
-                    );
-                }
-                _ => return Err(error),
-            }
-        }
-        // RESTARTING: wait out the delay, then deploy from the latest
-        // completed checkpoint (or as the first attempt, when none completed).
-        let due = lifecycle.restart_at().unwrap_or_else(now_ms);
-        let wait = u64::try_from(due - now_ms()).unwrap_or(0);
-        std::thread::sleep(Duration::from_millis(wait));
-        if let Some(deploy) = lifecycle.poll(now_ms().max(due)) {
-            config.metrics.add_restart();
-            if checkpoints.enabled() {
-                match weir_task::resolve_checkpoint(&Restore::Latest, checkpoints, &job.name) {
-                    Ok(found) => latest = Some(found),
-                    Err(e) => tracing::info!("restarting without a new checkpoint: {e}"),
-                }
-            }
-            next = vec![deploy];
-        }
-    }
+    let keys = BTreeMap::from([
+        (
+            "high-availability.storagedir".to_string(),
+            ha_dir.display().to_string(),
+        ),
+        (
+            "taskmanager.numberoftaskslots".to_string(),
+            slots_needed(job).to_string(),
+        ),
+    ]);
+    let setup = |e: &dyn std::fmt::Display| {
+        JobError::Plan(format!("cannot set up the in-process JobManager: {e}"))
+    };
+    let jm_config = JobManagerConfig::from_keys(&keys).map_err(|e| setup(&e))?;
+    let jm = JobManager::start_with(jm_config, config.cache_dir.clone(), false)
+        .map_err(|e| setup(&e))?;
+    let admission = Admission {
+        graph: job.clone(),
+        udfs: config.udfs.clone(),
+        checkpoints: checkpoints.clone(),
+        initial,
+        metrics: Arc::clone(&config.metrics),
+        commands: Arc::new(commands),
+        state_dir: Some(config.state_dir.clone()),
+    };
+    let record = JobRecord::new(&job.name, "", SubmitOptions::default());
+    let id = jm
+        .take_in(record, admission, true)
+        .map_err(|e| JobError::Plan(e.to_string()))?;
+    jm.wait_for_end(&id)
 }

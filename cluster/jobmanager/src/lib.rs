@@ -24,8 +24,8 @@
 //!   persisted state under `high-availability.storageDir`.
 //! - [`rest`]: the REST API under `/v1` and its OpenAPI document.
 //! - [`config`]: configuration from TOML, `WEIR_*` variables and `-D`.
-//! - [`embedded`]: `weir run`: one job on local slots, driven by the same
-//!   state machine and attempt runner, without REST or persistence.
+//! - [`embedded`]: `weir run`: an in-process JobManager with local slots
+//!   running one job, without REST or persisted job records.
 
 pub mod artifacts;
 pub mod attempt;

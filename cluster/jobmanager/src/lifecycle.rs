@@ -255,10 +255,8 @@ impl JobLifecycle {
                 self.awaiting_resources = true;
                 self.enter(JobStatus::Restarting, now_ms);
             }
-            (JobStatus::Running, Event::ResourcesAcquired) => {
-                if self.status != JobStatus::Running {
-                    self.enter(JobStatus::Running, now_ms);
-                }
+            (JobStatus::Running, Event::ResourcesAcquired) if self.status != JobStatus::Running => {
+                self.enter(JobStatus::Running, now_ms);
             }
             (JobStatus::Created, Event::SlotsGranted) => {
                 self.enter(JobStatus::Running, now_ms);

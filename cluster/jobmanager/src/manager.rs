@@ -79,7 +79,7 @@ pub struct SubmitOptions {
 
 /// A job as persisted in `<ha>/jobs/<id>/job.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct JobRecord {
+pub(crate) struct JobRecord {
     id: String,
     name: String,
     /// The job file as submitted.
@@ -91,6 +91,24 @@ struct JobRecord {
     attempt: u32,
     exceptions: Vec<Failure>,
     savepoint: Option<String>,
+}
+
+impl JobRecord {
+    /// A job submitted now, CREATED.
+    pub(crate) fn new(name: &str, text: &str, options: SubmitOptions) -> Self {
+        Self {
+            id: new_id(),
+            name: name.to_string(),
+            text: text.to_string(),
+            options,
+            submitted_ms: now_ms(),
+            status: JobStatus::Created,
+            end_ms: None,
+            attempt: 0,
+            exceptions: Vec::new(),
+            savepoint: None,
+        }
+    }
 }
 
 struct Job {
@@ -119,6 +137,35 @@ struct Job {
     savepoint_requests: BTreeMap<String, u64>,
     /// Why a deployed attempt waits (for TaskManagers' slots), if it does.
     attempt_waiting: Option<String>,
+    /// The typed error of the last failed attempt (for `weir run`).
+    last_error: Option<JobError>,
+}
+
+/// What a job runs with, besides its record: built from a submitted job
+/// file by the JobManager, or handed over ready by `weir run`.
+pub(crate) struct Admission {
+    pub(crate) graph: JobGraph,
+    pub(crate) udfs: HashMap<String, PathBuf>,
+    pub(crate) checkpoints: CheckpointConfig,
+    /// Where attempt 0 starts from.
+    pub(crate) initial: Option<Restore>,
+    pub(crate) metrics: Arc<JobMetrics>,
+    pub(crate) commands: Arc<JobCommands>,
+    /// `None`: a fresh directory under the system's temporary directory.
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+/// The slots a job needs: its highest vertex parallelism.
+pub(crate) fn slots_needed(graph: &JobGraph) -> u32 {
+    graph
+        .sources
+        .iter()
+        .map(|s| s.id.as_str())
+        .chain(graph.operators.iter().map(|o| o.id.as_str()))
+        .chain(graph.sinks.iter().map(|s| s.id.as_str()))
+        .filter_map(|id| graph.parallelism_of(id))
+        .max()
+        .unwrap_or(1)
 }
 
 struct State {
@@ -141,6 +188,9 @@ struct Inner {
     /// When this JobManager started: the origin of [`JobManager::clock_ms`].
     started: std::time::Instant,
     started_ms: u64,
+    /// Whether job records persist under the HA directory (`false` for
+    /// the in-process JobManager of `weir run`).
+    persistent: bool,
 }
 
 /// The JobManager (cheap to clone: a handle).
@@ -182,6 +232,15 @@ impl JobManager {
     /// [`JmError::Internal`] when the directory or the Wasm engine cannot
     /// be set up.
     pub fn start(config: JobManagerConfig, cache_dir: Option<PathBuf>) -> Result<Self, JmError> {
+        Self::start_with(config, cache_dir, true)
+    }
+
+    /// [`JobManager::start`], with job records persisted or not.
+    pub(crate) fn start_with(
+        config: JobManagerConfig,
+        cache_dir: Option<PathBuf>,
+        persistent: bool,
+    ) -> Result<Self, JmError> {
         let artifacts = ArtifactStore::open(&config.ha_dir.join("artifacts"))?;
         let runtime = WasmRuntime::new(RuntimeConfig {
             cache_dir: cache_dir.clone(),
@@ -212,9 +271,12 @@ impl JobManager {
                 remote: Arc::new(RemoteAttempts::default()),
                 started: std::time::Instant::now(),
                 started_ms: u64::try_from(now_ms()).unwrap_or(0),
+                persistent,
             }),
         };
-        jm.recover()?;
+        if persistent {
+            jm.recover()?;
+        }
         Ok(jm)
     }
 
@@ -435,19 +497,7 @@ impl JobManager {
     /// field), a local `udf:` path, an unknown artifact, a bad
     /// configuration key, or a job larger than the cluster.
     pub fn submit(&self, text: &str, options: SubmitOptions) -> Result<String, JmError> {
-        let record = JobRecord {
-            id: new_id(),
-            name: String::new(),
-            text: text.to_string(),
-            options,
-            submitted_ms: now_ms(),
-            status: JobStatus::Created,
-            end_ms: None,
-            attempt: 0,
-            exceptions: Vec::new(),
-            savepoint: None,
-        };
-        self.admit(record, true)
+        self.admit(JobRecord::new("", text, options), true)
     }
 
     /// Checks a job and takes it in: running (`run`), or as history.
@@ -476,15 +526,6 @@ impl JobManager {
         } else {
             CheckpointConfig::default()
         };
-        let slots = graph
-            .sources
-            .iter()
-            .map(|s| s.id.as_str())
-            .chain(graph.operators.iter().map(|o| o.id.as_str()))
-            .chain(graph.sinks.iter().map(|s| s.id.as_str()))
-            .filter_map(|id| graph.parallelism_of(id))
-            .max()
-            .unwrap_or(1);
         let submitted = record
             .options
             .savepoint_path
@@ -502,6 +543,36 @@ impl JobManager {
                 Ok(Some(_)) | Err(_) => Some(Restore::Latest),
             }
         };
+        let admission = Admission {
+            graph,
+            udfs,
+            checkpoints,
+            initial,
+            metrics: Arc::new(JobMetrics::new()),
+            commands: Arc::new(JobCommands::default()),
+            state_dir: None,
+        };
+        self.take_in(record, admission, run)
+    }
+
+    /// Takes a checked job in: running (`run`: it asks for slots and gets
+    /// a driver thread), or as history.
+    pub(crate) fn take_in(
+        &self,
+        mut record: JobRecord,
+        admission: Admission,
+        run: bool,
+    ) -> Result<String, JmError> {
+        let Admission {
+            graph,
+            udfs,
+            checkpoints,
+            initial,
+            metrics,
+            commands,
+            state_dir,
+        } = admission;
+        let slots = slots_needed(&graph);
         let id = record.id.clone();
         let prior_exceptions = record.exceptions.clone();
         let mut state = self.lock();
@@ -515,7 +586,9 @@ impl JobManager {
         } else {
             None
         };
-        let state_dir = std::env::temp_dir().join(format!("weir-jm-{}-{id}", std::process::id()));
+        let state_dir = state_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("weir-jm-{}-{id}", std::process::id()))
+        });
         let job = Job {
             record,
             graph,
@@ -524,8 +597,8 @@ impl JobManager {
             checkpoints,
             udfs,
             initial,
-            metrics: Arc::new(JobMetrics::new()),
-            commands: Arc::new(JobCommands::default()),
+            metrics,
+            commands,
             deploy: None,
             stop_requests: Vec::new(),
             state_dir,
@@ -533,6 +606,7 @@ impl JobManager {
             attempt_running: false,
             savepoint_requests: BTreeMap::new(),
             attempt_waiting: None,
+            last_error: None,
         };
         if let Err(e) = self.persist(&job.record) {
             state.slots.release(&id);
@@ -602,6 +676,9 @@ impl JobManager {
     }
 
     fn persist(&self, record: &JobRecord) -> Result<(), JmError> {
+        if !self.inner.persistent {
+            return Ok(());
+        }
         let dir = self.jobs_dir().join(&record.id);
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&dir)?;
@@ -710,11 +787,19 @@ impl JobManager {
                 drop(state);
                 // A bug in host code must fail the job, not leave it
                 // RUNNING with its slots held.
-                let event = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-                    .unwrap_or_else(|_| Event::AttemptFailed {
-                        kind: crate::lifecycle::FailureKind::Permanent,
-                        cause: Some("internal".into()),
-                        message: "internal error (a bug in Weir): the attempt panicked".into(),
+                let (event, error) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                    .unwrap_or_else(|_| {
+                        let error = JobError::Plan(
+                            "internal error (a bug in Weir): the attempt panicked".into(),
+                        );
+                        (
+                            Event::AttemptFailed {
+                                kind: crate::lifecycle::FailureKind::Permanent,
+                                cause: Some("internal".into()),
+                                message: error.to_string(),
+                            },
+                            Some(error),
+                        )
                     });
                 state = self.lock();
                 if let Some(job) = state.jobs.get_mut(id) {
@@ -738,6 +823,10 @@ impl JobManager {
                     }
                 }
                 self.apply(&mut state, id, event);
+                if let (Some(error), Some(job)) = (error, state.jobs.get_mut(id)) {
+                    self.report_failure(job, attempt, &error);
+                    job.last_error = Some(error);
+                }
                 self.inner.changed.notify_all();
                 continue;
             }
@@ -753,8 +842,32 @@ impl JobManager {
         }
     }
 
-    /// Everything attempt `attempt` needs, as a closure run without the lock.
-    fn prepare(&self, job: &Job, attempt: u32) -> impl FnOnce() -> Event + use<> {
+    /// Logs a failed attempt: the restart to come, or (on a server) the
+    /// job's failure. `weir run` prints its final error itself.
+    fn report_failure(&self, job: &Job, attempt: u32, error: &JobError) {
+        let name = &job.record.name;
+        match &job.lifecycle {
+            Some(l) if l.status() == JobStatus::Restarting => {
+                let delay = l.restart_at().map_or(0, |at| (at - now_ms()).max(0));
+                tracing::warn!(
+                    "job `{name}` attempt {attempt} failed: {error}; restarting in {delay} ms ({} restart strategy)",
+                    l.strategy_name()
+                );
+            }
+            _ if self.inner.persistent => {
+                tracing::warn!("job `{name}` attempt {attempt} failed: {error}");
+            }
+            _ => {}
+        }
+    }
+
+    /// Everything attempt `attempt` needs, as a closure run without the
+    /// lock; it answers the attempt's event and, for a failure, its error.
+    fn prepare(
+        &self,
+        job: &Job,
+        attempt: u32,
+    ) -> impl FnOnce() -> (Event, Option<JobError>) + use<> {
         let jm = self.clone();
         let job_id = job.record.id.clone();
         let graph = job.graph.clone();
@@ -801,13 +914,51 @@ impl JobManager {
                 }
             });
             match result {
-                Ok(savepoint) => Event::AttemptFinished { savepoint },
-                Err(JobError::Cancelled) => Event::AttemptCancelled,
-                Err(error) => {
-                    tracing::warn!("job `{}` attempt {attempt} failed: {error}", graph.name);
-                    crate::embedded::failure_event(&error)
-                }
+                Ok(savepoint) => (Event::AttemptFinished { savepoint }, None),
+                Err(JobError::Cancelled) => (Event::AttemptCancelled, None),
+                Err(error) => (crate::embedded::failure_event(&error), Some(error)),
             }
+        }
+    }
+
+    /// Waits until job `id` ended and its attempt stopped, and answers
+    /// how it ended: `Ok` with the savepoint it stopped with (if any), or
+    /// the typed error of its last failed attempt.
+    ///
+    /// # Errors
+    /// [`JobError::Cancelled`] for a job cancelled without a savepoint;
+    /// the last attempt's error for a FAILED job.
+    pub(crate) fn wait_for_end(&self, id: &str) -> Result<Option<String>, JobError> {
+        let mut state = self.lock();
+        loop {
+            let Some(job) = state.jobs.get_mut(id) else {
+                return Err(JobError::Plan(format!("no job {id}")));
+            };
+            if job.record.status.is_terminal() && !job.attempt_running {
+                return match job.record.status {
+                    JobStatus::Finished => Ok(None),
+                    JobStatus::Canceled => job
+                        .record
+                        .savepoint
+                        .clone()
+                        .map(Some)
+                        .ok_or(JobError::Cancelled),
+                    _ => {
+                        Err(job.last_error.take().unwrap_or_else(|| {
+                            JobError::Plan(job.record.exceptions.last().map_or_else(
+                                || "the job failed".to_string(),
+                                |f| f.message.clone(),
+                            ))
+                        }))
+                    }
+                };
+            }
+            state = self
+                .inner
+                .changed
+                .wait_timeout(state, Duration::from_secs(1))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
