@@ -14,6 +14,41 @@ use weir_types::jobgraph;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// One FFI call into the allocator already linked in, made before `main`.
+#[allow(unsafe_code)]
+#[cfg(target_os = "linux")]
+mod allocator {
+    use std::ffi::{c_int, c_long};
+
+    unsafe extern "C" {
+        /// `mi_option_set` of mimalloc's `mimalloc.h` (linked in by the
+        /// `mimalloc` crate).
+        fn mi_option_set(option: c_int, value: c_long);
+    }
+
+    /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e`.
+    const ARENA_EAGER_COMMIT: c_int = 4;
+
+    /// Commits mimalloc's arena memory on demand rather than when an arena
+    /// is reserved. mimalloc never decommits blocks of an arena committed
+    /// eagerly, so memory freed after a job stayed in the process's RSS: a
+    /// JobManager that had run 20 jobs was about 20 MB bigger than one
+    /// that ran none. The option must be set before the first allocation
+    /// reserves an arena, hence a constructor (`.init_array`) rather than
+    /// a call in `main`. `MIMALLOC_ARENA_EAGER_COMMIT` in the environment
+    /// still wins.
+    extern "C" fn configure() {
+        if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none() {
+            // SAFETY: sets a plain integer option; any value is valid.
+            unsafe { mi_option_set(ARENA_EAGER_COMMIT, 0) };
+        }
+    }
+
+    #[used]
+    #[unsafe(link_section = ".init_array")]
+    static CONFIGURE: extern "C" fn() = configure;
+}
+
 /// Weir: stream processing with WebAssembly user functions.
 #[derive(Parser)]
 #[command(name = "weir", version, about)]
