@@ -345,3 +345,96 @@ fn rebalance_and_fan_out_deliver_every_record_once() {
         assert_eq!(seqs, (0..5000).collect::<Vec<_>>(), "sink {sink}");
     }
 }
+
+/// `rows` CSV rows of `timestamp,value` under `dir/data/many.csv`.
+fn write_rows(dir: &Path, rows: usize) {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..rows {
+        text.push_str(&format!("2020-01-01 00:00:00,{}\n", i % 7));
+    }
+    std::fs::write(dir.join("data/many.csv"), text).unwrap();
+}
+
+/// Committed output lines under `dir/out`.
+fn output_lines(dir: &Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir.join("out")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() && !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            n += std::fs::read_to_string(&path).unwrap().lines().count();
+        }
+    }
+    n
+}
+
+#[test]
+fn a_line_to_stderr_per_record_does_not_fail_the_job() {
+    // Regression: guest stderr was a 256 KiB pipe for the life of an
+    // instance; one `eprintln!` per record failed the job after ~2.6k
+    // records with a message that hid the cause.
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(dir.path(), 20_000);
+    let job = map_job(&udf("trap-on-value"), "{ eprint_lines: 1 }", "");
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let out = weir(dir.path(), &["run", "--no-progress", "job.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(output_lines(dir.path()), 20_000);
+}
+
+#[test]
+fn guest_log_floods_are_rate_limited_and_cannot_forge_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(dir.path(), 200);
+    // 200 records × 500 warnings each: 100k lines asked for.
+    let job = map_job(
+        &udf("trap-on-value"),
+        "{ log_lines: 500 }",
+        "    log_lines_per_second: 50\n",
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let out = weir(dir.path(), &["run", "--no-progress", "job.yaml"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(output_lines(dir.path()), 200);
+    let logged = err.matches("trap-on-value: value").count();
+    assert!(
+        (1..=200).contains(&logged),
+        "{logged} guest lines reached the log (limit 50 per second)"
+    );
+    // The guest's newline is escaped: no host log line starts with its text.
+    assert!(!err.lines().any(|l| l.starts_with("forged line")), "{err}");
+    assert!(err.contains("\\nforged line"), "{err}");
+}
+
+#[test]
+fn a_panic_message_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let job = map_job(
+        &udf("trap-on-value"),
+        "{ trap_value: 8, panic_message: \"boom\\e[2J\\e[31mred\" }",
+        "",
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("boom\\u{1b}[2J\\u{1b}[31mred"), "{err}");
+}
+
+#[test]
+fn log_lines_per_second_is_checked_when_the_job_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let job = map_job(
+        &udf("identity"),
+        "{}",
+        "    log_lines_per_second: 1000000\n",
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
+    assert!(
+        err.contains("operators[0].log_lines_per_second") && err.contains("100000"),
+        "{err}"
+    );
+}

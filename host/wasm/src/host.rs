@@ -1,7 +1,6 @@
 //! Host side of the `weir:operator` imports.
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use weir_state::KeyedState;
 
@@ -13,17 +12,15 @@ use crate::bindings_v0_1::weir::operator as v0_1;
 use crate::bindings_v0_2::weir::operator as v0_2;
 use crate::bindings_v0_3::weir::operator as v0_3;
 
-/// Bytes of guest stderr kept (the end of it goes into trap messages).
-pub(crate) const STDERR_CAPACITY: usize = 256 * 1024;
-
 /// Per-instance data in the wasmtime `Store`.
 pub(crate) struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
-    pub(crate) stderr: MemoryOutputPipe,
+    /// The guest's stderr (its tail goes into trap messages).
+    pub(crate) stderr: crate::guest_output::GuestStderr,
+    /// Guest log lines (stderr and `logging.log`), rate-limited.
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<crate::guest_output::GuestLog>>,
     pub(crate) state: Option<KeyedState>,
-    /// `operator[subtask]`, for log lines.
-    pub(crate) name: String,
     pub(crate) memory_limit_bytes: usize,
     pub(crate) memory_limit_hit: bool,
     /// A host-side failure (state backend) that trapped the guest.
@@ -139,14 +136,23 @@ impl keyed_state::Host for HostState {
 
 impl logging::Host for HostState {
     fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
-        let name = &self.name;
-        match level {
-            logging::Level::Trace => tracing::trace!(target: "weir::udf", udf = %name, "{message}"),
-            logging::Level::Debug => tracing::debug!(target: "weir::udf", udf = %name, "{message}"),
-            logging::Level::Info => tracing::info!(target: "weir::udf", udf = %name, "{message}"),
-            logging::Level::Warn => tracing::warn!(target: "weir::udf", udf = %name, "{message}"),
-            logging::Level::Error => tracing::error!(target: "weir::udf", udf = %name, "{message}"),
-        }
+        use crate::guest_output::Level;
+        let level = match level {
+            logging::Level::Trace => Level::Trace,
+            logging::Level::Debug => Level::Debug,
+            logging::Level::Info => Level::Info,
+            logging::Level::Warn => Level::Warn,
+            logging::Level::Error => Level::Error,
+        };
+        // A message of any size is logged at most cut to a line's length.
+        let cut = message
+            .char_indices()
+            .nth(crate::guest_output::MAX_LINE_BYTES)
+            .map_or(message.as_str(), |(at, _)| &message[..at]);
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .line(level, "log", cut);
         Ok(())
     }
 }

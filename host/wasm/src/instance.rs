@@ -6,7 +6,6 @@ use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, Func, ResourceTable};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use weir_state::KeyedState;
 use weir_types::{Bytes, Record};
 
@@ -17,7 +16,8 @@ use crate::bindings_v0_2::weir::operator::types as wit_v0_2;
 use crate::bindings_v0_3::weir::operator::types as wit_v0_3;
 use crate::component::EPOCH_TICK;
 use crate::component::Pre;
-use crate::host::{HostState, STDERR_CAPACITY};
+use crate::guest_output::{GuestLog, GuestStderr, RECORD_MARKER};
+use crate::host::HostState;
 use crate::{OperatorComponent, WasmError};
 use weir_state::TimerDomain;
 
@@ -43,6 +43,9 @@ pub struct InstanceLimits {
     pub memory_bytes: usize,
     /// Longest a single call (`open`, `process`, `close`) may run.
     pub call_timeout: Duration,
+    /// Guest log lines (stderr lines and `logging.log` calls) logged per
+    /// second at most; the others are dropped and counted.
+    pub log_lines_per_second: u32,
 }
 
 impl Default for InstanceLimits {
@@ -50,6 +53,7 @@ impl Default for InstanceLimits {
         Self {
             memory_bytes: 64 << 20,
             call_timeout: Duration::from_secs(10),
+            log_lines_per_second: crate::guest_output::DEFAULT_LOG_LINES_PER_SECOND,
         }
     }
 }
@@ -183,9 +187,6 @@ enum Bindings {
     V0_1(crate::bindings_v0_1::Operator),
 }
 
-/// The marker the Rust guest SDK prints before a panic message.
-const RECORD_MARKER: &str = "[weir] input-record=";
-
 impl OperatorComponent {
     /// Instantiates the component in a fresh sandbox.
     ///
@@ -267,7 +268,11 @@ pub(crate) fn new_store(
     state: Option<KeyedState>,
     limits: InstanceLimits,
 ) -> (Store<HostState>, u64) {
-    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(GuestLog::new(
+        name,
+        limits.log_lines_per_second,
+    )));
+    let stderr = GuestStderr::new(std::sync::Arc::clone(&log));
     let wasi = WasiCtxBuilder::new()
         .stderr(stderr.clone())
         .allow_tcp(false)
@@ -277,8 +282,8 @@ pub(crate) fn new_store(
         wasi,
         table: ResourceTable::new(),
         stderr,
+        log,
         state,
-        name,
         memory_limit_bytes: limits.memory_bytes,
         memory_limit_hit: false,
         host_error: None,
@@ -597,7 +602,7 @@ impl OperatorInstance {
 
     /// The index the guest SDK printed before panicking, if any.
     fn guest_record_index(&self) -> Option<usize> {
-        let stderr = self.store.data().stderr.contents();
+        let stderr = self.store.data().stderr.tail();
         let text = String::from_utf8_lossy(&stderr);
         let at = text.rfind(RECORD_MARKER)?;
         let digits: String = text[at + RECORD_MARKER.len()..]
@@ -787,8 +792,8 @@ pub(crate) fn classify(
             message: format!("limit is {} ms", timeout.as_millis()),
         };
     }
-    let stderr = data.stderr.contents();
-    let guest_said = String::from_utf8_lossy(&stderr);
+    let stderr = data.stderr.tail();
+    let guest_said = crate::guest_output::sanitize_lines(&String::from_utf8_lossy(&stderr));
     let guest_said: Vec<&str> = guest_said
         .lines()
         .filter(|l| {

@@ -20,9 +20,11 @@
 //! Guests built with Rust std, componentize-py or componentize-js import
 //! WASI even when unused, so WASI p2 is linked with a locked-down context:
 //! no preopened directories, no network, no stdin, stdout discarded and
-//! stderr captured (a panic message ends up in the trap error).
+//! stderr kept within bounds ([`guest_output`]: its tail ends up in trap
+//! errors, its lines in the host log, rate-limited and sanitized).
 
 mod component;
+pub mod guest_output;
 mod host;
 
 /// Host bindings generated from `wit/operator.wit` (the current version, 0.4.0).

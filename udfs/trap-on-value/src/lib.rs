@@ -16,6 +16,13 @@ struct Config {
     /// Trap only in the first this many attempts of the job (restarts
     /// count up), so a restarted job gets past the record; default: always.
     trap_attempts: Option<u32>,
+    /// Write this many lines to stderr per record (`eprintln!`).
+    eprint_lines: u32,
+    /// Log this many warnings per record through the host's `logging`.
+    log_lines: u32,
+    /// Panic with this message (instead of the default one) on the trap
+    /// record.
+    panic_message: Option<String>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -40,6 +47,12 @@ impl MapFunction for TrapOnValue {
     }
 
     fn map(&mut self, row: Row) -> Result<Row, String> {
+        for i in 0..self.0.eprint_lines {
+            eprintln!("trap-on-value: saw value {} ({i})", row.value);
+        }
+        for i in 0..self.0.log_lines {
+            weir_guest::log_warn(&format!("trap-on-value: value {}\nforged line {i}", row.value));
+        }
         if Some(row.value) == self.0.error_value {
             return Err(format!("refusing value {}", row.value));
         }
@@ -52,6 +65,8 @@ impl MapFunction for TrapOnValue {
                 loop {
                     i = std::hint::black_box(i.wrapping_add(1));
                 }
+            } else if let Some(message) = &self.0.panic_message {
+                panic!("{message}");
             } else {
                 panic!("trap-on-value: hit value {}", row.value);
             }

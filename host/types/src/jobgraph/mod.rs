@@ -415,7 +415,15 @@ pub struct OperatorSpec {
     /// Time one `process` call may take before it is interrupted, in ms (default 10000).
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
+    /// Guest log lines (stderr lines and `logging` calls) logged per second
+    /// and instance at most (default 100); the rest are dropped and
+    /// counted. 0 logs none.
+    #[serde(default = "default_log_lines_per_second")]
+    pub log_lines_per_second: u32,
 }
+
+/// The most guest log lines per second an operator may ask for.
+pub const MAX_LOG_LINES_PER_SECOND: u32 = 100_000;
 
 /// The most linear memory a wasm32 instance can address: 4 GiB.
 pub const MAX_MEMORY_MIB: u32 = 4096;
@@ -444,6 +452,16 @@ fn check_limits(i: usize, o: &OperatorSpec) -> Result<(), (String, Option<String
             format!(
                 "{} ms is outside 1..={MAX_CALL_TIMEOUT_MS} (1 ms to 1 hour)",
                 o.call_timeout_ms
+            ),
+        ));
+    }
+    if o.log_lines_per_second > MAX_LOG_LINES_PER_SECOND {
+        return Err((
+            format!("operators[{i}].log_lines_per_second"),
+            Some(o.log_lines_per_second.to_string()),
+            format!(
+                "{} is more than {MAX_LOG_LINES_PER_SECOND} lines per second",
+                o.log_lines_per_second
             ),
         ));
     }
@@ -488,6 +506,9 @@ fn default_memory_mib() -> u32 {
 }
 fn default_call_timeout_ms() -> u64 {
     10_000
+}
+fn default_log_lines_per_second() -> u32 {
+    100
 }
 
 /// How records are distributed from one vertex to the next.
