@@ -438,3 +438,37 @@ fn log_lines_per_second_is_checked_when_the_job_is_read() {
         "{err}"
     );
 }
+
+#[test]
+fn a_record_that_fails_every_attempt_fails_the_job_after_three_identical_failures() {
+    // Regression: with checkpointing on (exponential-delay, unlimited
+    // attempts) a UDF that traps on one record restarted without end.
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        map_job(&udf("trap-on-value"), "{ trap_value: 8 }", ""),
+    )
+    .unwrap();
+    let out = weir(
+        dir.path(),
+        &[
+            "run",
+            "--no-progress",
+            "job.yaml",
+            "-Dexecution.checkpointing.interval=100ms",
+            "-Drestart-strategy.exponential-delay.initial-backoff=10ms",
+            "-Drestart-strategy.exponential-delay.max-backoff=20ms",
+        ],
+    );
+    let err = expect_error(&out);
+    assert!(
+        err.contains("failed the same way 3 times in a row"),
+        "{err}"
+    );
+    assert_eq!(err.matches("restarting in").count(), 2, "{err}");
+    assert!(
+        err.contains("data/b.csv:3") && err.contains("trap-on-value: hit value 8"),
+        "names the record: {err}"
+    );
+}

@@ -161,6 +161,12 @@ pub struct JobLifecycle {
     savepoint: Option<String>,
     /// RESTARTING while a deployed restart attempt waits for slots.
     awaiting_resources: bool,
+    /// Identical failures in a row that end the job (0: no limit).
+    identical_limit: u32,
+    /// The latest failures that were all the same, counted.
+    identical_streak: u32,
+    /// Whether the job failed because of `identical_limit`.
+    gave_up_identical: bool,
 }
 
 impl JobLifecycle {
@@ -176,7 +182,25 @@ impl JobLifecycle {
             exceptions: Vec::new(),
             savepoint: None,
             awaiting_resources: false,
+            identical_limit: 0,
+            identical_streak: 0,
+            gave_up_identical: false,
         }
+    }
+
+    /// Fails the job instead of restarting once `limit` failures in a row
+    /// were identical (same kind, cause and message: the same operator,
+    /// subtask, record and error); 0 means no limit.
+    #[must_use]
+    pub fn with_identical_failure_limit(mut self, limit: u32) -> Self {
+        self.identical_limit = limit;
+        self
+    }
+
+    /// How many identical failures in a row ended the job, when that is why
+    /// it FAILED.
+    pub fn gave_up_after_identical_failures(&self) -> Option<u32> {
+        self.gave_up_identical.then_some(self.identical_streak)
     }
 
     /// The current status.
@@ -282,6 +306,15 @@ impl JobLifecycle {
                     message,
                 },
             ) => {
+                let identical = self
+                    .exceptions
+                    .last()
+                    .is_some_and(|f| f.kind == kind && f.cause == cause && f.message == message);
+                self.identical_streak = if identical {
+                    self.identical_streak + 1
+                } else {
+                    1
+                };
                 self.exceptions.push(Failure {
                     timestamp_ms: now_ms,
                     kind,
@@ -291,6 +324,12 @@ impl JobLifecycle {
                 });
                 let delay = match kind {
                     FailureKind::Permanent => None,
+                    _ if self.identical_limit > 0
+                        && self.identical_streak >= self.identical_limit =>
+                    {
+                        self.gave_up_identical = true;
+                        None
+                    }
                     FailureKind::Task | FailureKind::Checkpoints => self.tracker.on_failure(now_ms),
                 };
                 match delay {
@@ -527,6 +566,51 @@ mod tests {
         assert_eq!(actions, vec![Action::ReleaseSlots]);
         assert_eq!(job.status(), JobStatus::Failed);
         assert_eq!(job.exceptions().len(), 2);
+    }
+
+    #[test]
+    fn the_same_failure_three_times_in_a_row_fails_the_job() {
+        // Regression: a UDF that trapped on one record restarted forever
+        // under the default (unlimited) exponential-delay strategy.
+        let mut job = JobLifecycle::new(RestartStrategy::exponential_default(), 0)
+            .with_identical_failure_limit(3);
+        job.handle(Event::SlotsGranted, 0).unwrap();
+        let mut now = 0;
+        for _ in 0..2 {
+            job.handle(failed("op (subtask 0 of 1) failed on a.csv:3: trap"), now)
+                .unwrap();
+            assert_eq!(job.status(), JobStatus::Restarting);
+            now = job.restart_at().unwrap();
+            job.poll(now).unwrap();
+        }
+        let actions = job
+            .handle(failed("op (subtask 0 of 1) failed on a.csv:3: trap"), now)
+            .unwrap();
+        assert_eq!(actions, vec![Action::ReleaseSlots]);
+        assert_eq!(job.status(), JobStatus::Failed);
+        assert_eq!(job.gave_up_after_identical_failures(), Some(3));
+        assert_eq!(job.exceptions().len(), 3);
+    }
+
+    #[test]
+    fn different_failures_do_not_count_as_identical() {
+        let mut job = JobLifecycle::new(fixed(10, 0), 0).with_identical_failure_limit(2);
+        job.handle(Event::SlotsGranted, 0).unwrap();
+        for (i, message) in ["a", "b", "a", "b"].iter().enumerate() {
+            let now = i64::try_from(i).unwrap();
+            job.handle(failed(message), now).unwrap();
+            assert_eq!(job.status(), JobStatus::Restarting, "after {message}");
+            job.poll(now).unwrap();
+        }
+        // Without a limit, the strategy alone decides.
+        let mut unlimited = JobLifecycle::new(fixed(10, 0), 0);
+        unlimited.handle(Event::SlotsGranted, 0).unwrap();
+        for now in 0..5 {
+            unlimited.handle(failed("same"), now).unwrap();
+            assert_eq!(unlimited.status(), JobStatus::Restarting);
+            unlimited.poll(now).unwrap();
+        }
+        assert_eq!(unlimited.gave_up_after_identical_failures(), None);
     }
 
     #[test]

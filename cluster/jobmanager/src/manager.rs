@@ -582,7 +582,10 @@ impl JobManager {
                 .request(&id, slots)
                 .map_err(|e| JmError::BadRequest(e.to_string()))?;
             record.status = JobStatus::Created;
-            Some(JobLifecycle::new(checkpoints.restart_strategy(), now_ms()))
+            Some(
+                JobLifecycle::new(checkpoints.restart_strategy(), now_ms())
+                    .with_identical_failure_limit(checkpoints.max_identical_failures),
+            )
         } else {
             None
         };
@@ -853,6 +856,14 @@ impl JobManager {
                     "job `{name}` attempt {attempt} failed: {error}; restarting in {delay} ms ({} restart strategy)",
                     l.strategy_name()
                 );
+            }
+            Some(l) if let Some(n) = l.gave_up_after_identical_failures() => {
+                tracing::warn!(
+                    "job `{name}` failed the same way {n} times in a row (restart-strategy.max-identical-failures): not restarting it again"
+                );
+                if self.inner.persistent {
+                    tracing::warn!("job `{name}` attempt {attempt} failed: {error}");
+                }
             }
             _ if self.inner.persistent => {
                 tracing::warn!("job `{name}` attempt {attempt} failed: {error}");

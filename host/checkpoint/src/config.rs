@@ -69,6 +69,12 @@ pub struct CheckpointConfig {
     /// `restart-strategy.type` and its keys; `None` (unset) means
     /// `exponential-delay` with checkpointing and `none` without, as in Flink.
     pub restart: Option<RestartStrategy>,
+    /// `restart-strategy.max-identical-failures`: a job whose attempts fail
+    /// this many times in a row with the same error (same operator,
+    /// subtask, record and message) fails instead of restarting again,
+    /// whatever the restart strategy allows (default 3; 0: no limit).
+    #[serde(default = "default_max_identical_failures")]
+    pub max_identical_failures: u32,
     /// Object-store options from the keys `s3.*`, `azure.*` and `gs.*`
     /// (endpoint, region, credentials, ...), by canonical key
     /// (`s3.access-key` is kept as `s3.access_key_id`). They override the
@@ -89,12 +95,18 @@ impl Default for CheckpointConfig {
             exactly_once: true,
             incremental: true,
             restart: None,
+            max_identical_failures: default_max_identical_failures(),
             store_options: BTreeMap::new(),
         }
     }
 }
 
-const KEYS: [&str; 10] = [
+fn default_max_identical_failures() -> u32 {
+    3
+}
+
+const KEYS: [&str; 11] = [
+    "restart-strategy.max-identical-failures",
     "execution.checkpointing.interval",
     "execution.checkpointing.timeout",
     "execution.checkpointing.min-pause",
@@ -203,6 +215,12 @@ impl CheckpointConfig {
             _ if crate::object_stores::is_store_key(key) => {
                 let (key, value) = crate::object_stores::store_option(key, value)?;
                 self.store_options.insert(key, value);
+            }
+            "restart-strategy.max-identical-failures" => {
+                self.max_identical_failures = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("expected a count (0: no limit)"))?;
             }
             _ if key.starts_with("restart-strategy.") => {
                 // Refines the strategy in force (Flink's default until a type is set).
