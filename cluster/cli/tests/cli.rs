@@ -472,3 +472,97 @@ fn a_record_that_fails_every_attempt_fails_the_job_after_three_identical_failure
         "names the record: {err}"
     );
 }
+
+/// Every committed output record under `dir/out`, sorted.
+fn output_records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    for entry in std::fs::read_dir(dir.join("out")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() && !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                records.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    records.sort_by_key(|r: &serde_json::Value| r.to_string());
+    records
+}
+
+#[test]
+fn a_long_sleep_without_a_clock_grant_is_virtual_and_the_run_is_deterministic() {
+    // Regression: `std::thread::sleep(300 s)` with `call_timeout_ms: 2000`
+    // was never stopped (the deadline did not hold inside the host call),
+    // and clocks and randomness differed between runs.
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        write_data(dir.path());
+        let job = map_job(
+            &udf("trap-on-value"),
+            "{ sleep_ms: 300000, stamp: true }",
+            "    call_timeout_ms: 2000\n",
+        );
+        std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+        let started = std::time::Instant::now();
+        let out = weir(dir.path(), &["run", "--no-progress", "job.yaml"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        runs.push(output_records(dir.path()));
+    }
+    assert_eq!(runs[0].len(), 42);
+    assert_eq!(runs[0], runs[1], "two runs give the same records");
+    // The virtual clocks moved by exactly the sleeps: 2000-01-01 plus 300 s
+    // per record of the subtask so far.
+    let wall = runs[0][0]["wall_ms"].as_u64().unwrap();
+    assert_eq!((wall - 946_684_800_000) % 300_000, 0, "{wall}");
+    assert_eq!(runs[0][0]["elapsed_ms"].as_u64().unwrap() % 300_000, 0);
+}
+
+#[test]
+fn granted_clocks_are_real_and_a_sleep_past_the_deadline_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let job = map_job(
+        &udf("trap-on-value"),
+        "{ stamp: true }",
+        "    grants: [wall-clock, random]\n",
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let out = weir(dir.path(), &["run", "--no-progress", "job.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let records = output_records(dir.path());
+    let wall = records[0]["wall_ms"].as_u64().unwrap();
+    assert!(now_ms.abs_diff(wall) < 600_000, "{wall} vs {now_ms}");
+
+    let job = map_job(
+        &udf("trap-on-value"),
+        "{ sleep_ms: 300000 }",
+        "    call_timeout_ms: 2000\n    grants: [wall-clock]\n",
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let started = std::time::Instant::now();
+    let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert!(
+        err.contains("a blocking sleep of 300000 ms is longer than the call deadline"),
+        "{err}"
+    );
+    assert!(err.contains("step (subtask 0 of 1)"), "{err}");
+}
+
+#[test]
+fn an_unknown_grant_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let job = map_job(&udf("identity"), "{}", "    grants: [network]\n");
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
+    assert!(
+        err.contains("network") && err.contains("wall-clock") && err.contains("line"),
+        "{err}"
+    );
+}

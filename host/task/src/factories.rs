@@ -131,6 +131,7 @@ pub(crate) fn limits_of(spec: &OperatorSpec) -> InstanceLimits {
         memory_bytes: (spec.memory_mib as usize) << 20,
         call_timeout: Duration::from_millis(spec.call_timeout_ms),
         log_lines_per_second: spec.log_lines_per_second,
+        grants: weir_wasm::sandbox::Grants::of(&spec.grants),
     }
 }
 

@@ -44,7 +44,9 @@ struct EpochTicker {
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> Self {
+    /// Starts the ticker thread: without it no call deadline would hold,
+    /// so failing to start it is an error, not a silent loss.
+    fn start(engine: Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         std::thread::Builder::new()
@@ -54,9 +56,8 @@ impl EpochTicker {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
                 }
-            })
-            .ok();
-        Self { stop }
+            })?;
+        Ok(Self { stop })
     }
 }
 
@@ -106,6 +107,14 @@ impl WasmRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| WasmError::Engine(e.to_string()))?;
+        // Sleeps are Weir's: virtual, or bounded by the call deadline.
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::clocks::monotonic_clock::add_to_linker::<
+            HostState,
+            HasSelf<HostState>,
+        >(&mut linker, |s| s)
+        .map_err(|e| WasmError::Engine(e.to_string()))?;
+        linker.allow_shadowing(false);
         crate::bindings::Operator::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,
@@ -126,7 +135,11 @@ impl WasmRuntime {
             |s| s,
         )
         .map_err(|e| WasmError::Engine(e.to_string()))?;
-        let ticker = EpochTicker::start(engine.clone());
+        let ticker = EpochTicker::start(engine.clone()).map_err(|e| {
+            WasmError::Engine(format!(
+                "cannot start the epoch ticker thread that enforces call deadlines: {e}"
+            ))
+        })?;
         Ok(Self {
             engine,
             linker,

@@ -27,6 +27,10 @@ pub(crate) struct HostState {
     pub(crate) host_error: Option<String>,
     /// The operator's current watermark (ms), as guests read it.
     pub(crate) watermark: i64,
+    /// The guest's clocks (virtual unless granted).
+    pub(crate) clock: crate::sandbox::GuestClock,
+    /// The per-call deadline (a granted sleep may not be longer).
+    pub(crate) call_timeout: std::time::Duration,
 }
 
 impl WasiView for HostState {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use sha2::Digest as _;
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, Func, ResourceTable};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -46,6 +47,8 @@ pub struct InstanceLimits {
     /// Guest log lines (stderr lines and `logging.log` calls) logged per
     /// second at most; the others are dropped and counted.
     pub log_lines_per_second: u32,
+    /// Clocks and randomness granted (default: deterministic stand-ins).
+    pub grants: crate::sandbox::Grants,
 }
 
 impl Default for InstanceLimits {
@@ -54,6 +57,7 @@ impl Default for InstanceLimits {
             memory_bytes: 64 << 20,
             call_timeout: Duration::from_secs(10),
             log_lines_per_second: crate::guest_output::DEFAULT_LOG_LINES_PER_SECOND,
+            grants: crate::sandbox::Grants::default(),
         }
     }
 }
@@ -260,20 +264,37 @@ pub(crate) fn wit_context(subtask: &SubtaskInfo, config_json: &str) -> wit::Cont
 }
 
 /// A locked-down sandbox for one instance: no preopens, no network, no
-/// stdin, stdout discarded, stderr captured; the memory cap and the call
-/// deadline (in epoch ticks, returned) armed.
+/// stdin, stdout discarded, stderr kept within bounds, clocks and
+/// randomness deterministic unless granted ([`crate::sandbox`]); the
+/// memory cap and the call deadline (in epoch ticks, returned) armed.
 pub(crate) fn new_store(
     engine: &wasmtime::Engine,
     name: String,
     state: Option<KeyedState>,
     limits: InstanceLimits,
 ) -> (Store<HostState>, u64) {
+    let clock = crate::sandbox::GuestClock::new(limits.grants);
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .monotonic_clock(clock.clone())
+        .wall_clock(crate::sandbox::GuestWallClock(clock.clone()));
+    if !limits.grants.random {
+        let seed = u128::from_le_bytes(
+            sha2::Sha256::digest(name.as_bytes())[..16]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        builder
+            .secure_random(crate::sandbox::seeded_random(&name))
+            .insecure_random(crate::sandbox::seeded_random(&format!("{name}/insecure")))
+            .insecure_random_seed(seed);
+    }
     let log = std::sync::Arc::new(std::sync::Mutex::new(GuestLog::new(
         name,
         limits.log_lines_per_second,
     )));
     let stderr = GuestStderr::new(std::sync::Arc::clone(&log));
-    let wasi = WasiCtxBuilder::new()
+    let wasi = builder
         .stderr(stderr.clone())
         .allow_tcp(false)
         .allow_udp(false)
@@ -288,6 +309,8 @@ pub(crate) fn new_store(
         memory_limit_hit: false,
         host_error: None,
         watermark: i64::MIN,
+        clock,
+        call_timeout: limits.call_timeout,
     };
     let mut store = Store::new(engine, host);
     store.limiter(|s| s);

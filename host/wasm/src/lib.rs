@@ -26,6 +26,7 @@
 mod component;
 pub mod guest_output;
 mod host;
+pub mod sandbox;
 
 /// Host bindings generated from `wit/operator.wit` (the current version, 0.4.0).
 mod bindings {

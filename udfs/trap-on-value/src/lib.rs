@@ -23,6 +23,12 @@ struct Config {
     /// Panic with this message (instead of the default one) on the trap
     /// record.
     panic_message: Option<String>,
+    /// Sleep this long per record (`std::thread::sleep`).
+    sleep_ms: Option<u64>,
+    /// Add `wall_ms` (the guest's wall clock), `elapsed_ms` (its monotonic
+    /// clock since `open`) and `random` (a hash under std's random keys)
+    /// to each record.
+    stamp: bool,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -32,7 +38,7 @@ struct Row {
     rest: serde_json::Map<String, serde_json::Value>,
 }
 
-struct TrapOnValue(Config);
+struct TrapOnValue(Config, std::time::Instant);
 
 impl MapFunction for TrapOnValue {
     type Config = Config;
@@ -43,10 +49,23 @@ impl MapFunction for TrapOnValue {
         if config.trap_attempts.is_some_and(|n| ctx.attempt >= n) {
             config.trap_value = None;
         }
-        Ok(Self(config))
+        Ok(Self(config, std::time::Instant::now()))
     }
 
-    fn map(&mut self, row: Row) -> Result<Row, String> {
+    fn map(&mut self, mut row: Row) -> Result<Row, String> {
+        if let Some(ms) = self.0.sleep_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        if self.0.stamp {
+            use std::hash::BuildHasher;
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let random = std::collections::hash_map::RandomState::new().hash_one(row.value.to_bits());
+            row.rest.insert("wall_ms".into(), wall.into());
+            row.rest.insert("elapsed_ms".into(), (self.1.elapsed().as_millis() as u64).into());
+            row.rest.insert("random".into(), random.to_string().into());
+        }
         for i in 0..self.0.eprint_lines {
             eprintln!("trap-on-value: saw value {} ({i})", row.value);
         }

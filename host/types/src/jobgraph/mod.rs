@@ -420,6 +420,22 @@ pub struct OperatorSpec {
     /// counted. 0 logs none.
     #[serde(default = "default_log_lines_per_second")]
     pub log_lines_per_second: u32,
+    /// Capabilities granted to the UDF beyond the locked-down default
+    /// (`grants: [wall-clock, random]`); without them its clocks and
+    /// randomness are deterministic stand-ins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+}
+
+/// A capability an operator's job entry grants its UDF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Grant {
+    /// The host's wall and monotonic clocks (and real sleeping, bounded by
+    /// the call deadline) instead of virtual ones.
+    WallClock,
+    /// The host's randomness (`wasi:random`) instead of a seeded generator.
+    Random,
 }
 
 /// The most guest log lines per second an operator may ask for.
