@@ -61,16 +61,23 @@ impl MapFunction for TrapOnValue {
             let wall = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            let random = std::collections::hash_map::RandomState::new().hash_one(row.value.to_bits());
+            let random =
+                std::collections::hash_map::RandomState::new().hash_one(row.value.to_bits());
             row.rest.insert("wall_ms".into(), wall.into());
-            row.rest.insert("elapsed_ms".into(), (self.1.elapsed().as_millis() as u64).into());
+            row.rest.insert(
+                "elapsed_ms".into(),
+                (self.1.elapsed().as_millis() as u64).into(),
+            );
             row.rest.insert("random".into(), random.to_string().into());
         }
         for i in 0..self.0.eprint_lines {
             eprintln!("trap-on-value: saw value {} ({i})", row.value);
         }
         for i in 0..self.0.log_lines {
-            weir_guest::log_warn(&format!("trap-on-value: value {}\nforged line {i}", row.value));
+            weir_guest::log_warn(&format!(
+                "trap-on-value: value {}\nforged line {i}",
+                row.value
+            ));
         }
         if Some(row.value) == self.0.error_value {
             return Err(format!("refusing value {}", row.value));
