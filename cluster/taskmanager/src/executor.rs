@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use quinn::{Connection, Endpoint};
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use weir_rpc::{AttemptId, ControlMessage, DataChannelHeader, DataReceiver, DataSender};
 use weir_task::control::{TaskControl, TaskEvent};
-use weir_task::executor::{AttemptShare, ChannelKey, ChannelMessage, RemoteLink};
+use weir_task::executor::{AttemptShare, ChannelKey, ChannelReceiver, ChannelSender, RemoteLink};
 use weir_task::wire::{WireEvent, WireFailure};
 use weir_task::{JobMetrics, TaskId};
 use weir_wasm::WasmRuntime;
@@ -34,7 +34,7 @@ const INBOUND_WAIT_DEPLOYING: Duration = Duration::from_secs(600);
 /// How long opening a connection to a peer TaskManager may take.
 const PEER_CONNECT: Duration = Duration::from_secs(10);
 
-type Inbound = HashMap<(AttemptId, ChannelKey), Sender<ChannelMessage>>;
+type Inbound = HashMap<(AttemptId, ChannelKey), ChannelSender>;
 /// Who waits for an artifact's bytes, by id.
 type Fetches = HashMap<String, Vec<oneshot::Sender<Result<Vec<u8>, String>>>>;
 
@@ -479,7 +479,7 @@ struct QuicLink {
 }
 
 impl RemoteLink for QuicLink {
-    fn outbound(&self, to: &str, key: ChannelKey, queue: Receiver<ChannelMessage>) {
+    fn outbound(&self, to: &str, key: ChannelKey, queue: ChannelReceiver) {
         let executor = Arc::clone(&self.executor);
         let header = DataChannelHeader {
             epoch: self.attempt.epoch,
@@ -497,7 +497,7 @@ impl RemoteLink for QuicLink {
                 let mut sender = handle
                     .block_on(DataSender::open(&connection, &header))
                     .map_err(|e| e.to_string())?;
-                for (_, element) in queue {
+                while let Ok((_, element)) = queue.recv() {
                     handle
                         .block_on(sender.send(&element))
                         .map_err(|e| e.to_string())?;
@@ -514,7 +514,7 @@ impl RemoteLink for QuicLink {
         });
     }
 
-    fn inbound(&self, key: ChannelKey, queue: Sender<ChannelMessage>) {
+    fn inbound(&self, key: ChannelKey, queue: ChannelSender) {
         lock(&self.executor.inbound).insert((self.attempt.clone(), key), queue);
     }
 }

@@ -12,12 +12,13 @@ use weir_types::WatermarkStatus;
 use weir_types::jobgraph::{JobGraph, SinkKind};
 use weir_wasm::{RuntimeConfig, WasmRuntime};
 
+use crate::channel::{ChannelReceiver, ChannelSender};
 use crate::checkpointing::snapshot_worker;
 use crate::clock::wall_clock_ms;
 use crate::context::{JobShared, SplitTable};
 use crate::control::{ControlState, TaskControl, TaskEvent};
 use crate::deployment::{HeadDescriptor, RestoreSource, TaskDeploymentDescriptor, VertexSpec};
-use crate::exchange::{Exchange, Message};
+use crate::exchange::Exchange;
 use crate::factories::{build_ops, load_components};
 use crate::graph::{Plan, VertexKind};
 use crate::input::{ChainInputs, Head, Pace};
@@ -286,9 +287,9 @@ struct LocalChannels {
 /// A subtask's ends of its queues.
 pub(crate) struct Wiring {
     /// `inputs[c]`: the queue of input channel `c`.
-    pub(crate) inputs: Vec<Receiver<Message>>,
+    pub(crate) inputs: Vec<ChannelReceiver>,
     /// Per output of the descriptor: the queues into each consumer subtask.
-    pub(crate) outputs: Vec<Vec<Sender<Message>>>,
+    pub(crate) outputs: Vec<Vec<ChannelSender>>,
 }
 
 impl LocalChannels {
@@ -454,7 +455,7 @@ pub(crate) fn run_subtask(
 
 /// The head of a subtask: a source reader over its splits, or its input
 /// queues with watermark tracking and barrier alignment.
-fn build_head(descriptor: &TaskDeploymentDescriptor, inputs: Vec<Receiver<Message>>) -> Head {
+fn build_head(descriptor: &TaskDeploymentDescriptor, inputs: Vec<ChannelReceiver>) -> Head {
     match (&descriptor.head, descriptor.chain.first().map(|v| &v.spec)) {
         (HeadDescriptor::Source { splits }, Some(VertexSpec::Source(spec))) => {
             let split_ids: Vec<u32> = splits.iter().map(|s| s.index).collect();

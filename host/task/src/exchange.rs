@@ -1,17 +1,14 @@
 //! Partitioning of a vertex's output over the next vertex's subtasks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crate::channel::ChannelSender;
+pub(crate) use crate::channel::Disconnected;
 use weir_types::keygroup::{key_group_of, subtask_for_key_group};
 use weir_types::{Batch, StreamElement, WatermarkStatus};
 
 use weir_types::jobgraph::Partitioning;
-
-/// The receiving side went away (it failed or the job was cancelled).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Disconnected;
 
 /// A record that cannot be routed (key_by without a key).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,12 +21,12 @@ pub(crate) struct Unkeyed {
 /// What travels on a channel: the producer subtask's index and an element.
 /// (One channel per consumer subtask is shared by all producers; the index
 /// lets the consumer take the minimum watermark over its inputs.)
-pub(crate) type Message = (u32, StreamElement);
+pub(crate) type Message = crate::channel::ChannelMessage;
 
 /// The output of one producer subtask towards all subtasks of one consumer vertex.
 pub(crate) struct Exchange {
     partitioning: Partitioning,
-    senders: Vec<Sender<Message>>,
+    senders: Vec<ChannelSender>,
     /// This producer's subtask index.
     from: u32,
     /// Per-target buffers for `key_by`.
@@ -43,32 +40,20 @@ pub(crate) struct Exchange {
     blocked_ns: Option<Arc<AtomicU64>>,
 }
 
-/// Sends `message` on `sender`; a send that has to wait for room (the
-/// consumer is back-pressuring) adds its wait to `blocked_ns`.
+/// Sends `message` on `sender`; a send that has to wait for room or
+/// credit (the consumer is back-pressuring) adds its wait to `blocked_ns`.
 fn deliver(
-    sender: &Sender<Message>,
+    sender: &ChannelSender,
     message: Message,
     blocked_ns: Option<&AtomicU64>,
 ) -> Result<(), Disconnected> {
-    match sender.try_send(message) {
-        Ok(()) => Ok(()),
-        Err(TrySendError::Disconnected(_)) => Err(Disconnected),
-        Err(TrySendError::Full(message)) => {
-            let started = std::time::Instant::now();
-            let sent = sender.send(message).map_err(|_| Disconnected);
-            if let Some(counter) = blocked_ns {
-                let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                counter.fetch_add(waited, Ordering::Relaxed);
-            }
-            sent
-        }
-    }
+    sender.send_measured(message, blocked_ns)
 }
 
 impl Exchange {
     pub(crate) fn new(
         partitioning: Partitioning,
-        senders: Vec<Sender<Message>>,
+        senders: Vec<ChannelSender>,
         producer_index: usize,
         max_parallelism: u16,
     ) -> Self {
@@ -219,7 +204,7 @@ mod tests {
         b
     }
 
-    fn drain(rx: &crossbeam_channel::Receiver<Message>) -> Vec<String> {
+    fn drain(rx: &crate::channel::ChannelReceiver) -> Vec<String> {
         let mut out = Vec::new();
         while let Ok((_, StreamElement::Batch(b))) = rx.try_recv() {
             out.extend(
@@ -233,7 +218,7 @@ mod tests {
 
     #[test]
     fn key_by_routes_every_key_to_the_subtask_owning_its_group() {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::unbounded()).unzip();
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crate::channel::channel(1024)).unzip();
         let mut ex = Exchange::new(Partitioning::KeyBy, txs, 0, 128);
         let keys: Vec<String> = (0..300).map(|i| format!("k{}", i % 50)).collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -258,7 +243,7 @@ mod tests {
 
     #[test]
     fn key_by_reports_records_without_key() {
-        let (tx, _rx) = crossbeam_channel::unbounded();
+        let (tx, _rx) = crate::channel::channel(1024);
         let mut ex = Exchange::new(Partitioning::KeyBy, vec![tx], 0, 128);
         let mut b = batch_of(&["a"]);
         b.push(
@@ -282,7 +267,7 @@ mod tests {
 
     #[test]
     fn key_by_can_rekey_by_a_json_field() {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crossbeam_channel::unbounded()).unzip();
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crate::channel::channel(1024)).unzip();
         let mut ex = Exchange::new(Partitioning::KeyBy, txs, 0, 128).rekey_by(Some("id"));
         let mut b = Batch::default();
         for v in [r#"{"id":1}"#, r#"{"id":"x"}"#, r#"{"no":1}"#] {
@@ -310,7 +295,7 @@ mod tests {
 
     #[test]
     fn rebalance_rotates_and_forward_keeps_the_index() {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crossbeam_channel::unbounded()).unzip();
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crate::channel::channel(1024)).unzip();
         let mut ex = Exchange::new(Partitioning::Rebalance, txs.clone(), 1, 128);
         for k in ["a", "b", "c"] {
             ex.send(batch_of(&[k])).unwrap();
@@ -326,7 +311,7 @@ mod tests {
 
     #[test]
     fn watermarks_go_to_every_target_tagged_with_the_producer() {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::unbounded()).unzip();
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crate::channel::channel(1024)).unzip();
         let mut ex = Exchange::new(Partitioning::KeyBy, txs, 2, 128);
         ex.watermark(42).unwrap();
         for rx in &rxs {
@@ -336,7 +321,7 @@ mod tests {
 
     #[test]
     fn a_gone_receiver_is_reported() {
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (tx, rx) = crate::channel::channel(1);
         drop(rx);
         let mut ex = Exchange::new(Partitioning::Forward, vec![tx], 0, 128);
         assert_eq!(ex.send(batch_of(&["a"])), Err(Disconnected));

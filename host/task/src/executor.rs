@@ -12,10 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use weir_checkpoint::{CheckpointConfig, CheckpointId, CheckpointStorage};
-use weir_types::StreamElement;
 use weir_wasm::WasmRuntime;
 
 use crate::attempt::{Channels, Wiring, start_tasks};
@@ -26,9 +24,7 @@ use crate::input::ChainInputs;
 use crate::snapshot::Restored;
 use crate::{JobError, JobMetrics, LocalDeployment, RunConfig};
 
-/// What travels on a queue between two subtasks: the channel number at
-/// the consumer and the element.
-pub type ChannelMessage = (u32, StreamElement);
+pub use crate::channel::{ChannelMessage, ChannelReceiver, ChannelSender};
 
 /// One input channel of one consumer subtask.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -47,10 +43,10 @@ pub trait RemoteLink {
     /// A local producer's elements for `key`, whose consumer runs on
     /// executor `to`, arrive on `queue`: carry them there, in order, and end
     /// the stream when the queue disconnects (the producer ended).
-    fn outbound(&self, to: &str, key: ChannelKey, queue: Receiver<ChannelMessage>);
+    fn outbound(&self, to: &str, key: ChannelKey, queue: ChannelReceiver);
     /// Elements that arrive from another executor for `key` go into
     /// `queue` (a bounded queue: a full one back-pressures the sender).
-    fn inbound(&self, key: ChannelKey, queue: Sender<ChannelMessage>);
+    fn inbound(&self, key: ChannelKey, queue: ChannelSender);
 }
 
 /// Where a checkpoint to restore from lies.
@@ -171,10 +167,10 @@ impl Channels for ShareChannels<'_> {
                         Some(sender) => senders.push(sender),
                         // Not planned that way; a disconnected queue makes
                         // the producer fail rather than hang.
-                        None => senders.push(crossbeam_channel::bounded(0).0),
+                        None => senders.push(ChannelSender::disconnected()),
                     }
                 } else {
-                    let (tx, rx) = crossbeam_channel::bounded(self.per_producer);
+                    let (tx, rx) = crate::channel::channel(self.per_producer);
                     let to = self.executor_of(&o.consumer, s).to_string();
                     self.link.outbound(
                         &to,

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::RecvTimeoutError;
 use weir_checkpoint::BarrierAligner;
 use weir_connectors::SourceReader;
 use weir_types::Batch;
 
+use crate::channel::{ChannelReceiver, ChannelSender};
 use crate::exchange::Message;
 use crate::watermark::{InputWatermarks, SplitWatermarks};
 
@@ -17,20 +18,22 @@ use crate::watermark::{InputWatermarks, SplitWatermarks};
 /// reading a producer and let its queue push back on it.
 pub(crate) struct ChainInputs {
     /// `senders[producer][consumer]`.
-    pub(crate) senders: Vec<Vec<Sender<Message>>>,
+    pub(crate) senders: Vec<Vec<ChannelSender>>,
     /// `receivers[consumer][producer]`.
-    pub(crate) receivers: Vec<Vec<Receiver<Message>>>,
+    pub(crate) receivers: Vec<Vec<ChannelReceiver>>,
 }
 
 impl ChainInputs {
     /// Queues from `producers` producers into `consumers` subtasks, each
-    /// holding `capacity` batches.
+    /// holding `capacity` elements and the default byte credit.
     pub(crate) fn new(producers: usize, consumers: usize, capacity: usize) -> Self {
         let mut senders = vec![Vec::with_capacity(consumers); producers];
-        let mut receivers = vec![Vec::with_capacity(producers); consumers];
+        let mut receivers: Vec<Vec<ChannelReceiver>> = (0..consumers)
+            .map(|_| Vec::with_capacity(producers))
+            .collect();
         for per_consumer in &mut receivers {
             for per_producer in &mut senders {
-                let (tx, rx) = crossbeam_channel::bounded(capacity);
+                let (tx, rx) = crate::channel::channel(capacity);
                 per_producer.push(tx);
                 per_consumer.push(rx);
             }
@@ -52,7 +55,7 @@ pub(crate) enum Head {
     },
     Input {
         /// `rxs[p]`: the queue from producer `p`.
-        rxs: Vec<Receiver<Message>>,
+        rxs: Vec<ChannelReceiver>,
         /// `input_of[p]`: which input edge producer `p` belongs to.
         input_of: Vec<usize>,
         watermarks: InputWatermarks,
@@ -112,7 +115,7 @@ pub(crate) fn alignment_ms(started: &mut Option<std::time::Instant>) -> u64 {
 /// `Timeout` when nothing came within 50 ms; `Disconnected` when a
 /// producer went away without ending its input (it failed).
 pub(crate) fn next_input(
-    rxs: &[Receiver<Message>],
+    rxs: &[ChannelReceiver],
     aligner: &BarrierAligner,
     align: bool,
 ) -> Result<Message, RecvTimeoutError> {
@@ -122,7 +125,7 @@ pub(crate) fn next_input(
     for (producer, rx) in rxs.iter().enumerate() {
         let unread = aligner.has_ended(producer) || (align && aligner.is_blocked(producer));
         if !unread {
-            select.recv(rx);
+            select.recv(rx.queue());
             producers.push(producer);
         }
     }
@@ -136,15 +139,16 @@ pub(crate) fn next_input(
         .select_deadline(deadline)
         .map_err(|_| RecvTimeoutError::Timeout)?;
     let producer = producers[ready.index()];
-    ready
-        .recv(&rxs[producer])
-        .map_err(|_| RecvTimeoutError::Disconnected)
+    let message = ready
+        .recv(rxs[producer].queue())
+        .map_err(|_| RecvTimeoutError::Disconnected)?;
+    rxs[producer].took(&message);
+    Ok(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossbeam_channel::TrySendError;
     use weir_checkpoint::Alignment;
     use weir_types::{Origin, Record, StreamElement};
 
@@ -186,10 +190,7 @@ mod tests {
         for v in ["a1", "a2"] {
             txs[0][0].send(batch(0, v)).unwrap();
         }
-        assert!(matches!(
-            txs[0][0].try_send(batch(0, "a3")),
-            Err(TrySendError::Full(_))
-        ));
+        assert!(txs[0][0].queue_is_full());
         txs[1][0].send(batch(1, "b1")).unwrap();
         assert_eq!(
             value_of(next_input(rxs, &aligner, true).unwrap()),

@@ -31,6 +31,7 @@
 //! and reported in the [`JobSummary`] without stopping the job.
 
 mod attempt;
+pub mod channel;
 mod checkpointing;
 mod clock;
 mod context;
