@@ -4,6 +4,35 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Makes the child started by `command` get SIGKILL when the thread that
+/// starts it (this process, for a build) dies, even by SIGKILL: a killed
+/// `weir` must not leave a `cargo` behind holding the build lock
+/// (Linux's `PR_SET_PDEATHSIG`; elsewhere nothing).
+#[allow(unsafe_code)]
+fn dies_with_this_process(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: the closure runs between fork and exec and calls only
+        // async-signal-safe functions (prctl, getppid, _exit).
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent died before the prctl: no signal would come.
+                if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
 /// Why a UDF could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -68,7 +97,9 @@ pub fn build_rust_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         return Err(BuildError::NotACrate(dir.to_path_buf()));
     }
     let target_dir = absolute(crate::cache_root().join("udf-target"))?;
-    let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    dies_with_this_process(&mut command);
+    let mut child = command
         .args([
             "build",
             "--release",

@@ -566,3 +566,69 @@ fn an_unknown_grant_is_refused_with_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_killed_weir_run_leaves_no_cargo_behind() {
+    // Regression: SIGKILL of `weir run` while it built a Rust UDF left the
+    // `cargo` child running and holding the build lock.
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let crate_dir = dir.path().join("slow-udf");
+    std::fs::create_dir_all(&crate_dir).unwrap();
+    std::fs::write(crate_dir.join("Cargo.toml"), "[package]\nname = \"slow\"\n").unwrap();
+    // A stand-in for cargo that records its pid and builds for 60 s.
+    let pid_file = dir.path().join("cargo.pid");
+    let fake_cargo = dir.path().join("fake-cargo");
+    std::fs::write(
+        &fake_cargo,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 60\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake_cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("job.yaml"), map_job(&crate_dir, "{}", "")).unwrap();
+    let mut weir_run = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--no-progress", "job.yaml"])
+        .current_dir(dir.path())
+        .env("CARGO", &fake_cargo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let cargo_pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "cargo never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    weir_run.kill().unwrap(); // SIGKILL
+    weir_run.wait().unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(cargo_pid) {
+        if std::time::Instant::now() > deadline {
+            let _ = Command::new("kill")
+                .args(["-9", &cargo_pid.to_string()])
+                .status();
+            panic!("cargo (pid {cargo_pid}) outlived the killed weir run");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

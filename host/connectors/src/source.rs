@@ -628,6 +628,22 @@ fn position_of(index: u32, open: &OpenSplit) -> SplitPosition {
     }
 }
 
+/// Moves `reader` to the line after the one where `start` is.
+fn skip_to_next_line(
+    reader: &mut csv::Reader<BufReader<File>>,
+    start: &csv::Position,
+) -> Result<(), csv::Error> {
+    let file = reader.get_mut();
+    file.seek(SeekFrom::Start(start.byte()))?;
+    let mut first_line = Vec::new();
+    file.read_until(b'\n', &mut first_line)?;
+    let mut next = csv::Position::new();
+    next.set_byte(start.byte() + first_line.len() as u64)
+        .set_line(start.line() + 1)
+        .set_record(start.record() + 1);
+    reader.seek(next)
+}
+
 /// Moves a freshly opened split to a checkpointed position.
 fn seek(open: &mut OpenSplit, position: SplitPosition) -> Result<(), ConnectorError> {
     match open {
@@ -689,7 +705,9 @@ fn fill(
             path,
         } => {
             while batch.len() < max {
-                let line = reader.position().line() + 1;
+                // Where the next row starts (the reader's position is that
+                // of the next byte to read).
+                let start = reader.position().clone();
                 match reader.read_record(row) {
                     Ok(false) => return Ok(true),
                     Ok(true) => {}
@@ -700,6 +718,7 @@ fn fill(
                         });
                     }
                     Err(e) => {
+                        let line = e.position().map_or(start.line(), csv::Position::line);
                         bad.push(BadRecord {
                             split: *split,
                             line,
@@ -708,7 +727,22 @@ fn fill(
                         continue;
                     }
                 }
-                let line = row.position().map_or(line, |p| p.line());
+                let line = row.position().map_or(start.line(), csv::Position::line);
+                // One row per line: a quote left open would otherwise take
+                // every following line into one value.
+                if reader.position().line() > line + 1 {
+                    bad.push(BadRecord {
+                        split: *split,
+                        line,
+                        message: "malformed CSV row: a quoted field is not closed on its line (line breaks inside fields are not supported)".into(),
+                    });
+                    let start = row.position().cloned().unwrap_or(start);
+                    skip_to_next_line(reader, &start).map_err(|e| ConnectorError::BadFile {
+                        path: path.clone(),
+                        message: format!("cannot continue after line {line}: {e}"),
+                    })?;
+                    continue;
+                }
                 let timestamp = match ts_index.map(|i| &row[i]) {
                     Some(text) => match extract.timestamp.as_ref().map(|(_, f)| f.parse(text)) {
                         Some(Ok(ts)) => Some(ts),
@@ -883,9 +917,13 @@ fn jsonl_record(
     .flatten()
     .collect();
     if wanted.is_empty() {
-        // Values pass through unparsed, but must still be JSON.
+        // Values pass through unparsed, but must still be JSON objects
+        // (as every record of Weir is).
         serde_json::from_str::<serde::de::IgnoredAny>(text)
             .map_err(|e| format!("invalid JSON: {e}"))?;
+        if !text.trim_start().starts_with('{') {
+            return Err("not a JSON object (each JSON line must be an object)".into());
+        }
         return Ok(Some(Record {
             key: path_key.clone(),
             value: Bytes::copy_from_slice(text.as_bytes()),
@@ -1018,6 +1056,44 @@ mod tests {
     }
 
     #[test]
+    fn malformed_csv_rows_name_their_own_line_and_an_open_quote_takes_only_its_line() {
+        // Regressions: parse errors named the line one too high, and an
+        // unterminated quote silently swallowed the following rows into
+        // one value.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("x.csv"),
+            "timestamp,value\n\
+             2014-07-01 00:00:00,1\n\
+             2014-07-01 00:01:00,2,extra\n\
+             2014-07-01 00:02:00,\"3\n\
+             2014-07-01 00:03:00,4\n\
+             2014-07-01 00:04:00,5\n",
+        )
+        .unwrap();
+        let kind = csv_source(dir.path());
+        let (records, bad) = read_all(&kind, plan_splits("s", &kind, 1, 0).unwrap(), 10);
+        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, [3, 4], "{bad:?}");
+        assert!(bad[1].message.contains("not closed on its line"), "{bad:?}");
+        let values: Vec<(u64, serde_json::Value)> = records
+            .iter()
+            .map(|(r, o)| {
+                let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+                (o.position, v["value"].clone())
+            })
+            .collect();
+        assert_eq!(
+            values,
+            [
+                (2, serde_json::json!(1)),
+                (5, serde_json::json!(4)),
+                (6, serde_json::json!(5))
+            ]
+        );
+    }
+
+    #[test]
     fn missing_header_field_and_missing_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("x.csv"), "time,value\n1,2\n").unwrap();
@@ -1052,6 +1128,26 @@ mod tests {
             b"{\"k\":\"a\",\"t\":5}\n\n{broken\n{\"k\":7,\"t\":6}\r\n\xff\xfe\n",
         )
         .unwrap();
+        // Regression: an unkeyed source let lines that are JSON but not
+        // objects through.
+        let unkeyed = dir.path().join("unkeyed.jsonl");
+        std::fs::write(&unkeyed, "{\"a\":1}\n[1,2]\n3\n\"text\"\n {\"b\":2}\n").unwrap();
+        let plain = SourceKind::File {
+            path: unkeyed,
+            glob: None,
+            format: FileFormat::Jsonl,
+            key: None,
+            timestamp: None,
+        };
+        let (records, bad) = read_all(&plain, plan_splits("s", &plain, 1, 0).unwrap(), 10);
+        assert_eq!(records.len(), 2);
+        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, [2, 3, 4]);
+        assert!(
+            bad[0].message.contains("not a JSON object"),
+            "{}",
+            bad[0].message
+        );
         let kind = SourceKind::File {
             path: file,
             glob: None,
