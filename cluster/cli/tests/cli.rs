@@ -632,3 +632,23 @@ fn a_killed_weir_run_leaves_no_cargo_behind() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_state_value_over_its_limit_fails_the_task_naming_operator_limit_and_value() {
+    // Regression: 100 MB state values took the host to 2 GB. (The value
+    // is a JSON string: 2,000,000 characters and two quotes.)
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let job = map_job(
+        &udf("keyed-blob"),
+        "{ value_bytes: 2000000 }",
+        "    partition: key_by\n    max_state_value_bytes: 1000000\n",
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
+    assert!(err.contains("step (subtask 0 of 1)"), "{err}");
+    assert!(
+        err.contains("state limit `max_state_value_bytes` of 1000000 exceeded: 2000002"),
+        "{err}"
+    );
+}

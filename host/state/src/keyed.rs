@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap as HashMap;
 use weir_types::KeyGroupRange;
 use weir_types::keygroup::key_group_of;
 
-use crate::{Entry, StateBackend, StateError};
+use crate::{Entry, StateBackend, StateError, StateLimits};
 
 /// The kinds of keyed state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,9 @@ pub struct KeyedState {
     /// Writes not yet applied to the backend: storage key → new value
     /// (`None`: deleted). Applied by [`KeyedState::flush`].
     pending: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Bytes of keys and values in `pending`.
+    pending_bytes: u64,
+    limits: StateLimits,
 }
 
 impl KeyedState {
@@ -113,7 +116,16 @@ impl KeyedState {
             timers: [BTreeSet::new(), BTreeSet::new()],
             kinds: HashMap::default(),
             pending: HashMap::default(),
+            pending_bytes: 0,
+            limits: StateLimits::default(),
         }
+    }
+
+    /// The same state held to `limits` (instead of the defaults).
+    #[must_use]
+    pub fn with_limits(mut self, limits: StateLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The key groups this state owns.
@@ -174,16 +186,28 @@ impl KeyedState {
     /// for the same key, domain and timestamp is kept once.
     ///
     /// # Errors
-    /// No current key.
+    /// No current key; [`StateError::LimitExceeded`] when the subtask
+    /// already has [`StateLimits::max_timers`] timers.
     pub fn register_timer(
         &mut self,
         domain: TimerDomain,
         timestamp: i64,
     ) -> Result<(), StateError> {
         let storage_key = self.timer_storage_key(domain, timestamp)?;
-        if self.timers[domain.index()].insert((timestamp, self.current_key.clone())) {
-            self.write(storage_key, Some(&[]));
+        let entry = (timestamp, self.current_key.clone());
+        if self.timers[domain.index()].contains(&entry) {
+            return Ok(());
         }
+        let count = (self.timers[0].len() + self.timers[1].len()) as u64;
+        if count >= self.limits.max_timers {
+            return Err(StateError::LimitExceeded {
+                limit: "max_timers",
+                max: self.limits.max_timers,
+                value: count + 1,
+            });
+        }
+        self.write(storage_key, Some(&[]))?;
+        self.timers[domain.index()].insert(entry);
         Ok(())
     }
 
@@ -194,7 +218,7 @@ impl KeyedState {
     pub fn delete_timer(&mut self, domain: TimerDomain, timestamp: i64) -> Result<(), StateError> {
         let storage_key = self.timer_storage_key(domain, timestamp)?;
         if self.timers[domain.index()].remove(&(timestamp, self.current_key.clone())) {
-            self.write(storage_key, None);
+            self.write(storage_key, None)?;
         }
         Ok(())
     }
@@ -227,7 +251,7 @@ impl KeyedState {
         };
         self.set_current_key(&key)?;
         let storage_key = self.timer_storage_key(domain, timestamp)?;
-        self.write(storage_key, None);
+        self.write(storage_key, None)?;
         Ok(Some((timestamp, key)))
     }
 
@@ -249,6 +273,7 @@ impl KeyedState {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.pending_bytes = 0;
         let entries: Vec<_> = self.pending.drain().collect();
         self.backend.write_batch(entries)
     }
@@ -357,6 +382,7 @@ impl KeyedState {
             }
         })?;
         self.pending.clear();
+        self.pending_bytes = 0;
         if self.backend.adopt_native(dir)? {
             return Ok(());
         }
@@ -440,19 +466,50 @@ impl KeyedState {
         }
     }
 
-    fn write(&mut self, key: Vec<u8>, value: Option<&[u8]>) {
+    /// Buffers a write, held to the value and pending-bytes limits.
+    fn write(&mut self, key: Vec<u8>, value: Option<&[u8]>) -> Result<(), StateError> {
+        let value_len = value.map_or(0, <[u8]>::len) as u64;
+        if value_len > self.limits.max_value_bytes {
+            return Err(StateError::LimitExceeded {
+                limit: "max_state_value_bytes",
+                max: self.limits.max_value_bytes,
+                value: value_len,
+            });
+        }
+        let key_len = key.len() as u64;
+        let limit = self.limits.max_pending_bytes;
+        let over = |pending: u64| StateError::LimitExceeded {
+            limit: "max_pending_state_bytes",
+            max: limit,
+            value: pending,
+        };
+        // One lookup: the hot path of every state write.
         match self.pending.get_mut(&key) {
-            Some(slot) => match (slot.as_mut(), value) {
-                (Some(existing), Some(value)) => {
-                    existing.clear();
-                    existing.extend_from_slice(value);
+            Some(slot) => {
+                let old = key_len + slot.as_ref().map_or(0, |v| v.len() as u64);
+                let pending = self.pending_bytes - old + key_len + value_len;
+                if pending > limit {
+                    return Err(over(pending));
                 }
-                (_, value) => *slot = value.map(<[u8]>::to_vec),
-            },
+                self.pending_bytes = pending;
+                match (slot.as_mut(), value) {
+                    (Some(existing), Some(value)) => {
+                        existing.clear();
+                        existing.extend_from_slice(value);
+                    }
+                    (_, value) => *slot = value.map(<[u8]>::to_vec),
+                }
+            }
             None => {
+                let pending = self.pending_bytes + key_len + value_len;
+                if pending > limit {
+                    return Err(over(pending));
+                }
+                self.pending_bytes = pending;
                 self.pending.insert(key, value.map(<[u8]>::to_vec));
             }
         }
+        Ok(())
     }
 
     /// Forgets the current key; state calls fail until one is set.
@@ -510,7 +567,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn value_set(&mut self, name: &str, value: &[u8]) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::Value, &[])?;
-        self.write(key, Some(value));
+        self.write(key, Some(value))?;
         Ok(())
     }
 
@@ -520,7 +577,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn value_clear(&mut self, name: &str) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::Value, &[])?;
-        self.write(key, None);
+        self.write(key, None)?;
         Ok(())
     }
 
@@ -550,7 +607,7 @@ impl KeyedState {
         let mut bytes = self.read(&key)?.unwrap_or_default();
         bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
         bytes.extend_from_slice(value);
-        self.write(key, Some(&bytes));
+        self.write(key, Some(&bytes))?;
         Ok(())
     }
 
@@ -560,7 +617,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn list_clear(&mut self, name: &str) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::List, &[])?;
-        self.write(key, None);
+        self.write(key, None)?;
         Ok(())
     }
 
@@ -579,7 +636,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn map_put(&mut self, name: &str, map_key: &[u8], value: &[u8]) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::Map, map_key)?;
-        self.write(key, Some(value));
+        self.write(key, Some(value))?;
         Ok(())
     }
 
@@ -589,7 +646,7 @@ impl KeyedState {
     /// No current key, kind mismatch, storage failure.
     pub fn map_remove(&mut self, name: &str, map_key: &[u8]) -> Result<(), StateError> {
         let key = self.storage_key(name, StateKind::Map, map_key)?;
-        self.write(key, None);
+        self.write(key, None)?;
         Ok(())
     }
 
@@ -635,6 +692,86 @@ fn decode_list(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn limited(limits: StateLimits) -> KeyedState {
+        let mut s = KeyedState::new(
+            Box::new(crate::MemoryBackend::new()),
+            KeyGroupRange::all(128),
+            128,
+        )
+        .with_limits(limits);
+        s.set_current_key(b"k").unwrap();
+        s
+    }
+
+    #[test]
+    fn a_value_over_the_limit_is_refused_and_the_state_unchanged() {
+        let mut s = limited(StateLimits {
+            max_value_bytes: 100,
+            ..StateLimits::default()
+        });
+        s.value_set("v", &[1; 100]).unwrap();
+        let err = s.value_set("v", &[2; 101]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "state limit `max_state_value_bytes` of 100 exceeded: 101"
+        );
+        assert_eq!(s.value_get("v").unwrap(), Some(vec![1; 100]));
+        // A list is one entry: it cannot grow past the limit either.
+        s.list_add("l", &[0; 60]).unwrap();
+        assert!(s.list_add("l", &[0; 60]).is_err());
+    }
+
+    #[test]
+    fn pending_writes_of_one_call_are_bounded_in_bytes() {
+        // Regression: 10M state puts in one call took the host to 2.4 GB.
+        let mut s = limited(StateLimits {
+            max_pending_bytes: 10_000,
+            ..StateLimits::default()
+        });
+        let mut i = 0u32;
+        let err = loop {
+            match s.map_put("m", &i.to_be_bytes(), &[0; 100]) {
+                Ok(()) => i += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(
+            err,
+            StateError::LimitExceeded {
+                limit: "max_pending_state_bytes",
+                max: 10_000,
+                ..
+            }
+        ));
+        assert!((60..100).contains(&i), "{i} writes fit");
+        // Rewriting a pending entry does not count twice; a flush frees all.
+        s.map_put("m", &0u32.to_be_bytes(), &[1; 100]).unwrap();
+        s.flush().unwrap();
+        s.map_put("m", &i.to_be_bytes(), &[0; 100]).unwrap();
+    }
+
+    #[test]
+    fn timers_are_bounded_per_subtask() {
+        // Regression: a million timers took the host to ~1 GB.
+        let mut s = limited(StateLimits {
+            max_timers: 3,
+            ..StateLimits::default()
+        });
+        for ts in 0..3 {
+            s.register_timer(TimerDomain::EventTime, ts).unwrap();
+        }
+        // The same timer again is no new timer.
+        s.register_timer(TimerDomain::EventTime, 2).unwrap();
+        let err = s
+            .register_timer(TimerDomain::ProcessingTime, 9)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "state limit `max_timers` of 3 exceeded: 4");
+        assert_eq!(s.timer_count(TimerDomain::ProcessingTime), 0);
+        s.delete_timer(TimerDomain::EventTime, 0).unwrap();
+        s.register_timer(TimerDomain::ProcessingTime, 9).unwrap();
+    }
     use crate::{MemoryBackend, RocksDbBackend};
 
     /// The same suite runs against every backend.

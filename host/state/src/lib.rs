@@ -73,4 +73,39 @@ pub enum StateError {
     /// Snapshot bytes (from a checkpoint file) are damaged.
     #[error("keyed state snapshot is corrupt: {0}")]
     CorruptSnapshot(String),
+    /// A guest asked the host to hold more than a [`StateLimits`] allows.
+    #[error("state limit `{limit}` of {max} exceeded: {value}")]
+    LimitExceeded {
+        /// The limit's job-file name (`max_state_value_bytes`, ...).
+        limit: &'static str,
+        /// Its value.
+        max: u64,
+        /// What was asked for.
+        value: u64,
+    },
+}
+
+/// What keyed state holds for a guest at most, so a guest cannot make the
+/// host hold more than this whatever its memory cap (issue: host work
+/// outside every limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateLimits {
+    /// Bytes of one state entry (a value, a whole list, a map entry's
+    /// value); default 64 MiB.
+    pub max_value_bytes: u64,
+    /// Bytes of writes buffered between two flushes (one guest call):
+    /// keys and values; default 256 MiB.
+    pub max_pending_bytes: u64,
+    /// Timers registered in the subtask, both domains; default 1,000,000.
+    pub max_timers: u64,
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        Self {
+            max_value_bytes: 64 << 20,
+            max_pending_bytes: 256 << 20,
+            max_timers: 1_000_000,
+        }
+    }
 }

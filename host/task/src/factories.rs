@@ -187,7 +187,16 @@ pub(crate) fn build_ops<'d>(
                         return Err(fail("component not loaded".into()));
                     };
                     let state = if vertex.keyed {
-                        Some(open_state(shared, descriptor, &spec.id).map_err(fail)?)
+                        let limits = weir_state::StateLimits {
+                            max_value_bytes: spec.max_state_value_bytes,
+                            max_pending_bytes: spec.max_pending_state_bytes,
+                            max_timers: spec.max_timers,
+                        };
+                        Some(
+                            open_state(shared, descriptor, &spec.id)
+                                .map_err(fail)?
+                                .with_limits(limits),
+                        )
                     } else {
                         None
                     };

@@ -425,6 +425,17 @@ pub struct OperatorSpec {
     /// randomness are deterministic stand-ins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<Grant>,
+    /// Bytes of one keyed-state entry the UDF may write (a value, a whole
+    /// list, a map entry); default 64 MiB.
+    #[serde(default = "default_max_state_value_bytes")]
+    pub max_state_value_bytes: u64,
+    /// Bytes of state writes one guest call may leave pending (keys and
+    /// values, applied when the call returns); default 256 MiB.
+    #[serde(default = "default_max_pending_state_bytes")]
+    pub max_pending_state_bytes: u64,
+    /// Timers the UDF may have registered in one subtask; default 1,000,000.
+    #[serde(default = "default_max_timers")]
+    pub max_timers: u64,
 }
 
 /// A capability an operator's job entry grants its UDF.
@@ -470,6 +481,19 @@ fn check_limits(i: usize, o: &OperatorSpec) -> Result<(), (String, Option<String
                 o.call_timeout_ms
             ),
         ));
+    }
+    for (name, value) in [
+        ("max_state_value_bytes", o.max_state_value_bytes),
+        ("max_pending_state_bytes", o.max_pending_state_bytes),
+        ("max_timers", o.max_timers),
+    ] {
+        if value == 0 {
+            return Err((
+                format!("operators[{i}].{name}"),
+                Some(value.to_string()),
+                "must be at least 1".into(),
+            ));
+        }
     }
     if o.log_lines_per_second > MAX_LOG_LINES_PER_SECOND {
         return Err((
@@ -525,6 +549,15 @@ fn default_call_timeout_ms() -> u64 {
 }
 fn default_log_lines_per_second() -> u32 {
     100
+}
+fn default_max_state_value_bytes() -> u64 {
+    64 << 20
+}
+fn default_max_pending_state_bytes() -> u64 {
+    256 << 20
+}
+fn default_max_timers() -> u64 {
+    1_000_000
 }
 
 /// How records are distributed from one vertex to the next.
