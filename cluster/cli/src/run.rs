@@ -163,6 +163,8 @@ pub fn run_file(job_file: &Path, options: &RunOptions) -> Result<(JobGraph, JobS
 /// A fresh directory for this run's state backends: several jobs may run
 /// in one process (tests) or one machine at once.
 fn unique_state_dir(job_name: &str) -> PathBuf {
+    // Those of runs killed before they could remove theirs.
+    weir_task::leftovers::remove_dead_process_dirs(weir_task::leftovers::run_dir_pid);
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()

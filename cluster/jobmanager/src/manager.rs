@@ -275,6 +275,15 @@ impl JobManager {
             }),
         };
         if persistent {
+            // State directories (`weir-jm-<pid>-<job>`) of JobManagers
+            // killed before they could remove them.
+            weir_task::leftovers::remove_dead_process_dirs(|name| {
+                name.strip_prefix("weir-jm-")?
+                    .split('-')
+                    .next()?
+                    .parse()
+                    .ok()
+            });
             jm.recover()?;
         }
         Ok(jm)

@@ -179,26 +179,9 @@ pub async fn run(
 /// leave theirs behind). A process is taken as running while
 /// `/proc/<pid>` exists; where there is no `/proc`, nothing is removed.
 fn remove_dead_work_dirs() {
-    let proc = std::path::Path::new("/proc");
-    if !proc.join("self").exists() {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("weir-tm-"))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !proc.join(pid.to_string()).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    weir_task::leftovers::remove_dead_process_dirs(|name| {
+        name.strip_prefix("weir-tm-")?.parse().ok()
+    });
 }
 
 /// One connection: register, then heartbeats until it fails. Returns only

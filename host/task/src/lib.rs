@@ -43,6 +43,7 @@ mod factories;
 mod graph;
 mod incremental;
 mod input;
+pub mod leftovers;
 mod metrics;
 mod ops;
 mod routing;
