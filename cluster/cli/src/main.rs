@@ -338,19 +338,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// How long a stop with savepoint asked for by a signal may take before
+/// the process exits anyway (its committed output and latest checkpoint
+/// stay; `--from-checkpoint latest` resumes).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// With checkpointing on, SIGTERM and SIGINT stop the job with a savepoint
-/// (Flink's stop-with-savepoint) instead of ending the process.
+/// (Flink's stop-with-savepoint) instead of ending the process. A second
+/// signal ends the process at once (exit code 128 + signal), and so does
+/// a stop that has not finished after [`STOP_GRACE`].
 fn stop_on_signals(checkpoints_enabled: bool) -> Option<Arc<AtomicBool>> {
     if !checkpoints_enabled {
         return None;
     }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        // Without the handler the signal still ends the process, which a
-        // later --from-checkpoint recovers from.
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+        // Without the handlers the signal still ends the process, which a
+        // later --from-checkpoint recovers from. The conditional exit is
+        // registered first, so it sees the flag as the first signal left it.
+        let registered = signal_hook::flag::register_conditional_shutdown(
+            signal,
+            128 + signal,
+            Arc::clone(&stop),
+        )
+        .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
+        if let Err(e) = registered {
             tracing::warn!("cannot handle signal {signal}: {e}");
         }
+    }
+    let watched = Arc::clone(&stop);
+    let watchdog = std::thread::Builder::new()
+        .name("weir-stop-watchdog".into())
+        .spawn(move || {
+            while !watched.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            eprintln!(
+                "stopping with a savepoint (a second signal ends the process at once)"
+            );
+            std::thread::sleep(STOP_GRACE);
+            eprintln!(
+                "error: the stop with savepoint did not finish within {} s; exiting (resume with --from-checkpoint latest)",
+                STOP_GRACE.as_secs()
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = watchdog {
+        tracing::warn!("cannot start the stop watchdog: {e}");
     }
     Some(stop)
 }

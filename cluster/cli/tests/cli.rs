@@ -652,3 +652,51 @@ fn a_state_value_over_its_limit_fails_the_task_naming_operator_limit_and_value()
         "{err}"
     );
 }
+
+#[test]
+fn a_second_signal_ends_a_stop_that_cannot_finish() {
+    // Regression: with checkpointing on, a task stuck in a guest call kept
+    // SIGTERM's stop with savepoint from finishing, and SIGTERM and SIGINT
+    // no longer ended the process (only SIGKILL did).
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let job = map_job(
+        &udf("trap-on-value"),
+        "{ trap_value: 8, spin: true }",
+        "    call_timeout_ms: 600000\n",
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let weir_run = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "run",
+            "--no-progress",
+            "job.yaml",
+            "-Dexecution.checkpointing.interval=100ms",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = weir_run.id().to_string();
+    // Let it reach the spinning record.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let signal = |name: &str| {
+        Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap();
+    };
+    signal("TERM");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    signal("TERM");
+    let started = std::time::Instant::now();
+    let out = weir_run.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a second signal ends the process at once"),
+        "{}",
+        stderr(&out)
+    );
+}
