@@ -700,3 +700,33 @@ fn a_second_signal_ends_a_stop_that_cannot_finish() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_flood_of_outputs_from_one_call_fails_the_task_naming_the_limit() {
+    // Regression: a million tiny outputs from one call took the host to
+    // 280 MB whatever the guest's memory cap.
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    let job = map_job(
+        &udf("poison-outputs"),
+        "{ per_record: 1000 }",
+        "    max_outputs_per_call: 5000\n",
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
+    assert!(err.contains("step (subtask 0 of 1)"), "{err}");
+    assert!(
+        err.contains("more than 5000 outputs from one call (max_outputs_per_call)"),
+        "{err}"
+    );
+    // Under the limit the same UDF runs: 42 records × 100 outputs.
+    let job = map_job(
+        &udf("poison-outputs"),
+        "{ per_record: 100 }",
+        "    max_outputs_per_call: 5000\n",
+    );
+    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let out = weir(dir.path(), &["run", "--no-progress", "job.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(output_lines(dir.path()), 4200);
+}

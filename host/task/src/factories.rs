@@ -132,6 +132,7 @@ pub(crate) fn limits_of(spec: &OperatorSpec) -> InstanceLimits {
         call_timeout: Duration::from_millis(spec.call_timeout_ms),
         log_lines_per_second: spec.log_lines_per_second,
         grants: weir_wasm::sandbox::Grants::of(&spec.grants),
+        max_outputs_per_call: usize::try_from(spec.max_outputs_per_call).unwrap_or(usize::MAX),
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct HostState {
     pub(crate) clock: crate::sandbox::GuestClock,
     /// The per-call deadline (a granted sleep may not be longer).
     pub(crate) call_timeout: std::time::Duration,
+    /// Outputs one call may return.
+    pub(crate) max_outputs: usize,
 }
 
 impl WasiView for HostState {

@@ -49,6 +49,35 @@ pub struct InstanceLimits {
     pub log_lines_per_second: u32,
     /// Clocks and randomness granted (default: deterministic stand-ins).
     pub grants: crate::sandbox::Grants,
+    /// Outputs (records, side-output records and per-record errors) one
+    /// call may return; more fail the task.
+    pub max_outputs_per_call: usize,
+}
+
+/// Default [`InstanceLimits::max_outputs_per_call`]: 256 per record of a
+/// full default batch (1,024 records).
+pub const DEFAULT_MAX_OUTPUTS_PER_CALL: usize = 262_144;
+
+/// A call returned more outputs than [`InstanceLimits::max_outputs_per_call`].
+#[derive(Debug)]
+struct TooManyOutputs(String);
+
+impl fmt::Display for TooManyOutputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TooManyOutputs {}
+
+/// `Err` when `count` outputs are more than `max`.
+fn check_outputs(count: usize, max: usize) -> wasmtime::Result<()> {
+    if count > max {
+        return Err(wasmtime::Error::new(TooManyOutputs(format!(
+            "the UDF returned more than {max} outputs from one call (max_outputs_per_call)"
+        ))));
+    }
+    Ok(())
 }
 
 impl Default for InstanceLimits {
@@ -58,6 +87,7 @@ impl Default for InstanceLimits {
             call_timeout: Duration::from_secs(10),
             log_lines_per_second: crate::guest_output::DEFAULT_LOG_LINES_PER_SECOND,
             grants: crate::sandbox::Grants::default(),
+            max_outputs_per_call: DEFAULT_MAX_OUTPUTS_PER_CALL,
         }
     }
 }
@@ -274,6 +304,7 @@ pub(crate) fn new_store(
     limits: InstanceLimits,
 ) -> (Store<HostState>, u64) {
     let clock = crate::sandbox::GuestClock::new(limits.grants);
+    let max_outputs = limits.max_outputs_per_call;
     let mut builder = WasiCtxBuilder::new();
     builder
         .monotonic_clock(clock.clone())
@@ -311,6 +342,7 @@ pub(crate) fn new_store(
         watermark: i64::MIN,
         clock,
         call_timeout: limits.call_timeout,
+        max_outputs,
     };
     let mut store = Store::new(engine, host);
     store.limiter(|s| s);
@@ -405,6 +437,7 @@ impl OperatorInstance {
                 record_index: None,
             }));
         }
+        let max = self.store.data().max_outputs;
         let result = match &self.bindings {
             Bindings::Current(_, Some(packed)) => {
                 call_packed(&mut self.store, *packed, &batch, &mut self.packed_batch)
@@ -412,20 +445,37 @@ impl OperatorInstance {
             Bindings::Current(b, None) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &wit_records(&batch))
-                .map(|outputs| sink(outputs.into_iter().map(from_wit))),
+                .and_then(|outputs| {
+                    check_outputs(outputs.len(), max)?;
+                    Ok(sink(outputs.into_iter().map(from_wit)))
+                }),
             Bindings::V0_3(b) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &v0_3::records(&batch))
-                .map(|outputs| sink(outputs.into_iter().map(v0_3::output))),
+                .and_then(|outputs| {
+                    check_outputs(outputs.len(), max)?;
+                    Ok(sink(outputs.into_iter().map(v0_3::output)))
+                }),
             Bindings::V0_2(b) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &v0_2::records(&batch))
-                .map(|outputs| sink(outputs.into_iter().map(v0_2::output))),
+                .and_then(|outputs| {
+                    check_outputs(outputs.len(), max)?;
+                    Ok(sink(outputs.into_iter().map(v0_2::output)))
+                }),
             Bindings::V0_1(b) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &v0_1::records(&batch))
-                .map(|outputs| sink(outputs.into_iter().map(v0_1::output))),
+                .and_then(|outputs| {
+                    check_outputs(outputs.len(), max)?;
+                    Ok(sink(outputs.into_iter().map(v0_1::output)))
+                }),
         }
+        .inspect_err(|e| {
+            if let Some(limit) = e.downcast_ref::<TooManyOutputs>() {
+                self.store.data_mut().host_error = Some(limit.0.clone());
+            }
+        })
         .and_then(|outputs| {
             self.flush_state()?;
             Ok(outputs)
@@ -655,26 +705,41 @@ fn call_packed<S: OutputSink>(
     }
     let process = func.typed::<(&[u8],), (Vec<u8>,)>(&*store)?;
     let (packed,) = process.call(&mut *store, (buffer.as_slice(),))?;
-    unpack_outputs(packed.into(), batch.len()).map_err(|e| {
-        let message = format!("process-packed returned a {e}");
+    let max = store.data().max_outputs;
+    unpack_outputs(packed.into(), batch.len(), max).map_err(|e| {
+        let message = match e {
+            Unpack::Format(e) => format!("process-packed returned a {e}"),
+            Unpack::TooMany => format!(
+                "the UDF returned more than {max} outputs from one call (max_outputs_per_call)"
+            ),
+        };
         store.data_mut().host_error = Some(message.clone());
         wasmtime::format_err!(message)
     })
+}
+
+/// Why a packed output buffer was not taken.
+enum Unpack {
+    Format(weir_abi::FormatError),
+    TooMany,
 }
 
 /// The outputs of a packed output buffer (`inputs` records went in: room
 /// for as many records out is reserved). Record values are slices of
 /// `packed` (no copy each); keys, names and messages are copied. On an
 /// error nothing is returned, so a malformed buffer emits nothing.
-fn unpack_outputs<S: OutputSink>(packed: Bytes, inputs: usize) -> Result<S, weir_abi::FormatError> {
+fn unpack_outputs<S: OutputSink>(packed: Bytes, inputs: usize, max: usize) -> Result<S, Unpack> {
     let owned = |r: weir_abi::RecordRef<'_>| Record {
         key: r.key.map(<[u8]>::to_vec),
         value: packed.slice_ref(r.value),
         timestamp: r.timestamp,
     };
     let mut outputs = S::with_capacity(inputs);
-    for output in weir_abi::outputs(&packed) {
-        outputs.push(match output? {
+    for (count, output) in weir_abi::outputs(&packed).enumerate() {
+        if count >= max {
+            return Err(Unpack::TooMany);
+        }
+        outputs.push(match output.map_err(Unpack::Format)? {
             weir_abi::OutputRef::Emit(r) => Output::Emit(owned(r)),
             weir_abi::OutputRef::Side { output, record } => Output::Side {
                 output: output.to_string(),

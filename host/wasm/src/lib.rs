@@ -116,7 +116,8 @@ mod instance;
 pub use aggregate::{AggregateComponent, AggregateInstance, AggregateResult};
 pub use component::{OperatorComponent, RuntimeConfig, WasmRuntime};
 pub use instance::{
-    InstanceLimits, OperatorInstance, Output, ProcessFailure, SortedOutputs, SubtaskInfo, TrapKind,
+    DEFAULT_MAX_OUTPUTS_PER_CALL, InstanceLimits, OperatorInstance, Output, ProcessFailure,
+    SortedOutputs, SubtaskInfo, TrapKind,
 };
 
 /// Errors of the Wasm layer.

@@ -436,6 +436,10 @@ pub struct OperatorSpec {
     /// Timers the UDF may have registered in one subtask; default 1,000,000.
     #[serde(default = "default_max_timers")]
     pub max_timers: u64,
+    /// Outputs one call of the UDF may return (records, side-output
+    /// records, per-record errors); default 262,144.
+    #[serde(default = "default_max_outputs_per_call")]
+    pub max_outputs_per_call: u64,
 }
 
 /// A capability an operator's job entry grants its UDF.
@@ -486,6 +490,7 @@ fn check_limits(i: usize, o: &OperatorSpec) -> Result<(), (String, Option<String
         ("max_state_value_bytes", o.max_state_value_bytes),
         ("max_pending_state_bytes", o.max_pending_state_bytes),
         ("max_timers", o.max_timers),
+        ("max_outputs_per_call", o.max_outputs_per_call),
     ] {
         if value == 0 {
             return Err((
@@ -558,6 +563,9 @@ fn default_max_pending_state_bytes() -> u64 {
 }
 fn default_max_timers() -> u64 {
     1_000_000
+}
+fn default_max_outputs_per_call() -> u64 {
+    262_144
 }
 
 /// How records are distributed from one vertex to the next.
