@@ -65,7 +65,42 @@ pub enum AggregateCallError {
     Rejected(String),
     /// The function cannot go on (a trap, a limit hit): the task fails.
     #[error("{0}")]
-    Failed(String),
+    Failed(CallFailure),
+}
+
+/// What ended a user-defined aggregate for good, keeping its kind up to
+/// the task that reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CallFailure {
+    /// The kind.
+    pub kind: CallFailureKind,
+    /// What happened.
+    pub message: String,
+}
+
+/// The kinds of [`CallFailure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallFailureKind {
+    /// The component trapped (a panic, `unreachable`).
+    Trap,
+    /// A call ran past its deadline.
+    Timeout,
+    /// The component hit its memory cap.
+    MemoryLimit,
+    /// The component returned an error where none may be returned, or a
+    /// host call it made failed.
+    UdfError,
+}
+
+impl CallFailure {
+    /// A failure of `kind` saying `message`.
+    pub fn new(kind: CallFailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 /// A user-defined window aggregate, Flink's `AggregateFunction` over
@@ -375,9 +410,14 @@ impl Aggregates {
 /// (`create-accumulator`, `merge`) is fatal too.
 fn fatal(call: &'static str) -> impl Fn(AggregateCallError) -> AggregateCallError {
     move |e| match e {
-        AggregateCallError::Rejected(m) | AggregateCallError::Failed(m) => {
-            AggregateCallError::Failed(format!("in {call}: {m}"))
-        }
+        AggregateCallError::Rejected(m) => AggregateCallError::Failed(CallFailure::new(
+            CallFailureKind::UdfError,
+            format!("in {call}: {m}"),
+        )),
+        AggregateCallError::Failed(f) => AggregateCallError::Failed(CallFailure::new(
+            f.kind,
+            format!("in {call}: {}", f.message),
+        )),
     }
 }
 

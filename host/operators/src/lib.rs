@@ -16,7 +16,7 @@ mod aggregate;
 mod join;
 mod window;
 
-pub use aggregate::{AggregateCallError, AggregateFunction};
+pub use aggregate::{AggregateCallError, AggregateFunction, CallFailure, CallFailureKind};
 pub use join::JoinOperator;
 pub use window::{Window, WindowOperator};
 
@@ -36,9 +36,9 @@ pub struct OperatorOutput {
     /// Problems not tied to one input record (a window result a
     /// user-defined aggregate refused), reported and skipped.
     pub problems: Vec<String>,
-    /// The operator cannot go on (a user-defined aggregate trapped): the
-    /// task fails with this message.
-    pub failure: Option<String>,
+    /// The operator cannot go on (a user-defined aggregate trapped or hit
+    /// a limit): the task fails with this, keeping its kind.
+    pub failure: Option<CallFailure>,
 }
 
 /// An operator's settings cannot be used.

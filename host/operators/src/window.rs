@@ -35,7 +35,8 @@ use weir_types::Record;
 use weir_types::jobgraph::{AggregateSpec, TimeDomain, WindowKind, WindowSpec};
 
 use crate::aggregate::{
-    Accumulator, AggregateCallError, AggregateFunction, Aggregates, Inputs, push_json_string,
+    Accumulator, AggregateCallError, AggregateFunction, Aggregates, CallFailure, Inputs,
+    push_json_string,
 };
 use crate::{BuildError, OperatorOutput};
 use panes::{PaneSnapshot, Panes};
@@ -359,8 +360,8 @@ impl WindowOperator {
                     out.errors.push((index, message));
                     continue;
                 }
-                Err(AggregateCallError::Failed(message)) => {
-                    self.fail(message, out);
+                Err(AggregateCallError::Failed(failure)) => {
+                    self.fail(failure, out);
                     return;
                 }
             };
@@ -373,9 +374,9 @@ impl WindowOperator {
         }
     }
 
-    fn fail(&mut self, message: String, out: &mut OperatorOutput) {
+    fn fail(&mut self, failure: CallFailure, out: &mut OperatorOutput) {
         self.failed = true;
-        out.failure.get_or_insert(message);
+        out.failure.get_or_insert(failure);
     }
 
     /// Where event time stands for this operator's windows.
@@ -569,10 +570,10 @@ impl WindowOperator {
             match kind {
                 TimerKind::Fire => {
                     if self.windows.get(&key).is_some_and(|m| m.contains_key(&w))
-                        && let Err(AggregateCallError::Failed(message)) =
+                        && let Err(AggregateCallError::Failed(failure)) =
                             self.emit_result(&key, w, out)
                     {
-                        self.fail(message, out);
+                        self.fail(failure, out);
                         return;
                     }
                     if self.lateness == 0 || self.spec.time == TimeDomain::Processing {
@@ -604,8 +605,8 @@ impl WindowOperator {
                     }
                     Ok(())
                 });
-            if let Err(AggregateCallError::Failed(message)) = fired {
-                return self.fail(message, out);
+            if let Err(AggregateCallError::Failed(failure)) = fired {
+                return self.fail(failure, out);
             }
         }
         let lateness = match self.spec.time {
@@ -727,6 +728,7 @@ impl ResultFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::CallFailureKind;
     use weir_types::jobgraph::{AggregateFn, DurationMs};
 
     fn spec(kind: WindowKind, size: i64, slide: Option<i64>, lateness: i64) -> WindowSpec {
@@ -923,7 +925,10 @@ mod tests {
             for v in values {
                 let text = String::from_utf8_lossy(v);
                 if text.contains("trap") {
-                    return Err(AggregateCallError::Failed("trapped".into()));
+                    return Err(AggregateCallError::Failed(CallFailure::new(
+                        CallFailureKind::Timeout,
+                        "trapped",
+                    )));
                 }
                 if text.contains("bad") {
                     return Err(AggregateCallError::Rejected(format!("bad value {text}")));
@@ -1023,7 +1028,10 @@ mod tests {
         let mut op = with_concat(WindowKind::Tumbling, 10);
         let mut out = OperatorOutput::default();
         op.process(vec![value("a", 1, "trap"), value("a", 2, "x")], 0, &mut out);
-        assert_eq!(out.failure.as_deref(), Some("trapped"));
+        let failure = out.failure.clone().unwrap();
+        assert_eq!(failure.message, "trapped");
+        // The kind survives up to the task (a timeout stays a timeout).
+        assert_eq!(failure.kind, CallFailureKind::Timeout);
         op.on_watermark(i64::MAX, &mut out);
         assert!(out.records.is_empty());
     }

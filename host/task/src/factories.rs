@@ -92,7 +92,22 @@ pub(crate) fn aggregate_answer<T>(
     match answer {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(message)) => Err(AggregateCallError::Rejected(message)),
-        Err(e) => Err(AggregateCallError::Failed(e.to_string())),
+        Err(e) => {
+            use weir_operators::{CallFailure, CallFailureKind};
+            let kind = match &e {
+                weir_wasm::WasmError::Trap { kind, .. } => match kind {
+                    weir_wasm::TrapKind::Trap => CallFailureKind::Trap,
+                    weir_wasm::TrapKind::Timeout => CallFailureKind::Timeout,
+                    weir_wasm::TrapKind::MemoryLimit => CallFailureKind::MemoryLimit,
+                    weir_wasm::TrapKind::HostError => CallFailureKind::UdfError,
+                },
+                _ => CallFailureKind::UdfError,
+            };
+            Err(AggregateCallError::Failed(CallFailure::new(
+                kind,
+                e.to_string(),
+            )))
+        }
     }
 }
 

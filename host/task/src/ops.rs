@@ -394,10 +394,17 @@ fn builtin_output(
     origins: &[Origin],
     out: OperatorOutput,
 ) -> Result<Emitted, OpFailure> {
-    if let Some(message) = out.failure {
+    if let Some(failure) = out.failure {
+        use weir_operators::CallFailureKind;
+        let kind = match failure.kind {
+            CallFailureKind::Trap => TaskFailureKind::Trap,
+            CallFailureKind::Timeout => TaskFailureKind::Timeout,
+            CallFailureKind::MemoryLimit => TaskFailureKind::MemoryLimit,
+            CallFailureKind::UdfError => TaskFailureKind::UdfError,
+        };
         return Err(OpFailure::new(
-            TaskFailureKind::Trap,
-            format!("in the aggregate component: {message}"),
+            kind,
+            format!("in the aggregate component: {}", failure.message),
         ));
     }
     for problem in out.problems {
