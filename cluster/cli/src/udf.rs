@@ -18,7 +18,7 @@ fn dies_with_this_process(command: &mut Command) {
         // async-signal-safe functions (prctl, getppid, _exit).
         unsafe {
             command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The parent died before the prctl: no signal would come.

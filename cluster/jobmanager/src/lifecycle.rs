@@ -58,6 +58,10 @@ impl JobStatus {
     }
 }
 
+/// Failures count as identical only when the attempt between them ran less
+/// than this, ms (10 min).
+pub const IDENTICAL_FAILURE_WINDOW_MS: i64 = 600_000;
+
 /// What kind of failure ended an attempt; the kind decides whether a
 /// restart can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -306,10 +310,15 @@ impl JobLifecycle {
                     message,
                 },
             ) => {
-                let identical = self
-                    .exceptions
-                    .last()
-                    .is_some_and(|f| f.kind == kind && f.cause == cause && f.message == message);
+                // An attempt that ran a long time before failing again the
+                // same way made progress: the streak starts over.
+                let ran_ms = self
+                    .entered(JobStatus::Running)
+                    .map_or(0, |since| now_ms.saturating_sub(since));
+                let identical = ran_ms < IDENTICAL_FAILURE_WINDOW_MS
+                    && self.exceptions.last().is_some_and(|f| {
+                        f.kind == kind && f.cause == cause && f.message == message
+                    });
                 self.identical_streak = if identical {
                     self.identical_streak + 1
                 } else {
@@ -590,6 +599,21 @@ mod tests {
         assert_eq!(job.status(), JobStatus::Failed);
         assert_eq!(job.gave_up_after_identical_failures(), Some(3));
         assert_eq!(job.exceptions().len(), 3);
+    }
+
+    #[test]
+    fn the_same_failure_after_a_long_run_starts_the_count_over() {
+        let mut job = JobLifecycle::new(fixed(10, 0), 0).with_identical_failure_limit(2);
+        job.handle(Event::SlotsGranted, 0).unwrap();
+        job.handle(failed("lost"), 1).unwrap();
+        job.poll(1).unwrap();
+        // This attempt ran for more than the window before failing again.
+        let later = 1 + IDENTICAL_FAILURE_WINDOW_MS + 1;
+        job.handle(failed("lost"), later).unwrap();
+        assert_eq!(job.status(), JobStatus::Restarting);
+        job.poll(later).unwrap();
+        job.handle(failed("lost"), later + 5).unwrap();
+        assert_eq!(job.status(), JobStatus::Failed);
     }
 
     #[test]

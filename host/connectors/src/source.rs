@@ -628,18 +628,42 @@ fn position_of(index: u32, open: &OpenSplit) -> SplitPosition {
     }
 }
 
-/// Moves `reader` to the line after the one where `start` is.
+/// Why a row that took in more than its line is a bad record.
+const OPEN_QUOTE: &str = "malformed CSV row: a quoted field is not closed on its line (line breaks inside fields are not supported)";
+
+/// Whether a row read took in a line break (inside a quoted field).
+fn spans_lines(row: &csv::StringRecord) -> bool {
+    row.iter().any(|field| field.contains(['\n', '\r']))
+}
+
+/// Moves `reader` past the first non-blank line at or after `start` (the
+/// bad row's own line; a record's position may be the line break or blank
+/// lines before it).
 fn skip_to_next_line(
     reader: &mut csv::Reader<BufReader<File>>,
     start: &csv::Position,
 ) -> Result<(), csv::Error> {
     let file = reader.get_mut();
     file.seek(SeekFrom::Start(start.byte()))?;
-    let mut first_line = Vec::new();
-    file.read_until(b'\n', &mut first_line)?;
+    let (mut byte, mut line) = (start.byte(), start.line());
+    let mut text = Vec::new();
+    loop {
+        text.clear();
+        let read = file.read_until(b'\n', &mut text)?;
+        if read == 0 {
+            break;
+        }
+        byte += read as u64;
+        if text.ends_with(b"\n") {
+            line += 1;
+        }
+        if text.iter().any(|b| !matches!(b, b'\n' | b'\r')) {
+            break;
+        }
+    }
     let mut next = csv::Position::new();
-    next.set_byte(start.byte() + first_line.len() as u64)
-        .set_line(start.line() + 1)
+    next.set_byte(byte)
+        .set_line(line)
         .set_record(start.record() + 1);
     reader.seek(next)
 }
@@ -718,10 +742,29 @@ fn fill(
                         });
                     }
                     Err(e) => {
-                        let line = e.position().map_or(start.line(), csv::Position::line);
+                        let at = e.position().cloned().unwrap_or(start);
+                        // A quote left open makes a row with too many or too
+                        // few fields as often as not: it took lines too.
+                        if spans_lines(row) {
+                            bad.push(BadRecord {
+                                split: *split,
+                                line: at.line(),
+                                message: OPEN_QUOTE.into(),
+                            });
+                            skip_to_next_line(reader, &at).map_err(|e| {
+                                ConnectorError::BadFile {
+                                    path: path.clone(),
+                                    message: format!(
+                                        "cannot continue after line {}: {e}",
+                                        at.line()
+                                    ),
+                                }
+                            })?;
+                            continue;
+                        }
                         bad.push(BadRecord {
                             split: *split,
-                            line,
+                            line: at.line(),
                             message: format!("malformed CSV row: {e}"),
                         });
                         continue;
@@ -730,11 +773,11 @@ fn fill(
                 let line = row.position().map_or(start.line(), csv::Position::line);
                 // One row per line: a quote left open would otherwise take
                 // every following line into one value.
-                if reader.position().line() > line + 1 {
+                if spans_lines(row) {
                     bad.push(BadRecord {
                         split: *split,
                         line,
-                        message: "malformed CSV row: a quoted field is not closed on its line (line breaks inside fields are not supported)".into(),
+                        message: OPEN_QUOTE.into(),
                     });
                     let start = row.position().cloned().unwrap_or(start);
                     skip_to_next_line(reader, &start).map_err(|e| ConnectorError::BadFile {
@@ -1071,6 +1114,25 @@ mod tests {
              2014-07-01 00:04:00,5\n",
         )
         .unwrap();
+        // An open quote in the middle of three columns: the swallowed text
+        // then makes a row of the wrong length (an error, not a row).
+        std::fs::create_dir_all(dir.path().join("y")).unwrap();
+        std::fs::write(
+            dir.path().join("y/z.csv"),
+            "timestamp,value,name\n\
+             2014-07-01 00:00:00,\"1,a\n\
+             2014-07-01 00:01:00,2,b\n\
+             2014-07-01 00:02:00,3,c\n",
+        )
+        .unwrap();
+        let kind = csv_source(&dir.path().join("y"));
+        let (records, bad) = read_all(&kind, plan_splits("s", &kind, 1, 0).unwrap(), 10);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].line, 2, "{bad:?}");
+        assert!(bad[0].message.contains("not closed on its line"), "{bad:?}");
+        let lines: Vec<u64> = records.iter().map(|(_, o)| o.position).collect();
+        assert_eq!(lines, [3, 4], "{records:?}");
+        std::fs::remove_dir_all(dir.path().join("y")).unwrap();
         let kind = csv_source(dir.path());
         let (records, bad) = read_all(&kind, plan_splits("s", &kind, 1, 0).unwrap(), 10);
         let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();

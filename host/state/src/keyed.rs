@@ -217,8 +217,11 @@ impl KeyedState {
     /// No current key.
     pub fn delete_timer(&mut self, domain: TimerDomain, timestamp: i64) -> Result<(), StateError> {
         let storage_key = self.timer_storage_key(domain, timestamp)?;
-        if self.timers[domain.index()].remove(&(timestamp, self.current_key.clone())) {
+        let entry = (timestamp, self.current_key.clone());
+        // Storage first: a refused write leaves index and storage agreeing.
+        if self.timers[domain.index()].contains(&entry) {
             self.write(storage_key, None)?;
+            self.timers[domain.index()].remove(&entry);
         }
         Ok(())
     }
@@ -242,16 +245,18 @@ impl KeyedState {
         domain: TimerDomain,
         up_to: i64,
     ) -> Result<Option<(i64, Vec<u8>)>, StateError> {
-        let set = &mut self.timers[domain.index()];
-        if set.first().is_none_or(|(ts, _)| *ts > up_to) {
-            return Ok(None);
-        }
-        let Some((timestamp, key)) = set.pop_first() else {
+        let Some((timestamp, key)) = self.timers[domain.index()]
+            .first()
+            .filter(|(ts, _)| *ts <= up_to)
+            .cloned()
+        else {
             return Ok(None);
         };
         self.set_current_key(&key)?;
         let storage_key = self.timer_storage_key(domain, timestamp)?;
+        // Storage first: a refused write leaves index and storage agreeing.
         self.write(storage_key, None)?;
+        self.timers[domain.index()].pop_first();
         Ok(Some((timestamp, key)))
     }
 
@@ -457,6 +462,16 @@ impl KeyedState {
     /// Number of buffered writes not yet flushed.
     pub fn pending_writes(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Bytes of keys and values of the buffered writes.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending_bytes
+    }
+
+    /// The limits this state holds a guest to.
+    pub fn limits(&self) -> StateLimits {
+        self.limits
     }
 
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {

@@ -550,8 +550,12 @@ impl OperatorInstance {
                         .map_err(|e| self.fail(&e));
                 }
                 Err(e) => {
+                    let kind = match e {
+                        weir_state::StateError::LimitExceeded { .. } => TrapKind::HostError,
+                        _ => TrapKind::Trap,
+                    };
                     return Err(WasmError::Trap {
-                        kind: TrapKind::Trap,
+                        kind,
                         message: e.to_string(),
                     });
                 }
@@ -577,9 +581,29 @@ impl OperatorInstance {
                 // A 0.1.0 component cannot register timers.
                 Bindings::V0_1(_) => Ok(Vec::new()),
             };
-            match result {
+            let max = self.store.data().max_outputs;
+            match result.and_then(|out: Vec<Output>| {
+                check_outputs(out.len(), max)?;
+                Ok(out)
+            }) {
                 Ok(out) => outputs.extend(out),
-                Err(e) => return Err(self.fail(&e)),
+                Err(e) => {
+                    if let Some(limit) = e.downcast_ref::<TooManyOutputs>() {
+                        self.store.data_mut().host_error = Some(limit.0.clone());
+                    }
+                    return Err(self.fail(&e));
+                }
+            }
+            // The pending-writes limit is per call: a long firing pass
+            // applies its writes when they pass half of it.
+            let flush = self
+                .store
+                .data()
+                .state
+                .as_ref()
+                .is_some_and(|s| s.pending_bytes() > s.limits().max_pending_bytes / 2);
+            if flush && let Err(e) = self.flush_state() {
+                return Err(self.fail(&e));
             }
         }
     }
