@@ -57,6 +57,19 @@ fn write_data(dir: &Path) {
     .unwrap();
 }
 
+/// A directory holding `write_data`'s series and a `job.yaml` that runs
+/// the UDF crate `udfs/<name>` over them (`map_job`).
+fn map_job_dir(name: &str, config: &str, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path());
+    std::fs::write(
+        dir.path().join("job.yaml"),
+        map_job(&udf(name), config, extra),
+    )
+    .unwrap();
+    dir
+}
+
 fn map_job(udf: &Path, config: &str, extra: &str) -> String {
     format!(
         "name: t\nsources:\n  - id: in\n    type: file\n    path: data\n    glob: \"**/*.csv\"\n    format: csv\n    key: {{ from: path }}\noperators:\n  - id: step\n    input: in\n    udf: {}\n    config: {config}\n{extra}sinks:\n  - id: out\n    input: step\n    type: file\n    path: out\n",
@@ -201,14 +214,11 @@ fn udf_trap_names_operator_file_and_record() {
 
 #[test]
 fn memory_limit_hit_is_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let job = map_job(
-        &udf("trap-on-value"),
+    let dir = map_job_dir(
+        "trap-on-value",
         "{ trap_value: 1000, allocate_mib: 256 }",
         "    memory_mib: 32\n",
     );
-    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("step (subtask 0 of 1) failed"), "{err}");
     assert!(err.contains("data/group/a.csv"), "{err}");
@@ -220,14 +230,11 @@ fn memory_limit_hit_is_reported() {
 
 #[test]
 fn call_timeout_is_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let job = map_job(
-        &udf("trap-on-value"),
+    let dir = map_job_dir(
+        "trap-on-value",
         "{ trap_value: 7, spin: true }",
         "    call_timeout_ms: 300\n",
     );
-    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(
         err.contains("exceeded its call timeout") && err.contains("300 ms"),
@@ -358,14 +365,7 @@ fn write_rows(dir: &Path, rows: usize) {
 
 /// Committed output lines under `dir/out`.
 fn output_lines(dir: &Path) -> usize {
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir.join("out")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() && !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-            n += std::fs::read_to_string(&path).unwrap().lines().count();
-        }
-    }
-    n
+    output_records(dir).len()
 }
 
 #[test]
@@ -409,14 +409,11 @@ fn guest_log_floods_are_rate_limited_and_cannot_forge_lines() {
 
 #[test]
 fn a_panic_message_cannot_drive_the_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let job = map_job(
-        &udf("trap-on-value"),
+    let dir = map_job_dir(
+        "trap-on-value",
         "{ trap_value: 8, panic_message: \"boom\\e[2J\\e[31mred\" }",
         "",
     );
-    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(!err.contains('\u{1b}'), "{err:?}");
     assert!(err.contains("boom\\u{1b}[2J\\u{1b}[31mred"), "{err}");
@@ -424,14 +421,7 @@ fn a_panic_message_cannot_drive_the_terminal() {
 
 #[test]
 fn log_lines_per_second_is_checked_when_the_job_is_read() {
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let job = map_job(
-        &udf("identity"),
-        "{}",
-        "    log_lines_per_second: 1000000\n",
-    );
-    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let dir = map_job_dir("identity", "{}", "    log_lines_per_second: 1000000\n");
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(
         err.contains("operators[0].log_lines_per_second") && err.contains("100000"),
@@ -520,14 +510,11 @@ fn a_long_sleep_without_a_clock_grant_is_virtual_and_the_run_is_deterministic() 
 
 #[test]
 fn granted_clocks_are_real_and_a_sleep_past_the_deadline_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let job = map_job(
-        &udf("trap-on-value"),
+    let dir = map_job_dir(
+        "trap-on-value",
         "{ stamp: true }",
         "    grants: [wall-clock, random]\n",
     );
-    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let out = weir(dir.path(), &["run", "--no-progress", "job.yaml"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let now_ms = std::time::SystemTime::now()
@@ -556,10 +543,7 @@ fn granted_clocks_are_real_and_a_sleep_past_the_deadline_is_refused() {
 
 #[test]
 fn an_unknown_grant_is_refused_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let job = map_job(&udf("identity"), "{}", "    grants: [network]\n");
-    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
+    let dir = map_job_dir("identity", "{}", "    grants: [network]\n");
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(
         err.contains("network") && err.contains("wall-clock") && err.contains("line"),
@@ -637,14 +621,11 @@ fn a_killed_weir_run_leaves_no_cargo_behind() {
 fn a_state_value_over_its_limit_fails_the_task_naming_operator_limit_and_value() {
     // Regression: 100 MB state values took the host to 2 GB. (The value
     // is a JSON string: 2,000,000 characters and two quotes.)
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let job = map_job(
-        &udf("keyed-blob"),
+    let dir = map_job_dir(
+        "keyed-blob",
         "{ value_bytes: 2000000 }",
         "    partition: key_by\n    max_state_value_bytes: 1000000\n",
     );
-    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("step (subtask 0 of 1)"), "{err}");
     assert!(
@@ -658,14 +639,11 @@ fn a_second_signal_ends_a_stop_that_cannot_finish() {
     // Regression: with checkpointing on, a task stuck in a guest call kept
     // SIGTERM's stop with savepoint from finishing, and SIGTERM and SIGINT
     // no longer ended the process (only SIGKILL did).
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let job = map_job(
-        &udf("trap-on-value"),
+    let dir = map_job_dir(
+        "trap-on-value",
         "{ trap_value: 8, spin: true }",
         "    call_timeout_ms: 600000\n",
     );
-    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let weir_run = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args([
             "run",
@@ -705,14 +683,11 @@ fn a_second_signal_ends_a_stop_that_cannot_finish() {
 fn a_flood_of_outputs_from_one_call_fails_the_task_naming_the_limit() {
     // Regression: a million tiny outputs from one call took the host to
     // 280 MB whatever the guest's memory cap.
-    let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path());
-    let job = map_job(
-        &udf("poison-outputs"),
+    let dir = map_job_dir(
+        "poison-outputs",
         "{ per_record: 1000 }",
         "    max_outputs_per_call: 5000\n",
     );
-    std::fs::write(dir.path().join("job.yaml"), job).unwrap();
     let err = expect_error(&weir(dir.path(), &["run", "job.yaml"]));
     assert!(err.contains("step (subtask 0 of 1)"), "{err}");
     assert!(

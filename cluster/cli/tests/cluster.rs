@@ -445,6 +445,23 @@ fn csv_rows(dir: &Path) -> u64 {
     rows
 }
 
+/// Runs job file text `yaml` with `weir run -p 4` and answers the lines
+/// its file sink committed under `out`, sorted.
+fn embedded_run(dir: &Path, yaml: &str, out: &Path) -> Vec<String> {
+    let file = dir.join("embedded.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let run = weir(
+        dir,
+        &["run", file.to_str().unwrap(), "-p", "4", "--no-progress"],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    committed(out)
+}
+
 /// The committed lines of a file sink's directory, sorted.
 fn committed(dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();
@@ -627,18 +644,7 @@ fn a_keyed_window_job_on_taskmanagers_equals_the_embedded_run() {
         )
     };
     let embedded = dir.path().join("embedded");
-    let file = dir.path().join("embedded.yaml");
-    std::fs::write(&file, job(&embedded)).unwrap();
-    let run = weir(
-        dir.path(),
-        &["run", file.to_str().unwrap(), "-p", "4", "--no-progress"],
-    );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let reference = committed(&embedded);
+    let reference = embedded_run(dir.path(), &job(&embedded), &embedded);
     assert!(reference.len() > 1000, "{} windows", reference.len());
 
     let certs = cert_init(dir.path(), "certs");
@@ -672,18 +678,7 @@ fn nexmark_q1_on_taskmanagers_equals_the_embedded_run() {
             .replace("path: out/nexmark/q1", &format!("path: {}", out.display()))
     };
     let embedded = dir.path().join("embedded");
-    let file = dir.path().join("embedded.yaml");
-    std::fs::write(&file, job(q1.to_str().unwrap(), &embedded)).unwrap();
-    let run = weir(
-        dir.path(),
-        &["run", file.to_str().unwrap(), "-p", "4", "--no-progress"],
-    );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let reference = committed(&embedded);
+    let reference = embedded_run(dir.path(), &job(q1.to_str().unwrap(), &embedded), &embedded);
     assert!(reference.len() > 100_000, "{} bids", reference.len());
 
     let certs = cert_init(dir.path(), "certs");

@@ -866,18 +866,19 @@ impl JobManager {
                     l.strategy_name()
                 );
             }
-            Some(l) if let Some(n) = l.gave_up_after_identical_failures() => {
-                tracing::warn!(
-                    "job `{name}` failed the same way {n} times in a row (restart-strategy.max-identical-failures): not restarting it again"
-                );
+            lifecycle => {
+                if let Some(n) = lifecycle
+                    .as_ref()
+                    .and_then(JobLifecycle::gave_up_after_identical_failures)
+                {
+                    tracing::warn!(
+                        "job `{name}` failed the same way {n} times in a row (restart-strategy.max-identical-failures): not restarting it again"
+                    );
+                }
                 if self.inner.persistent {
                     tracing::warn!("job `{name}` attempt {attempt} failed: {error}");
                 }
             }
-            _ if self.inner.persistent => {
-                tracing::warn!("job `{name}` attempt {attempt} failed: {error}");
-            }
-            _ => {}
         }
     }
 

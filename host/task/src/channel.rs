@@ -65,13 +65,16 @@ impl Credits {
     }
 
     /// Takes `bytes` of credit, waiting while the channel is over its limit
-    /// (an empty channel admits anything). `Err` when the receiver is gone.
-    fn acquire(&self, bytes: usize) -> Result<(), Disconnected> {
+    /// (an empty channel admits anything); answers whether it waited.
+    /// `Err` when the receiver is gone.
+    fn acquire(&self, bytes: usize) -> Result<bool, Disconnected> {
         if bytes == 0 {
-            return Ok(());
+            return Ok(false);
         }
+        let mut waited = false;
         let mut in_flight = self.lock();
         while *in_flight > 0 && *in_flight + bytes > self.limit {
+            waited = true;
             if self.closed.load(Ordering::Acquire) {
                 return Err(Disconnected);
             }
@@ -82,13 +85,7 @@ impl Credits {
                 .0;
         }
         *in_flight += bytes;
-        Ok(())
-    }
-
-    /// Whether `bytes` could be taken now without waiting.
-    fn available(&self, bytes: usize) -> bool {
-        let in_flight = self.lock();
-        bytes == 0 || *in_flight == 0 || *in_flight + bytes <= self.limit
+        Ok(waited)
     }
 
     fn release(&self, bytes: usize) {
@@ -159,42 +156,31 @@ impl ChannelSender {
     /// # Errors
     /// [`Disconnected`] when the receiver is gone.
     pub fn send(&self, message: Message) -> Result<(), Disconnected> {
-        self.credits.acquire(element_bytes(&message.1))?;
-        self.tx.send(message).map_err(|_| Disconnected)
+        self.send_measured(message, None)
     }
 
-    /// [`ChannelSender::send`], adding the time it had to wait (the
-    /// consumer back-pressuring) to `blocked_ns`.
+    /// [`ChannelSender::send`], adding the time it had to wait for credit
+    /// or room (the consumer back-pressuring) to `blocked_ns`.
     pub(crate) fn send_measured(
         &self,
         message: Message,
         blocked_ns: Option<&AtomicU64>,
     ) -> Result<(), Disconnected> {
-        let bytes = element_bytes(&message.1);
-        if self.credits.available(bytes) {
-            self.credits.acquire(bytes)?;
-            match self.tx.try_send(message) {
-                Ok(()) => return Ok(()),
-                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(Disconnected),
-                Err(crossbeam_channel::TrySendError::Full(message)) => {
-                    let started = Instant::now();
-                    let sent = self.tx.send(message).map_err(|_| Disconnected);
-                    add_wait(blocked_ns, started);
-                    return sent;
-                }
+        let started = Instant::now();
+        let mut waited = self.credits.acquire(element_bytes(&message.1))?;
+        match self.tx.try_send(message) {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(Disconnected),
+            Err(crossbeam_channel::TrySendError::Full(message)) => {
+                waited = true;
+                self.tx.send(message).map_err(|_| Disconnected)?;
             }
         }
-        let started = Instant::now();
-        let sent = self.send(message);
-        add_wait(blocked_ns, started);
-        sent
-    }
-}
-
-fn add_wait(counter: Option<&AtomicU64>, started: Instant) {
-    if let Some(counter) = counter {
-        let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        counter.fetch_add(waited, Ordering::Relaxed);
+        if waited && let Some(counter) = blocked_ns {
+            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            counter.fetch_add(ns, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 

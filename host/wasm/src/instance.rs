@@ -70,14 +70,30 @@ impl fmt::Display for TooManyOutputs {
 
 impl std::error::Error for TooManyOutputs {}
 
+impl TooManyOutputs {
+    fn new(max: usize) -> Self {
+        Self(format!(
+            "the UDF returned more than {max} outputs from one call (max_outputs_per_call)"
+        ))
+    }
+}
+
 /// `Err` when `count` outputs are more than `max`.
 fn check_outputs(count: usize, max: usize) -> wasmtime::Result<()> {
     if count > max {
-        return Err(wasmtime::Error::new(TooManyOutputs(format!(
-            "the UDF returned more than {max} outputs from one call (max_outputs_per_call)"
-        ))));
+        return Err(wasmtime::Error::new(TooManyOutputs::new(max)));
     }
     Ok(())
+}
+
+/// A typed call's outputs, held to `max`, into a sink.
+fn checked_sink<S: OutputSink, T>(
+    outputs: Vec<T>,
+    max: usize,
+    convert: impl Fn(T) -> Output,
+) -> wasmtime::Result<S> {
+    check_outputs(outputs.len(), max)?;
+    Ok(sink(outputs.into_iter().map(convert)))
 }
 
 impl Default for InstanceLimits {
@@ -445,31 +461,19 @@ impl OperatorInstance {
             Bindings::Current(b, None) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &wit_records(&batch))
-                .and_then(|outputs| {
-                    check_outputs(outputs.len(), max)?;
-                    Ok(sink(outputs.into_iter().map(from_wit)))
-                }),
+                .and_then(|outputs| checked_sink(outputs, max, from_wit)),
             Bindings::V0_3(b) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &v0_3::records(&batch))
-                .and_then(|outputs| {
-                    check_outputs(outputs.len(), max)?;
-                    Ok(sink(outputs.into_iter().map(v0_3::output)))
-                }),
+                .and_then(|outputs| checked_sink(outputs, max, v0_3::output)),
             Bindings::V0_2(b) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &v0_2::records(&batch))
-                .and_then(|outputs| {
-                    check_outputs(outputs.len(), max)?;
-                    Ok(sink(outputs.into_iter().map(v0_2::output)))
-                }),
+                .and_then(|outputs| checked_sink(outputs, max, v0_2::output)),
             Bindings::V0_1(b) => b
                 .weir_operator_handler()
                 .call_process(&mut self.store, &v0_1::records(&batch))
-                .and_then(|outputs| {
-                    check_outputs(outputs.len(), max)?;
-                    Ok(sink(outputs.into_iter().map(v0_1::output)))
-                }),
+                .and_then(|outputs| checked_sink(outputs, max, v0_1::output)),
         }
         .inspect_err(|e| {
             if let Some(limit) = e.downcast_ref::<TooManyOutputs>() {
@@ -733,9 +737,7 @@ fn call_packed<S: OutputSink>(
     unpack_outputs(packed.into(), batch.len(), max).map_err(|e| {
         let message = match e {
             Unpack::Format(e) => format!("process-packed returned a {e}"),
-            Unpack::TooMany => format!(
-                "the UDF returned more than {max} outputs from one call (max_outputs_per_call)"
-            ),
+            Unpack::TooMany => TooManyOutputs::new(max).0,
         };
         store.data_mut().host_error = Some(message.clone());
         wasmtime::format_err!(message)
