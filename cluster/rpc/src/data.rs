@@ -85,9 +85,27 @@ impl DataSender {
     /// [`RpcError::Write`] or [`RpcError::Connection`] when the stream or
     /// connection is gone.
     pub async fn send(&mut self, element: &StreamElement) -> Result<(), RpcError> {
+        self.encode(element);
+        self.write_encoded().await
+    }
+
+    /// Encodes `element` as the next frame, to be written by
+    /// [`write_encoded`](Self::write_encoded) (so a caller can tell the
+    /// time encoding takes from the time spent waiting for the window).
+    pub fn encode(&mut self, element: &StreamElement) {
         self.buf.clear();
         encode(element, &mut self.buf);
+    }
+
+    /// Writes the frame [`encode`](Self::encode) made; waits while the
+    /// consumer's window is full.
+    ///
+    /// # Errors
+    /// [`RpcError::Write`] or [`RpcError::Connection`] when the stream or
+    /// connection is gone.
+    pub async fn write_encoded(&mut self) -> Result<(), RpcError> {
         self.stream.write_all(&self.buf).await?;
+        self.buf.clear();
         Ok(())
     }
 

@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use quinn::{Connection, Endpoint};
@@ -17,9 +18,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use weir_rpc::{AttemptId, ControlMessage, DataChannelHeader, DataReceiver, DataSender};
 use weir_task::control::{TaskControl, TaskEvent};
-use weir_task::executor::{AttemptShare, ChannelKey, ChannelReceiver, ChannelSender, RemoteLink};
+use weir_task::executor::{
+    AttemptShare, ChannelKey, ChannelMessage, ChannelSender, Disconnected, OutputChannel,
+    RemoteLink,
+};
 use weir_task::wire::{WireEvent, WireFailure};
 use weir_task::{JobMetrics, TaskId};
+use weir_types::StreamElement;
 use weir_wasm::WasmRuntime;
 
 /// How often the counters of a running share go to the JobManager.
@@ -479,42 +484,121 @@ struct QuicLink {
 }
 
 impl RemoteLink for QuicLink {
-    fn outbound(&self, to: &str, key: ChannelKey, queue: ChannelReceiver) {
-        let executor = Arc::clone(&self.executor);
-        let header = DataChannelHeader {
-            epoch: self.attempt.epoch,
-            job: self.attempt.job.clone(),
-            attempt: self.attempt.attempt,
-            consumer: key.consumer,
-            subtask: key.subtask,
-            channel: key.channel,
-        };
-        let to = to.to_string();
-        std::thread::spawn(move || {
-            let send = || -> Result<(), String> {
-                let connection = executor.peer(&to)?;
-                let handle = &executor.handle;
-                let mut sender = handle
-                    .block_on(DataSender::open(&connection, &header))
-                    .map_err(|e| e.to_string())?;
-                while let Ok((_, element)) = queue.recv() {
-                    handle
-                        .block_on(sender.send(&element))
-                        .map_err(|e| e.to_string())?;
-                }
-                sender.finish().map_err(|e| e.to_string())?;
-                // Until the consumer has read it all (or stopped it).
-                handle.block_on(sender.delivered());
-                Ok(())
-            };
-            if let Err(e) = send() {
-                // The producer sees its queue disconnect and fails.
-                tracing::warn!("data stream to {to} for {header:?} failed: {e}");
-            }
-        });
+    fn output(&self, to: &str, key: ChannelKey) -> Box<dyn OutputChannel> {
+        Box::new(QuicOutputChannel {
+            executor: Arc::clone(&self.executor),
+            to: to.to_string(),
+            header: DataChannelHeader {
+                epoch: self.attempt.epoch,
+                job: self.attempt.job.clone(),
+                attempt: self.attempt.attempt,
+                consumer: key.consumer,
+                subtask: key.subtask,
+                channel: key.channel,
+            },
+            stream: None,
+            failed: false,
+        })
     }
 
-    fn inbound(&self, key: ChannelKey, queue: ChannelSender) {
-        lock(&self.executor.inbound).insert((self.attempt.clone(), key), queue);
+    fn input(&self, key: ChannelKey, channel: ChannelSender) {
+        lock(&self.executor.inbound).insert((self.attempt.clone(), key), channel);
+    }
+}
+
+/// A write to a data stream that takes longer than this waited for the
+/// consumer's window (a write with room only copies into the connection's
+/// send buffer, in microseconds); its time counts as back-pressure.
+const WINDOW_WAIT: Duration = Duration::from_micros(200);
+
+/// The output channel of a producer here to a consumer on another
+/// TaskManager: the producer's own thread encodes each element and writes
+/// it to the channel's QUIC stream, opened on the first send. Its credit is
+/// the stream's flow-control window ([`weir_rpc::data::STREAM_WINDOW_BYTES`]):
+/// a consumer that stops reading the channel stops this producer. Dropping
+/// it ends the stream (after what was written).
+struct QuicOutputChannel {
+    executor: Arc<Executor>,
+    to: String,
+    header: DataChannelHeader,
+    stream: Option<DataSender>,
+    /// The stream failed: every later send fails at once.
+    failed: bool,
+}
+
+impl std::fmt::Debug for QuicOutputChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicOutputChannel")
+            .field("to", &self.to)
+            .field("header", &self.header)
+            .field("open", &self.stream.is_some())
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
+impl QuicOutputChannel {
+    fn write(
+        &mut self,
+        element: &StreamElement,
+        blocked_ns: Option<&AtomicU64>,
+    ) -> Result<(), String> {
+        let handle = self.executor.handle.clone();
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let connection = self.executor.peer(&self.to)?;
+                let opened = handle
+                    .block_on(DataSender::open(&connection, &self.header))
+                    .map_err(|e| e.to_string())?;
+                self.stream.insert(opened)
+            }
+        };
+        stream.encode(element);
+        let started = Instant::now();
+        handle
+            .block_on(stream.write_encoded())
+            .map_err(|e| e.to_string())?;
+        let took = started.elapsed();
+        if took > WINDOW_WAIT
+            && let Some(counter) = blocked_ns
+        {
+            let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+            counter.fetch_add(ns, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+impl OutputChannel for QuicOutputChannel {
+    fn send(
+        &mut self,
+        (_, element): ChannelMessage,
+        blocked_ns: Option<&AtomicU64>,
+    ) -> Result<(), Disconnected> {
+        if self.failed {
+            return Err(Disconnected);
+        }
+        self.write(&element, blocked_ns).map_err(|e| {
+            // The producer fails with "consumer gone"; the cause is here.
+            tracing::warn!(
+                "data stream to {} for {:?} failed: {e}",
+                self.to,
+                self.header
+            );
+            self.failed = true;
+            self.stream = None;
+            Disconnected
+        })
+    }
+}
+
+impl Drop for QuicOutputChannel {
+    fn drop(&mut self) {
+        if let Some(mut stream) = self.stream.take() {
+            // Ends the stream after what was written; quinn keeps sending
+            // it on the (pooled) connection.
+            let _ = stream.finish();
+        }
     }
 }

@@ -12,7 +12,6 @@ use weir_types::WatermarkStatus;
 use weir_types::jobgraph::{JobGraph, SinkKind};
 use weir_wasm::{RuntimeConfig, WasmRuntime};
 
-use crate::channel::{ChannelReceiver, ChannelSender};
 use crate::checkpointing::snapshot_worker;
 use crate::clock::wall_clock_ms;
 use crate::context::{JobShared, SplitTable};
@@ -25,6 +24,7 @@ use crate::input::{ChainInputs, Head, Pace};
 use crate::metrics::VertexMetrics;
 use crate::snapshot::{Restored, load_state_files};
 use crate::subtask::{Outlet, Stop, SubtaskRun};
+use crate::transport::{InputGate, LocalInputGate, OutputChannel};
 use crate::watermark::{InputWatermarks, SplitWatermarks};
 use crate::{AttemptCheckpoints, JobError, LocalDeployment, RunConfig, TaskFailureKind};
 
@@ -284,12 +284,14 @@ struct LocalChannels {
     inputs: HashMap<String, ChainInputs>,
 }
 
-/// A subtask's ends of its queues.
+/// A subtask's ends of its channels.
 pub(crate) struct Wiring {
-    /// `inputs[c]`: the queue of input channel `c`.
-    pub(crate) inputs: Vec<ChannelReceiver>,
-    /// Per output of the descriptor: the queues into each consumer subtask.
-    pub(crate) outputs: Vec<Vec<ChannelSender>>,
+    /// Its input channels (channel `c` of the gate is input channel `c` of
+    /// the descriptor).
+    pub(crate) inputs: Box<dyn InputGate>,
+    /// Per output of the descriptor: the channels into each consumer
+    /// subtask, in subtask order.
+    pub(crate) outputs: Vec<Vec<Box<dyn OutputChannel>>>,
 }
 
 impl LocalChannels {
@@ -326,11 +328,19 @@ impl Channels for LocalChannels {
                 self.inputs
                     .get(&o.consumer)
                     .and_then(|q| q.senders.get(o.channel as usize))
-                    .cloned()
+                    .map(|senders| {
+                        senders
+                            .iter()
+                            .map(|s| Box::new(s.clone()) as Box<dyn OutputChannel>)
+                            .collect()
+                    })
                     .unwrap_or_default()
             })
             .collect();
-        Wiring { inputs, outputs }
+        Wiring {
+            inputs: Box::new(LocalInputGate::new(inputs)),
+            outputs,
+        }
     }
 }
 
@@ -455,7 +465,7 @@ pub(crate) fn run_subtask(
 
 /// The head of a subtask: a source reader over its splits, or its input
 /// queues with watermark tracking and barrier alignment.
-fn build_head(descriptor: &TaskDeploymentDescriptor, inputs: Vec<ChannelReceiver>) -> Head {
+fn build_head(descriptor: &TaskDeploymentDescriptor, gate: Box<dyn InputGate>) -> Head {
     match (&descriptor.head, descriptor.chain.first().map(|v| &v.spec)) {
         (HeadDescriptor::Source { splits }, Some(VertexSpec::Source(spec))) => {
             let split_ids: Vec<u32> = splits.iter().map(|s| s.index).collect();
@@ -483,7 +493,7 @@ fn build_head(descriptor: &TaskDeploymentDescriptor, inputs: Vec<ChannelReceiver
             input_of: channels.iter().map(|c| c.input).collect(),
             watermarks: InputWatermarks::new(channels.len()),
             aligner: BarrierAligner::new(channels.len()),
-            rxs: inputs,
+            gate,
         },
         // A source descriptor whose chain does not start with a source:
         // not made by planning; reads nothing.
@@ -491,7 +501,7 @@ fn build_head(descriptor: &TaskDeploymentDescriptor, inputs: Vec<ChannelReceiver
             input_of: Vec::new(),
             watermarks: InputWatermarks::new(0),
             aligner: BarrierAligner::new(0),
-            rxs: Vec::new(),
+            gate: Box::new(LocalInputGate::default()),
         },
     }
 }

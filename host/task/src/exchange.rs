@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use crate::channel::ChannelSender;
 pub(crate) use crate::channel::Disconnected;
+use crate::transport::OutputChannel;
 use weir_types::keygroup::{key_group_of, subtask_for_key_group};
 use weir_types::{Batch, StreamElement, WatermarkStatus};
 
@@ -26,7 +26,7 @@ pub(crate) type Message = crate::channel::ChannelMessage;
 /// The output of one producer subtask towards all subtasks of one consumer vertex.
 pub(crate) struct Exchange {
     partitioning: Partitioning,
-    senders: Vec<ChannelSender>,
+    senders: Vec<Box<dyn OutputChannel>>,
     /// This producer's subtask index.
     from: u32,
     /// Per-target buffers for `key_by`.
@@ -40,20 +40,20 @@ pub(crate) struct Exchange {
     blocked_ns: Option<Arc<AtomicU64>>,
 }
 
-/// Sends `message` on `sender`; a send that has to wait for room or
-/// credit (the consumer is back-pressuring) adds its wait to `blocked_ns`.
+/// Sends `message` on `sender`; a send that has to wait for credit (the
+/// consumer is back-pressuring) adds its wait to `blocked_ns`.
 fn deliver(
-    sender: &ChannelSender,
+    sender: &mut dyn OutputChannel,
     message: Message,
     blocked_ns: Option<&AtomicU64>,
 ) -> Result<(), Disconnected> {
-    sender.send_measured(message, blocked_ns)
+    sender.send(message, blocked_ns)
 }
 
 impl Exchange {
     pub(crate) fn new(
         partitioning: Partitioning,
-        senders: Vec<ChannelSender>,
+        senders: Vec<Box<dyn OutputChannel>>,
         producer_index: usize,
         max_parallelism: u16,
     ) -> Self {
@@ -90,7 +90,7 @@ impl Exchange {
         match self.partitioning {
             Partitioning::Forward => {
                 deliver(
-                    &self.senders[self.next],
+                    self.senders[self.next].as_mut(),
                     (self.from, StreamElement::Batch(batch)),
                     self.blocked_ns.as_deref(),
                 )?;
@@ -100,7 +100,7 @@ impl Exchange {
                 let target = self.next;
                 self.next = (self.next + 1) % self.senders.len();
                 deliver(
-                    &self.senders[target],
+                    self.senders[target].as_mut(),
                     (self.from, StreamElement::Batch(batch)),
                     self.blocked_ns.as_deref(),
                 )?;
@@ -140,7 +140,7 @@ impl Exchange {
             if !buffer.is_empty() {
                 let full = std::mem::take(buffer);
                 deliver(
-                    &self.senders[target],
+                    self.senders[target].as_mut(),
                     (self.from, StreamElement::Batch(full)),
                     self.blocked_ns.as_deref(),
                 )?;
@@ -170,9 +170,9 @@ impl Exchange {
     }
 
     fn broadcast(&mut self, element: StreamElement) -> Result<(), Disconnected> {
-        for sender in &self.senders {
+        for sender in &mut self.senders {
             deliver(
-                sender,
+                sender.as_mut(),
                 (self.from, element.clone()),
                 self.blocked_ns.as_deref(),
             )?;
@@ -185,6 +185,13 @@ impl Exchange {
 mod tests {
     use super::*;
     use weir_types::{KeyGroupRange, Origin, Record};
+
+    fn boxed(senders: Vec<crate::channel::ChannelSender>) -> Vec<Box<dyn OutputChannel>> {
+        senders
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn OutputChannel>)
+            .collect()
+    }
 
     fn batch_of(keys: &[&str]) -> Batch {
         let mut b = Batch::default();
@@ -219,7 +226,7 @@ mod tests {
     #[test]
     fn key_by_routes_every_key_to_the_subtask_owning_its_group() {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crate::channel::channel(1024)).unzip();
-        let mut ex = Exchange::new(Partitioning::KeyBy, txs, 0, 128);
+        let mut ex = Exchange::new(Partitioning::KeyBy, boxed(txs), 0, 128);
         let keys: Vec<String> = (0..300).map(|i| format!("k{}", i % 50)).collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         assert!(ex.send(batch_of(&refs)).unwrap().is_empty());
@@ -244,7 +251,7 @@ mod tests {
     #[test]
     fn key_by_reports_records_without_key() {
         let (tx, _rx) = crate::channel::channel(1024);
-        let mut ex = Exchange::new(Partitioning::KeyBy, vec![tx], 0, 128);
+        let mut ex = Exchange::new(Partitioning::KeyBy, boxed(vec![tx]), 0, 128);
         let mut b = batch_of(&["a"]);
         b.push(
             Record::default(),
@@ -268,7 +275,7 @@ mod tests {
     #[test]
     fn key_by_can_rekey_by_a_json_field() {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crate::channel::channel(1024)).unzip();
-        let mut ex = Exchange::new(Partitioning::KeyBy, txs, 0, 128).rekey_by(Some("id"));
+        let mut ex = Exchange::new(Partitioning::KeyBy, boxed(txs), 0, 128).rekey_by(Some("id"));
         let mut b = Batch::default();
         for v in [r#"{"id":1}"#, r#"{"id":"x"}"#, r#"{"no":1}"#] {
             b.push(
@@ -296,13 +303,13 @@ mod tests {
     #[test]
     fn rebalance_rotates_and_forward_keeps_the_index() {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| crate::channel::channel(1024)).unzip();
-        let mut ex = Exchange::new(Partitioning::Rebalance, txs.clone(), 1, 128);
+        let mut ex = Exchange::new(Partitioning::Rebalance, boxed(txs.clone()), 1, 128);
         for k in ["a", "b", "c"] {
             ex.send(batch_of(&[k])).unwrap();
         }
         assert_eq!(drain(&rxs[1]), vec!["a", "c"]);
         assert_eq!(drain(&rxs[0]), vec!["b"]);
-        let mut fwd = Exchange::new(Partitioning::Forward, txs, 1, 128);
+        let mut fwd = Exchange::new(Partitioning::Forward, boxed(txs), 1, 128);
         fwd.send(batch_of(&["x"])).unwrap();
         fwd.finish().unwrap();
         assert_eq!(drain(&rxs[1]), vec!["x"]);
@@ -312,7 +319,7 @@ mod tests {
     #[test]
     fn watermarks_go_to_every_target_tagged_with_the_producer() {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crate::channel::channel(1024)).unzip();
-        let mut ex = Exchange::new(Partitioning::KeyBy, txs, 2, 128);
+        let mut ex = Exchange::new(Partitioning::KeyBy, boxed(txs), 2, 128);
         ex.watermark(42).unwrap();
         for rx in &rxs {
             assert_eq!(rx.try_recv().ok(), Some((2, StreamElement::Watermark(42))));
@@ -323,7 +330,7 @@ mod tests {
     fn a_gone_receiver_is_reported() {
         let (tx, rx) = crate::channel::channel(1);
         drop(rx);
-        let mut ex = Exchange::new(Partitioning::Forward, vec![tx], 0, 128);
+        let mut ex = Exchange::new(Partitioning::Forward, boxed(vec![tx]), 0, 128);
         assert_eq!(ex.send(batch_of(&["a"])), Err(Disconnected));
     }
 }

@@ -1,11 +1,12 @@
 //! A TaskManager's share of an attempt: the JobManager plans the attempt
 //! ([`crate::plan_attempt`]) and places every chain subtask on an executor
 //! (a TaskManager); each executor starts its own subtasks from their
-//! descriptors with [`deploy_share`]. Queues between subtasks on the same
-//! executor are in-process, as in [`crate::deploy_local`]; a queue to or
-//! from a subtask elsewhere is handed to the executor's [`RemoteLink`],
-//! which carries it over the network (in Weir, one QUIC stream per
-//! channel). The tasks' control and events are the same messages as for
+//! descriptors with [`deploy_share`]. Channels between subtasks on the
+//! same executor are in-process, as in [`crate::deploy_local`]; the
+//! executor's [`RemoteLink`] gives a producer the output channel to a
+//! consumer elsewhere and feeds the input channels from producers
+//! elsewhere (in Weir, one QUIC stream per channel; see
+//! [`crate::transport`]). The tasks' control and events are the same messages as for
 //! local tasks; the caller forwards them.
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,7 +25,9 @@ use crate::input::ChainInputs;
 use crate::snapshot::Restored;
 use crate::{JobError, JobMetrics, LocalDeployment, RunConfig};
 
-pub use crate::channel::{ChannelMessage, ChannelReceiver, ChannelSender};
+pub use crate::channel::{ChannelMessage, ChannelReceiver, ChannelSender, Disconnected};
+use crate::transport::LocalInputGate;
+pub use crate::transport::OutputChannel;
 
 /// One input channel of one consumer subtask.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -38,15 +41,18 @@ pub struct ChannelKey {
     pub channel: u32,
 }
 
-/// How an executor's queues reach subtasks on other executors.
+/// How an executor's channels reach subtasks on other executors (the
+/// remote half of [`crate::transport`]).
 pub trait RemoteLink {
-    /// A local producer's elements for `key`, whose consumer runs on
-    /// executor `to`, arrive on `queue`: carry them there, in order, and end
-    /// the stream when the queue disconnects (the producer ended).
-    fn outbound(&self, to: &str, key: ChannelKey, queue: ChannelReceiver);
+    /// The output channel of a local producer for `key`, whose consumer
+    /// runs on executor `to`: it carries the producer's elements there, in
+    /// order, and ends the stream when it is dropped (the producer ended
+    /// or failed).
+    fn output(&self, to: &str, key: ChannelKey) -> Box<dyn OutputChannel>;
     /// Elements that arrive from another executor for `key` go into
-    /// `queue` (a bounded queue: a full one back-pressures the sender).
-    fn inbound(&self, key: ChannelKey, queue: ChannelSender);
+    /// `channel` (credit-bounded: a channel without credit back-pressures
+    /// the remote producer).
+    fn input(&self, key: ChannelKey, channel: ChannelSender);
 }
 
 /// Where a checkpoint to restore from lies.
@@ -93,7 +99,6 @@ struct ShareChannels<'a> {
     /// Per consumer vertex with a subtask here: all its queues (only the
     /// local consumers' ends are used).
     inputs: HashMap<String, ChainInputs>,
-    per_producer: usize,
 }
 
 /// Whether subtask `index` of `vertex` runs on executor `me`.
@@ -133,7 +138,7 @@ impl Channels for ShareChannels<'_> {
                                 .get(c)
                                 .and_then(|per_consumer| per_consumer.get(index as usize))
                         {
-                            link.inbound(
+                            link.input(
                                 ChannelKey {
                                     consumer: vertex.clone(),
                                     subtask: index,
@@ -163,30 +168,28 @@ impl Channels for ShareChannels<'_> {
                         .and_then(|q| q.senders.get(o.channel as usize))
                         .and_then(|per_consumer| per_consumer.get(s as usize))
                         .cloned();
-                    match local {
-                        Some(sender) => senders.push(sender),
-                        // Not planned that way; a disconnected queue makes
-                        // the producer fail rather than hang.
-                        None => senders.push(ChannelSender::disconnected()),
-                    }
+                    // Not planned that way without a queue; a disconnected
+                    // one makes the producer fail rather than hang.
+                    let sender = local.unwrap_or_else(ChannelSender::disconnected);
+                    senders.push(Box::new(sender) as Box<dyn OutputChannel>);
                 } else {
-                    let (tx, rx) = crate::channel::channel(self.per_producer);
                     let to = self.executor_of(&o.consumer, s).to_string();
-                    self.link.outbound(
+                    senders.push(self.link.output(
                         &to,
                         ChannelKey {
                             consumer: o.consumer.clone(),
                             subtask: s,
                             channel: o.channel,
                         },
-                        rx,
-                    );
-                    senders.push(tx);
+                    ));
                 }
             }
             outputs.push(senders);
         }
-        Wiring { inputs, outputs }
+        Wiring {
+            inputs: Box::new(LocalInputGate::new(inputs)),
+            outputs,
+        }
     }
 }
 
@@ -237,14 +240,12 @@ pub fn deploy_share(
     // Queues for every consumer vertex with a subtask here.
     let mut inputs = HashMap::new();
     let capacity = share.channel_capacity as usize;
-    let mut per_producer = 2;
     for d in &share.descriptors {
         if let HeadDescriptor::Input { channels } = &d.head
             && !inputs.contains_key(&d.task.vertex)
         {
             let producers = channels.len();
             let each = (capacity / producers.max(1)).max(2);
-            per_producer = per_producer.max(each);
             inputs.insert(
                 d.task.vertex.clone(),
                 ChainInputs::new(producers, d.parallelism as usize, each),
@@ -256,7 +257,6 @@ pub fn deploy_share(
         placement: &share.placement,
         link,
         inputs,
-        per_producer,
     };
     let shared = Arc::new(JobShared {
         exactly_once: config.checkpoints.exactly_once,

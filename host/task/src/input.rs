@@ -11,6 +11,7 @@ use weir_types::Batch;
 
 use crate::channel::{ChannelReceiver, ChannelSender};
 use crate::exchange::Message;
+use crate::transport::InputGate;
 use crate::watermark::{InputWatermarks, SplitWatermarks};
 
 /// The queues into one chain's subtasks, one per producer and consumer
@@ -54,8 +55,8 @@ pub(crate) enum Head {
         pace: Option<Pace>,
     },
     Input {
-        /// `rxs[p]`: the queue from producer `p`.
-        rxs: Vec<ChannelReceiver>,
+        /// Channel `p` of the gate comes from producer `p`.
+        gate: Box<dyn InputGate>,
         /// `input_of[p]`: which input edge producer `p` belongs to.
         input_of: Vec<usize>,
         watermarks: InputWatermarks,
@@ -108,47 +109,26 @@ pub(crate) fn alignment_ms(started: &mut Option<std::time::Instant>) -> u64 {
 /// The next element for a subtask's input head, from any producer that
 /// has not ended its input. With `align`, producers blocked by the barrier
 /// aligner are not read: what they send after their barrier waits in
-/// their queues, which fill and hold them back (as Flink's aligned
-/// checkpoints do), so alignment needs no buffer of its own.
+/// their channels, which run out of credit and hold them back (as Flink's
+/// aligned checkpoints do), so alignment needs no buffer of its own.
 ///
 /// # Errors
 /// `Timeout` when nothing came within 50 ms; `Disconnected` when a
 /// producer went away without ending its input (it failed).
 pub(crate) fn next_input(
-    rxs: &[ChannelReceiver],
+    gate: &mut dyn InputGate,
     aligner: &BarrierAligner,
     align: bool,
 ) -> Result<Message, RecvTimeoutError> {
-    let deadline = std::time::Instant::now() + Duration::from_millis(50);
-    let mut select = crossbeam_channel::Select::new();
-    let mut producers = Vec::with_capacity(rxs.len());
-    for (producer, rx) in rxs.iter().enumerate() {
-        let unread = aligner.has_ended(producer) || (align && aligner.is_blocked(producer));
-        if !unread {
-            select.recv(rx.queue());
-            producers.push(producer);
-        }
-    }
-    if producers.is_empty() {
-        // Every input ended (the caller stops) or is blocked, which the
-        // aligner never leaves as it is.
-        std::thread::sleep(Duration::from_millis(1));
-        return Err(RecvTimeoutError::Timeout);
-    }
-    let ready = select
-        .select_deadline(deadline)
-        .map_err(|_| RecvTimeoutError::Timeout)?;
-    let producer = producers[ready.index()];
-    let message = ready
-        .recv(rxs[producer].queue())
-        .map_err(|_| RecvTimeoutError::Disconnected)?;
-    rxs[producer].took(&message);
-    Ok(message)
+    let readable =
+        |producer: usize| !(aligner.has_ended(producer) || (align && aligner.is_blocked(producer)));
+    gate.next(&readable, Duration::from_millis(50))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::LocalInputGate;
     use weir_checkpoint::Alignment;
     use weir_types::{Origin, Record, StreamElement};
 
@@ -184,7 +164,11 @@ mod tests {
     #[test]
     pub(crate) fn alignment_leaves_a_blocked_producer_in_its_full_queue() {
         let queues = ChainInputs::new(2, 1, 2);
-        let (txs, rxs) = (&queues.senders, &queues.receivers[0]);
+        let ChainInputs {
+            senders: txs,
+            mut receivers,
+        } = queues;
+        let rxs = &mut LocalInputGate::new(receivers.remove(0));
         let mut aligner = BarrierAligner::new(2);
         assert_eq!(aligner.on_barrier(0, 1), Alignment::Waiting);
         for v in ["a1", "a2"] {
@@ -221,23 +205,27 @@ mod tests {
 
     #[test]
     pub(crate) fn an_ended_producer_is_not_read_and_a_vanished_one_is_reported() {
-        let ChainInputs { senders, receivers } = ChainInputs::new(2, 1, 2);
+        let ChainInputs {
+            senders,
+            mut receivers,
+        } = ChainInputs::new(2, 1, 2);
+        let gate = &mut LocalInputGate::new(receivers.remove(0));
         let mut aligner = BarrierAligner::new(2);
         let mut senders = senders.into_iter();
         let (first, second) = (senders.next().unwrap(), senders.next().unwrap());
         first[0].send((0, StreamElement::EndOfInput)).unwrap();
         drop(first);
-        let ended = next_input(&receivers[0], &aligner, true).unwrap();
+        let ended = next_input(gate, &aligner, true).unwrap();
         assert_eq!(ended.0, 0);
         aligner.on_end_of_input(0);
         second[0].send(batch(1, "b1")).unwrap();
         assert_eq!(
-            value_of(next_input(&receivers[0], &aligner, true).unwrap()),
+            value_of(next_input(gate, &aligner, true).unwrap()),
             (1, "b1".into())
         );
         drop(second);
         assert!(matches!(
-            next_input(&receivers[0], &aligner, true),
+            next_input(gate, &aligner, true),
             Err(RecvTimeoutError::Disconnected)
         ));
     }

@@ -50,6 +50,7 @@ mod routing;
 mod snapshot;
 mod subtask;
 mod subtask_checkpoint;
+pub mod transport;
 pub mod watermark;
 pub mod wire;
 

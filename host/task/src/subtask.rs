@@ -181,11 +181,11 @@ impl SubtaskRun<'_> {
                     Step::Records(0, batch, watermark)
                 }
                 Head::Input {
-                    rxs,
+                    gate,
                     input_of,
                     watermarks,
                     aligner,
-                } => match next_input(rxs, aligner, align) {
+                } => match next_input(gate.as_mut(), aligner, align) {
                     Ok((from, StreamElement::Batch(batch))) => Step::Records(
                         input_of.get(from as usize).copied().unwrap_or(0),
                         batch,
