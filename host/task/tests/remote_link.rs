@@ -177,7 +177,7 @@ fn two_executors_joined_by_a_remote_link_give_the_in_process_result() {
     let job = job(&split_out);
     let config = config(tmp.path());
     let plan = weir_task::plan_attempt(&job, &config, None, 0).unwrap();
-    let executor_of = |index: u32| if index % 2 == 0 { "a" } else { "b" };
+    let executor_of = |index: u32| if index.is_multiple_of(2) { "a" } else { "b" };
     let mut placement: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for d in &plan.descriptors {
         let slots = placement.entry(d.task.vertex.clone()).or_default();
