@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 source bench/common.sh
 PIDS=()
-stop_all() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+stop_all() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap 'stop_all; rm -rf "$TMP"' EXIT
 NAB=$(cd ../shared/data/nab/data && pwd)
 ZSCORE=$("$WEIR" udf build udfs/nab-zscore 2>/dev/null)
