@@ -10,146 +10,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::process::Command;
+use support::{JobManager, committed, curl, get, repo_root, submit, udf, upload, wait_for, weir};
 
 fn nab() -> PathBuf {
     let data = repo_root().join("../shared/data/nab/data");
     assert!(data.is_dir(), "NAB data not found at {}", data.display());
     std::fs::canonicalize(data).unwrap()
-}
-
-fn udf(name: &str) -> PathBuf {
-    weir_cli::udf::build_rust_udf(&repo_root().join("udfs").join(name)).expect("UDF builds")
-}
-
-fn weir(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("WEIR_JOBMANAGER")
-        .env_remove("WEIR_TOKEN")
-        .output()
-        .expect("weir runs")
-}
-
-/// A running `weir jobmanager`, killed on drop.
-struct JobManager {
-    child: Child,
-    url: String,
-}
-
-impl JobManager {
-    fn start(dir: &Path, defines: &[&str]) -> Self {
-        let mut args = vec![
-            "jobmanager".to_string(),
-            "-Drest.port=0".into(),
-            format!(
-                "-Dhigh-availability.storageDir={}",
-                dir.join("ha").display()
-            ),
-            "-Dtaskmanager.numberOfTaskSlots=4".into(),
-        ];
-        args.extend(defines.iter().map(|d| format!("-D{d}")));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(&args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("weir jobmanager starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut url = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            eprintln!("[jobmanager] {line}");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                url = rest.split_whitespace().next().map(str::to_string);
-                break;
-            }
-        }
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                eprintln!("[jobmanager] {line}");
-            }
-        });
-        let url = url.expect("the JobManager printed its address");
-        Self { child, url }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for JobManager {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `curl` a route: (status, JSON body).
-fn curl(method: &str, url: &str, body: Option<&Path>, headers: &[&str]) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}", url]);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    if let Some(body) = body {
-        cmd.args(["--data-binary", &format!("@{}", body.display())]);
-    }
-    let out = cmd.output().expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (json, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let status: u16 = status.trim().parse().unwrap_or(0);
-    (status, serde_json::from_str(json).unwrap_or(Value::Null))
-}
-
-fn get(jm: &JobManager, path: &str) -> Value {
-    let (status, body) = curl("GET", &format!("{}{path}", jm.url), None, &[]);
-    assert_eq!(status, 200, "GET {path}: {body}");
-    body
-}
-
-/// Waits until the job is in one of `states`; returns its details.
-fn wait_for(jm: &JobManager, id: &str, states: &[&str], timeout: Duration) -> Value {
-    let started = Instant::now();
-    loop {
-        let job = get(jm, &format!("/v1/jobs/{id}"));
-        if states.iter().any(|s| job["state"] == *s) {
-            return job;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "job {id} did not reach {states:?} in {timeout:?}: {job}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Every committed line under `dir` (`part-*` files), sorted.
-fn committed(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = entry.file_name().into_string().unwrap();
-        if name.starts_with("part-") {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
-            lines.extend(text.lines().map(str::to_string));
-        }
-    }
-    lines.sort();
-    lines
 }
 
 /// The NAB z-score job over `glob`, writing to `out`; `udf` is a path or
@@ -180,30 +53,6 @@ fn embedded(dir: &Path, name: &str, job: &str, out: &Path) -> Vec<String> {
         String::from_utf8_lossy(&run.stderr)
     );
     committed(out)
-}
-
-fn upload(jm: &JobManager, wasm: &Path) -> String {
-    let (status, info) = curl(
-        "POST",
-        &format!("{}/v1/artifacts", jm.url),
-        Some(wasm),
-        &["Content-Type: application/wasm"],
-    );
-    assert_eq!(status, 200, "{info}");
-    info["id"].as_str().unwrap().to_string()
-}
-
-fn submit(jm: &JobManager, job: &str, query: &str, dir: &Path) -> String {
-    let file = dir.join("submitted.yaml");
-    std::fs::write(&file, job).unwrap();
-    let (status, answer) = curl(
-        "POST",
-        &format!("{}/v1/jobs{query}", jm.url),
-        Some(&file),
-        &["Content-Type: application/yaml"],
-    );
-    assert_eq!(status, 200, "{answer}");
-    answer["jobid"].as_str().unwrap().to_string()
 }
 
 #[test]

@@ -18,7 +18,8 @@ mod source;
 
 pub use nexmark::NexmarkConfig;
 pub use sink::{
-    BlackholeSink, FailAfter, FileSink, Sink, SinkStart, StdoutSink, prepare_file_sink_dir,
+    BlackholeSink, CheckedJson, FailAfter, FileSink, Sink, SinkStart, StdoutSink, check_json,
+    prepare_file_sink_dir,
 };
 pub use source::{SourceReader, Split, SplitKind, SplitPosition, plan_splits};
 
@@ -75,6 +76,20 @@ pub enum ConnectorError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// A record that reached a JSON-lines sink is not one valid JSON
+    /// document in UTF-8 (a UDF wrote something else); nothing of its
+    /// batch was written.
+    #[error("sink `{sink}` got a value from `{from}` that is not valid JSON ({message}): {start}")]
+    NotJson {
+        /// The sink's id.
+        sink: String,
+        /// The vertex the record came from.
+        from: String,
+        /// serde_json's reason, with line and column.
+        message: String,
+        /// The value's first bytes, escaped.
+        start: String,
     },
 }
 

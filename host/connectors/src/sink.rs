@@ -211,6 +211,72 @@ impl FileSink {
     }
 }
 
+/// A JSON-lines sink that first checks that every value is one valid JSON
+/// document (so UTF-8, without a raw newline outside strings): a UDF's
+/// malformed output fails the task, naming the sink and where the value
+/// came from, instead of reaching the file as it is. The check is
+/// UTF-8 and `serde_json`'s full parse, values ignored.
+pub struct CheckedJson {
+    inner: Box<dyn Sink>,
+    sink: String,
+    from: String,
+}
+
+impl CheckedJson {
+    /// Checks what goes into `inner`, the sink `sink` whose input is `from`.
+    #[must_use]
+    pub fn new(inner: Box<dyn Sink>, sink: &str, from: &str) -> Self {
+        Self {
+            inner,
+            sink: sink.to_string(),
+            from: from.to_string(),
+        }
+    }
+}
+
+/// Whether `value` is one JSON document, and if not why.
+///
+/// # Errors
+/// serde_json's message (with line and column).
+pub fn check_json(value: &[u8]) -> Result<(), String> {
+    // serde_json skips strings it ignores without checking their UTF-8.
+    std::str::from_utf8(value).map_err(|e| format!("not UTF-8: {e}"))?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(value)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl Sink for CheckedJson {
+    fn write(&mut self, records: &[Record]) -> Result<(), ConnectorError> {
+        for record in records {
+            if let Err(message) = check_json(&record.value) {
+                let shown: String = record.value[..record.value.len().min(64)]
+                    .escape_ascii()
+                    .to_string();
+                return Err(ConnectorError::NotJson {
+                    sink: self.sink.clone(),
+                    from: self.from.clone(),
+                    message,
+                    start: shown,
+                });
+            }
+        }
+        self.inner.write(records)
+    }
+
+    fn finish(&mut self) -> Result<(), ConnectorError> {
+        self.inner.finish()
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<(), ConnectorError> {
+        self.inner.pre_commit(checkpoint)
+    }
+
+    fn commit(&mut self, completed: u64) -> Result<(), ConnectorError> {
+        self.inner.commit(completed)
+    }
+}
+
 fn write_lines(out: &mut impl Write, records: &[Record]) -> std::io::Result<()> {
     for record in records {
         // A value is one JSON document; a raw newline inside would split it.

@@ -21,7 +21,7 @@ pub use backend::{
     EntryVisitor, MemoryBackend, NativeCheckpoint, NativeFile, RocksDbBackend, StateBackend,
     scan_native,
 };
-pub use keyed::{KeyedState, StateKind, TimerDomain};
+pub use keyed::{KeyedState, PENDING_ENTRY_OVERHEAD, StateKind, TimerDomain};
 pub use snapshot::{KeyedSnapshot, SnapshotEntries, SnapshotWriter, snapshot_entries};
 pub use weir_types::KeyGroupRange;
 
@@ -94,7 +94,8 @@ pub struct StateLimits {
     /// value); default 64 MiB.
     pub max_value_bytes: u64,
     /// Bytes of writes buffered between two flushes (one guest call):
-    /// keys and values; default 256 MiB.
+    /// keys and values plus [`PENDING_ENTRY_OVERHEAD`] per entry;
+    /// default 256 MiB.
     pub max_pending_bytes: u64,
     /// Timers registered in the subtask, both domains; default 1,000,000.
     pub max_timers: u64,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_connectors::{BlackholeSink, FailAfter, FileSink, Sink, StdoutSink};
+use weir_connectors::{BlackholeSink, CheckedJson, FailAfter, FileSink, Sink, StdoutSink};
 use weir_operators::{JoinOperator, WindowOperator};
 use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
 use weir_types::jobgraph::{JobGraph, OperatorRole, OperatorSpec, SinkKind, StateBackendKind};
@@ -277,6 +277,11 @@ pub(crate) fn build_ops<'d>(
                     }
                     SinkKind::Stdout => Box::new(StdoutSink),
                     SinkKind::Blackhole => Box::new(BlackholeSink),
+                };
+                // JSON lines: what a UDF wrote is checked before it lands.
+                let sink: Box<dyn Sink> = match &spec.kind {
+                    SinkKind::Blackhole => sink,
+                    _ => Box::new(CheckedJson::new(sink, &spec.id, &spec.input.from)),
                 };
                 ops.push(ChainedOp::Sink { sink, id: &spec.id });
             }

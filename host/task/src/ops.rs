@@ -116,8 +116,16 @@ impl ChainedOp<'_> {
                 side: Vec::new(),
             }),
             ChainedOp::Sink { sink, .. } => {
-                sink.write(&batch.records)
-                    .map_err(|e| OpFailure::new(TaskFailureKind::Io, e.to_string()))?;
+                sink.write(&batch.records).map_err(|e| {
+                    // Malformed output is bad data from upstream, not I/O.
+                    let kind = match e {
+                        weir_connectors::ConnectorError::NotJson { .. } => {
+                            TaskFailureKind::UdfError
+                        }
+                        _ => TaskFailureKind::Io,
+                    };
+                    OpFailure::new(kind, e.to_string())
+                })?;
                 shared.metrics().add_written(batch.len());
                 Ok(Emitted::default())
             }

@@ -1,0 +1,334 @@
+//! The hostile-UDF suite (issue 22, `docs/security.md`): every case of
+//! `udfs/poison` (one hostile thing, in one call) and the hostile
+//! components of their own run as jobs on one `weir jobmanager`, each with
+//! a healthy job beside it in the same process. For each case: the job
+//! ends as the table says (failed with the operator and the cause named,
+//! or finished with what the sandbox let it see), the JobManager stays up
+//! with its resident memory under [`RSS_BOUND_MIB`], and the healthy job's
+//! committed output equals its run alone, record for record.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{JobManager, committed, get, submit, udf, upload, wait_for};
+
+/// The JobManager's resident memory stays under this through the suite
+/// (each hostile job gets a 64 MiB guest memory cap).
+const RSS_BOUND_MIB: u64 = 1024;
+
+/// How a case must end.
+enum Expect {
+    /// Fails, the first failure's message naming the operator and
+    /// containing each of these (case-insensitive).
+    Fails(&'static [&'static str]),
+    /// Finishes; every output record's `got` field contains this.
+    Finishes(&'static str),
+}
+
+struct Case {
+    /// The component (a `udfs/` crate).
+    udf: &'static str,
+    config: &'static str,
+    /// Extra operator fields.
+    extra: &'static str,
+    /// Checkpoint every 100 ms (for the snapshot cases).
+    checkpoints: bool,
+    /// `call_timeout_ms`.
+    timeout_ms: u32,
+    expect: Expect,
+}
+
+const fn poison(config: &'static str, expect: Expect) -> Case {
+    Case {
+        udf: "poison",
+        config,
+        extra: "",
+        checkpoints: false,
+        timeout_ms: 1000,
+        expect,
+    }
+}
+
+/// A case with extra operator fields and a call deadline of its own.
+const fn poison_with(
+    config: &'static str,
+    extra: &'static str,
+    timeout_ms: u32,
+    expect: Expect,
+) -> Case {
+    Case {
+        extra,
+        timeout_ms,
+        ..poison(config, expect)
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Expect::{Fails, Finishes};
+    let mut all = vec![
+        poison(r#"{case: loop}"#, Fails(&["timeout", "1000 ms"])),
+        poison(r#"{case: loop, at: open}"#, Fails(&["timeout"])),
+        poison(r#"{case: loop, at: on-timer}"#, Fails(&["timeout"])),
+        poison(r#"{case: loop, at: close}"#, Fails(&["timeout"])),
+        // The shadow stack lives in linear memory: overflowing it is an
+        // out-of-bounds access.
+        poison(r#"{case: recursion}"#, Fails(&["trapped", "out of bounds"])),
+        poison(r#"{case: grow}"#, Fails(&["memory limit", "64 MiB"])),
+        poison(r#"{case: grow, at: open}"#, Fails(&["memory limit"])),
+        poison(r#"{case: grow, at: on-timer}"#, Fails(&["memory limit"])),
+        poison(r#"{case: unreachable}"#, Fails(&["unreachable"])),
+        poison(r#"{case: panic}"#, Fails(&["a panic on purpose"])),
+        poison(r#"{case: panic, at: open}"#, Fails(&["a panic on purpose"])),
+        poison(
+            r#"{case: panic, at: on-timer}"#,
+            Fails(&["a panic on purpose"]),
+        ),
+        poison(
+            r#"{case: panic, at: close}"#,
+            Fails(&["a panic on purpose"]),
+        ),
+        poison(r#"{case: big-output}"#, Fails(&["memory limit"])),
+        // Within 64 MiB the guest runs out of memory first; with more, the
+        // host's limits stop it.
+        poison_with(
+            r#"{case: tiny-outputs}"#,
+            "    memory_mib: 512\n",
+            10_000,
+            Fails(&["max_outputs_per_call"]),
+        ),
+        poison_with(
+            r#"{case: tiny-outputs, at: on-timer}"#,
+            "    memory_mib: 512\n",
+            10_000,
+            Fails(&["max_outputs_per_call"]),
+        ),
+        poison(r#"{case: state-flood}"#, Fails(&["timeout"])),
+        poison_with(
+            r#"{case: state-flood}"#,
+            "",
+            60_000,
+            Fails(&["max_pending_state_bytes"]),
+        ),
+        poison(r#"{case: big-value}"#, Fails(&["memory limit"])),
+        poison(r#"{case: big-key}"#, Fails(&["memory limit"])),
+        poison_with(r#"{case: timer-flood}"#, "", 60_000, Fails(&["max_timers"])),
+        poison(r#"{case: log-flood}"#, Finishes("")),
+        poison(r#"{case: side-names}"#, Finishes("")),
+        poison(r#"{case: bad-utf8}"#, Fails(&["not valid JSON"])),
+        poison(r#"{case: bad-json}"#, Fails(&["not valid JSON"])),
+        poison(r#"{case: clock}"#, Finishes("9466848")),
+        poison(r#"{case: random}"#, Finishes("")),
+        poison(r#"{case: fs}"#, Finishes("denied")),
+        poison(r#"{case: env}"#, Finishes("0 variables")),
+    ];
+    for (config, expect) in [
+        (r#"{case: loop, at: snapshot}"#, Fails(&["timeout"])),
+        (
+            r#"{case: panic, at: snapshot}"#,
+            Fails(&["a panic on purpose"]),
+        ),
+    ] {
+        all.push(Case {
+            checkpoints: true,
+            ..poison(config, expect)
+        });
+    }
+    all.extend([
+        Case {
+            udf: "bad-packed",
+            ..poison("{}", Fails(&["malformed packed batch"]))
+        },
+        Case {
+            udf: "poison-outputs",
+            ..poison_with(
+                "{per_record: 2000}",
+                "    max_outputs_per_call: 1000\n    memory_mib: 512\n",
+                1000,
+                Fails(&["max_outputs_per_call", "1000"]),
+            )
+        },
+    ]);
+    all
+}
+
+/// `rows` CSV rows `key,ts,value` over 10 keys, timestamps 1 s apart.
+fn write_input(dir: &Path, rows: usize) -> PathBuf {
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut text = String::from("key,ts,value\n");
+    for i in 0..rows {
+        writeln!(text, "k{},{},{}", i % 10, 1_000_000 + i * 1000, i).unwrap();
+    }
+    std::fs::write(input.join("rows.csv"), text).unwrap();
+    input
+}
+
+fn poison_job(name: &str, udf: &str, case: &Case, input: &Path, out: &Path) -> String {
+    let checkpoints = if case.checkpoints {
+        "  execution.checkpointing.interval: 100ms\n"
+    } else {
+        ""
+    };
+    format!(
+        "name: {name}\nsources:\n  - id: rows\n    type: file\n    path: {input}\n    glob: \"*.csv\"\n    format: csv\n    key: {{ field: key }}\n    timestamp: {{ field: ts, format: millis }}\n    watermarks: {{ max_out_of_orderness: 0ms }}\n    records_per_second: 2000\noperators:\n  - id: poison\n    input: rows\n    partition: key_by\n    udf: \"{udf}\"\n    config: {config}\n    call_timeout_ms: {timeout}\n{extra}sinks:\n  - {{ id: out, input: poison, type: file, path: {out} }}\nconfiguration:\n  restart-strategy.type: none\n{checkpoints}",
+        input = input.display(),
+        config = case.config,
+        timeout = case.timeout_ms,
+        extra = case.extra,
+        out = out.display(),
+    )
+}
+
+/// The healthy job: the NAB z-score detector over a few NAB series.
+fn healthy_job(name: &str, udf: &str, out: &Path) -> String {
+    let nab = std::fs::canonicalize(support::repo_root().join("../shared/data/nab/data")).unwrap();
+    format!(
+        "name: {name}\nsources:\n  - id: readings\n    type: file\n    path: {data}\n    glob: \"realKnownCause/*.csv\"\n    format: csv\n    key: {{ from: path }}\n    timestamp: {{ field: timestamp, format: \"%Y-%m-%d %H:%M:%S\" }}\noperators:\n  - id: zscore\n    input: readings\n    partition: key_by\n    udf: \"{udf}\"\n    config: {{ warmup: 30, threshold: 3.0 }}\nsinks:\n  - {{ id: alerts, input: zscore, type: file, path: {out} }}\n",
+        data = nab.display(),
+        out = out.display()
+    )
+}
+
+/// The JobManager's resident set, MiB.
+fn rss_mib(jm: &JobManager) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", jm.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+fn first_failure(jm: &JobManager, id: &str) -> String {
+    let exceptions = get(jm, &format!("/v1/jobs/{id}/exceptions"));
+    exceptions["exceptions"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let input = write_input(dir, 400);
+    let jm = JobManager::start(dir, &[]);
+    let healthy = upload(&jm, &udf("nab-zscore"));
+    let mut artifacts = std::collections::HashMap::new();
+
+    // The healthy job alone: the reference.
+    let reference_out = dir.join("healthy-alone");
+    let id = submit(
+        &jm,
+        &healthy_job("healthy", &format!("artifact:{healthy}"), &reference_out),
+        "",
+        dir,
+    );
+    wait_for(&jm, &id, &["FINISHED"], Duration::from_secs(120));
+    let reference = committed(&reference_out);
+    assert!(reference.len() > 10, "{} alerts", reference.len());
+
+    let mut table = String::new();
+    let mut wrong = Vec::new();
+    let mut peak_rss = 0;
+    for (n, case) in cases().iter().enumerate() {
+        let artifact = artifacts
+            .entry(case.udf)
+            .or_insert_with(|| upload(&jm, &udf(case.udf)))
+            .clone();
+        let out = dir.join(format!("poison-{n}"));
+        let poison_id = submit(
+            &jm,
+            &poison_job(
+                &format!("poison-{n}"),
+                &format!("artifact:{artifact}"),
+                case,
+                &input,
+                &out,
+            ),
+            "",
+            dir,
+        );
+        let healthy_out = dir.join(format!("healthy-{n}"));
+        let healthy_id = submit(
+            &jm,
+            &healthy_job(
+                &format!("healthy-{n}"),
+                &format!("artifact:{healthy}"),
+                &healthy_out,
+            ),
+            "",
+            dir,
+        );
+        let ended = wait_for(
+            &jm,
+            &poison_id,
+            &["FINISHED", "FAILED"],
+            Duration::from_secs(120),
+        );
+        wait_for(&jm, &healthy_id, &["FINISHED"], Duration::from_secs(120));
+        assert!(jm_alive(&jm), "the JobManager died in case {}", case.config);
+        let rss = rss_mib(&jm);
+        peak_rss = peak_rss.max(rss);
+        let healthy_ok = committed(&healthy_out) == reference;
+        let state = ended["state"].as_str().unwrap_or_default().to_string();
+        let (outcome, ok) = match &case.expect {
+            Expect::Fails(words) => {
+                let message = first_failure(&jm, &poison_id);
+                let lower = message.to_lowercase();
+                let ok = state == "FAILED"
+                    && message.contains("poison")
+                    && words.iter().all(|w| lower.contains(&w.to_lowercase()));
+                (format!("{state}: {message}"), ok)
+            }
+            Expect::Finishes(got) => {
+                let records: Vec<Value> = committed(&out)
+                    .iter()
+                    .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+                    .collect();
+                let seen: Vec<&str> = records.iter().filter_map(|r| r["got"].as_str()).collect();
+                let ok = state == "FINISHED"
+                    && records.len() == 400
+                    && seen.iter().all(|g| g.contains(got));
+                (
+                    format!("{state}: {} records, got {:?}", records.len(), seen.first()),
+                    ok,
+                )
+            }
+        };
+        writeln!(
+            table,
+            "| `{}` `{}` | {outcome} | healthy job {}; RSS {rss} MiB |",
+            case.udf,
+            case.config,
+            if healthy_ok { "identical" } else { "DIFFERENT" }
+        )
+        .unwrap();
+        if !ok || !healthy_ok {
+            wrong.push(format!("{} {}: {outcome}", case.udf, case.config));
+        }
+    }
+    eprintln!("{table}");
+    assert!(
+        wrong.is_empty(),
+        "cases that ended otherwise:\n{}",
+        wrong.join("\n")
+    );
+    assert!(
+        peak_rss < RSS_BOUND_MIB,
+        "the JobManager reached {peak_rss} MiB"
+    );
+}
+
+fn jm_alive(jm: &JobManager) -> bool {
+    Path::new(&format!("/proc/{}/status", jm.child.id())).exists()
+        && get(jm, "/v1/overview").is_object()
+}
