@@ -20,7 +20,7 @@ use support::{JobManager, committed, get, submit, udf, upload, wait_for};
 
 /// The JobManager's resident memory stays under this through the suite
 /// (each hostile job gets a 64 MiB guest memory cap).
-const RSS_BOUND_MIB: u64 = 1024;
+const RSS_BOUND_MIB: u64 = 768;
 
 /// How a case must end.
 enum Expect {

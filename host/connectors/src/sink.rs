@@ -433,6 +433,42 @@ impl Sink for BlackholeSink {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn checked_json_refuses_invalid_utf8_and_invalid_json_and_writes_nothing_of_the_batch() {
+        assert!(check_json(br#"{"a":[1,"x"]}"#).is_ok());
+        assert!(check_json(b"{\"a\":\n 1}").is_ok());
+        assert!(
+            check_json(b"\"\xff\xfe\"")
+                .unwrap_err()
+                .contains("not UTF-8")
+        );
+        assert!(check_json(br#"{"n": 1"#).unwrap_err().contains("EOF"));
+        assert!(check_json(br#"{"a":1} {"b":2}"#).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = FileSink::create(dir.path(), 0).unwrap();
+        let mut sink = CheckedJson::new(Box::new(file), "out", "udf");
+        let records = |values: &[&[u8]]| -> Vec<Record> {
+            values
+                .iter()
+                .map(|v| Record {
+                    key: None,
+                    value: Bytes::copy_from_slice(v),
+                    timestamp: None,
+                })
+                .collect()
+        };
+        sink.write(&records(&[b"1"])).unwrap();
+        let err = sink.write(&records(&[b"2", b"{"])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("sink `out` got a value from `udf` that is not valid JSON"),
+            "{err}"
+        );
+        sink.finish().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("part-0.jsonl")).unwrap();
+        assert_eq!(text, "1\n");
+    }
+
     use super::*;
     use weir_types::Bytes;
 

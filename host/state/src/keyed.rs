@@ -11,7 +11,6 @@ use weir_types::keygroup::key_group_of;
 
 use crate::{Entry, StateBackend, StateError, StateLimits};
 
-
 /// Bytes a buffered write costs beyond its key and value (the map entry,
 /// two heap blocks and their rounding), counted toward
 /// `max_pending_state_bytes` so the limit bounds real memory: ten million
