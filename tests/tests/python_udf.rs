@@ -113,7 +113,7 @@ fn check_scale_job(dir: &Path, wasm: &Path) {
     csv.push_str("bad,not-a-number\n");
     std::fs::write(&data, csv).unwrap();
     let yaml = format!(
-        "name: py\nsources:\n  - {{id: in, type: file, path: {data}, format: csv, key: {{field: name}}}}\noperators:\n  - {{id: scale, input: in, udf: {wasm}, config: {{factor: 3}}, memory_mib: 256}}\nsinks:\n  - {{id: out, input: scale, type: file, path: {out}}}\n",
+        "name: py\nsources:\n  - {{id: in, type: file, path: {data}, format: csv, key: {{field: name}}}}\noperators:\n  - {{id: scale, input: in, udf: {wasm}, config: {{factor: 3}}, memory_mib: 256, on_error: drop}}\nsinks:\n  - {{id: out, input: scale, type: file, path: {out}}}\n",
         data = data.display(),
         wasm = wasm.display(),
         out = dir.join("out").display(),

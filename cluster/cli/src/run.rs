@@ -248,6 +248,12 @@ pub fn format_summary(job: &JobGraph, summary: &JobSummary) -> String {
         "Job `{}` finished in {:.3} s\n  records read     {}\n  records written  {}\n  record errors    {}\n  throughput       {:.0} records/s\n",
         job.name, secs, summary.records_read, summary.records_written, summary.record_errors, rate
     );
+    if summary.dead_lettered > 0 {
+        text.push_str(&format!(
+            "  dead-lettered    {} of the record errors (in the dead-letter directories)\n",
+            summary.dead_lettered
+        ));
+    }
     if let Some(first) = summary.first_record_latency {
         text.push_str(&format!(
             "  first record     {:.1} ms after start\n",

@@ -256,12 +256,16 @@ fn unreadable_input_is_named() {
 }
 
 #[test]
-fn per_record_errors_are_counted_and_located_without_failing() {
+fn per_record_errors_with_on_error_drop_are_counted_and_located_without_failing() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path());
     std::fs::write(
         dir.path().join("job.yaml"),
-        map_job(&udf("trap-on-value"), "{ error_value: 7 }", ""),
+        map_job(
+            &udf("trap-on-value"),
+            "{ error_value: 7 }",
+            "    on_error: drop\n",
+        ),
     )
     .unwrap();
     let out = weir(dir.path(), &["run", "job.yaml"]);
@@ -704,4 +708,248 @@ fn a_flood_of_outputs_from_one_call_fails_the_task_naming_the_limit() {
     let out = weir(dir.path(), &["run", "--no-progress", "job.yaml"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(output_lines(dir.path()), 4200);
+}
+
+#[test]
+fn a_rejected_record_fails_the_job_by_default_and_is_dead_lettered_when_asked() {
+    // Default for operators: fail, naming the record and the UDF's reason.
+    let dir = map_job_dir("trap-on-value", "{ error_value: 7 }", "");
+    let out = weir(dir.path(), &["run", "job.yaml"]);
+    let err = expect_error(&out);
+    assert!(
+        err.contains("step") && err.contains("data/b.csv:2") && err.contains("refusing value 7"),
+        "{err}"
+    );
+    // dead-letter: the job goes on; the record, its origin and the reason
+    // are in the operator's dead-letter directory.
+    let dir = map_job_dir(
+        "trap-on-value",
+        "{ error_value: 7 }",
+        "    on_error: dead-letter\n    dead_letter_path: dl\n",
+    );
+    let out = weir(dir.path(), &["run", "job.yaml"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("record errors    1") && err.contains("dead-lettered    1"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("dl/part-0.jsonl")).unwrap();
+    let letters: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 1, "{text}");
+    assert_eq!(letters[0]["vertex"], "step");
+    assert!(
+        letters[0]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("data/b.csv:2")
+    );
+    assert!(
+        letters[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refusing value 7")
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(letters[0]["record"].as_str().unwrap()).unwrap();
+    assert_eq!(record["value"], 7);
+}
+
+/// Every dead letter under `dir`, as JSON.
+fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        out.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
+    }
+    out
+}
+
+#[test]
+fn a_corrupted_nab_copy_gives_the_clean_alerts_and_dead_letters_exactly_the_corrupted_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let nab = repo_root().join("../shared/data/nab/data/realKnownCause");
+    let (clean, corrupt) = (dir.path().join("clean"), dir.path().join("corrupt"));
+    std::fs::create_dir_all(&clean).unwrap();
+    std::fs::create_dir_all(&corrupt).unwrap();
+    // (file, line it takes in the corrupted copy, bytes, who rejects it)
+    let bad: Vec<(&str, u64, Vec<u8>, &str)> = vec![
+        ("nyc_taxi.csv", 10, b"2014-07-01 04:".to_vec(), "readings"),
+        (
+            "nyc_taxi.csv",
+            20,
+            b"2014-07-01 09:10:00,12.5.3".to_vec(),
+            "zscore",
+        ),
+        (
+            "nyc_taxi.csv",
+            30,
+            b"2014-07-01 14:10:00,\xff\xfe7".to_vec(),
+            "readings",
+        ),
+        (
+            "nyc_taxi.csv",
+            40,
+            b"2014-07-01 19:10:00,1.0,extra".to_vec(),
+            "readings",
+        ),
+        (
+            "rogue_agent_key_hold.csv",
+            5,
+            b"not a time,3.0".to_vec(),
+            "readings",
+        ),
+        (
+            "rogue_agent_key_hold.csv",
+            50,
+            b"2014-07-07 01:00:00,\"7".to_vec(),
+            "readings",
+        ),
+    ];
+    for entry in std::fs::read_dir(&nab).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        std::fs::write(clean.join(&name), &bytes).unwrap();
+        let mut lines: Vec<Vec<u8>> = bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        for (_, line, text, _) in bad.iter().filter(|(f, ..)| *f == name) {
+            lines.insert(*line as usize - 1, text.clone());
+        }
+        let mut text = lines.join(&b'\n');
+        text.push(b'\n');
+        std::fs::write(corrupt.join(&name), text).unwrap();
+    }
+    let job = |data: &Path, out: &str| {
+        format!(
+            "name: nab\nsources:\n  - id: readings\n    type: file\n    path: {}\n    format: csv\n    key: {{ from: path }}\n    timestamp: {{ field: timestamp, format: \"%Y-%m-%d %H:%M:%S\" }}\n    dead_letter_path: {out}-dl/readings\noperators:\n  - id: zscore\n    input: readings\n    partition: key_by\n    udf: {}\n    config: {{ warmup: 30, threshold: 3.0 }}\n    on_error: dead-letter\n    dead_letter_path: {out}-dl/zscore\nsinks:\n  - {{ id: alerts, input: zscore, type: file, path: {out} }}\n",
+            data.display(),
+            repo_root().join("udfs/nab-zscore").display()
+        )
+    };
+    let alerts = |out: &str| {
+        let mut lines: Vec<String> = std::fs::read_dir(dir.path().join(out))
+            .unwrap()
+            .flatten()
+            .flat_map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    for (data, out) in [(&clean, "clean-out"), (&corrupt, "corrupt-out")] {
+        let file = dir.path().join(format!("{out}.yaml"));
+        std::fs::write(&file, job(data, out)).unwrap();
+        let run = weir(
+            dir.path(),
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "-p",
+                "2",
+                "-Dexecution.checkpointing.interval=200ms",
+            ],
+        );
+        assert!(run.status.success(), "{}", stderr(&run));
+    }
+    let clean_alerts = alerts("clean-out");
+    assert!(clean_alerts.len() > 20, "{} alerts", clean_alerts.len());
+    assert_eq!(alerts("corrupt-out"), clean_alerts);
+    assert!(dead_letters(&dir.path().join("clean-out-dl/readings")).is_empty());
+
+    let mut got: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for vertex in ["readings", "zscore"] {
+        for letter in dead_letters(&dir.path().join("corrupt-out-dl").join(vertex)) {
+            assert_eq!(letter["vertex"], vertex);
+            assert!(!letter["error"].as_str().unwrap().is_empty());
+            let origin = letter["origin"].as_str().unwrap();
+            let origin = origin.rsplit('/').next().unwrap().to_string();
+            let bytes = match letter["record"].as_str() {
+                Some(text) => text.as_bytes().to_vec(),
+                None => {
+                    let hex = letter["record_hex"].as_str().unwrap();
+                    (0..hex.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                        .collect()
+                }
+            };
+            got.push((vertex.to_string(), origin, bytes));
+        }
+    }
+    // The operator's dead letter keeps the record as it reached the UDF.
+    for letter in got.iter_mut().filter(|(v, ..)| v == "zscore") {
+        let record: serde_json::Value = serde_json::from_slice(&letter.2).unwrap();
+        letter.2 = format!(
+            "{},{}",
+            record["timestamp"].as_str().unwrap(),
+            record["value"].as_str().unwrap()
+        )
+        .into_bytes();
+    }
+    got.sort();
+    let mut want: Vec<(String, String, Vec<u8>)> = bad
+        .iter()
+        .map(|(file, line, text, vertex)| {
+            (vertex.to_string(), format!("{file}:{line}"), text.clone())
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// Regression: one 50 MB CSV line through an identity UDF failed the whole
+/// job with the memory-limit error; now that record alone is rejected.
+#[test]
+fn a_record_too_large_for_the_udf_is_rejected_alone() {
+    let big = format!("2020-01-01 00:00:02,{}\n", "x".repeat(50 << 20));
+    let dir = map_job_dir(
+        "identity",
+        "{}",
+        "    on_error: dead-letter\n    dead_letter_path: dl\n",
+    );
+    let mut b = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("data/b.csv"))
+        .unwrap();
+    std::io::Write::write_all(&mut b, big.as_bytes()).unwrap();
+    drop(b);
+    let out = weir(dir.path(), &["run", "job.yaml"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("records written  42") && err.contains("dead-lettered    1"),
+        "{err}"
+    );
+    let letters = dead_letters(&dir.path().join("dl"));
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("data/b.csv:4")
+    );
+    assert!(
+        letters[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than a quarter of the UDF's memory cap (64 MiB)"),
+        "{}",
+        letters[0]
+    );
+    assert_eq!(letters[0]["truncated"], true);
+    assert_eq!(letters[0]["record"].as_str().unwrap().len(), 1 << 20);
 }

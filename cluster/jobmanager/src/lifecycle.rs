@@ -86,7 +86,7 @@ pub struct Failure {
     /// Its kind.
     pub kind: FailureKind,
     /// For a task failure, what the task hit: `trap`, `timeout`,
-    /// `memory-limit`, `udf-error`, `io` or `internal`.
+    /// `memory-limit`, `udf-error`, `io`, `bad-data` or `internal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     /// The message, naming the operator, subtask and record where known.

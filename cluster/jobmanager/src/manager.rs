@@ -1060,6 +1060,7 @@ impl JobManager {
                     read_records: m.records_read(),
                     write_records: m.records_written(),
                     record_errors: m.record_errors(),
+                    dead_lettered: m.dead_lettered(),
                     restarts: m.restarts(),
                     first_record_ms: m
                         .first_record_latency()

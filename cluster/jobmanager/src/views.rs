@@ -86,6 +86,9 @@ pub struct JobCounters {
     /// Malformed input rows and per-record UDF errors, skipped.
     #[serde(rename = "record-errors")]
     pub record_errors: u64,
+    /// Those of them written to dead-letter directories.
+    #[serde(rename = "dead-lettered", default)]
+    pub dead_lettered: u64,
     /// Restarts after task failures.
     pub restarts: u64,
     /// ms from the submission to the first record an operator or sink

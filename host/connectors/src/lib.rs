@@ -93,7 +93,8 @@ pub enum ConnectorError {
     },
 }
 
-/// A malformed input record that was skipped (counted and reported, not fatal).
+/// A malformed input record the reader skipped; the task decides what
+/// becomes of it (the source's `on_error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadRecord {
     /// Index of the split (file) in the job's split table.
@@ -102,4 +103,10 @@ pub struct BadRecord {
     pub line: u64,
     /// What is wrong with it.
     pub message: String,
+    /// The record's bytes as they are in the file, without the line end
+    /// (at most [`MAX_BAD_RECORD_BYTES`] of them).
+    pub bytes: Vec<u8>,
 }
+
+/// The most bytes of a bad record a reader keeps for its dead letter (1 MiB).
+pub const MAX_BAD_RECORD_BYTES: usize = 1 << 20;

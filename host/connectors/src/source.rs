@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use weir_types::jobgraph::{FileFormat, KeySpec, NexmarkKind, SourceKind, TimestampSpec};
@@ -263,6 +263,9 @@ enum OpenSplit {
         split: u32,
         row: csv::StringRecord,
         path: PathBuf,
+        /// The header ends in CRLF: the csv crate then puts each record on
+        /// the line before (at the previous line end's `\n`).
+        crlf: bool,
     },
     Jsonl {
         lines: std::io::Split<BufReader<File>>,
@@ -600,6 +603,7 @@ impl SourceReader {
             .as_ref()
             .map(|(f, _)| find(f, "timestamp"))
             .transpose()?;
+        let crlf = header_ends_in_crlf(&path);
         Ok(OpenSplit::Csv {
             reader,
             headers,
@@ -609,6 +613,7 @@ impl SourceReader {
             split,
             row: csv::StringRecord::new(),
             path,
+            crlf,
         })
     }
 }
@@ -639,6 +644,66 @@ fn spans_lines(row: &csv::StringRecord) -> bool {
 /// Moves `reader` past the first non-blank line at or after `start` (the
 /// bad row's own line; a record's position may be the line break or blank
 /// lines before it).
+/// Whether the first line of `path` ends in CRLF (read up to 64 KiB).
+fn header_ends_in_crlf(path: &Path) -> bool {
+    let mut first = Vec::new();
+    File::open(path)
+        .and_then(|f| BufReader::new(f.take(64 << 10)).read_until(b'\n', &mut first))
+        .is_ok_and(|_| first.ends_with(b"\r\n"))
+}
+
+/// The bad CSV record of split `split` (file `path`) that starts at
+/// `start` and ends before byte `end`. The csv crate puts a record that
+/// follows a CRLF line end at that end's `\n`, on the line before: the
+/// file's byte there tells, and the record's line and bytes start after it.
+fn bad_csv_record(
+    split: u32,
+    path: &Path,
+    start: &csv::Position,
+    end: u64,
+    message: String,
+) -> BadRecord {
+    let (mut byte, mut line) = (start.byte(), start.line());
+    let mut first = [0u8; 1];
+    let at_newline = File::open(path)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(byte))?;
+            f.read_exact(&mut first)
+        })
+        .is_ok_and(|()| first[0] == b'\n');
+    if at_newline {
+        byte += 1;
+        line += 1;
+    }
+    BadRecord {
+        split,
+        line,
+        message,
+        bytes: file_bytes(path, byte, end),
+    }
+}
+
+/// Bytes `start..end` of file `path` without a trailing line end, at most
+/// [`crate::MAX_BAD_RECORD_BYTES`] of them; empty when they cannot be read
+/// (a bad record's bytes are for its dead letter, not worth failing over).
+fn file_bytes(path: &Path, start: u64, end: u64) -> Vec<u8> {
+    let len = end
+        .saturating_sub(start)
+        .min(crate::MAX_BAD_RECORD_BYTES as u64);
+    let mut bytes = Vec::new();
+    let read = File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(start))?;
+        f.take(len).read_to_end(&mut bytes)
+    });
+    if read.is_err() {
+        return Vec::new();
+    }
+    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    bytes
+}
+
 fn skip_to_next_line(
     reader: &mut csv::Reader<BufReader<File>>,
     start: &csv::Position,
@@ -727,6 +792,7 @@ fn fill(
             split,
             row,
             path,
+            crlf,
         } => {
             while batch.len() < max {
                 // Where the next row starts (the reader's position is that
@@ -746,11 +812,6 @@ fn fill(
                         // A quote left open makes a row with too many or too
                         // few fields as often as not: it took lines too.
                         if spans_lines(row) {
-                            bad.push(BadRecord {
-                                split: *split,
-                                line: at.line(),
-                                message: OPEN_QUOTE.into(),
-                            });
                             skip_to_next_line(reader, &at).map_err(|e| {
                                 ConnectorError::BadFile {
                                     path: path.clone(),
@@ -760,13 +821,13 @@ fn fill(
                                     ),
                                 }
                             })?;
+                            let end = reader.position().byte();
+                            bad.push(bad_csv_record(*split, path, &at, end, OPEN_QUOTE.into()));
                             continue;
                         }
-                        bad.push(BadRecord {
-                            split: *split,
-                            line: at.line(),
-                            message: format!("malformed CSV row: {e}"),
-                        });
+                        let end = reader.position().byte();
+                        let message = format!("malformed CSV row: {e}");
+                        bad.push(bad_csv_record(*split, path, &at, end, message));
                         continue;
                     }
                 }
@@ -774,27 +835,22 @@ fn fill(
                 // One row per line: a quote left open would otherwise take
                 // every following line into one value.
                 if spans_lines(row) {
-                    bad.push(BadRecord {
-                        split: *split,
-                        line,
-                        message: OPEN_QUOTE.into(),
-                    });
                     let start = row.position().cloned().unwrap_or(start);
                     skip_to_next_line(reader, &start).map_err(|e| ConnectorError::BadFile {
                         path: path.clone(),
                         message: format!("cannot continue after line {line}: {e}"),
                     })?;
+                    let end = reader.position().byte();
+                    bad.push(bad_csv_record(*split, path, &start, end, OPEN_QUOTE.into()));
                     continue;
                 }
                 let timestamp = match ts_index.map(|i| &row[i]) {
                     Some(text) => match extract.timestamp.as_ref().map(|(_, f)| f.parse(text)) {
                         Some(Ok(ts)) => Some(ts),
                         Some(Err(message)) => {
-                            bad.push(BadRecord {
-                                split: *split,
-                                line,
-                                message,
-                            });
+                            let from = row.position().unwrap_or(&start);
+                            let end = reader.position().byte();
+                            bad.push(bad_csv_record(*split, path, from, end, message));
                             continue;
                         }
                         None => None,
@@ -815,7 +871,7 @@ fn fill(
                     },
                     Origin {
                         split: *split,
-                        position: line,
+                        position: line + u64::from(*crlf),
                     },
                 );
             }
@@ -845,10 +901,14 @@ fn fill(
                 let text = match String::from_utf8(bytes) {
                     Ok(text) => text,
                     Err(e) => {
+                        let message = format!("not UTF-8: {e}");
+                        let mut bytes = e.into_bytes();
+                        bytes.truncate(crate::MAX_BAD_RECORD_BYTES);
                         bad.push(BadRecord {
                             split: *split,
                             line: *line,
-                            message: format!("not UTF-8: {e}"),
+                            message,
+                            bytes,
                         });
                         continue;
                     }
@@ -870,6 +930,8 @@ fn fill(
                         split: *split,
                         line: *line,
                         message,
+                        bytes: text.as_bytes()[..text.len().min(crate::MAX_BAD_RECORD_BYTES)]
+                            .to_vec(),
                     }),
                 }
             }
@@ -1096,6 +1158,35 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert_eq!((bad[0].split, bad[0].line), (6, 3));
         assert!(bad[0].message.contains("not a time"), "{}", bad[0].message);
+    }
+
+    #[test]
+    fn in_a_crlf_file_records_and_bad_records_name_their_own_line_and_bytes() {
+        // Regression: after a CRLF line end the csv crate puts a record on
+        // the line before (at the `\n`): lines were one too low and a bad
+        // record's bytes began with a line break.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("x.csv"),
+            "timestamp,value\r\n\
+             2014-07-01 00:00:00,1\r\n\
+             not a time,2\r\n\
+             2014-07-01 00:02:00,3,extra\r\n\
+             2014-07-01 00:03:00,4\r\n",
+        )
+        .unwrap();
+        let kind = csv_source(dir.path());
+        let (records, bad) = read_all(&kind, plan_splits("s", &kind, 1, 0).unwrap(), 10);
+        let lines: Vec<u64> = records.iter().map(|(_, o)| o.position).collect();
+        assert_eq!(lines, [2, 5], "{records:?}");
+        let bad: Vec<(u64, &[u8])> = bad.iter().map(|b| (b.line, b.bytes.as_slice())).collect();
+        assert_eq!(
+            bad,
+            [
+                (3, &b"not a time,2"[..]),
+                (4, &b"2014-07-01 00:02:00,3,extra"[..])
+            ]
+        );
     }
 
     #[test]

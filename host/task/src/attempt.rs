@@ -9,13 +9,14 @@ use crossbeam_channel::{Receiver, Sender};
 use weir_checkpoint::{BarrierAligner, CheckpointCoordinator, CheckpointStorage, TaskId};
 use weir_connectors::{SinkStart, SourceReader, Split, plan_splits, prepare_file_sink_dir};
 use weir_types::WatermarkStatus;
-use weir_types::jobgraph::{JobGraph, SinkKind};
+use weir_types::jobgraph::{JobGraph, OnError, SinkKind, dead_letter_dir};
 use weir_wasm::{RuntimeConfig, WasmRuntime};
 
 use crate::checkpointing::snapshot_worker;
 use crate::clock::wall_clock_ms;
 use crate::context::{JobShared, SplitTable};
 use crate::control::{ControlState, TaskControl, TaskEvent};
+use crate::dead_letter::{DeadLetters, prepare_dead_letter_dir};
 use crate::deployment::{HeadDescriptor, RestoreSource, TaskDeploymentDescriptor, VertexSpec};
 use crate::exchange::Exchange;
 use crate::factories::{build_ops, load_components};
@@ -74,6 +75,13 @@ pub(crate) fn plan_attempt(
                 per_subtask[i % vertex.parallelism as usize].push(split);
             }
             source_splits.insert(v, per_subtask);
+        }
+        if let Some(dir) = job.dead_letter_dir(vertex.id) {
+            let start = restored.map_or(SinkStart::Fresh, |r| SinkStart::Restore(r.metadata.id));
+            prepare_dead_letter_dir(&dir, start).map_err(|source| JobError::Connector {
+                vertex: vertex.id.to_string(),
+                source,
+            })?;
         }
         if let VertexKind::Sink(spec) = vertex.kind
             && let SinkKind::File { path, .. } = &spec.kind
@@ -386,6 +394,7 @@ pub(crate) fn run_subtask(
             }
         })
         .collect();
+    let (source_on_error, dead_letters) = bad_record_handling(descriptor, shared);
     let mut run = SubtaskRun {
         head_id: &descriptor.task.vertex,
         task: (descriptor.task.vertex.clone(), descriptor.task.index),
@@ -407,6 +416,8 @@ pub(crate) fn run_subtask(
         events,
         source_metrics,
         op_metrics: metrics,
+        source_on_error,
+        dead_letters,
     };
     let mut restored_files = Vec::new();
     if let (Some(restored), Some(restore)) = (shared.restored.as_deref(), &descriptor.restore) {
@@ -461,6 +472,39 @@ pub(crate) fn run_subtask(
         run.snapshots = None;
         result
     })
+}
+
+/// What the chain does with bad records: its source's `on_error`, and the
+/// dead-letter writers of the vertices that dead-letter.
+fn bad_record_handling(
+    descriptor: &TaskDeploymentDescriptor,
+    shared: &JobShared,
+) -> (OnError, DeadLetters) {
+    let mut source_on_error = OnError::source_default();
+    let mut dirs = Vec::new();
+    for vertex in &descriptor.chain {
+        let (on_error, explicit) = match &vertex.spec {
+            VertexSpec::Source(spec) => {
+                source_on_error = spec.on_error;
+                (spec.on_error, spec.dead_letter_path.as_deref())
+            }
+            VertexSpec::Operator(spec) if spec.udf.is_some() && spec.window.is_none() => {
+                (spec.on_error, spec.dead_letter_path.as_deref())
+            }
+            _ => continue,
+        };
+        if on_error == OnError::DeadLetter {
+            dirs.push((
+                vertex.id.clone(),
+                dead_letter_dir(&descriptor.job, &vertex.id, explicit),
+            ));
+        }
+    }
+    let transactional = shared.storage.is_some();
+    (
+        source_on_error,
+        DeadLetters::new(descriptor.task.index, transactional, dirs),
+    )
 }
 
 /// The head of a subtask: a source reader over its splits, or its input

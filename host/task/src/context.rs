@@ -8,7 +8,6 @@ use std::sync::Arc;
 use weir_wasm::{AggregateComponent, OperatorComponent};
 
 use weir_checkpoint::CheckpointStorage;
-use weir_connectors::BadRecord;
 use weir_types::Origin;
 
 use crate::snapshot::Restored;
@@ -84,17 +83,5 @@ impl JobShared {
     /// Processing time in ms since the attempt started.
     pub(crate) fn now_ms(&self) -> i64 {
         i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
-    }
-
-    /// Reports a malformed input record (it is skipped).
-    pub(crate) fn bad_record(&self, bad: BadRecord) {
-        let at = self.splits.describe(Origin {
-            split: bad.split,
-            position: bad.line,
-        });
-        self.metrics().record_problem(format!(
-            "skipped malformed input {at}: {bad}",
-            bad = bad.message
-        ));
     }
 }

@@ -31,11 +31,13 @@
 //! and reported in the [`JobSummary`] without stopping the job.
 
 mod attempt;
+mod bad_records;
 pub mod channel;
 mod checkpointing;
 mod clock;
 mod context;
 pub mod control;
+pub mod dead_letter;
 pub mod deployment;
 mod exchange;
 pub mod executor;
@@ -116,6 +118,9 @@ pub struct JobSummary {
     pub record_errors: u64,
     /// Late records dropped (windows without a `late_output`, joins).
     pub late_records_dropped: u64,
+    /// Bad records written to dead-letter directories (part of
+    /// `record_errors`).
+    pub dead_lettered: u64,
     /// The first few of those problems, verbatim.
     pub problems: Vec<String>,
     /// Wall time of the whole run.
@@ -210,6 +215,10 @@ pub enum TaskFailureKind {
     UdfError,
     /// A source, sink, state backend or checkpoint I/O failed.
     Io,
+    /// A bad record with `on_error: fail`: a malformed input record at a
+    /// source, or a record the UDF rejected, or a value a sink cannot
+    /// write (not JSON).
+    BadData,
     /// A bug in Weir (a panic in host code).
     Internal,
 }
@@ -230,7 +239,7 @@ impl TaskFailureKind {
     }
 
     /// The name used in the REST API (`trap`, `timeout`, `memory-limit`,
-    /// `udf-error`, `io`, `internal`).
+    /// `udf-error`, `io`, `bad-data`, `internal`).
     pub fn as_str(self) -> &'static str {
         match self {
             TaskFailureKind::Trap => "trap",
@@ -238,6 +247,7 @@ impl TaskFailureKind {
             TaskFailureKind::MemoryLimit => "memory-limit",
             TaskFailureKind::UdfError => "udf-error",
             TaskFailureKind::Io => "io",
+            TaskFailureKind::BadData => "bad-data",
             TaskFailureKind::Internal => "internal",
         }
     }
@@ -401,6 +411,7 @@ pub fn summarize(metrics: &JobMetrics, savepoint: Option<String>) -> JobSummary 
         records_written: metrics.records_written(),
         record_errors: metrics.record_errors(),
         late_records_dropped: metrics.late_dropped(),
+        dead_lettered: metrics.dead_lettered(),
         problems: metrics.problems(),
         elapsed: metrics.elapsed(),
         first_record_latency: metrics.first_record_latency(),

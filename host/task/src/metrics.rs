@@ -14,6 +14,7 @@ pub struct JobMetrics {
     records_read: AtomicU64,
     records_written: AtomicU64,
     record_errors: AtomicU64,
+    dead_lettered: AtomicU64,
     late_dropped: AtomicU64,
     first_processed: OnceLock<Duration>,
     problems: Mutex<Vec<String>>,
@@ -35,6 +36,9 @@ pub struct MetricsSnapshot {
     pub records_written: u64,
     /// Malformed inputs and per-record UDF errors.
     pub record_errors: u64,
+    /// Those of them written to a dead-letter directory.
+    #[serde(default)]
+    pub dead_lettered: u64,
     /// Late records dropped.
     pub late_dropped: u64,
     /// Whether any record was processed.
@@ -145,6 +149,7 @@ impl JobMetrics {
             records_read: AtomicU64::new(0),
             records_written: AtomicU64::new(0),
             record_errors: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
             late_dropped: AtomicU64::new(0),
             first_processed: OnceLock::new(),
             problems: Mutex::new(Vec::new()),
@@ -224,6 +229,18 @@ impl JobMetrics {
         }
     }
 
+    /// Bad records written to a dead-letter directory (they count as
+    /// record errors too).
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` bad records dead-lettered, as record errors too.
+    pub(crate) fn add_dead_lettered(&self, n: u64) {
+        self.dead_lettered.fetch_add(n, Ordering::Relaxed);
+        self.record_errors.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Late records dropped by windows without a late output, and by joins.
     pub fn late_dropped(&self) -> u64 {
         self.late_dropped.load(Ordering::Relaxed)
@@ -281,6 +298,7 @@ impl JobMetrics {
             records_read: self.records_read(),
             records_written: self.records_written(),
             record_errors: self.record_errors(),
+            dead_lettered: self.dead_lettered(),
             late_dropped: self.late_dropped(),
             processed: self.first_processed.get().is_some(),
             problems: self.problems(),
@@ -321,6 +339,10 @@ impl JobMetrics {
         );
         self.record_errors.fetch_add(
             delta(now.record_errors, before.record_errors),
+            Ordering::Relaxed,
+        );
+        self.dead_lettered.fetch_add(
+            delta(now.dead_lettered, before.dead_lettered),
             Ordering::Relaxed,
         );
         self.late_dropped.fetch_add(

@@ -10,9 +10,9 @@ use weir_connectors::Sink;
 use weir_operators::{OperatorOutput, WindowOperator};
 use weir_state::TimerDomain;
 use weir_types::KeyGroupRange;
-use weir_types::jobgraph::OperatorSpec;
+use weir_types::jobgraph::{OnError, OperatorSpec};
 use weir_types::keygroup::key_group_of;
-use weir_types::{Batch, Origin, Record};
+use weir_types::{Batch, Bytes, Origin, Record};
 use weir_wasm::{OperatorInstance, SortedOutputs};
 
 use crate::TaskFailureKind;
@@ -21,12 +21,26 @@ use crate::context::JobShared;
 use crate::incremental::{IncrementalHandle, SharedFile};
 use crate::snapshot::OperatorState;
 
-/// What an operator emitted: records for the main output (with origins)
-/// and `(side output, record)` pairs.
+/// What an operator emitted: records for the main output (with origins),
+/// `(side output, record)` pairs, and the input records its UDF rejected.
 #[derive(Default)]
 pub(crate) struct Emitted {
     pub(crate) main: Batch,
     pub(crate) side: Vec<(String, Record)>,
+    pub(crate) rejected: Vec<Rejected>,
+}
+
+/// An input record a UDF rejected with a per-record error; the subtask
+/// applies the operator's `on_error`.
+pub(crate) struct Rejected {
+    /// Where it came from (`None`: a timer, or a record without origin).
+    pub(crate) origin: Option<Origin>,
+    /// The input's index in its batch.
+    pub(crate) input: u32,
+    /// Its value, kept when the operator dead-letters.
+    pub(crate) record: Option<Bytes>,
+    /// The UDF's message.
+    pub(crate) message: String,
 }
 
 /// An operator failed.
@@ -113,15 +127,13 @@ impl ChainedOp<'_> {
             }
             ChainedOp::Union { .. } => Ok(Emitted {
                 main: batch,
-                side: Vec::new(),
+                ..Emitted::default()
             }),
             ChainedOp::Sink { sink, .. } => {
                 sink.write(&batch.records).map_err(|e| {
                     // Malformed output is bad data from upstream, not I/O.
                     let kind = match e {
-                        weir_connectors::ConnectorError::NotJson { .. } => {
-                            TaskFailureKind::UdfError
-                        }
+                        weir_connectors::ConnectorError::NotJson { .. } => TaskFailureKind::BadData,
                         _ => TaskFailureKind::Io,
                     };
                     OpFailure::new(kind, e.to_string())
@@ -142,7 +154,7 @@ impl ChainedOp<'_> {
         Ok(match self {
             ChainedOp::Udf(udf) => {
                 udf.instance.set_watermark(watermark);
-                fire_udf_timers(shared, udf, TimerDomain::EventTime, watermark)?
+                fire_udf_timers(udf, TimerDomain::EventTime, watermark)?
             }
             ChainedOp::Window { spec, op } => {
                 op.on_watermark(watermark, &mut out);
@@ -169,7 +181,7 @@ impl ChainedOp<'_> {
                     .next_timer(TimerDomain::ProcessingTime)
                     .is_some_and(|t| t <= now_ms) =>
             {
-                fire_udf_timers(shared, udf, TimerDomain::ProcessingTime, now_ms)?
+                fire_udf_timers(udf, TimerDomain::ProcessingTime, now_ms)?
             }
             ChainedOp::Window { spec, op }
                 if op.next_processing_timer().is_some_and(|t| t <= now_ms) =>
@@ -186,9 +198,7 @@ impl ChainedOp<'_> {
     /// windows and timers fire, so a bounded job loses nothing).
     pub(crate) fn end_of_input(&mut self, shared: &JobShared) -> Result<Emitted, OpFailure> {
         Ok(match self {
-            ChainedOp::Udf(udf) => {
-                fire_udf_timers(shared, udf, TimerDomain::ProcessingTime, i64::MAX)?
-            }
+            ChainedOp::Udf(udf) => fire_udf_timers(udf, TimerDomain::ProcessingTime, i64::MAX)?,
             ChainedOp::Window { spec, op } => {
                 let mut out = OperatorOutput::default();
                 op.end_of_input(&mut out);
@@ -435,12 +445,12 @@ fn builtin_output(
     Ok(Emitted {
         main: Batch::derived(out.records),
         side: out.side,
+        rejected: Vec::new(),
     })
 }
 
 /// Fires a UDF's due timers of one domain.
 fn fire_udf_timers(
-    shared: &JobShared,
     udf: &mut UdfOp<'_>,
     domain: TimerDomain,
     up_to: i64,
@@ -449,7 +459,7 @@ fn fire_udf_timers(
         .instance
         .fire_timers(domain, up_to)
         .map_err(|e| OpFailure::new(TaskFailureKind::of_wasm(&e), format!("in on-timer: {e}")))?;
-    Ok(udf_outputs(shared, udf, &[], outputs.into()))
+    Ok(udf_outputs(&[], &[], outputs.into()))
 }
 
 /// Calls the UDF with a batch.
@@ -458,7 +468,15 @@ fn process_udf(
     udf: &mut UdfOp<'_>,
     batch: Batch,
 ) -> Result<Emitted, OpFailure> {
+    let (batch, oversized) = without_oversized(udf.spec, batch);
     let origins = batch.origins;
+    // The inputs' values, for the records the UDF may reject (the values
+    // are slices of shared buffers: this copies no bytes).
+    let values: Vec<Bytes> = if udf.spec.on_error == OnError::DeadLetter {
+        batch.records.iter().map(|r| r.value.clone()).collect()
+    } else {
+        Vec::new()
+    };
     let outputs = match udf.instance.process_sorted(batch.records) {
         Ok(outputs) => outputs,
         Err(failure) => {
@@ -473,32 +491,62 @@ fn process_udf(
             });
         }
     };
-    Ok(udf_outputs(shared, udf, &origins, outputs))
+    let mut emitted = udf_outputs(&origins, &values, outputs);
+    emitted.rejected.extend(oversized);
+    Ok(emitted)
 }
 
-/// Forwards a UDF's main and side records, reporting per-record errors
-/// with the origin of the input they name.
-fn udf_outputs(
-    shared: &JobShared,
-    udf: &UdfOp<'_>,
-    origins: &[Origin],
-    outputs: SortedOutputs,
-) -> Emitted {
-    for (input, message) in outputs.errors {
-        let at = match origins.get(input as usize) {
-            Some(origin) => shared.splits.describe(*origin),
-            // `on-timer` has no input batch.
-            None if origins.is_empty() => "a timer".to_string(),
-            None => format!("input #{input} of a batch"),
-        };
-        shared.metrics().record_problem(format!(
-            "operator `{}` rejected {at}: {message}",
-            udf.spec.id
-        ));
+/// A record larger than this share of its UDF's memory cap (`memory_mib`)
+/// is rejected before the call (1/4): the guest could not hold it beside
+/// its copies, and the memory-limit trap would fail the whole batch.
+const RECORD_SHARE_OF_MEMORY: u64 = 4;
+
+/// `batch` without the records too large for `spec`'s UDF, which become
+/// rejections (the operator's `on_error` applies).
+fn without_oversized(spec: &OperatorSpec, batch: Batch) -> (Batch, Vec<Rejected>) {
+    let max = u64::from(spec.memory_mib) * (1 << 20) / RECORD_SHARE_OF_MEMORY;
+    let size = |r: &Record| (r.value.len() + r.key.as_ref().map_or(0, Vec::len)) as u64;
+    if !batch.records.iter().any(|r| size(r) > max) {
+        return (batch, Vec::new());
     }
+    let mut kept = Batch::default();
+    let mut rejected = Vec::new();
+    for (i, (record, origin)) in batch.records.into_iter().zip(batch.origins).enumerate() {
+        let bytes = size(&record);
+        if bytes > max {
+            rejected.push(Rejected {
+                origin: Some(origin),
+                input: u32::try_from(i).unwrap_or(u32::MAX),
+                record: (spec.on_error == OnError::DeadLetter).then(|| record.value.clone()),
+                message: format!(
+                    "a record of {bytes} bytes is larger than a quarter of the UDF's memory cap ({} MiB); it was not passed to the UDF",
+                    spec.memory_mib
+                ),
+            });
+        } else {
+            kept.push(record, origin);
+        }
+    }
+    (kept, rejected)
+}
+
+/// A UDF's main and side records, and the inputs it rejected (with their
+/// origins, and their values when `values` holds them).
+fn udf_outputs(origins: &[Origin], values: &[Bytes], outputs: SortedOutputs) -> Emitted {
+    let rejected = outputs
+        .errors
+        .into_iter()
+        .map(|(input, message)| Rejected {
+            origin: origins.get(input as usize).copied(),
+            input,
+            record: values.get(input as usize).cloned(),
+            message,
+        })
+        .collect();
     Emitted {
         main: Batch::derived(outputs.records),
         side: outputs.side,
+        rejected,
     }
 }
 

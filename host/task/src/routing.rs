@@ -26,7 +26,8 @@ impl SubtaskRun<'_> {
             let input = if op == start { input } else { 0 };
             self.count(op, batch.len(), 0);
             let emitted = self.ops[op].process(shared, input, batch);
-            let emitted = self.or_fail(op, emitted)?;
+            let mut emitted = self.or_fail(op, emitted)?;
+            self.rejected(shared, op, std::mem::take(&mut emitted.rejected))?;
             self.count(op, 0, emitted.main.len() + emitted.side.len());
             shared.metrics().mark_processed();
             self.route_side_outputs(shared, op, emitted.side)?;
@@ -41,8 +42,9 @@ impl SubtaskRun<'_> {
         &mut self,
         shared: &JobShared,
         op: usize,
-        emitted: Emitted,
+        mut emitted: Emitted,
     ) -> Result<(), Stop> {
+        self.rejected(shared, op, std::mem::take(&mut emitted.rejected))?;
         self.count(op, 0, emitted.main.len() + emitted.side.len());
         self.route_side_outputs(shared, op, emitted.side)?;
         if !emitted.main.is_empty() {

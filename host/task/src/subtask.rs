@@ -61,6 +61,10 @@ pub(crate) struct SubtaskRun<'a> {
     pub(crate) source_metrics: Option<Arc<crate::metrics::VertexMetrics>>,
     /// Each chained operator's and sink's counters (`op_metrics[i]` is `ops[i]`'s).
     pub(crate) op_metrics: Vec<Arc<crate::metrics::VertexMetrics>>,
+    /// What the chain's source does with a malformed input record.
+    pub(crate) source_on_error: weir_types::jobgraph::OnError,
+    /// Where the chain's vertices that dead-letter write.
+    pub(crate) dead_letters: crate::dead_letter::DeadLetters,
 }
 
 /// A subtask stops: either it failed, or the job was cancelled because
@@ -144,10 +148,8 @@ impl SubtaskRun<'_> {
                     pace,
                     ..
                 } => {
+                    // Its bad records are handled below, before the batch.
                     let next = reader.next_batch(batch_size, &mut bad);
-                    for b in bad.drain(..) {
-                        shared.bad_record(b);
-                    }
                     let batch = match next {
                         Ok(Some(batch)) => batch,
                         Ok(None) => break,
@@ -245,6 +247,9 @@ impl SubtaskRun<'_> {
                     Err(RecvTimeoutError::Disconnected) => Step::Disconnected,
                 },
             };
+            if !bad.is_empty() {
+                self.bad_input(shared, bad.drain(..))?;
+            }
             match step {
                 Step::Records(input, batch, watermark) => {
                     self.push(shared, 0, input, batch)?;
@@ -265,6 +270,10 @@ impl SubtaskRun<'_> {
                     break;
                 }
             }
+        }
+        // Bad records of the source's last read.
+        if !bad.is_empty() {
+            self.bad_input(shared, bad.drain(..))?;
         }
         // End of a bounded input: event time is complete (batch semantics).
         if matches!(self.head, Head::Source { .. }) {
@@ -347,6 +356,9 @@ impl SubtaskRun<'_> {
                 let id = self.ops[op].id().to_string();
                 return Err(self.fail(&id, None, message));
             }
+        }
+        if let Err(message) = self.dead_letters.finish() {
+            return Err(self.fail(self.head_id, None, format!("dead letters: {message}")));
         }
         for outlet in &mut self.outlets {
             outlet.exchange.finish()?;

@@ -109,6 +109,9 @@ impl SubtaskRun<'_> {
                 ops.push((operator_state_id(&id), OperatorState::Full(bytes)));
             }
         }
+        self.dead_letters
+            .pre_commit(checkpoint)
+            .map_err(|e| format!("dead letters: {e}"))?;
         Ok((head, ops))
     }
 
@@ -209,6 +212,9 @@ impl SubtaskRun<'_> {
                 let id = self.ops[op].id().to_string();
                 return Err(self.fail(&id, None, message));
             }
+        }
+        if let Err(message) = self.dead_letters.commit(completed) {
+            return Err(self.fail(self.head_id, None, format!("dead letters: {message}")));
         }
         self.committed = completed;
         Ok(())

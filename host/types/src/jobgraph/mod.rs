@@ -169,6 +169,46 @@ pub struct SourceSpec {
     /// Read at most this many records per second (over all subtasks;
     /// like Flink datagen's `rows-per-second`); default: as fast as possible.
     pub records_per_second: Option<u64>,
+    /// What a malformed input record does (default `dead-letter`).
+    #[serde(default = "OnError::source_default")]
+    pub on_error: OnError,
+    /// Where `dead-letter` writes (default `dead-letter/<job>/<id>`).
+    pub dead_letter_path: Option<PathBuf>,
+}
+
+/// What happens to a bad record: a malformed input record at a source, a
+/// record a UDF rejected with a per-record error at an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// The task fails, naming the record (the restart strategy decides).
+    Fail,
+    /// The record is skipped, counted and reported in the log.
+    Drop,
+    /// The record is written, with its origin, the vertex and the error,
+    /// as a JSON line to the vertex's dead-letter directory (exactly-once
+    /// with checkpoints, as the file sink), counted, and skipped.
+    DeadLetter,
+}
+
+/// The dead-letter directory of vertex `vertex` of job `job`: `explicit`
+/// (its `dead_letter_path`), or `dead-letter/<job>/<vertex>`.
+pub fn dead_letter_dir(job: &str, vertex: &str, explicit: Option<&Path>) -> PathBuf {
+    explicit.map_or_else(
+        || PathBuf::from("dead-letter").join(job).join(vertex),
+        Path::to_path_buf,
+    )
+}
+
+impl OnError {
+    /// Sources keep going and keep what they could not read.
+    pub fn source_default() -> Self {
+        OnError::DeadLetter
+    }
+    /// Operators fail, as Flink does on an exception.
+    pub fn operator_default() -> Self {
+        OnError::Fail
+    }
 }
 
 /// Bounded-out-of-orderness watermarks, one generator per split.
@@ -440,6 +480,12 @@ pub struct OperatorSpec {
     /// records, per-record errors); default 262,144.
     #[serde(default = "default_max_outputs_per_call")]
     pub max_outputs_per_call: u64,
+    /// What a record the UDF rejects (a per-record error) does (default
+    /// `fail`).
+    #[serde(default = "OnError::operator_default")]
+    pub on_error: OnError,
+    /// Where `dead-letter` writes (default `dead-letter/<job>/<id>`).
+    pub dead_letter_path: Option<PathBuf>,
 }
 
 /// A capability an operator's job entry grants its UDF.
@@ -663,6 +709,27 @@ impl JobGraph {
                 line: None,
                 message: format!("{field}: {message}"),
             })
+    }
+
+    /// The dead-letter directory of source or operator `vertex` when its
+    /// `on_error` is `dead-letter`: its `dead_letter_path`, or
+    /// `dead-letter/<job name>/<vertex>` (relative paths, like sink paths,
+    /// are taken from the current directory of the process that runs the
+    /// subtask). `None` for other vertices.
+    pub fn dead_letter_dir(&self, vertex: &str) -> Option<PathBuf> {
+        let explicit = self
+            .sources
+            .iter()
+            .filter(|s| s.id == vertex && s.on_error == OnError::DeadLetter)
+            .map(|s| s.dead_letter_path.clone())
+            .chain(
+                self.operators
+                    .iter()
+                    .filter(|o| o.id == vertex && o.on_error == OnError::DeadLetter)
+                    .map(|o| o.dead_letter_path.clone()),
+            )
+            .next()?;
+        Some(dead_letter_dir(&self.name, vertex, explicit.as_deref()))
     }
 
     /// The effective parallelism of a vertex, given the job default.
