@@ -26,9 +26,10 @@ done
 if [ ${#TARGETS[@]} -eq 0 ]; then
     TARGETS=(job_file packed_batch data_frames control_frames checkpoint_metadata csv_records jsonl_records)
 fi
-if ! cargo afl --version >/dev/null 2>&1; then
-    echo "fuzz: installing cargo-afl (AFL++ for Rust on stable; builds AFL++ with make, about 3 minutes, once)"
-    cargo install cargo-afl --locked --quiet
+# cargo-afl matches the `afl` crate of fuzz/Cargo.toml (0.18).
+if ! cargo afl --version 2>/dev/null | grep -q "^cargo-afl 0\.18\."; then
+    echo "fuzz: installing cargo-afl 0.18 (AFL++ for Rust on stable; builds AFL++ with make, about 3 minutes, once)"
+    cargo install cargo-afl --version "~0.18" --locked --quiet
 fi
 export CARGO_TARGET_DIR="$HOME/.cache/weir/fuzz-target"
 (cd fuzz && cargo afl build --release --quiet --bins)
@@ -42,6 +43,9 @@ for t in "${TARGETS[@]}"; do
         "$CARGO_TARGET_DIR/release/$t" </dev/null >"$OUT/$t.log" 2>&1) || {
         echo "fuzz: afl-fuzz failed for $t; see $OUT/$t.log" >&2; tail -5 "$OUT/$t.log" >&2; status=1; continue; }
     stats="$OUT/$t/default/fuzzer_stats"
+    if [ ! -f "$stats" ]; then
+        echo "fuzz: $t wrote no fuzzer_stats; see $OUT/$t.log" >&2; status=1; continue
+    fi
     get() { awk -F': *' -v k="$1" '$1 ~ "^"k" *$" {print $2}' "$stats"; }
     crashes=$(get saved_crashes); hangs=$(get saved_hangs)
     printf "%-20s %12s %8s %8s %8s\n" "$t" "$(get execs_done)" "$(get corpus_count)" "$crashes" "$hangs"

@@ -32,7 +32,8 @@ pub fn packed_batch(data: &[u8]) {
 
 /// A data stream (preamble and `StreamElement` frames), fed in two chunks.
 pub fn data_frames(data: &[u8]) {
-    let mut decoder = FrameDecoder::new(1 << 20);
+    // The data plane's limit (`weir_rpc::data::MAX_DATA_FRAME_BYTES`).
+    let mut decoder = FrameDecoder::new(64 << 20);
     let half = data.len() / 2;
     for chunk in [&data[..half], &data[half..]] {
         decoder.push(chunk);

@@ -19,7 +19,7 @@ use serde_json::Value;
 use support::{JobManager, committed, get, submit, udf, upload, wait_for};
 
 /// The JobManager's resident memory stays under this through the suite
-/// (each hostile job gets a 64 MiB guest memory cap).
+/// (each hostile job gets a 64 MiB guest memory cap, a few 512 MiB).
 const RSS_BOUND_MIB: u64 = 768;
 
 /// How a case must end.
@@ -29,6 +29,9 @@ enum Expect {
     Fails(&'static [&'static str]),
     /// Finishes; every output record's `got` field contains this.
     Finishes(&'static str),
+    /// Finishes, with the bad results counted as record errors (and no
+    /// output for them).
+    FinishesCounting,
 }
 
 struct Case {
@@ -39,6 +42,9 @@ struct Case {
     extra: &'static str,
     /// Checkpoint every 100 ms (for the snapshot cases).
     checkpoints: bool,
+    /// The sink fails the first attempt after 350 records and the job
+    /// restarts once from its latest checkpoint (for the restore case).
+    restarts: bool,
     /// `call_timeout_ms`.
     timeout_ms: u32,
     expect: Expect,
@@ -50,8 +56,19 @@ const fn poison(config: &'static str, expect: Expect) -> Case {
         config,
         extra: "",
         checkpoints: false,
+        restarts: false,
         timeout_ms: 1000,
         expect,
+    }
+}
+
+/// A case of the hostile window aggregate (`udfs/poison-aggregate`) in a
+/// built-in session window (sessions of a key merge as its records come).
+const fn aggregate(config: &'static str, expect: Expect) -> Case {
+    Case {
+        udf: "poison-aggregate",
+        extra: "    window: { type: session, gap: 15s, key_field: key }\n    aggregate: [{ fn: count }]\n",
+        ..poison(config, expect)
     }
 }
 
@@ -139,6 +156,34 @@ fn cases() -> Vec<Case> {
             ..poison(config, expect)
         });
     }
+    all.push(Case {
+        restarts: true,
+        ..poison(
+            r#"{case: panic, at: restore}"#,
+            Fails(&["a panic on purpose"]),
+        )
+    });
+    all.extend([
+        aggregate(r#"{case: loop, at: open}"#, Fails(&["timeout"])),
+        aggregate(r#"{case: loop, at: add}"#, Fails(&["timeout"])),
+        aggregate(
+            r#"{case: panic, at: add}"#,
+            Fails(&["a panic on purpose in add"]),
+        ),
+        aggregate(
+            r#"{case: panic, at: merge}"#,
+            Fails(&["a panic on purpose in merge"]),
+        ),
+        aggregate(
+            r#"{case: panic, at: get-result}"#,
+            Fails(&["a panic on purpose in get-result"]),
+        ),
+        aggregate(r#"{case: grow, at: add}"#, Fails(&["memory limit"])),
+        aggregate(
+            r#"{case: bad-result, at: get-result}"#,
+            Expect::FinishesCounting,
+        ),
+    ]);
     all.extend([
         Case {
             udf: "bad-packed",
@@ -170,13 +215,27 @@ fn write_input(dir: &Path, rows: usize) -> PathBuf {
 }
 
 fn poison_job(name: &str, udf: &str, case: &Case, input: &Path, out: &Path) -> String {
-    let checkpoints = if case.checkpoints {
-        "  execution.checkpointing.interval: 100ms\n"
+    let configuration = if case.restarts {
+        "  execution.checkpointing.interval: 50ms\n  restart-strategy.type: fixed-delay\n  restart-strategy.fixed-delay.attempts: 1\n  restart-strategy.fixed-delay.delay: 100ms\n"
+    } else if case.checkpoints {
+        "  restart-strategy.type: none\n  execution.checkpointing.interval: 100ms\n"
+    } else {
+        "  restart-strategy.type: none\n"
+    };
+    // Slower for the restore case, so checkpoints complete before the
+    // injected failure.
+    let (pace, batch) = if case.restarts {
+        (500, 10)
+    } else {
+        (2000, 1024)
+    };
+    let sink_extra = if case.restarts {
+        ", fail_after_records: 350"
     } else {
         ""
     };
     format!(
-        "name: {name}\nsources:\n  - id: rows\n    type: file\n    path: {input}\n    glob: \"*.csv\"\n    format: csv\n    key: {{ field: key }}\n    timestamp: {{ field: ts, format: millis }}\n    watermarks: {{ max_out_of_orderness: 0ms }}\n    records_per_second: 2000\noperators:\n  - id: poison\n    input: rows\n    partition: key_by\n    udf: \"{udf}\"\n    config: {config}\n    call_timeout_ms: {timeout}\n{extra}sinks:\n  - {{ id: out, input: poison, type: file, path: {out} }}\nconfiguration:\n  restart-strategy.type: none\n{checkpoints}",
+        "name: {name}\nbatch_size: {batch}\nsources:\n  - id: rows\n    type: file\n    path: {input}\n    glob: \"*.csv\"\n    format: csv\n    key: {{ field: key }}\n    timestamp: {{ field: ts, format: millis }}\n    watermarks: {{ max_out_of_orderness: 0ms }}\n    records_per_second: {pace}\noperators:\n  - id: poison\n    input: rows\n    partition: key_by\n    udf: \"{udf}\"\n    config: {config}\n    call_timeout_ms: {timeout}\n{extra}sinks:\n  - {{ id: out, input: poison, type: file, path: {out}{sink_extra} }}\nconfiguration:\n{configuration}",
         input = input.display(),
         config = case.config,
         timeout = case.timeout_ms,
@@ -195,22 +254,25 @@ fn healthy_job(name: &str, udf: &str, out: &Path) -> String {
     )
 }
 
-/// The JobManager's resident set, MiB.
+/// The JobManager's peak resident set so far (`VmHWM`), MiB.
 fn rss_mib(jm: &JobManager) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", jm.child.id())).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|kb| kb.parse::<u64>().ok())
         .unwrap()
         / 1024
 }
 
-fn first_failure(jm: &JobManager, id: &str) -> String {
+/// The message of the job's last failure (the one that failed it).
+fn last_failure(jm: &JobManager, id: &str) -> String {
     let exceptions = get(jm, &format!("/v1/jobs/{id}/exceptions"));
-    exceptions["exceptions"][0]["message"]
-        .as_str()
+    exceptions["exceptions"]
+        .as_array()
+        .and_then(|all| all.last())
+        .and_then(|last| last["message"].as_str())
         .unwrap_or_default()
         .to_string()
 }
@@ -282,12 +344,20 @@ fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
         let state = ended["state"].as_str().unwrap_or_default().to_string();
         let (outcome, ok) = match &case.expect {
             Expect::Fails(words) => {
-                let message = first_failure(&jm, &poison_id);
+                let message = last_failure(&jm, &poison_id);
                 let lower = message.to_lowercase();
                 let ok = state == "FAILED"
                     && message.contains("poison")
                     && words.iter().all(|w| lower.contains(&w.to_lowercase()));
                 (format!("{state}: {message}"), ok)
+            }
+            Expect::FinishesCounting => {
+                let errors = ended["metrics"]["record-errors"].as_u64().unwrap_or(0);
+                let written = committed(&out).len();
+                (
+                    format!("{state}: {written} results, {errors} record errors"),
+                    state == "FINISHED" && errors > 0 && written == 0,
+                )
             }
             Expect::Finishes(got) => {
                 let records: Vec<Value> = committed(&out)

@@ -83,7 +83,8 @@ pub struct JobCounters {
     /// Records written by the sinks.
     #[serde(rename = "write-records")]
     pub write_records: u64,
-    /// Malformed input rows and per-record UDF errors, skipped.
+    /// Bad records: malformed input rows and records UDFs rejected (the
+    /// ones not failing the job), dropped or dead-lettered.
     #[serde(rename = "record-errors")]
     pub record_errors: u64,
     /// Those of them written to dead-letter directories.

@@ -122,6 +122,14 @@ impl DataSender {
 }
 
 impl DataSender {
+    /// Abandons the stream (the producer failed or was cancelled): the
+    /// consumer's [`DataReceiver::recv`] fails instead of seeing a clean
+    /// end, as a local consumer sees its producer disconnect.
+    pub fn reset(&mut self) {
+        // Already finished or reset: nothing left to abandon.
+        let _ = self.stream.reset(quinn::VarInt::from_u32(0));
+    }
+
     /// Waits until the consumer has read everything sent and the stream's
     /// end (or stopped reading it); call it after [`finish`](Self::finish)
     /// before dropping the connection, which would discard what is in

@@ -469,6 +469,13 @@ fn receive(executor: &Executor, header: DataChannelHeader, mut receiver: DataRec
                 }
             }
             Ok(None) => return,
+            // The producer stopped mid-stream (it failed, was cancelled, or
+            // its job stopped with a savepoint); its own failure, if any,
+            // reaches the JobManager from its TaskManager.
+            Err(weir_rpc::RpcError::Read(quinn::ReadError::Reset(_))) => {
+                tracing::debug!("data stream {header:?} was reset by its producer");
+                return;
+            }
             Err(e) => {
                 tracing::warn!("data stream {header:?} failed: {e}");
                 return;
@@ -498,6 +505,7 @@ impl RemoteLink for QuicLink {
             },
             stream: None,
             failed: false,
+            ended: false,
         })
     }
 
@@ -516,7 +524,8 @@ const WINDOW_WAIT: Duration = Duration::from_micros(200);
 /// it to the channel's QUIC stream, opened on the first send. Its credit is
 /// the stream's flow-control window ([`weir_rpc::data::STREAM_WINDOW_BYTES`]):
 /// a consumer that stops reading the channel stops this producer. Dropping
-/// it ends the stream (after what was written).
+/// it ends the stream after what was written when the producer sent its end
+/// of input, and resets it otherwise.
 struct QuicOutputChannel {
     executor: Arc<Executor>,
     to: String,
@@ -524,6 +533,9 @@ struct QuicOutputChannel {
     stream: Option<DataSender>,
     /// The stream failed: every later send fails at once.
     failed: bool,
+    /// The producer sent its end of input: dropping finishes the stream
+    /// cleanly (otherwise it is reset).
+    ended: bool,
 }
 
 impl std::fmt::Debug for QuicOutputChannel {
@@ -533,6 +545,7 @@ impl std::fmt::Debug for QuicOutputChannel {
             .field("header", &self.header)
             .field("open", &self.stream.is_some())
             .field("failed", &self.failed)
+            .field("ended", &self.ended)
             .finish()
     }
 }
@@ -579,26 +592,35 @@ impl OutputChannel for QuicOutputChannel {
         if self.failed {
             return Err(Disconnected);
         }
-        self.write(&element, blocked_ns).map_err(|e| {
-            // The producer fails with "consumer gone"; the cause is here.
-            tracing::warn!(
-                "data stream to {} for {:?} failed: {e}",
-                self.to,
-                self.header
-            );
-            self.failed = true;
-            self.stream = None;
-            Disconnected
-        })
+        let end = element == StreamElement::EndOfInput;
+        self.write(&element, blocked_ns)
+            .map(|()| self.ended |= end)
+            .map_err(|e| {
+                // The producer fails with "consumer gone"; the cause is here.
+                tracing::warn!(
+                    "data stream to {} for {:?} failed: {e}",
+                    self.to,
+                    self.header
+                );
+                self.failed = true;
+                self.stream = None;
+                Disconnected
+            })
     }
 }
 
 impl Drop for QuicOutputChannel {
     fn drop(&mut self) {
         if let Some(mut stream) = self.stream.take() {
-            // Ends the stream after what was written; quinn keeps sending
-            // it on the (pooled) connection.
-            let _ = stream.finish();
+            if self.ended {
+                // Ends the stream after what was written; quinn keeps
+                // sending it on the (pooled) connection.
+                let _ = stream.finish();
+            } else {
+                // The producer failed or was cancelled mid-stream: the
+                // consumer sees the stream fail, not a clean end.
+                stream.reset();
+            }
         }
     }
 }

@@ -104,7 +104,8 @@ pub struct BadRecord {
     /// What is wrong with it.
     pub message: String,
     /// The record's bytes as they are in the file, without the line end
-    /// (at most [`MAX_BAD_RECORD_BYTES`] of them).
+    /// (at most [`MAX_BAD_RECORD_BYTES`] + 1 of them: one more than a
+    /// dead letter keeps, so it can tell the record was cut).
     pub bytes: Vec<u8>,
 }
 

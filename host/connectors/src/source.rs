@@ -641,9 +641,6 @@ fn spans_lines(row: &csv::StringRecord) -> bool {
     row.iter().any(|field| field.contains(['\n', '\r']))
 }
 
-/// Moves `reader` past the first non-blank line at or after `start` (the
-/// bad row's own line; a record's position may be the line break or blank
-/// lines before it).
 /// Whether the first line of `path` ends in CRLF (read up to 64 KiB).
 fn header_ends_in_crlf(path: &Path) -> bool {
     let mut first = Vec::new();
@@ -654,8 +651,9 @@ fn header_ends_in_crlf(path: &Path) -> bool {
 
 /// The bad CSV record of split `split` (file `path`) that starts at
 /// `start` and ends before byte `end`. The csv crate puts a record that
-/// follows a CRLF line end at that end's `\n`, on the line before: the
-/// file's byte there tells, and the record's line and bytes start after it.
+/// follows a CRLF line end at that end's `\n`, on the line before, and
+/// blank lines before a record in its position: the file's bytes there
+/// tell, and the record's line and bytes start after them.
 fn bad_csv_record(
     split: u32,
     path: &Path,
@@ -664,16 +662,20 @@ fn bad_csv_record(
     message: String,
 ) -> BadRecord {
     let (mut byte, mut line) = (start.byte(), start.line());
-    let mut first = [0u8; 1];
-    let at_newline = File::open(path)
-        .and_then(|mut f| {
-            f.seek(SeekFrom::Start(byte))?;
-            f.read_exact(&mut first)
-        })
-        .is_ok_and(|()| first[0] == b'\n');
-    if at_newline {
-        byte += 1;
-        line += 1;
+    // Line breaks before the record (a CRLF's `\n`, blank lines): skipped,
+    // counting lines, up to 4 KiB of them.
+    let mut head = Vec::new();
+    let read = File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(byte))?;
+        f.take(4096).read_to_end(&mut head)
+    });
+    if read.is_ok() {
+        for b in head.iter().take_while(|b| matches!(b, b'\n' | b'\r')) {
+            byte += 1;
+            if *b == b'\n' {
+                line += 1;
+            }
+        }
     }
     BadRecord {
         split,
@@ -689,7 +691,7 @@ fn bad_csv_record(
 fn file_bytes(path: &Path, start: u64, end: u64) -> Vec<u8> {
     let len = end
         .saturating_sub(start)
-        .min(crate::MAX_BAD_RECORD_BYTES as u64);
+        .min(crate::MAX_BAD_RECORD_BYTES as u64 + 1);
     let mut bytes = Vec::new();
     let read = File::open(path).and_then(|mut f| {
         f.seek(SeekFrom::Start(start))?;
@@ -704,6 +706,9 @@ fn file_bytes(path: &Path, start: u64, end: u64) -> Vec<u8> {
     bytes
 }
 
+/// Moves `reader` past the first non-blank line at or after `start` (the
+/// bad row's own line; a record's position may be the line break or blank
+/// lines before it).
 fn skip_to_next_line(
     reader: &mut csv::Reader<BufReader<File>>,
     start: &csv::Position,
@@ -903,7 +908,7 @@ fn fill(
                     Err(e) => {
                         let message = format!("not UTF-8: {e}");
                         let mut bytes = e.into_bytes();
-                        bytes.truncate(crate::MAX_BAD_RECORD_BYTES);
+                        bytes.truncate(crate::MAX_BAD_RECORD_BYTES + 1);
                         bad.push(BadRecord {
                             split: *split,
                             line: *line,
@@ -930,7 +935,7 @@ fn fill(
                         split: *split,
                         line: *line,
                         message,
-                        bytes: text.as_bytes()[..text.len().min(crate::MAX_BAD_RECORD_BYTES)]
+                        bytes: text.as_bytes()[..text.len().min(crate::MAX_BAD_RECORD_BYTES + 1)]
                             .to_vec(),
                     }),
                 }

@@ -13,9 +13,11 @@ use crate::{Entry, StateBackend, StateError, StateLimits};
 
 /// Bytes a buffered write costs beyond its key and value (the map entry,
 /// two heap blocks and their rounding), counted toward
-/// `max_pending_state_bytes` so the limit bounds real memory: ten million
-/// small writes measured about 110 bytes each in resident memory.
+/// `max_pending_state_bytes` so the limit roughly bounds real memory:
+/// ten million small writes measured about 110 bytes each in resident
+/// memory, of which about 15 are their keys and values.
 pub const PENDING_ENTRY_OVERHEAD: u64 = 96;
+
 /// The kinds of keyed state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateKind {

@@ -75,16 +75,11 @@ impl SubtaskRun<'_> {
             };
             match on_error {
                 OnError::Fail => {
-                    return Err(self.fail_as(
-                        &id,
-                        Some(at),
-                        TaskFailureKind::BadData,
-                        format!("the UDF rejected the record: {}", r.message),
-                    ));
+                    return Err(self.fail_as(&id, Some(at), TaskFailureKind::BadData, r.message));
                 }
                 OnError::Drop => shared
                     .metrics()
-                    .record_problem(format!("operator `{id}` rejected {at}: {}", r.message)),
+                    .record_problem(format!("operator `{id}`, {at}: {}", r.message)),
                 OnError::DeadLetter => letters.push(DeadLetter {
                     vertex: id.clone(),
                     origin: at,

@@ -459,7 +459,7 @@ fn fire_udf_timers(
         .instance
         .fire_timers(domain, up_to)
         .map_err(|e| OpFailure::new(TaskFailureKind::of_wasm(&e), format!("in on-timer: {e}")))?;
-    Ok(udf_outputs(&[], &[], outputs.into()))
+    udf_outputs(&[], &[], outputs.into())
 }
 
 /// Calls the UDF with a batch.
@@ -491,8 +491,14 @@ fn process_udf(
             });
         }
     };
-    let mut emitted = udf_outputs(&origins, &values, outputs);
-    emitted.rejected.extend(oversized);
+    let mut emitted = udf_outputs(&origins, &values, outputs)?;
+    if let Some((rejected, kept)) = oversized {
+        // Indices into the batch the UDF saw, back to the batch that came.
+        for r in &mut emitted.rejected {
+            r.input = kept.get(r.input as usize).copied().unwrap_or(r.input);
+        }
+        emitted.rejected.extend(rejected);
+    }
     Ok(emitted)
 }
 
@@ -501,15 +507,21 @@ fn process_udf(
 /// its copies, and the memory-limit trap would fail the whole batch.
 const RECORD_SHARE_OF_MEMORY: u64 = 4;
 
+/// Records too large for a UDF, rejected, and the original index of each
+/// record kept.
+type Oversized = Option<(Vec<Rejected>, Vec<u32>)>;
+
 /// `batch` without the records too large for `spec`'s UDF, which become
-/// rejections (the operator's `on_error` applies).
-fn without_oversized(spec: &OperatorSpec, batch: Batch) -> (Batch, Vec<Rejected>) {
+/// rejections (the operator's `on_error` applies); `None` beside the batch
+/// when every record fits.
+fn without_oversized(spec: &OperatorSpec, batch: Batch) -> (Batch, Oversized) {
     let max = u64::from(spec.memory_mib) * (1 << 20) / RECORD_SHARE_OF_MEMORY;
     let size = |r: &Record| (r.value.len() + r.key.as_ref().map_or(0, Vec::len)) as u64;
     if !batch.records.iter().any(|r| size(r) > max) {
-        return (batch, Vec::new());
+        return (batch, None);
     }
     let mut kept = Batch::default();
+    let mut kept_index = Vec::new();
     let mut rejected = Vec::new();
     for (i, (record, origin)) in batch.records.into_iter().zip(batch.origins).enumerate() {
         let bytes = size(&record);
@@ -519,35 +531,57 @@ fn without_oversized(spec: &OperatorSpec, batch: Batch) -> (Batch, Vec<Rejected>
                 input: u32::try_from(i).unwrap_or(u32::MAX),
                 record: (spec.on_error == OnError::DeadLetter).then(|| record.value.clone()),
                 message: format!(
-                    "a record of {bytes} bytes is larger than a quarter of the UDF's memory cap ({} MiB); it was not passed to the UDF",
+                    "the host rejected the record: {bytes} bytes is more than a quarter of the UDF's memory cap ({} MiB); it was not passed to the UDF",
                     spec.memory_mib
                 ),
             });
         } else {
             kept.push(record, origin);
+            kept_index.push(u32::try_from(i).unwrap_or(u32::MAX));
         }
     }
-    (kept, rejected)
+    (kept, Some((rejected, kept_index)))
 }
 
 /// A UDF's main and side records, and the inputs it rejected (with their
-/// origins, and their values when `values` holds them).
-fn udf_outputs(origins: &[Origin], values: &[Bytes], outputs: SortedOutputs) -> Emitted {
-    let rejected = outputs
-        .errors
-        .into_iter()
-        .map(|(input, message)| Rejected {
+/// origins, and their values when `values` holds them); `origins` empty
+/// for a timer's outputs. A rejection may name an input once.
+///
+/// # Errors
+/// A rejection that names no input of the batch: the UDF broke the
+/// contract (kind `udf-error`).
+fn udf_outputs(
+    origins: &[Origin],
+    values: &[Bytes],
+    outputs: SortedOutputs,
+) -> Result<Emitted, OpFailure> {
+    let mut rejected: Vec<Rejected> = Vec::with_capacity(outputs.errors.len());
+    let mut named = std::collections::HashSet::new();
+    for (input, message) in outputs.errors {
+        if !origins.is_empty() && input as usize >= origins.len() {
+            return Err(OpFailure::new(
+                TaskFailureKind::UdfError,
+                format!(
+                    "the UDF rejected input #{input} of a batch of {}: {message}",
+                    origins.len()
+                ),
+            ));
+        }
+        if !origins.is_empty() && !named.insert(input) {
+            continue;
+        }
+        rejected.push(Rejected {
             origin: origins.get(input as usize).copied(),
             input,
             record: values.get(input as usize).cloned(),
-            message,
-        })
-        .collect();
-    Emitted {
+            message: format!("the UDF rejected the record: {message}"),
+        });
+    }
+    Ok(Emitted {
         main: Batch::derived(outputs.records),
         side: outputs.side,
         rejected,
-    }
+    })
 }
 
 #[cfg(test)]
