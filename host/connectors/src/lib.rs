@@ -19,7 +19,7 @@ mod source;
 pub use nexmark::NexmarkConfig;
 pub use sink::{
     BlackholeSink, CheckedJson, FailAfter, FileSink, Sink, SinkStart, StdoutSink, check_json,
-    prepare_file_sink_dir,
+    prepare_file_sink_dir, prepare_file_sink_part,
 };
 pub use source::{SourceReader, Split, SplitKind, SplitPosition, plan_splits};
 

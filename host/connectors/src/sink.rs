@@ -63,7 +63,7 @@ pub enum SinkStart {
     Restore(u64),
 }
 
-/// A part file name, parsed.
+/// A part file name, parsed: its kind and the subtask that wrote it.
 #[derive(Debug, PartialEq, Eq)]
 enum PartFile {
     /// `part-<s>.jsonl` (a run without checkpoints).
@@ -71,28 +71,33 @@ enum PartFile {
     /// `.part-<s>.inprogress`.
     InProgress,
     /// `.part-<s>-<n>.pending`.
-    Pending { subtask: u32, checkpoint: u64 },
+    Pending { checkpoint: u64 },
     /// `part-<s>-<n>.jsonl`.
     Committed { checkpoint: u64 },
 }
 
-fn parse_part_name(name: &str) -> Option<PartFile> {
+fn parse_part_name(name: &str) -> Option<(u32, PartFile)> {
     if let Some(rest) = name.strip_prefix(".part-") {
-        if rest.ends_with(".inprogress") {
-            return Some(PartFile::InProgress);
+        if let Some(s) = rest.strip_suffix(".inprogress") {
+            return Some((s.parse().ok()?, PartFile::InProgress));
         }
         let (s, n) = rest.strip_suffix(".pending")?.split_once('-')?;
-        return Some(PartFile::Pending {
-            subtask: s.parse().ok()?,
-            checkpoint: n.parse().ok()?,
-        });
+        return Some((
+            s.parse().ok()?,
+            PartFile::Pending {
+                checkpoint: n.parse().ok()?,
+            },
+        ));
     }
     let rest = name.strip_prefix("part-")?.strip_suffix(".jsonl")?;
     Some(match rest.split_once('-') {
-        None => PartFile::Plain,
-        Some((_, n)) => PartFile::Committed {
-            checkpoint: n.parse().ok()?,
-        },
+        None => (rest.parse().ok()?, PartFile::Plain),
+        Some((s, n)) => (
+            s.parse().ok()?,
+            PartFile::Committed {
+                checkpoint: n.parse().ok()?,
+            },
+        ),
     })
 }
 
@@ -105,11 +110,38 @@ fn committed_name(subtask: u32, checkpoint: u64) -> String {
 }
 
 /// Creates `dir` and puts its part files in order for a run starting as
-/// `start` (see [`SinkStart`]).
+/// `start` (see [`SinkStart`]), all subtasks' files.
 ///
 /// # Errors
 /// When the directory cannot be created or cleaned.
 pub fn prepare_file_sink_dir(dir: &Path, start: SinkStart) -> Result<(), ConnectorError> {
+    prepare_parts(dir, start, |_| true)
+}
+
+/// [`prepare_file_sink_dir`] for the files subtask `subtask` of
+/// `parallelism` owns: its own, and for subtask 0 those of subtasks at or
+/// past `parallelism` (a run with fewer subtasks than the last). Each
+/// subtask prepares its part where it runs, so a sink directory on a
+/// TaskManager's own disk is put in order there, not on the JobManager's.
+///
+/// # Errors
+/// When the directory cannot be created or cleaned.
+pub fn prepare_file_sink_part(
+    dir: &Path,
+    start: SinkStart,
+    subtask: u32,
+    parallelism: u32,
+) -> Result<(), ConnectorError> {
+    prepare_parts(dir, start, |s| {
+        s == subtask || (subtask == 0 && s >= parallelism)
+    })
+}
+
+fn prepare_parts(
+    dir: &Path,
+    start: SinkStart,
+    owned: impl Fn(u32) -> bool,
+) -> Result<(), ConnectorError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ConnectorError::Write { path, source }
@@ -118,19 +150,16 @@ pub fn prepare_file_sink_dir(dir: &Path, start: SinkStart) -> Result<(), Connect
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(part) = parse_part_name(&name) else {
+        let Some((subtask, part)) = parse_part_name(&name) else {
             continue;
         };
+        if !owned(subtask) {
+            continue;
+        }
         let path = entry.path();
         let keep = match (start, part) {
             (SinkStart::Fresh, _) => false,
-            (
-                SinkStart::Restore(n),
-                PartFile::Pending {
-                    subtask,
-                    checkpoint,
-                },
-            ) if checkpoint <= n => {
+            (SinkStart::Restore(n), PartFile::Pending { checkpoint }) if checkpoint <= n => {
                 let target = dir.join(committed_name(subtask, checkpoint));
                 std::fs::rename(&path, &target).map_err(io(&target))?;
                 true
@@ -585,5 +614,43 @@ mod tests {
         );
         prepare_file_sink_dir(p, SinkStart::Fresh).unwrap();
         assert_eq!(names(p), ["notes.txt"]);
+    }
+
+    #[test]
+    fn each_subtask_prepares_its_own_files_and_subtask_0_those_of_removed_subtasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for name in [
+            ".part-0-2.pending",
+            ".part-1-2.pending",
+            ".part-2-2.pending",
+            ".part-1.inprogress",
+        ] {
+            std::fs::write(p.join(name), "x\n").unwrap();
+        }
+        // Restored at parallelism 2 from checkpoint 2: subtask 1 publishes
+        // its own pending file and drops its in-progress one.
+        prepare_file_sink_part(p, SinkStart::Restore(2), 1, 2).unwrap();
+        assert_eq!(
+            names(p),
+            [
+                ".part-0-2.pending",
+                ".part-2-2.pending",
+                "part-1-00000002.jsonl"
+            ]
+        );
+        // Subtask 0 takes its own and those of old subtask 2.
+        prepare_file_sink_part(p, SinkStart::Restore(2), 0, 2).unwrap();
+        assert_eq!(
+            names(p),
+            [
+                "part-0-00000002.jsonl",
+                "part-1-00000002.jsonl",
+                "part-2-00000002.jsonl"
+            ]
+        );
+        // A fresh run of one subtask removes them all.
+        prepare_file_sink_part(p, SinkStart::Fresh, 0, 1).unwrap();
+        assert!(names(p).is_empty());
     }
 }

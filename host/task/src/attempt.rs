@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 use weir_checkpoint::{BarrierAligner, CheckpointCoordinator, CheckpointStorage, TaskId};
-use weir_connectors::{SinkStart, SourceReader, Split, plan_splits, prepare_file_sink_dir};
+use weir_connectors::{SinkStart, SourceReader, Split, plan_splits};
 use weir_types::WatermarkStatus;
-use weir_types::jobgraph::{JobGraph, OnError, SinkKind, dead_letter_dir};
+use weir_types::jobgraph::{JobGraph, OnError, dead_letter_dir};
 use weir_wasm::{RuntimeConfig, WasmRuntime};
 
 use crate::checkpointing::snapshot_worker;
 use crate::clock::wall_clock_ms;
 use crate::context::{JobShared, SplitTable};
 use crate::control::{ControlState, TaskControl, TaskEvent};
-use crate::dead_letter::{DeadLetters, prepare_dead_letter_dir};
+use crate::dead_letter::DeadLetters;
 use crate::deployment::{HeadDescriptor, RestoreSource, TaskDeploymentDescriptor, VertexSpec};
 use crate::exchange::Exchange;
 use crate::factories::{build_ops, load_components};
@@ -75,22 +75,6 @@ pub(crate) fn plan_attempt(
                 per_subtask[i % vertex.parallelism as usize].push(split);
             }
             source_splits.insert(v, per_subtask);
-        }
-        if let Some(dir) = job.dead_letter_dir(vertex.id) {
-            let start = restored.map_or(SinkStart::Fresh, |r| SinkStart::Restore(r.metadata.id));
-            prepare_dead_letter_dir(&dir, start).map_err(|source| JobError::Connector {
-                vertex: vertex.id.to_string(),
-                source,
-            })?;
-        }
-        if let VertexKind::Sink(spec) = vertex.kind
-            && let SinkKind::File { path, .. } = &spec.kind
-        {
-            let start = restored.map_or(SinkStart::Fresh, |r| SinkStart::Restore(r.metadata.id));
-            prepare_file_sink_dir(path, start).map_err(|source| JobError::Connector {
-                vertex: spec.id.clone(),
-                source,
-            })?;
         }
     }
 
@@ -419,6 +403,9 @@ pub(crate) fn run_subtask(
         source_on_error,
         dead_letters,
     };
+    run.dead_letters
+        .prepare()
+        .map_err(|message| run.fail(&descriptor.task.vertex, None, message))?;
     let mut restored_files = Vec::new();
     if let (Some(restored), Some(restore)) = (shared.restored.as_deref(), &descriptor.restore) {
         let files = load_state_files(restored, restore).map_err(Stop::Failed)?;
@@ -501,10 +488,18 @@ fn bad_record_handling(
         }
     }
     let transactional = shared.storage.is_some();
-    (
-        source_on_error,
-        DeadLetters::new(descriptor.task.index, transactional, dirs),
-    )
+    let start = descriptor
+        .restore
+        .as_ref()
+        .map_or(SinkStart::Fresh, |r| SinkStart::Restore(r.checkpoint));
+    let letters = DeadLetters::new(
+        descriptor.task.index,
+        descriptor.parallelism,
+        transactional,
+        start,
+        dirs,
+    );
+    (source_on_error, letters)
 }
 
 /// The head of a subtask: a source reader over its splits, or its input

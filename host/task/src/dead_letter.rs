@@ -13,9 +13,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use weir_connectors::{FileSink, Sink, SinkStart, prepare_file_sink_dir};
+use weir_connectors::{FileSink, Sink, SinkStart, prepare_file_sink_part};
 use weir_types::{Bytes, Record};
 
 /// The most bytes of one bad record a dead letter keeps (1 MiB).
@@ -61,44 +61,55 @@ impl DeadLetter {
     }
 }
 
-/// Puts vertex dead-letter directory `dir` in order for a run starting as
-/// `start`, as a file sink's (stale part files of a fresh run go; pending
-/// ones a restored checkpoint covers are published). A directory that does
-/// not exist is left alone: it is created on the first dead letter.
-///
-/// # Errors
-/// When the directory cannot be cleaned.
-pub(crate) fn prepare_dead_letter_dir(
-    dir: &Path,
-    start: SinkStart,
-) -> Result<(), weir_connectors::ConnectorError> {
-    if dir.is_dir() {
-        prepare_file_sink_dir(dir, start)?;
-    }
-    Ok(())
-}
-
 /// The dead-letter writers of one subtask, one per vertex of its chain
 /// that dead-letters, opened on their first record.
 pub(crate) struct DeadLetters {
     subtask: u32,
+    parallelism: u32,
     transactional: bool,
+    start: SinkStart,
     /// Per vertex: its directory and, once opened, its writer.
     writers: BTreeMap<String, (PathBuf, Option<FileSink>)>,
 }
 
 impl DeadLetters {
-    /// Writers for `dirs` (vertex → directory) of subtask `subtask`;
-    /// `transactional` when the job checkpoints.
-    pub(crate) fn new(subtask: u32, transactional: bool, dirs: Vec<(String, PathBuf)>) -> Self {
+    /// Writers for `dirs` (vertex → directory) of subtask `subtask` of
+    /// `parallelism`; `transactional` when the job checkpoints; `start`
+    /// says what this subtask's files from an earlier run become (as a file
+    /// sink's: [`prepare_file_sink_part`], applied by [`Self::prepare`]).
+    pub(crate) fn new(
+        subtask: u32,
+        parallelism: u32,
+        transactional: bool,
+        start: SinkStart,
+        dirs: Vec<(String, PathBuf)>,
+    ) -> Self {
         Self {
             subtask,
+            parallelism,
             transactional,
+            start,
             writers: dirs
                 .into_iter()
                 .map(|(vertex, dir)| (vertex, (dir, None)))
                 .collect(),
         }
+    }
+
+    /// Puts this subtask's files of every directory that exists in order
+    /// for the run's start (a directory that does not exist is created on
+    /// the first dead letter, with nothing to put in order).
+    ///
+    /// # Errors
+    /// When a directory cannot be cleaned.
+    pub(crate) fn prepare(&self) -> Result<(), String> {
+        for (dir, _) in self.writers.values() {
+            if dir.is_dir() {
+                prepare_file_sink_part(dir, self.start, self.subtask, self.parallelism)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes `letters`, each to its vertex's directory.
@@ -177,6 +188,7 @@ impl DeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn a_dead_letter_keeps_text_as_text_and_other_bytes_as_hex() {
@@ -205,9 +217,15 @@ mod tests {
     fn dead_letters_open_their_directory_on_the_first_record_and_commit_with_checkpoints() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("dl/src");
-        prepare_dead_letter_dir(&dir, SinkStart::Fresh).unwrap();
+        let mut letters = DeadLetters::new(
+            1,
+            2,
+            true,
+            SinkStart::Fresh,
+            vec![("src".into(), dir.clone())],
+        );
+        letters.prepare().unwrap();
         assert!(!dir.exists(), "nothing is created before a dead letter");
-        let mut letters = DeadLetters::new(1, true, vec![("src".into(), dir.clone())]);
         letters.pre_commit(1).unwrap();
         let letter = DeadLetter {
             vertex: "src".into(),

@@ -6,7 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_connectors::{BlackholeSink, CheckedJson, FailAfter, FileSink, Sink, StdoutSink};
+use weir_connectors::{
+    BlackholeSink, CheckedJson, FailAfter, FileSink, Sink, SinkStart, StdoutSink,
+    prepare_file_sink_part,
+};
 use weir_operators::{JoinOperator, WindowOperator};
 use weir_state::{KeyedState, MemoryBackend, RocksDbBackend, StateBackend};
 use weir_types::jobgraph::{JobGraph, OperatorRole, OperatorSpec, SinkKind, StateBackendKind};
@@ -261,6 +264,14 @@ pub(crate) fn build_ops<'d>(
                         path,
                         fail_after_records,
                     } => {
+                        // This subtask's part of the directory, put in
+                        // order where the subtask runs.
+                        let start = descriptor
+                            .restore
+                            .as_ref()
+                            .map_or(SinkStart::Fresh, |r| SinkStart::Restore(r.checkpoint));
+                        prepare_file_sink_part(path, start, index, descriptor.parallelism)
+                            .map_err(|e| fail(e.to_string()))?;
                         let file: Box<dyn Sink> = if shared.storage.is_some() {
                             Box::new(FileSink::transactional(path, index))
                         } else {

@@ -711,27 +711,6 @@ impl JobGraph {
             })
     }
 
-    /// The dead-letter directory of source or operator `vertex` when its
-    /// `on_error` is `dead-letter`: its `dead_letter_path`, or
-    /// `dead-letter/<job name>/<vertex>` (relative paths, like sink paths,
-    /// are taken from the current directory of the process that runs the
-    /// subtask). `None` for other vertices.
-    pub fn dead_letter_dir(&self, vertex: &str) -> Option<PathBuf> {
-        let explicit = self
-            .sources
-            .iter()
-            .filter(|s| s.id == vertex && s.on_error == OnError::DeadLetter)
-            .map(|s| s.dead_letter_path.clone())
-            .chain(
-                self.operators
-                    .iter()
-                    .filter(|o| o.id == vertex && o.on_error == OnError::DeadLetter)
-                    .map(|o| o.dead_letter_path.clone()),
-            )
-            .next()?;
-        Some(dead_letter_dir(&self.name, vertex, explicit.as_deref()))
-    }
-
     /// The effective parallelism of a vertex, given the job default.
     pub fn parallelism_of(&self, id: &str) -> Option<u32> {
         if let Some(s) = self.sources.iter().find(|s| s.id == id) {
