@@ -546,6 +546,15 @@ fn check_limits(i: usize, o: &OperatorSpec) -> Result<(), (String, Option<String
             ));
         }
     }
+    // Only a UDF operator rejects records one by one.
+    let udf_operator = o.udf.is_some() && o.window.is_none();
+    if !udf_operator && (o.on_error != OnError::Fail || o.dead_letter_path.is_some()) {
+        return Err((
+            format!("operators[{i}].on_error"),
+            None,
+            "`on_error` and `dead_letter_path` apply to operators with a UDF, not to windows, joins or unions (their bad records are counted and reported)".into(),
+        ));
+    }
     if o.log_lines_per_second > MAX_LOG_LINES_PER_SECOND {
         return Err((
             format!("operators[{i}].log_lines_per_second"),
@@ -1446,5 +1455,17 @@ sinks:
                 other => panic!("{field}: {value} accepted: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn on_error_is_refused_on_an_operator_without_a_udf() {
+        let text = "name: t\nsources:\n  - { id: s, type: datagen, count: 1 }\noperators:\n  - id: u\n    input: [s, s]\n    on_error: dead-letter\nsinks:\n  - { id: o, input: u, type: blackhole }\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains("on_error") && err.contains("apply to operators with a UDF"),
+            "{err}"
+        );
+        let ok = text.replace("    on_error: dead-letter\n", "");
+        assert!(parse(&ok).is_ok());
     }
 }
