@@ -165,9 +165,13 @@ fn assert_trap_recovers_exactly_once_with(dir: &Path, rest: &str, settings: &[St
         "checkpoints completed: {:?}",
         summary.checkpoints
     );
-    // A restart from the beginning would read almost everything twice.
+    // A restart from the beginning would read almost everything twice (the
+    // trap comes near the end); from a checkpoint, the records since it
+    // again. With checkpoints in a slow emulated object store the newest
+    // completed one may lag by a third of the input (seen with the GCS
+    // emulator on a loaded machine: 1.33).
     assert!(
-        summary.records_read < expected.records_read * 13 / 10,
+        summary.records_read < expected.records_read * 16 / 10,
         "restored from a checkpoint, not from scratch: read {} of {}",
         summary.records_read,
         expected.records_read
