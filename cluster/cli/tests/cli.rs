@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -839,21 +841,7 @@ fn a_corrupted_nab_copy_gives_the_clean_alerts_and_dead_letters_exactly_the_corr
             repo_root().join("udfs/nab-zscore").display()
         )
     };
-    let alerts = |out: &str| {
-        let mut lines: Vec<String> = std::fs::read_dir(dir.path().join(out))
-            .unwrap()
-            .flatten()
-            .flat_map(|e| {
-                std::fs::read_to_string(e.path())
-                    .unwrap()
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        lines.sort();
-        lines
-    };
+    let alerts = |out: &str| support::committed(&dir.path().join(out));
     for (data, out) in [(&clean, "clean-out"), (&corrupt, "corrupt-out")] {
         let file = dir.path().join(format!("{out}.yaml"));
         std::fs::write(&file, job(data, out)).unwrap();

@@ -14,6 +14,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
+use support::committed;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -460,20 +464,6 @@ fn embedded_run(dir: &Path, yaml: &str, out: &Path) -> Vec<String> {
         String::from_utf8_lossy(&run.stderr)
     );
     committed(out)
-}
-
-/// The committed lines of a file sink's directory, sorted.
-fn committed(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = entry.file_name().into_string().unwrap();
-        if name.starts_with("part-") {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
-            lines.extend(text.lines().map(str::to_string));
-        }
-    }
-    lines.sort();
-    lines
 }
 
 /// Builds the z-score UDF and runs the NAB job embedded at parallelism 4:
