@@ -2,7 +2,13 @@
 //! `seeds/control_frames`) with Weir's own encoders:
 //! `cargo run --example seeds` in `fuzz/` (the text seeds are kept by hand).
 
-use weir_fuzz::ControlLike;
+use std::collections::BTreeMap;
+
+use weir_checkpoint::Acknowledgement;
+use weir_protocol::messages::{AttemptId, ControlMessage, Registration, TaskManagerId};
+use weir_protocol::task::{
+    MetricsSnapshot, TaskControl, TaskFailureKind, VertexSnapshot, WireEvent, WireFailure,
+};
 use weir_types::{Batch, Origin, Record, StreamElement, WatermarkStatus};
 
 fn write(dir: &str, name: &str, bytes: &[u8]) {
@@ -50,21 +56,87 @@ fn main() {
 
     let mut control = Vec::new();
     weir_protocol::encode_control_preamble(&mut control);
+    let attempt = || AttemptId {
+        epoch: 1_700_000_000_000,
+        job: "nab".into(),
+        attempt: 2,
+    };
+    let mut vertices = BTreeMap::new();
+    vertices.insert(
+        "zscore".to_string(),
+        VertexSnapshot {
+            parallelism: 2,
+            records_in: 10,
+            records_out: 3,
+            back_pressured_ns: 5,
+            watermarks: vec![i64::MIN, 7],
+        },
+    );
     for message in [
-        ControlLike::Register {
-            id: "tm-1".into(),
+        ControlMessage::Register(Registration {
             host: "127.0.0.2".into(),
             slots: 2,
+            weir_version: "0.1.0".into(),
+        }),
+        ControlMessage::Registered {
+            taskmanager: TaskManagerId("tm-1-127.0.0.2".into()),
+            address: "127.0.0.2:6124".into(),
+            heartbeat_interval_ms: 1_000,
+            heartbeat_timeout_ms: 5_000,
         },
-        ControlLike::Artifact {
+        ControlMessage::Deploy {
+            attempt: attempt(),
+            share_json: "{}".into(),
+            tasks: vec![("zscore".into(), 0), ("zscore".into(), 1)],
+            artifacts: BTreeMap::from([("zscore".to_string(), "ab".repeat(32))]),
+        },
+        ControlMessage::Control {
+            attempt: attempt(),
+            task: ("src".into(), 0),
+            control: TaskControl::TriggerCheckpoint(4),
+        },
+        ControlMessage::Event {
+            attempt: attempt(),
+            event: WireEvent::Acknowledge {
+                task: ("zscore".into(), 1),
+                checkpoint: 4,
+                ack: Acknowledgement {
+                    state: Some("zscore-1".into()),
+                    shared: vec!["shared/000009.sst".into()],
+                    size_bytes: 4_096,
+                    full_size_bytes: 8_192,
+                    alignment_ms: 3,
+                },
+            },
+        },
+        ControlMessage::Event {
+            attempt: attempt(),
+            event: WireEvent::Failed {
+                task: ("zscore".into(), 0),
+                failure: WireFailure::Task {
+                    vertex: "zscore".into(),
+                    index: 0,
+                    parallelism: 2,
+                    origin: Some("a.csv:7".into()),
+                    kind: TaskFailureKind::Trap,
+                    message: "unreachable".into(),
+                },
+            },
+        },
+        ControlMessage::Artifact {
             id: "abc".into(),
-            bytes: vec![0, 97, 115, 109],
+            bytes: Ok(vec![0, 97, 115, 109]),
         },
-        ControlLike::Event {
-            attempt: 1,
-            failure: Some(("zscore".into(), 0, "trap".into())),
+        ControlMessage::Metrics {
+            attempt: attempt(),
+            snapshot: MetricsSnapshot {
+                records_read: 10,
+                problems: vec!["bad row".into()],
+                vertices,
+                ..MetricsSnapshot::default()
+            },
         },
-        ControlLike::Heartbeat(9),
+        ControlMessage::Heartbeat,
     ] {
         weir_protocol::encode_control(&message, &mut control).unwrap();
     }

@@ -42,37 +42,12 @@ pub fn data_frames(data: &[u8]) {
     let _ = decoder.finish();
 }
 
-/// A message shaped like the control messages (strings, bytes, numbers,
-/// options, sequences, an enum), for the control framing and postcard.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[allow(dead_code, missing_docs)]
-pub enum ControlLike {
-    Register {
-        id: String,
-        host: String,
-        slots: u32,
-    },
-    Deploy {
-        attempt: (u64, String, u32),
-        share_json: String,
-        tasks: Vec<(String, u32)>,
-    },
-    Artifact {
-        id: String,
-        bytes: Vec<u8>,
-    },
-    Event {
-        attempt: u32,
-        failure: Option<(String, u32, String)>,
-    },
-    Heartbeat(u64),
-}
-
-/// A control stream (preamble and length-prefixed postcard messages).
+/// A control stream (preamble and length-prefixed postcard messages) of
+/// the control messages between TaskManagers and the JobManager.
 pub fn control_frames(data: &[u8]) {
     let mut decoder = ControlDecoder::new(1 << 20);
     decoder.push(data);
-    while let Ok(Some(_)) = decoder.next::<ControlLike>() {}
+    while let Ok(Some(_)) = decoder.next::<weir_protocol::messages::ControlMessage>() {}
 }
 
 /// A checkpoint's `_metadata`.

@@ -119,7 +119,9 @@ impl RemoteAttempts {
             route.running.remove(&task);
         }
         let parallelism = route.parallelism.get(&task.0).copied().unwrap_or(1);
-        let _ = route.events.send(event.into_event(parallelism));
+        let _ = route
+            .events
+            .send(weir_task::wire::into_event(event, parallelism));
     }
 
     /// The counters of `tm`'s share of `attempt`: what changed since its

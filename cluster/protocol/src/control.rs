@@ -20,7 +20,7 @@
 //! | *L* | body: one value in the [postcard wire format], version 1 |
 //!
 //! The body's type is the message enum of the protocol's peers (for Weir,
-//! `weir_rpc::ControlMessage`); postcard encodes an enum as its variant's
+//! [`crate::messages::ControlMessage`]); postcard encodes an enum as its variant's
 //! index (a varint) followed by its fields in order, so the order of the
 //! variants and of their fields is part of the format: adding a variant at
 //! the end is compatible, anything else comes with a new version.

@@ -2,6 +2,9 @@
 //! [`StreamElement`]s of one producer→consumer channel travel between
 //! processes (one QUIC stream per channel), and (in [`control`]) the framing
 //! of the control messages between TaskManagers and the JobManager.
+//! [`messages`] holds those control messages and [`task`] the task-level
+//! messages inside them, so that everything a process decodes from a peer
+//! is defined (and fuzzed) here, below the task runtime.
 //!
 //! - [`encode_preamble`] and [`encode`] append a stream's preamble and one
 //!   element's frame to a `Vec<u8>`.
@@ -108,6 +111,8 @@ mod decode;
 mod encode;
 mod error;
 mod format;
+pub mod messages;
+pub mod task;
 
 pub use control::{ControlDecoder, ControlError, encode_control, encode_control_preamble};
 pub use decode::FrameDecoder;

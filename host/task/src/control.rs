@@ -15,21 +15,7 @@ use weir_checkpoint::{Acknowledgement, CheckpointId, TaskId};
 
 use crate::JobError;
 
-/// A message to one task (a chain subtask).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum TaskControl {
-    /// Take checkpoint `.0`: a source task snapshots and injects the
-    /// barrier at once; a task whose input ended answers with its final
-    /// state; any other task ignores it (its barriers bring the checkpoint).
-    TriggerCheckpoint(CheckpointId),
-    /// Checkpoint `.0` completed: transactional sinks commit what it covers.
-    NotifyCheckpointComplete(CheckpointId),
-    /// The job's final checkpoint or its savepoint completed: the task
-    /// exits without reading further.
-    Finish,
-    /// Stop at once: another task failed, or the job was cancelled.
-    Cancel,
-}
+pub use weir_protocol::task::TaskControl;
 
 /// A message from a task (or its snapshot worker) to the attempt's driver.
 #[derive(Debug)]

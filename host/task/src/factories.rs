@@ -197,7 +197,7 @@ pub(crate) fn build_ops<'d>(
         };
         let fail = |message: String| fail_as(TaskFailureKind::Io, message);
         let wasm_fail =
-            |e: weir_wasm::WasmError| fail_as(TaskFailureKind::of_wasm(&e), e.to_string());
+            |e: weir_wasm::WasmError| fail_as(crate::failure_kind_of_wasm(&e), e.to_string());
         match &vertex.spec {
             VertexSpec::Source(_) => {}
             VertexSpec::Operator(spec) => match spec.role() {

@@ -63,9 +63,10 @@ use std::time::Duration;
 
 pub use checkpointing::Restore;
 pub use context::SplitTable;
-pub use metrics::{JobMetrics, MetricsSnapshot, VertexSnapshot};
+pub use metrics::JobMetrics;
 pub use weir_checkpoint::{CheckpointConfig, CheckpointStats, TaskId};
 use weir_connectors::ConnectorError;
+pub use weir_protocol::task::{MetricsSnapshot, VertexSnapshot};
 use weir_types::jobgraph::JobGraph;
 use weir_wasm::WasmError;
 
@@ -200,56 +201,21 @@ impl JobError {
     }
 }
 
-/// What kind of failure a task had, kept from where it happened to the
-/// JobManager, which decides on a restart and shows it in `/exceptions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TaskFailureKind {
-    /// The UDF trapped (a panic, `unreachable`, an out-of-bounds access).
-    Trap,
-    /// The UDF ran past its call timeout (`call_timeout_ms`).
-    Timeout,
-    /// The UDF asked for more memory than its cap (`memory_mib`).
-    MemoryLimit,
-    /// A host call of the UDF failed, or its `open`/`close` returned an error.
-    UdfError,
-    /// A source, sink, state backend or checkpoint I/O failed.
-    Io,
-    /// A bad record with `on_error: fail`: a malformed input record at a
-    /// source, or a record the UDF rejected, or a value a sink cannot
-    /// write (not JSON).
-    BadData,
-    /// A bug in Weir (a panic in host code).
-    Internal,
-}
+pub use weir_protocol::task::TaskFailureKind;
 
-impl TaskFailureKind {
-    /// The kind of a Wasm runtime error.
-    pub fn of_wasm(error: &WasmError) -> Self {
-        match error {
-            WasmError::Trap { kind, .. } => match kind {
-                weir_wasm::TrapKind::Trap => TaskFailureKind::Trap,
-                weir_wasm::TrapKind::Timeout => TaskFailureKind::Timeout,
-                weir_wasm::TrapKind::MemoryLimit => TaskFailureKind::MemoryLimit,
-                weir_wasm::TrapKind::HostError => TaskFailureKind::UdfError,
-            },
-            WasmError::Guest { .. } => TaskFailureKind::UdfError,
-            _ => TaskFailureKind::Io,
-        }
-    }
-
-    /// The name used in the REST API (`trap`, `timeout`, `memory-limit`,
-    /// `udf-error`, `io`, `bad-data`, `internal`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskFailureKind::Trap => "trap",
-            TaskFailureKind::Timeout => "timeout",
-            TaskFailureKind::MemoryLimit => "memory-limit",
-            TaskFailureKind::UdfError => "udf-error",
-            TaskFailureKind::Io => "io",
-            TaskFailureKind::BadData => "bad-data",
-            TaskFailureKind::Internal => "internal",
-        }
+/// The [`TaskFailureKind`] of a Wasm runtime error: traps, timeouts and
+/// memory limits keep their kind, a failed host call or a guest's own error
+/// is `udf-error`, anything else (loading, linking) is `io`.
+pub fn failure_kind_of_wasm(error: &WasmError) -> TaskFailureKind {
+    match error {
+        WasmError::Trap { kind, .. } => match kind {
+            weir_wasm::TrapKind::Trap => TaskFailureKind::Trap,
+            weir_wasm::TrapKind::Timeout => TaskFailureKind::Timeout,
+            weir_wasm::TrapKind::MemoryLimit => TaskFailureKind::MemoryLimit,
+            weir_wasm::TrapKind::HostError => TaskFailureKind::UdfError,
+        },
+        WasmError::Guest { .. } => TaskFailureKind::UdfError,
+        _ => TaskFailureKind::Io,
     }
 }
 

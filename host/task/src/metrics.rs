@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use weir_protocol::task::{MetricsSnapshot, VertexSnapshot};
+
 /// How many record-level problems are kept verbatim for the summary.
 const KEPT_PROBLEMS: usize = 20;
 
@@ -22,48 +24,6 @@ pub struct JobMetrics {
     checkpoints: Mutex<Vec<weir_checkpoint::CheckpointStats>>,
     restarts: AtomicU64,
     vertices: Mutex<std::collections::BTreeMap<String, Arc<VertexMetrics>>>,
-}
-
-/// The counters of one executor's subtasks at a moment, to add into the
-/// job's counters elsewhere: a TaskManager sends them to the JobManager,
-/// which adds what changed since the previous one
-/// ([`JobMetrics::absorb`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MetricsSnapshot {
-    /// Records read by sources.
-    pub records_read: u64,
-    /// Records written by sinks.
-    pub records_written: u64,
-    /// Malformed inputs and per-record UDF errors.
-    pub record_errors: u64,
-    /// Those of them written to a dead-letter directory.
-    #[serde(default)]
-    pub dead_lettered: u64,
-    /// Late records dropped.
-    pub late_dropped: u64,
-    /// Whether any record was processed.
-    pub processed: bool,
-    /// The problems kept verbatim, oldest first.
-    pub problems: Vec<String>,
-    /// Each sink subtask's last watermark.
-    pub sink_watermarks: std::collections::BTreeMap<String, i64>,
-    /// Per vertex.
-    pub vertices: std::collections::BTreeMap<String, VertexSnapshot>,
-}
-
-/// One vertex's counters in a [`MetricsSnapshot`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct VertexSnapshot {
-    /// The vertex's parallelism.
-    pub parallelism: u32,
-    /// Records in.
-    pub records_in: u64,
-    /// Records out.
-    pub records_out: u64,
-    /// Back-pressured time, ns.
-    pub back_pressured_ns: u64,
-    /// Per subtask, its last watermark (`i64::MIN`: none, or not here).
-    pub watermarks: Vec<i64>,
 }
 
 /// Counters of one vertex, over all its subtasks and attempts (Flink's

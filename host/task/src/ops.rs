@@ -455,10 +455,9 @@ fn fire_udf_timers(
     domain: TimerDomain,
     up_to: i64,
 ) -> Result<Emitted, OpFailure> {
-    let outputs = udf
-        .instance
-        .fire_timers(domain, up_to)
-        .map_err(|e| OpFailure::new(TaskFailureKind::of_wasm(&e), format!("in on-timer: {e}")))?;
+    let outputs = udf.instance.fire_timers(domain, up_to).map_err(|e| {
+        OpFailure::new(crate::failure_kind_of_wasm(&e), format!("in on-timer: {e}"))
+    })?;
     udf_outputs(&[], &[], outputs.into())
 }
 
@@ -486,7 +485,7 @@ fn process_udf(
             };
             return Err(OpFailure {
                 origin,
-                kind: TaskFailureKind::of_wasm(&failure.error),
+                kind: crate::failure_kind_of_wasm(&failure.error),
                 message: failure.error.to_string(),
             });
         }

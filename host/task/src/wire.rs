@@ -3,83 +3,10 @@
 //! the JobManager turns them back, so the attempt's driver reads the same
 //! events from local and remote tasks.
 
-use serde::{Deserialize, Serialize};
-use weir_checkpoint::{Acknowledgement, CheckpointId, TaskId};
-
 use crate::control::TaskEvent;
 use crate::{JobError, TaskFailureKind};
 
-/// A task failure as it crosses processes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WireFailure {
-    /// A [`JobError::Task`], field for field.
-    Task {
-        /// The vertex id.
-        vertex: String,
-        /// 0-based subtask index.
-        index: u32,
-        /// The vertex's parallelism.
-        parallelism: u32,
-        /// The input record being processed, when known.
-        origin: Option<String>,
-        /// What kind of failure it was.
-        kind: TaskFailureKind,
-        /// What happened.
-        message: String,
-    },
-    /// Any other [`JobError`] (the task could not be set up: a component,
-    /// a connector, checkpoint storage), as its message; the JobManager
-    /// treats it as a task failure of kind `io`, so the restart strategy
-    /// decides.
-    Setup {
-        /// The task's vertex.
-        vertex: String,
-        /// Its subtask index.
-        index: u32,
-        /// The error's message.
-        message: String,
-    },
-}
-
-/// A [`TaskEvent`] as it crosses processes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WireEvent {
-    /// [`TaskEvent::Acknowledge`].
-    Acknowledge {
-        /// The task.
-        task: TaskId,
-        /// The checkpoint.
-        checkpoint: CheckpointId,
-        /// Its state handles.
-        ack: Acknowledgement,
-    },
-    /// [`TaskEvent::Decline`].
-    Decline {
-        /// The task.
-        task: TaskId,
-        /// The checkpoint.
-        checkpoint: CheckpointId,
-        /// Why.
-        reason: String,
-    },
-    /// [`TaskEvent::InputEnded`].
-    InputEnded {
-        /// The task.
-        task: TaskId,
-    },
-    /// [`TaskEvent::Failed`].
-    Failed {
-        /// The task.
-        task: TaskId,
-        /// What happened.
-        failure: WireFailure,
-    },
-    /// [`TaskEvent::Exited`].
-    Exited {
-        /// The task.
-        task: TaskId,
-    },
-}
+pub use weir_protocol::task::{WireEvent, WireFailure};
 
 impl From<TaskEvent> for WireEvent {
     fn from(event: TaskEvent) -> Self {
@@ -126,72 +53,70 @@ impl From<TaskEvent> for WireEvent {
                         message: other.to_string(),
                     },
                 };
-                Self::Failed { task, failure }
+                WireEvent::Failed { task, failure }
             }
             TaskEvent::Exited { task } => Self::Exited { task },
         }
     }
 }
 
-impl WireEvent {
-    /// The event, with `parallelism` used for failures that did not carry
-    /// one.
-    #[must_use]
-    pub fn into_event(self, parallelism: u32) -> TaskEvent {
-        match self {
-            Self::Acknowledge {
-                task,
-                checkpoint,
-                ack,
-            } => TaskEvent::Acknowledge {
-                task,
-                checkpoint,
-                ack,
-            },
-            Self::Decline {
-                task,
-                checkpoint,
-                reason,
-            } => TaskEvent::Decline {
-                task,
-                checkpoint,
-                reason,
-            },
-            Self::InputEnded { task } => TaskEvent::InputEnded { task },
-            Self::Failed { task, failure } => {
-                let error = match failure {
-                    WireFailure::Task {
-                        vertex,
-                        index,
-                        parallelism,
-                        origin,
-                        kind,
-                        message,
-                    } => JobError::Task {
-                        vertex,
-                        index,
-                        parallelism,
-                        origin,
-                        kind,
-                        message,
-                    },
-                    WireFailure::Setup {
-                        vertex,
-                        index,
-                        message,
-                    } => JobError::Task {
-                        vertex,
-                        index,
-                        parallelism,
-                        origin: None,
-                        kind: TaskFailureKind::Io,
-                        message,
-                    },
-                };
-                TaskEvent::Failed { task, error }
-            }
-            Self::Exited { task } => TaskEvent::Exited { task },
+/// The [`TaskEvent`] a [`WireEvent`] stands for, with `parallelism` used
+/// for failures that did not carry one.
+#[must_use]
+pub fn into_event(wire: WireEvent, parallelism: u32) -> TaskEvent {
+    match wire {
+        WireEvent::Acknowledge {
+            task,
+            checkpoint,
+            ack,
+        } => TaskEvent::Acknowledge {
+            task,
+            checkpoint,
+            ack,
+        },
+        WireEvent::Decline {
+            task,
+            checkpoint,
+            reason,
+        } => TaskEvent::Decline {
+            task,
+            checkpoint,
+            reason,
+        },
+        WireEvent::InputEnded { task } => TaskEvent::InputEnded { task },
+        WireEvent::Failed { task, failure } => {
+            let error = match failure {
+                WireFailure::Task {
+                    vertex,
+                    index,
+                    parallelism,
+                    origin,
+                    kind,
+                    message,
+                } => JobError::Task {
+                    vertex,
+                    index,
+                    parallelism,
+                    origin,
+                    kind,
+                    message,
+                },
+                WireFailure::Setup {
+                    vertex,
+                    index,
+                    message,
+                } => JobError::Task {
+                    vertex,
+                    index,
+                    parallelism,
+                    origin: None,
+                    kind: TaskFailureKind::Io,
+                    message,
+                },
+            };
+            TaskEvent::Failed { task, error }
         }
+        WireEvent::Exited { task } => TaskEvent::Exited { task },
     }
 }
 
@@ -215,7 +140,7 @@ mod tests {
         let wire = WireEvent::from(event);
         let bytes = serde_json::to_vec(&wire).unwrap();
         let back: WireEvent = serde_json::from_slice(&bytes).unwrap();
-        match back.into_event(9) {
+        match into_event(back, 9) {
             TaskEvent::Failed { task, error } => {
                 assert_eq!(task, ("zscore".to_string(), 1));
                 assert_eq!(error.kind(), Some(TaskFailureKind::MemoryLimit));
@@ -234,7 +159,7 @@ mod tests {
             task: ("src".into(), 0),
             error: JobError::Plan("no such file".into()),
         });
-        match wire.into_event(3) {
+        match into_event(wire, 3) {
             TaskEvent::Failed { error, .. } => {
                 assert_eq!(error.kind(), Some(TaskFailureKind::Io));
                 assert!(error.to_string().contains("no such file"), "{error}");
