@@ -106,6 +106,7 @@ fn main() {
                     size_bytes: 4_096,
                     full_size_bytes: 8_192,
                     alignment_ms: 3,
+                    state_crc32: Some(0x1234_5678),
                 },
             },
         },

@@ -499,6 +499,104 @@ fn a_damaged_latest_checkpoint_falls_back_to_an_older_one_and_a_missing_file_is_
     assert_same_output(&committed(&out), &want);
 }
 
+/// How `content_damage_in_the_newest_checkpoint_falls_back_exactly_once`
+/// damages the newest checkpoint.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    /// One bit of a subtask state file flipped.
+    FlippedStateFile,
+    /// A subtask state file emptied.
+    EmptiedStateFile,
+    /// An SST file only the newest checkpoint lists, cut in half.
+    TruncatedSst,
+}
+
+fn damage_newest(job_dir: &Path, damage: Damage) {
+    let dirs = checkpoint_dirs(job_dir);
+    let newest = dirs.last().unwrap();
+    let state = std::fs::read_dir(newest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "state"))
+        .max()
+        .unwrap();
+    let metadata = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("_metadata")).unwrap()).unwrap()
+    };
+    let shared = |m: &serde_json::Value| -> Vec<String> {
+        m["tasks"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|t| t["shared"].as_array().cloned().unwrap_or_default())
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect()
+    };
+    match damage {
+        Damage::FlippedStateFile => {
+            let mut bytes = std::fs::read(&state).unwrap();
+            let at = bytes.len() / 2;
+            bytes[at] ^= 0x04;
+            std::fs::write(&state, bytes).unwrap();
+        }
+        Damage::EmptiedStateFile => std::fs::write(&state, b"").unwrap(),
+        Damage::TruncatedSst => {
+            let before = shared(&metadata(&dirs[dirs.len() - 2]));
+            let only_newest = shared(&metadata(newest))
+                .into_iter()
+                .find(|f| !before.contains(f))
+                .expect("the newest checkpoint uploaded an SST file of its own");
+            let path = job_dir.join(only_newest);
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        }
+    }
+}
+
+/// A bit flip, an emptied state file or a truncated SST file in the newest
+/// checkpoint: the restore finds it by CRC-32, falls back to the checkpoint
+/// before (one failed attempt), and the output equals the fault-free run.
+#[test]
+fn content_damage_in_the_newest_checkpoint_falls_back_exactly_once() {
+    let base = tempfile::tempdir().unwrap();
+    let expected_out = base.path().join("expected");
+    run(base.path(), &job(&expected_out, false, &zscore_rest()), &[]).unwrap();
+    let want = committed(&expected_out);
+    for damage in [
+        Damage::FlippedStateFile,
+        Damage::EmptiedStateFile,
+        Damage::TruncatedSst,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let yaml = job(&out, false, &zscore_rest());
+        let settings = savepoint_settings(dir.path(), "100ms");
+        let stopped = run_stopping(
+            dir.path(),
+            &yaml,
+            2,
+            &settings,
+            None,
+            Some(std::time::Duration::from_millis(600)),
+        );
+        assert!(stopped.savepoint.is_some(), "{damage:?}");
+        let job_dir = dir.path().join("checkpoints/exactly-once");
+        assert!(checkpoint_dirs(&job_dir).len() >= 2, "{damage:?}");
+        damage_newest(&job_dir, damage);
+        let done = run_stopping(
+            dir.path(),
+            &yaml,
+            2,
+            &settings,
+            Some(weir_task::Restore::Latest),
+            None,
+        );
+        assert_eq!(done.restarts, 1, "{damage:?}: one attempt met the damage");
+        assert!(done.savepoint.is_none());
+        assert_same_output(&committed(&out), &want);
+    }
+}
+
 #[test]
 fn an_io_error_in_the_sink_recovers_exactly_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -426,6 +426,7 @@ impl Checkpoints<'_> {
                         file: ack.state,
                         size_bytes: ack.full_size_bytes,
                         shared: ack.shared,
+                        crc32: ack.state_crc32,
                     },
                 )
             })

@@ -22,6 +22,7 @@ pub(crate) fn failure_kind(error: &JobError) -> FailureKind {
     match error {
         JobError::Task { .. } => FailureKind::Task,
         JobError::CheckpointsFailing(_) => FailureKind::Checkpoints,
+        JobError::DamagedCheckpoint { .. } => FailureKind::DamagedCheckpoint,
         _ => FailureKind::Permanent,
     }
 }

@@ -76,6 +76,11 @@ pub enum FailureKind {
     /// source or sink that cannot be set up, a checkpoint that cannot be
     /// read): a restart would fail the same way.
     Permanent,
+    /// The checkpoint the attempt restored is damaged: the next attempt
+    /// starts at once from the next older retained checkpoint. It is not
+    /// counted by the restart strategy (each one rules a checkpoint out, so
+    /// they end when the retained checkpoints do).
+    DamagedCheckpoint,
 }
 
 /// A failure as the JobManager keeps it (`GET /v1/jobs/{id}/exceptions`).
@@ -333,6 +338,7 @@ impl JobLifecycle {
                 });
                 let delay = match kind {
                     FailureKind::Permanent => None,
+                    FailureKind::DamagedCheckpoint => Some(0),
                     _ if self.identical_limit > 0
                         && self.identical_streak >= self.identical_limit =>
                     {
@@ -451,6 +457,28 @@ mod tests {
         let attempts: Vec<u32> = job.exceptions().iter().map(|e| e.attempt).collect();
         assert_eq!(attempts, vec![0, 1]);
         assert_eq!(job.exceptions()[1].message, "trap again");
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_restarts_at_once_outside_the_restart_strategy() {
+        let mut job = JobLifecycle::new(RestartStrategy::None, 0).with_identical_failure_limit(1);
+        job.handle(Event::SlotsGranted, 0).unwrap();
+        for (n, at) in [(1, 10), (2, 20)] {
+            job.handle(
+                Event::AttemptFailed {
+                    kind: FailureKind::DamagedCheckpoint,
+                    cause: None,
+                    message: "checkpoint 7 is damaged".into(),
+                },
+                at,
+            )
+            .unwrap();
+            assert_eq!(job.status(), JobStatus::Restarting);
+            assert_eq!(job.poll(at), Some(Action::Deploy { attempt: n }));
+        }
+        // A task failure afterwards meets the strategy (none) as usual.
+        job.handle(failed("trap"), 30).unwrap();
+        assert_eq!(job.status(), JobStatus::Failed);
     }
 
     #[test]

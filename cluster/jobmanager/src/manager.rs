@@ -9,7 +9,7 @@
 //! change of status; a JobManager started on the same directory resumes
 //! the jobs that had not ended from their latest completed checkpoints.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -139,6 +139,9 @@ struct Job {
     attempt_waiting: Option<String>,
     /// The typed error of the last failed attempt (for `weir run`).
     last_error: Option<JobError>,
+    /// Checkpoints an attempt found damaged, by location: later attempts
+    /// restore an older one.
+    damaged: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// What a job runs with, besides its record: built from a submitted job
@@ -619,6 +622,7 @@ impl JobManager {
             savepoint_requests: BTreeMap::new(),
             attempt_waiting: None,
             last_error: None,
+            damaged: Arc::default(),
         };
         if let Err(e) = self.persist(&job.record) {
             state.slots.release(&id);
@@ -899,26 +903,33 @@ impl JobManager {
         config.runtime = Some(self.inner.runtime.clone());
         let initial = job.initial.clone();
         let commands = Arc::clone(&job.commands);
+        let damaged_set = Arc::clone(&job.damaged);
         move || {
-            let restored = if attempt > 0 && config.checkpoints.enabled() {
-                match weir_task::resolve_checkpoint(
-                    &Restore::Latest,
+            let damaged = damaged_set.lock().map(|d| d.clone()).unwrap_or_default();
+            let resolve = |r: &Restore| {
+                weir_task::resolve_checkpoint_avoiding(
+                    r,
                     &config.checkpoints,
                     &graph.name,
-                ) {
+                    &damaged,
+                )
+            };
+            let restored = if attempt > 0 && config.checkpoints.enabled() {
+                match resolve(&Restore::Latest) {
                     Ok(found) => Ok(Some(found)),
+                    // Every retained checkpoint is damaged: nothing to
+                    // start from without repeating committed output.
+                    Err(e) if !damaged.is_empty() => Err(e),
                     // Nothing completed yet: start over as the first attempt did.
-                    Err(_) => initial
-                        .as_ref()
-                        .map(|r| weir_task::resolve_checkpoint(r, &config.checkpoints, &graph.name))
-                        .transpose(),
+                    Err(_) => initial.as_ref().map(resolve).transpose(),
                 }
             } else {
-                initial
-                    .as_ref()
-                    .map(|r| weir_task::resolve_checkpoint(r, &config.checkpoints, &graph.name))
-                    .transpose()
+                initial.as_ref().map(resolve).transpose()
             };
+            let restored_at = restored
+                .as_ref()
+                .ok()
+                .and_then(|r| r.as_ref().map(weir_task::ResolvedCheckpoint::location));
             let result = restored.and_then(|r| {
                 if jm.schedules_on_taskmanagers() {
                     crate::remote::run_remote_attempt(
@@ -937,7 +948,14 @@ impl JobManager {
             match result {
                 Ok(savepoint) => (Event::AttemptFinished { savepoint }, None),
                 Err(JobError::Cancelled) => (Event::AttemptCancelled, None),
-                Err(error) => (crate::embedded::failure_event(&error), Some(error)),
+                Err(error) => {
+                    if let (JobError::DamagedCheckpoint { .. }, Some(at)) = (&error, restored_at)
+                        && let Ok(mut set) = damaged_set.lock()
+                    {
+                        set.insert(at);
+                    }
+                    (crate::embedded::failure_event(&error), Some(error))
+                }
             }
         }
     }

@@ -30,6 +30,7 @@ fn ack() -> Acknowledgement {
         size_bytes: 10,
         full_size_bytes: 10,
         alignment_ms: 0,
+        state_crc32: None,
     }
 }
 

@@ -98,6 +98,15 @@ pub enum WireFailure {
         /// The error's message.
         message: String,
     },
+    /// The checkpoint the task restored from is damaged
+    /// (`weir_task::JobError::DamagedCheckpoint`): the JobManager falls
+    /// back to the next older retained one.
+    DamagedCheckpoint {
+        /// The checkpoint.
+        checkpoint: CheckpointId,
+        /// Which file, and what is wrong with it.
+        message: String,
+    },
 }
 
 /// A task event (`weir_task::control::TaskEvent`) as it crosses processes.

@@ -25,6 +25,9 @@ pub struct Acknowledgement {
     pub full_size_bytes: u64,
     /// How long its barriers took to align, in ms (0 with one producer).
     pub alignment_ms: u64,
+    /// CRC-32 ([`crate::crc32`]) of the state file, checked when a restore
+    /// reads it.
+    pub state_crc32: Option<u32>,
 }
 
 /// What the runtime must do next.

@@ -13,7 +13,8 @@
 //!   `object_store` crate (a local directory by default; `s3://`, `az://`
 //!   and `gs://` URLs for cloud object stores): per-subtask state
 //!   files, `_metadata` written last and atomically, retention of the last
-//!   N completed checkpoints, and discovery of the latest one.
+//!   N completed checkpoints, discovery of the latest one, and CRC-32
+//!   checks of every state file and shared file a restore reads.
 //! - [`CheckpointConfig`]: Flink's configuration keys
 //!   (`execution.checkpointing.interval`, `state.checkpoints.dir`, ...).
 //! - [`RestartStrategy`] / [`RestartTracker`]: Flink's fixed-delay,
@@ -33,7 +34,8 @@ pub use coordinator::{
 };
 pub use restart::{RestartStrategy, RestartTracker};
 pub use storage::{
-    CheckpointMetadata, CheckpointStorage, MULTIPART_PART_BYTES, StorageError, SubtaskState,
+    CheckpointMetadata, CheckpointStorage, MULTIPART_PART_BYTES, StorageError, SubtaskState, crc32,
+    file_crc32,
 };
 
 /// A checkpoint's number: 1, 2, ... in trigger order.

@@ -12,6 +12,13 @@
 //!   Each checkpoint's metadata lists the shared files it uses; a shared
 //!   file is deleted once no retained checkpoint lists it (reference
 //!   counting over the retained metadata, so it survives restarts).
+//!
+//! Every state file's CRC-32 is in the metadata, and every shared file's in
+//! the state that refers to it; a restore checks them as it reads
+//! ([`CheckpointStorage::read_state_checked`],
+//! [`CheckpointStorage::fetch_file_checked`]) and calls a mismatch
+//! [`StorageError::Damaged`], upon which the runtime falls back to the next
+//! older retained checkpoint ([`CheckpointStorage::latest_skipping`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +58,16 @@ pub enum StorageError {
         /// Why.
         reason: String,
     },
+    /// A file's bytes are not those the checkpoint wrote: its CRC-32
+    /// differs from the one recorded when it was written (a bit flip, a
+    /// truncated or emptied file).
+    #[error("checkpoint file {file} is damaged: {reason}")]
+    Damaged {
+        /// The file, as a full location.
+        file: String,
+        /// What differs.
+        reason: String,
+    },
     /// No completed checkpoint exists.
     #[error("no completed checkpoint of job `{job}` under {dir}")]
     NoCheckpoint {
@@ -72,6 +89,35 @@ pub struct SubtaskState {
     /// Shared files (`shared/<name>`) the state refers to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<String>,
+    /// CRC-32 ([`crc32`]) of the state file; absent in checkpoints written
+    /// before Weir recorded it (then not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<u32>,
+}
+
+/// CRC-32 (IEEE 802.3, the checksum of zlib and gzip, through `crc32fast`)
+/// of `bytes`: what checkpoint metadata records of each file.
+#[must_use]
+pub fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// [`crc32`] of the file at `path`, read in 1 MiB pieces.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn file_crc32(path: &std::path::Path) -> std::io::Result<u32> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(hasher.finalize());
+        }
+        hasher.update(&buffer[..n]);
+    }
 }
 
 /// What `_metadata` holds.
@@ -358,6 +404,14 @@ impl CheckpointStorage {
         path
     }
 
+    /// Where checkpoint `id` lies, as messages show it
+    /// (`<dir>/<job>/chk-<id>`): also what tells checkpoints apart across
+    /// directories.
+    #[must_use]
+    pub fn checkpoint_location(&self, id: CheckpointId) -> String {
+        self.shown(&format!("chk-{id}"))
+    }
+
     fn shown(&self, relative: &str) -> String {
         format!(
             "{}/{}/{relative}",
@@ -489,6 +543,54 @@ impl CheckpointStorage {
             }
         };
         result.map_err(|e| self.file_error(relative, e))
+    }
+
+    /// [`CheckpointStorage::fetch_file`], then checks the fetched file's
+    /// CRC-32 against `crc32` when given.
+    ///
+    /// # Errors
+    /// As [`CheckpointStorage::fetch_file`]; [`StorageError::Damaged`] when
+    /// the CRC-32 differs.
+    pub fn fetch_file_checked(
+        &self,
+        relative: &str,
+        dest: &std::path::Path,
+        crc32: Option<u32>,
+    ) -> Result<(), StorageError> {
+        self.fetch_file(relative, dest)?;
+        if let Some(expected) = crc32 {
+            let found = file_crc32(dest).map_err(|e| self.file_error(relative, e))?;
+            self.check_crc(relative, expected, found)?;
+        }
+        Ok(())
+    }
+
+    /// [`CheckpointStorage::read_state`], then checks the bytes' CRC-32
+    /// against `crc32` when given.
+    ///
+    /// # Errors
+    /// As [`CheckpointStorage::read_state`]; [`StorageError::Damaged`] when
+    /// the CRC-32 differs.
+    pub fn read_state_checked(
+        &self,
+        relative: &str,
+        crc32: Option<u32>,
+    ) -> Result<Vec<u8>, StorageError> {
+        let bytes = self.read_state(relative)?;
+        if let Some(expected) = crc32 {
+            self.check_crc(relative, expected, self::crc32(&bytes))?;
+        }
+        Ok(bytes)
+    }
+
+    fn check_crc(&self, relative: &str, expected: u32, found: u32) -> Result<(), StorageError> {
+        if expected == found {
+            return Ok(());
+        }
+        Err(StorageError::Damaged {
+            file: self.shown(relative),
+            reason: format!("its CRC-32 is {found:08x}, the checkpoint wrote {expected:08x}"),
+        })
     }
 
     /// Reads a state file named in a checkpoint's metadata.
@@ -735,9 +837,25 @@ impl CheckpointStorage {
     /// [`StorageError::NoCheckpoint`] when none exists; the newest one's
     /// error when none loads.
     pub fn latest(&self) -> Result<(CheckpointMetadata, Vec<String>), StorageError> {
+        self.latest_skipping(&std::collections::BTreeSet::new())
+    }
+
+    /// [`CheckpointStorage::latest`] among the completed checkpoints not in
+    /// `skip` (those a restore found damaged).
+    ///
+    /// # Errors
+    /// As [`CheckpointStorage::latest`]; [`StorageError::NoCheckpoint`]
+    /// also when every completed checkpoint is in `skip`.
+    pub fn latest_skipping(
+        &self,
+        skip: &std::collections::BTreeSet<CheckpointId>,
+    ) -> Result<(CheckpointMetadata, Vec<String>), StorageError> {
         let mut warnings = Vec::new();
         let mut first_error = None;
         for id in self.completed()?.into_iter().rev() {
+            if skip.contains(&id) {
+                continue;
+            }
             match self.load(id) {
                 Ok(metadata) => return Ok((metadata, warnings)),
                 Err(e) => {
@@ -784,6 +902,7 @@ mod tests {
             file: Some(file),
             size_bytes: 10,
             shared: Vec::new(),
+            crc32: None,
         };
         s.complete(&metadata(id, state), retained).unwrap();
     }
@@ -835,6 +954,7 @@ mod tests {
             file: Some(file),
             size_bytes: 1,
             shared,
+            crc32: None,
         };
         s.complete(&metadata(id, state), 2).unwrap();
     }
@@ -917,5 +1037,53 @@ mod tests {
         let (latest, warnings) = s.latest().unwrap();
         assert_eq!(latest.id, 1);
         assert_eq!(warnings.len(), 2);
+    }
+
+    #[test]
+    fn checked_reads_refuse_a_flipped_truncated_or_emptied_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path());
+        let bytes = b"WSUB1 some state".to_vec();
+        let crc = crc32(&bytes);
+        let file = s.write_state(1, "op#0", bytes.clone()).unwrap();
+        let shared = s.write_shared("x.sst", bytes.clone()).unwrap();
+        assert_eq!(s.read_state_checked(&file, Some(crc)).unwrap(), bytes);
+        let fetched = dir.path().join("fetched.sst");
+        s.fetch_file_checked(&shared, &fetched, Some(crc)).unwrap();
+        assert_eq!(file_crc32(&fetched).unwrap(), crc);
+
+        let on_disk = dir.path().join("job").join(&file);
+        let mut flipped = bytes.clone();
+        flipped[7] ^= 0x10;
+        for damaged in [flipped, bytes[..5].to_vec(), Vec::new()] {
+            std::fs::write(&on_disk, &damaged).unwrap();
+            let e = s.read_state_checked(&file, Some(crc)).unwrap_err();
+            assert!(matches!(e, StorageError::Damaged { .. }), "{e}");
+            assert!(e.to_string().contains("chk-1/op-0.state is damaged"), "{e}");
+            // Without a recorded CRC (older checkpoints) nothing is checked.
+            assert_eq!(s.read_state_checked(&file, None).unwrap(), damaged);
+        }
+        std::fs::write(dir.path().join("job").join(&shared), b"").unwrap();
+        let _ = std::fs::remove_file(&fetched);
+        let e = s
+            .fetch_file_checked(&shared, &fetched, Some(crc))
+            .unwrap_err();
+        assert!(matches!(e, StorageError::Damaged { .. }), "{e}");
+    }
+
+    #[test]
+    fn latest_skipping_falls_back_past_checkpoints_found_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path());
+        for id in [1, 2, 3] {
+            complete(&s, id, 5);
+        }
+        let skip = std::collections::BTreeSet::from([3]);
+        assert_eq!(s.latest_skipping(&skip).unwrap().0.id, 2);
+        let skip = std::collections::BTreeSet::from([1, 2, 3]);
+        assert!(matches!(
+            s.latest_skipping(&skip),
+            Err(StorageError::NoCheckpoint { .. })
+        ));
     }
 }

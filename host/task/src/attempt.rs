@@ -23,7 +23,7 @@ use crate::factories::{build_ops, load_components};
 use crate::graph::{Plan, VertexKind};
 use crate::input::{ChainInputs, Head, Pace};
 use crate::metrics::VertexMetrics;
-use crate::snapshot::{Restored, load_state_files};
+use crate::snapshot::{RestoreError, Restored, load_state_files};
 use crate::subtask::{Outlet, Stop, SubtaskRun};
 use crate::transport::{InputGate, LocalInputGate, OutputChannel};
 use crate::watermark::{InputWatermarks, SplitWatermarks};
@@ -416,7 +416,16 @@ pub(crate) fn run_subtask(
             .map_err(Stop::Failed)?;
         restored_files = run
             .restore(shared, restored, restore.rescaled, &snapshots)
-            .map_err(|message| run.fail(&descriptor.task.vertex, None, message))?;
+            .map_err(|e| match e {
+                RestoreError::Damaged(message) => Stop::Failed(JobError::DamagedCheckpoint {
+                    checkpoint: restored.metadata.id,
+                    message: format!(
+                        "{} (subtask {}): {message}",
+                        descriptor.task.vertex, descriptor.task.index
+                    ),
+                }),
+                RestoreError::Failed(message) => run.fail(&descriptor.task.vertex, None, message),
+            })?;
         // Restored SST files may be listed again only where they are.
         if !shared
             .storage

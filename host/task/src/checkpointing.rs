@@ -65,14 +65,41 @@ pub(crate) fn resolve(
     restore: &Restore,
     config: &CheckpointConfig,
     job: &str,
+    damaged: &std::collections::BTreeSet<String>,
 ) -> Result<Restored, JobError> {
     let error = |e: StorageError| JobError::Checkpoint(e.to_string());
     match restore {
         Restore::Latest => {
             let storage = CheckpointStorage::open(config, job).map_err(error)?;
-            let (metadata, warnings) = storage.latest().map_err(error)?;
+            let skip: std::collections::BTreeSet<CheckpointId> = storage
+                .completed()
+                .map_err(error)?
+                .into_iter()
+                .filter(|id| damaged.contains(&storage.checkpoint_location(*id)))
+                .collect();
+            let (metadata, warnings) = match storage.latest_skipping(&skip) {
+                Err(StorageError::NoCheckpoint { .. }) if !skip.is_empty() => {
+                    return Err(JobError::Checkpoint(format!(
+                        "every retained checkpoint of job `{job}` is damaged ({}); \
+                         nothing older is left to fall back to",
+                        skip.iter()
+                            .map(|id| format!("chk-{id}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                other => other.map_err(error)?,
+            };
             for warning in warnings {
                 tracing::warn!("{warning}");
+            }
+            if let Some(newest) = skip.last() {
+                tracing::warn!(
+                    "restoring checkpoint {} of job `{job}`: checkpoint {newest} is damaged \
+                     (see the failure before this one), so the job falls back to the next \
+                     older retained checkpoint",
+                    metadata.id
+                );
             }
             Ok(Restored { storage, metadata })
         }
@@ -105,6 +132,13 @@ pub(crate) fn resolve(
             let mut at = config.clone();
             at.dir = base.to_string_lossy().into_owned();
             let storage = CheckpointStorage::open(&at, job_name).map_err(error)?;
+            if damaged.contains(&storage.checkpoint_location(id)) {
+                return Err(JobError::Checkpoint(format!(
+                    "{} is damaged (see the failure before this one), and a job started \
+                     from a given checkpoint or savepoint has no older one to fall back to",
+                    storage.checkpoint_location(id)
+                )));
+            }
             let metadata = storage.load(id).map_err(error)?;
             Ok(Restored { storage, metadata })
         }
@@ -217,6 +251,7 @@ fn finish_snapshot(
     .encode()?;
     ack.size_bytes += bytes.len() as u64;
     ack.full_size_bytes += bytes.len() as u64;
+    ack.state_crc32 = Some(weir_checkpoint::crc32(&bytes));
     let name = task_name(&job.task.0, job.task.1);
     ack.state = Some(
         storage

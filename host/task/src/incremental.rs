@@ -24,12 +24,17 @@ use serde::{Deserialize, Serialize};
 use weir_checkpoint::{CheckpointId, CheckpointStorage};
 use weir_state::NativeCheckpoint;
 
+use crate::snapshot::RestoreError;
+
 /// First bytes of an operator state that is an [`IncrementalHandle`]
-/// (a full keyed snapshot starts with `WKS1`).
-const MAGIC: &[u8; 4] = b"WKI1";
+/// (a full keyed snapshot starts with `WKS1`): `WKI2` since shared files
+/// carry their CRC-32; `WKI1` handles (without) still decode.
+const MAGIC: &[u8; 4] = b"WKI2";
+/// The magic of handles written before shared files had a CRC-32.
+const MAGIC_V1: &[u8; 4] = b"WKI1";
 
 /// An operator's keyed state in an incremental checkpoint: where its SST
-/// files are, and its small files inline. Encoded as `WKI1` + postcard.
+/// files are, and its small files inline. Encoded as `WKI2` + postcard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct IncrementalHandle {
     /// SST files in checkpoint storage.
@@ -47,12 +52,30 @@ pub(crate) struct SharedFile {
     pub(crate) stored: String,
     /// Size in bytes.
     pub(crate) size_bytes: u64,
+    /// CRC-32 of its bytes (`weir_checkpoint::crc32`), checked when it is
+    /// fetched; `None` in `WKI1` handles.
+    pub(crate) crc32: Option<u32>,
+}
+
+/// A `WKI1` handle's shared file: [`SharedFile`] without the CRC-32.
+#[derive(Deserialize)]
+struct SharedFileV1 {
+    local: String,
+    stored: String,
+    size_bytes: u64,
+}
+
+/// A `WKI1` handle.
+#[derive(Deserialize)]
+struct IncrementalHandleV1 {
+    shared: Vec<SharedFileV1>,
+    private: Vec<(String, Vec<u8>)>,
 }
 
 impl IncrementalHandle {
     /// Whether operator state bytes are an incremental handle.
     pub(crate) fn is_handle(bytes: &[u8]) -> bool {
-        bytes.starts_with(MAGIC)
+        bytes.starts_with(MAGIC) || bytes.starts_with(MAGIC_V1)
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
@@ -61,27 +84,55 @@ impl IncrementalHandle {
         Ok(out)
     }
 
+    /// Reads a `WKI2` or `WKI1` handle.
+    ///
     /// # Errors
-    /// A message when the bytes are not a handle.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let body = bytes
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or("not an incremental state handle (no WKI1 header)")?;
-        postcard::from_bytes(body).map_err(|e| format!("incremental state handle is corrupt: {e}"))
+    /// [`RestoreError::Damaged`] when the bytes are not a handle.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, RestoreError> {
+        let corrupt = |e: postcard::Error| {
+            RestoreError::Damaged(format!("incremental state handle is corrupt: {e}"))
+        };
+        if let Some(body) = bytes.strip_prefix(MAGIC.as_slice()) {
+            return postcard::from_bytes(body).map_err(corrupt);
+        }
+        let body = bytes.strip_prefix(MAGIC_V1.as_slice()).ok_or_else(|| {
+            RestoreError::Damaged("not an incremental state handle (no WKI2 header)".into())
+        })?;
+        let v1: IncrementalHandleV1 = postcard::from_bytes(body).map_err(corrupt)?;
+        Ok(Self {
+            shared: v1
+                .shared
+                .into_iter()
+                .map(|f| SharedFile {
+                    local: f.local,
+                    stored: f.stored,
+                    size_bytes: f.size_bytes,
+                    crc32: None,
+                })
+                .collect(),
+            private: v1.private,
+        })
     }
 
     /// Writes the handle's files into `dir` (created; it must not hold
-    /// another database), fetching the SST files from `storage`.
+    /// another database), fetching the SST files from `storage` and
+    /// checking each one's CRC-32.
     ///
     /// # Errors
-    /// A message naming the file that could not be fetched or written.
-    pub(crate) fn download(&self, storage: &CheckpointStorage, dir: &Path) -> Result<(), String> {
+    /// [`RestoreError::Damaged`] naming an SST file whose CRC-32 differs;
+    /// [`RestoreError::Failed`] naming the file that could not be fetched
+    /// or written.
+    pub(crate) fn download(
+        &self,
+        storage: &CheckpointStorage,
+        dir: &Path,
+    ) -> Result<(), RestoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         for file in &self.shared {
             storage
-                .fetch_file(&file.stored, &dir.join(&file.local))
-                .map_err(|e| e.to_string())?;
+                .fetch_file_checked(&file.stored, &dir.join(&file.local), file.crc32)
+                .map_err(RestoreError::of_storage)?;
         }
         for (name, bytes) in &self.private {
             let path = dir.join(name);
@@ -183,8 +234,11 @@ impl Uploader {
                 }
                 _ => {
                     let name = format!("{}-{}", self.instance, file.name);
+                    let path = native.dir.join(&file.name);
+                    let crc32 = weir_checkpoint::file_crc32(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                     let stored = storage
-                        .write_shared_file(&name, &native.dir.join(&file.name))
+                        .write_shared_file(&name, &path)
                         .map_err(|e| e.to_string())?;
                     done.uploaded_files += 1;
                     done.uploaded_bytes += file.size_bytes;
@@ -192,6 +246,7 @@ impl Uploader {
                         local: file.name.clone(),
                         stored,
                         size_bytes: file.size_bytes,
+                        crc32: Some(crc32),
                     }
                 }
             };
@@ -332,6 +387,7 @@ mod tests {
                 local: "1.sst".into(),
                 stored: "shared/a-1.sst".into(),
                 size_bytes: 3,
+                crc32: Some(0xdead_beef),
             }],
             private: vec![("CURRENT".into(), b"x".to_vec())],
         };
@@ -344,5 +400,38 @@ mod tests {
                 "cut {cut}"
             );
         }
+    }
+
+    /// Handles written before shared files carried a CRC-32 restore as
+    /// before, unchecked.
+    #[test]
+    fn wki1_handles_of_earlier_versions_decode() {
+        #[derive(Serialize)]
+        struct V1File<'a>(&'a str, &'a str, u64);
+        #[derive(Serialize)]
+        struct V1<'a> {
+            shared: Vec<V1File<'a>>,
+            private: Vec<(String, Vec<u8>)>,
+        }
+        let mut bytes = MAGIC_V1.to_vec();
+        bytes.extend(
+            postcard::to_allocvec(&V1 {
+                shared: vec![V1File("1.sst", "shared/a-1.sst", 3)],
+                private: vec![("CURRENT".into(), b"x".to_vec())],
+            })
+            .unwrap(),
+        );
+        assert!(IncrementalHandle::is_handle(&bytes));
+        let handle = IncrementalHandle::decode(&bytes).unwrap();
+        assert_eq!(
+            handle.shared,
+            [SharedFile {
+                local: "1.sst".into(),
+                stored: "shared/a-1.sst".into(),
+                size_bytes: 3,
+                crc32: None,
+            }]
+        );
+        assert_eq!(handle.private, [("CURRENT".to_string(), b"x".to_vec())]);
     }
 }

@@ -165,6 +165,17 @@ pub enum JobError {
     /// A checkpoint could not be restored or kept.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// The checkpoint being restored is damaged: a state file or shared
+    /// file whose CRC-32 differs from the one recorded when it was written,
+    /// or state that does not decode. The JobManager falls back to the next
+    /// older retained checkpoint.
+    #[error("checkpoint {checkpoint} is damaged: {message}")]
+    DamagedCheckpoint {
+        /// The checkpoint.
+        checkpoint: weir_checkpoint::CheckpointId,
+        /// Which file, and what is wrong with it.
+        message: String,
+    },
     /// More consecutive checkpoints failed than tolerated
     /// (`execution.checkpointing.tolerable-failed-checkpoints`).
     #[error("too many failed checkpoints: {0}")]
@@ -228,6 +239,13 @@ impl ResolvedCheckpoint {
     pub fn id(&self) -> u64 {
         self.0.metadata.id
     }
+
+    /// Where it lies (`<dir>/<job>/chk-<id>`): what
+    /// [`resolve_checkpoint_avoiding`] is given of checkpoints found
+    /// damaged.
+    pub fn location(&self) -> String {
+        self.0.storage.checkpoint_location(self.0.metadata.id)
+    }
 }
 
 /// The newest completed checkpoint of `job_name`, or `None` (with a
@@ -257,7 +275,30 @@ pub fn resolve_checkpoint(
     config: &CheckpointConfig,
     job_name: &str,
 ) -> Result<ResolvedCheckpoint, JobError> {
-    checkpointing::resolve(restore, config, job_name).map(|r| ResolvedCheckpoint(Arc::new(r)))
+    resolve_checkpoint_avoiding(
+        restore,
+        config,
+        job_name,
+        &std::collections::BTreeSet::new(),
+    )
+}
+
+/// [`resolve_checkpoint`] past the checkpoints an earlier attempt found
+/// damaged (their [`ResolvedCheckpoint::location`]s): [`Restore::Latest`]
+/// takes the newest retained checkpoint not among them, saying which it
+/// skipped and why in a warning.
+///
+/// # Errors
+/// [`JobError::Checkpoint`] when there is none left, or `restore` names a
+/// damaged one.
+pub fn resolve_checkpoint_avoiding(
+    restore: &Restore,
+    config: &CheckpointConfig,
+    job_name: &str,
+    damaged: &std::collections::BTreeSet<String>,
+) -> Result<ResolvedCheckpoint, JobError> {
+    checkpointing::resolve(restore, config, job_name, damaged)
+        .map(|r| ResolvedCheckpoint(Arc::new(r)))
 }
 
 /// The tasks of one attempt, running on threads of this process (the

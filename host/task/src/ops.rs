@@ -20,6 +20,7 @@ use crate::clock::wall_clock_ms;
 use crate::context::JobShared;
 use crate::incremental::{IncrementalHandle, SharedFile};
 use crate::snapshot::OperatorState;
+use crate::snapshot::RestoreError;
 
 /// What an operator emitted: records for the main output (with origins),
 /// `(side output, record)` pairs, and the input records its UDF rejected.
@@ -269,7 +270,7 @@ impl ChainedOp<'_> {
         storage: &CheckpointStorage,
         scratch: &Path,
         rescaled: bool,
-    ) -> Result<Vec<SharedFile>, String> {
+    ) -> Result<Vec<SharedFile>, RestoreError> {
         if states.is_empty() {
             return Ok(Vec::new());
         }
@@ -289,7 +290,7 @@ impl ChainedOp<'_> {
                                 true => state.adopt_native(&dir),
                                 false => state.restore_native(&dir),
                             }
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| RestoreError::Failed(e.to_string()))
                         });
                         if !adopt || restored.is_err() {
                             let _ = std::fs::remove_dir_all(&dir);
@@ -308,12 +309,14 @@ impl ChainedOp<'_> {
                 .restore(states.iter().copied(), |key| {
                     range.contains(key_group_of(key, max_parallelism))
                 })
-                .map(|()| Vec::new()),
+                .map(|()| Vec::new())
+                .map_err(RestoreError::from),
             ChainedOp::Join { op, .. } => op
                 .restore(states.iter().copied(), |key| {
                     range.contains(key_group_of(key, max_parallelism))
                 })
-                .map(|()| Vec::new()),
+                .map(|()| Vec::new())
+                .map_err(RestoreError::from),
             ChainedOp::Sink { .. } | ChainedOp::Union { .. } => Ok(Vec::new()),
         }
     }

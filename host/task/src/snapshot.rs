@@ -12,6 +12,45 @@ use crate::deployment::TaskRestore;
 use crate::watermark::{InputWatermarksSnapshot, SplitWatermarksSnapshot};
 use weir_checkpoint::{CheckpointMetadata, CheckpointStorage};
 
+/// Why a subtask could not take its part of a checkpoint back.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RestoreError {
+    /// The checkpoint's bytes are damaged: a file whose CRC-32 differs
+    /// from the recorded one, or a state handle that does not decode. The
+    /// JobManager falls back to an older checkpoint.
+    #[error("{0}")]
+    Damaged(String),
+    /// Anything else: the guest's restore failed, a local directory
+    /// cannot be written, a file cannot be fetched.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl RestoreError {
+    /// The same error, its message prefixed with `context: `.
+    pub(crate) fn context(self, context: &str) -> Self {
+        match self {
+            Self::Damaged(m) => Self::Damaged(format!("{context}: {m}")),
+            Self::Failed(m) => Self::Failed(format!("{context}: {m}")),
+        }
+    }
+
+    /// A storage error: [`weir_checkpoint::StorageError::Damaged`] is
+    /// damage, anything else a failure.
+    pub(crate) fn of_storage(error: weir_checkpoint::StorageError) -> Self {
+        match error {
+            e @ weir_checkpoint::StorageError::Damaged { .. } => Self::Damaged(e.to_string()),
+            e => Self::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<String> for RestoreError {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
 /// A completed checkpoint to start from, and the storage it is in.
 #[derive(Debug)]
 pub(crate) struct Restored {
@@ -116,22 +155,22 @@ impl StateFile {
     /// The snapshot in the file.
     ///
     /// # Errors
-    /// [`JobError::Checkpoint`] naming the checkpoint and the file.
+    /// [`JobError::DamagedCheckpoint`] naming the file.
     pub(crate) fn decode(&self, restored: &Restored) -> Result<SubtaskSnapshot<'_>, JobError> {
-        SubtaskSnapshot::decode(&self.bytes).map_err(|e| {
-            JobError::Checkpoint(format!(
-                "checkpoint {}: state file {}: {e}",
-                restored.metadata.id, self.name
-            ))
+        SubtaskSnapshot::decode(&self.bytes).map_err(|e| JobError::DamagedCheckpoint {
+            checkpoint: restored.metadata.id,
+            message: format!("state file {}: {e}", self.name),
         })
     }
 }
 
 /// Reads the state files `restore` names from the restored checkpoint's
-/// storage. The caller decodes them ([`StateFile::decode`]).
+/// storage, checking each one's CRC-32 where the metadata records it. The
+/// caller decodes them ([`StateFile::decode`]).
 ///
 /// # Errors
-/// [`JobError::Checkpoint`] naming a state file that is missing or damaged.
+/// [`JobError::DamagedCheckpoint`] naming a state file whose CRC-32
+/// differs; [`JobError::Checkpoint`] naming one that cannot be read.
 pub(crate) fn load_state_files(
     restored: &Restored,
     restore: &TaskRestore,
@@ -140,10 +179,19 @@ pub(crate) fn load_state_files(
         .state_files
         .iter()
         .map(|(task, file)| {
+            let crc32 = restored.metadata.tasks.get(task).and_then(|t| t.crc32);
             let bytes = restored
                 .storage
-                .read_state(file)
-                .map_err(|e| JobError::Checkpoint(e.to_string()))?;
+                .read_state_checked(file, crc32)
+                .map_err(|e| match e {
+                    e @ weir_checkpoint::StorageError::Damaged { .. } => {
+                        JobError::DamagedCheckpoint {
+                            checkpoint: restored.metadata.id,
+                            message: e.to_string(),
+                        }
+                    }
+                    e => JobError::Checkpoint(e.to_string()),
+                })?;
             Ok(StateFile {
                 name: format!("{file} of {task}"),
                 bytes,

@@ -10,7 +10,9 @@ use crate::control::TaskEvent;
 use crate::incremental::SharedFile;
 use crate::input::Head;
 use crate::ops::{decode_operator_state, even_split};
-use crate::snapshot::{HeadSnapshot, OperatorState, Restored, SubtaskSnapshot, task_name};
+use crate::snapshot::{
+    HeadSnapshot, OperatorState, RestoreError, Restored, SubtaskSnapshot, task_name,
+};
 use crate::subtask::{Stop, SubtaskRun};
 use crate::watermark::SplitWatermarks;
 
@@ -126,7 +128,7 @@ impl SubtaskRun<'_> {
         restored: &Restored,
         rescaled: bool,
         snapshots: &[SubtaskSnapshot<'_>],
-    ) -> Result<Vec<(String, Vec<SharedFile>)>, String> {
+    ) -> Result<Vec<(String, Vec<SharedFile>)>, RestoreError> {
         match &mut self.head {
             Head::Source {
                 reader,
@@ -178,7 +180,7 @@ impl SubtaskRun<'_> {
                 .join(format!("{id}-{}.restore", self.index));
             let files = op
                 .restore(&states, range, max, &restored.storage, &scratch, rescaled)
-                .map_err(|e| format!("restoring operator `{id}`: {e}"))?;
+                .map_err(|e| e.context(&format!("restoring operator `{id}`")))?;
             if !files.is_empty() {
                 adopted.push((id.clone(), files));
             }

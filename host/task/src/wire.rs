@@ -47,6 +47,13 @@ impl From<TaskEvent> for WireEvent {
                         kind,
                         message,
                     },
+                    JobError::DamagedCheckpoint {
+                        checkpoint,
+                        message,
+                    } => WireFailure::DamagedCheckpoint {
+                        checkpoint,
+                        message,
+                    },
                     other => WireFailure::Setup {
                         vertex: task.0.clone(),
                         index: task.1,
@@ -99,6 +106,13 @@ pub fn into_event(wire: WireEvent, parallelism: u32) -> TaskEvent {
                     parallelism,
                     origin,
                     kind,
+                    message,
+                },
+                WireFailure::DamagedCheckpoint {
+                    checkpoint,
+                    message,
+                } => JobError::DamagedCheckpoint {
+                    checkpoint,
                     message,
                 },
                 WireFailure::Setup {
@@ -163,6 +177,33 @@ mod tests {
             TaskEvent::Failed { error, .. } => {
                 assert_eq!(error.kind(), Some(TaskFailureKind::Io));
                 assert!(error.to_string().contains("no such file"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_stays_one_across_the_wire() {
+        let wire = WireEvent::from(TaskEvent::Failed {
+            task: ("zscore".into(), 1),
+            error: JobError::DamagedCheckpoint {
+                checkpoint: 7,
+                message: "chk-7/zscore-1.state: CRC-32 differs".into(),
+            },
+        });
+        let bytes = postcard::to_allocvec(&wire).unwrap();
+        let back: WireEvent = postcard::from_bytes(&bytes).unwrap();
+        match into_event(back, 2) {
+            TaskEvent::Failed {
+                error:
+                    JobError::DamagedCheckpoint {
+                        checkpoint,
+                        message,
+                    },
+                ..
+            } => {
+                assert_eq!(checkpoint, 7);
+                assert!(message.contains("CRC-32"), "{message}");
             }
             other => panic!("{other:?}"),
         }
