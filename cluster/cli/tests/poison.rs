@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{JobManager, committed, get, submit, udf, upload, wait_for};
+use support::{JobManager, committed, curl, get, submit, udf, upload, wait_for, weir};
 
 /// The JobManager's resident memory stays under this through the suite
 /// (each hostile job gets a 64 MiB guest memory cap, a few 512 MiB).
@@ -136,7 +136,16 @@ fn cases() -> Vec<Case> {
         poison(r#"{case: big-key}"#, Fails(&["memory limit"])),
         poison_with(r#"{case: timer-flood}"#, "", 60_000, Fails(&["max_timers"])),
         poison(r#"{case: log-flood}"#, Finishes("")),
-        poison(r#"{case: side-names}"#, Finishes("")),
+        poison(
+            r#"{case: side-names}"#,
+            Fails(&["max_side_outputs_per_call", "1024"]),
+        ),
+        poison_with(
+            r#"{case: output-bytes}"#,
+            "    memory_mib: 512\n    max_output_bytes_per_call: 16777216\n",
+            10_000,
+            Fails(&["max_output_bytes_per_call", "16777216"]),
+        ),
         poison(r#"{case: bad-utf8}"#, Fails(&["not valid JSON"])),
         poison(r#"{case: bad-json}"#, Fails(&["not valid JSON"])),
         poison(r#"{case: clock}"#, Finishes("9466848")),
@@ -188,6 +197,13 @@ fn cases() -> Vec<Case> {
         Case {
             udf: "bad-packed",
             ..poison("{}", Fails(&["malformed packed batch"]))
+        },
+        Case {
+            udf: "bad-packed",
+            ..poison(
+                "{big_key_bytes: 2097152}",
+                Fails(&["max_key_bytes", "2097152 bytes"]),
+            )
         },
         Case {
             udf: "poison-outputs",
@@ -396,6 +412,49 @@ fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
         peak_rss < RSS_BOUND_MIB,
         "the JobManager reached {peak_rss} MiB"
     );
+}
+
+/// A component that imports what Weir does not provide
+/// (`udfs/poison-import`) is refused before it runs, naming the import: by
+/// the JobManager at upload (which stays up), and by `weir run` at load.
+#[test]
+fn a_component_importing_what_weir_does_not_provide_is_refused_naming_the_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let wasm = udf("poison-import");
+    let jm = JobManager::start(dir, &[]);
+    let (status, body) = curl(
+        "POST",
+        &format!("{}/v1/artifacts", jm.url),
+        Some(&wasm),
+        &["Content-Type: application/wasm"],
+    );
+    assert_eq!(status, 400, "{body}");
+    let message = body["errors"][0].as_str().unwrap_or_default();
+    assert!(
+        message.contains("weir:poison/exfiltrate") && message.contains("not found in the linker"),
+        "{message}"
+    );
+    assert!(jm_alive(&jm));
+
+    let input = write_input(dir, 10);
+    let case = poison("{}", Expect::Finishes(""));
+    let job = poison_job(
+        "imports",
+        &wasm.display().to_string(),
+        &case,
+        &input,
+        &dir.join("out"),
+    );
+    std::fs::write(dir.join("imports.yaml"), job).unwrap();
+    let run = weir(dir, &["run", "imports.yaml"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("operator `poison`") && stderr.contains("weir:poison/exfiltrate"),
+        "{stderr}"
+    );
+    assert!(!dir.join("out").join("part-0.jsonl").exists());
 }
 
 fn jm_alive(jm: &JobManager) -> bool {

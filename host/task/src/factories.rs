@@ -150,7 +150,12 @@ pub(crate) fn limits_of(spec: &OperatorSpec) -> InstanceLimits {
         call_timeout: Duration::from_millis(spec.call_timeout_ms),
         log_lines_per_second: spec.log_lines_per_second,
         grants: weir_wasm::sandbox::Grants::of(&spec.grants),
-        max_outputs_per_call: usize::try_from(spec.max_outputs_per_call).unwrap_or(usize::MAX),
+        outputs: weir_wasm::OutputLimits {
+            max_outputs: usize::try_from(spec.max_outputs_per_call).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(spec.max_output_bytes_per_call).unwrap_or(usize::MAX),
+            max_key_bytes: usize::try_from(spec.max_key_bytes).unwrap_or(usize::MAX),
+            max_side_outputs: usize::try_from(spec.max_side_outputs_per_call).unwrap_or(usize::MAX),
+        },
     }
 }
 

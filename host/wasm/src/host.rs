@@ -31,8 +31,8 @@ pub(crate) struct HostState {
     pub(crate) clock: crate::sandbox::GuestClock,
     /// The per-call deadline (a granted sleep may not be longer).
     pub(crate) call_timeout: std::time::Duration,
-    /// Outputs one call may return.
-    pub(crate) max_outputs: usize,
+    /// What one call may return.
+    pub(crate) output_limits: crate::output_limits::OutputLimits,
 }
 
 impl WasiView for HostState {

@@ -19,6 +19,7 @@ use crate::component::EPOCH_TICK;
 use crate::component::Pre;
 use crate::guest_output::{GuestLog, GuestStderr, RECORD_MARKER};
 use crate::host::HostState;
+use crate::output_limits::{OutputBudget, OutputLimitExceeded, OutputLimits};
 use crate::{OperatorComponent, WasmError};
 use weir_state::TimerDomain;
 
@@ -49,51 +50,27 @@ pub struct InstanceLimits {
     pub log_lines_per_second: u32,
     /// Clocks and randomness granted (default: deterministic stand-ins).
     pub grants: crate::sandbox::Grants,
-    /// Outputs (records, side-output records and per-record errors) one
-    /// call may return; more fail the task.
-    pub max_outputs_per_call: usize,
+    /// What one call may return ([`OutputLimits`]); more fails the task.
+    pub outputs: OutputLimits,
 }
 
-/// Default [`InstanceLimits::max_outputs_per_call`]: 256 per record of a
-/// full default batch (1,024 records).
-pub const DEFAULT_MAX_OUTPUTS_PER_CALL: usize = 262_144;
-
-/// A call returned more outputs than [`InstanceLimits::max_outputs_per_call`].
-#[derive(Debug)]
-struct TooManyOutputs(String);
-
-impl fmt::Display for TooManyOutputs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TooManyOutputs {}
-
-impl TooManyOutputs {
-    fn new(max: usize) -> Self {
-        Self(format!(
-            "the UDF returned more than {max} outputs from one call (max_outputs_per_call)"
-        ))
-    }
-}
-
-/// `Err` when `count` outputs are more than `max`.
-fn check_outputs(count: usize, max: usize) -> wasmtime::Result<()> {
-    if count > max {
-        return Err(wasmtime::Error::new(TooManyOutputs::new(max)));
-    }
-    Ok(())
-}
-
-/// A typed call's outputs, held to `max`, into a sink.
+/// A typed call's outputs, each taken into the call's budget, into a sink.
 fn checked_sink<S: OutputSink, T>(
     outputs: Vec<T>,
-    max: usize,
+    limits: OutputLimits,
     convert: impl Fn(T) -> Output,
 ) -> wasmtime::Result<S> {
-    check_outputs(outputs.len(), max)?;
-    Ok(sink(outputs.into_iter().map(convert)))
+    let mut budget = OutputBudget::new(limits);
+    budget
+        .check_count(outputs.len())
+        .map_err(wasmtime::Error::new)?;
+    let mut sink = S::with_capacity(outputs.len());
+    for output in outputs {
+        let output = convert(output);
+        budget.take(&output).map_err(wasmtime::Error::new)?;
+        sink.push(output);
+    }
+    Ok(sink)
 }
 
 impl Default for InstanceLimits {
@@ -103,7 +80,7 @@ impl Default for InstanceLimits {
             call_timeout: Duration::from_secs(10),
             log_lines_per_second: crate::guest_output::DEFAULT_LOG_LINES_PER_SECOND,
             grants: crate::sandbox::Grants::default(),
-            max_outputs_per_call: DEFAULT_MAX_OUTPUTS_PER_CALL,
+            outputs: OutputLimits::default(),
         }
     }
 }
@@ -320,7 +297,7 @@ pub(crate) fn new_store(
     limits: InstanceLimits,
 ) -> (Store<HostState>, u64) {
     let clock = crate::sandbox::GuestClock::new(limits.grants);
-    let max_outputs = limits.max_outputs_per_call;
+    let output_limits = limits.outputs;
     let mut builder = WasiCtxBuilder::new();
     builder
         .monotonic_clock(clock.clone())
@@ -358,7 +335,7 @@ pub(crate) fn new_store(
         watermark: i64::MIN,
         clock,
         call_timeout: limits.call_timeout,
-        max_outputs,
+        output_limits,
     };
     let mut store = Store::new(engine, host);
     store.limiter(|s| s);
@@ -453,7 +430,7 @@ impl OperatorInstance {
                 record_index: None,
             }));
         }
-        let max = self.store.data().max_outputs;
+        let max = self.store.data().output_limits;
         let result = match &self.bindings {
             Bindings::Current(_, Some(packed)) => {
                 call_packed(&mut self.store, *packed, &batch, &mut self.packed_batch)
@@ -476,7 +453,7 @@ impl OperatorInstance {
                 .and_then(|outputs| checked_sink(outputs, max, v0_1::output)),
         }
         .inspect_err(|e| {
-            if let Some(limit) = e.downcast_ref::<TooManyOutputs>() {
+            if let Some(limit) = e.downcast_ref::<OutputLimitExceeded>() {
                 self.store.data_mut().host_error = Some(limit.0.clone());
             }
         })
@@ -585,14 +562,17 @@ impl OperatorInstance {
                 // A 0.1.0 component cannot register timers.
                 Bindings::V0_1(_) => Ok(Vec::new()),
             };
-            let max = self.store.data().max_outputs;
+            let limits = self.store.data().output_limits;
             match result.and_then(|out: Vec<Output>| {
-                check_outputs(out.len(), max)?;
+                let mut budget = OutputBudget::new(limits);
+                for output in &out {
+                    budget.take(output).map_err(wasmtime::Error::new)?;
+                }
                 Ok(out)
             }) {
                 Ok(out) => outputs.extend(out),
                 Err(e) => {
-                    if let Some(limit) = e.downcast_ref::<TooManyOutputs>() {
+                    if let Some(limit) = e.downcast_ref::<OutputLimitExceeded>() {
                         self.store.data_mut().host_error = Some(limit.0.clone());
                     }
                     return Err(self.fail(&e));
@@ -733,11 +713,11 @@ fn call_packed<S: OutputSink>(
     }
     let process = func.typed::<(&[u8],), (Vec<u8>,)>(&*store)?;
     let (packed,) = process.call(&mut *store, (buffer.as_slice(),))?;
-    let max = store.data().max_outputs;
-    unpack_outputs(packed.into(), batch.len(), max).map_err(|e| {
+    let limits = store.data().output_limits;
+    unpack_outputs(packed.into(), batch.len(), limits).map_err(|e| {
         let message = match e {
             Unpack::Format(e) => format!("process-packed returned a {e}"),
-            Unpack::TooMany => TooManyOutputs::new(max).0,
+            Unpack::Limit(e) => e.0,
         };
         store.data_mut().host_error = Some(message.clone());
         wasmtime::format_err!(message)
@@ -747,25 +727,27 @@ fn call_packed<S: OutputSink>(
 /// Why a packed output buffer was not taken.
 enum Unpack {
     Format(weir_abi::FormatError),
-    TooMany,
+    Limit(OutputLimitExceeded),
 }
 
 /// The outputs of a packed output buffer (`inputs` records went in: room
 /// for as many records out is reserved). Record values are slices of
 /// `packed` (no copy each); keys, names and messages are copied. On an
 /// error nothing is returned, so a malformed buffer emits nothing.
-fn unpack_outputs<S: OutputSink>(packed: Bytes, inputs: usize, max: usize) -> Result<S, Unpack> {
+fn unpack_outputs<S: OutputSink>(
+    packed: Bytes,
+    inputs: usize,
+    limits: OutputLimits,
+) -> Result<S, Unpack> {
     let owned = |r: weir_abi::RecordRef<'_>| Record {
         key: r.key.map(<[u8]>::to_vec),
         value: packed.slice_ref(r.value),
         timestamp: r.timestamp,
     };
     let mut outputs = S::with_capacity(inputs);
-    for (count, output) in weir_abi::outputs(&packed).enumerate() {
-        if count >= max {
-            return Err(Unpack::TooMany);
-        }
-        outputs.push(match output.map_err(Unpack::Format)? {
+    let mut budget = OutputBudget::new(limits);
+    for output in weir_abi::outputs(&packed) {
+        let output = match output.map_err(Unpack::Format)? {
             weir_abi::OutputRef::Emit(r) => Output::Emit(owned(r)),
             weir_abi::OutputRef::Side { output, record } => Output::Side {
                 output: output.to_string(),
@@ -775,7 +757,9 @@ fn unpack_outputs<S: OutputSink>(packed: Bytes, inputs: usize, max: usize) -> Re
                 input,
                 message: message.to_string(),
             },
-        });
+        };
+        budget.take(&output).map_err(Unpack::Limit)?;
+        outputs.push(output);
     }
     Ok(outputs)
 }

@@ -26,6 +26,7 @@
 mod component;
 pub mod guest_output;
 mod host;
+pub mod output_limits;
 pub mod sandbox;
 
 /// Host bindings generated from `wit/operator.wit` (the current version, 0.4.0).
@@ -116,9 +117,9 @@ mod instance;
 pub use aggregate::{AggregateComponent, AggregateInstance, AggregateResult};
 pub use component::{OperatorComponent, RuntimeConfig, WasmRuntime};
 pub use instance::{
-    DEFAULT_MAX_OUTPUTS_PER_CALL, InstanceLimits, OperatorInstance, Output, ProcessFailure,
-    SortedOutputs, SubtaskInfo, TrapKind,
+    InstanceLimits, OperatorInstance, Output, ProcessFailure, SortedOutputs, SubtaskInfo, TrapKind,
 };
+pub use output_limits::{DEFAULT_MAX_OUTPUTS_PER_CALL, OutputLimits};
 
 /// Errors of the Wasm layer.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@
 //!   `grow`: allocates 1 MiB blocks until the memory cap;
 //!   `unreachable`: a Wasm `unreachable` trap; `panic`: a Rust panic;
 //! - `big-output`: outputs of 1 MiB each until the memory cap;
+//!   `output-bytes`: 100 outputs of 1 MiB (within a 512 MiB cap);
 //!   `tiny-outputs`: a million `{}` outputs;
 //! - `state-flood`: ten million map-state puts; `big-value`: one 32 MiB
 //!   state value; `big-key`: a map-state key of 32 MiB;
@@ -76,6 +77,13 @@ impl Poison {
                 loop {
                     out.emit(Raw(vec![b'1'; 1 << 20]));
                 }
+            }
+            "output-bytes" => {
+                let out = out.ok_or("no output here")?;
+                for _ in 0..100 {
+                    out.emit(Raw(vec![b'1'; 1 << 20]));
+                }
+                Ok(None)
             }
             "unreachable" => core::arch::wasm32::unreachable(),
             "panic" => panic!("poison: a panic on purpose"),

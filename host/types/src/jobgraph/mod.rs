@@ -480,6 +480,16 @@ pub struct OperatorSpec {
     /// records, per-record errors); default 262,144.
     #[serde(default = "default_max_outputs_per_call")]
     pub max_outputs_per_call: u64,
+    /// Bytes of all outputs of one call together (keys, values, side-output
+    /// names, error messages); default 256 MiB.
+    #[serde(default = "default_max_output_bytes_per_call")]
+    pub max_output_bytes_per_call: u64,
+    /// Bytes of the key of one record the UDF emits; default 1 MiB.
+    #[serde(default = "default_max_key_bytes")]
+    pub max_key_bytes: u64,
+    /// Distinct side-output names one call may use; default 1,024.
+    #[serde(default = "default_max_side_outputs_per_call")]
+    pub max_side_outputs_per_call: u64,
     /// What a record the UDF rejects (a per-record error) does (default
     /// `fail`).
     #[serde(default = "OnError::operator_default")]
@@ -537,6 +547,9 @@ fn check_limits(i: usize, o: &OperatorSpec) -> Result<(), (String, Option<String
         ("max_pending_state_bytes", o.max_pending_state_bytes),
         ("max_timers", o.max_timers),
         ("max_outputs_per_call", o.max_outputs_per_call),
+        ("max_output_bytes_per_call", o.max_output_bytes_per_call),
+        ("max_key_bytes", o.max_key_bytes),
+        ("max_side_outputs_per_call", o.max_side_outputs_per_call),
     ] {
         if value == 0 {
             return Err((
@@ -621,6 +634,15 @@ fn default_max_timers() -> u64 {
 }
 fn default_max_outputs_per_call() -> u64 {
     262_144
+}
+fn default_max_output_bytes_per_call() -> u64 {
+    256 << 20
+}
+fn default_max_key_bytes() -> u64 {
+    1 << 20
+}
+fn default_max_side_outputs_per_call() -> u64 {
+    1_024
 }
 
 /// How records are distributed from one vertex to the next.
