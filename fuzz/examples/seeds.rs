@@ -2,12 +2,18 @@
 //! `seeds/control_frames`) with Weir's own encoders:
 //! `cargo run --example seeds` in `fuzz/` (the text seeds are kept by hand).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use weir_checkpoint::Acknowledgement;
+use weir_connectors::SplitPosition;
 use weir_protocol::messages::{AttemptId, ControlMessage, Registration, TaskManagerId};
 use weir_protocol::task::{
     MetricsSnapshot, TaskControl, TaskFailureKind, VertexSnapshot, WireEvent, WireFailure,
+};
+use weir_snapshot::{
+    HeadSnapshot, IncrementalHandle, InputWatermarksSnapshot, OperatorSnapshot, SharedFile,
+    SplitWatermarksSnapshot, SubtaskSnapshot, encode_operator_state,
 };
 use weir_types::{Batch, Origin, Record, StreamElement, WatermarkStatus};
 
@@ -142,4 +148,57 @@ fn main() {
         weir_protocol::encode_control(&message, &mut control).unwrap();
     }
     write("control_frames", "messages", &control);
+
+    let handle = IncrementalHandle {
+        shared: vec![SharedFile {
+            local: "000012.sst".into(),
+            stored: "shared/zscore-0-000012.sst".into(),
+            size_bytes: 4_096,
+            crc32: Some(0x1234_5678),
+        }],
+        private: vec![("CURRENT".into(), b"MANIFEST-000005\n".to_vec())],
+    };
+    let handle = handle.encode().unwrap();
+    let items = encode_operator_state(&[b"a".to_vec(), Vec::new()]);
+    for (name, head) in [
+        (
+            "source",
+            HeadSnapshot::Source {
+                positions: vec![SplitPosition {
+                    split: 1,
+                    offset: 4_096,
+                    line: 77,
+                    finished: false,
+                }],
+                watermarks: Some(SplitWatermarksSnapshot {
+                    max_timestamps: vec![(1, 99)],
+                    emitted: Some(98),
+                }),
+            },
+        ),
+        (
+            "input",
+            HeadSnapshot::Input {
+                watermarks: InputWatermarksSnapshot {
+                    inputs: vec![Some(5), None],
+                    emitted: Some(5),
+                },
+            },
+        ),
+    ] {
+        let snapshot = SubtaskSnapshot {
+            head,
+            ops: vec![
+                OperatorSnapshot {
+                    operator: "zscore".into(),
+                    state: Cow::Borrowed(&handle),
+                },
+                OperatorSnapshot {
+                    operator: "zscore/operator-state".into(),
+                    state: Cow::Borrowed(&items),
+                },
+            ],
+        };
+        write("state_files", name, &snapshot.encode().unwrap());
+    }
 }

@@ -118,6 +118,23 @@ pub fn jsonl_records(data: &[u8]) {
 /// A fuzz target: bytes in, nothing out.
 pub type Target = fn(&[u8]);
 
+/// A subtask state file (`WSUB1`) as a restore reads it, and in it each
+/// operator's incremental handle (`WKI2`/`WKI1`) or operator state
+/// (`WOS1`).
+pub fn state_files(data: &[u8]) {
+    let Ok(snapshot) = weir_snapshot::SubtaskSnapshot::decode(data) else {
+        return;
+    };
+    for op in &snapshot.ops {
+        if weir_snapshot::IncrementalHandle::is_handle(&op.state) {
+            let _ = weir_snapshot::IncrementalHandle::decode(&op.state);
+        } else {
+            let _ = weir_snapshot::decode_operator_state(&op.state);
+        }
+        let _ = snapshot.operator(&op.operator);
+    }
+}
+
 /// Every target by name.
 pub const TARGETS: &[(&str, Target)] = &[
     ("job_file", job_file),
@@ -127,4 +144,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("checkpoint_metadata", checkpoint_metadata),
     ("csv_records", csv_records),
     ("jsonl_records", jsonl_records),
+    ("state_files", state_files),
 ];

@@ -248,7 +248,8 @@ fn finish_snapshot(
         head: job.head,
         ops,
     }
-    .encode()?;
+    .encode()
+    .map_err(|e| e.to_string())?;
     ack.size_bytes += bytes.len() as u64;
     ack.full_size_bytes += bytes.len() as u64;
     ack.state_crc32 = Some(weir_checkpoint::crc32(&bytes));

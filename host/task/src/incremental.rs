@@ -20,127 +20,38 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use weir_checkpoint::{CheckpointId, CheckpointStorage};
 use weir_state::NativeCheckpoint;
 
+pub(crate) use weir_snapshot::{IncrementalHandle, SharedFile};
+
 use crate::snapshot::RestoreError;
 
-/// First bytes of an operator state that is an [`IncrementalHandle`]
-/// (a full keyed snapshot starts with `WKS1`): `WKI2` since shared files
-/// carry their CRC-32; `WKI1` handles (without) still decode.
-const MAGIC: &[u8; 4] = b"WKI2";
-/// The magic of handles written before shared files had a CRC-32.
-const MAGIC_V1: &[u8; 4] = b"WKI1";
-
-/// An operator's keyed state in an incremental checkpoint: where its SST
-/// files are, and its small files inline. Encoded as `WKI2` + postcard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct IncrementalHandle {
-    /// SST files in checkpoint storage.
-    pub(crate) shared: Vec<SharedFile>,
-    /// `(file name, bytes)` of the other files of the native checkpoint.
-    pub(crate) private: Vec<(String, Vec<u8>)>,
-}
-
-/// One SST file of an [`IncrementalHandle`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SharedFile {
-    /// Its name in the native checkpoint directory (`000012.sst`).
-    pub(crate) local: String,
-    /// Where it is in checkpoint storage (`shared/<name>`).
-    pub(crate) stored: String,
-    /// Size in bytes.
-    pub(crate) size_bytes: u64,
-    /// CRC-32 of its bytes (`weir_checkpoint::crc32`), checked when it is
-    /// fetched; `None` in `WKI1` handles.
-    pub(crate) crc32: Option<u32>,
-}
-
-/// A `WKI1` handle's shared file: [`SharedFile`] without the CRC-32.
-#[derive(Deserialize)]
-struct SharedFileV1 {
-    local: String,
-    stored: String,
-    size_bytes: u64,
-}
-
-/// A `WKI1` handle.
-#[derive(Deserialize)]
-struct IncrementalHandleV1 {
-    shared: Vec<SharedFileV1>,
-    private: Vec<(String, Vec<u8>)>,
-}
-
-impl IncrementalHandle {
-    /// Whether operator state bytes are an incremental handle.
-    pub(crate) fn is_handle(bytes: &[u8]) -> bool {
-        bytes.starts_with(MAGIC) || bytes.starts_with(MAGIC_V1)
+/// Writes `handle`'s files into `dir` (created; it must not hold
+/// another database), fetching the SST files from `storage` and
+/// checking each one's CRC-32.
+///
+/// # Errors
+/// [`RestoreError::Damaged`] naming an SST file whose CRC-32 differs;
+/// [`RestoreError::Failed`] naming the file that could not be fetched
+/// or written.
+pub(crate) fn download(
+    handle: &IncrementalHandle,
+    storage: &CheckpointStorage,
+    dir: &Path,
+) -> Result<(), RestoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for file in &handle.shared {
+        storage
+            .fetch_file_checked(&file.stored, &dir.join(&file.local), file.crc32)
+            .map_err(RestoreError::of_storage)?;
     }
-
-    pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
-        let mut out = MAGIC.to_vec();
-        postcard::to_io(self, &mut out).map_err(|e| format!("encoding a state handle: {e}"))?;
-        Ok(out)
+    for (name, bytes) in &handle.private {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-
-    /// Reads a `WKI2` or `WKI1` handle.
-    ///
-    /// # Errors
-    /// [`RestoreError::Damaged`] when the bytes are not a handle.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, RestoreError> {
-        let corrupt = |e: postcard::Error| {
-            RestoreError::Damaged(format!("incremental state handle is corrupt: {e}"))
-        };
-        if let Some(body) = bytes.strip_prefix(MAGIC.as_slice()) {
-            return postcard::from_bytes(body).map_err(corrupt);
-        }
-        let body = bytes.strip_prefix(MAGIC_V1.as_slice()).ok_or_else(|| {
-            RestoreError::Damaged("not an incremental state handle (no WKI2 header)".into())
-        })?;
-        let v1: IncrementalHandleV1 = postcard::from_bytes(body).map_err(corrupt)?;
-        Ok(Self {
-            shared: v1
-                .shared
-                .into_iter()
-                .map(|f| SharedFile {
-                    local: f.local,
-                    stored: f.stored,
-                    size_bytes: f.size_bytes,
-                    crc32: None,
-                })
-                .collect(),
-            private: v1.private,
-        })
-    }
-
-    /// Writes the handle's files into `dir` (created; it must not hold
-    /// another database), fetching the SST files from `storage` and
-    /// checking each one's CRC-32.
-    ///
-    /// # Errors
-    /// [`RestoreError::Damaged`] naming an SST file whose CRC-32 differs;
-    /// [`RestoreError::Failed`] naming the file that could not be fetched
-    /// or written.
-    pub(crate) fn download(
-        &self,
-        storage: &CheckpointStorage,
-        dir: &Path,
-    ) -> Result<(), RestoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        for file in &self.shared {
-            storage
-                .fetch_file_checked(&file.stored, &dir.join(&file.local), file.crc32)
-                .map_err(RestoreError::of_storage)?;
-        }
-        for (name, bytes) in &self.private {
-            let path = dir.join(name);
-            std::fs::write(&path, bytes)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// What one upload did.
@@ -253,7 +164,7 @@ impl Uploader {
             handle.shared.push(shared);
         }
         done.shared = handle.shared.iter().map(|f| f.stored.clone()).collect();
-        done.handle = handle.encode()?;
+        done.handle = handle.encode().map_err(|e| e.to_string())?;
         // Older checkpoints can no longer be a baseline.
         if let Some(base) = self
             .uploaded
@@ -326,7 +237,7 @@ mod tests {
         // The handle brings the whole state back.
         let handle = IncrementalHandle::decode(&fourth.handle).unwrap();
         let restored_dir = dir.path().join("restored");
-        handle.download(&storage, &restored_dir).unwrap();
+        download(&handle, &storage, &restored_dir).unwrap();
         let mut restored =
             KeyedState::new(Box::new(MemoryBackend::new()), KeyGroupRange::all(128), 128);
         restored.restore_native(&restored_dir).unwrap();
@@ -359,7 +270,7 @@ mod tests {
         let backend = RocksDbBackend::open(&dir.path().join("db2")).unwrap();
         let mut restored = KeyedState::new(Box::new(backend), range, 128);
         let fetched = dir.path().join("fetched");
-        handle.download(&storage, &fetched).unwrap();
+        download(&handle, &storage, &fetched).unwrap();
         restored.adopt_native(&fetched).unwrap();
         fill(&mut restored, 1000..1100);
         let native = restored
@@ -377,61 +288,5 @@ mod tests {
             .unwrap();
         let third = uploader.upload(3, &native, &storage, 2).unwrap();
         assert_eq!((third.uploaded_files, third.reused_files), (0, 2));
-    }
-
-    #[test]
-    fn damaged_handles_are_errors() {
-        assert!(IncrementalHandle::decode(b"WKS1....").is_err());
-        let handle = IncrementalHandle {
-            shared: vec![SharedFile {
-                local: "1.sst".into(),
-                stored: "shared/a-1.sst".into(),
-                size_bytes: 3,
-                crc32: Some(0xdead_beef),
-            }],
-            private: vec![("CURRENT".into(), b"x".to_vec())],
-        };
-        let bytes = handle.encode().unwrap();
-        assert!(IncrementalHandle::is_handle(&bytes));
-        assert_eq!(IncrementalHandle::decode(&bytes).unwrap(), handle);
-        for cut in 4..bytes.len() {
-            assert!(
-                IncrementalHandle::decode(&bytes[..cut]).is_err(),
-                "cut {cut}"
-            );
-        }
-    }
-
-    /// Handles written before shared files carried a CRC-32 restore as
-    /// before, unchecked.
-    #[test]
-    fn wki1_handles_of_earlier_versions_decode() {
-        #[derive(Serialize)]
-        struct V1File<'a>(&'a str, &'a str, u64);
-        #[derive(Serialize)]
-        struct V1<'a> {
-            shared: Vec<V1File<'a>>,
-            private: Vec<(String, Vec<u8>)>,
-        }
-        let mut bytes = MAGIC_V1.to_vec();
-        bytes.extend(
-            postcard::to_allocvec(&V1 {
-                shared: vec![V1File("1.sst", "shared/a-1.sst", 3)],
-                private: vec![("CURRENT".into(), b"x".to_vec())],
-            })
-            .unwrap(),
-        );
-        assert!(IncrementalHandle::is_handle(&bytes));
-        let handle = IncrementalHandle::decode(&bytes).unwrap();
-        assert_eq!(
-            handle.shared,
-            [SharedFile {
-                local: "1.sst".into(),
-                stored: "shared/a-1.sst".into(),
-                size_bytes: 3,
-                crc32: None,
-            }]
-        );
-        assert_eq!(handle.private, [("CURRENT".to_string(), b"x".to_vec())]);
     }
 }

@@ -18,7 +18,7 @@ use weir_wasm::{OperatorInstance, SortedOutputs};
 use crate::TaskFailureKind;
 use crate::clock::wall_clock_ms;
 use crate::context::JobShared;
-use crate::incremental::{IncrementalHandle, SharedFile};
+use crate::incremental::{IncrementalHandle, SharedFile, download};
 use crate::snapshot::OperatorState;
 use crate::snapshot::RestoreError;
 
@@ -282,10 +282,11 @@ impl ChainedOp<'_> {
                 let adopt = !rescaled && states.len() == 1;
                 for (n, bytes) in states.iter().enumerate() {
                     if IncrementalHandle::is_handle(bytes) {
-                        let handle = IncrementalHandle::decode(bytes)?;
+                        let handle = IncrementalHandle::decode(bytes)
+                            .map_err(|e| RestoreError::Damaged(e.to_string()))?;
                         let dir = scratch.join(format!("restore-{n}"));
                         let _ = std::fs::remove_dir_all(&dir);
-                        let restored = handle.download(storage, &dir).and_then(|()| {
+                        let restored = download(&handle, storage, &dir).and_then(|()| {
                             match adopt {
                                 true => state.adopt_native(&dir),
                                 false => state.restore_native(&dir),
@@ -337,9 +338,7 @@ impl ChainedOp<'_> {
         if items.is_empty() {
             return Ok(None);
         }
-        let mut out = OPERATOR_STATE_MAGIC.to_vec();
-        postcard::to_io(&items, &mut out).map_err(|e| e.to_string())?;
-        Ok(Some(out))
+        Ok(Some(weir_snapshot::encode_operator_state(&items)))
     }
 
     /// Gives a UDF the operator state items assigned to this subtask.
@@ -374,21 +373,6 @@ impl ChainedOp<'_> {
             _ => Ok(()),
         }
     }
-}
-
-/// First bytes of a UDF's operator state in a subtask snapshot (then
-/// postcard of the item list).
-const OPERATOR_STATE_MAGIC: &[u8; 4] = b"WOS1";
-
-/// The items of encoded operator state.
-///
-/// # Errors
-/// A message when the bytes are damaged.
-pub(crate) fn decode_operator_state(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let body = bytes
-        .strip_prefix(OPERATOR_STATE_MAGIC.as_slice())
-        .ok_or("operator state is corrupt: no WOS1 header")?;
-    postcard::from_bytes(body).map_err(|e| format!("operator state is corrupt: {e}"))
 }
 
 /// Flink's even-split redistribution of operator list state: the items of
@@ -599,17 +583,5 @@ mod tests {
         assert_eq!(parts[2], vec![vec![5], vec![6]]);
         assert_eq!(even_split(vec![vec![9]], 1, 2), Vec::<Vec<u8>>::new());
         assert_eq!(even_split(items.clone(), 0, 1), items);
-    }
-
-    #[test]
-    fn operator_state_bytes_round_trip_and_damage_is_an_error() {
-        let mut bytes = OPERATOR_STATE_MAGIC.to_vec();
-        postcard::to_io(&vec![vec![1u8, 2], vec![]], &mut bytes).unwrap();
-        assert_eq!(
-            decode_operator_state(&bytes).unwrap(),
-            vec![vec![1, 2], vec![]]
-        );
-        assert!(decode_operator_state(&bytes[..bytes.len() - 1]).is_err());
-        assert!(decode_operator_state(b"WKS1").is_err());
     }
 }

@@ -9,12 +9,13 @@ use crate::context::JobShared;
 use crate::control::TaskEvent;
 use crate::incremental::SharedFile;
 use crate::input::Head;
-use crate::ops::{decode_operator_state, even_split};
+use crate::ops::even_split;
 use crate::snapshot::{
     HeadSnapshot, OperatorState, RestoreError, Restored, SubtaskSnapshot, task_name,
 };
 use crate::subtask::{Stop, SubtaskRun};
 use crate::watermark::SplitWatermarks;
+use weir_snapshot::decode_operator_state;
 
 /// The name under which a UDF's operator state sits in a subtask snapshot.
 pub(crate) fn operator_state_id(operator: &str) -> String {

@@ -155,23 +155,7 @@ impl SplitWatermarks {
     }
 }
 
-/// The checkpointed part of [`SplitWatermarks`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SplitWatermarksSnapshot {
-    /// `(split, largest event time read, ms)`.
-    pub max_timestamps: Vec<(u32, i64)>,
-    /// The last watermark the subtask emitted.
-    pub emitted: Option<i64>,
-}
-
-/// The checkpointed part of [`InputWatermarks`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct InputWatermarksSnapshot {
-    /// The last watermark of each producer (`None`: none yet).
-    pub inputs: Vec<Option<i64>>,
-    /// The last combined watermark reported.
-    pub emitted: Option<i64>,
-}
+pub use weir_snapshot::{InputWatermarksSnapshot, SplitWatermarksSnapshot};
 
 /// The minimum watermark over an operator's inputs.
 #[derive(Debug, Clone)]
