@@ -270,9 +270,9 @@ fn healthy_job(name: &str, udf: &str, out: &Path) -> String {
     )
 }
 
-/// The JobManager's peak resident set so far (`VmHWM`), MiB.
-fn rss_mib(jm: &JobManager) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", jm.child.id())).unwrap();
+/// The peak resident set so far (`VmHWM`) of process `pid`, MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -293,38 +293,38 @@ fn last_failure(jm: &JobManager, id: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
+/// Runs `cases`, each beside a healthy job, on `jm` (whose tasks run in
+/// process `host`: the JobManager or a TaskManager), asserting after each
+/// that `host` is alive; returns the table of outcomes, the cases that
+/// ended otherwise, and the peak RSS of `host` in MiB.
+fn run_cases(jm: &JobManager, dir: &Path, cases: &[Case], host: u32) -> (String, Vec<String>, u64) {
     let input = write_input(dir, 400);
-    let jm = JobManager::start(dir, &[]);
-    let healthy = upload(&jm, &udf("nab-zscore"));
+    let healthy = upload(jm, &udf("nab-zscore"));
     let mut artifacts = std::collections::HashMap::new();
 
     // The healthy job alone: the reference.
     let reference_out = dir.join("healthy-alone");
     let id = submit(
-        &jm,
+        jm,
         &healthy_job("healthy", &format!("artifact:{healthy}"), &reference_out),
         "",
         dir,
     );
-    wait_for(&jm, &id, &["FINISHED"], Duration::from_secs(120));
+    wait_for(jm, &id, &["FINISHED"], Duration::from_secs(120));
     let reference = committed(&reference_out);
     assert!(reference.len() > 10, "{} alerts", reference.len());
 
     let mut table = String::new();
     let mut wrong = Vec::new();
     let mut peak_rss = 0;
-    for (n, case) in cases().iter().enumerate() {
+    for (n, case) in cases.iter().enumerate() {
         let artifact = artifacts
             .entry(case.udf)
-            .or_insert_with(|| upload(&jm, &udf(case.udf)))
+            .or_insert_with(|| upload(jm, &udf(case.udf)))
             .clone();
         let out = dir.join(format!("poison-{n}"));
         let poison_id = submit(
-            &jm,
+            jm,
             &poison_job(
                 &format!("poison-{n}"),
                 &format!("artifact:{artifact}"),
@@ -337,7 +337,7 @@ fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
         );
         let healthy_out = dir.join(format!("healthy-{n}"));
         let healthy_id = submit(
-            &jm,
+            jm,
             &healthy_job(
                 &format!("healthy-{n}"),
                 &format!("artifact:{healthy}"),
@@ -347,20 +347,25 @@ fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
             dir,
         );
         let ended = wait_for(
-            &jm,
+            jm,
             &poison_id,
             &["FINISHED", "FAILED"],
             Duration::from_secs(120),
         );
-        wait_for(&jm, &healthy_id, &["FINISHED"], Duration::from_secs(120));
-        assert!(jm_alive(&jm), "the JobManager died in case {}", case.config);
-        let rss = rss_mib(&jm);
+        wait_for(jm, &healthy_id, &["FINISHED"], Duration::from_secs(120));
+        assert!(jm_alive(jm), "the JobManager died in case {}", case.config);
+        assert!(
+            Path::new(&format!("/proc/{host}/status")).exists(),
+            "the process running the tasks died in case {}",
+            case.config
+        );
+        let rss = rss_mib(host);
         peak_rss = peak_rss.max(rss);
         let healthy_ok = committed(&healthy_out) == reference;
         let state = ended["state"].as_str().unwrap_or_default().to_string();
         let (outcome, ok) = match &case.expect {
             Expect::Fails(words) => {
-                let message = last_failure(&jm, &poison_id);
+                let message = last_failure(jm, &poison_id);
                 let lower = message.to_lowercase();
                 let ok = state == "FAILED"
                     && message.contains("poison")
@@ -402,6 +407,14 @@ fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
             wrong.push(format!("{} {}: {outcome}", case.udf, case.config));
         }
     }
+    (table, wrong, peak_rss)
+}
+
+#[test]
+fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let jm = JobManager::start(dir.path(), &[]);
+    let (table, wrong, peak_rss) = run_cases(&jm, dir.path(), &cases(), jm.child.id());
     eprintln!("{table}");
     assert!(
         wrong.is_empty(),
@@ -411,6 +424,49 @@ fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
     assert!(
         peak_rss < RSS_BOUND_MIB,
         "the JobManager reached {peak_rss} MiB"
+    );
+}
+
+/// The same on a TaskManager: a JobManager without local slots and one
+/// TaskManager of 4 slots, so each hostile job and the healthy job beside
+/// it run in the TaskManager's process. A sample of the cases (one of each
+/// kind of failure) keeps it short.
+#[test]
+fn hostile_udfs_on_a_taskmanager_fail_their_own_job_only_and_it_stays_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = support::cert_init(dir.path());
+    let (jm, rpc) = JobManager::start_cluster(dir.path(), &certs);
+    let tm = support::TaskManager::start(dir.path(), &rpc, "127.0.0.2", 4, &certs);
+    let sample: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| {
+            [
+                r#"{case: loop}"#,
+                r#"{case: grow}"#,
+                r#"{case: panic, at: on-timer}"#,
+                r#"{case: tiny-outputs}"#,
+                r#"{case: side-names}"#,
+                r#"{case: output-bytes}"#,
+                r#"{case: bad-utf8}"#,
+                r#"{case: clock}"#,
+                r#"{case: fs}"#,
+                "{big_key_bytes: 2097152}",
+            ]
+            .contains(&c.config)
+                || c.restarts
+        })
+        .collect();
+    assert_eq!(sample.len(), 11);
+    let (table, wrong, peak_rss) = run_cases(&jm, dir.path(), &sample, tm.child.id());
+    eprintln!("{table}");
+    assert!(
+        wrong.is_empty(),
+        "cases that ended otherwise:\n{}",
+        wrong.join("\n")
+    );
+    assert!(
+        peak_rss < RSS_BOUND_MIB,
+        "the TaskManager reached {peak_rss} MiB"
     );
 }
 

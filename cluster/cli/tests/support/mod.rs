@@ -37,6 +37,24 @@ pub struct JobManager {
 
 impl JobManager {
     pub fn start(dir: &Path, defines: &[&str]) -> Self {
+        Self::start_with(dir, defines, None).0
+    }
+
+    /// A JobManager with a cluster endpoint (certificates in `certs`, made
+    /// with `weir cert init`) and no local slots: (it, its QUIC address).
+    pub fn start_cluster(dir: &Path, certs: &Path) -> (Self, String) {
+        let (jm, rpc) = Self::start_with(
+            dir,
+            &["taskmanager.numberOfTaskSlots=0", "jobmanager.rpc.port=0"],
+            Some(certs),
+        );
+        (
+            jm,
+            rpc.expect("the JobManager printed its cluster endpoint"),
+        )
+    }
+
+    fn start_with(dir: &Path, defines: &[&str], certs: Option<&Path>) -> (Self, Option<String>) {
         let mut args = vec![
             "jobmanager".to_string(),
             "-Drest.port=0".into(),
@@ -47,6 +65,10 @@ impl JobManager {
             "-Dtaskmanager.numberOfTaskSlots=4".into(),
         ];
         args.extend(defines.iter().map(|d| format!("-D{d}")));
+        if let Some(certs) = certs {
+            args.push("--certs".into());
+            args.push(certs.display().to_string());
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(&args)
             .current_dir(dir)
@@ -56,12 +78,17 @@ impl JobManager {
             .spawn()
             .expect("weir jobmanager starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut url = None;
+        let (mut url, mut rpc) = (None, None);
         for line in lines.by_ref() {
             let line = line.unwrap();
             eprintln!("[jobmanager] {line}");
             if let Some(rest) = line.split("listening on ").nth(1) {
                 url = rest.split_whitespace().next().map(str::to_string);
+            }
+            if let Some(rest) = line.split("cluster endpoint on ").nth(1) {
+                rpc = rest.split_whitespace().next().map(str::to_string);
+            }
+            if url.is_some() && (certs.is_none() || rpc.is_some()) {
                 break;
             }
         }
@@ -72,7 +99,7 @@ impl JobManager {
             }
         });
         let url = url.expect("the JobManager printed its address");
-        Self { child, url }
+        (Self { child, url }, rpc)
     }
 
     pub fn kill(&mut self) {
@@ -85,6 +112,65 @@ impl Drop for JobManager {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A running `weir taskmanager`, registered with its JobManager, killed
+/// on drop.
+pub struct TaskManager {
+    pub child: Child,
+}
+
+impl TaskManager {
+    /// Starts one on `host` (a 127.0.0.x address) with `slots` slots and
+    /// waits until it registered at the JobManager's QUIC address `rpc`.
+    pub fn start(dir: &Path, rpc: &str, host: &str, slots: u32, certs: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["taskmanager", "--jobmanager", rpc, "--host", host])
+            .args(["--slots", &slots.to_string(), "--certs"])
+            .arg(certs)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weir taskmanager starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut registered = false;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            eprintln!("[taskmanager {host}] {line}");
+            if line.contains("registered as") {
+                registered = true;
+                break;
+            }
+        }
+        assert!(registered, "the TaskManager on {host} did not register");
+        let host = host.to_string();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("[taskmanager {host}] {line}");
+            }
+        });
+        Self { child }
+    }
+}
+
+impl Drop for TaskManager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Certificates of a new cluster CA in `dir/certs` (`weir cert init`).
+pub fn cert_init(dir: &Path) -> PathBuf {
+    let out = weir(dir, &["cert", "init", "certs"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("certs")
 }
 
 /// `curl` a route: (status, JSON body).
