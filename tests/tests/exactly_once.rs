@@ -418,6 +418,105 @@ fn savepoints_restored_at_parallelism_1_2_3_1_give_the_uninterrupted_output() {
     assert_same_output(&committed(&out), &want);
 }
 
+/// A copy of the NAB corpus under `to` without the rows whose value is
+/// `value`; returns those rows as `relative path:line`.
+fn nab_copy_without(to: &Path, value: &str) -> Vec<String> {
+    fn walk(from: &Path, base: &Path, to: &Path, value: &str, removed: &mut Vec<String>) {
+        for entry in std::fs::read_dir(from).unwrap().flatten() {
+            let path = entry.path();
+            let relative = path.strip_prefix(base).unwrap();
+            if path.is_dir() {
+                walk(&path, base, to, value, removed);
+            } else if path.extension().is_some_and(|e| e == "csv") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let mut kept = String::new();
+                for (n, line) in text.lines().enumerate() {
+                    if line.rsplit(',').next() == Some(value) {
+                        removed.push(format!("{}:{}", relative.display(), n + 1));
+                    } else {
+                        kept.push_str(line);
+                        kept.push('\n');
+                    }
+                }
+                let dest = to.join(relative);
+                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                std::fs::write(dest, kept).unwrap();
+            }
+        }
+    }
+    let mut removed = Vec::new();
+    walk(&nab_dir(), &nab_dir(), to, value, &mut removed);
+    removed
+}
+
+/// A UDF that traps on one record in every attempt, with `on_error:
+/// dead-letter`: after `max-identical-failures` (2) attempts failed on it,
+/// the next attempt dead-letters that record instead of passing it to the
+/// UDF, and the job finishes with the output of the input without it.
+#[test]
+fn a_record_the_udf_fails_on_in_every_attempt_is_dead_lettered_and_the_job_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("nab-without");
+    let removed = nab_copy_without(&copy, &TRAP_VALUE.to_string());
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    let expected_out = dir.path().join("expected");
+    let clean = job(&expected_out, false, WINDOW_REST).replace(
+        &nab_dir().display().to_string(),
+        &copy.display().to_string(),
+    );
+    run(dir.path(), &clean, &[]).unwrap();
+    let want = committed(&expected_out);
+
+    let out = dir.path().join("out");
+    let letters = dir.path().join("dead-letters");
+    let yaml = job(&out, true, WINDOW_REST)
+        .replace("trap_attempts: 1 }", "trap_attempts: 100 }")
+        .replace(
+            "    input: readings\n",
+            &format!(
+                "    input: readings\n    on_error: dead-letter\n    dead_letter_path: {}\n",
+                letters.display()
+            ),
+        );
+    assert!(yaml.contains("trap_attempts: 100") && yaml.contains("on_error"));
+    let mut settings = checkpointed(dir.path());
+    settings.push("restart-strategy.max-identical-failures=2".into());
+    let summary = run(dir.path(), &yaml, &settings).unwrap();
+    assert_eq!(
+        summary.restarts, 2,
+        "two failed attempts, then one without the record"
+    );
+    assert_same_output(&committed(&out), &want);
+
+    let mut dead = Vec::new();
+    for entry in std::fs::read_dir(&letters).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("part-") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            dead.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+            );
+        }
+    }
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let origin = dead[0]["origin"].as_str().unwrap();
+    assert!(origin.ends_with(&removed[0]), "{origin} vs {removed:?}");
+    assert!(
+        dead[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("max-identical-failures"),
+        "{}",
+        dead[0]
+    );
+    assert!(
+        dead[0]["record"]
+            .as_str()
+            .unwrap()
+            .contains(&TRAP_VALUE.to_string())
+    );
+}
+
 /// Checkpoint directories of the job, newest last.
 fn checkpoint_dirs(job_dir: &Path) -> Vec<std::path::PathBuf> {
     let mut dirs: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(job_dir)

@@ -81,6 +81,12 @@ pub enum FailureKind {
     /// counted by the restart strategy (each one rules a checkpoint out, so
     /// they end when the retained checkpoints do).
     DamagedCheckpoint,
+    /// A UDF failed on the same input record in
+    /// `restart-strategy.max-identical-failures` attempts in a row and its
+    /// operator dead-letters bad records: the next attempt starts at once
+    /// and dead-letters that record instead of passing it to the UDF. Not
+    /// counted by the restart strategy (each one rules a record out).
+    PoisonRecord,
 }
 
 /// A failure as the JobManager keeps it (`GET /v1/jobs/{id}/exceptions`).
@@ -338,7 +344,7 @@ impl JobLifecycle {
                 });
                 let delay = match kind {
                     FailureKind::Permanent => None,
-                    FailureKind::DamagedCheckpoint => Some(0),
+                    FailureKind::DamagedCheckpoint | FailureKind::PoisonRecord => Some(0),
                     _ if self.identical_limit > 0
                         && self.identical_streak >= self.identical_limit =>
                     {

@@ -142,6 +142,66 @@ struct Job {
     /// Checkpoints an attempt found damaged, by location: later attempts
     /// restore an older one.
     damaged: Arc<Mutex<BTreeSet<String>>>,
+    /// Input records a UDF failed on, attempt after attempt.
+    poison: Arc<Mutex<PoisonState>>,
+}
+
+/// The input records a job's UDFs failed on: how many attempts failed on
+/// each, and those no longer passed to the UDF.
+#[derive(Debug, Default)]
+struct PoisonState {
+    /// Attempts that failed on `(operator, origin)`.
+    failures: BTreeMap<(String, String), u32>,
+    /// Records dead-lettered from the next attempt on.
+    records: weir_task::PoisonRecords,
+}
+
+impl PoisonState {
+    /// Counts a failed attempt. When a UDF whose operator dead-letters bad
+    /// records failed on one known input record `limit` times, the record
+    /// is ruled out and the answer is `true`: the next attempt starts at
+    /// once (`FailureKind::PoisonRecord`).
+    fn failed(&mut self, graph: &JobGraph, error: &JobError, limit: u32) -> bool {
+        let JobError::Task {
+            vertex,
+            origin: Some(origin),
+            kind,
+            message,
+            ..
+        } = error
+        else {
+            return false;
+        };
+        let udf_failure = matches!(
+            kind,
+            weir_task::TaskFailureKind::Trap
+                | weir_task::TaskFailureKind::Timeout
+                | weir_task::TaskFailureKind::MemoryLimit
+                | weir_task::TaskFailureKind::UdfError
+        );
+        let dead_letters = graph
+            .operators
+            .iter()
+            .any(|o| o.id == *vertex && o.on_error == weir_types::jobgraph::OnError::DeadLetter);
+        // A batch call that failed names a span of records, not one.
+        let one_record = !origin.starts_with("one of ");
+        if !udf_failure || !dead_letters || !one_record || limit == 0 {
+            return false;
+        }
+        let n = self
+            .failures
+            .entry((vertex.clone(), origin.clone()))
+            .or_insert(0);
+        *n += 1;
+        if *n < limit {
+            return false;
+        }
+        self.records
+            .entry(vertex.clone())
+            .or_default()
+            .insert(origin.clone(), message.clone());
+        true
+    }
 }
 
 /// What a job runs with, besides its record: built from a submitted job
@@ -623,6 +683,7 @@ impl JobManager {
             attempt_waiting: None,
             last_error: None,
             damaged: Arc::default(),
+            poison: Arc::default(),
         };
         if let Err(e) = self.persist(&job.record) {
             state.slots.release(&id);
@@ -904,6 +965,10 @@ impl JobManager {
         let initial = job.initial.clone();
         let commands = Arc::clone(&job.commands);
         let damaged_set = Arc::clone(&job.damaged);
+        let poison = Arc::clone(&job.poison);
+        if let Ok(state) = poison.lock() {
+            config.poison_records.clone_from(&state.records);
+        }
         move || {
             let damaged = damaged_set.lock().map(|d| d.clone()).unwrap_or_default();
             let resolve = |r: &Restore| {
@@ -953,6 +1018,21 @@ impl JobManager {
                         && let Ok(mut set) = damaged_set.lock()
                     {
                         set.insert(at);
+                    }
+                    let limit = config.checkpoints.max_identical_failures;
+                    if poison
+                        .lock()
+                        .is_ok_and(|mut p| p.failed(&graph, &error, limit))
+                    {
+                        let event = Event::AttemptFailed {
+                            kind: crate::lifecycle::FailureKind::PoisonRecord,
+                            cause: error.kind().map(|k| k.as_str().to_string()),
+                            message: format!(
+                                "{error} (the same record failed {limit} attempts in a row: \
+                                 from the next attempt on it goes to the dead letters instead)"
+                            ),
+                        };
+                        return (event, Some(error));
                     }
                     (crate::embedded::failure_event(&error), Some(error))
                 }

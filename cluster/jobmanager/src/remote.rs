@@ -330,6 +330,7 @@ fn drive(
             restore: restored.map(ResolvedCheckpoint::handle),
             placement: placement.clone(),
             descriptors,
+            poison_records: config.poison_records.clone(),
         };
         let sent = match serde_json::to_string(&share) {
             Ok(share_json) => remote.send(

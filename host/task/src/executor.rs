@@ -88,6 +88,9 @@ pub struct AttemptShare {
     pub placement: BTreeMap<String, Vec<String>>,
     /// The subtasks this executor runs.
     pub descriptors: Vec<TaskDeploymentDescriptor>,
+    /// Records the UDFs are not given again ([`crate::PoisonRecords`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub poison_records: crate::PoisonRecords,
 }
 
 /// The queues of one executor's share: in-process between its own
@@ -236,6 +239,7 @@ pub fn deploy_share(
     config.channel_capacity = share.channel_capacity as usize;
     config.checkpoints = share.checkpoints.clone();
     config.runtime = Some(Arc::clone(&runtime));
+    config.poison_records.clone_from(&share.poison_records);
 
     // Queues for every consumer vertex with a subtask here.
     let mut inputs = HashMap::new();

@@ -90,7 +90,18 @@ pub struct RunConfig {
     /// A Wasm runtime (engine, linker, compiled-code cache) shared with
     /// other jobs; `None`: each attempt creates its own from `cache_dir`.
     pub runtime: Option<Arc<weir_wasm::WasmRuntime>>,
+    /// Input records UDFs failed on in several attempts in a row, not
+    /// passed to them again but dead-lettered: per operator id, the
+    /// record's origin (`file:line`) and the failure.
+    pub poison_records: PoisonRecords,
 }
+
+/// Per operator id, the input records (by origin, `file:line`) its UDF is
+/// not given again, each with the failure it caused: the JobManager adds a
+/// record after `restart-strategy.max-identical-failures` attempts failed on
+/// it in a row, when the operator's `on_error` is `dead-letter`.
+pub type PoisonRecords =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
 
 impl RunConfig {
     /// Defaults for everything but the UDFs and the state directory.
@@ -104,6 +115,7 @@ impl RunConfig {
             checkpoints: CheckpointConfig::default(),
             restore: None,
             runtime: None,
+            poison_records: PoisonRecords::new(),
         }
     }
 }

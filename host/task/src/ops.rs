@@ -454,7 +454,11 @@ fn process_udf(
     udf: &mut UdfOp<'_>,
     batch: Batch,
 ) -> Result<Emitted, OpFailure> {
-    let (batch, oversized) = without_oversized(udf.spec, batch);
+    let poisoned = shared.config.poison_records.get(&udf.spec.id);
+    let (batch, oversized) = without_oversized(udf.spec, batch, |origin| {
+        let records = poisoned?;
+        records.get(&shared.splits.describe(origin))
+    });
     let origins = batch.origins;
     // The inputs' values, for the records the UDF may reject (the values
     // are slices of shared buffers: this copies no bytes).
@@ -497,13 +501,20 @@ const RECORD_SHARE_OF_MEMORY: u64 = 4;
 /// record kept.
 type Oversized = Option<(Vec<Rejected>, Vec<u32>)>;
 
-/// `batch` without the records too large for `spec`'s UDF, which become
-/// rejections (the operator's `on_error` applies); `None` beside the batch
-/// when every record fits.
-fn without_oversized(spec: &OperatorSpec, batch: Batch) -> (Batch, Oversized) {
+/// `batch` without the records too large for `spec`'s UDF and those
+/// `poisoned` names (with the failure they caused before: records the UDF
+/// failed on in attempt after attempt), which become rejections (the
+/// operator's `on_error` applies); `None` beside the batch when every
+/// record goes to the UDF.
+fn without_oversized<'p>(
+    spec: &OperatorSpec,
+    batch: Batch,
+    poisoned: impl Fn(Origin) -> Option<&'p String>,
+) -> (Batch, Oversized) {
     let max = u64::from(spec.memory_mib) * (1 << 20) / RECORD_SHARE_OF_MEMORY;
     let size = |r: &Record| (r.value.len() + r.key.as_ref().map_or(0, Vec::len)) as u64;
-    if !batch.records.iter().any(|r| size(r) > max) {
+    let any_poisoned = || batch.origins.iter().any(|o| poisoned(*o).is_some());
+    if !batch.records.iter().any(|r| size(r) > max) && !any_poisoned() {
         return (batch, None);
     }
     let mut kept = Batch::default();
@@ -511,7 +522,18 @@ fn without_oversized(spec: &OperatorSpec, batch: Batch) -> (Batch, Oversized) {
     let mut rejected = Vec::new();
     for (i, (record, origin)) in batch.records.into_iter().zip(batch.origins).enumerate() {
         let bytes = size(&record);
-        if bytes > max {
+        if let Some(failure) = poisoned(origin) {
+            rejected.push(Rejected {
+                origin: Some(origin),
+                input: u32::try_from(i).unwrap_or(u32::MAX),
+                record: (spec.on_error == OnError::DeadLetter).then(|| record.value.clone()),
+                message: format!(
+                    "the UDF failed on this record in several attempts in a row \
+                     (restart-strategy.max-identical-failures), so it is not passed to it \
+                     again; the failure: {failure}"
+                ),
+            });
+        } else if bytes > max {
             rejected.push(Rejected {
                 origin: Some(origin),
                 input: u32::try_from(i).unwrap_or(u32::MAX),

@@ -209,6 +209,7 @@ fn two_executors_joined_by_a_remote_link_give_the_in_process_result() {
                 .filter(|d| executor_of(d.task.index) == me)
                 .cloned()
                 .collect(),
+            poison_records: Default::default(),
         };
         let state: PathBuf = tmp.path().join(format!("state-{me}"));
         deployments.push(
