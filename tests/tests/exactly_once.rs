@@ -682,6 +682,24 @@ fn content_damage_in_the_newest_checkpoint_falls_back_exactly_once() {
         let job_dir = dir.path().join("checkpoints/exactly-once");
         assert!(checkpoint_dirs(&job_dir).len() >= 2, "{damage:?}");
         damage_newest(&job_dir, damage);
+        if let Damage::FlippedStateFile = damage {
+            // Named explicitly, it has no older checkpoint to fall back to.
+            let mut checkpoints = weir_task::CheckpointConfig::default();
+            for pair in &settings {
+                checkpoints.set_pair(pair).unwrap();
+            }
+            let newest = checkpoint_dirs(&job_dir).pop().unwrap();
+            let options = weir_cli::run::RunOptions {
+                parallelism: Some(2),
+                checkpoints,
+                restore: Some(weir_task::Restore::Checkpoint(newest)),
+                ..Default::default()
+            };
+            let text = weir_cli::run::run_file(&dir.path().join("job.yaml"), &options)
+                .unwrap_err()
+                .to_string();
+            assert!(text.contains("is damaged"), "{text}");
+        }
         let done = run_stopping(
             dir.path(),
             &yaml,

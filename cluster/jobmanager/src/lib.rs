@@ -34,6 +34,7 @@ pub mod config;
 pub mod embedded;
 pub mod lifecycle;
 pub mod manager;
+mod poison;
 pub mod remote;
 pub mod rest;
 pub mod rpc;

@@ -143,65 +143,7 @@ struct Job {
     /// restore an older one.
     damaged: Arc<Mutex<BTreeSet<String>>>,
     /// Input records a UDF failed on, attempt after attempt.
-    poison: Arc<Mutex<PoisonState>>,
-}
-
-/// The input records a job's UDFs failed on: how many attempts failed on
-/// each, and those no longer passed to the UDF.
-#[derive(Debug, Default)]
-struct PoisonState {
-    /// Attempts that failed on `(operator, origin)`.
-    failures: BTreeMap<(String, String), u32>,
-    /// Records dead-lettered from the next attempt on.
-    records: weir_task::PoisonRecords,
-}
-
-impl PoisonState {
-    /// Counts a failed attempt. When a UDF whose operator dead-letters bad
-    /// records failed on one known input record `limit` times, the record
-    /// is ruled out and the answer is `true`: the next attempt starts at
-    /// once (`FailureKind::PoisonRecord`).
-    fn failed(&mut self, graph: &JobGraph, error: &JobError, limit: u32) -> bool {
-        let JobError::Task {
-            vertex,
-            origin: Some(origin),
-            kind,
-            message,
-            ..
-        } = error
-        else {
-            return false;
-        };
-        let udf_failure = matches!(
-            kind,
-            weir_task::TaskFailureKind::Trap
-                | weir_task::TaskFailureKind::Timeout
-                | weir_task::TaskFailureKind::MemoryLimit
-                | weir_task::TaskFailureKind::UdfError
-        );
-        let dead_letters = graph
-            .operators
-            .iter()
-            .any(|o| o.id == *vertex && o.on_error == weir_types::jobgraph::OnError::DeadLetter);
-        // A batch call that failed names a span of records, not one.
-        let one_record = !origin.starts_with("one of ");
-        if !udf_failure || !dead_letters || !one_record || limit == 0 {
-            return false;
-        }
-        let n = self
-            .failures
-            .entry((vertex.clone(), origin.clone()))
-            .or_insert(0);
-        *n += 1;
-        if *n < limit {
-            return false;
-        }
-        self.records
-            .entry(vertex.clone())
-            .or_default()
-            .insert(origin.clone(), message.clone());
-        true
-    }
+    poison: Arc<Mutex<crate::poison::PoisonState>>,
 }
 
 /// What a job runs with, besides its record: built from a submitted job
@@ -979,17 +921,20 @@ impl JobManager {
                     &damaged,
                 )
             };
-            let restored = if attempt > 0 && config.checkpoints.enabled() {
+            // A checkpoint or savepoint the user named has no older one of
+            // its own to fall back to.
+            let named = matches!(initial, Some(Restore::Checkpoint(_)));
+            let (restored, explicit) = if attempt > 0 && config.checkpoints.enabled() {
                 match resolve(&Restore::Latest) {
-                    Ok(found) => Ok(Some(found)),
+                    Ok(found) => (Ok(Some(found)), false),
                     // Every retained checkpoint is damaged: nothing to
                     // start from without repeating committed output.
-                    Err(e) if !damaged.is_empty() => Err(e),
+                    Err(e) if !damaged.is_empty() => (Err(e), false),
                     // Nothing completed yet: start over as the first attempt did.
-                    Err(_) => initial.as_ref().map(resolve).transpose(),
+                    Err(_) => (initial.as_ref().map(resolve).transpose(), named),
                 }
             } else {
-                initial.as_ref().map(resolve).transpose()
+                (initial.as_ref().map(resolve).transpose(), named)
             };
             let restored_at = restored
                 .as_ref()
@@ -1014,6 +959,19 @@ impl JobManager {
                 Ok(savepoint) => (Event::AttemptFinished { savepoint }, None),
                 Err(JobError::Cancelled) => (Event::AttemptCancelled, None),
                 Err(error) => {
+                    if let JobError::DamagedCheckpoint { .. } = &error
+                        && explicit
+                    {
+                        let event = Event::AttemptFailed {
+                            kind: crate::lifecycle::FailureKind::Permanent,
+                            cause: None,
+                            message: format!(
+                                "{error} (it was named to start from, so there is no older \
+                                 checkpoint to fall back to)"
+                            ),
+                        };
+                        return (event, Some(error));
+                    }
                     if let (JobError::DamagedCheckpoint { .. }, Some(at)) = (&error, restored_at)
                         && let Ok(mut set) = damaged_set.lock()
                     {

@@ -30,7 +30,7 @@ impl SplitTable {
     pub fn describe(&self, origin: Origin) -> String {
         match self.names.get(origin.split as usize) {
             Some(name) => format!("{name}:{}", origin.position),
-            None => "a record produced by an upstream operator".to_string(),
+            None => crate::DERIVED_ORIGIN.to_string(),
         }
     }
 

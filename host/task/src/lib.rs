@@ -96,6 +96,10 @@ pub struct RunConfig {
     pub poison_records: PoisonRecords,
 }
 
+/// How messages name a record a UDF produced (one with no source position):
+/// never a record of its own (poison records are never this).
+pub const DERIVED_ORIGIN: &str = "a record produced by an upstream operator";
+
 /// Per operator id, the input records (by origin, `file:line`) its UDF is
 /// not given again, each with the failure it caused: the JobManager adds a
 /// record after `restart-strategy.max-identical-failures` attempts failed on

@@ -457,6 +457,9 @@ fn process_udf(
     let poisoned = shared.config.poison_records.get(&udf.spec.id);
     let (batch, oversized) = without_oversized(udf.spec, batch, |origin| {
         let records = poisoned?;
+        if origin == Origin::DERIVED {
+            return None;
+        }
         records.get(&shared.splits.describe(origin))
     });
     let origins = batch.origins;

@@ -190,10 +190,9 @@ impl SubtaskRun<'_> {
                 .iter()
                 .filter_map(|s| s.operator(&operator_state_id(&id)))
             {
-                items.extend(
-                    decode_operator_state(bytes)
-                        .map_err(|e| format!("restoring operator `{id}`: {e}"))?,
-                );
+                items.extend(decode_operator_state(bytes).map_err(|e| {
+                    RestoreError::Damaged(format!("restoring operator `{id}`: {e}"))
+                })?);
             }
             if rescaled {
                 items = even_split(items, self.index, self.parallelism);
