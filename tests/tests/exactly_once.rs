@@ -101,14 +101,20 @@ fn committed(out: &Path) -> Vec<String> {
     lines
 }
 
-/// Runs `yaml` with `-D` settings like `weir run` does.
-fn run(dir: &Path, yaml: &str, settings: &[String]) -> anyhow::Result<weir_task::JobSummary> {
-    let file = dir.join("job.yaml");
-    std::fs::write(&file, yaml)?;
+/// Checkpoint settings from `-D` pairs, as `weir run` reads them.
+fn checkpoint_config(settings: &[String]) -> anyhow::Result<weir_task::CheckpointConfig> {
     let mut checkpoints = weir_task::CheckpointConfig::default();
     for pair in settings {
         checkpoints.set_pair(pair)?;
     }
+    Ok(checkpoints)
+}
+
+/// Runs `yaml` with `-D` settings like `weir run` does.
+fn run(dir: &Path, yaml: &str, settings: &[String]) -> anyhow::Result<weir_task::JobSummary> {
+    let file = dir.join("job.yaml");
+    std::fs::write(&file, yaml)?;
+    let checkpoints = checkpoint_config(settings)?;
     let options = weir_cli::run::RunOptions {
         checkpoints,
         ..Default::default()
@@ -329,10 +335,7 @@ fn run_stopping(
 ) -> weir_task::JobSummary {
     let file = dir.join("job.yaml");
     std::fs::write(&file, yaml).unwrap();
-    let mut checkpoints = weir_task::CheckpointConfig::default();
-    for pair in settings {
-        checkpoints.set_pair(pair).unwrap();
-    }
+    let checkpoints = checkpoint_config(settings).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(after) = stop_after {
         let stop = stop.clone();
@@ -536,24 +539,30 @@ fn checkpoint_dirs(job_dir: &Path) -> Vec<std::path::PathBuf> {
     dirs.into_iter().map(|(_, p)| p).collect()
 }
 
-#[test]
-fn a_damaged_latest_checkpoint_falls_back_to_an_older_one_and_a_missing_file_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let want = uninterrupted_window_output(dir.path());
-    let out = dir.path().join("out");
-    let yaml = job(&out, false, WINDOW_REST);
-    let settings = savepoint_settings(dir.path(), "100ms");
-    // Stop part-way (the savepoint is also the newest checkpoint).
+/// Runs `yaml` at parallelism 2 with checkpoints every 100 ms and stops it
+/// with a savepoint (also the newest checkpoint) after 600 ms; returns the
+/// settings and the job's checkpoint directory.
+fn stop_part_way(dir: &Path, yaml: &str) -> (Vec<String>, std::path::PathBuf) {
+    let settings = savepoint_settings(dir, "100ms");
     let stopped = run_stopping(
-        dir.path(),
-        &yaml,
+        dir,
+        yaml,
         2,
         &settings,
         None,
         Some(std::time::Duration::from_millis(600)),
     );
     assert!(stopped.savepoint.is_some());
-    let job_dir = dir.path().join("checkpoints/exactly-once");
+    (settings, dir.join("checkpoints/exactly-once"))
+}
+
+#[test]
+fn a_damaged_latest_checkpoint_falls_back_to_an_older_one_and_a_missing_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = uninterrupted_window_output(dir.path());
+    let out = dir.path().join("out");
+    let yaml = job(&out, false, WINDOW_REST);
+    let (settings, job_dir) = stop_part_way(dir.path(), &yaml);
     let dirs = checkpoint_dirs(&job_dir);
     assert!(dirs.len() >= 2, "{dirs:?}");
 
@@ -567,10 +576,7 @@ fn a_damaged_latest_checkpoint_falls_back_to_an_older_one_and_a_missing_file_is_
     let saved = std::fs::read(&state).unwrap();
     std::fs::remove_file(&state).unwrap();
     let file = dir.path().join("job.yaml");
-    let mut checkpoints = weir_task::CheckpointConfig::default();
-    for pair in &settings {
-        checkpoints.set_pair(pair).unwrap();
-    }
+    let checkpoints = checkpoint_config(&settings).unwrap();
     let options = weir_cli::run::RunOptions {
         checkpoints,
         restore: Some(weir_task::Restore::Checkpoint(older.clone())),
@@ -669,25 +675,12 @@ fn content_damage_in_the_newest_checkpoint_falls_back_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         let yaml = job(&out, false, &zscore_rest());
-        let settings = savepoint_settings(dir.path(), "100ms");
-        let stopped = run_stopping(
-            dir.path(),
-            &yaml,
-            2,
-            &settings,
-            None,
-            Some(std::time::Duration::from_millis(600)),
-        );
-        assert!(stopped.savepoint.is_some(), "{damage:?}");
-        let job_dir = dir.path().join("checkpoints/exactly-once");
+        let (settings, job_dir) = stop_part_way(dir.path(), &yaml);
         assert!(checkpoint_dirs(&job_dir).len() >= 2, "{damage:?}");
         damage_newest(&job_dir, damage);
         if let Damage::FlippedStateFile = damage {
             // Named explicitly, it has no older checkpoint to fall back to.
-            let mut checkpoints = weir_task::CheckpointConfig::default();
-            for pair in &settings {
-                checkpoints.set_pair(pair).unwrap();
-            }
+            let checkpoints = checkpoint_config(&settings).unwrap();
             let newest = checkpoint_dirs(&job_dir).pop().unwrap();
             let options = weir_cli::run::RunOptions {
                 parallelism: Some(2),

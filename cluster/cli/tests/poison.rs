@@ -415,16 +415,7 @@ fn hostile_udfs_fail_their_own_job_only_and_the_process_stays_within_bounds() {
     let dir = tempfile::tempdir().unwrap();
     let jm = JobManager::start(dir.path(), &[]);
     let (table, wrong, peak_rss) = run_cases(&jm, dir.path(), &cases(), jm.child.id());
-    eprintln!("{table}");
-    assert!(
-        wrong.is_empty(),
-        "cases that ended otherwise:\n{}",
-        wrong.join("\n")
-    );
-    assert!(
-        peak_rss < RSS_BOUND_MIB,
-        "the JobManager reached {peak_rss} MiB"
-    );
+    assert_suite(&table, &wrong, peak_rss, "the JobManager");
 }
 
 /// The same on a TaskManager: a JobManager without local slots and one
@@ -458,16 +449,18 @@ fn hostile_udfs_on_a_taskmanager_fail_their_own_job_only_and_it_stays_within_bou
         .collect();
     assert_eq!(sample.len(), 11);
     let (table, wrong, peak_rss) = run_cases(&jm, dir.path(), &sample, tm.child.id());
+    assert_suite(&table, &wrong, peak_rss, "the TaskManager");
+}
+
+/// Every case ended as expected and `host` stayed under the RSS bound.
+fn assert_suite(table: &str, wrong: &[String], peak_rss: u64, host: &str) {
     eprintln!("{table}");
     assert!(
         wrong.is_empty(),
         "cases that ended otherwise:\n{}",
         wrong.join("\n")
     );
-    assert!(
-        peak_rss < RSS_BOUND_MIB,
-        "the TaskManager reached {peak_rss} MiB"
-    );
+    assert!(peak_rss < RSS_BOUND_MIB, "{host} reached {peak_rss} MiB");
 }
 
 /// A component that imports what Weir does not provide
