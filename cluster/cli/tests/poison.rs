@@ -134,7 +134,12 @@ fn cases() -> Vec<Case> {
         ),
         poison(r#"{case: big-value}"#, Fails(&["memory limit"])),
         poison(r#"{case: big-key}"#, Fails(&["memory limit"])),
-        poison_with(r#"{case: timer-flood}"#, "", 60_000, Fails(&["max_timers"])),
+        poison_with(
+            r#"{case: timer-flood}"#,
+            "",
+            60_000,
+            Fails(&["max_timers_per_key", "100000"]),
+        ),
         poison(r#"{case: log-flood}"#, Finishes("")),
         poison(
             r#"{case: side-names}"#,

@@ -101,6 +101,8 @@ pub struct KeyedState {
     /// Registered timers per domain, ordered by `(timestamp, key)`: an
     /// index over the timer entries stored in the backend.
     timers: [BTreeSet<(i64, Vec<u8>)>; 2],
+    /// How many timers (both domains) each key with timers has.
+    timers_per_key: HashMap<Vec<u8>, u64>,
     kinds: HashMap<String, StateKind>,
     /// Writes not yet applied to the backend: storage key → new value
     /// (`None`: deleted). Applied by [`KeyedState::flush`].
@@ -121,6 +123,7 @@ impl KeyedState {
             current: None,
             current_key: Vec::new(),
             timers: [BTreeSet::new(), BTreeSet::new()],
+            timers_per_key: HashMap::default(),
             kinds: HashMap::default(),
             pending: HashMap::default(),
             pending_bytes: 0,
@@ -194,7 +197,8 @@ impl KeyedState {
     ///
     /// # Errors
     /// No current key; [`StateError::LimitExceeded`] when the subtask
-    /// already has [`StateLimits::max_timers`] timers.
+    /// already has [`StateLimits::max_timers`] timers, or the key
+    /// [`StateLimits::max_timers_per_key`].
     pub fn register_timer(
         &mut self,
         domain: TimerDomain,
@@ -213,9 +217,35 @@ impl KeyedState {
                 value: count + 1,
             });
         }
+        let of_key = self
+            .timers_per_key
+            .get(&self.current_key)
+            .copied()
+            .unwrap_or(0);
+        if of_key >= self.limits.max_timers_per_key {
+            return Err(StateError::LimitExceeded {
+                limit: "max_timers_per_key",
+                max: self.limits.max_timers_per_key,
+                value: of_key + 1,
+            });
+        }
         self.write(storage_key, Some(&[]))?;
         self.timers[domain.index()].insert(entry);
+        *self
+            .timers_per_key
+            .entry(self.current_key.clone())
+            .or_insert(0) += 1;
         Ok(())
+    }
+
+    /// One timer of `key` fewer in [`KeyedState::timers_per_key`].
+    fn timer_gone(&mut self, key: &[u8]) {
+        if let Some(n) = self.timers_per_key.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                self.timers_per_key.remove(key);
+            }
+        }
     }
 
     /// Deletes the current key's timer at `timestamp`, if any.
@@ -229,6 +259,7 @@ impl KeyedState {
         if self.timers[domain.index()].contains(&entry) {
             self.write(storage_key, None)?;
             self.timers[domain.index()].remove(&entry);
+            self.timer_gone(&entry.1);
         }
         Ok(())
     }
@@ -264,6 +295,7 @@ impl KeyedState {
         // Storage first: a refused write leaves index and storage agreeing.
         self.write(storage_key, None)?;
         self.timers[domain.index()].pop_first();
+        self.timer_gone(&key);
         Ok(Some((timestamp, key)))
     }
 
@@ -434,7 +466,9 @@ impl KeyedState {
                 bytes.copy_from_slice(ts);
                 let timestamp = (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64;
                 let index = usize::from(*domain).min(1);
-                self.timers[index].insert((timestamp, parsed.key.to_vec()));
+                if self.timers[index].insert((timestamp, parsed.key.to_vec())) {
+                    *self.timers_per_key.entry(parsed.key.to_vec()).or_insert(0) += 1;
+                }
             }
             [tag, n1, n2, rest @ ..] => {
                 let name_len = usize::from(u16::from_be_bytes([*n1, *n2]));
@@ -796,6 +830,33 @@ mod tests {
         assert_eq!(s.timer_count(TimerDomain::ProcessingTime), 0);
         s.delete_timer(TimerDomain::EventTime, 0).unwrap();
         s.register_timer(TimerDomain::ProcessingTime, 9).unwrap();
+    }
+
+    #[test]
+    fn timers_are_bounded_per_key_and_fired_or_deleted_ones_make_room() {
+        let mut s = limited(StateLimits {
+            max_timers_per_key: 2,
+            ..StateLimits::default()
+        });
+        s.register_timer(TimerDomain::EventTime, 1).unwrap();
+        s.register_timer(TimerDomain::ProcessingTime, 2).unwrap();
+        let err = s
+            .register_timer(TimerDomain::EventTime, 3)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "state limit `max_timers_per_key` of 2 exceeded: 3");
+        // Another key has its own budget.
+        s.set_current_key(b"other").unwrap();
+        s.register_timer(TimerDomain::EventTime, 3).unwrap();
+        // A fired timer and a deleted one make room for the first key.
+        assert_eq!(
+            s.pop_due_timer(TimerDomain::EventTime, 1).unwrap(),
+            Some((1, b"k".to_vec()))
+        );
+        s.register_timer(TimerDomain::EventTime, 4).unwrap();
+        s.delete_timer(TimerDomain::ProcessingTime, 2).unwrap();
+        s.register_timer(TimerDomain::EventTime, 5).unwrap();
+        assert!(s.register_timer(TimerDomain::EventTime, 6).is_err());
     }
     use crate::{MemoryBackend, RocksDbBackend};
 

@@ -99,6 +99,8 @@ pub struct StateLimits {
     pub max_pending_bytes: u64,
     /// Timers registered in the subtask, both domains; default 1,000,000.
     pub max_timers: u64,
+    /// Timers registered for one key, both domains; default 100,000.
+    pub max_timers_per_key: u64,
 }
 
 impl Default for StateLimits {
@@ -107,6 +109,7 @@ impl Default for StateLimits {
             max_value_bytes: 64 << 20,
             max_pending_bytes: 256 << 20,
             max_timers: 1_000_000,
+            max_timers_per_key: 100_000,
         }
     }
 }

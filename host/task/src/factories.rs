@@ -215,6 +215,7 @@ pub(crate) fn build_ops<'d>(
                             max_value_bytes: spec.max_state_value_bytes,
                             max_pending_bytes: spec.max_pending_state_bytes,
                             max_timers: spec.max_timers,
+                            max_timers_per_key: spec.max_timers_per_key,
                         };
                         Some(
                             open_state(shared, descriptor, &spec.id)

@@ -476,6 +476,9 @@ pub struct OperatorSpec {
     /// Timers the UDF may have registered in one subtask; default 1,000,000.
     #[serde(default = "default_max_timers")]
     pub max_timers: u64,
+    /// Timers the UDF may have registered for one key; default 100,000.
+    #[serde(default = "default_max_timers_per_key")]
+    pub max_timers_per_key: u64,
     /// Outputs one call of the UDF may return (records, side-output
     /// records, per-record errors); default 262,144.
     #[serde(default = "default_max_outputs_per_call")]
@@ -546,6 +549,7 @@ fn check_limits(i: usize, o: &OperatorSpec) -> Result<(), (String, Option<String
         ("max_state_value_bytes", o.max_state_value_bytes),
         ("max_pending_state_bytes", o.max_pending_state_bytes),
         ("max_timers", o.max_timers),
+        ("max_timers_per_key", o.max_timers_per_key),
         ("max_outputs_per_call", o.max_outputs_per_call),
         ("max_output_bytes_per_call", o.max_output_bytes_per_call),
         ("max_key_bytes", o.max_key_bytes),
@@ -631,6 +635,9 @@ fn default_max_pending_state_bytes() -> u64 {
 }
 fn default_max_timers() -> u64 {
     1_000_000
+}
+fn default_max_timers_per_key() -> u64 {
+    100_000
 }
 fn default_max_outputs_per_call() -> u64 {
     262_144
