@@ -454,14 +454,20 @@ fn process_udf(
     udf: &mut UdfOp<'_>,
     batch: Batch,
 ) -> Result<Emitted, OpFailure> {
-    let poisoned = shared.config.poison_records.get(&udf.spec.id);
-    let (batch, oversized) = without_oversized(udf.spec, batch, |origin| {
-        let records = poisoned?;
-        if origin == Origin::DERIVED {
-            return None;
-        }
-        records.get(&shared.splits.describe(origin))
-    });
+    // Only an operator with poisoned records pays for looking them up.
+    let poisoned = shared
+        .config
+        .poison_records
+        .get(&udf.spec.id)
+        .map(|records| {
+            move |origin: Origin| {
+                if origin == Origin::DERIVED {
+                    return None;
+                }
+                records.get(&shared.splits.describe(origin))
+            }
+        });
+    let (batch, oversized) = without_oversized(udf.spec, batch, poisoned);
     let origins = batch.origins;
     // The inputs' values, for the records the UDF may reject (the values
     // are slices of shared buffers: this copies no bytes).
@@ -512,11 +518,13 @@ type Oversized = Option<(Vec<Rejected>, Vec<u32>)>;
 fn without_oversized<'p>(
     spec: &OperatorSpec,
     batch: Batch,
-    poisoned: impl Fn(Origin) -> Option<&'p String>,
+    poisoned: Option<impl Fn(Origin) -> Option<&'p String>>,
 ) -> (Batch, Oversized) {
+    let checks_poison = poisoned.is_some();
+    let poisoned = |origin: Origin| poisoned.as_ref().and_then(|p| p(origin));
     let max = u64::from(spec.memory_mib) * (1 << 20) / RECORD_SHARE_OF_MEMORY;
     let size = |r: &Record| (r.value.len() + r.key.as_ref().map_or(0, Vec::len)) as u64;
-    let any_poisoned = || batch.origins.iter().any(|o| poisoned(*o).is_some());
+    let any_poisoned = || checks_poison && batch.origins.iter().any(|o| poisoned(*o).is_some());
     if !batch.records.iter().any(|r| size(r) > max) && !any_poisoned() {
         return (batch, None);
     }
