@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(job_file packed_batch data_frames control_frames checkpoint_metadata csv_records jsonl_records state_files)
+    TARGETS=(job_file packed_batch data_frames control_frames checkpoint_metadata csv_records jsonl_records state_files keyed_state operator_snapshots)
 fi
 # cargo-afl matches the `afl` crate of fuzz/Cargo.toml (0.18).
 if ! cargo afl --version 2>/dev/null | grep -q "^cargo-afl 0\.18\."; then

@@ -1,5 +1,6 @@
 //! Writes the binary seed corpora (`seeds/packed_batch`, `seeds/data_frames`,
-//! `seeds/control_frames`) with Weir's own encoders:
+//! `seeds/control_frames`, `seeds/state_files`, `seeds/keyed_state`,
+//! `seeds/operator_snapshots`) with Weir's own encoders:
 //! `cargo run --example seeds` in `fuzz/` (the text seeds are kept by hand).
 
 use std::borrow::Cow;
@@ -11,10 +12,13 @@ use weir_protocol::messages::{AttemptId, ControlMessage, Registration, TaskManag
 use weir_protocol::task::{
     MetricsSnapshot, TaskControl, TaskFailureKind, VertexSnapshot, WireEvent, WireFailure,
 };
+use weir_operators::{JoinOperator, OperatorOutput, WindowOperator};
 use weir_snapshot::{
-    HeadSnapshot, IncrementalHandle, InputWatermarksSnapshot, OperatorSnapshot, SharedFile,
-    SplitWatermarksSnapshot, SubtaskSnapshot, encode_operator_state,
+    HeadSnapshot, IncrementalHandle, InputWatermarksSnapshot, KeyedSnapshot, OperatorSnapshot,
+    SharedFile, SplitWatermarksSnapshot, StateKind, SubtaskSnapshot, TIMER_TAG,
+    encode_operator_state, encode_timer_timestamp,
 };
+use weir_types::jobgraph::WindowKind;
 use weir_types::{Batch, Origin, Record, StreamElement, WatermarkStatus};
 
 fn write(dir: &str, name: &str, bytes: &[u8]) {
@@ -200,5 +204,80 @@ fn main() {
             ],
         };
         write("state_files", name, &snapshot.encode().unwrap());
+    }
+
+    keyed_state_seeds();
+    operator_snapshot_seeds();
+}
+
+/// A storage key of `weir-state`'s layout.
+fn storage_key(group: u16, key: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut out = group.to_be_bytes().to_vec();
+    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// A state entry's part after the key: kind tag, name, map key.
+fn state_rest(kind: StateKind, name: &str, map_key: &[u8]) -> Vec<u8> {
+    let mut rest = vec![kind.tag()];
+    rest.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    rest.extend_from_slice(name.as_bytes());
+    rest.extend_from_slice(map_key);
+    rest
+}
+
+fn keyed_state_seeds() {
+    let mut timer = vec![TIMER_TAG, 0];
+    timer.extend_from_slice(&encode_timer_timestamp(1_000));
+    let mut entries = vec![
+        (
+            storage_key(3, b"machine-1", &state_rest(StateKind::Value, "stats", b"")),
+            br#"{"n":3,"mean":1.5}"#.to_vec(),
+        ),
+        (
+            storage_key(3, b"machine-1", &state_rest(StateKind::Map, "buffer", b"\0\0\x01")),
+            b"42.0".to_vec(),
+        ),
+        (
+            storage_key(3, b"machine-1", &state_rest(StateKind::List, "seen", b"")),
+            b"\0\0\0\x01a".to_vec(),
+        ),
+        (storage_key(3, b"machine-1", &timer), Vec::new()),
+    ];
+    entries.sort();
+    let snapshot = KeyedSnapshot { entries };
+    write("keyed_state", "entries", &snapshot.to_bytes().unwrap());
+}
+
+fn operator_snapshot_seeds() {
+    let record = |key: &str, ts: i64| Record {
+        key: Some(key.as_bytes().to_vec()),
+        value: format!(r#"{{"k":"{key}","v":{ts}}}"#).into_bytes().into(),
+        timestamp: Some(ts),
+    };
+    let records = || vec![record("a", 1), record("b", 3), record("a", 12)];
+    let mut out = OperatorOutput::default();
+    for (n, kind) in [WindowKind::Tumbling, WindowKind::Sliding, WindowKind::Session]
+        .into_iter()
+        .enumerate()
+    {
+        let mut op = WindowOperator::new(&weir_fuzz::window_spec(kind), &weir_fuzz::count(), None)
+            .unwrap();
+        op.process(records(), 0, &mut out);
+        op.on_watermark(4, &mut out);
+        let mut bytes = vec![n as u8, 0];
+        bytes.extend_from_slice(&op.snapshot().unwrap());
+        write("operator_snapshots", &format!("window-{kind:?}"), &bytes);
+    }
+    for (n, window) in [(3u8, true), (4, false)] {
+        let mut op = JoinOperator::new(&weir_fuzz::join_spec(window));
+        op.process(0, records(), &mut out);
+        op.process(1, vec![record("a", 2), record("b", 13)], &mut out);
+        op.on_watermark(4, &mut out);
+        let mut bytes = vec![n, 1];
+        bytes.extend_from_slice(&op.snapshot().unwrap());
+        write("operator_snapshots", &format!("join-{n}"), &bytes);
     }
 }

@@ -6,8 +6,13 @@
 use std::path::Path;
 
 use weir_connectors::{SourceReader, plan_splits};
+use weir_operators::{JoinOperator, OperatorOutput, WindowOperator};
 use weir_protocol::{ControlDecoder, FrameDecoder};
-use weir_types::jobgraph::{JobGraph, SourceKind};
+use weir_types::Record;
+use weir_types::jobgraph::{
+    AggregateFn, AggregateSpec, DurationMs, JobGraph, JoinKind, JoinSpec, SignedDurationMs,
+    SourceKind, TimeDomain, WindowKind, WindowSpec,
+};
 
 /// A job file (YAML), parsed and validated.
 pub fn job_file(data: &[u8]) {
@@ -135,6 +140,119 @@ pub fn state_files(data: &[u8]) {
     }
 }
 
+/// A full keyed-state snapshot (`WKS1`) as a restore reads it: every
+/// entry, and in each its storage key split into key group, key and what
+/// the entry holds (a timer, or the kind and name of its state).
+pub fn keyed_state(data: &[u8]) {
+    let Ok(entries) = weir_snapshot::snapshot_entries(data) else {
+        return;
+    };
+    for entry in entries {
+        let Ok((key, _value)) = entry else {
+            return;
+        };
+        if let Ok(parsed) = weir_snapshot::StorageKey::parse(key) {
+            let _ = parsed.is_timer();
+            let _ = parsed.entry();
+        }
+    }
+}
+
+/// A window's or a join's state snapshot (`WWIN1` or earlier JSON,
+/// `WJN1`) restored into the operator the first byte picks (a tumbling,
+/// sliding or session window counting per key, a window or an interval
+/// join), keeping the keys the second byte's parity picks, as a restore at
+/// another parallelism does; then the restored operator takes a record,
+/// snapshots again, and fires everything at the end of its input.
+pub fn operator_snapshots(data: &[u8]) {
+    let [which, owns, bytes @ ..] = data else {
+        return;
+    };
+    let owns = |key: &[u8]| owns & 1 == 0 || key.first().is_some_and(|b| b & 1 == 1);
+    let record = Record {
+        key: Some(b"k".to_vec()),
+        value: weir_types::Bytes::from_static(br#"{"k":"k","v":1}"#),
+        timestamp: Some(5),
+    };
+    let mut out = OperatorOutput::default();
+    match which % 5 {
+        kind @ 0..=2 => {
+            let kind = [
+                WindowKind::Tumbling,
+                WindowKind::Sliding,
+                WindowKind::Session,
+            ][usize::from(kind)];
+            let Ok(mut op) = WindowOperator::new(&window_spec(kind), &count(), None) else {
+                return;
+            };
+            if op.restore([bytes], owns).is_err() {
+                return;
+            }
+            op.process(vec![record], 0, &mut out);
+            let _ = op.snapshot();
+            op.on_watermark(i64::MAX, &mut out);
+            op.end_of_input(&mut out);
+        }
+        kind => {
+            let mut op = JoinOperator::new(&join_spec(kind == 3));
+            if op.restore([bytes], owns).is_err() {
+                return;
+            }
+            op.process(0, vec![record.clone()], &mut out);
+            op.process(1, vec![record], &mut out);
+            let _ = op.snapshot();
+            op.on_watermark(i64::MAX, &mut out);
+        }
+    }
+}
+
+/// The window of the `operator_snapshots` target: 10 ms, sliding by 5,
+/// sessions with a 10 ms gap; event time, 2 ms of allowed lateness.
+pub fn window_spec(kind: WindowKind) -> WindowSpec {
+    WindowSpec {
+        kind,
+        size: (kind != WindowKind::Session).then_some(DurationMs(10)),
+        slide: (kind == WindowKind::Sliding).then_some(DurationMs(5)),
+        gap: (kind == WindowKind::Session).then_some(DurationMs(10)),
+        time: TimeDomain::Event,
+        allowed_lateness: DurationMs(2),
+        late_output: Some("late".into()),
+        key_field: "k".into(),
+        bounds_format: None,
+    }
+}
+
+/// The aggregate of the `operator_snapshots` target: a count.
+pub fn count() -> Vec<AggregateSpec> {
+    vec![AggregateSpec {
+        function: AggregateFn::Count,
+        field: None,
+        name: None,
+    }]
+}
+
+/// The join of the `operator_snapshots` target: a 10 ms tumbling window
+/// join, or an interval join from 2 ms before to 3 ms after.
+pub fn join_spec(window: bool) -> JoinSpec {
+    match window {
+        true => JoinSpec {
+            kind: JoinKind::Window,
+            window: Some(WindowSpec {
+                late_output: None,
+                ..window_spec(WindowKind::Tumbling)
+            }),
+            lower: None,
+            upper: None,
+        },
+        false => JoinSpec {
+            kind: JoinKind::Interval,
+            window: None,
+            lower: Some(SignedDurationMs(-2)),
+            upper: Some(SignedDurationMs(3)),
+        },
+    }
+}
+
 /// Every target by name.
 pub const TARGETS: &[(&str, Target)] = &[
     ("job_file", job_file),
@@ -145,4 +263,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("csv_records", csv_records),
     ("jsonl_records", jsonl_records),
     ("state_files", state_files),
+    ("keyed_state", keyed_state),
+    ("operator_snapshots", operator_snapshots),
 ];

@@ -24,8 +24,8 @@ use rustc_hash::FxHashMap as HashMap;
 use weir_types::Record;
 use weir_types::jobgraph::{JoinKind, JoinSpec};
 
-use crate::OperatorOutput;
 use crate::window::{Assigner, Window};
+use crate::{OperatorOutput, StateRestoreError};
 
 type Key = Vec<u8>;
 
@@ -307,19 +307,24 @@ impl JoinOperator {
     /// snapshotted one.
     ///
     /// # Errors
-    /// A message when a snapshot is damaged.
+    /// [`StateRestoreError::Damaged`] when a snapshot does not decode.
     pub fn restore<'s>(
         &mut self,
         snapshots: impl IntoIterator<Item = &'s [u8]>,
         owns: impl Fn(&[u8]) -> bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StateRestoreError> {
         let mut watermark = None::<i64>;
         for bytes in snapshots {
             let body = bytes
                 .strip_prefix(SNAPSHOT_MAGIC.as_slice())
-                .ok_or("join state snapshot is corrupt: no WJN1 header")?;
-            let snapshot: JoinSnapshot = postcard::from_bytes(body)
-                .map_err(|e| format!("join state snapshot is corrupt: {e}"))?;
+                .ok_or_else(|| {
+                    StateRestoreError::Damaged(
+                        "join state snapshot is corrupt: no WJN1 header".into(),
+                    )
+                })?;
+            let snapshot: JoinSnapshot = postcard::from_bytes(body).map_err(|e| {
+                StateRestoreError::Damaged(format!("join state snapshot is corrupt: {e}"))
+            })?;
             watermark = Some(watermark.map_or(snapshot.watermark, |w| w.min(snapshot.watermark)));
             self.restore_snapshot(snapshot, &owns);
         }
@@ -536,7 +541,10 @@ mod tests {
         let bytes = j.snapshot().unwrap();
         for cut in 0..bytes.len() {
             assert!(
-                interval_join().restore([&bytes[..cut]], |_| true).is_err(),
+                matches!(
+                    interval_join().restore([&bytes[..cut]], |_| true),
+                    Err(StateRestoreError::Damaged(_))
+                ),
                 "cut at {cut}"
             );
         }

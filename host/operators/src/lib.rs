@@ -49,6 +49,29 @@ pub enum BuildError {
     TimeFormat(String),
 }
 
+/// Why a window or join operator could not take its snapshots back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateRestoreError {
+    /// The bytes are not a snapshot this operator wrote (cut short,
+    /// flipped, another format): the checkpoint is damaged.
+    #[error("{0}")]
+    Damaged(String),
+    /// A well-formed snapshot of an operator of another shape (session
+    /// windows restored into tumbling ones, or the other way round): the
+    /// job changed, and no older checkpoint helps.
+    #[error("{0}")]
+    Incompatible(String),
+}
+
+impl StateRestoreError {
+    /// The message, for tests.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Damaged(m) | Self::Incompatible(m) => m,
+        }
+    }
+}
+
 /// Parses a strftime pattern once, rejecting what would fail when formatting.
 fn parse_time_format(pattern: &str) -> Result<Vec<chrono::format::Item<'static>>, BuildError> {
     let items: Vec<chrono::format::Item<'static>> = chrono::format::StrftimeItems::new(pattern)

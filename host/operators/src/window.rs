@@ -38,7 +38,7 @@ use crate::aggregate::{
     Accumulator, AggregateCallError, AggregateFunction, Aggregates, CallFailure, Inputs,
     push_json_string,
 };
-use crate::{BuildError, OperatorOutput};
+use crate::{BuildError, OperatorOutput, StateRestoreError};
 use panes::{PaneSnapshot, Panes};
 
 type Key = Vec<u8>;
@@ -129,6 +129,22 @@ struct WindowSnapshot {
     /// Tumbling and sliding windows: the windows waiting to fire.
     #[serde(default)]
     pending: Vec<Window>,
+}
+
+impl WindowSnapshot {
+    /// Its windows (open sessions, timers, windows waiting to fire) whose
+    /// end lies before their start, which no operator writes.
+    fn windows_ending_before_start(&self) -> impl Iterator<Item = &Window> {
+        let sessions = self
+            .windows
+            .iter()
+            .flat_map(|(_, ws)| ws.iter().map(|(w, _)| w));
+        let timers = self.timers.iter().map(|t| &t.3);
+        sessions
+            .chain(timers)
+            .chain(&self.pending)
+            .filter(|w| w.end < w.start)
+    }
 }
 
 /// [`WindowSnapshot`] borrowed from the operator, to encode without
@@ -251,32 +267,45 @@ impl WindowOperator {
     /// smallest snapshotted one.
     ///
     /// # Errors
-    /// A message naming what is damaged.
+    /// [`StateRestoreError::Damaged`] naming what is damaged;
+    /// [`StateRestoreError::Incompatible`] for the snapshot of a window
+    /// operator of another kind (panes against sessions).
     pub fn restore<'s>(
         &mut self,
         snapshots: impl IntoIterator<Item = &'s [u8]>,
         owns: impl Fn(&[u8]) -> bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StateRestoreError> {
         let mut watermark = None::<i64>;
         for bytes in snapshots {
-            let snapshot = decode_snapshot(bytes)
-                .map_err(|e| format!("window state snapshot is corrupt: {e}"))?;
+            let snapshot = decode_snapshot(bytes).map_err(|e| {
+                StateRestoreError::Damaged(format!("window state snapshot is corrupt: {e}"))
+            })?;
+            if let Some(w) = snapshot.windows_ending_before_start().next() {
+                return Err(StateRestoreError::Damaged(format!(
+                    "window state snapshot is corrupt: window [{}, {}) ends before it starts",
+                    w.start, w.end
+                )));
+            }
             watermark = Some(watermark.map_or(snapshot.watermark, |w| w.min(snapshot.watermark)));
             match &mut self.panes {
                 Some(_) if !snapshot.windows.is_empty() => {
-                    return Err("window state snapshot holds whole windows (sessions, or \
+                    return Err(StateRestoreError::Incompatible(
+                        "window state snapshot holds whole windows (sessions, or \
                                 tumbling and sliding windows as Weir kept them before it \
                                 sliced them into panes); this operator keeps panes"
-                        .into());
+                            .into(),
+                    ));
                 }
                 Some(panes) => {
                     panes.restore(snapshot.panes, snapshot.pending, &owns);
                     continue;
                 }
                 None if !snapshot.panes.is_empty() => {
-                    return Err("window state snapshot holds panes of tumbling or sliding \
+                    return Err(StateRestoreError::Incompatible(
+                        "window state snapshot holds panes of tumbling or sliding \
                                 windows; this operator has session windows"
-                        .into());
+                            .into(),
+                    ));
                 }
                 None => {}
             }
@@ -1143,6 +1172,7 @@ mod tests {
         assert!(
             restore(WindowKind::Tumbling, b"{")
                 .unwrap_err()
+                .message()
                 .contains("corrupt")
         );
         // Whole windows (sessions, or an older Weir's tumbling windows)
@@ -1153,13 +1183,54 @@ mod tests {
             op.process(vec![value("a", 1, "x")], 0, &mut OperatorOutput::default());
         }
         let err = restore(WindowKind::Tumbling, &sessions.snapshot().unwrap()).unwrap_err();
-        assert!(err.contains("holds whole windows"), "{err}");
+        assert!(
+            matches!(&err, StateRestoreError::Incompatible(m) if m.contains("holds whole windows")),
+            "{err}"
+        );
         let err = restore(WindowKind::Session, &tumbling.snapshot().unwrap()).unwrap_err();
-        assert!(err.contains("holds panes"), "{err}");
+        assert!(
+            matches!(&err, StateRestoreError::Incompatible(m) if m.contains("holds panes")),
+            "{err}"
+        );
         let binary = tumbling.snapshot().unwrap();
         for cut in [SNAPSHOT_MAGIC.len(), binary.len() - 1] {
             let err = restore(WindowKind::Tumbling, &binary[..cut]).unwrap_err();
-            assert!(err.contains("corrupt"), "cut at {cut}: {err}");
+            assert!(
+                matches!(&err, StateRestoreError::Damaged(m) if m.contains("corrupt")),
+                "cut at {cut}: {err}"
+            );
+        }
+    }
+
+    /// Found by fuzzing: a snapshot whose window ends before it starts
+    /// restored, and firing it panicked on a reversed range of panes.
+    #[test]
+    fn a_restored_window_that_ends_before_it_starts_is_damage_not_a_panic() {
+        let reversed = Window { start: 20, end: 10 };
+        for (kind, snapshot) in [
+            (
+                WindowKind::Tumbling,
+                WindowSnapshot {
+                    pending: vec![reversed],
+                    ..WindowSnapshot::default()
+                },
+            ),
+            (
+                WindowKind::Session,
+                WindowSnapshot {
+                    timers: vec![(9, TimerKind::Fire, b"a".to_vec(), reversed)],
+                    ..WindowSnapshot::default()
+                },
+            ),
+        ] {
+            let mut bytes = SNAPSHOT_MAGIC.to_vec();
+            bytes.extend_from_slice(&postcard::to_allocvec(&snapshot).unwrap());
+            let mut op = WindowOperator::new(&spec(kind, 10, None, 0), &count(), None).unwrap();
+            let err = op.restore([bytes.as_slice()], |_| true).unwrap_err();
+            assert!(
+                matches!(&err, StateRestoreError::Damaged(m) if m.contains("[20, 10) ends before it starts")),
+                "{kind:?}: {err}"
+            );
         }
     }
 

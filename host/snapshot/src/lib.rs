@@ -1,7 +1,9 @@
 //! The byte formats of what a subtask writes into a checkpoint, and their
 //! decoders: the subtask state file ([`SubtaskSnapshot`], `WSUB1`), the
 //! incremental handle of RocksDB keyed state ([`IncrementalHandle`],
-//! `WKI2`), a UDF's operator state (`WOS1`) and the checkpointed watermarks.
+//! `WKI2`), a full keyed-state snapshot ([`KeyedSnapshot`], `WKS1`) and the
+//! storage keys of its entries ([`StorageKey`]), a UDF's operator state
+//! (`WOS1`) and the checkpointed watermarks.
 //!
 //! They sit below the task runtime (`weir-task` writes and reads them) so
 //! that their decoders, which read bytes from checkpoint storage, build and
@@ -10,11 +12,16 @@
 //! each file's CRC-32 before they get here.
 
 mod incremental;
+mod keyed;
 mod operator_state;
 mod subtask;
 mod watermark;
 
 pub use incremental::{IncrementalHandle, SharedFile};
+pub use keyed::{
+    KeyedSnapshot, SnapshotEntries, SnapshotWriter, StateKind, StorageKey, StoredEntry, TIMER_TAG,
+    encode_timer_timestamp, snapshot_entries,
+};
 pub use operator_state::{OPERATOR_STATE_MAGIC, decode_operator_state, encode_operator_state};
 pub use subtask::{HeadSnapshot, OperatorSnapshot, SubtaskSnapshot};
 pub use watermark::{InputWatermarksSnapshot, SplitWatermarksSnapshot};

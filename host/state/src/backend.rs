@@ -254,9 +254,16 @@ impl RocksDbBackend {
     }
 
     fn error(path: &Path, e: rocksdb::Error) -> StateError {
-        StateError::RocksDb {
-            path: path.display().to_string(),
-            message: e.into_string(),
+        let path = path.display().to_string();
+        match e.kind() {
+            rocksdb::ErrorKind::Corruption => StateError::RocksDbCorruption {
+                path,
+                message: e.into_string(),
+            },
+            _ => StateError::RocksDb {
+                path,
+                message: e.into_string(),
+            },
         }
     }
 }
@@ -371,7 +378,9 @@ impl StateBackend for RocksDbBackend {
 /// order, opening it read-only.
 ///
 /// # Errors
-/// [`StateError::RocksDb`] when it does not open or read; `each`'s error.
+/// [`StateError::RocksDb`] when it does not open or read,
+/// [`StateError::RocksDbCorruption`] when RocksDB finds its files damaged;
+/// `each`'s error.
 pub fn scan_native(
     dir: &Path,
     mut each: impl FnMut(&[u8], &[u8]) -> Result<(), StateError>,

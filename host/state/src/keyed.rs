@@ -9,6 +9,8 @@ use rustc_hash::FxHashMap as HashMap;
 use weir_types::KeyGroupRange;
 use weir_types::keygroup::key_group_of;
 
+use weir_snapshot::{StateKind, StorageKey, StoredEntry, TIMER_TAG};
+
 use crate::{Entry, StateBackend, StateError, StateLimits};
 
 /// Bytes a buffered write costs beyond its key and value (the map entry,
@@ -17,17 +19,6 @@ use crate::{Entry, StateBackend, StateError, StateLimits};
 /// ten million small writes measured about 110 bytes each in resident
 /// memory, of which about 15 are their keys and values.
 pub const PENDING_ENTRY_OVERHEAD: u64 = 96;
-
-/// The kinds of keyed state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateKind {
-    /// One value per key.
-    Value,
-    /// A list per key.
-    List,
-    /// A map per key.
-    Map,
-}
 
 /// The clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,46 +34,6 @@ impl TimerDomain {
         match self {
             TimerDomain::EventTime => 0,
             TimerDomain::ProcessingTime => 1,
-        }
-    }
-}
-
-/// Tag byte of timer entries in the storage layout (after the key prefix).
-const TIMER_TAG: u8 = b't';
-
-/// A storage key split into its parts.
-struct StorageKey<'k> {
-    group: u16,
-    key: &'k [u8],
-    /// Tag and what follows it.
-    rest: &'k [u8],
-}
-
-/// Splits `key group (u16 BE) | key len (u32 BE) | key | rest`.
-fn parse_storage_key(raw: &[u8]) -> Result<StorageKey<'_>, StateError> {
-    let cut =
-        || StateError::CorruptSnapshot(format!("storage key of {} bytes cut short", raw.len()));
-    let group = u16::from_be_bytes([*raw.first().ok_or_else(cut)?, *raw.get(1).ok_or_else(cut)?]);
-    let len_bytes: [u8; 4] = raw
-        .get(2..6)
-        .ok_or_else(cut)?
-        .try_into()
-        .map_err(|_| cut())?;
-    let len = u32::from_be_bytes(len_bytes) as usize;
-    let key = raw.get(6..6 + len).ok_or_else(cut)?;
-    Ok(StorageKey {
-        group,
-        key,
-        rest: &raw[6 + len..],
-    })
-}
-
-impl StateKind {
-    fn tag(self) -> u8 {
-        match self {
-            StateKind::Value => b'v',
-            StateKind::List => b'l',
-            StateKind::Map => b'm',
         }
     }
 }
@@ -188,7 +139,7 @@ impl KeyedState {
         key.extend_from_slice(prefix);
         key.push(TIMER_TAG);
         key.push(domain.index() as u8);
-        key.extend_from_slice(&((timestamp as u64) ^ (1 << 63)).to_be_bytes());
+        key.extend_from_slice(&weir_snapshot::encode_timer_timestamp(timestamp));
         Ok(key)
     }
 
@@ -335,7 +286,7 @@ impl KeyedState {
         let mut writer = crate::SnapshotWriter::default();
         for group in self.range.start..=self.range.end {
             self.backend
-                .for_each_prefix(&group.to_be_bytes(), &mut |k, v| writer.push(k, v))?;
+                .for_each_prefix(&group.to_be_bytes(), &mut |k, v| Ok(writer.push(k, v)?))?;
         }
         Ok(writer.finish())
     }
@@ -345,7 +296,7 @@ impl KeyedState {
     /// # Errors
     /// As [`KeyedState::snapshot_bytes`].
     pub fn snapshot(&mut self) -> Result<crate::KeyedSnapshot, StateError> {
-        crate::KeyedSnapshot::from_bytes(&self.snapshot_bytes()?)
+        Ok(crate::KeyedSnapshot::from_bytes(&self.snapshot_bytes()?)?)
     }
 
     /// Loads the entries of encoded snapshots (the bytes of
@@ -456,45 +407,23 @@ impl KeyedState {
     /// kind) when it falls in this subtask's key groups, and says whether
     /// it does.
     fn index_entry(&mut self, key: &[u8]) -> Result<bool, StateError> {
-        let parsed = parse_storage_key(key)?;
+        let parsed = StorageKey::parse(key)?;
         if !self.range.contains(parsed.group) {
             return Ok(false);
         }
-        match parsed.rest {
-            [TIMER_TAG, domain, ts @ ..] if ts.len() == 8 => {
-                let mut bytes = [0u8; 8];
-                bytes.copy_from_slice(ts);
-                let timestamp = (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64;
-                let index = usize::from(*domain).min(1);
+        match parsed.entry()? {
+            StoredEntry::Timer { domain, timestamp } => {
+                let index = usize::from(domain).min(1);
                 if self.timers[index].insert((timestamp, parsed.key.to_vec())) {
                     *self.timers_per_key.entry(parsed.key.to_vec()).or_insert(0) += 1;
                 }
             }
-            [tag, n1, n2, rest @ ..] => {
-                let name_len = usize::from(u16::from_be_bytes([*n1, *n2]));
-                let kind = match *tag {
-                    b'v' => StateKind::Value,
-                    b'l' => StateKind::List,
-                    b'm' => StateKind::Map,
-                    other => {
-                        return Err(StateError::CorruptSnapshot(format!(
-                            "unknown state tag {other}"
-                        )));
-                    }
-                };
-                let name = rest
-                    .get(..name_len)
-                    .ok_or_else(|| StateError::CorruptSnapshot("state name cut short".into()))?;
+            StoredEntry::State { kind, name } => {
                 // Borrowed lookup first: most entries repeat a known name.
                 let name = String::from_utf8_lossy(name);
                 if !self.kinds.contains_key(name.as_ref()) {
                     self.kinds.insert(name.into_owned(), kind);
                 }
-            }
-            _ => {
-                return Err(StateError::CorruptSnapshot(
-                    "entry without a state tag".into(),
-                ));
             }
         }
         Ok(true)
@@ -1184,9 +1113,9 @@ mod tests {
         back.restore(parts.iter().map(Vec::as_slice)).unwrap();
         let again = back.snapshot().unwrap();
         let mut original = one.snapshot().unwrap();
-        original.entries.retain(
-            |(k, _)| !matches!(parse_storage_key(k), Ok(p) if p.rest.first() == Some(&TIMER_TAG)),
-        );
+        original
+            .entries
+            .retain(|(k, _)| !matches!(StorageKey::parse(k), Ok(p) if p.is_timer()));
         assert_eq!(again, original);
     }
 
@@ -1253,8 +1182,8 @@ mod tests {
                     full.entries
                         .iter()
                         .filter(|(k, _)| {
-                            let p = parse_storage_key(k).unwrap();
-                            range.contains(p.group) && p.rest.first() == Some(&TIMER_TAG)
+                            let p = StorageKey::parse(k).unwrap();
+                            range.contains(p.group) && p.is_timer()
                         })
                         .count()
                 );
@@ -1317,7 +1246,7 @@ mod tests {
             "{fired:?}"
         );
         let key = want.entries.iter().find_map(|(k, _)| {
-            let parsed = parse_storage_key(k).unwrap();
+            let parsed = StorageKey::parse(k).unwrap();
             (parsed.rest.first() == Some(&b'v')).then(|| parsed.key.to_vec())
         });
         adopted.set_current_key(&key.unwrap()).unwrap();

@@ -15,14 +15,15 @@
 
 mod backend;
 mod keyed;
-mod snapshot;
 
 pub use backend::{
     EntryVisitor, MemoryBackend, NativeCheckpoint, NativeFile, RocksDbBackend, StateBackend,
     scan_native,
 };
-pub use keyed::{KeyedState, PENDING_ENTRY_OVERHEAD, StateKind, TimerDomain};
-pub use snapshot::{KeyedSnapshot, SnapshotEntries, SnapshotWriter, snapshot_entries};
+pub use keyed::{KeyedState, PENDING_ENTRY_OVERHEAD, TimerDomain};
+pub use weir_snapshot::{
+    KeyedSnapshot, SnapshotEntries, SnapshotWriter, StateKind, StorageKey, snapshot_entries,
+};
 pub use weir_types::KeyGroupRange;
 
 /// One `(key, value)` entry of an ordered byte map.
@@ -34,6 +35,15 @@ pub enum StateError {
     /// RocksDB reported an error.
     #[error("RocksDB error in {path}: {message}")]
     RocksDb {
+        /// The database directory.
+        path: String,
+        /// RocksDB's message.
+        message: String,
+    },
+    /// RocksDB found its files damaged (its `Corruption` status: a block
+    /// checksum mismatch, a truncated SST file).
+    #[error("RocksDB found damaged files in {path}: {message}")]
+    RocksDbCorruption {
         /// The database directory.
         path: String,
         /// RocksDB's message.
@@ -70,7 +80,8 @@ pub enum StateError {
     /// A state name longer than 65535 bytes.
     #[error("state name is longer than 65535 bytes")]
     NameTooLong,
-    /// Snapshot bytes (from a checkpoint file) are damaged.
+    /// Snapshot bytes (from a checkpoint file) are damaged, or an entry
+    /// too long for the snapshot format.
     #[error("keyed state snapshot is corrupt: {0}")]
     CorruptSnapshot(String),
     /// A guest asked the host to hold more than a [`StateLimits`] allows.
@@ -83,6 +94,30 @@ pub enum StateError {
         /// What was asked for.
         value: u64,
     },
+}
+
+impl StateError {
+    /// Whether the error says that bytes read back (a snapshot, a
+    /// restored database) are damaged, rather than that the state cannot
+    /// be used for another reason.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StateError::CorruptSnapshot(_)
+                | StateError::CorruptList(_)
+                | StateError::RocksDbCorruption { .. }
+        )
+    }
+}
+
+impl From<weir_snapshot::SnapshotError> for StateError {
+    fn from(error: weir_snapshot::SnapshotError) -> Self {
+        match error {
+            weir_snapshot::SnapshotError::Damaged(m) | weir_snapshot::SnapshotError::Encode(m) => {
+                StateError::CorruptSnapshot(m)
+            }
+        }
+    }
 }
 
 /// What keyed state holds for a guest at most, so a guest cannot make the

@@ -291,7 +291,7 @@ impl ChainedOp<'_> {
                                 true => state.adopt_native(&dir),
                                 false => state.restore_native(&dir),
                             }
-                            .map_err(|e| RestoreError::Failed(e.to_string()))
+                            .map_err(RestoreError::of_state)
                         });
                         if !adopt || restored.is_err() {
                             let _ = std::fs::remove_dir_all(&dir);
@@ -301,7 +301,7 @@ impl ChainedOp<'_> {
                             return Ok(handle.shared);
                         }
                     } else {
-                        state.restore([*bytes]).map_err(|e| e.to_string())?;
+                        state.restore([*bytes]).map_err(RestoreError::of_state)?;
                     }
                 }
                 Ok(Vec::new())
@@ -311,13 +311,13 @@ impl ChainedOp<'_> {
                     range.contains(key_group_of(key, max_parallelism))
                 })
                 .map(|()| Vec::new())
-                .map_err(RestoreError::from),
+                .map_err(RestoreError::of_operator),
             ChainedOp::Join { op, .. } => op
                 .restore(states.iter().copied(), |key| {
                     range.contains(key_group_of(key, max_parallelism))
                 })
                 .map(|()| Vec::new())
-                .map_err(RestoreError::from),
+                .map_err(RestoreError::of_operator),
             ChainedOp::Sink { .. } | ChainedOp::Union { .. } => Ok(Vec::new()),
         }
     }

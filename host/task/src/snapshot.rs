@@ -42,6 +42,25 @@ impl RestoreError {
     }
 }
 
+impl RestoreError {
+    /// A keyed-state error: damaged bytes (a snapshot that does not
+    /// decode, RocksDB's `Corruption`) are damage, anything else a failure.
+    pub(crate) fn of_state(error: weir_state::StateError) -> Self {
+        match error.is_damage() {
+            true => Self::Damaged(error.to_string()),
+            false => Self::Failed(error.to_string()),
+        }
+    }
+
+    /// A window's or join's restore error, keeping its kind.
+    pub(crate) fn of_operator(error: weir_operators::StateRestoreError) -> Self {
+        match error {
+            weir_operators::StateRestoreError::Damaged(m) => Self::Damaged(m),
+            weir_operators::StateRestoreError::Incompatible(m) => Self::Failed(m),
+        }
+    }
+}
+
 impl From<String> for RestoreError {
     fn from(message: String) -> Self {
         Self::Failed(message)
@@ -124,4 +143,40 @@ pub(crate) fn load_state_files(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RestoreError;
+
+    #[test]
+    fn undecodable_keyed_window_and_join_state_is_damage_and_a_changed_job_is_not() {
+        let damaged = [
+            RestoreError::of_state(
+                weir_state::KeyedSnapshot::from_bytes(b"WKS1\0")
+                    .unwrap_err()
+                    .into(),
+            ),
+            RestoreError::of_state(weir_state::StateError::RocksDbCorruption {
+                path: "db".into(),
+                message: "block checksum mismatch".into(),
+            }),
+            RestoreError::of_operator(weir_operators::StateRestoreError::Damaged("cut".into())),
+        ];
+        for e in damaged {
+            assert!(matches!(e, RestoreError::Damaged(_)), "{e:?}");
+        }
+        let failed = [
+            RestoreError::of_state(weir_state::StateError::RocksDb {
+                path: "db".into(),
+                message: "no space left on device".into(),
+            }),
+            RestoreError::of_operator(weir_operators::StateRestoreError::Incompatible(
+                "holds panes".into(),
+            )),
+        ];
+        for e in failed {
+            assert!(matches!(e, RestoreError::Failed(_)), "{e:?}");
+        }
+    }
 }
