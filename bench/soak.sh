@@ -7,7 +7,8 @@
 # checkpoints every 1 s, a blackhole sink. A short unpaced run measures the
 # machine's rate first; the soak then paces the source at half of it
 # (`records_per_second`) for MINUTES minutes. Prints:
-#   - RSS of the `weir` process every SAMPLE seconds;
+#   - RSS of the `weir` process every SAMPLE seconds (and its anonymous
+#     and file-backed parts);
 #   - RSS growth: the last sample against the first one after the warm-up
 #     (the first 5 minutes, or the first quarter of a shorter run);
 #   - checkpoint duration percentiles (p50, p90, p99, max) over the
@@ -70,7 +71,8 @@ while kill -0 "$pid" 2>/dev/null; do
         echo "the soak overran its $limit s bound; killed" >&2
         exit 1
     fi
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    # VmRSS, and its anonymous (heap) and file-backed parts, in kB.
+    rss=$(awk '/^(VmRSS|RssAnon|RssFile):/ {printf "%s ", $2}' "/proc/$pid/status" 2>/dev/null || true)
     [ -n "$rss" ] && echo "$now $rss" >> "$TMP/rss"
     sleep "$SAMPLE"
 done
@@ -83,8 +85,10 @@ elapsed=$(($(date +%s) - start))
 python3 - "$TMP/rss" "$TMP/log" "$warmup" "$elapsed" <<'PY'
 import re, sys
 rss_file, log_file, warmup, elapsed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-samples = [tuple(map(int, l.split())) for l in open(rss_file) if l.strip()]
-print("RSS over time (s: MB):", ", ".join(f"{t}: {kb / 1024:.1f}" for t, kb in samples))
+rows = [list(map(int, l.split())) for l in open(rss_file) if len(l.split()) == 4]
+samples = [(r[0], r[1]) for r in rows]
+print("RSS over time (s: MB, anonymous + file-backed):",
+      ", ".join(f"{t}: {kb / 1024:.1f} ({a / 1024:.1f} + {f / 1024:.1f})" for t, kb, a, f in rows))
 after = [kb for t, kb in samples if t >= warmup]
 if len(after) >= 2:
     growth = (after[-1] - after[0]) / after[0] * 100

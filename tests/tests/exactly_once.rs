@@ -458,6 +458,25 @@ fn nab_copy_without(to: &Path, value: &str) -> Vec<String> {
 /// UDF, and the job finishes with the output of the input without it.
 #[test]
 fn a_record_the_udf_fails_on_in_every_attempt_is_dead_lettered_and_the_job_goes_on() {
+    // A panic: the Rust SDK names the record, so two attempts fail on it.
+    assert_the_failing_record_is_dead_lettered("trap_attempts: 100 }", 2);
+}
+
+/// A failure the UDF cannot tie to a record (memory exhausted: no panic
+/// hook runs) names its batch's span: after two attempts failed on
+/// overlapping spans, the next gives the span's records to the UDF one per
+/// call and fails naming the record, which the next dead-letters.
+#[test]
+fn a_record_the_udf_fails_on_without_saying_which_is_found_and_dead_lettered() {
+    assert_the_failing_record_is_dead_lettered("trap_attempts: 100, allocate_mib: 1024 }", 3);
+}
+
+/// Runs the NAB job with `guard` failing on `TRAP_VALUE` in every attempt
+/// (`config_end` ends its config), dead-lettering, with
+/// `max-identical-failures=2`: after `restarts` failed attempts the job
+/// gives the output of the input without that record, and the dead
+/// letters hold exactly it.
+fn assert_the_failing_record_is_dead_lettered(config_end: &str, restarts: u64) {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("nab-without");
     let removed = nab_copy_without(&copy, &TRAP_VALUE.to_string());
@@ -473,7 +492,7 @@ fn a_record_the_udf_fails_on_in_every_attempt_is_dead_lettered_and_the_job_goes_
     let out = dir.path().join("out");
     let letters = dir.path().join("dead-letters");
     let yaml = job(&out, true, WINDOW_REST)
-        .replace("trap_attempts: 1 }", "trap_attempts: 100 }")
+        .replace("trap_attempts: 1 }", config_end)
         .replace(
             "    input: readings\n",
             &format!(
@@ -481,13 +500,13 @@ fn a_record_the_udf_fails_on_in_every_attempt_is_dead_lettered_and_the_job_goes_
                 letters.display()
             ),
         );
-    assert!(yaml.contains("trap_attempts: 100") && yaml.contains("on_error"));
+    assert!(yaml.contains(config_end) && yaml.contains("on_error"));
     let mut settings = checkpointed(dir.path());
     settings.push("restart-strategy.max-identical-failures=2".into());
     let summary = run(dir.path(), &yaml, &settings).unwrap();
     assert_eq!(
-        summary.restarts, 2,
-        "two failed attempts, then one without the record"
+        summary.restarts, restarts,
+        "failed attempts until the record is known, then one without it"
     );
     assert_same_output(&committed(&out), &want);
 

@@ -978,17 +978,15 @@ impl JobManager {
                         set.insert(at);
                     }
                     let limit = config.checkpoints.max_identical_failures;
-                    if poison
+                    let verdict = poison
                         .lock()
-                        .is_ok_and(|mut p| p.failed(&graph, &error, limit))
-                    {
+                        .ok()
+                        .and_then(|mut p| p.failed(&graph, &error, limit));
+                    if let Some(verdict) = verdict {
                         let event = Event::AttemptFailed {
                             kind: crate::lifecycle::FailureKind::PoisonRecord,
                             cause: error.kind().map(|k| k.as_str().to_string()),
-                            message: format!(
-                                "{error} (the same record failed {limit} attempts in a row: \
-                                 from the next attempt on it goes to the dead letters instead)"
-                            ),
+                            message: format!("{error} ({})", verdict.explain(limit)),
                         };
                         return (event, Some(error));
                     }

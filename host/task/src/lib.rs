@@ -62,7 +62,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use checkpointing::Restore;
-pub use context::SplitTable;
+pub use context::{OriginSpan, SplitTable};
 pub use metrics::JobMetrics;
 pub use weir_checkpoint::{CheckpointConfig, CheckpointStats, TaskId};
 use weir_connectors::ConnectorError;

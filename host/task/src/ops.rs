@@ -448,26 +448,95 @@ fn fire_udf_timers(
     udf_outputs(&[], &[], outputs.into())
 }
 
-/// Calls the UDF with a batch.
+/// Calls the UDF with a batch. Records an earlier attempt failed on
+/// without the UDF saying which (a batch span the JobManager suspects,
+/// see `PoisonState`) go to it one per call, so a failure names its record.
 fn process_udf(
     shared: &JobShared,
     udf: &mut UdfOp<'_>,
     batch: Batch,
 ) -> Result<Emitted, OpFailure> {
     // Only an operator with poisoned records pays for looking them up.
-    let poisoned = shared
-        .config
-        .poison_records
-        .get(&udf.spec.id)
-        .map(|records| {
-            move |origin: Origin| {
-                if origin == Origin::DERIVED {
-                    return None;
-                }
-                records.get(&shared.splits.describe(origin))
+    let poison = shared.config.poison_records.get(&udf.spec.id);
+    let poisoned = poison.map(|records| {
+        move |origin: Origin| {
+            if origin == Origin::DERIVED {
+                return None;
             }
-        });
+            records.get(&shared.splits.describe(origin))
+        }
+    });
     let (batch, oversized) = without_oversized(udf.spec, batch, poisoned);
+    let isolate = batch.len() > 1
+        && poison.is_some_and(|records| in_suspect_span(shared, records, &batch.origins));
+    let mut emitted = match isolate {
+        true => process_one_by_one(shared, udf, batch)?,
+        false => process_batch(shared, udf, batch)?,
+    };
+    if let Some((rejected, kept)) = oversized {
+        // Indices into the batch the UDF saw, back to the batch that came.
+        for r in &mut emitted.rejected {
+            r.input = kept.get(r.input as usize).copied().unwrap_or(r.input);
+        }
+        emitted.rejected.extend(rejected);
+    }
+    Ok(emitted)
+}
+
+/// Whether a record of `origins` lies in a span of `records` (failed batch
+/// calls the JobManager suspects, keyed by their origin).
+fn in_suspect_span(
+    shared: &JobShared,
+    records: &std::collections::BTreeMap<String, String>,
+    origins: &[Origin],
+) -> bool {
+    let spans: Vec<_> = records
+        .keys()
+        .filter_map(|k| crate::OriginSpan::parse(k))
+        .collect();
+    !spans.is_empty()
+        && origins.iter().any(|o| {
+            let name = shared.splits.name(o.split);
+            name.is_some_and(|name| spans.iter().any(|s| s.covers(name, o.position)))
+        })
+}
+
+/// [`process_batch`] one record per call, the outputs joined in order.
+fn process_one_by_one(
+    shared: &JobShared,
+    udf: &mut UdfOp<'_>,
+    batch: Batch,
+) -> Result<Emitted, OpFailure> {
+    let mut all = Emitted {
+        main: Batch::default(),
+        side: Vec::new(),
+        rejected: Vec::new(),
+    };
+    for (i, (record, origin)) in batch.records.into_iter().zip(batch.origins).enumerate() {
+        let mut one = Batch::with_capacity(1);
+        one.push(record, origin);
+        let emitted = process_batch(shared, udf, one)?;
+        for (record, origin) in emitted.main.records.into_iter().zip(emitted.main.origins) {
+            all.main.push(record, origin);
+        }
+        all.side.extend(emitted.side);
+        all.rejected
+            .extend(emitted.rejected.into_iter().map(|r| Rejected {
+                input: u32::try_from(i).unwrap_or(u32::MAX),
+                ..r
+            }));
+    }
+    Ok(all)
+}
+
+/// One `process` call with `batch`; a failure names the record the UDF
+/// failed on when it said which (or the batch has one), the batch's span
+/// otherwise.
+fn process_batch(
+    shared: &JobShared,
+    udf: &mut UdfOp<'_>,
+    batch: Batch,
+) -> Result<Emitted, OpFailure> {
     let origins = batch.origins;
     // The inputs' values, for the records the UDF may reject (the values
     // are slices of shared buffers: this copies no bytes).
@@ -479,7 +548,10 @@ fn process_udf(
     let outputs = match udf.instance.process_sorted(batch.records) {
         Ok(outputs) => outputs,
         Err(failure) => {
-            let origin = match failure.record_index.and_then(|i| origins.get(i)) {
+            let index = failure
+                .record_index
+                .or_else(|| (origins.len() == 1).then_some(0));
+            let origin = match index.and_then(|i| origins.get(i)) {
                 Some(origin) => Some(shared.splits.describe(*origin)),
                 None => shared.splits.describe_batch(&origins),
             };
@@ -490,15 +562,7 @@ fn process_udf(
             });
         }
     };
-    let mut emitted = udf_outputs(&origins, &values, outputs)?;
-    if let Some((rejected, kept)) = oversized {
-        // Indices into the batch the UDF saw, back to the batch that came.
-        for r in &mut emitted.rejected {
-            r.input = kept.get(r.input as usize).copied().unwrap_or(r.input);
-        }
-        emitted.rejected.extend(rejected);
-    }
-    Ok(emitted)
+    udf_outputs(&origins, &values, outputs)
 }
 
 /// A record larger than this share of its UDF's memory cap (`memory_mib`)
@@ -539,7 +603,7 @@ fn without_oversized<'p>(
                 input: u32::try_from(i).unwrap_or(u32::MAX),
                 record: (spec.on_error == OnError::DeadLetter).then(|| record.value.clone()),
                 message: format!(
-                    "the UDF failed on this record in several attempts in a row \
+                    "the UDF failed on this record (alone, or in its batch) in several attempts in a row \
                      (restart-strategy.max-identical-failures), so it is not passed to it \
                      again; the failure: {failure}"
                 ),
