@@ -804,6 +804,107 @@ fn a_killed_taskmanager_restarts_the_job_and_the_output_stays_exactly_once() {
     assert_eq!(committed(&out), reference);
 }
 
+/// The newest completed checkpoint (`chk-N` with a `_metadata`) under `root`.
+fn newest_checkpoint(root: &Path) -> PathBuf {
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for path in std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+        {
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str()?.strip_prefix("chk-")?.parse().ok());
+            match id {
+                Some(id) if path.join("_metadata").exists() => found.push((id, path)),
+                _ if path.is_dir() => dirs.push(path),
+                _ => {}
+            }
+        }
+    }
+    found.into_iter().max().expect("a completed checkpoint").1
+}
+
+#[test]
+fn a_damaged_checkpoint_found_on_a_taskmanager_falls_back_to_an_older_one_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zscore, reference) = nab_reference(dir.path());
+    let certs = cert_init(dir.path(), "certs");
+    let checkpoints = dir.path().join("checkpoints");
+    let (mut jm, url, rpc) = jobmanager_with(
+        dir.path(),
+        &certs,
+        0,
+        0,
+        &[
+            "taskmanager.numberOfTaskSlots=0",
+            "execution.checkpointing.interval=200ms",
+            &format!("state.checkpoints.dir={}", checkpoints.display()),
+            "restart-strategy.type=fixed-delay",
+            "restart-strategy.fixed-delay.attempts=3",
+            "restart-strategy.fixed-delay.delay=200ms",
+        ],
+    );
+    let mut tms = registered_taskmanagers(dir.path(), &rpc, &["127.0.0.2", "127.0.0.3"], &certs);
+    let id = upload(dir.path(), &url, &zscore);
+    let out = dir.path().join("cluster");
+    let job = submit(
+        dir.path(),
+        &url,
+        "nab-paced",
+        &nab_job(
+            &format!("artifact:{id}"),
+            &out,
+            "    records_per_second: 60000\n",
+        ),
+    );
+    wait_checkpoints(&url, &job, 3);
+    // With every TaskManager gone no checkpoint completes: the newest one
+    // stays the one damaged here, which the next attempt restores.
+    for tm in &mut tms {
+        tm.signal("-KILL");
+    }
+    jm.wait_for("waits for slots", Duration::from_secs(10));
+    let newest = newest_checkpoint(&checkpoints);
+    let state = std::fs::read_dir(&newest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "state"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a state file");
+    let mut bytes = std::fs::read(&state).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x04;
+    std::fs::write(&state, bytes).unwrap();
+
+    let _late = registered_taskmanagers(dir.path(), &rpc, &["127.0.0.4", "127.0.0.5"], &certs);
+    let details = wait_job(&url, &job, Duration::from_secs(90), |j| {
+        j["state"] == "FINISHED" || j["state"] == "FAILED"
+    });
+    assert_eq!(details["state"], "FINISHED", "{details}");
+    let exceptions = get(&url, &format!("/v1/jobs/{job}/exceptions"));
+    let messages: Vec<&str> = exceptions["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    let name = newest.file_name().unwrap().to_str().unwrap();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("is damaged") && m.contains("CRC-32")),
+        "{name}: {exceptions}"
+    );
+    jm.wait_for("damaged", Duration::from_secs(5));
+    // Nothing lost, nothing duplicated: the sinks dropped what was
+    // committed after the older checkpoint.
+    assert_eq!(committed(&out), reference);
+}
+
 /// Network namespaces joined by a bridge, deleted on drop.
 struct Hosts {
     bridge: String,
