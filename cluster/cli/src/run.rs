@@ -260,23 +260,15 @@ pub fn format_summary(job: &JobGraph, summary: &JobSummary) -> String {
             first.as_secs_f64() * 1000.0
         ));
     }
-    if let Some(last) = summary.checkpoints.last() {
-        let n = summary.checkpoints.len();
-        let mean_ms = summary
-            .checkpoints
-            .iter()
-            .map(|c| c.duration_ms)
-            .sum::<u64>() as f64
-            / n as f64;
-        let longest_alignment_ms = summary
-            .checkpoints
-            .iter()
-            .map(|c| c.max_alignment_ms)
-            .max()
-            .unwrap_or(0);
+    if let Some(last) = summary.checkpoints.latest() {
         text.push_str(&format!(
-            "  checkpoints      {n} completed (mean {mean_ms:.0} ms; longest alignment {longest_alignment_ms} ms; last: #{} {} bytes written, {} bytes in all)\n",
-            last.id, last.size_bytes, last.full_size_bytes
+            "  checkpoints      {} completed (mean {:.0} ms; longest alignment {} ms; last: #{} {} bytes written, {} bytes in all)\n",
+            summary.checkpoints.completed(),
+            summary.checkpoints.mean_duration_ms().unwrap_or(0.0),
+            summary.checkpoints.max_alignment_ms(),
+            last.id,
+            last.size_bytes,
+            last.full_size_bytes
         ));
     }
     if summary.restarts > 0 {

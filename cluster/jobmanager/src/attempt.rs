@@ -352,7 +352,8 @@ impl Checkpoints<'_> {
                     stats.full_size_bytes,
                     stats.max_alignment_ms
                 );
-                run.metrics.record_checkpoint(stats);
+                run.metrics
+                    .record_checkpoint(stats, run.checkpoints.stats_history);
                 if self.final_checkpoint == Some(id) {
                     return (Next::Finish(None), Some(id));
                 }
@@ -558,7 +559,7 @@ mod tests {
         let metadata = storage.load(1).expect("checkpoint 1 is complete");
         assert_eq!(metadata.tasks.len(), 2);
         assert_eq!(metadata.parallelism, parallelism);
-        assert_eq!(run.metrics.checkpoints().len(), 1);
+        assert_eq!(run.metrics.checkpoints().completed(), 1);
     }
 
     /// A task failure reaches the driver as a message with its kind; the

@@ -1138,10 +1138,9 @@ impl JobManager {
     /// [`JmError::NotFound`].
     pub fn checkpoints(&self, id: &str) -> Result<CheckpointsView, JmError> {
         self.with_job(id, |_, job| {
-            let history: Vec<CheckpointView> = job
-                .metrics
-                .checkpoints()
-                .into_iter()
+            let checkpoints = job.metrics.checkpoints();
+            let history: Vec<CheckpointView> = checkpoints
+                .recent()
                 .map(|c| CheckpointView {
                     id: c.id,
                     duration_ms: c.duration_ms,
@@ -1151,8 +1150,10 @@ impl JobManager {
                 })
                 .collect();
             CheckpointsView {
-                completed: history.len() as u64,
+                completed: checkpoints.completed(),
                 latest: history.last().cloned(),
+                mean_duration_ms: checkpoints.mean_duration_ms(),
+                max_duration_ms: checkpoints.max_duration_ms(),
                 history,
             }
         })

@@ -153,7 +153,12 @@ pub struct CheckpointsView {
     pub completed: u64,
     /// The newest of them.
     pub latest: Option<CheckpointView>,
-    /// All of them, oldest first.
+    /// Mean duration of all of them, ms (`null` before the first).
+    pub mean_duration_ms: Option<f64>,
+    /// The longest duration of any of them, ms.
+    pub max_duration_ms: u64,
+    /// The newest `web.checkpoints.history` of them (default 10), oldest
+    /// first (as Flink's checkpoint statistics keep them).
     pub history: Vec<CheckpointView>,
 }
 

@@ -67,7 +67,7 @@ fn submit_checkpoint_fail_restart_from_the_checkpoint_then_stop_with_a_savepoint
         Some(CheckpointAction::Trigger(1))
     ));
     complete(&mut coordinator, 1, 120);
-    let latest = coordinator.history().last().unwrap().id;
+    let latest = coordinator.history().latest().unwrap().id;
 
     // A task fails: RESTARTING, redeployed after the delay.
     let actions = job

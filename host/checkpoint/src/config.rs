@@ -80,6 +80,11 @@ pub struct CheckpointConfig {
     /// (`s3.access-key` is kept as `s3.access_key_id`). They override the
     /// store's environment variables (`AWS_*`, `AZURE_*`, `GOOGLE_*`).
     pub store_options: BTreeMap<String, String>,
+    /// `web.checkpoints.history`: completed checkpoints whose statistics
+    /// are kept in full (the run summary, the REST API); the rest count
+    /// toward totals only (default 10, as Flink).
+    #[serde(default = "default_stats_history")]
+    pub stats_history: usize,
 }
 
 impl Default for CheckpointConfig {
@@ -97,15 +102,21 @@ impl Default for CheckpointConfig {
             restart: None,
             max_identical_failures: default_max_identical_failures(),
             store_options: BTreeMap::new(),
+            stats_history: default_stats_history(),
         }
     }
+}
+
+fn default_stats_history() -> usize {
+    crate::DEFAULT_STATS_HISTORY
 }
 
 fn default_max_identical_failures() -> u32 {
     3
 }
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
+    "web.checkpoints.history",
     "restart-strategy.max-identical-failures",
     "execution.checkpointing.interval",
     "execution.checkpointing.timeout",
@@ -177,6 +188,12 @@ impl CheckpointConfig {
                     .ok_or_else(|| bad("must be more than 0"))?;
             }
             "execution.checkpointing.min-pause" => self.min_pause_ms = duration()?,
+            "web.checkpoints.history" => {
+                self.stats_history = usize::try_from(count()?)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad("must be a whole number more than 0"))?;
+            }
             "execution.checkpointing.tolerable-failed-checkpoints" => {
                 self.tolerable_failures = u32::try_from(count()?).map_err(|_| bad("too large"))?;
             }
@@ -312,6 +329,11 @@ mod tests {
         assert!(!c.incremental);
         c.set_pair("state.backend.incremental=TRUE").unwrap();
         assert!(c.incremental);
+        assert_eq!(c.stats_history, 10);
+        c.set_pair("web.checkpoints.history=3").unwrap();
+        assert_eq!(c.stats_history, 3);
+        let e = c.set_pair("web.checkpoints.history=0").unwrap_err();
+        assert!(e.to_string().contains("more than 0"), "{e}");
     }
 
     #[test]

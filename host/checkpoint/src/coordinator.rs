@@ -93,7 +93,7 @@ pub struct CheckpointCoordinator {
     last_end_ms: i64,
     last_trigger_ms: Option<i64>,
     consecutive_failures: u32,
-    history: Vec<CheckpointStats>,
+    history: crate::CheckpointStatsHistory,
 }
 
 impl CheckpointCoordinator {
@@ -105,6 +105,7 @@ impl CheckpointCoordinator {
         first_id: CheckpointId,
         now_ms: i64,
     ) -> Self {
+        let history = crate::CheckpointStatsHistory::new(config.stats_history);
         Self {
             config,
             tasks,
@@ -113,7 +114,7 @@ impl CheckpointCoordinator {
             last_end_ms: now_ms,
             last_trigger_ms: None,
             consecutive_failures: 0,
-            history: Vec::new(),
+            history,
         }
     }
 
@@ -122,8 +123,9 @@ impl CheckpointCoordinator {
         self.pending.as_ref().map(|p| p.id)
     }
 
-    /// Statistics of the completed checkpoints, oldest first.
-    pub fn history(&self) -> &[CheckpointStats] {
+    /// Statistics of the completed checkpoints (the newest
+    /// `web.checkpoints.history` in full).
+    pub fn history(&self) -> &crate::CheckpointStatsHistory {
         &self.history
     }
 
@@ -222,7 +224,7 @@ impl CheckpointCoordinator {
         };
         self.last_end_ms = now_ms;
         self.consecutive_failures = 0;
-        self.history.push(stats.clone());
+        self.history.record(stats.clone());
         Some(CheckpointAction::Complete {
             id,
             acks: pending.acks,

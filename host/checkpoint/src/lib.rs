@@ -25,6 +25,7 @@ mod config;
 mod coordinator;
 mod object_stores;
 mod restart;
+mod stats;
 mod storage;
 
 pub use aligner::{Alignment, BarrierAligner};
@@ -33,6 +34,7 @@ pub use coordinator::{
     Acknowledgement, CheckpointAction, CheckpointCoordinator, CheckpointStats, TaskId,
 };
 pub use restart::{RestartStrategy, RestartTracker};
+pub use stats::{CheckpointStatsHistory, DEFAULT_STATS_HISTORY};
 pub use storage::{
     CheckpointMetadata, CheckpointStorage, MULTIPART_PART_BYTES, StorageError, SubtaskState, crc32,
     file_crc32,

@@ -149,7 +149,7 @@ pub struct JobSummary {
     pub sink_watermarks: std::collections::BTreeMap<String, i64>,
     /// Statistics of the checkpoints completed (the last one is the final
     /// checkpoint of a bounded job).
-    pub checkpoints: Vec<CheckpointStats>,
+    pub checkpoints: weir_checkpoint::CheckpointStatsHistory,
     /// Restarts after task failures.
     pub restarts: u64,
     /// Where the savepoint went, when the job stopped with one.

@@ -21,7 +21,7 @@ pub struct JobMetrics {
     first_processed: OnceLock<Duration>,
     problems: Mutex<Vec<String>>,
     sink_watermarks: Mutex<std::collections::BTreeMap<String, i64>>,
-    checkpoints: Mutex<Vec<weir_checkpoint::CheckpointStats>>,
+    checkpoints: Mutex<weir_checkpoint::CheckpointStatsHistory>,
     restarts: AtomicU64,
     vertices: Mutex<std::collections::BTreeMap<String, Arc<VertexMetrics>>>,
 }
@@ -114,7 +114,7 @@ impl JobMetrics {
             first_processed: OnceLock::new(),
             problems: Mutex::new(Vec::new()),
             sink_watermarks: Mutex::new(std::collections::BTreeMap::new()),
-            checkpoints: Mutex::new(Vec::new()),
+            checkpoints: Mutex::new(weir_checkpoint::CheckpointStatsHistory::default()),
             restarts: AtomicU64::new(0),
             vertices: Mutex::new(std::collections::BTreeMap::new()),
         }
@@ -210,18 +210,21 @@ impl JobMetrics {
         self.late_dropped.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Statistics of every checkpoint completed so far, oldest first.
-    pub fn checkpoints(&self) -> Vec<weir_checkpoint::CheckpointStats> {
+    /// Statistics of the checkpoints completed so far: counts and a
+    /// summary over all, the newest `web.checkpoints.history` in full.
+    pub fn checkpoints(&self) -> weir_checkpoint::CheckpointStatsHistory {
         self.checkpoints
             .lock()
             .map(|c| c.clone())
             .unwrap_or_default()
     }
 
-    /// Records a completed checkpoint's statistics.
-    pub fn record_checkpoint(&self, stats: weir_checkpoint::CheckpointStats) {
+    /// Records a completed checkpoint's statistics, keeping the newest
+    /// `keep` in full (`web.checkpoints.history`).
+    pub fn record_checkpoint(&self, stats: weir_checkpoint::CheckpointStats, keep: usize) {
         if let Ok(mut c) = self.checkpoints.lock() {
-            c.push(stats);
+            c.set_capacity(keep);
+            c.record(stats);
         }
     }
 
