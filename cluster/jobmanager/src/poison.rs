@@ -40,34 +40,54 @@ impl PoisonVerdict {
     }
 }
 
+/// At most this many records (and suspect spans) a job rules out; after
+/// that its UDF failures go to the restart strategy like any other, so a
+/// UDF that fails on record after record (memory that only grows, say)
+/// cannot keep a job restarting at once forever.
+pub(crate) const MAX_RULED_OUT: usize = 100;
+
 /// The input records a job's UDFs failed on: how many attempts failed on
 /// each, and those no longer passed to the UDF.
 #[derive(Debug, Default)]
 pub(crate) struct PoisonState {
     /// Attempts that failed on `(operator, origin)`.
     failures: BTreeMap<(String, String), u32>,
-    /// Records dead-lettered from the next attempt on.
+    /// Records dead-lettered from the next attempt on, and suspect spans
+    /// (their batches go to the UDF one record per call).
     pub(crate) records: weir_task::PoisonRecords,
+    /// The span the last failure made a suspect, with its operator and the
+    /// kind of failure: only the next attempt's failure can find its record.
+    suspect: Option<(String, String, weir_task::TaskFailureKind)>,
+    /// Records and spans ruled out so far.
+    ruled_out: usize,
 }
 
 impl PoisonState {
-    /// Counts a failed attempt. When a UDF whose operator dead-letters bad
-    /// records failed on one known input record `limit` times, the record
-    /// is ruled out and the answer is `true`: the next attempt starts at
-    /// once (`FailureKind::PoisonRecord`).
+    /// Counts a failed attempt; a verdict means the next attempt starts at
+    /// once (`FailureKind::PoisonRecord`). Only failures of a UDF (trap,
+    /// timeout, memory limit, its own error) in an operator with
+    /// `on_error: dead-letter` count, on one input record or on the span of
+    /// a batch; any other failure breaks the run.
     ///
-    /// A batch call that failed without saying on which record names its
-    /// batch's span instead (`one of the records file:first-last`). After
-    /// `limit` such failures in a row the span becomes a suspect (kept
-    /// beside the ruled-out records): the next attempt gives the UDF the
-    /// span's records one per call, so its failure names the record, which
-    /// is then ruled out at once.
+    /// - A record the UDF failed on in `limit` attempts in a row is ruled
+    ///   out ([`PoisonVerdict::RuledOut`]).
+    /// - A batch call that failed without saying on which record names its
+    ///   batch's span (`one of the records file:first-last`); `limit`
+    ///   failures in a row on overlapping spans make the records they
+    ///   share a suspect ([`PoisonVerdict::SuspectSpan`]): the next attempt
+    ///   gives them to the UDF one per call, so a failure names its record.
+    /// - When that next attempt fails the same way on a record of the span,
+    ///   the record is ruled out at once and the span is no longer a
+    ///   suspect ([`PoisonVerdict::FoundInSpan`]).
+    ///
+    /// A job rules out at most [`MAX_RULED_OUT`] records and spans.
     pub(crate) fn failed(
         &mut self,
         graph: &JobGraph,
         error: &JobError,
         limit: u32,
     ) -> Option<PoisonVerdict> {
+        let suspect = self.suspect.take();
         let JobError::Task {
             vertex,
             origin: Some(origin),
@@ -82,8 +102,7 @@ impl PoisonState {
         };
         // Only consecutive failed attempts on the same record count; spans
         // of batches count as the same while they overlap (an attempt
-        // restored from a checkpoint may cut its batches elsewhere), as
-        // the records they share.
+        // restored from a checkpoint may cut its batches elsewhere).
         let origin = &self
             .same_span(vertex, origin)
             .unwrap_or_else(|| origin.clone());
@@ -108,37 +127,52 @@ impl PoisonState {
             !span && !origin.starts_with("one of ") && origin != weir_task::DERIVED_ORIGIN;
         // A record (or span) ruled out already cannot fail again: a failure
         // naming it is another one, left to the restart strategy.
-        let ruled_out = self.records.get(vertex);
-        let known = ruled_out.is_some_and(|r| r.contains_key(origin));
-        if !udf_failure || !dead_letters || !(one_record || span) || known || limit == 0 {
+        let known = self
+            .records
+            .get(vertex)
+            .is_some_and(|r| r.contains_key(origin));
+        if !udf_failure
+            || !dead_letters
+            || !(one_record || span)
+            || known
+            || limit == 0
+            || self.ruled_out >= MAX_RULED_OUT
+        {
             return None;
         }
-        // The record found in a span that failed `limit` times (its batch
-        // went to the UDF one record per call): ruled out at once.
-        let in_suspect_span = one_record
-            && ruled_out.is_some_and(|r| {
-                r.keys()
-                    .filter_map(|k| weir_task::OriginSpan::parse(k))
-                    .any(|s| s.contains(origin))
-            });
+        let found = suspect.filter(|(v, s, k)| {
+            one_record
+                && v == vertex
+                && k == kind
+                && weir_task::OriginSpan::parse(s).is_some_and(|s| s.contains(origin))
+        });
+        if let Some((_, span, _)) = found {
+            let records = self.records.entry(vertex.clone()).or_default();
+            records.remove(&span);
+            records.insert(origin.clone(), message.clone());
+            self.failures.clear();
+            self.ruled_out += 1;
+            return Some(PoisonVerdict::FoundInSpan);
+        }
         let n = self.failures.entry(key).or_insert(0);
         *n += 1;
-        if *n < limit && !in_suspect_span {
+        if *n < limit {
             return None;
         }
         self.records
             .entry(vertex.clone())
             .or_default()
             .insert(origin.clone(), message.clone());
-        Some(match (span, in_suspect_span) {
-            (true, _) => PoisonVerdict::SuspectSpan,
-            (false, true) => PoisonVerdict::FoundInSpan,
-            (false, false) => PoisonVerdict::RuledOut,
-        })
+        self.failures.clear();
+        self.ruled_out += 1;
+        if span {
+            self.suspect = Some((vertex.clone(), origin.clone(), *kind));
+            Some(PoisonVerdict::SuspectSpan)
+        } else {
+            Some(PoisonVerdict::RuledOut)
+        }
     }
-}
 
-impl PoisonState {
     /// When `origin` is a span and the run of failures so far is one of
     /// `vertex` on an overlapping span: the records both hold, as a span
     /// whose count goes on (the run's key is renamed to it).
@@ -169,12 +203,16 @@ mod tests {
     }
 
     fn trap(origin: &str) -> JobError {
+        failure(origin, weir_task::TaskFailureKind::Trap)
+    }
+
+    fn failure(origin: &str, kind: weir_task::TaskFailureKind) -> JobError {
         JobError::Task {
             vertex: "guard".into(),
             index: 0,
             parallelism: 1,
             origin: Some(origin.into()),
-            kind: weir_task::TaskFailureKind::Trap,
+            kind,
             message: "panicked".into(),
         }
     }
@@ -210,18 +248,50 @@ mod tests {
             Some(PoisonVerdict::SuspectSpan)
         );
         assert!(p.records["guard"].contains_key(span));
-        // The next attempt isolates the span's records: the failure names one.
+        // The next attempt isolates the span's records: the failure names
+        // one, ruled out at once; the span is no longer a suspect.
         assert_eq!(
             p.failed(&g, &trap("a.csv:77"), 2),
             Some(PoisonVerdict::FoundInSpan)
         );
         assert!(p.records["guard"].contains_key("a.csv:77"));
-        // A record outside every suspect span needs its own run of failures.
+        assert!(!p.records["guard"].contains_key(span));
+        // Later, a record of that span needs a run of its own.
+        assert_eq!(p.failed(&g, &trap("a.csv:78"), 2), None);
         assert_eq!(p.failed(&g, &trap("a.csv:500"), 2), None);
-        assert_eq!(p.failed(&g, &trap("b.csv:7"), 2), None);
-        // The suspect span failing again (not a record's fault) is left to
-        // the restart strategy.
-        assert_eq!(p.failed(&g, &trap(span), 2), None);
+
+        // A suspect whose next attempt fails otherwise finds nothing: a
+        // record outside the span, another kind of failure, or a failure
+        // one attempt too late.
+        for (then, record) in [
+            (trap("b.csv:7"), trap("a.csv:79")),
+            (
+                failure("a.csv:78", weir_task::TaskFailureKind::Timeout),
+                trap("a.csv:79"),
+            ),
+        ] {
+            let mut p = PoisonState::default();
+            assert_eq!(
+                p.failed(&g, &trap(span), 1),
+                Some(PoisonVerdict::SuspectSpan)
+            );
+            assert_eq!(p.failed(&g, &then, 2), None, "{then:?}");
+            assert_eq!(p.failed(&g, &record, 2), None);
+        }
+    }
+
+    #[test]
+    fn a_job_rules_out_a_bounded_number_of_records() {
+        let g = graph("dead-letter");
+        let mut p = PoisonState::default();
+        for line in 0..MAX_RULED_OUT {
+            let origin = format!("a.csv:{line}");
+            assert_eq!(
+                p.failed(&g, &trap(&origin), 1),
+                Some(PoisonVerdict::RuledOut)
+            );
+        }
+        assert_eq!(p.failed(&g, &trap("a.csv:100000"), 1), None);
     }
 
     #[test]

@@ -154,8 +154,10 @@ pub struct CheckpointsView {
     /// The newest of them.
     pub latest: Option<CheckpointView>,
     /// Mean duration of all of them, ms (`null` before the first).
+    #[serde(default)]
     pub mean_duration_ms: Option<f64>,
     /// The longest duration of any of them, ms.
+    #[serde(default)]
     pub max_duration_ms: u64,
     /// The newest `web.checkpoints.history` of them (default 10), oldest
     /// first (as Flink's checkpoint statistics keep them).

@@ -325,6 +325,12 @@ impl JoinOperator {
             let snapshot: JoinSnapshot = postcard::from_bytes(body).map_err(|e| {
                 StateRestoreError::Damaged(format!("join state snapshot is corrupt: {e}"))
             })?;
+            if let Some((_, w, _)) = snapshot.windows.iter().find(|(_, w, _)| w.end < w.start) {
+                return Err(StateRestoreError::Damaged(format!(
+                    "join state snapshot is corrupt: window [{}, {}) ends before it starts",
+                    w.start, w.end
+                )));
+            }
             watermark = Some(watermark.map_or(snapshot.watermark, |w| w.min(snapshot.watermark)));
             self.restore_snapshot(snapshot, &owns);
         }
@@ -532,6 +538,28 @@ mod tests {
         for cut in 1..5 {
             assert_snapshot_restore_continues(interval_join, cut);
         }
+    }
+
+    #[test]
+    fn a_join_window_that_ends_before_it_starts_is_damage() {
+        let snapshot = JoinSnapshot {
+            watermark: 0,
+            windows: vec![(
+                b"a".to_vec(),
+                Window { start: 20, end: 10 },
+                [Vec::new(), Vec::new()],
+            )],
+            buffers: Vec::new(),
+        };
+        let mut bytes = SNAPSHOT_MAGIC.to_vec();
+        bytes.extend_from_slice(&postcard::to_allocvec(&snapshot).unwrap());
+        let err = window_join()
+            .restore([bytes.as_slice()], |_| true)
+            .unwrap_err();
+        assert!(
+            matches!(&err, StateRestoreError::Damaged(m) if m.contains("ends before it starts")),
+            "{err}"
+        );
     }
 
     #[test]

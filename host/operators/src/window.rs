@@ -55,9 +55,10 @@ pub struct Window {
 }
 
 impl Window {
-    /// The largest timestamp inside the window (`end - 1`), when it fires.
+    /// The largest timestamp inside the window (`end - 1`, at least
+    /// `i64::MIN`), when it fires.
     pub fn max_timestamp(self) -> i64 {
-        self.end - 1
+        self.end.saturating_sub(1)
     }
 }
 

@@ -399,6 +399,36 @@ pub fn scan_native(
 mod tests {
     use super::*;
 
+    /// RocksDB's `Corruption` status keeps its kind: a restore that meets
+    /// it falls back to an older checkpoint instead of failing.
+    #[test]
+    fn a_flipped_byte_in_a_restored_sst_file_is_damage() {
+        let root = tempfile::tempdir().unwrap();
+        let mut db = RocksDbBackend::open(&root.path().join("db")).unwrap();
+        let entries = (0..20_000u32)
+            .map(|i| (i.to_be_bytes().to_vec(), Some(vec![i as u8; 64])))
+            .collect();
+        db.write_batch(entries).unwrap();
+        let dir = root.path().join("checkpoint");
+        let checkpoint = db.native_checkpoint(&dir).unwrap().unwrap();
+        drop(db);
+        let sst = checkpoint
+            .files
+            .iter()
+            .find(|f| f.name.ends_with(".sst"))
+            .expect("an SST file");
+        let path = dir.join(&sst.name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() / 3;
+        bytes[at] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+        let e = scan_native(&dir, |_, _| Ok(())).unwrap_err();
+        assert!(
+            matches!(e, StateError::RocksDbCorruption { .. }) && e.is_damage(),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn prefix_end_skips_trailing_ff() {
         assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));

@@ -84,10 +84,15 @@ impl<'a> OriginSpan<'a> {
         let rest = origin.strip_prefix(SPAN_PREFIX)?;
         let (split, range) = rest.rsplit_once(':')?;
         let (first, last) = range.split_once('-')?;
+        let number = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
         Some(Self {
             split,
-            first: first.parse().ok()?,
-            last: last.parse().ok()?,
+            first: number(first)?,
+            last: number(last)?,
         })
     }
 
@@ -203,6 +208,17 @@ mod tests {
         );
         let apart = OriginSpan::parse("one of the records data/a-1.csv:13-40").unwrap();
         assert_eq!(span.intersection(&apart), None);
+        // Split names with colons, dashes and digits read back whole.
+        for name in ["C:\\data\\a-1.csv", "topic:0", "s3://b/2024-01-02.csv"] {
+            let splits = SplitTable {
+                names: vec![name.to_string()],
+            };
+            let described = splits.describe_batch(&[at(0, 4), at(0, 9)]).unwrap();
+            let span = OriginSpan::parse(&described).unwrap();
+            assert_eq!((span.split, span.first, span.last), (name, 4, 9));
+            assert!(span.contains(&splits.describe(at(0, 5))));
+        }
+        assert_eq!(OriginSpan::parse("one of the records a.csv:+3-9"), None);
         let mixed = splits.describe_batch(&[at(0, 1), at(1, 2)]).unwrap();
         for other in [mixed.as_str(), "data/a-1.csv:3", crate::DERIVED_ORIGIN] {
             assert_eq!(OriginSpan::parse(other), None, "{other}");

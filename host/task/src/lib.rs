@@ -90,9 +90,9 @@ pub struct RunConfig {
     /// A Wasm runtime (engine, linker, compiled-code cache) shared with
     /// other jobs; `None`: each attempt creates its own from `cache_dir`.
     pub runtime: Option<Arc<weir_wasm::WasmRuntime>>,
-    /// Input records UDFs failed on in several attempts in a row, not
-    /// passed to them again but dead-lettered: per operator id, the
-    /// record's origin (`file:line`) and the failure.
+    /// Input records UDFs failed on in attempts in a row, not passed to
+    /// them again but dead-lettered, and suspect batch spans whose records
+    /// they get one per call ([`PoisonRecords`]).
     pub poison_records: PoisonRecords,
 }
 
@@ -101,9 +101,12 @@ pub struct RunConfig {
 pub const DERIVED_ORIGIN: &str = "a record produced by an upstream operator";
 
 /// Per operator id, the input records (by origin, `file:line`) its UDF is
-/// not given again, each with the failure it caused: the JobManager adds a
-/// record after `restart-strategy.max-identical-failures` attempts failed on
-/// it in a row, when the operator's `on_error` is `dead-letter`.
+/// not given again, each with the failure it caused, and the suspect spans
+/// of batches (`one of the records file:first-last`, see [`OriginSpan`])
+/// whose records it is given one per call. The JobManager adds a record
+/// after `restart-strategy.max-identical-failures` attempts failed on it in
+/// a row (or when the attempt after a span became a suspect failed on it),
+/// when the operator's `on_error` is `dead-letter`.
 pub type PoisonRecords =
     std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
 

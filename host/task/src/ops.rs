@@ -548,16 +548,24 @@ fn process_batch(
     let outputs = match udf.instance.process_sorted(batch.records) {
         Ok(outputs) => outputs,
         Err(failure) => {
+            let kind = crate::failure_kind_of_wasm(&failure.error);
+            // A batch of one record is that record's failure when the
+            // guest trapped or hit a limit in it; a host error (a state
+            // write the backend refused) is not the record's fault.
+            let in_guest = matches!(
+                kind,
+                TaskFailureKind::Trap | TaskFailureKind::Timeout | TaskFailureKind::MemoryLimit
+            );
             let index = failure
                 .record_index
-                .or_else(|| (origins.len() == 1).then_some(0));
+                .or_else(|| (origins.len() == 1 && in_guest).then_some(0));
             let origin = match index.and_then(|i| origins.get(i)) {
                 Some(origin) => Some(shared.splits.describe(*origin)),
                 None => shared.splits.describe_batch(&origins),
             };
             return Err(OpFailure {
                 origin,
-                kind: crate::failure_kind_of_wasm(&failure.error),
+                kind,
                 message: failure.error.to_string(),
             });
         }
@@ -603,9 +611,9 @@ fn without_oversized<'p>(
                 input: u32::try_from(i).unwrap_or(u32::MAX),
                 record: (spec.on_error == OnError::DeadLetter).then(|| record.value.clone()),
                 message: format!(
-                    "the UDF failed on this record (alone, or in its batch) in several attempts in a row \
-                     (restart-strategy.max-identical-failures), so it is not passed to it \
-                     again; the failure: {failure}"
+                    "the UDF failed on this record in attempts in a row \
+                     (restart-strategy.max-identical-failures; or on its batch, then on it \
+                     alone), so it is not passed to it again; the failure: {failure}"
                 ),
             });
         } else if bytes > max {
