@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 
 use weir_checkpoint::Acknowledgement;
 use weir_connectors::SplitPosition;
+use weir_operators::{JoinOperator, OperatorOutput, WindowOperator};
 use weir_protocol::messages::{AttemptId, ControlMessage, Registration, TaskManagerId};
 use weir_protocol::task::{
     MetricsSnapshot, TaskControl, TaskFailureKind, VertexSnapshot, WireEvent, WireFailure,
 };
-use weir_operators::{JoinOperator, OperatorOutput, WindowOperator};
 use weir_snapshot::{
     HeadSnapshot, IncrementalHandle, InputWatermarksSnapshot, KeyedSnapshot, OperatorSnapshot,
     SharedFile, SplitWatermarksSnapshot, StateKind, SubtaskSnapshot, TIMER_TAG,
@@ -237,7 +237,11 @@ fn keyed_state_seeds() {
             br#"{"n":3,"mean":1.5}"#.to_vec(),
         ),
         (
-            storage_key(3, b"machine-1", &state_rest(StateKind::Map, "buffer", b"\0\0\x01")),
+            storage_key(
+                3,
+                b"machine-1",
+                &state_rest(StateKind::Map, "buffer", b"\0\0\x01"),
+            ),
             b"42.0".to_vec(),
         ),
         (
@@ -259,12 +263,16 @@ fn operator_snapshot_seeds() {
     };
     let records = || vec![record("a", 1), record("b", 3), record("a", 12)];
     let mut out = OperatorOutput::default();
-    for (n, kind) in [WindowKind::Tumbling, WindowKind::Sliding, WindowKind::Session]
-        .into_iter()
-        .enumerate()
+    for (n, kind) in [
+        WindowKind::Tumbling,
+        WindowKind::Sliding,
+        WindowKind::Session,
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let mut op = WindowOperator::new(&weir_fuzz::window_spec(kind), &weir_fuzz::count(), None)
-            .unwrap();
+        let mut op =
+            WindowOperator::new(&weir_fuzz::window_spec(kind), &weir_fuzz::count(), None).unwrap();
         op.process(records(), 0, &mut out);
         op.on_watermark(4, &mut out);
         let mut bytes = vec![n as u8, 0];
