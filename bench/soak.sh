@@ -21,16 +21,22 @@
 # twice its planned time plus a minute).
 #
 # Usage: bench/soak.sh [--minutes N] [--sample SECONDS] [--profile dev|release]
+#                      [--keep-log FILE]
+# WEIR_LOG (default `info`) filters the job's log; `--keep-log` copies it to
+# FILE (e.g. with WEIR_LOG=info,weir_state::rocksdb=debug, RocksDB's memory
+# at every checkpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=60
 SAMPLE=10
 PROFILE=dev
+KEEP_LOG=
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) MINUTES="$2"; shift 2 ;;
         --sample) SAMPLE="$2"; shift 2 ;;
         --profile) PROFILE="$2"; shift 2 ;;
+        --keep-log) KEEP_LOG="$2"; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -56,7 +62,7 @@ echo "unpaced rate $rate records/s; soaking at $pace records/s for $MINUTES min 
 
 job=examples/nexmark/.soak-job.yaml
 q5 "$events" "\n    records_per_second: $pace" "$job"
-WEIR_LOG=info "$WEIR" run "$job" --no-progress \
+WEIR_LOG="${WEIR_LOG:-info}" "$WEIR" run "$job" --no-progress \
     -Dexecution.checkpointing.interval=1s \
     -Dstate.checkpoints.dir="$TMP/checkpoints" 2> "$TMP/log" &
 pid=$!
@@ -83,6 +89,7 @@ if ! wait "$pid"; then
     exit 1
 fi
 elapsed=$(($(date +%s) - start))
+[ -n "$KEEP_LOG" ] && cp "$TMP/log" "$KEEP_LOG"
 python3 - "$TMP/rss" "$TMP/log" "$warmup" "$elapsed" "$SAMPLE" <<'PY'
 import re, sys
 rss_file, log_file, warmup, elapsed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

@@ -253,6 +253,28 @@ impl RocksDbBackend {
         &self.path
     }
 
+    /// Logs (at debug level, target `weir_state::rocksdb`) what RocksDB
+    /// holds in memory, in bytes, by its own properties: memtables
+    /// (`rocksdb.cur-size-all-mem-tables`), index and filter blocks of open
+    /// SST files outside the block cache (`rocksdb.estimate-table-readers-mem`),
+    /// the block cache (`rocksdb.block-cache-usage`), and the live SST
+    /// files' size on disk (`rocksdb.live-sst-files-size`).
+    fn log_memory(&self) {
+        if !tracing::enabled!(target: "weir_state::rocksdb", tracing::Level::DEBUG) {
+            return;
+        }
+        let property = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
+        tracing::debug!(
+            target: "weir_state::rocksdb",
+            path = %self.path.display(),
+            memtables = property("rocksdb.cur-size-all-mem-tables"),
+            table_readers = property("rocksdb.estimate-table-readers-mem"),
+            block_cache = property("rocksdb.block-cache-usage"),
+            live_sst_bytes = property("rocksdb.live-sst-files-size"),
+            "RocksDB memory at a checkpoint"
+        );
+    }
+
     fn error(path: &Path, e: rocksdb::Error) -> StateError {
         let path = path.display().to_string();
         match e.kind() {
@@ -339,6 +361,7 @@ impl StateBackend for RocksDbBackend {
     fn native_checkpoint(&mut self, dir: &Path) -> Result<Option<NativeCheckpoint>, StateError> {
         // Writes skip the WAL, so the memtable must reach an SST file first.
         self.db.flush().map_err(|e| Self::error(&self.path, e))?;
+        self.log_memory();
         rocksdb::checkpoint::Checkpoint::new(&self.db)
             .and_then(|c| c.create_checkpoint(dir))
             .map_err(|e| Self::error(dir, e))?;
