@@ -15,7 +15,7 @@ use weir_protocol::task::{
 };
 use weir_snapshot::{
     HeadSnapshot, IncrementalHandle, InputWatermarksSnapshot, KeyedSnapshot, OperatorSnapshot,
-    SharedFile, SplitWatermarksSnapshot, StateKind, SubtaskSnapshot, TIMER_TAG,
+    SharedFile, SplitWatermarksSnapshot, StateKind, StorageKey, SubtaskSnapshot, TIMER_TAG,
     encode_operator_state, encode_timer_timestamp,
 };
 use weir_types::jobgraph::WindowKind;
@@ -212,11 +212,7 @@ fn main() {
 
 /// A storage key of `weir-state`'s layout.
 fn storage_key(group: u16, key: &[u8], rest: &[u8]) -> Vec<u8> {
-    let mut out = group.to_be_bytes().to_vec();
-    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
-    out.extend_from_slice(key);
-    out.extend_from_slice(rest);
-    out
+    StorageKey { group, key, rest }.encode()
 }
 
 /// A state entry's part after the key: kind tag, name, map key.

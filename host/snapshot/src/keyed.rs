@@ -120,6 +120,21 @@ impl<'k> StorageKey<'k> {
         })
     }
 
+    /// The raw storage key of these parts: the inverse of
+    /// [`StorageKey::parse`].
+    ///
+    /// # Panics
+    /// When the record key is 4 GiB or longer.
+    pub fn encode(&self) -> Vec<u8> {
+        let len = u32::try_from(self.key.len()).expect("record key shorter than 4 GiB");
+        let mut out = Vec::with_capacity(6 + self.key.len() + self.rest.len());
+        out.extend_from_slice(&self.group.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(self.key);
+        out.extend_from_slice(self.rest);
+        out
+    }
+
     /// Whether the entry is a timer (without reading the rest).
     pub fn is_timer(&self) -> bool {
         self.rest.first() == Some(&TIMER_TAG)
@@ -334,13 +349,8 @@ mod tests {
 
     use super::*;
 
-    /// A storage key as `weir-state` writes one.
     fn storage_key(group: u16, key: &[u8], rest: &[u8]) -> Vec<u8> {
-        let mut out = group.to_be_bytes().to_vec();
-        out.extend_from_slice(&(key.len() as u32).to_be_bytes());
-        out.extend_from_slice(key);
-        out.extend_from_slice(rest);
-        out
+        StorageKey { group, key, rest }.encode()
     }
 
     #[test]
