@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use weir_types::RocksDbOptions;
+
 use crate::RestartStrategy;
 
 /// A configuration key or value cannot be used.
@@ -85,6 +87,9 @@ pub struct CheckpointConfig {
     /// toward totals only (default 10, as Flink).
     #[serde(default = "default_stats_history")]
     pub stats_history: usize,
+    /// The RocksDB state backend's settings (`state.backend.rocksdb.*`).
+    #[serde(default)]
+    pub rocksdb: RocksDbOptions,
 }
 
 impl Default for CheckpointConfig {
@@ -103,6 +108,7 @@ impl Default for CheckpointConfig {
             max_identical_failures: default_max_identical_failures(),
             store_options: BTreeMap::new(),
             stats_history: default_stats_history(),
+            rocksdb: RocksDbOptions::default(),
         }
     }
 }
@@ -134,6 +140,7 @@ impl CheckpointConfig {
     /// Is `key` one of the keys this struct reads?
     pub fn knows(key: &str) -> bool {
         KEYS.contains(&key)
+            || RocksDbOptions::knows(key)
             || crate::restart::KEYS.contains(&key)
             || crate::object_stores::is_store_key(key)
     }
@@ -229,6 +236,7 @@ impl CheckpointConfig {
                     _ => return Err(bad("expected true or false")),
                 };
             }
+            _ if RocksDbOptions::knows(key) => self.rocksdb.set(key, value).map_err(|e| bad(&e))?,
             _ if crate::object_stores::is_store_key(key) => {
                 let (key, value) = crate::object_stores::store_option(key, value)?;
                 self.store_options.insert(key, value);
@@ -248,6 +256,7 @@ impl CheckpointConfig {
             _ => {
                 let mut known: Vec<&str> = KEYS.to_vec();
                 known.extend(crate::restart::KEYS);
+                known.extend(weir_types::rocksdb_options::KEYS);
                 known.extend(["s3.*", "azure.*", "gs.*"]);
                 return Err(ConfigError::UnknownKey {
                     key: key.into(),
@@ -328,6 +337,18 @@ mod tests {
             .unwrap();
         assert!(!c.incremental);
         c.set_pair("state.backend.incremental=TRUE").unwrap();
+        c.set_pair("state.backend.rocksdb.memory.fixed-per-slot=32mb")
+            .unwrap();
+        assert_eq!(c.rocksdb.fixed_per_slot_bytes, 32 << 20);
+        let e = c
+            .set_pair("state.backend.rocksdb.writebuffer.count=none")
+            .unwrap_err();
+        assert!(e.to_string().contains("whole number"), "{e}");
+        let e = c.set_pair("state.backend.rocksdb.bogus=1").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::UnknownKey { known, .. } if known.contains("state.backend.rocksdb.thread.num")),
+            "{e}"
+        );
         assert!(c.incremental);
         assert_eq!(c.stats_history, 10);
         c.set_pair("web.checkpoints.history=3").unwrap();

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
+use weir_types::RocksDbOptions;
+
 use crate::{Entry, StateError};
 
 /// What [`StateBackend::for_each_prefix`] calls with each `(key, value)`;
@@ -206,6 +208,115 @@ impl StateBackend for MemoryBackend {
     }
 }
 
+/// The memory and threads the RocksDB instances of a process's slots
+/// share (Flink's managed memory for RocksDB): one LRU block cache of
+/// [`RocksDbOptions::shared_bytes`], which also holds index and filter
+/// blocks, and a write-buffer manager that charges every instance's
+/// memtables to that cache and flushes the largest when they pass
+/// [`RocksDbOptions::write_buffer_ratio`] of it. Cheap to clone.
+#[derive(Clone)]
+pub struct RocksDbShared {
+    options: RocksDbOptions,
+    cache: rocksdb::Cache,
+    write_buffers: rocksdb::WriteBufferManager,
+}
+
+impl std::fmt::Debug for RocksDbShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksDbShared")
+            .field("options", &self.options)
+            .field("cache_usage_bytes", &self.cache.get_usage())
+            .finish()
+    }
+}
+
+impl RocksDbShared {
+    /// The cache and write-buffer manager for `slots` slots of a job
+    /// configured with `options`.
+    pub fn new(options: &RocksDbOptions, slots: u32) -> Self {
+        let bytes = usize::try_from(options.shared_bytes(slots)).unwrap_or(usize::MAX);
+        let cache = rocksdb::Cache::new_lru_cache(bytes);
+        let write_buffer_bytes = (bytes as f64 * options.write_buffer_ratio) as usize;
+        let write_buffers = rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(
+            write_buffer_bytes,
+            false,
+            cache.clone(),
+        );
+        Self {
+            options: options.clone(),
+            cache,
+            write_buffers,
+        }
+    }
+
+    /// Bytes the shared block cache holds now (blocks and the memtables
+    /// charged to it).
+    pub fn usage_bytes(&self) -> usize {
+        self.cache.get_usage()
+    }
+
+    /// The options every database of ours opens with.
+    fn db_options(&self) -> rocksdb::Options {
+        let o = &self.options;
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // RocksDB's background threads are process-wide (its default Env).
+        let threads = i32::try_from(o.background_threads).unwrap_or(i32::MAX);
+        options.increase_parallelism(threads);
+        options.set_max_background_jobs(threads);
+        // A memtable larger than half the shared budget would have the
+        // write-buffer manager flush it long before it fills (and its
+        // arena blocks, 1/8 of it by default, would count whole against
+        // the budget), which turned into storms of tiny flushes: keep two
+        // memtables within the budget and arena blocks small (as Flink's
+        // RocksDBMemoryControllerUtils checks).
+        let memtable_bytes = usize::try_from(o.write_buffer_bytes)
+            .unwrap_or(usize::MAX)
+            .min(self.write_buffers.get_buffer_size() / 2)
+            .max(64 << 10);
+        options.set_write_buffer_size(memtable_bytes);
+        options.set_arena_block_size((memtable_bytes / 8).clamp(4 << 10, 1 << 20));
+        options
+            .set_max_write_buffer_number(i32::try_from(o.write_buffer_count).unwrap_or(i32::MAX));
+        options.set_write_buffer_manager(&self.write_buffers);
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&self.cache);
+        table.set_block_size(usize::try_from(o.block_size_bytes).unwrap_or(usize::MAX));
+        // Index and filter blocks count against the cache too (else they
+        // grow outside every bound with the number of SST files).
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_cache_index_and_filter_blocks_with_high_priority(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        if o.bloom_filter {
+            table.set_bloom_filter(o.bloom_bits_per_key, false);
+            table.set_whole_key_filtering(true);
+        }
+        options.set_block_based_table_factory(&table);
+        // Keyed state rewrites the same keys over and over (a counter, a
+        // running mean). Updating memtable entries in place keeps one entry
+        // per key instead of one per write, so gets stay short. Safe because
+        // only the owning subtask's thread writes this database.
+        options.set_inplace_update_support(true);
+        options.set_allow_concurrent_memtable_write(false);
+        options
+    }
+}
+
+impl Default for RocksDbShared {
+    /// One slot's worth of [`RocksDbOptions::default`].
+    fn default() -> Self {
+        Self::new(&RocksDbOptions::default(), 1)
+    }
+}
+
+/// How eagerly RocksDB drops the cached blocks of an SST file that
+/// compaction made obsolete (its `uncache_aggressiveness`, ~300 being the
+/// value RocksDB's docs expect to become its default): without it, a job
+/// that flushes at every checkpoint fills the block cache with blocks of
+/// deleted files, which the soak measured as slow, steady RSS growth.
+const UNCACHE_AGGRESSIVENESS: &str = "300";
+
 /// State in an embedded RocksDB instance in a directory of its own.
 ///
 /// Writes skip RocksDB's write-ahead log: durability comes from checkpoints
@@ -214,38 +325,32 @@ pub struct RocksDbBackend {
     db: rocksdb::DB,
     path: PathBuf,
     write_options: rocksdb::WriteOptions,
+    shared: RocksDbShared,
 }
 
 impl RocksDbBackend {
-    /// Opens (creating when missing) a database in `dir`.
+    /// Opens (creating when missing) a database in `dir` whose block cache
+    /// and memtables count against `shared`.
     ///
     /// # Errors
     /// [`StateError::RocksDb`] when the directory cannot be used.
-    pub fn open(dir: &Path) -> Result<Self, StateError> {
-        let db = rocksdb::DB::open(&Self::options(), dir).map_err(|e| Self::error(dir, e))?;
+    pub fn open(dir: &Path, shared: &RocksDbShared) -> Result<Self, StateError> {
+        let db = Self::open_db(dir, shared)?;
         let mut write_options = rocksdb::WriteOptions::default();
         write_options.disable_wal(true);
         Ok(Self {
             db,
             path: dir.to_path_buf(),
             write_options,
+            shared: shared.clone(),
         })
     }
 
-    /// The options every database of ours opens with.
-    fn options() -> rocksdb::Options {
-        let mut options = rocksdb::Options::default();
-        options.create_if_missing(true);
-        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        // One subtask, one thread: keep RocksDB's own threads modest.
-        options.increase_parallelism(2);
-        // Keyed state rewrites the same keys over and over (a counter, a
-        // running mean). Updating memtable entries in place keeps one entry
-        // per key instead of one per write, so gets stay short. Safe because
-        // only the owning subtask's thread writes this database.
-        options.set_inplace_update_support(true);
-        options.set_allow_concurrent_memtable_write(false);
-        options
+    fn open_db(dir: &Path, shared: &RocksDbShared) -> Result<rocksdb::DB, StateError> {
+        let db = rocksdb::DB::open(&shared.db_options(), dir).map_err(|e| Self::error(dir, e))?;
+        db.set_options(&[("uncache_aggressiveness", UNCACHE_AGGRESSIVENESS)])
+            .map_err(|e| Self::error(dir, e))?;
+        Ok(db)
     }
 
     /// The database directory.
@@ -270,6 +375,7 @@ impl RocksDbBackend {
             memtables = property("rocksdb.cur-size-all-mem-tables"),
             table_readers = property("rocksdb.estimate-table-readers-mem"),
             block_cache = property("rocksdb.block-cache-usage"),
+            shared_cache = self.shared.usage_bytes(),
             live_sst_bytes = property("rocksdb.live-sst-files-size"),
             "RocksDB memory at a checkpoint"
         );
@@ -387,7 +493,7 @@ impl StateBackend for RocksDbBackend {
     fn adopt_native(&mut self, dir: &Path) -> Result<bool, StateError> {
         // A RocksDB checkpoint is a database: open it where it is, then
         // drop the database it replaces with its directory.
-        let db = rocksdb::DB::open(&Self::options(), dir).map_err(|e| Self::error(dir, e))?;
+        let db = Self::open_db(dir, &self.shared)?;
         let replaced = std::mem::replace(&mut self.db, db);
         drop(replaced);
         let old_dir = std::mem::replace(&mut self.path, dir.to_path_buf());
@@ -427,7 +533,8 @@ mod tests {
     #[test]
     fn a_flipped_byte_in_a_restored_sst_file_is_damage() {
         let root = tempfile::tempdir().unwrap();
-        let mut db = RocksDbBackend::open(&root.path().join("db")).unwrap();
+        let mut db =
+            RocksDbBackend::open(&root.path().join("db"), &RocksDbShared::default()).unwrap();
         let entries = (0..20_000u32)
             .map(|i| (i.to_be_bytes().to_vec(), Some(vec![i as u8; 64])))
             .collect();
@@ -449,6 +556,74 @@ mod tests {
         assert!(
             matches!(e, StateError::RocksDbCorruption { .. }) && e.is_damage(),
             "{e:?}"
+        );
+    }
+
+    /// The one-hour soak's RSS grew by 10 %: every checkpoint flushed a
+    /// small SST file, compaction soon deleted it, and its blocks stayed
+    /// in the block cache until the cache was full.
+    #[test]
+    fn blocks_of_deleted_sst_files_leave_the_block_cache() {
+        let root = tempfile::tempdir().unwrap();
+        let shared = RocksDbShared::default();
+        let mut db = RocksDbBackend::open(&root.path().join("db"), &shared).unwrap();
+        let keys: Vec<Vec<u8>> = (0..2_000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let mut after_first_rounds = 0;
+        for round in 0..60u32 {
+            let entries = keys
+                .iter()
+                .map(|k| (k.clone(), Some(round.to_le_bytes().repeat(16))))
+                .collect();
+            db.write_batch(entries).unwrap();
+            db.db.flush().unwrap();
+            db.db.compact_range(None::<&[u8]>, None::<&[u8]>);
+            for k in &keys {
+                assert_eq!(db.get(k).unwrap().unwrap()[..4], round.to_le_bytes());
+            }
+            if round == 5 {
+                after_first_rounds = shared.usage_bytes();
+            }
+        }
+        let at_end = shared.usage_bytes();
+        assert!(
+            at_end < after_first_rounds * 2,
+            "block cache grew from {after_first_rounds} to {at_end} bytes"
+        );
+    }
+
+    #[test]
+    fn instances_sharing_a_budget_stay_within_it() {
+        let root = tempfile::tempdir().unwrap();
+        let options = RocksDbOptions {
+            fixed_per_slot_bytes: 4 << 20,
+            ..RocksDbOptions::default()
+        };
+        let shared = RocksDbShared::new(&options, 1);
+        let mut dbs: Vec<RocksDbBackend> = (0..3)
+            .map(|i| RocksDbBackend::open(&root.path().join(i.to_string()), &shared).unwrap())
+            .collect();
+        for (n, db) in dbs.iter_mut().enumerate() {
+            for chunk in 0..40u32 {
+                let entries = (0..1_000u32)
+                    .map(|i| {
+                        let key = (chunk * 1_000 + i).to_be_bytes().to_vec();
+                        (key, Some(vec![n as u8; 100]))
+                    })
+                    .collect();
+                db.write_batch(entries).unwrap();
+            }
+        }
+        for (n, db) in dbs.iter().enumerate() {
+            for i in (0..40_000u32).step_by(7) {
+                assert_eq!(db.get(&i.to_be_bytes()).unwrap(), Some(vec![n as u8; 100]));
+            }
+        }
+        // 12 MB written; the cache (with the memtables charged to it) holds
+        // what the budget allows, plus at most one entry's overshoot.
+        let usage = shared.usage_bytes();
+        assert!(
+            usage <= (4 << 20) + (1 << 20),
+            "shared cache holds {usage} bytes"
         );
     }
 

@@ -787,7 +787,7 @@ mod tests {
         s.register_timer(TimerDomain::EventTime, 5).unwrap();
         assert!(s.register_timer(TimerDomain::EventTime, 6).is_err());
     }
-    use crate::{MemoryBackend, RocksDbBackend};
+    use crate::{MemoryBackend, RocksDbBackend, RocksDbShared};
 
     /// The same suite runs against every backend.
     fn timers_fire_in_order_deduplicated_and_deletable(backend: Box<dyn StateBackend>) {
@@ -1011,7 +1011,13 @@ mod tests {
         let counter = std::cell::Cell::new(0);
         suite(&|| {
             counter.set(counter.get() + 1);
-            Box::new(RocksDbBackend::open(&dir.path().join(counter.get().to_string())).unwrap())
+            Box::new(
+                RocksDbBackend::open(
+                    &dir.path().join(counter.get().to_string()),
+                    &RocksDbShared::default(),
+                )
+                .unwrap(),
+            )
         });
     }
 
@@ -1019,12 +1025,16 @@ mod tests {
     fn rocksdb_state_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut s = state(Box::new(RocksDbBackend::open(dir.path()).unwrap()));
+            let mut s = state(Box::new(
+                RocksDbBackend::open(dir.path(), &RocksDbShared::default()).unwrap(),
+            ));
             s.set_current_key(b"k").unwrap();
             s.value_set("v", b"kept").unwrap();
             s.flush().unwrap();
         }
-        let mut s = state(Box::new(RocksDbBackend::open(dir.path()).unwrap()));
+        let mut s = state(Box::new(
+            RocksDbBackend::open(dir.path(), &RocksDbShared::default()).unwrap(),
+        ));
         s.set_current_key(b"k").unwrap();
         // The WAL is off, but a clean close flushes the memtable.
         assert_eq!(s.value_get("v").unwrap(), Some(b"kept".to_vec()));
@@ -1130,7 +1140,13 @@ mod tests {
         let n = std::cell::Cell::new(0);
         snapshots_restore_at_another_parallelism(&|| {
             n.set(n.get() + 1);
-            Box::new(RocksDbBackend::open(&dir.path().join(n.get().to_string())).unwrap())
+            Box::new(
+                RocksDbBackend::open(
+                    &dir.path().join(n.get().to_string()),
+                    &RocksDbShared::default(),
+                )
+                .unwrap(),
+            )
         });
     }
 
@@ -1138,7 +1154,8 @@ mod tests {
     fn native_checkpoints_keep_old_sst_files_and_restore_at_another_parallelism() {
         const MAX: u16 = 16;
         let dir = tempfile::tempdir().unwrap();
-        let backend = RocksDbBackend::open(&dir.path().join("db")).unwrap();
+        let backend =
+            RocksDbBackend::open(&dir.path().join("db"), &RocksDbShared::default()).unwrap();
         let mut state = KeyedState::new(Box::new(backend), KeyGroupRange::all(MAX), MAX);
         let write = |state: &mut KeyedState, keys: std::ops::Range<u32>| {
             for i in keys {
@@ -1202,7 +1219,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let range = KeyGroupRange::for_subtask(1, 2, MAX);
         let open = |name: &str| {
-            let backend = RocksDbBackend::open(&dir.path().join(name)).unwrap();
+            let backend =
+                RocksDbBackend::open(&dir.path().join(name), &RocksDbShared::default()).unwrap();
             KeyedState::new(Box::new(backend), range, MAX)
         };
         let mut state = open("db");
@@ -1262,7 +1280,8 @@ mod tests {
         );
 
         // A subtask with other key groups must not take it over.
-        let backend = RocksDbBackend::open(&dir.path().join("other")).unwrap();
+        let backend =
+            RocksDbBackend::open(&dir.path().join("other"), &RocksDbShared::default()).unwrap();
         let other = KeyGroupRange::for_subtask(0, 2, MAX);
         let mut wrong = KeyedState::new(Box::new(backend), other, MAX);
         let e = wrong.adopt_native(&checkpoint.dir).unwrap_err().to_string();

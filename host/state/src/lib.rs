@@ -2,7 +2,9 @@
 //!
 //! A [`StateBackend`] is an ordered byte map owned by one subtask; two are
 //! provided: [`RocksDbBackend`] (the default, spills to disk) and
-//! [`MemoryBackend`]. [`KeyedState`] lays value, list and map state over any
+//! [`MemoryBackend`]. The RocksDB instances of a process's slots share one
+//! bounded block cache and memtable budget ([`RocksDbShared`], Flink's
+//! managed memory). [`KeyedState`] lays value, list and map state over any
 //! backend, with every entry's storage key prefixed by its key group
 //! (big-endian `u16`), so the state of a [`KeyGroupRange`] is one contiguous
 //! range of the map — what snapshots and rescaling will cut along.
@@ -17,8 +19,8 @@ mod backend;
 mod keyed;
 
 pub use backend::{
-    EntryVisitor, MemoryBackend, NativeCheckpoint, NativeFile, RocksDbBackend, StateBackend,
-    scan_native,
+    EntryVisitor, MemoryBackend, NativeCheckpoint, NativeFile, RocksDbBackend, RocksDbShared,
+    StateBackend, scan_native,
 };
 pub use keyed::{KeyedState, PENDING_ENTRY_OVERHEAD, TimerDomain};
 pub use weir_snapshot::{

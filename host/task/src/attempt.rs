@@ -160,6 +160,10 @@ pub(crate) fn deploy_local(
         checkpoints,
     } = plan_attempt(job, config, restored, attempt)?;
     let mut channels = LocalChannels::new(&descriptors, config.channel_capacity);
+    let rocksdb = weir_state::RocksDbShared::new(
+        &config.checkpoints.rocksdb,
+        crate::context::slots_of(&descriptors),
+    );
     let shared = Arc::new(JobShared {
         config: config.clone(),
         splits: table,
@@ -169,6 +173,7 @@ pub(crate) fn deploy_local(
         restored: restored.cloned(),
         components,
         _runtime: runtime,
+        rocksdb,
     });
     let deployment = start_tasks(&shared, descriptors, &mut channels);
     // Only the tasks hold queue ends and event senders now, so the driver

@@ -153,6 +153,18 @@ pub(crate) struct JobShared {
     /// Their runtime, kept while any task runs (its epoch ticker enforces
     /// call timeouts).
     pub(crate) _runtime: Arc<weir_wasm::WasmRuntime>,
+    /// The block cache and memtable budget the RocksDB instances of this
+    /// attempt's subtasks in this process share.
+    pub(crate) rocksdb: weir_state::RocksDbShared,
+}
+
+/// The slots `descriptors` take in one process: as in Flink's slot
+/// sharing, subtask `i` of every vertex shares slot `i`, so the number of
+/// distinct subtask indices (at least 1).
+pub(crate) fn slots_of(descriptors: &[crate::deployment::TaskDeploymentDescriptor]) -> u32 {
+    let indices: std::collections::BTreeSet<u32> =
+        descriptors.iter().map(|d| d.task.index).collect();
+    u32::try_from(indices.len()).unwrap_or(u32::MAX).max(1)
 }
 
 impl JobShared {

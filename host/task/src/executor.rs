@@ -262,6 +262,10 @@ pub fn deploy_share(
         link,
         inputs,
     };
+    let rocksdb = weir_state::RocksDbShared::new(
+        &config.checkpoints.rocksdb,
+        crate::context::slots_of(&share.descriptors),
+    );
     let shared = Arc::new(JobShared {
         exactly_once: config.checkpoints.exactly_once,
         config,
@@ -273,6 +277,7 @@ pub fn deploy_share(
         restored,
         components,
         _runtime: runtime,
+        rocksdb,
     });
     let deployment = start_tasks(&shared, share.descriptors, &mut channels);
     drop(channels);

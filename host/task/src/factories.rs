@@ -328,7 +328,10 @@ pub(crate) fn open_state(
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create state directory {}: {e}", dir.display()))?;
-            Box::new(RocksDbBackend::open(Path::new(&dir)).map_err(|e| e.to_string())?)
+            Box::new(
+                RocksDbBackend::open(Path::new(&dir), &shared.rocksdb)
+                    .map_err(|e| e.to_string())?,
+            )
         }
     };
     Ok(KeyedState::new(

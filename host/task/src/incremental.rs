@@ -183,7 +183,7 @@ impl Uploader {
 mod tests {
     use super::*;
     use weir_checkpoint::CheckpointConfig;
-    use weir_state::{KeyGroupRange, KeyedState, MemoryBackend, RocksDbBackend};
+    use weir_state::{KeyGroupRange, KeyedState, MemoryBackend, RocksDbBackend, RocksDbShared};
 
     fn fill(state: &mut KeyedState, keys: std::ops::Range<u32>) {
         for i in keys {
@@ -200,7 +200,8 @@ mod tests {
             ..CheckpointConfig::default()
         };
         let storage = CheckpointStorage::open(&config, "job").unwrap();
-        let backend = RocksDbBackend::open(&dir.path().join("db")).unwrap();
+        let backend =
+            RocksDbBackend::open(&dir.path().join("db"), &RocksDbShared::default()).unwrap();
         let mut state = KeyedState::new(Box::new(backend), KeyGroupRange::all(128), 128);
         let mut uploader = Uploader::new("op-0-x".into());
         let checkpoint = |state: &mut KeyedState, uploader: &mut Uploader, id, completed| {
@@ -254,7 +255,8 @@ mod tests {
         };
         let storage = CheckpointStorage::open(&config, "job").unwrap();
         let range = KeyGroupRange::all(128);
-        let backend = RocksDbBackend::open(&dir.path().join("db")).unwrap();
+        let backend =
+            RocksDbBackend::open(&dir.path().join("db"), &RocksDbShared::default()).unwrap();
         let mut state = KeyedState::new(Box::new(backend), range, 128);
         fill(&mut state, 0..1000);
         let native = state
@@ -267,7 +269,8 @@ mod tests {
         let handle = IncrementalHandle::decode(&first.handle).unwrap();
 
         // A new run takes the checkpoint over and writes a little more.
-        let backend = RocksDbBackend::open(&dir.path().join("db2")).unwrap();
+        let backend =
+            RocksDbBackend::open(&dir.path().join("db2"), &RocksDbShared::default()).unwrap();
         let mut restored = KeyedState::new(Box::new(backend), range, 128);
         let fetched = dir.path().join("fetched");
         download(&handle, &storage, &fetched).unwrap();

@@ -9,12 +9,16 @@
 //!   [`KeyGroupRange`], which is what later makes rescaling possible.
 //! - [`jobgraph`]: the declarative JobGraph read from a YAML or JSON job
 //!   file, with errors that name the file, line and field.
+//! - [`rocksdb_options`]: the RocksDB state backend's settings under Flink's
+//!   `state.backend.rocksdb.*` keys.
 
 pub mod jobgraph;
 pub mod keygroup;
 mod record;
+pub mod rocksdb_options;
 
 pub use keygroup::{KeyGroup, KeyGroupRange};
 pub use record::{
     Batch, Bytes, Origin, Record, StreamElement, WatermarkStatus, json_fields, key_from_json_field,
 };
+pub use rocksdb_options::RocksDbOptions;
