@@ -1,6 +1,7 @@
 //! Value, list and map state scoped to a current key, over any backend.
 
 use std::collections::BTreeSet;
+use std::collections::hash_map::Entry as Slot;
 
 // FxHash: the pending writes are looked up on every state access, and
 // SipHash showed in the Nexmark q5 profile.
@@ -49,9 +50,16 @@ pub struct KeyedState {
     current: Option<Vec<u8>>,
     /// The current key itself.
     current_key: Vec<u8>,
-    /// Registered timers per domain, ordered by `(timestamp, key)`: an
-    /// index over the timer entries stored in the backend.
+    /// Registered timers per domain, ordered by `(timestamp, key)`: the
+    /// timer service itself, on the heap (as Flink's heap timer service);
+    /// the backend holds them as of the last snapshot plus `timer_changes`.
     timers: [BTreeSet<(i64, Vec<u8>)>; 2],
+    /// Timer registrations (`true`) and deletions (`false`) the backend has
+    /// not seen yet, by storage key: the difference between `timers` and
+    /// the backend, applied when a snapshot is taken
+    /// ([`KeyedState::persist_timers`]). A timer registered and fired or
+    /// deleted between two snapshots never reaches the backend.
+    timer_changes: HashMap<Vec<u8>, bool>,
     /// How many timers (both domains) each key with timers has.
     timers_per_key: HashMap<Vec<u8>, u64>,
     kinds: HashMap<String, StateKind>,
@@ -74,6 +82,7 @@ impl KeyedState {
             current: None,
             current_key: Vec::new(),
             timers: [BTreeSet::new(), BTreeSet::new()],
+            timer_changes: HashMap::default(),
             timers_per_key: HashMap::default(),
             kinds: HashMap::default(),
             pending: HashMap::default(),
@@ -180,13 +189,53 @@ impl KeyedState {
                 value: of_key + 1,
             });
         }
-        self.write(storage_key, Some(&[]))?;
+        match self.timer_changes.entry(storage_key) {
+            // Deleted since the last snapshot: the backend still has it.
+            Slot::Occupied(e) => {
+                e.remove();
+            }
+            Slot::Vacant(e) => {
+                e.insert(true);
+            }
+        }
         self.timers[domain.index()].insert(entry);
         *self
             .timers_per_key
             .entry(self.current_key.clone())
             .or_insert(0) += 1;
         Ok(())
+    }
+
+    /// Notes that the timer under `storage_key` is gone: the backend
+    /// forgets it at the next snapshot, unless it never reached it.
+    fn timer_removed(&mut self, storage_key: Vec<u8>) {
+        match self.timer_changes.entry(storage_key) {
+            // Registered since the last snapshot: the backend never saw it.
+            Slot::Occupied(e) => {
+                e.remove();
+            }
+            Slot::Vacant(e) => {
+                e.insert(false);
+            }
+        }
+    }
+
+    /// Applies the timer registrations and deletions since the last
+    /// snapshot to the backend, after the buffered writes.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn persist_timers(&mut self) -> Result<(), StateError> {
+        self.flush()?;
+        if self.timer_changes.is_empty() {
+            return Ok(());
+        }
+        let entries = self
+            .timer_changes
+            .drain()
+            .map(|(key, added)| (key, added.then(Vec::new)))
+            .collect();
+        self.backend.write_batch(entries)
     }
 
     /// One timer of `key` fewer in [`KeyedState::timers_per_key`].
@@ -206,10 +255,8 @@ impl KeyedState {
     pub fn delete_timer(&mut self, domain: TimerDomain, timestamp: i64) -> Result<(), StateError> {
         let storage_key = self.timer_storage_key(domain, timestamp)?;
         let entry = (timestamp, self.current_key.clone());
-        // Storage first: a refused write leaves index and storage agreeing.
-        if self.timers[domain.index()].contains(&entry) {
-            self.write(storage_key, None)?;
-            self.timers[domain.index()].remove(&entry);
+        if self.timers[domain.index()].remove(&entry) {
+            self.timer_removed(storage_key);
             self.timer_gone(&entry.1);
         }
         Ok(())
@@ -243,8 +290,7 @@ impl KeyedState {
         };
         self.set_current_key(&key)?;
         let storage_key = self.timer_storage_key(domain, timestamp)?;
-        // Storage first: a refused write leaves index and storage agreeing.
-        self.write(storage_key, None)?;
+        self.timer_removed(storage_key);
         self.timers[domain.index()].pop_first();
         self.timer_gone(&key);
         Ok(Some((timestamp, key)))
@@ -282,7 +328,7 @@ impl KeyedState {
     /// # Errors
     /// Storage failures; an entry too long for the format.
     pub fn snapshot_bytes(&mut self) -> Result<Vec<u8>, StateError> {
-        self.flush()?;
+        self.persist_timers()?;
         let mut writer = crate::SnapshotWriter::default();
         for group in self.range.start..=self.range.end {
             self.backend
@@ -335,7 +381,7 @@ impl KeyedState {
         &mut self,
         dir: &std::path::Path,
     ) -> Result<Option<crate::NativeCheckpoint>, StateError> {
-        self.flush()?;
+        self.persist_timers()?;
         self.backend.native_checkpoint(dir)
     }
 
@@ -378,6 +424,7 @@ impl KeyedState {
         })?;
         self.pending.clear();
         self.pending_bytes = 0;
+        self.timer_changes.clear();
         if self.backend.adopt_native(dir)? {
             return Ok(());
         }
@@ -829,12 +876,53 @@ mod tests {
             Some((1, &b"c"[..]))
         );
         state.flush().unwrap();
-        // Only the processing-time timer is left in the backend.
+        // Timers reach the backend only when a snapshot is taken, and only
+        // those still registered then: here the processing-time one.
+        assert!(state.backend.scan_prefix(&[]).unwrap().is_empty());
+        state.persist_timers().unwrap();
         assert_eq!(state.backend.scan_prefix(&[]).unwrap().len(), 1);
+    }
+
+    /// Timers changed again and again between snapshots: what the backend
+    /// holds at each snapshot is exactly the registered timers.
+    fn timers_in_snapshots_are_the_registered_ones(backend: Box<dyn StateBackend>) {
+        let ev = TimerDomain::EventTime;
+        let mut s = KeyedState::new(backend, KeyGroupRange::all(128), 128);
+        let restored = |s: &mut KeyedState| {
+            let bytes = s.snapshot_bytes().unwrap();
+            let mut fresh =
+                KeyedState::new(Box::new(MemoryBackend::new()), KeyGroupRange::all(128), 128);
+            fresh.restore([bytes.as_slice()]).unwrap();
+            let mut fired = Vec::new();
+            while let Some((ts, key)) = fresh.pop_due_timer(ev, i64::MAX).unwrap() {
+                fired.push((ts, String::from_utf8(key).unwrap()));
+            }
+            fired
+        };
+        s.set_current_key(b"a").unwrap();
+        s.register_timer(ev, 1).unwrap();
+        s.register_timer(ev, 2).unwrap();
+        assert_eq!(restored(&mut s), [(1, "a".into()), (2, "a".into())]);
+        // Persisted, deleted, registered again; persisted and deleted;
+        // registered and deleted before any snapshot saw it.
+        s.delete_timer(ev, 1).unwrap();
+        s.register_timer(ev, 1).unwrap();
+        s.delete_timer(ev, 2).unwrap();
+        s.set_current_key(b"b").unwrap();
+        s.register_timer(ev, 3).unwrap();
+        s.delete_timer(ev, 3).unwrap();
+        s.register_timer(ev, 4).unwrap();
+        assert_eq!(restored(&mut s), [(1, "a".into()), (4, "b".into())]);
+        assert_eq!(s.pop_due_timer(ev, 1).unwrap(), Some((1, b"a".to_vec())));
+        assert_eq!(restored(&mut s), [(4, "b".into())]);
+        assert_eq!(s.pop_due_timer(ev, 9).unwrap(), Some((4, b"b".to_vec())));
+        assert_eq!(restored(&mut s), []);
+        assert!(s.backend.scan_prefix(&[]).unwrap().is_empty());
     }
 
     fn suite(make: &dyn Fn() -> Box<dyn StateBackend>) {
         timers_fire_in_order_deduplicated_and_deletable(make());
+        timers_in_snapshots_are_the_registered_ones(make());
         value_state_is_scoped_to_the_key(make());
         list_state_keeps_order(make());
         map_state_is_ordered_and_isolated(make());
