@@ -243,6 +243,27 @@ fn with_full_rocksdb_snapshots_a_trap_recovers_exactly_once() {
     assert_eq!(shared, 0, "full snapshots share no file");
 }
 
+/// The z-score rule in event time: each reading waits in map state with
+/// an event-time timer until the watermark passes it, so every checkpoint
+/// holds thousands of pending timers (kept on the heap between
+/// checkpoints, written to the backend only by the snapshot).
+fn event_time_zscore_rest() -> String {
+    zscore_rest().replace("threshold: 3.0 }", "threshold: 3.0, event_time: true }")
+}
+
+#[test]
+fn a_trap_in_the_event_time_zscore_job_recovers_its_timers_exactly_once() {
+    let shared = assert_trap_recovers_exactly_once(&event_time_zscore_rest(), &[]);
+    assert!(shared > 0, "the state is checkpointed incrementally");
+}
+
+#[test]
+fn with_full_snapshots_the_event_time_zscore_job_recovers_its_timers_exactly_once() {
+    let incremental_off = "execution.checkpointing.incremental=false";
+    let shared = assert_trap_recovers_exactly_once(&event_time_zscore_rest(), &[incremental_off]);
+    assert_eq!(shared, 0, "full snapshots share no file");
+}
+
 #[test]
 fn a_trap_before_an_event_time_window_recovers_exactly_once() {
     assert_eq!(assert_trap_recovers_exactly_once(WINDOW_REST, &[]), 0);
