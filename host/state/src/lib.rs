@@ -22,7 +22,7 @@ pub use backend::{
     EntryVisitor, MemoryBackend, NativeCheckpoint, NativeFile, RocksDbBackend, RocksDbShared,
     StateBackend, scan_native,
 };
-pub use keyed::{KeyedState, PENDING_ENTRY_OVERHEAD, TimerDomain};
+pub use keyed::{DEFAULT_WRITE_BACK_BYTES, KeyedState, PENDING_ENTRY_OVERHEAD, TimerDomain};
 pub use weir_snapshot::{
     KeyedSnapshot, SnapshotEntries, SnapshotWriter, StateKind, StorageKey, snapshot_entries,
 };

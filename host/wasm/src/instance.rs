@@ -523,7 +523,7 @@ impl OperatorInstance {
             };
             let (timestamp, key) = match due {
                 Ok(Some(due)) => due,
-                // State writes of all the calls go to the backend in one batch.
+                // State writes of all the calls end as one call's.
                 Ok(None) => {
                     return self
                         .flush_state()
@@ -602,11 +602,13 @@ impl OperatorInstance {
             .map(|(ts, _)| ts)
     }
 
-    /// Applies the state writes the guest made during the last call.
+    /// Ends the guest call for keyed state: its write-back buffer is
+    /// applied to the backend once it passes its budget
+    /// ([`KeyedState::end_call`]).
     fn flush_state(&mut self) -> wasmtime::Result<()> {
         let data = self.store.data_mut();
         if let Some(state) = data.state.as_mut()
-            && let Err(e) = state.flush()
+            && let Err(e) = state.end_call()
         {
             data.host_error = Some(e.to_string());
             wasmtime::bail!("{e}");
