@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Keyed state and timers of a UDF (issue 24's benchmark, Weir's side): NAB
+# copied N times (default 20: 7,311,160 rows, 1,160 series) into one CSV
+# sorted by time (`series,timestamp,value`), keyed by series, through
+# `udfs/nab-zscore`
+#   - in event time (readings buffered in map state until the watermark,
+#     1 h behind, passes them; an event-time timer per reading), and
+#   - in arrival order (Welford statistics in value state per reading),
+# each with the RocksDB and the memory state backend, at parallelism 1,
+# into a blackhole. Runs alternate (RocksDB, memory, RocksDB, ...) so the
+# machine's drift hits both; prints each run's CPU seconds (user + system
+# of the whole process), the medians, rows per CPU-second and the ratio.
+#
+# Usage: bench/state.sh [--copies N] [--runs R] [--profile dev|release]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COPIES=20
+RUNS=3
+PROFILE=dev
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --copies) COPIES="$2"; shift 2 ;;
+        --runs) RUNS="$2"; shift 2 ;;
+        --profile) PROFILE="$2"; shift 2 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+NAB="${NAB_DATA:-$(cd .. && pwd)/shared/data/nab/data}"
+[ -d "$NAB" ] || { echo "NAB data not found at $NAB (set NAB_DATA)" >&2; exit 1; }
+source bench/common.sh
+UDF=$("$WEIR" udf build udfs/nab-zscore 2>/dev/null)
+
+echo "machine: $CORES cores; profile: $PROFILE; $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "writing NAB x$COPIES sorted by time ..."
+input="$TMP/nab-sorted.csv"
+{
+    echo "series,timestamp,value"
+    for f in $(cd "$NAB" && find . -name '*.csv' | sort); do
+        series=${f#./}
+        for c in $(seq 1 "$COPIES"); do
+            tail -n +2 "$NAB/$f" | awk -F, -v s="copy$c/$series" '{ print s "," $1 "," $2 }'
+        done
+    done | LC_ALL=C sort -t, -k2,2 -s
+} > "$input"
+rows=$(($(wc -l < "$input") - 1))
+echo "$rows rows"
+
+job() { # $1 backend, $2 event_time (true|false)
+    cat > "$TMP/job-$1-$2.yaml" <<YAML
+name: state-bench
+state_backend: $1
+sources:
+  - id: readings
+    type: file
+    path: $input
+    format: csv
+    key: { field: series }
+    timestamp: { field: timestamp, format: "%Y-%m-%d %H:%M:%S" }
+    watermarks: { max_out_of_orderness: 1h }
+operators:
+  - id: zscore
+    input: readings
+    partition: key_by
+    udf: $UDF
+    config: { warmup: 30, threshold: 4.0, event_time: $2 }
+sinks:
+  - { id: alerts, input: zscore, type: blackhole }
+  - { id: late, input: { from: zscore, output: late }, type: blackhole }
+YAML
+    echo "$TMP/job-$1-$2.yaml"
+}
+
+cpu_of() { # runs `weir run $1`, prints user + system seconds
+    /usr/bin/time -f "%U %S" -o "$TMP/time" "$WEIR" run "$1" -p 1 --no-progress 2> "$TMP/run.txt" \
+        || { cat "$TMP/run.txt"; exit 1; }
+    awk '{ printf "%.2f", $1 + $2 }' "$TMP/time"
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+for event_time in true false; do
+    name=$([ "$event_time" = true ] && echo "event time" || echo "arrival order")
+    rocks=""; memory=""
+    for r in $(seq 1 "$RUNS"); do
+        rocks="$rocks $(cpu_of "$(job rocksdb "$event_time")")"
+        memory="$memory $(cpu_of "$(job memory "$event_time")")"
+    done
+    mr=$(echo "$rocks" | median); mm=$(echo "$memory" | median)
+    echo "$name: RocksDB CPU-s [$rocks ] median $mr = $(awk -v r="$rows" -v s="$mr" 'BEGIN { printf "%.0f", r / s }') rows per CPU-s"
+    echo "$name: memory  CPU-s [$memory ] median $mm = $(awk -v r="$rows" -v s="$mm" 'BEGIN { printf "%.0f", r / s }') rows per CPU-s"
+    echo "$name: RocksDB / memory = $(awk -v a="$mr" -v b="$mm" 'BEGIN { printf "%.2f", a / b }')"
+done
+echo "(Flink's side of this comparison is not scripted yet: issue 23.)"
