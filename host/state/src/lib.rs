@@ -4,7 +4,10 @@
 //! provided: [`RocksDbBackend`] (the default, spills to disk) and
 //! [`MemoryBackend`]. The RocksDB instances of a process's slots share one
 //! bounded block cache and memtable budget ([`RocksDbShared`], Flink's
-//! managed memory). [`KeyedState`] lays value, list and map state over any
+//! managed memory). [`KeyedState`] keeps a write-back buffer of recently
+//! written and read entries in front of the backend (applied past
+//! [`DEFAULT_WRITE_BACK_BYTES`] and at snapshots) and its timers on the heap
+//! (written to the backend only at snapshots). [`KeyedState`] lays value, list and map state over any
 //! backend, with every entry's storage key prefixed by its key group
 //! (big-endian `u16`), so the state of a [`KeyGroupRange`] is one contiguous
 //! range of the map — what snapshots and rescaling will cut along.
