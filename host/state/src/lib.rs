@@ -133,9 +133,10 @@ pub struct StateLimits {
     /// Bytes of one state entry (a value, a whole list, a map entry's
     /// value); default 64 MiB.
     pub max_value_bytes: u64,
-    /// Bytes of writes buffered between two flushes (one guest call):
-    /// keys and values plus [`PENDING_ENTRY_OVERHEAD`] per entry;
-    /// default 256 MiB.
+    /// Bytes the write-back buffer may hold within one guest call (keys
+    /// and values plus [`PENDING_ENTRY_OVERHEAD`] per entry, including
+    /// what earlier calls left in it, at most a quarter of this); a write
+    /// past it fails the call. Default 256 MiB.
     pub max_pending_bytes: u64,
     /// Timers registered in the subtask, both domains; default 1,000,000.
     pub max_timers: u64,
