@@ -89,6 +89,10 @@ pub struct KeyedState {
     pending_bytes: u64,
     /// Bytes `pending` may keep from one guest call to the next.
     write_back_bytes: u64,
+    /// Why applying `pending` or `timer_changes` failed, once it has:
+    /// those writes are gone, so every later use fails
+    /// ([`StateError::WritesLost`]).
+    lost: Option<String>,
     limits: StateLimits,
 }
 
@@ -109,6 +113,7 @@ impl KeyedState {
             pending: HashMap::default(),
             pending_bytes: 0,
             write_back_bytes: DEFAULT_WRITE_BACK_BYTES,
+            lost: None,
             limits: StateLimits::default(),
         }
     }
@@ -257,7 +262,25 @@ impl KeyedState {
             .drain()
             .map(|(key, added)| (key, added.then(Vec::new)))
             .collect();
-        self.backend.write_batch(entries)
+        let written = self.backend.write_batch(entries);
+        self.note_loss(written)
+    }
+
+    /// Fails with [`StateError::WritesLost`] once buffered writes were lost.
+    fn check_not_lost(&self) -> Result<(), StateError> {
+        match &self.lost {
+            Some(why) => Err(StateError::WritesLost(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers that the writes just drained from a buffer were lost when
+    /// `written` is an error, so that every later use fails.
+    fn note_loss(&mut self, written: Result<(), StateError>) -> Result<(), StateError> {
+        if let Err(e) = &written {
+            self.lost = Some(e.to_string());
+        }
+        written
     }
 
     /// One timer of `key` fewer in [`KeyedState::timers_per_key`].
@@ -333,6 +356,7 @@ impl KeyedState {
     /// # Errors
     /// Storage failures; the buffered writes are then lost.
     pub fn flush(&mut self) -> Result<(), StateError> {
+        self.check_not_lost()?;
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -346,7 +370,8 @@ impl KeyedState {
         if entries.is_empty() {
             return Ok(());
         }
-        self.backend.write_batch(entries)
+        let written = self.backend.write_batch(entries);
+        self.note_loss(written)
     }
 
     /// Ends a guest call: flushes the write-back buffer when it holds more
@@ -360,6 +385,7 @@ impl KeyedState {
     /// # Errors
     /// Storage failures; the buffered writes are then lost.
     pub fn end_call(&mut self) -> Result<(), StateError> {
+        self.check_not_lost()?;
         if self.pending_bytes > self.write_back_budget() {
             self.flush()
         } else {
@@ -420,6 +446,9 @@ impl KeyedState {
         &mut self,
         encoded: impl IntoIterator<Item = &'s [u8]>,
     ) -> Result<(), StateError> {
+        // What the guest wrote before the restore (in `open`) goes first,
+        // so restored entries replace it, and no cached read outlives it.
+        self.flush()?;
         let mut batch = Vec::new();
         for bytes in encoded {
             for entry in crate::snapshot_entries(bytes)? {
@@ -453,6 +482,8 @@ impl KeyedState {
     /// As [`KeyedState::restore`]; [`StateError::RocksDb`] when `dir` does
     /// not open as a database.
     pub fn restore_native(&mut self, dir: &std::path::Path) -> Result<(), StateError> {
+        // As in `restore`: earlier writes first, no stale cached reads.
+        self.flush()?;
         let mut batch = Vec::new();
         crate::scan_native(dir, |key, value| self.restore_entry(key, value, &mut batch))?;
         self.backend.write_batch(batch)
@@ -482,9 +513,11 @@ impl KeyedState {
                 )))
             }
         })?;
+        // Buffered entries describe the store being replaced. (Timer
+        // changes stay: they are the difference between the timers still
+        // registered and what the next snapshot must hold.)
         self.pending.clear();
         self.pending_bytes = 0;
-        self.timer_changes.clear();
         if self.backend.adopt_native(dir)? {
             return Ok(());
         }
@@ -555,6 +588,7 @@ impl KeyedState {
     /// backend (then kept in the buffer as a clean entry while the
     /// write-back budget has room, absence included).
     fn read(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.check_not_lost()?;
         if let Some(slot) = self.pending.get(key) {
             return Ok(slot.value.clone());
         }
@@ -578,6 +612,7 @@ impl KeyedState {
     /// Buffers a write, held to the value and pending-bytes limits (an
     /// entry counts its key, its value and [`PENDING_ENTRY_OVERHEAD`]).
     fn write(&mut self, key: Vec<u8>, value: Option<&[u8]>) -> Result<(), StateError> {
+        self.check_not_lost()?;
         let value_len = value.map_or(0, <[u8]>::len) as u64;
         if value_len > self.limits.max_value_bytes {
             return Err(StateError::LimitExceeded {
@@ -967,6 +1002,102 @@ mod tests {
         s.value_set("a", b"1").unwrap();
         s.end_call().unwrap();
         assert_eq!(s.backend.scan_prefix(&[]).unwrap().len(), 1);
+    }
+
+    /// Found in review: a read the guest made in `open` (before the
+    /// restore) was cached as an absence, hid the restored entry, and made
+    /// a later delete of it a no-op.
+    #[test]
+    fn a_restore_replaces_what_was_read_or_written_before_it() {
+        let mut old = state(Box::new(MemoryBackend::new()));
+        old.set_current_key(b"k").unwrap();
+        old.map_put("m", b"x", b"restored").unwrap();
+        old.map_put("m", b"y", b"restored").unwrap();
+        let bytes = old.snapshot_bytes().unwrap();
+
+        let mut s = state(Box::new(MemoryBackend::new()));
+        s.set_current_key(b"k").unwrap();
+        assert_eq!(s.map_get("m", b"x").unwrap(), None);
+        s.map_put("m", b"y", b"from open").unwrap();
+        s.end_call().unwrap();
+        s.restore([bytes.as_slice()]).unwrap();
+        assert_eq!(s.map_get("m", b"x").unwrap(), Some(b"restored".to_vec()));
+        assert_eq!(s.map_get("m", b"y").unwrap(), Some(b"restored".to_vec()));
+        s.map_remove("m", b"x").unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.map_get("m", b"x").unwrap(), None);
+        assert_eq!(s.backend.scan_prefix(&[]).unwrap().len(), 1);
+    }
+
+    /// A memory backend whose writes fail once `fail` is set.
+    struct FailingWrites {
+        inner: MemoryBackend,
+        fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl StateBackend for FailingWrites {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+            self.inner.get(key)
+        }
+        fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+            self.inner.put(key, value)
+        }
+        fn delete(&mut self, key: &[u8]) -> Result<(), StateError> {
+            self.inner.delete(key)
+        }
+        fn for_each_prefix(
+            &self,
+            prefix: &[u8],
+            each: &mut crate::EntryVisitor<'_>,
+        ) -> Result<(), StateError> {
+            self.inner.for_each_prefix(prefix, each)
+        }
+        fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StateError> {
+            self.inner.delete_prefix(prefix)
+        }
+        fn write_batch(
+            &mut self,
+            entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        ) -> Result<(), StateError> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StateError::RocksDb {
+                    path: "test".into(),
+                    message: "no space left on device".into(),
+                });
+            }
+            self.inner.write_batch(entries)
+        }
+        fn name(&self) -> &'static str {
+            "failing"
+        }
+    }
+
+    /// Found in review: a snapshot whose write failed (a declined
+    /// checkpoint, after which the task goes on) dropped the buffered
+    /// writes and timer changes, and later reads saw older values.
+    #[test]
+    fn writes_lost_to_a_failed_flush_fail_every_later_use() {
+        let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let backend = FailingWrites {
+            inner: MemoryBackend::new(),
+            fail: fail.clone(),
+        };
+        let mut s = state(Box::new(backend));
+        s.set_current_key(b"k").unwrap();
+        s.value_set("v", b"1").unwrap();
+        s.register_timer(TimerDomain::EventTime, 5).unwrap();
+        s.end_call().unwrap();
+        fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(
+            s.snapshot_bytes(),
+            Err(StateError::RocksDb { .. })
+        ));
+        fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        let lost = |r: Result<_, StateError>| matches!(r, Err(StateError::WritesLost(_)));
+        assert!(lost(s.value_get("v").map(|_| ())));
+        assert!(lost(s.value_set("v", b"2")));
+        assert!(lost(s.end_call()));
+        assert!(lost(s.snapshot_bytes().map(|_| ())));
     }
 
     #[derive(Debug, Clone)]

@@ -99,6 +99,12 @@ pub enum StateError {
         /// What was asked for.
         value: u64,
     },
+    /// Applying buffered writes (or timer changes) to the backend failed
+    /// earlier, so they are gone: the state no longer matches what the
+    /// guest wrote and every later use fails until the task restarts from
+    /// a checkpoint.
+    #[error("keyed state lost buffered writes when applying them failed: {0}")]
+    WritesLost(String),
 }
 
 impl StateError {

@@ -49,8 +49,8 @@ pub struct RocksDbOptions {
     /// per SST block (default 4 KiB, as Flink).
     pub block_size_bytes: u64,
     /// `state.backend.rocksdb.use-bloom-filter`: a bloom filter per SST
-    /// file and in the memtable, so a get of a key that is not there
-    /// rarely reads a block (default `true`; Flink's is `false`).
+    /// file, so a get of a key that is not there rarely reads a block
+    /// (default `true`; Flink's is `false`).
     pub bloom_filter: bool,
     /// `state.backend.rocksdb.bloom-filter.bits-per-key` (default 10, about
     /// 1 % false positives, as Flink).
