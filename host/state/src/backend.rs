@@ -620,9 +620,11 @@ mod tests {
         }
         // 12 MB written; the cache (with the memtables charged to it) holds
         // what the budget allows, plus at most one entry's overshoot.
+        // ...and at least the memtables (the budget's write-buffer half,
+        // charged to it) and the blocks just read: the instances use it.
         let usage = shared.usage_bytes();
         assert!(
-            usage <= (4 << 20) + (1 << 20),
+            ((1 << 20)..=(4 << 20) + (1 << 20)).contains(&usage),
             "shared cache holds {usage} bytes"
         );
     }

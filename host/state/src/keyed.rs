@@ -216,15 +216,7 @@ impl KeyedState {
                 value: of_key + 1,
             });
         }
-        match self.timer_changes.entry(storage_key) {
-            // Deleted since the last snapshot: the backend still has it.
-            Change::Occupied(e) => {
-                e.remove();
-            }
-            Change::Vacant(e) => {
-                e.insert(true);
-            }
-        }
+        self.note_timer_change(storage_key, true);
         self.timers[domain.index()].insert(entry);
         *self
             .timers_per_key
@@ -233,16 +225,17 @@ impl KeyedState {
         Ok(())
     }
 
-    /// Notes that the timer under `storage_key` is gone: the backend
-    /// forgets it at the next snapshot, unless it never reached it.
-    fn timer_removed(&mut self, storage_key: Vec<u8>) {
+    /// Notes that the timer under `storage_key` was registered (`true`)
+    /// or is gone (`false`). A pending change the other way cancels out:
+    /// a timer registered and gone since the last snapshot never reached
+    /// the backend, and one gone and registered again is still there.
+    fn note_timer_change(&mut self, storage_key: Vec<u8>, registered: bool) {
         match self.timer_changes.entry(storage_key) {
-            // Registered since the last snapshot: the backend never saw it.
             Change::Occupied(e) => {
                 e.remove();
             }
             Change::Vacant(e) => {
-                e.insert(false);
+                e.insert(registered);
             }
         }
     }
@@ -301,7 +294,7 @@ impl KeyedState {
         let storage_key = self.timer_storage_key(domain, timestamp)?;
         let entry = (timestamp, self.current_key.clone());
         if self.timers[domain.index()].remove(&entry) {
-            self.timer_removed(storage_key);
+            self.note_timer_change(storage_key, false);
             self.timer_gone(&entry.1);
         }
         Ok(())
@@ -335,7 +328,7 @@ impl KeyedState {
         };
         self.set_current_key(&key)?;
         let storage_key = self.timer_storage_key(domain, timestamp)?;
-        self.timer_removed(storage_key);
+        self.note_timer_change(storage_key, false);
         self.timers[domain.index()].pop_first();
         self.timer_gone(&key);
         Ok(Some((timestamp, key)))
