@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the host workspace: unit tests, integration tests and
 # end-to-end tests (which build the example UDFs for wasm32-wasip2 on demand),
-# then the Rust guest SDK's unit tests and the fuzz targets' seed corpora.
+# then the Rust guest SDK's unit tests, the Python SDK's and Python UDFs'
+# unit tests (pytest) and the fuzz targets' seed corpora.
 # What it needs (the wasm32-wasip2 target, libclang, componentize-py for the
 # Python UDF tests, moto_server and azure-storage-blob from PyPI and
 # azurite-blob from npm for the object-store checkpoint tests)
@@ -15,6 +16,13 @@ cargo test --workspace --no-fail-fast "$@" || status=$?
 # The Rust guest SDK is its own workspace (it builds for wasm32-wasip2);
 # its unit tests run natively.
 (cd guest-sdk/rust && CARGO_TARGET_DIR="$HOME/.cache/weir/sdk-native" cargo test --no-fail-fast) || status=$?
+# The Python SDK's unit tests and the Python UDFs' own, on the host (no
+# Wasm; the Rust tests above build and run the same code as components).
+(cd guest-sdk/python && PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q -p no:cacheprovider tests) || status=$?
+for udf in udfs/*/test_app.py; do
+    (cd "$(dirname "$udf")" && PYTHONPATH="$OLDPWD/guest-sdk/python" PYTHONDONTWRITEBYTECODE=1 \
+        python3 -m pytest -q -p no:cacheprovider test_app.py) || status=$?
+done
 # The fuzz targets' seed corpora (regression inputs included) replayed
 # through the targets, built plainly (scripts/fuzz.sh fuzzes them).
 (cd fuzz && CARGO_TARGET_DIR="$HOME/.cache/weir/fuzz-native" cargo test --no-fail-fast) || status=$?

@@ -239,9 +239,10 @@ _wb_has_libclang() {
 # The test profile's PyPI packages, at the versions the tests were written
 # against: one line per package to install, then one `pip install`.
 _wb_python_packages() {
-    local specs=(componentize-py==0.25.1 'moto[server]==5.2.1' azure-storage-blob==12.31.1 openapi-spec-validator==0.9.0)
+    local specs=(componentize-py==0.25.1 pytest==9.2.0 'moto[server]==5.2.1' azure-storage-blob==12.31.1 openapi-spec-validator==0.9.0)
     local whys=(
         "the Python UDF tests build their components with it"
+        "the Python SDK's and Python UDFs' unit tests run with it"
         "its S3 server (moto_server) backs the s3:// checkpoint tests"
         "the az:// checkpoint tests prepare Azurite's containers with it"
         "the JobManager tests validate its OpenAPI document with it"
@@ -258,7 +259,7 @@ _wb_python_packages() {
     fi
     # `pip show` lists the installed ones among them (and warns about the rest).
     local shown version
-    shown=$(python3 -m pip show componentize-py moto azure-storage-blob openapi-spec-validator 2>/dev/null) || shown=
+    shown=$(python3 -m pip show componentize-py pytest moto azure-storage-blob openapi-spec-validator 2>/dev/null) || shown=
     local writable
     writable=$(python3 -c 'import os, sysconfig; print(int(os.access(sysconfig.get_paths()["purelib"], os.W_OK)))' 2>/dev/null) || writable=0
     local todo=()

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use weir_tests::emulators::Emulator;
-use weir_tests::{nab_dir, read_parts, rust_udf};
+use weir_tests::{nab_dir, read_parts, repo_root, rust_udf};
 
 /// A reading that occurs once in NAB, at line 20001 of the longest series
 /// (`machine_temperature_system_failure`, 22 695 readings): with the files
@@ -255,6 +255,22 @@ fn event_time_zscore_rest() -> String {
 fn a_trap_in_the_event_time_zscore_job_recovers_its_timers_exactly_once() {
     let shared = assert_trap_recovers_exactly_once(&event_time_zscore_rest(), &[]);
     assert!(shared > 0, "the state is checkpointed incrementally");
+}
+
+/// The same rule written in Python (`udfs/nab-zscore-python`, built by
+/// `weir run` with componentize-py): its keyed state and timers live in
+/// the host, so a restart from a checkpoint gives the fault-free output
+/// although the interpreter and every Python object in it are recreated.
+#[test]
+fn a_python_udf_recovers_its_state_and_timers_exactly_once() {
+    let rust = rust_udf("nab-zscore").unwrap();
+    let python = repo_root().join("udfs/nab-zscore-python");
+    let rest = event_time_zscore_rest().replace(
+        &rust.display().to_string(),
+        &python.display().to_string(),
+    );
+    assert!(rest.contains("nab-zscore-python"), "{rest}");
+    assert_trap_recovers_exactly_once(&rest, &[]);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The NAB anomaly job's alerts equal an independent computation of the
 //! z-score rule (written here, not by calling the engine), at parallelism 1
-//! and 2, with default and non-default `warmup`/`threshold`.
+//! and 2, with default and non-default `warmup`/`threshold`, with the Rust
+//! detector (`udfs/nab-zscore`) and the Python one (`udfs/nab-zscore-python`):
+//! both equal the oracle exactly, so their alerts are identical.
 
 #![allow(clippy::unwrap_used)]
 
@@ -31,6 +33,10 @@ fn oracle(data: &Path, warmup: u64, threshold: f64) -> (BTreeMap<String, Vec<Ale
 }
 
 fn job_yaml(data: &Path, out: &Path, config: &str) -> String {
+    job_yaml_with(data, out, config, "nab-zscore")
+}
+
+fn job_yaml_with(data: &Path, out: &Path, config: &str, udf: &str) -> String {
     format!(
         r#"name: nab-anomaly-test
 sources:
@@ -56,12 +62,17 @@ sinks:
 "#,
         data = data.display(),
         out = out.display(),
-        udf = repo_root().join("udfs/nab-zscore").display(),
+        udf = repo_root().join("udfs").join(udf).display(),
     )
 }
 
 /// Runs the job and checks it against the oracle, series by series, in order.
 fn check(parallelism: u32, warmup: Option<u64>, threshold: Option<f64>) {
+    check_udf("nab-zscore", parallelism, warmup, threshold);
+}
+
+/// [`check`] with the detector in `udfs/<udf>`.
+fn check_udf(udf: &str, parallelism: u32, warmup: Option<u64>, threshold: Option<f64>) {
     let data = nab_dir().join("data");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("alerts");
@@ -80,7 +91,7 @@ fn check(parallelism: u32, warmup: Option<u64>, threshold: Option<f64>) {
     };
     let summary = run_yaml(
         dir.path(),
-        &job_yaml(&data, &out, &config),
+        &job_yaml_with(&data, &out, &config, udf),
         Some(parallelism),
     )
     .expect("job runs");
@@ -157,6 +168,16 @@ fn nab_alerts_match_oracle_at_parallelism_1_with_custom_config() {
 #[test]
 fn nab_alerts_match_oracle_at_parallelism_2_with_custom_config() {
     check(2, Some(5), Some(2.5));
+}
+
+#[test]
+fn the_python_detector_matches_the_oracle_at_parallelism_2_with_defaults() {
+    check_udf("nab-zscore-python", 2, None, None);
+}
+
+#[test]
+fn the_python_detector_matches_the_oracle_at_parallelism_2_with_custom_config() {
+    check_udf("nab-zscore-python", 2, Some(5), Some(2.5));
 }
 
 #[test]

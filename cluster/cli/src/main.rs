@@ -299,13 +299,33 @@ fn key_values(define: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 
 #[derive(Subcommand)]
 enum UdfCommand {
-    /// Build a Rust UDF crate into a WebAssembly component (wasm32-wasip2).
+    /// Create a UDF project: the function, a unit test, a README, a sample
+    /// input and a job that runs it (`cd DIR && weir run job.yaml`).
+    New {
+        /// The project directory to create; its name names the function.
+        dir: PathBuf,
+        /// The language: rust or python.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// What the function does: map, filter, flat-map, keyed-process or
+        /// aggregate.
+        #[arg(long, default_value = "map")]
+        kind: String,
+    },
+    /// Build a UDF project (Rust crate or Python `app.py`) into a
+    /// WebAssembly component; cached by content.
     Build {
-        /// The crate directory.
+        /// The project directory.
         dir: PathBuf,
         /// Copy the component here (default: print where it was built).
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Run a UDF project's unit tests on the host (pytest or cargo test).
+    Test {
+        /// The project directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
     /// Upload a component to a JobManager; prints its artifact id.
     Upload {
@@ -463,7 +483,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Udf {
             command: UdfCommand::Build { dir, output },
         } => {
-            let wasm = weir_cli::udf::build_rust_udf(&dir)?;
+            let wasm = weir_cli::udf::build_udf(&dir)?;
             match output {
                 Some(out) => {
                     std::fs::copy(&wasm, &out).map_err(|e| {
@@ -473,6 +493,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => println!("{}", wasm.display()),
             }
+            Ok(())
+        }
+        Command::Udf {
+            command: UdfCommand::New { dir, lang, kind },
+        } => {
+            let language: weir_cli::udf::Language =
+                lang.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let kind: weir_cli::udf::Kind = kind.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let files = weir_cli::udf::new_project(&dir, language, kind)?;
+            for file in files {
+                println!("{}", dir.join(file).display());
+            }
+            eprintln!(
+                "created {}: `cd {} && weir udf test && weir run job.yaml`",
+                dir.display(),
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Udf {
+            command: UdfCommand::Test { dir },
+        } => {
+            weir_cli::udf::test_udf(&dir)?;
             Ok(())
         }
         Command::Udf {

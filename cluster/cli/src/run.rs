@@ -8,7 +8,7 @@ use std::time::Duration;
 use weir_task::{JobError, JobMetrics, JobSummary, RunConfig};
 use weir_types::jobgraph::{JobGraph, JobGraphError, line_of};
 
-use crate::udf::{BuildError, build_rust_udf};
+use crate::udf::{BuildError, build_udf};
 
 /// Why `weir run` failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,8 @@ pub fn load_job(path: &Path, options: &RunOptions) -> Result<JobGraph, RunError>
 }
 
 /// Resolves every operator's `udf` (relative to the job file's directory):
-/// a `.wasm` file is used as is, a directory is built as a Rust UDF crate.
+/// a `.wasm` file is used as is, a directory is built as a UDF project of
+/// its language (Rust or Python).
 ///
 /// # Errors
 /// [`RunError::MissingUdf`] or [`RunError::Build`].
@@ -96,7 +97,7 @@ pub fn resolve_udfs(job: &JobGraph, job_file: &Path) -> Result<HashMap<String, P
                 path.display(),
                 op.id
             );
-            build_rust_udf(&path).map_err(|source| RunError::Build {
+            build_udf(&path).map_err(|source| RunError::Build {
                 operator: op.id.clone(),
                 source,
             })?

@@ -1,71 +1,10 @@
-//! Building Rust UDF crates into WebAssembly components.
+//! Building Rust UDF crates into WebAssembly components (cargo).
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Makes the child started by `command` get SIGKILL when the thread that
-/// starts it (this process, for a build) dies, even by SIGKILL: a killed
-/// `weir` must not leave a `cargo` behind holding the build lock
-/// (Linux's `PR_SET_PDEATHSIG`; elsewhere nothing).
-#[allow(unsafe_code)]
-fn dies_with_this_process(command: &mut Command) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        let parent = std::process::id();
-        // SAFETY: the closure runs between fork and exec and calls only
-        // async-signal-safe functions (prctl, getppid, _exit).
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent died before the prctl: no signal would come.
-                if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = command;
-}
-
-/// Why a UDF could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The directory has no Cargo.toml.
-    #[error(
-        "{0} is not a Rust UDF crate (no Cargo.toml); give a crate directory or a .wasm component"
-    )]
-    NotACrate(PathBuf),
-    /// cargo could not be started.
-    #[error("cannot run cargo to build {dir}: {source}")]
-    Cargo {
-        /// The crate.
-        dir: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The wasm32-wasip2 target is missing.
-    #[error("building {0} needs the wasm32-wasip2 target: run `rustup target add wasm32-wasip2`")]
-    MissingTarget(PathBuf),
-    /// The build failed (cargo printed the compiler errors above).
-    #[error("building the UDF {dir} failed (cargo's errors are above): exit status {status}")]
-    Failed {
-        /// The crate.
-        dir: PathBuf,
-        /// cargo's exit status.
-        status: String,
-    },
-    /// The build produced no `.wasm` (for example no `crate-type = ["cdylib"]`).
-    #[error(
-        "building {0} produced no .wasm component; does its Cargo.toml say `[lib] crate-type = [\"cdylib\"]`?"
-    )]
-    NoArtifact(PathBuf),
-}
+use super::{BuildError, dies_with_this_process};
 
 /// Builds the Rust UDF crate in `dir` for `wasm32-wasip2` (release profile)
 /// and returns the path of the component. cargo's incremental build makes a
