@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::udf::{BuildError, build_rust_udf};
+use crate::udf::{BuildError, build_udf};
 
 /// The JobManager URL when neither `--jobmanager` nor `WEIR_JOBMANAGER` is given.
 pub const DEFAULT_JOBMANAGER: &str = "http://127.0.0.1:8081";
@@ -206,8 +206,8 @@ impl Client {
             .to_string())
     }
 
-    /// Submits a job file: every `udf:` that is a local `.wasm` or a Rust
-    /// UDF crate (relative to the job file) is built if needed, uploaded,
+    /// Submits a job file: every `udf:` that is a local `.wasm` or a UDF
+    /// project directory (Rust or Python; relative to the job file) is built if needed, uploaded,
     /// and named by its artifact id. Returns the job id. `defines` as for
     /// [`Client::submit_text`].
     ///
@@ -258,7 +258,7 @@ impl Client {
                 let path = base.join(udf);
                 let wasm = if path.is_dir() {
                     eprintln!("Building UDF {} for operator `{id}` ...", path.display());
-                    build_rust_udf(&path).map_err(|source| ClientError::Build {
+                    build_udf(&path).map_err(|source| ClientError::Build {
                         operator: id.clone(),
                         source,
                     })?

@@ -95,7 +95,7 @@ def test_raw_input_and_bytes_output_skip_json():
             return value.upper()
 
     h = Harness(Upper)
-    assert h.runtime.process([(None, b"abc", None)])[0].value == b"ABC"
+    assert h.process([b"abc"])[0].value == b"ABC"
 
 
 class Counter(weir.KeyedProcessFunction):

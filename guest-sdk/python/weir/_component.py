@@ -111,18 +111,18 @@ else:
             _wit_logging.log(_LEVELS.get(level, _wit_logging.Level.INFO), message)
 
     _runtime.set_host(_WitHost())  # type: ignore[arg-type]
-    _operator = _runtime.Runtime(_kind, _cls)
-
-    def _outputs(emitted: List[_runtime.Emitted]) -> List[_types.Output]:
-        out: List[_types.Output] = []
-        for e in emitted:
-            if e.kind == "emit":
-                out.append(_types.Output_Emit(_types.StreamRecord(e.key, e.value, e.timestamp)))
-            elif e.kind == "side":
-                out.append(_types.Output_Side(_types.SideRecord(e.output, _types.StreamRecord(e.key, e.value, e.timestamp))))
-            else:
-                out.append(_types.Output_Error(_types.RecordError(e.input, e.message)))
-        return out
+    _Emit, _Side, _Error = _types.Output_Emit, _types.Output_Side, _types.Output_Error
+    _Record, _SideRecord, _RecordError = _types.StreamRecord, _types.SideRecord, _types.RecordError
+    # The WIT's output values, built once per output.
+    _operator = _runtime.Runtime(
+        _kind,
+        _cls,
+        _runtime.OutputFactories(
+            lambda key, value, timestamp: _Emit(_Record(key, value, timestamp)),
+            lambda output, key, value, timestamp: _Side(_SideRecord(output, _Record(key, value, timestamp))),
+            lambda index, message: _Error(_RecordError(index, message)),
+        ),
+    )
 
     class Handler(wit_world.exports.Handler):
         def open(self, ctx: _types.Context) -> None:
@@ -130,10 +130,10 @@ else:
             _fail(_operator.open(ctx.config, s.operator_id, s.index, s.parallelism, s.max_parallelism, s.attempt))
 
         def process(self, batch: List[_types.StreamRecord]) -> List[_types.Output]:
-            return _outputs(_operator.process((r.key, r.value, r.timestamp) for r in batch))
+            return _operator.process(batch)
 
         def on_timer(self, key: bytes, timestamp: int, domain: _types.TimeDomain) -> List[_types.Output]:
-            return _outputs(_operator.on_timer(key, timestamp, _DOMAIN_NAMES[domain]))
+            return _operator.on_timer(key, timestamp, _DOMAIN_NAMES[domain])
 
         def close(self) -> None:
             _fail(_operator.close())

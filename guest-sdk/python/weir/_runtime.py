@@ -66,23 +66,28 @@ def host() -> Host:
 
 # --- keyed state within one call -------------------------------------------
 
-_ABSENT = b"\x00weir:absent"  # a sentinel no encoded value can equal (never stored)
+_ABSENT: Any = object()  # "no value" in the state cache (never stored)
+_MISSING: Any = object()  # "not in the cache"
 VALUE, MAP = 0, 2
 
 
 class StateCache:
     """Value and map state read or written during one call of the host
-    (one batch, one timer), kept in the guest and written back at the end
-    of the call.
+    (one batch, one timer), kept decoded in the guest and written back,
+    encoded, at the end of the call.
 
     Each import call crosses the component boundary and, in Python, lowers
-    its arguments and lifts its result; records of one key often come
-    several to a batch, so the state a batch needs is read once and written
-    once per key instead of once per record. The host forgets the current
-    key between calls, and nothing else changes keyed state during one, so
-    writing back at the end of the call is what writing through would have
-    left. List state and whole-map reads go to the host (after the writes
-    buffered so far); timers are not state and go straight through."""
+    its arguments and lifts its result, and each JSON encoding or decoding
+    runs in the interpreter; records of one key often come several to a
+    batch, so the state a batch needs is read and decoded once and encoded
+    and written once per key, instead of once per record. The host forgets
+    the current key between calls, and nothing else changes keyed state
+    during one, so writing back at the end of the call is what writing
+    through would have left. As with Flink's heap state backend, a value
+    read from state is the cached object itself: change it and `update` it
+    (a change without `update` is not written). List state and whole-map
+    reads go to the host (after the writes buffered so far); timers are
+    not state and go straight through."""
 
     __slots__ = ("host", "key", "host_key", "values", "dirty")
 
@@ -92,7 +97,7 @@ class StateCache:
         self.key: Optional[bytes] = None
         #: The key the host was last told, in this call.
         self.host_key: Optional[bytes] = None
-        #: (key, kind, name, map key) -> encoded value or `_ABSENT`
+        #: (key, kind, name, map key bytes) -> decoded value or _ABSENT
         self.values: dict = {}
         #: slots written in this call, in order (a dict as an ordered set)
         self.dirty: dict = {}
@@ -111,21 +116,27 @@ class StateCache:
             self.host_key = self.key
         return self.host
 
-    def get(self, kind: int, name: str, map_key: Optional[bytes]) -> Optional[bytes]:
+    def get(self, kind: int, name: str, map_key: Optional[bytes], raw: bool) -> Any:
+        """The decoded value (`bytes` when `raw`), or `_ABSENT`."""
         slot = (self.key, kind, name, map_key)
-        data = self.values.get(slot)
-        if data is None:
+        found = self.values.get(slot, _MISSING)
+        if found is _MISSING:
             h = self.sync_key()
             data = h.value_get(name) if kind == VALUE else h.map_get(name, map_key)  # type: ignore[arg-type]
-            self.values[slot] = _ABSENT if data is None else data
-            return data
-        return None if data is _ABSENT else data
+            if data is None:
+                self.values[slot] = _ABSENT
+                return _ABSENT
+            value = data if raw else decode(data)
+            self.values[slot] = value
+            return value
+        return found
 
-    def put(self, kind: int, name: str, map_key: Optional[bytes], data: bytes) -> None:
+    def put(self, kind: int, name: str, map_key: Optional[bytes], value: Any) -> None:
+        """Sets the value (`_ABSENT` removes it); encoded at the flush."""
         if self.key is None:
             self.sync_key()  # raises
         slot = (self.key, kind, name, map_key)
-        self.values[slot] = data
+        self.values[slot] = value
         self.dirty[slot] = None
 
     def flush(self) -> None:
@@ -137,24 +148,19 @@ class StateCache:
                 if self.host_key != key:
                     h.set_current_key(key)
                     self.host_key = key
-                data = self.values[slot]
+                value = self.values[slot]
                 if kind == VALUE:
-                    if data is _ABSENT:
+                    if value is _ABSENT:
                         h.value_clear(name)
                     else:
-                        h.value_set(name, data)
-                elif data is _ABSENT:
+                        h.value_set(name, encode(value))
+                elif value is _ABSENT:
                     h.map_remove(name, map_key)
                 else:
-                    h.map_put(name, map_key, data)
+                    h.map_put(name, map_key, encode(value))
             self.dirty.clear()
         if self.values:
             self.values.clear()
-
-    def forget_map(self, name: str) -> None:
-        """Drops the cached entries of the current key's map `name`, after
-        writing back pending writes (before a whole-map read or clear)."""
-        self.flush()
 
 
 _cache: Optional[StateCache] = None
@@ -170,16 +176,46 @@ def cache() -> StateCache:
 # --- encoding ---------------------------------------------------------------
 
 
+_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_json_decoder = json.JSONDecoder()
+_scan_once = _json_decoder.scan_once
+
+
+def _json_decode(text: str) -> Any:
+    """`json.loads` of a str, calling the scanner directly when the text
+    starts with the value (as every JSON the host and the SDKs write does):
+    the decoder's own wrapper costs two Python calls and two regular
+    expression matches per value. Anything else takes the decoder's path,
+    with its error messages."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return _json_decoder.decode(text)
+    if end != len(text) and text[end:].strip():
+        return _json_decoder.decode(text)  # raises "Extra data"
+    return value
+
+
 def encode(value: Any) -> bytes:
     """A value as the bytes Weir keeps: `bytes` as they are, anything else
-    as compact JSON (the format of the Rust SDK's serde_json)."""
+    as compact JSON (the format of the Rust SDK's serde_json). Raises
+    `ValueError` for NaN and infinities, which JSON cannot hold."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _json_encode(value).encode()
 
 
 def decode(data: bytes) -> Any:
-    return json.loads(data)
+    """JSON bytes as a Python value; `ValueError` when they are not JSON."""
+    return _json_decode(data.decode())
+
+
+def encode_key(key: Any) -> bytes:
+    """A map key's bytes: its JSON, as `encode`, with a fast path for the
+    common integer keys (timestamps)."""
+    if type(key) is int:
+        return str(key).encode()
+    return encode(key)
 
 
 # --- errors and outputs -----------------------------------------------------
@@ -229,6 +265,33 @@ class Emitted:
     output: str = ""  # the side output's name
     input: int = 0  # the failed input's index (errors)
     message: str = ""  # the error message
+
+
+class OutputFactories:
+    """How a runtime builds its outputs: the component builds the WIT's
+    `output` values directly, the test harness `Emitted` ones."""
+
+    __slots__ = ("emit", "side", "error")
+
+    def __init__(
+        self,
+        emit: Callable[[Optional[bytes], bytes, Optional[int]], Any],
+        side: Callable[[str, Optional[bytes], bytes, Optional[int]], Any],
+        error: Callable[[int, str], Any],
+    ):
+        #: `emit(key, value, timestamp)`
+        self.emit = emit
+        #: `side(output, key, value, timestamp)`
+        self.side = side
+        #: `error(input index, message)`
+        self.error = error
+
+
+EMITTED = OutputFactories(
+    lambda key, value, timestamp: Emitted("emit", key, value, timestamp),
+    lambda output, key, value, timestamp: Emitted("side", key, value, timestamp, output=output),
+    lambda index, message: Emitted("error", input=index, message=message),
+)
 
 
 # --- contexts ---------------------------------------------------------------
@@ -347,15 +410,20 @@ def _failure(what: str, error: BaseException) -> str:
 class Runtime:
     """Drives one user function through the calls of the operator world.
 
-    `kind` is `map`, `filter`, `flat_map` or `keyed_process`; `function` is
-    the user's class (instantiated in `open`). Every method returns what
-    the WIT call returns, in plain Python (`Emitted` outputs)."""
+    `kind` is `map`, `filter`, `flat_map` or `keyed_process`; `cls` is the
+    user's class (instantiated in `open`); `outputs` builds the outputs
+    (`Emitted` ones by default). Every method returns what the WIT call
+    returns, in plain Python."""
 
-    def __init__(self, kind: str, cls: Callable[[], Any]):
+    def __init__(self, kind: str, cls: Callable[[], Any], outputs: Optional["OutputFactories"] = None):
         self.kind = kind
         self.cls = cls
         self.function: Any = None
         self.raw_input = bool(getattr(cls, "raw_input", False))
+        factories = outputs or EMITTED
+        self.make_emit = factories.emit
+        self.make_side = factories.side
+        self.make_error = factories.error
 
     # lifecycle
 
@@ -408,48 +476,62 @@ class Runtime:
 
     # records
 
-    def process(self, batch: Iterable[Tuple[Optional[bytes], bytes, Optional[int]]]) -> List[Emitted]:
-        """Runs a batch of `(key, value, timestamp)` records."""
-        out: List[Emitted] = []
-        function = self.function
-        raw = self.raw_input
-        kind = self.kind
-        keyed = kind == "keyed_process"
-        state = cache() if keyed else None
+    def process(self, batch: Iterable[Any]) -> List[Any]:
+        """Runs a batch of records (objects with `key`, `value` and
+        `timestamp`) and returns the outputs the factories made."""
+        out: List[Any] = []
+        state = cache() if self.kind == "keyed_process" else None
         if state is not None:
             state.begin()
         try:
-            self._process(batch, out, function, raw, kind, state)
+            self._process(batch, out, state)
         finally:
             if state is not None:
                 state.flush()
         return out
 
-    @staticmethod
-    def _process(batch: Iterable[Tuple[Optional[bytes], bytes, Optional[int]]], out: List[Emitted], function: Any, raw: bool, kind: str, state: Optional[StateCache]) -> None:
-        for index, (key, value, timestamp) in enumerate(batch):
+    def _process(self, batch: Iterable[Any], out: List[Any], state: Optional[StateCache]) -> None:
+        function = self.function
+        raw = self.raw_input
+        kind = self.kind
+        emit, error = self.make_emit, self.make_error
+        append = out.append
+        # One context for the whole batch: valid during `process_element` only.
+        ctx = Context(None, None)
+        for index, record in enumerate(batch):
+            key = record.key
+            timestamp = record.timestamp
             try:
-                try:
-                    item = value if raw else json.loads(value)
-                except ValueError as e:
-                    raise RecordError(f"invalid JSON input: {e}") from None
-                if kind == "map":
-                    _emit(out, function.map(item), key, timestamp)
-                elif kind == "filter":
-                    if function.filter(item):
-                        out.append(Emitted("emit", key, value, timestamp))
-                elif kind == "flat_map":
-                    _emit_all(out, function.flat_map(item), key, timestamp)
+                if raw:
+                    item = record.value
                 else:
+                    try:
+                        item = _json_decode(record.value.decode())
+                    except ValueError as e:
+                        raise RecordError(f"invalid JSON input: {e}") from None
+                if kind == "keyed_process":
                     if key is None:
                         raise RecordError("keyed_process needs a keyed stream (key_by) but the record has no key")
                     state.key = key  # type: ignore[union-attr]
-                    _emit_all(out, function.process_element(item, Context(key, timestamp)), key, timestamp)
+                    ctx.key = key
+                    ctx.timestamp = timestamp
+                    result = function.process_element(item, ctx)
+                    if result is not None:
+                        self._emit_all(out, result, key, timestamp)
+                elif kind == "map":
+                    self._emit_one(out, function.map(item), key, timestamp)
+                elif kind == "filter":
+                    if function.filter(item):
+                        append(emit(key, record.value, timestamp))
+                else:
+                    result = function.flat_map(item)
+                    if result is not None:
+                        self._emit_all(out, result, key, timestamp)
             except Exception as e:  # noqa: BLE001 - a per-record error
-                out.append(Emitted("error", input=index, message=_describe(e)))
+                append(error(index, _describe(e)))
 
-    def on_timer(self, key: bytes, timestamp: int, domain: str) -> List[Emitted]:
-        out: List[Emitted] = []
+    def on_timer(self, key: bytes, timestamp: int, domain: str) -> List[Any]:
+        out: List[Any] = []
         handler = getattr(self.function, "on_timer", None)
         if handler is None:
             return out
@@ -457,40 +539,40 @@ class Runtime:
         state.begin()
         state.key = key
         try:
-            _emit_all(out, handler(timestamp, TimerContext(key, timestamp, domain)), key, timestamp)
+            result = handler(timestamp, TimerContext(key, timestamp, domain))
+            if result is not None:
+                self._emit_all(out, result, key, timestamp)
         except Exception as e:  # noqa: BLE001
-            out.append(Emitted("error", input=0, message=f"on_timer at {timestamp}: {_describe(e)}"))
+            out.append(self.make_error(0, f"on_timer at {timestamp}: {_describe(e)}"))
         finally:
             state.flush()
         return out
 
+    def _emit_one(self, out: List[Any], item: Any, key: Optional[bytes], timestamp: Optional[int]) -> None:
+        if isinstance(item, Side):
+            out.append(self.make_side(item.output, item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
+        elif isinstance(item, Record):
+            out.append(self.make_emit(item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
+        elif type(item) is dict:
+            out.append(self.make_emit(key, _json_encode(item).encode(), timestamp))
+        else:
+            out.append(self.make_emit(key, encode(item), timestamp))
 
-def _emit(out: List[Emitted], item: Any, key: Optional[bytes], timestamp: Optional[int]) -> None:
-    if isinstance(item, Side):
-        out.append(Emitted("side", item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp, output=item.output))
-    elif isinstance(item, Record):
-        out.append(Emitted("emit", item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
-    else:
-        out.append(Emitted("emit", key, encode(item), timestamp))
-
-
-def _emit_all(out: List[Emitted], items: Any, key: Optional[bytes], timestamp: Optional[int]) -> None:
-    """Appends every output of a flat_map / process_element / on_timer
-    result: `None` (nothing), a `Side`/`Record`, or an iterable (a generator
-    included) of values. The outputs of a record that raises part-way are
-    dropped with it."""
-    if items is None:
-        return
-    if isinstance(items, (Side, Record)):
-        _emit(out, items, key, timestamp)
-        return
-    start = len(out)
-    try:
-        for item in items:
-            _emit(out, item, key, timestamp)
-    except BaseException:
-        del out[start:]
-        raise
+    def _emit_all(self, out: List[Any], items: Any, key: Optional[bytes], timestamp: Optional[int]) -> None:
+        """Appends every output of a flat_map / process_element / on_timer
+        result: a `Side`/`Record`, or an iterable (a generator included) of
+        outputs. The outputs of a record that raises part-way are dropped
+        with it."""
+        if isinstance(items, (Side, Record)):
+            self._emit_one(out, items, key, timestamp)
+            return
+        start = len(out)
+        try:
+            for item in items:
+                self._emit_one(out, item, key, timestamp)
+        except BaseException:
+            del out[start:]
+            raise
 
 
 # --- aggregates -------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Generic, Iterator, List, Optional, Tuple, TypeVar
 
-from ._runtime import _ABSENT, MAP, VALUE, cache, decode, encode
+from ._runtime import _ABSENT, MAP, VALUE, cache, decode, encode, encode_key
 
 V = TypeVar("V")
 K = TypeVar("K")
@@ -45,14 +45,13 @@ class ValueState(Generic[V]):
 
     def value(self, default: Optional[V] = None) -> Optional[V]:
         """The current key's value, or `default` when it has none."""
-        data = cache().get(VALUE, self.name, None)
-        if data is None:
-            return default
-        return data if self.raw else decode(data)
+        value = cache().get(VALUE, self.name, None, self.raw)
+        return default if value is _ABSENT else value
 
     def update(self, value: V) -> None:
-        """Stores `value` for the current key."""
-        cache().put(VALUE, self.name, None, encode(value))
+        """Stores `value` for the current key (encoded at the end of the
+        call: later changes to the same object before then are stored too)."""
+        cache().put(VALUE, self.name, None, value)
 
     def clear(self) -> None:
         """Removes the current key's value."""
@@ -107,22 +106,20 @@ class MapState(Generic[K, V]):
 
     def get(self, key: K, default: Optional[V] = None) -> Optional[V]:
         """The value under `key` for the current key, or `default`."""
-        data = cache().get(MAP, self.name, encode(key))
-        if data is None:
-            return default
-        return data if self.raw else decode(data)  # type: ignore[return-value]
+        value = cache().get(MAP, self.name, encode_key(key), self.raw)
+        return default if value is _ABSENT else value
 
     def put(self, key: K, value: V) -> None:
         """Stores `value` under `key`."""
-        cache().put(MAP, self.name, encode(key), encode(value))
+        cache().put(MAP, self.name, encode_key(key), value)
 
     def remove(self, key: K) -> None:
         """Removes `key` (nothing when absent)."""
-        cache().put(MAP, self.name, encode(key), _ABSENT)
+        cache().put(MAP, self.name, encode_key(key), _ABSENT)
 
     def contains(self, key: K) -> bool:
         """Whether `key` has a value."""
-        return cache().get(MAP, self.name, encode(key)) is not None
+        return cache().get(MAP, self.name, encode_key(key), True) is not _ABSENT
 
     def items(self) -> List[Tuple[K, V]]:
         """Every entry for the current key, ordered by encoded key."""

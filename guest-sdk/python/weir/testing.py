@@ -27,6 +27,15 @@ from . import _runtime
 from ._runtime import EVENT_TIME, MIN_WATERMARK, PROCESSING_TIME
 
 
+@dataclasses.dataclass
+class StreamRecord:
+    """A record as the host sends it (the WIT's `stream-record`)."""
+
+    key: Optional[bytes]
+    value: bytes
+    timestamp: Optional[int]
+
+
 class MemoryHost:
     """Keyed state, timers and a log in Python dicts, with the host's rules:
     state needs a current key, map entries are ordered by key bytes, a
@@ -193,7 +202,7 @@ class Harness:
                 k, v, ts = item
             else:
                 k, v, ts = key, item, timestamp
-            batch.append((k, v if isinstance(v, bytes) else _runtime.encode(v), ts))
+            batch.append(StreamRecord(k, v if isinstance(v, bytes) else _runtime.encode(v), ts))
         with self._installed():
             out = self.runtime.process(batch)
             self.host.current_key = None  # the host forgets the key between calls
