@@ -3,19 +3,23 @@
 //!
 //! [`build_udf`] detects a project's language from the files in its
 //! directory (`Cargo.toml`: Rust, built by cargo for `wasm32-wasip2`;
-//! `app.py`: Python, built by componentize-py with the Python SDK that this
-//! binary carries) and returns the component's path. Both builds are
-//! cached: cargo's own incremental build for Rust, the content hash of the
-//! project, the SDK and the WIT for Python.
+//! `app.py`: Python, built by componentize-py; `app.js` or `app.ts`:
+//! JavaScript or TypeScript, bundled by rolldown and built by
+//! componentize-js; both with the SDK that this binary carries) and returns
+//! the component's path. Every build is cached: cargo's own incremental
+//! build for Rust, the content hash of the project, the SDK and the WIT
+//! for the others.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod js;
 mod python;
 mod rust;
 mod scaffold;
 mod sdk;
 
+pub use js::{build_js_udf, test_js_udf};
 pub use python::build_python_udf;
 pub use rust::build_rust_udf;
 pub use python::COMPONENTIZE_PY;
@@ -58,7 +62,7 @@ pub enum BuildError {
     },
     /// The directory is no UDF project of a language Weir knows.
     #[error(
-        "{0} is not a UDF project: expected Cargo.toml (Rust) or app.py (Python); give a project directory or a .wasm component"
+        "{0} is not a UDF project: expected Cargo.toml (Rust), app.py (Python) or app.js/app.ts (JavaScript/TypeScript); give a project directory or a .wasm component"
     )]
     NotAProject(PathBuf),
     /// A tool the build needs is missing.
@@ -79,12 +83,12 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
-    /// The Python module could not be loaded to find its function.
+    /// The project's module could not be loaded to find its function.
     #[error("{dir}: {message}")]
-    Python {
+    Script {
         /// The project.
         dir: PathBuf,
-        /// Python's error.
+        /// The interpreter's error.
         message: String,
     },
     /// The build produced no `.wasm` (for example no `crate-type = ["cdylib"]`).
@@ -95,7 +99,8 @@ pub enum BuildError {
 }
 
 /// The language of the UDF project in `dir`, from its files: `Cargo.toml`
-/// (Rust) or `app.py` (Python).
+/// (Rust), `app.py` (Python), `app.ts` (TypeScript) or `app.js`
+/// (JavaScript).
 ///
 /// # Errors
 /// [`BuildError::NotAProject`] when neither is there.
@@ -104,6 +109,10 @@ pub fn detect_language(dir: &Path) -> Result<Language, BuildError> {
         Ok(Language::Rust)
     } else if dir.join("app.py").is_file() {
         Ok(Language::Python)
+    } else if dir.join("app.ts").is_file() {
+        Ok(Language::TypeScript)
+    } else if js::entry(dir).is_some() {
+        Ok(Language::JavaScript)
     } else {
         Err(BuildError::NotAProject(dir.to_path_buf()))
     }
@@ -118,7 +127,11 @@ pub fn detect_language(dir: &Path) -> Result<Language, BuildError> {
 /// [`BuildError::TestsFailed`] when tests fail.
 pub fn test_udf(dir: &Path) -> Result<(), BuildError> {
     let language = detect_language(dir)?;
+    if matches!(language, Language::JavaScript | Language::TypeScript) {
+        return test_js_udf(dir);
+    }
     let mut command = match language {
+        Language::JavaScript | Language::TypeScript => unreachable!("handled above"),
         Language::Python => {
             let sdk = sdk::python()?;
             let mut path = std::ffi::OsString::from(sdk.join("guest-sdk/python"));
@@ -184,6 +197,7 @@ pub fn build_udf(dir: &Path) -> Result<PathBuf, BuildError> {
     match detect_language(dir)? {
         Language::Rust => build_rust_udf(dir),
         Language::Python => build_python_udf(dir),
+        Language::JavaScript | Language::TypeScript => build_js_udf(dir),
     }
 }
 

@@ -25,7 +25,7 @@ pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// # Errors
 /// [`BuildError::NotAProject`] without `app.py`,
 /// [`BuildError::MissingTool`] without python3 or componentize-py,
-/// [`BuildError::Python`] when `app` cannot be imported or exports no
+/// [`BuildError::Script`] when `app` cannot be imported or exports no
 /// function, [`BuildError::Failed`] when componentize-py fails (its
 /// messages are on stderr).
 pub fn build_python_udf(dir: &Path) -> Result<PathBuf, BuildError> {
@@ -162,7 +162,7 @@ fn world_of(dir: &Path, sdk: &Path) -> Result<String, BuildError> {
         Some((_, rest)) => rest.to_string(),
         None => format!("importing app.py failed: {last}"),
     };
-    Err(BuildError::Python {
+    Err(BuildError::Script {
         dir: dir.to_path_buf(),
         message,
     })
@@ -197,6 +197,20 @@ fn cache_key(dir: &Path, world: &str, componentize: &str) -> Result<String, Buil
 }
 
 fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), BuildError> {
+    sources_matching(root, dir, out, &|name| {
+        name.ends_with(".py") || name == "pyproject.toml"
+    })
+}
+
+/// The files under `dir` whose names `wanted` accepts, outside hidden
+/// directories, `__pycache__` and `node_modules`, as (path relative to
+/// `root`, path).
+pub(super) fn sources_matching(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, PathBuf)>,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<(), BuildError> {
     let entries = std::fs::read_dir(dir).map_err(|source| BuildError::Io {
         path: dir.to_path_buf(),
         source,
@@ -208,7 +222,7 @@ fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<
         })?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name == "__pycache__" {
+        if name.starts_with('.') || name == "__pycache__" || name == "node_modules" {
             continue;
         }
         let kind = entry.file_type().map_err(|source| BuildError::Io {
@@ -216,8 +230,8 @@ fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<
             source,
         })?;
         if kind.is_dir() {
-            sources(root, &path, out)?;
-        } else if name.ends_with(".py") || name == "pyproject.toml" {
+            sources_matching(root, &path, out, wanted)?;
+        } else if wanted(&name) {
             let relative = path
                 .strip_prefix(root)
                 .unwrap_or(&path)

@@ -39,6 +39,18 @@ const PYTHON: &[Embedded] = embed!(
     "guest-sdk/python/weir/testing.py",
 );
 
+/// The JavaScript SDK (package `weir`).
+const JS: &[Embedded] = embed!(
+    "guest-sdk/js/package.json",
+    "guest-sdk/js/src/index.js",
+    "guest-sdk/js/src/index.d.ts",
+    "guest-sdk/js/src/runtime.js",
+    "guest-sdk/js/src/testing.js",
+    "guest-sdk/js/src/testing.d.ts",
+    "guest-sdk/js/src/component-operator.js",
+    "guest-sdk/js/src/component-aggregate.js",
+);
+
 /// The Rust SDKs (`weir-guest`, `weir-guest-aggregate`) and the packed
 /// batch format they use (`weir-abi`).
 const RUST: &[Embedded] = embed!(
@@ -132,6 +144,19 @@ pub(super) fn python() -> Result<PathBuf, BuildError> {
 /// [`BuildError::Io`] when the cache cannot be written.
 pub(super) fn rust() -> Result<PathBuf, BuildError> {
     materialize("rust", &[WIT, RUST])
+}
+
+/// The JavaScript SDK: `<dir>/guest-sdk/js` (package `weir`), `<dir>/wit`.
+///
+/// # Errors
+/// [`BuildError::Io`] when the cache cannot be written.
+pub(super) fn js() -> Result<PathBuf, BuildError> {
+    materialize("js", &[WIT, JS])
+}
+
+/// The hash that names the JavaScript SDK's directory.
+pub(super) fn js_hash() -> String {
+    hash(&[WIT, JS])
 }
 
 /// The hash that names the Python SDK's directory (part of the key of a
