@@ -2,7 +2,8 @@
 # Runs every test of the host workspace: unit tests, integration tests and
 # end-to-end tests (which build the example UDFs for wasm32-wasip2 on demand),
 # then the Rust guest SDK's unit tests, the Python SDK's and Python UDFs'
-# unit tests (pytest) and the fuzz targets' seed corpora.
+# unit tests (pytest), the JavaScript SDK's and JavaScript UDFs' (node) and
+# the fuzz targets' seed corpora.
 # What it needs (the wasm32-wasip2 target, libclang, componentize-py for the
 # Python UDF tests, moto_server and azure-storage-blob from PyPI and
 # azurite-blob from npm for the object-store checkpoint tests)
@@ -22,6 +23,12 @@ cargo test --workspace --no-fail-fast "$@" || status=$?
 for udf in udfs/*/test_app.py; do
     (cd "$(dirname "$udf")" && PYTHONPATH="$OLDPWD/guest-sdk/python" PYTHONDONTWRITEBYTECODE=1 \
         python3 -m pytest -q -p no:cacheprovider test_app.py) || status=$?
+done
+# The JavaScript SDK's unit tests (node's test runner), and the JavaScript
+# UDFs' own through `weir udf test` (which bundles them with the SDK).
+(cd guest-sdk/js && node --test test/) || status=$?
+for udf in udfs/*/app.test.js; do
+    "$CARGO_TARGET_DIR/debug/weir" udf test "$(dirname "$udf")" || status=$?
 done
 # The fuzz targets' seed corpora (regression inputs included) replayed
 # through the targets, built plainly (scripts/fuzz.sh fuzzes them).

@@ -133,6 +133,19 @@ _weir_bootstrap() {
             # Takes effect in the caller when this script is sourced.
             export PATH="$npm_prefix/node_modules/.bin:$PATH"
         fi
+
+        # --- The JavaScript UDF toolchain (npm) -----------------------------
+        # Where `weir udf build` looks for it: ~/.cache/weir/js.
+        local js_prefix="${HOME:-}/.cache/weir/js"
+        local js_why="the JavaScript and TypeScript UDF tests bundle with rolldown and build with componentize-js"
+        if [[ -x "$js_prefix/node_modules/.bin/componentize-js" && -x "$js_prefix/node_modules/.bin/rolldown" ]]; then
+            _wb_ok componentize-js
+        elif command -v npm >/dev/null 2>&1; then
+            _wb_install componentize-js "@bytecodealliance/componentize-js@0.23.0 and rolldown@1.3.4 (npm, into $js_prefix)" "$js_why" \
+                "npm install --silent --no-audit --no-fund --prefix $(printf %q "$js_prefix") @bytecodealliance/componentize-js@0.23.0 rolldown@1.3.4" || true
+        else
+            _wb_cannot componentize-js "$js_why, which install with npm; run: sudo apt-get install npm"
+        fi
     fi
 
     if ((failed)); then

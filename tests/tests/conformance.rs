@@ -1,5 +1,6 @@
 //! The guest SDKs' conformance: each SDK's conformance function
-//! (`udfs/conformance` in Rust, `udfs/conformance-python` in Python) runs
+//! (`udfs/conformance` in Rust, `udfs/conformance-python` in Python,
+//! `udfs/conformance-js` in JavaScript) runs
 //! through every case of `guest-sdk/conformance/cases.json` with the real
 //! host — open, batches, timers through the watermark, a checkpoint and a
 //! restore into a new instance — and gives the outputs and keyed state the
@@ -134,8 +135,13 @@ fn open(
     state: KeyedState,
     config: &Value,
 ) -> Result<OperatorInstance, String> {
+    // A JavaScript engine needs more than the default 64 MiB.
+    let limits = InstanceLimits {
+        memory_bytes: 256 << 20,
+        ..InstanceLimits::default()
+    };
     let mut instance = component
-        .instantiate("conformance#0".into(), Some(state), InstanceLimits::default())
+        .instantiate("conformance#0".into(), Some(state), limits)
         .map_err(|e| e.to_string())?;
     instance
         .open(&subtask(), &config.to_string())
@@ -211,4 +217,11 @@ fn the_rust_sdk_conforms() {
 #[test]
 fn the_python_sdk_conforms() {
     conforms(&python_udf("conformance-python"));
+}
+
+#[test]
+fn the_javascript_sdk_conforms() {
+    let wasm = weir_cli::udf::build_js_udf(&repo_root().join("udfs/conformance-js"))
+        .expect("componentize-js builds the UDF");
+    conforms(&wasm);
 }

@@ -273,6 +273,20 @@ fn a_python_udf_recovers_its_state_and_timers_exactly_once() {
     assert_trap_recovers_exactly_once(&rest, &[]);
 }
 
+/// The same for the JavaScript detector (`udfs/nab-zscore-js`, built by
+/// `weir run` with rolldown and componentize-js).
+#[test]
+fn a_javascript_udf_recovers_its_state_and_timers_exactly_once() {
+    let rust = rust_udf("nab-zscore").unwrap();
+    let js = repo_root().join("udfs/nab-zscore-js");
+    let rest = event_time_zscore_rest().replace(
+        &rust.display().to_string(),
+        &format!("{}\n    memory_mib: 256", js.display()),
+    );
+    assert!(rest.contains("nab-zscore-js"), "{rest}");
+    assert_trap_recovers_exactly_once(&rest, &[]);
+}
+
 #[test]
 fn with_full_snapshots_the_event_time_zscore_job_recovers_its_timers_exactly_once() {
     let incremental_off = "execution.checkpointing.incremental=false";

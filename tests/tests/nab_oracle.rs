@@ -1,8 +1,9 @@
 //! The NAB anomaly job's alerts equal an independent computation of the
 //! z-score rule (written here, not by calling the engine), at parallelism 1
 //! and 2, with default and non-default `warmup`/`threshold`, with the Rust
-//! detector (`udfs/nab-zscore`) and the Python one (`udfs/nab-zscore-python`):
-//! both equal the oracle exactly, so their alerts are identical.
+//! detector (`udfs/nab-zscore`), the Python one (`udfs/nab-zscore-python`)
+//! and the JavaScript one (`udfs/nab-zscore-js`): all equal the oracle
+//! exactly, so their alerts are identical.
 
 #![allow(clippy::unwrap_used)]
 
@@ -53,6 +54,7 @@ operators:
     input: readings
     partition: key_by
     udf: {udf}
+    memory_mib: 256
     {config}
 sinks:
   - id: alerts
@@ -178,6 +180,16 @@ fn the_python_detector_matches_the_oracle_at_parallelism_2_with_defaults() {
 #[test]
 fn the_python_detector_matches_the_oracle_at_parallelism_2_with_custom_config() {
     check_udf("nab-zscore-python", 2, Some(5), Some(2.5));
+}
+
+#[test]
+fn the_javascript_detector_matches_the_oracle_at_parallelism_2_with_defaults() {
+    check_udf("nab-zscore-js", 2, None, None);
+}
+
+#[test]
+fn the_javascript_detector_matches_the_oracle_at_parallelism_2_with_custom_config() {
+    check_udf("nab-zscore-js", 2, Some(5), Some(2.5));
 }
 
 #[test]

@@ -79,6 +79,32 @@ fn a_new_rust_project_tests_builds_and_runs() {
     new_test_build_run("rust");
 }
 
+#[test]
+fn a_new_javascript_project_tests_builds_and_runs() {
+    new_test_build_run("js");
+}
+
+#[test]
+fn a_new_typescript_project_tests_builds_and_runs() {
+    new_test_build_run("ts");
+}
+
+/// Every JavaScript and TypeScript template passes its own unit tests.
+#[test]
+fn every_javascript_and_typescript_template_passes_its_tests() {
+    let root = tempfile::tempdir().unwrap();
+    for lang in ["js", "ts"] {
+        for kind in ["map", "filter", "flat-map", "keyed-process", "aggregate"] {
+            let name = format!("{lang}-{kind}");
+            ok(weir(
+                root.path(),
+                &["udf", "new", &name, "--lang", lang, "--kind", kind],
+            ));
+            ok(weir(&root.path().join(&name), &["udf", "test"]));
+        }
+    }
+}
+
 /// Every Python template passes its own unit tests; the aggregate one also
 /// builds (the `aggregate` world) and runs in a window.
 #[test]
@@ -126,7 +152,7 @@ fn a_directory_of_no_known_language_is_refused_in_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("is not a UDF project: expected Cargo.toml (Rust) or app.py (Python)"),
+        err.contains("is not a UDF project: expected Cargo.toml (Rust), app.py (Python) or app.js/app.ts"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -181,6 +207,7 @@ fn new_refuses_a_bad_name_an_unknown_language_and_an_existing_project() {
     };
     assert!(err(&["udf", "new", "9lives"]).contains("cannot name a UDF"));
     assert!(err(&["udf", "new", "x", "--lang", "cobol"]).contains("unknown language `cobol`"));
+    assert!(err(&["udf", "new", "x", "--lang", "c"]).contains("no C SDK yet"));
     assert!(err(&["udf", "new", "x", "--kind", "reduce"]).contains("unknown kind `reduce`"));
     ok(weir(root.path(), &["udf", "new", "x", "--lang", "python"]));
     assert!(err(&["udf", "new", "x", "--lang", "python"]).contains("already exists"));

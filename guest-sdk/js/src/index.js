@@ -137,17 +137,17 @@ export class MapState {
     this.raw = raw;
   }
   get(key, fallback = undefined) {
-    const v = rt.stateCache().get(rt.MAP, this.name, rt.encode(key), this.raw);
+    const v = rt.stateCache().get(rt.MAP, this.name, rt.keyJson(key), this.raw);
     return v === rt.ABSENT ? fallback : v;
   }
   put(key, value) {
-    rt.stateCache().put(rt.MAP, this.name, rt.encode(key), value);
+    rt.stateCache().put(rt.MAP, this.name, rt.keyJson(key), value);
   }
   remove(key) {
-    rt.stateCache().put(rt.MAP, this.name, rt.encode(key), rt.ABSENT);
+    rt.stateCache().put(rt.MAP, this.name, rt.keyJson(key), rt.ABSENT);
   }
   contains(key) {
-    return rt.stateCache().get(rt.MAP, this.name, rt.encode(key), true) !== rt.ABSENT;
+    return rt.stateCache().get(rt.MAP, this.name, rt.keyJson(key), true) !== rt.ABSENT;
   }
   /** Every `[key, value]` for the current key, in key order. */
   entries() {

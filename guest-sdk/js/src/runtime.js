@@ -12,6 +12,15 @@ export const MIN_WATERMARK = -(2n ** 63n);
 
 const utf8 = new TextEncoder();
 const text = new TextDecoder("utf-8", { fatal: true });
+const keyText = new TextDecoder();
+
+/** A map key's JSON text (its identity in the state cache). */
+export function keyJson(key) {
+  if (typeof key === "number" && Number.isInteger(key)) return String(key);
+  const json = JSON.stringify(key);
+  if (json === undefined) throw new TypeError(`cannot use ${typeof key} as a map key`);
+  return json;
+}
 
 /** A value as the bytes Weir keeps: `Uint8Array` as is, anything else as JSON. */
 export function encode(value) {
@@ -81,7 +90,12 @@ const MISSING = Symbol("missing");
 export const VALUE = 0;
 export const MAP = 2;
 
-const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+/** A key's bytes as a string usable as a Map key (one char per byte). */
+function bytesId(bytes) {
+  let id = "";
+  for (let i = 0; i < bytes.length; i += 4096) id += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096));
+  return id;
+}
 
 /** Value and map state read or written during one call of the host, kept
  * decoded in the guest and written back, encoded, at the end of the call
@@ -91,15 +105,24 @@ export class StateCache {
   constructor(h) {
     this.host = h;
     this.key = null;
+    this.keyId = "";
     this.hostKey = null;
-    this.values = new Map(); // slot -> value | ABSENT
-    this.slots = new Map(); // slot -> [key, kind, name, mapKey]
+    this.values = new Map(); // slot id -> value | ABSENT
+    this.slots = new Map(); // slot id -> [key, kind, name, mapKey]
     this.dirty = new Set();
   }
 
   begin() {
     this.key = null;
     this.hostKey = null;
+  }
+
+  /** Makes `key` (bytes) the current key. */
+  setKey(key) {
+    if (this.key !== key) {
+      this.key = key;
+      this.keyId = bytesId(key);
+    }
   }
 
   syncKey() {
@@ -111,19 +134,23 @@ export class StateCache {
     return this.host;
   }
 
+  /** The slot id of state `name` (and map key `mapKey`, JSON text) of the
+   * current key. */
   slot(kind, name, mapKey) {
-    const id = `${hex(this.key)}|${kind}|${name}|${mapKey === null ? "" : hex(mapKey)}`;
-    if (!this.slots.has(id)) this.slots.set(id, [this.key, kind, name, mapKey]);
+    const id = mapKey === null ? `${kind}\u0000${name}\u0000${this.keyId}` : `${kind}\u0000${name}\u0000${mapKey}\u0000${this.keyId}`;
+    if (!this.slots.has(id)) this.slots.set(id, [this.key, kind, name, mapKey === null ? null : utf8.encode(mapKey)]);
     return id;
   }
 
+  /** The decoded value of a slot, or ABSENT; `mapKey` is the map key's
+   * JSON text (null for value state). */
   get(kind, name, mapKey, raw) {
     if (this.key === null) this.syncKey();
     const id = this.slot(kind, name, mapKey);
     const found = this.values.has(id) ? this.values.get(id) : MISSING;
     if (found !== MISSING) return found;
     const h = this.syncKey();
-    const data = kind === VALUE ? h.valueGet(name) : h.mapGet(name, mapKey);
+    const data = kind === VALUE ? h.valueGet(name) : h.mapGet(name, this.slots.get(id)[3]);
     const value = data === undefined || data === null ? ABSENT : raw ? data : decode(data);
     this.values.set(id, value);
     return value;
@@ -167,7 +194,7 @@ export class Context {
   }
   /** The key as UTF-8 text. */
   get keyString() {
-    return this.key ? new TextDecoder().decode(this.key) : "";
+    return this.key ? keyText.decode(this.key) : "";
   }
   /** The operator's watermark in ms (a number; -Infinity before the first). */
   currentWatermark() {
@@ -309,7 +336,7 @@ export class Runtime {
             if (key === undefined || key === null) {
               throw new RecordError("keyedProcess needs a keyed stream (key_by) but the record has no key");
             }
-            state.key = key;
+            state.setKey(key);
             ctx.key = key;
             ctx.timestamp = toMs(timestamp);
             const result = fn.processElement(item, ctx);
@@ -337,7 +364,7 @@ export class Runtime {
     if (!this.fn.onTimer) return out;
     const state = stateCache();
     state.begin();
-    state.key = key;
+    state.setKey(key);
     try {
       const result = this.fn.onTimer(Number(timestamp), new TimerContext(key, Number(timestamp), domain));
       if (result !== undefined && result !== null) this.emitAll(out, result, key, timestamp);

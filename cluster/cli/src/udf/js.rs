@@ -207,7 +207,9 @@ pub fn build_js_udf(dir: &Path) -> Result<PathBuf, BuildError> {
             .arg(&bundled)
             .arg("--wit")
             .arg(sdk_root.join("wit/operator.wit"))
-            .args(["--world-name", &world, "-o"])
+            .args(["--world-name", &world])
+            // Weir links no HTTP: a component importing wasi:http is refused.
+            .args(["--disable", "http", "fetch-event", "-o"])
             .arg(&tmp)
             .current_dir(&work)
             .stdout(Stdio::null())

@@ -111,7 +111,7 @@ pub fn new_project(dir: &Path, language: Language, kind: Kind) -> Result<Vec<Pat
     }
     let mut files: Vec<(&str, String)> = vec![
         ("input.jsonl", INPUT.to_string()),
-        ("job.yaml", job(&name, kind)),
+        ("job.yaml", job(&name, language, kind)),
         ("README.md", readme(&name, language, kind)),
         (
             ".gitignore",
@@ -164,7 +164,7 @@ const INPUT: &str = r#"{"sensor":"a","time":"2026-01-01 00:00:00","value":1.5,"t
 {"sensor":"a","time":"2026-01-01 00:05:00","value":10.0,"tags":["y"]}
 "#;
 
-fn job(name: &str, kind: Kind) -> String {
+fn job(name: &str, language: Language, kind: Kind) -> String {
     let (partition, extra, config) = match kind {
         Kind::Map => ("", "", "{ factor: 2.0 }"),
         Kind::Filter => ("", "", "{ min: 1.0 }"),
@@ -176,6 +176,11 @@ fn job(name: &str, kind: Kind) -> String {
             "{}",
         ),
     };
+    // A JavaScript engine needs more than the default 64 MiB of memory.
+    let memory = match language {
+        Language::JavaScript | Language::TypeScript => "    memory_mib: 256\n",
+        Language::Rust | Language::Python => "",
+    };
     format!(
         "# Runs the UDF in this directory over input.jsonl; run it from here:\n\
          #   weir run job.yaml\n\
@@ -184,7 +189,7 @@ fn job(name: &str, kind: Kind) -> String {
          sources:\n  - id: readings\n    type: file\n    path: input.jsonl\n    format: jsonl\n\
          \x20   key: {{ field: sensor }}\n\
          \x20   timestamp: {{ field: time, format: \"%Y-%m-%d %H:%M:%S\" }}\n\
-         operators:\n  - id: {name}\n    input: readings\n{partition}{extra}    udf: .\n    config: {config}\n\
+         operators:\n  - id: {name}\n    input: readings\n{partition}{extra}    udf: .\n{memory}    config: {config}\n\
          sinks:\n  - id: out\n    input: {name}\n    type: file\n    path: out\n"
     )
 }
