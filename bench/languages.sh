@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
-# Python UDFs against Rust ones (issue 21's benchmark): for the identity
-# function (`udfs/identity-python` / `udfs/identity`) and the NAB z-score
-# detector (`udfs/nab-zscore-python` / `udfs/nab-zscore`, arrival order and
-# event time), the NAB corpus (365,558 rows, 58 series; `--copies N` reads
-# it N times) through `weir run` at parallelism 1 into a blackhole, Python
-# and Rust alternating. Prints each run's CPU seconds (user + system of
-# the whole process), rows per CPU-second and the Python/Rust ratio; then
-# the components' sizes, the first compile of the Python component (an
-# empty component cache) against a cached start, and the build time.
+# Python and JavaScript UDFs against Rust ones (issue 21's benchmark): for
+# the identity function (`udfs/identity-python`, `udfs/identity-js` /
+# `udfs/identity`) and the NAB z-score detector (`udfs/nab-zscore-python`,
+# `udfs/nab-zscore-js` / `udfs/nab-zscore`, arrival order and event time),
+# the NAB corpus (365,558 rows, 58 series; `--copies N` reads it N times)
+# through `weir run` at parallelism 1 into a blackhole, the language and
+# Rust alternating. Prints each run's CPU seconds (user + system of the
+# whole process), rows per CPU-second and the ratio to Rust; the
+# components' sizes and build times; and for each language the first
+# compile of its component (an empty component cache) against a cached
+# start.
 #
-# Usage: bench/python.sh [--runs R] [--copies N] [--profile dev|release]
+# Usage: bench/languages.sh [--runs R] [--copies N] [--langs python,js] [--profile dev|release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=3
 COPIES=1
+LANGS=python,js
 PROFILE=dev
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS="$2"; shift 2 ;;
         --copies) COPIES="$2"; shift 2 ;;
+        --langs) LANGS="$2"; shift 2 ;;
         --profile) PROFILE="$2"; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -30,10 +34,14 @@ source bench/common.sh
 export WEIR_CACHE_DIR="$TMP/cache"
 mkdir -p "$WEIR_CACHE_DIR"
 ln -s "$HOME/.cache/weir/udf-target" "$WEIR_CACHE_DIR/udf-target" 2>/dev/null || true
+ln -s "$HOME/.cache/weir/js" "$WEIR_CACHE_DIR/js" 2>/dev/null || true
+IFS=, read -r -a langs <<<"$LANGS"
 
 echo "machine: $CORES cores; profile: $PROFILE; $(date -u +%Y-%m-%dT%H:%MZ)"
 declare -A WASM
-for udf in identity identity-python nab-zscore nab-zscore-python; do
+udfs=(identity nab-zscore)
+for lang in "${langs[@]}"; do udfs+=("identity-$lang" "nab-zscore-$lang"); done
+for udf in "${udfs[@]}"; do
     start=$(date +%s.%N)
     WASM[$udf]=$("$WEIR" udf build "udfs/$udf" 2>/dev/null)
     took=$(echo "$(date +%s.%N) - $start" | bc)
@@ -71,6 +79,7 @@ operators:
     input: readings
     partition: $3
     udf: ${WASM[$1]}
+    memory_mib: 256
     config: $2
 sinks:
   - id: out
@@ -88,7 +97,7 @@ cpu() { # runs a job file, prints user+system CPU seconds
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-compare() { # $1 label, $2 python job, $3 rust job
+compare() { # $1 label, $2 the language's job, $3 rust job
     local py=() rs=()
     # One run each first: compiles the components into the cache.
     cpu "$2" >/dev/null
@@ -100,26 +109,28 @@ compare() { # $1 label, $2 python job, $3 rust job
     local mp mr
     mp=$(echo "${py[*]}" | median)
     mr=$(echo "${rs[*]}" | median)
-    printf '%-26s python %6.2f CPU-s (%s)  %8.0f rows/CPU-s | rust %6.2f CPU-s (%s)  %8.0f rows/CPU-s | python/rust %.2f\n' \
+    printf '%-34s %6.2f CPU-s (%s)  %8.0f rows/CPU-s | rust %6.2f CPU-s (%s)  %8.0f rows/CPU-s | ratio %.2f\n' \
         "$1" "$mp" "${py[*]}" "$(echo "$rows / $mp" | bc -l)" "$mr" "${rs[*]}" "$(echo "$rows / $mr" | bc -l)" \
         "$(echo "$mp / $mr" | bc -l)"
 }
 
-compare "identity" "$(job identity-python '{}' forward)" "$(job identity '{}' forward)"
-compare "z-score, arrival order" "$(job nab-zscore-python '{}' key_by)" "$(job nab-zscore '{}' key_by)"
-py_et=$(job nab-zscore-python '{ event_time: true }' key_by)
-cp "$py_et" "$TMP/py-et.yaml"
-rs_et=$(job nab-zscore '{ event_time: true }' key_by)
-compare "z-score, event time" "$TMP/py-et.yaml" "$rs_et"
+for lang in "${langs[@]}"; do
+    compare "$lang identity" "$(job "identity-$lang" '{}' forward)" "$(job identity '{}' forward)"
+    compare "$lang z-score, arrival order" "$(job "nab-zscore-$lang" '{}' key_by)" "$(job nab-zscore '{}' key_by)"
+    cp "$(job "nab-zscore-$lang" '{ event_time: true }' key_by)" "$TMP/et-$lang.yaml"
+    compare "$lang z-score, event time" "$TMP/et-$lang.yaml" "$(job nab-zscore '{ event_time: true }' key_by)"
+done
 
 # First compile against a cached start, on a tiny input.
 tiny="$TMP/tiny"
 mkdir -p "$tiny/s"
 head -3 "$NAB/realKnownCause/nyc_taxi.csv" > "$tiny/s/a.csv"
-sed "s|path: $data|path: $tiny|" "$(job nab-zscore-python '{}' key_by)" > "$TMP/tiny.yaml"
-for attempt in "first compile (no cache)" "cached component"; do
-    [ "$attempt" = "cached component" ] || rm -rf "$WEIR_CACHE_DIR/components"
-    start=$(date +%s.%N)
-    "$WEIR" run --no-progress "$TMP/tiny.yaml" >/dev/null 2>&1
-    printf 'python component, %-24s %.2f s wall for a 2-row job\n' "$attempt:" "$(echo "$(date +%s.%N) - $start" | bc)"
+for lang in "${langs[@]}"; do
+    sed "s|path: $data|path: $tiny|" "$(job "nab-zscore-$lang" '{}' key_by)" > "$TMP/tiny.yaml"
+    for attempt in "first compile (no cache)" "cached component"; do
+        [ "$attempt" = "cached component" ] || rm -rf "$WEIR_CACHE_DIR/components"
+        start=$(date +%s.%N)
+        "$WEIR" run --no-progress "$TMP/tiny.yaml" >/dev/null 2>&1
+        printf '%-6s component, %-24s %.2f s wall for a 2-row job\n' "$lang" "$attempt:" "$(echo "$(date +%s.%N) - $start" | bc)"
+    done
 done
