@@ -98,7 +98,7 @@ fn bundle(
 fn work_dir(key: &str) -> Result<PathBuf, BuildError> {
     let work = crate::cache_root()
         .join("udf-js")
-        .join(format!(".work-{key}-{}", std::process::id()));
+        .join(format!(".work-{key}-{}", super::unique_suffix()));
     std::fs::create_dir_all(&work).map_err(io(&work))?;
     Ok(work)
 }

@@ -98,6 +98,15 @@ pub enum BuildError {
     NoArtifact(PathBuf),
 }
 
+/// A name for a scratch file or directory of this build that no other
+/// build, in this process (tests build on several threads) or another,
+/// uses: `<pid>-<n>`.
+fn unique_suffix() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 /// The language of the UDF project in `dir`, from its files: `Cargo.toml`
 /// (Rust), `app.py` (Python), `app.ts` (TypeScript) or `app.js`
 /// (JavaScript).

@@ -65,7 +65,7 @@ pub fn build_python_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         componentize.trim(),
         python.trim()
     );
-    let tmp = cache.join(format!(".{key}.{}.wasm", std::process::id()));
+    let tmp = cache.join(format!(".{key}.{}.wasm", super::unique_suffix()));
     let mut command = Command::new("componentize-py");
     dies_with_this_process(&mut command);
     let status = command
@@ -92,10 +92,14 @@ pub fn build_python_udf(dir: &Path) -> Result<PathBuf, BuildError> {
             status: status.to_string(),
         });
     }
-    std::fs::rename(&tmp, &out).map_err(|source| BuildError::Io {
-        path: out.clone(),
-        source,
-    })?;
+    // Another build of the same sources may have finished first; either
+    // component is the same.
+    if let Err(source) = std::fs::rename(&tmp, &out) {
+        let _ = std::fs::remove_file(&tmp);
+        if !out.is_file() {
+            return Err(BuildError::Io { path: out, source });
+        }
+    }
     Ok(out)
 }
 

@@ -105,7 +105,7 @@ fn materialize(name: &str, sets: &[&[Embedded]]) -> Result<PathBuf, BuildError> 
         move |source| BuildError::Io { path, source }
     };
     // Written aside and renamed, so a concurrent build never sees half.
-    let tmp = root.join(format!(".{name}-{}.tmp", std::process::id()));
+    let tmp = root.join(format!(".{name}-{}.tmp", super::unique_suffix()));
     let _ = std::fs::remove_dir_all(&tmp);
     for file in sets.iter().flat_map(|set| set.iter()) {
         let path = tmp.join(file.path);
