@@ -267,19 +267,24 @@ fn a_python_udf_recovers_its_state_and_timers_exactly_once() {
     let python = repo_root().join("udfs/nab-zscore-python");
     let rest = event_time_zscore_rest().replace(
         &rust.display().to_string(),
-        &python.display().to_string(),
+        &format!("{}\n    memory_mib: 256", python.display()),
     );
     assert!(rest.contains("nab-zscore-python"), "{rest}");
     assert_trap_recovers_exactly_once(&rest, &[]);
 }
 
-/// The same for the JavaScript detector (`udfs/nab-zscore-js`, built by
-/// `weir run` with rolldown and componentize-js).
+/// The JavaScript detector (`udfs/nab-zscore-js`, built by `weir run` with
+/// rolldown and componentize-js) in arrival order: its keyed state lives in
+/// the host, so a restart from a checkpoint gives the fault-free output.
+/// (Not in event time: at about 20k rows/s it is slower than the paced
+/// source, and which readings arrive behind the watermark, and go to the
+/// `late` side output, then depends on how the two input channels
+/// interleave, which differs from run to run.)
 #[test]
-fn a_javascript_udf_recovers_its_state_and_timers_exactly_once() {
+fn a_javascript_udf_recovers_its_state_exactly_once() {
     let rust = rust_udf("nab-zscore").unwrap();
     let js = repo_root().join("udfs/nab-zscore-js");
-    let rest = event_time_zscore_rest().replace(
+    let rest = zscore_rest().replace(
         &rust.display().to_string(),
         &format!("{}\n    memory_mib: 256", js.display()),
     );
