@@ -8,7 +8,10 @@
 use serde_json::Value;
 
 fn golden() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk/conformance/packed.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../guest-sdk/conformance/packed.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

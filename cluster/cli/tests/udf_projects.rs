@@ -74,7 +74,15 @@ fn new_test_build_run(lang: &str) {
     let root = tempfile::tempdir().unwrap();
     let created = ok(weir(
         root.path(),
-        &["udf", "new", "means", "--lang", lang, "--kind", "keyed-process"],
+        &[
+            "udf",
+            "new",
+            "means",
+            "--lang",
+            lang,
+            "--kind",
+            "keyed-process",
+        ],
     ));
     assert!(created.contains("job.yaml"), "{created}");
     let dir = root.path().join("means");
@@ -171,7 +179,9 @@ fn a_directory_of_no_known_language_is_refused_in_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("is not a UDF project: expected Cargo.toml (Rust), app.py (Python) or app.js/app.ts"),
+        err.contains(
+            "is not a UDF project: expected Cargo.toml (Rust), app.py (Python) or app.js/app.ts"
+        ),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -198,7 +208,9 @@ fn a_missing_componentize_py_says_how_to_install_it() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("needs componentize-py, which was not found: run `pip install componentize-py==0.25.1`"),
+        err.contains(
+            "needs componentize-py, which was not found: run `pip install componentize-py==0.25.1`"
+        ),
         "{err}"
     );
 }
@@ -211,7 +223,9 @@ fn a_python_module_that_exports_nothing_is_refused_with_the_sdks_message() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("the module exports no function: decorate a class or function with @weir.export"),
+        err.contains(
+            "the module exports no function: decorate a class or function with @weir.export"
+        ),
         "{err}"
     );
 }

@@ -16,9 +16,7 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            prefix: "p".into(),
-        }
+        Self { prefix: "p".into() }
     }
 }
 
@@ -43,7 +41,9 @@ fn text(value: &Value, name: &str) -> Result<String, String> {
 }
 
 fn timestamp(value: &Value) -> Result<i64, String> {
-    field(value, "at")?.as_i64().ok_or("`at` is not an integer".into())
+    field(value, "at")?
+        .as_i64()
+        .ok_or("`at` is not an integer".into())
 }
 
 impl KeyedProcessFunction for Conformance {

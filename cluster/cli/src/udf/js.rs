@@ -34,9 +34,7 @@ pub(super) fn entry(dir: &Path) -> Option<PathBuf> {
 
 /// A JavaScript tool: from `<cache>/js/node_modules/.bin`, else PATH.
 fn tool(name: &str) -> Option<PathBuf> {
-    let local = crate::cache_root()
-        .join("js/node_modules/.bin")
-        .join(name);
+    let local = crate::cache_root().join("js/node_modules/.bin").join(name);
     if local.is_file() {
         return Some(local);
     }
@@ -181,12 +179,18 @@ pub fn build_js_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         let exports = if world == "aggregate" {
             format!(
                 "export {{ aggregator }} from {:?};\n",
-                sdk_js.join("src/component-aggregate.js").display().to_string()
+                sdk_js
+                    .join("src/component-aggregate.js")
+                    .display()
+                    .to_string()
             )
         } else {
             format!(
                 "export {{ handler, checkpointed }} from {:?};\n",
-                sdk_js.join("src/component-operator.js").display().to_string()
+                sdk_js
+                    .join("src/component-operator.js")
+                    .display()
+                    .to_string()
             )
         };
         let bundled = bundle(
@@ -296,7 +300,10 @@ pub fn test_js_udf(dir: &Path) -> Result<(), BuildError> {
 fn cache_key(dir: &Path, componentize: &str) -> Result<String, BuildError> {
     let mut files = Vec::new();
     super::python::sources_matching(dir, dir, &mut files, &|name| {
-        (name.ends_with(".js") || name.ends_with(".mjs") || name.ends_with(".ts") || name == "package.json")
+        (name.ends_with(".js")
+            || name.ends_with(".mjs")
+            || name.ends_with(".ts")
+            || name == "package.json")
             && !name.contains(".test.")
     })?;
     files.sort();

@@ -20,9 +20,9 @@ mod scaffold;
 mod sdk;
 
 pub use js::{build_js_udf, test_js_udf};
+pub use python::COMPONENTIZE_PY;
 pub use python::build_python_udf;
 pub use rust::build_rust_udf;
-pub use python::COMPONENTIZE_PY;
 pub use scaffold::{Kind, Language, NewError, new_project};
 
 /// Why a UDF could not be built.
@@ -241,4 +241,3 @@ fn dies_with_this_process(command: &mut Command) {
     #[cfg(not(target_os = "linux"))]
     let _ = command;
 }
-

@@ -28,7 +28,9 @@ impl std::str::FromStr for Language {
             "js" | "javascript" => Ok(Self::JavaScript),
             "ts" | "typescript" => Ok(Self::TypeScript),
             "c" => Err("there is no C SDK yet; use rust, python, js or ts".to_string()),
-            _ => Err(format!("unknown language `{s}`; use rust, python, js or ts")),
+            _ => Err(format!(
+                "unknown language `{s}`; use rust, python, js or ts"
+            )),
         }
     }
 }
@@ -69,9 +71,7 @@ impl std::str::FromStr for Kind {
 #[derive(Debug, thiserror::Error)]
 pub enum NewError {
     /// The name cannot name a package.
-    #[error(
-        "`{0}` cannot name a UDF: use letters, digits, `-` and `_`, starting with a letter"
-    )]
+    #[error("`{0}` cannot name a UDF: use letters, digits, `-` and `_`, starting with a letter")]
     BadName(String),
     /// The directory exists and is not empty.
     #[error("{0} already exists and is not empty")]

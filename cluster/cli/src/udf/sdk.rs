@@ -172,14 +172,27 @@ mod tests {
     #[test]
     fn the_embedded_abi_manifest_stands_alone() {
         let abi = RUST.iter().find(|f| f.path == "abi/Cargo.toml").unwrap();
-        assert!(abi.text.contains("workspace = true"), "the repository's manifest changed");
-        assert!(!standalone(abi).contains("workspace"), "{}", standalone(abi));
+        assert!(
+            abi.text.contains("workspace = true"),
+            "the repository's manifest changed"
+        );
+        assert!(
+            !standalone(abi).contains("workspace"),
+            "{}",
+            standalone(abi)
+        );
     }
 
     #[test]
     fn the_hash_follows_the_contents() {
-        let a: &[Embedded] = &[Embedded { path: "x", text: "1" }];
-        let b: &[Embedded] = &[Embedded { path: "x", text: "2" }];
+        let a: &[Embedded] = &[Embedded {
+            path: "x",
+            text: "1",
+        }];
+        let b: &[Embedded] = &[Embedded {
+            path: "x",
+            text: "2",
+        }];
         assert_ne!(hash(&[a]), hash(&[b]));
         assert_eq!(hash(&[a]), hash(&[a]));
         assert_eq!(hash(&[WIT, PYTHON]).len(), 16);
