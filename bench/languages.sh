@@ -57,7 +57,7 @@ for c in $(seq 1 "$COPIES"); do
         ln -s "$NAB/$f" "$data/copy$c/$f"
     done
 done
-rows=$(($(cat "$NAB"/*/*.csv | wc -l) - $(ls "$NAB"/*/*.csv | wc -l)))
+rows=$(awk 'FNR > 1 { n++ } END { print n }' "$NAB"/*/*.csv)
 rows=$((rows * COPIES))
 echo "$rows rows"
 
