@@ -7,13 +7,7 @@ rt.setHost({ log: (level, message) => log(level, message) });
 const [, cls] = rt.registeredFunction();
 const runtime = new rt.AggregateRuntime(cls);
 
-function fail(message) {
-  if (message !== null) {
-    const error = new Error(message);
-    error.payload = message;
-    throw error;
-  }
-}
+const fail = rt.failWith;
 
 function value([result, error]) {
   fail(error);
@@ -22,16 +16,7 @@ function value([result, error]) {
 
 export const aggregator = {
   open(ctx) {
-    const s = ctx.subtask;
-    fail(
-      runtime.open(ctx.config, {
-        operatorId: s.operatorId,
-        subtaskIndex: s.index,
-        parallelism: s.parallelism,
-        maxParallelism: s.maxParallelism,
-        attempt: s.attempt,
-      }),
-    );
+    fail(runtime.open(ctx.config, rt.subtaskOf(ctx)));
   },
   createAccumulator() {
     return runtime.createAccumulator();

@@ -32,28 +32,11 @@ const runtime = new rt.Runtime(kind, cls, {
   error: (input, message) => ({ tag: "error", val: { input, message } }),
 });
 
-/** A `result` export's `err`: componentize-js passes the thrown value's
- * `payload` to the host. */
-function fail(message) {
-  if (message !== null) {
-    const error = new Error(message);
-    error.payload = message;
-    throw error;
-  }
-}
+const fail = rt.failWith;
 
 export const handler = {
   open(ctx) {
-    const s = ctx.subtask;
-    fail(
-      runtime.open(ctx.config, {
-        operatorId: s.operatorId,
-        subtaskIndex: s.index,
-        parallelism: s.parallelism,
-        maxParallelism: s.maxParallelism,
-        attempt: s.attempt,
-      }),
-    );
+    fail(runtime.open(ctx.config, rt.subtaskOf(ctx)));
   },
   process(batch) {
     return runtime.process(batch);

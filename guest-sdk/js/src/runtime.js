@@ -238,6 +238,46 @@ function failure(what, error) {
   return `${what}: ${describe(error)}${stack}`;
 }
 
+/** Creates an instance of `cls` and calls its `open` with the config
+ * (`configText`, JSON) and `subtask`; `[instance, null]` or `[null, error]`. */
+function openFunction(cls, configText, subtask) {
+  let config;
+  try {
+    config = JSON.parse((configText || "").trim() || "{}");
+  } catch (e) {
+    return [null, `invalid operator config (not JSON): ${e.message}`];
+  }
+  try {
+    const fn = new cls();
+    fn.open?.({ config, ...subtask });
+    return [fn, null];
+  } catch (e) {
+    return [null, failure("open failed", e)];
+  }
+}
+
+/** Throws `message` (unless null) as the `err` of a `result` export:
+ * componentize-js hands the thrown value's `payload` to the host. */
+export function failWith(message) {
+  if (message !== null) {
+    const error = new Error(message);
+    error.payload = message;
+    throw error;
+  }
+}
+
+/** The subtask fields of a WIT `context`, as `open` gets them. */
+export function subtaskOf(ctx) {
+  const s = ctx.subtask;
+  return {
+    operatorId: s.operatorId,
+    subtaskIndex: s.index,
+    parallelism: s.parallelism,
+    maxParallelism: s.maxParallelism,
+    attempt: s.attempt,
+  };
+}
+
 /** Builds the outputs a runtime returns. */
 export const EMITTED = {
   emit: (key, value, timestamp) => ({ kind: "emit", key, value, timestamp }),
@@ -266,19 +306,9 @@ export class Runtime {
 
   /** Creates and opens the function; the error message, or null. */
   open(configText, subtask) {
-    let config;
-    try {
-      config = JSON.parse((configText || "").trim() || "{}");
-    } catch (e) {
-      return `invalid operator config (not JSON): ${e.message}`;
-    }
-    try {
-      this.fn = new this.cls();
-      this.fn.open?.({ config, ...subtask });
-    } catch (e) {
-      return failure("open failed", e);
-    }
-    return null;
+    const [fn, error] = openFunction(this.cls, configText, subtask);
+    this.fn = fn;
+    return error;
   }
 
   close() {
@@ -409,19 +439,9 @@ export class AggregateRuntime {
     this.fn = null;
   }
   open(configText, subtask) {
-    let config;
-    try {
-      config = JSON.parse((configText || "").trim() || "{}");
-    } catch (e) {
-      return `invalid operator config (not JSON): ${e.message}`;
-    }
-    try {
-      this.fn = new this.cls();
-      this.fn.open?.({ config, ...subtask });
-    } catch (e) {
-      return failure("open failed", e);
-    }
-    return null;
+    const [fn, error] = openFunction(this.cls, configText, subtask);
+    this.fn = fn;
+    return error;
   }
   createAccumulator() {
     return encode(this.fn.createAccumulator());

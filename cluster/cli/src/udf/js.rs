@@ -16,8 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sha2::{Digest, Sha256};
-
+use super::sources::content_key;
 use super::{BuildError, dies_with_this_process, sdk};
 
 /// The npm command that installs the JavaScript toolchain where `weir`
@@ -299,30 +298,12 @@ pub fn test_js_udf(dir: &Path) -> Result<(), BuildError> {
 /// `node_modules`), the SDK and the componentize-js version.
 fn cache_key(dir: &Path, componentize: &str) -> Result<String, BuildError> {
     let mut files = Vec::new();
-    super::python::sources_matching(dir, dir, &mut files, &|name| {
+    super::sources::matching(dir, dir, &mut files, &|name| {
         (name.ends_with(".js")
             || name.ends_with(".mjs")
             || name.ends_with(".ts")
             || name == "package.json")
             && !name.contains(".test.")
     })?;
-    files.sort();
-    let mut hasher = Sha256::new();
-    for part in [sdk::js_hash().as_str(), componentize] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    for (relative, path) in files {
-        let bytes = std::fs::read(&path).map_err(|source| BuildError::Io { path, source })?;
-        hasher.update(relative.as_bytes());
-        hasher.update([0]);
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(&bytes);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    content_key(&[sdk::js_hash().as_str(), componentize], files)
 }

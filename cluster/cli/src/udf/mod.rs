@@ -18,6 +18,7 @@ mod python;
 mod rust;
 mod scaffold;
 mod sdk;
+mod sources;
 
 pub use js::{build_js_udf, test_js_udf};
 pub use python::COMPONENTIZE_PY;

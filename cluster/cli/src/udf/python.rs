@@ -13,8 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sha2::{Digest, Sha256};
-
+use super::sources::content_key;
 use super::{BuildError, dies_with_this_process, sdk};
 
 /// The componentize-py release the SDK is tested with.
@@ -179,72 +178,13 @@ fn world_of(dir: &Path, sdk: &Path) -> Result<String, BuildError> {
 fn cache_key(dir: &Path, world: &str, componentize: &str) -> Result<String, BuildError> {
     let mut files = Vec::new();
     sources(dir, dir, &mut files)?;
-    files.sort();
-    let mut hasher = Sha256::new();
-    for part in [sdk::python_hash().as_str(), world, componentize] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    for (relative, path) in files {
-        let bytes = std::fs::read(&path).map_err(|source| BuildError::Io { path, source })?;
-        hasher.update(relative.as_bytes());
-        hasher.update([0]);
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(&bytes);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    content_key(&[sdk::python_hash().as_str(), world, componentize], files)
 }
 
 fn sources(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), BuildError> {
-    sources_matching(root, dir, out, &|name| {
+    super::sources::matching(root, dir, out, &|name| {
         name.ends_with(".py") || name == "pyproject.toml"
     })
-}
-
-/// The files under `dir` whose names `wanted` accepts, outside hidden
-/// directories, `__pycache__` and `node_modules`, as (path relative to
-/// `root`, path).
-pub(super) fn sources_matching(
-    root: &Path,
-    dir: &Path,
-    out: &mut Vec<(String, PathBuf)>,
-    wanted: &dyn Fn(&str) -> bool,
-) -> Result<(), BuildError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| BuildError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| BuildError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name == "__pycache__" || name == "node_modules" {
-            continue;
-        }
-        let kind = entry.file_type().map_err(|source| BuildError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        if kind.is_dir() {
-            sources_matching(root, &path, out, wanted)?;
-        } else if wanted(&name) {
-            let relative = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
-            out.push((relative, path));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
