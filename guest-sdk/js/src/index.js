@@ -147,7 +147,7 @@ export class MapState {
     rt.stateCache().put(rt.MAP, this.name, rt.keyJson(key), rt.ABSENT);
   }
   contains(key) {
-    return rt.stateCache().get(rt.MAP, this.name, rt.keyJson(key), true) !== rt.ABSENT;
+    return rt.stateCache().get(rt.MAP, this.name, rt.keyJson(key), this.raw) !== rt.ABSENT;
   }
   /** Every `[key, value]` for the current key, in key order. */
   entries() {

@@ -109,12 +109,18 @@ export class StateCache {
     this.hostKey = null;
     this.values = new Map(); // slot id -> value | ABSENT
     this.slots = new Map(); // slot id -> [key, kind, name, mapKey]
-    this.dirty = new Set();
+    this.dirty = new Map(); // slot id -> input index of the record that wrote it
+    this.record = 0;
   }
 
+  /** A new call: the host has no current key, nothing is cached. */
   begin() {
     this.key = null;
     this.hostKey = null;
+    this.record = 0;
+    this.values.clear();
+    this.slots.clear();
+    this.dirty.clear();
   }
 
   /** Makes `key` (bytes) the current key. */
@@ -137,7 +143,9 @@ export class StateCache {
   /** The slot id of state `name` (and map key `mapKey`, JSON text) of the
    * current key. */
   slot(kind, name, mapKey) {
-    const id = mapKey === null ? `${kind}\u0000${name}\u0000${this.keyId}` : `${kind}\u0000${name}\u0000${mapKey}\u0000${this.keyId}`;
+    // The name is length-prefixed and a map key's JSON holds no raw NUL,
+    // so different slots never share an id.
+    const id = mapKey === null ? `${kind}${name.length}:${name}\u0000${this.keyId}` : `${kind}${name.length}:${name}${mapKey}\u0000${this.keyId}`;
     if (!this.slots.has(id)) this.slots.set(id, [this.key, kind, name, mapKey === null ? null : utf8.encode(mapKey)]);
     return id;
   }
@@ -160,27 +168,45 @@ export class StateCache {
     if (this.key === null) this.syncKey();
     const id = this.slot(kind, name, mapKey);
     this.values.set(id, value);
-    this.dirty.add(id);
+    this.dirty.set(id, this.record);
   }
 
+  /** Writes back what this call changed and forgets what it read; returns
+   * `[input index, message]` for each value that cannot be encoded (the
+   * host keeps the old value; a per-record error of the record that wrote
+   * it). */
   flush() {
-    const h = this.host;
-    for (const id of this.dirty) {
-      const [key, kind, name, mapKey] = this.slots.get(id);
-      if (this.hostKey !== key) {
-        h.setCurrentKey(key);
-        this.hostKey = key;
+    const failed = [];
+    try {
+      const h = this.host;
+      for (const [id, record] of this.dirty) {
+        const [key, kind, name, mapKey] = this.slots.get(id);
+        const value = this.values.get(id);
+        let data = null;
+        if (value !== ABSENT) {
+          try {
+            data = encode(value);
+          } catch (e) {
+            failed.push([record, `state \`${name}\` cannot be stored as JSON: ${describe(e)}`]);
+            continue;
+          }
+        }
+        if (this.hostKey !== key) {
+          h.setCurrentKey(key);
+          this.hostKey = key;
+        }
+        if (kind === VALUE) {
+          if (data === null) h.valueClear(name);
+          else h.valueSet(name, data);
+        } else if (data === null) h.mapRemove(name, mapKey);
+        else h.mapPut(name, mapKey, data);
       }
-      const value = this.values.get(id);
-      if (kind === VALUE) {
-        if (value === ABSENT) h.valueClear(name);
-        else h.valueSet(name, encode(value));
-      } else if (value === ABSENT) h.mapRemove(name, mapKey);
-      else h.mapPut(name, mapKey, encode(value));
+    } finally {
+      this.dirty.clear();
+      this.values.clear();
+      this.slots.clear();
     }
-    this.dirty.clear();
-    this.values.clear();
-    this.slots.clear();
+    return failed;
   }
 }
 
@@ -367,6 +393,7 @@ export class Runtime {
               throw new RecordError("keyedProcess needs a keyed stream (key_by) but the record has no key");
             }
             state.setKey(key);
+            state.record = index;
             ctx.key = key;
             ctx.timestamp = toMs(timestamp);
             const result = fn.processElement(item, ctx);
@@ -384,7 +411,7 @@ export class Runtime {
         }
       }
     } finally {
-      if (state) state.flush();
+      if (state) for (const [index, message] of state.flush()) out.push(this.outputs.error(index, message));
     }
     return out;
   }
@@ -401,7 +428,7 @@ export class Runtime {
     } catch (e) {
       out.push(this.outputs.error(0, `onTimer at ${timestamp}: ${describe(e)}`));
     } finally {
-      state.flush();
+      for (const [, message] of state.flush()) out.push(this.outputs.error(0, `onTimer at ${timestamp}: ${message}`));
     }
     return out;
   }
@@ -409,16 +436,17 @@ export class Runtime {
   emitOne(out, item, key, timestamp) {
     const { emit, side } = this.outputs;
     if (item instanceof Side) {
-      out.push(side(item.output, item.key ?? key, encode(item.value), item.timestamp !== undefined ? toHostTs(item.timestamp) : timestamp));
+      out.push(side(item.output, item.key ?? key, encode(item.value), item.timestamp != null ? toHostTs(item.timestamp) : timestamp));
     } else if (item instanceof Record) {
-      out.push(emit(item.key ?? key, encode(item.value), item.timestamp !== undefined ? toHostTs(item.timestamp) : timestamp));
+      out.push(emit(item.key ?? key, encode(item.value), item.timestamp != null ? toHostTs(item.timestamp) : timestamp));
     } else {
       out.push(emit(key, encode(item), timestamp));
     }
   }
 
   emitAll(out, items, key, timestamp) {
-    if (items instanceof Side || items instanceof Record || typeof items[Symbol.iterator] !== "function") {
+    // One output, not a collection of them: text, bytes, anything not iterable.
+    if (items instanceof Side || items instanceof Record || typeof items === "string" || items instanceof Uint8Array || typeof items[Symbol.iterator] !== "function") {
       this.emitOne(out, items, key, timestamp);
       return;
     }

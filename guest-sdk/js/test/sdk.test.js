@@ -233,3 +233,52 @@ test("exportFunction checks the class and allows one function", () => {
   exportFunction(Double);
   assert.throws(() => exportFunction(Counter), /one function per component/);
 });
+
+test("a value that cannot be stored is an error of the record that wrote it", () => {
+  class Bad extends KeyedProcessFunction {
+    open() {
+      this.v = new ValueState("v");
+    }
+    *processElement(value) {
+      this.v.update(value === "bad" ? undefined : value);
+      yield value;
+    }
+  }
+  const h = new Harness(Bad);
+  h.records([{ key: "a", value: "old" }]);
+  const out = h.records([{ key: "b", value: "ok" }, { key: "a", value: "bad" }, { key: "c", value: "fine" }]);
+  assert.deepEqual(out.map((o) => [o.kind, o.input]), [["emit", undefined], ["emit", undefined], ["emit", undefined], ["error", 1]]);
+  assert.match(out[3].message, /state `v` cannot be stored as JSON/);
+  assert.deepEqual(["a", "b", "c"].map((k) => h.valueState(k, "v")), ["old", "ok", "fine"]);
+});
+
+test("contains then get returns the decoded value; names with NUL do not collide", () => {
+  class Probe extends KeyedProcessFunction {
+    open() {
+      this.m = new MapState("m");
+      this.x = new ValueState("a");
+      this.y = new ValueState("a\u0000b");
+    }
+    *processElement(value, ctx) {
+      if (value === "put") {
+        this.m.put("a", 5);
+        this.x.update("x");
+      } else {
+        yield [this.m.contains("a"), this.m.get("a"), this.x.value(null), this.y.value(null)];
+      }
+    }
+  }
+  const h = new Harness(Probe);
+  h.records([{ key: new Uint8Array([0x62, 0, 0x63]), value: "put" }]);
+  assert.deepEqual(h.records([{ key: new Uint8Array([0x62, 0, 0x63]), value: "probe" }])[0].value, [true, 5, "x", null]);
+  assert.deepEqual(h.records([{ key: "c", value: "probe" }])[0].value, [false, null, null, null]);
+});
+
+test("a flatMap returning one text emits it once", () => {
+  class One extends FlatMapFunction {
+    flatMap(v) {
+      return v;
+    }
+  }
+  assert.deepEqual(new Harness(One).process(["ab", 7]).map((o) => o.value), ["ab", 7]);
+});

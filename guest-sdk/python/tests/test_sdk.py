@@ -362,3 +362,56 @@ def test_buffered_state_is_what_writing_through_would_leave():
     h.process([(b"b", "clear", None)])
     assert h.value_state(b"b", "n") is None
     assert (b"b", "value", "n") not in h.host.state
+
+
+def test_a_value_that_cannot_be_stored_is_an_error_of_the_record_that_wrote_it():
+    class Sets(weir.KeyedProcessFunction):
+        def open(self, ctx):
+            self.v = weir.ValueState("v")
+
+        def process_element(self, value, ctx):
+            self.v.update({1, 2} if value == "bad" else value)
+            yield value
+
+    h = Harness(Sets)
+    h.process([(b"a", "old", None)])
+    out = h.process([(b"b", "ok", None), (b"a", "bad", None), (b"c", "fine", None)])
+    assert [(o.kind, o.input) for o in out] == [("emit", 0), ("emit", 0), ("emit", 0), ("error", 1)]
+    assert "state `v` cannot be stored as JSON" in out[3].message
+    # The host keeps the old value; the other records' writes land.
+    assert [h.value_state(k, "v") for k in (b"a", b"b", b"c")] == ["old", "ok", "fine"]
+    # And the next call starts clean.
+    assert [o.value for o in h.process([(b"a", "again", None)])] == ["again"]
+    assert h.value_state(b"a", "v") == "again"
+
+
+def test_contains_then_get_returns_the_decoded_value():
+    class Probe(weir.KeyedProcessFunction):
+        def open(self, ctx):
+            self.m = weir.MapState("m")
+
+        def process_element(self, value, ctx):
+            if value == "put":
+                self.m.put("a", 5)
+            else:
+                yield [self.m.contains("a"), self.m.get("a")]
+
+    h = Harness(Probe)
+    h.process([(b"k", "put", None)])
+    assert h.process([(b"k", "probe", None)])[0].value == [True, 5]
+
+
+def test_a_flat_map_returning_one_text_or_dict_emits_it_once():
+    class One(weir.FlatMapFunction):
+        def flat_map(self, value):
+            return value
+
+    assert [o.value for o in Harness(One).process(["ab", {"x": 1}, 7])] == ["ab", {"x": 1}, 7]
+
+
+def test_trailing_unicode_space_is_not_json():
+    from weir._runtime import _json_decode
+
+    with pytest.raises(ValueError):
+        _json_decode("1\u00a0")
+    assert _json_decode("1 \n") == 1

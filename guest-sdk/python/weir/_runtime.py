@@ -89,7 +89,7 @@ class StateCache:
     reads go to the host (after the writes buffered so far); timers are
     not state and go straight through."""
 
-    __slots__ = ("host", "key", "host_key", "values", "dirty")
+    __slots__ = ("host", "key", "host_key", "values", "dirty", "record")
 
     def __init__(self, host: Host):
         self.host = host
@@ -99,13 +99,19 @@ class StateCache:
         self.host_key: Optional[bytes] = None
         #: (key, kind, name, map key bytes) -> decoded value or _ABSENT
         self.values: dict = {}
-        #: slots written in this call, in order (a dict as an ordered set)
+        #: slots written in this call -> the input index of the record that
+        #: last wrote them (0 in a timer call), in order
         self.dirty: dict = {}
+        #: the input index of the record being processed
+        self.record = 0
 
     def begin(self) -> None:
-        """A new call: the host has no current key."""
+        """A new call: the host has no current key, nothing is cached."""
         self.key = None
         self.host_key = None
+        self.record = 0
+        self.values.clear()
+        self.dirty.clear()
 
     def sync_key(self) -> Host:
         """The host, told the current key if it does not know it yet."""
@@ -137,30 +143,42 @@ class StateCache:
             self.sync_key()  # raises
         slot = (self.key, kind, name, map_key)
         self.values[slot] = value
-        self.dirty[slot] = None
+        self.dirty[slot] = self.record
 
-    def flush(self) -> None:
-        """Writes back what this call changed and forgets what it read."""
-        if self.dirty:
+    def flush(self) -> List[Tuple[int, str]]:
+        """Writes back what this call changed and forgets what it read.
+        Returns `(input index, message)` for each value that cannot be
+        encoded (a set, NaN, ...): those are per-record errors of the
+        record that wrote them, and the host keeps the state's old value."""
+        failed: List[Tuple[int, str]] = []
+        try:
             h = self.host
-            for slot in self.dirty:
+            for slot, record in self.dirty.items():
                 key, kind, name, map_key = slot
+                value = self.values[slot]
+                data = None
+                if value is not _ABSENT:
+                    try:
+                        data = encode(value)
+                    except (TypeError, ValueError) as e:
+                        failed.append((record, f"state `{name}` cannot be stored as JSON: {type(e).__name__}: {e}"))
+                        continue
                 if self.host_key != key:
                     h.set_current_key(key)
                     self.host_key = key
-                value = self.values[slot]
                 if kind == VALUE:
-                    if value is _ABSENT:
+                    if data is None:
                         h.value_clear(name)
                     else:
-                        h.value_set(name, encode(value))
-                elif value is _ABSENT:
+                        h.value_set(name, data)
+                elif data is None:
                     h.map_remove(name, map_key)
                 else:
-                    h.map_put(name, map_key, encode(value))
+                    h.map_put(name, map_key, data)
+        finally:
             self.dirty.clear()
-        if self.values:
             self.values.clear()
+        return failed
 
 
 _cache: Optional[StateCache] = None
@@ -191,7 +209,7 @@ def _json_decode(text: str) -> Any:
         value, end = _scan_once(text, 0)
     except StopIteration:
         return _json_decoder.decode(text)
-    if end != len(text) and text[end:].strip():
+    if end != len(text) and text[end:].strip(" \t\n\r"):
         return _json_decoder.decode(text)  # raises "Extra data"
     return value
 
@@ -487,7 +505,8 @@ class Runtime:
             self._process(batch, out, state)
         finally:
             if state is not None:
-                state.flush()
+                for index, message in state.flush():
+                    out.append(self.make_error(index, message))
         return out
 
     def _process(self, batch: Iterable[Any], out: List[Any], state: Optional[StateCache]) -> None:
@@ -513,6 +532,7 @@ class Runtime:
                     if key is None:
                         raise RecordError("keyed_process needs a keyed stream (key_by) but the record has no key")
                     state.key = key  # type: ignore[union-attr]
+                    state.record = index  # type: ignore[union-attr]
                     ctx.key = key
                     ctx.timestamp = timestamp
                     result = function.process_element(item, ctx)
@@ -545,7 +565,8 @@ class Runtime:
         except Exception as e:  # noqa: BLE001
             out.append(self.make_error(0, f"on_timer at {timestamp}: {_describe(e)}"))
         finally:
-            state.flush()
+            for _, message in state.flush():
+                out.append(self.make_error(0, f"on_timer at {timestamp}: {message}"))
         return out
 
     def _emit_one(self, out: List[Any], item: Any, key: Optional[bytes], timestamp: Optional[int]) -> None:
@@ -563,7 +584,8 @@ class Runtime:
         result: a `Side`/`Record`, or an iterable (a generator included) of
         outputs. The outputs of a record that raises part-way are dropped
         with it."""
-        if isinstance(items, (Side, Record)):
+        if isinstance(items, (Side, Record, str, bytes, bytearray, dict)) or not hasattr(items, "__iter__"):
+            # One output, not a collection of them.
             self._emit_one(out, items, key, timestamp)
             return
         start = len(out)

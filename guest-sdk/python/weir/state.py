@@ -119,7 +119,7 @@ class MapState(Generic[K, V]):
 
     def contains(self, key: K) -> bool:
         """Whether `key` has a value."""
-        return cache().get(MAP, self.name, encode_key(key), True) is not _ABSENT
+        return cache().get(MAP, self.name, encode_key(key), self.raw) is not _ABSENT
 
     def items(self) -> List[Tuple[K, V]]:
         """Every entry for the current key, ordered by encoded key."""

@@ -224,7 +224,13 @@ pub fn build_js_udf(dir: &Path) -> Result<PathBuf, BuildError> {
                 status: status.to_string(),
             });
         }
-        std::fs::rename(&tmp, &out).map_err(io(&out))?;
+        // Another build of the same sources may have finished first; either
+        // component is the same.
+        if let Err(source) = std::fs::rename(&tmp, &out) {
+            if !out.is_file() {
+                return Err(BuildError::Io { path: out, source });
+            }
+        }
         Ok(out)
     })();
     let _ = std::fs::remove_dir_all(&work);
