@@ -226,12 +226,10 @@ pub fn build_js_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         }
         // Another build of the same sources may have finished first; either
         // component is the same.
-        if let Err(source) = std::fs::rename(&tmp, &out) {
-            if !out.is_file() {
-                return Err(BuildError::Io { path: out, source });
-            }
+        match std::fs::rename(&tmp, &out) {
+            Err(source) if !out.is_file() => Err(BuildError::Io { path: out, source }),
+            _ => Ok(out),
         }
-        Ok(out)
     })();
     let _ = std::fs::remove_dir_all(&work);
     result
