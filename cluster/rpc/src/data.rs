@@ -140,23 +140,21 @@ impl DataSender {
     }
 }
 
-/// The receiving end of a data stream.
+/// A data stream the peer opened whose header is not read yet
+/// ([`DataReceiver::accept_pending`]).
 #[derive(Debug)]
-pub struct DataReceiver {
-    stream: RecvStream,
-    decoder: FrameDecoder,
-}
+pub struct PendingData(RecvStream);
 
-impl DataReceiver {
-    /// Accepts the next data stream the peer opens on `connection` and
-    /// reads its header.
+impl PendingData {
+    /// Reads the stream's header.
     ///
     /// # Errors
-    /// [`RpcError::Connection`] when the connection ends,
     /// [`RpcError::Protocol`] for a malformed header, [`RpcError::Unexpected`]
-    /// for a stream that ends before its header.
-    pub async fn accept(connection: &Connection) -> Result<(DataChannelHeader, Self), RpcError> {
-        let mut stream = connection.accept_uni().await?;
+    /// for a stream that ends before its header, [`RpcError::Read`] when the
+    /// producer reset the stream before its header arrived (it was cancelled),
+    /// [`RpcError::Connection`] when the connection ends.
+    pub async fn read_header(self) -> Result<(DataChannelHeader, DataReceiver), RpcError> {
+        let mut stream = self.0;
         let mut header_decoder = ControlDecoder::new(MAX_HEADER_BYTES);
         let mut chunk = [0u8; 1024];
         let header = loop {
@@ -174,7 +172,38 @@ impl DataReceiver {
         };
         let mut decoder = FrameDecoder::new(MAX_DATA_FRAME_BYTES);
         decoder.push(&header_decoder.into_remaining());
-        Ok((header, Self { stream, decoder }))
+        Ok((header, DataReceiver { stream, decoder }))
+    }
+}
+
+/// The receiving end of a data stream.
+#[derive(Debug)]
+pub struct DataReceiver {
+    stream: RecvStream,
+    decoder: FrameDecoder,
+}
+
+impl DataReceiver {
+    /// Accepts the next data stream the peer opens on `connection` and
+    /// reads its header. A server that serves many streams of one
+    /// connection uses [`accept_pending`](Self::accept_pending) instead,
+    /// so that one stream's failure does not end the others.
+    ///
+    /// # Errors
+    /// [`RpcError::Connection`] when the connection ends, and the errors of
+    /// [`PendingData::read_header`].
+    pub async fn accept(connection: &Connection) -> Result<(DataChannelHeader, Self), RpcError> {
+        Self::accept_pending(connection).await?.read_header().await
+    }
+
+    /// Accepts the next data stream the peer opens on `connection`, without
+    /// reading its header: an error here is the connection's, never one
+    /// stream's.
+    ///
+    /// # Errors
+    /// [`RpcError::Connection`] when the connection ends.
+    pub async fn accept_pending(connection: &Connection) -> Result<PendingData, RpcError> {
+        Ok(PendingData(connection.accept_uni().await?))
     }
 
     /// The next element, or `None` when the producer ended the stream

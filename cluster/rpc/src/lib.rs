@@ -21,7 +21,7 @@ mod error;
 pub mod messages;
 pub mod tls;
 
-pub use data::{DataChannelHeader, DataReceiver, DataSender};
+pub use data::{DataChannelHeader, DataReceiver, DataSender, PendingData};
 pub use endpoint::{
     ControlChannel, Liveness, MAX_CONTROL_MESSAGE_BYTES, check_heartbeat, client_endpoint, connect,
     node_endpoint, server_endpoint,

@@ -287,6 +287,33 @@ async fn data_streams_carry_every_element_in_order() {
     assert_eq!(got, elements);
 }
 
+/// Regression: a producer cancelled right after opening its stream reset
+/// it before the header arrived, the TaskManager's accept loop took that
+/// stream's error for the connection's and stopped accepting, and the next
+/// attempt's streams on the same (pooled) connection were never read.
+#[tokio::test]
+async fn a_stream_reset_before_its_header_does_not_end_the_connection() {
+    let (client, server, _dir) = connected_pair().await;
+    let mut cancelled = client.open_uni().await.unwrap();
+    cancelled.write_all(&[0x57]).await.unwrap();
+    cancelled.reset(quinn::VarInt::from_u32(0)).unwrap();
+    let mut next = DataSender::open(&client, &header(3)).await.unwrap();
+    next.send(&batch(1, 1)).await.unwrap();
+    next.finish().unwrap();
+
+    let first = DataReceiver::accept_pending(&server).await.unwrap();
+    assert!(first.read_header().await.is_err());
+    let (got, mut receiver) = DataReceiver::accept_pending(&server)
+        .await
+        .unwrap()
+        .read_header()
+        .await
+        .unwrap();
+    assert_eq!(got, header(3));
+    assert_eq!(receiver.recv().await.unwrap(), Some(batch(1, 1)));
+    assert_eq!(receiver.recv().await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn a_consumer_that_stops_reading_one_channel_stops_that_sender_only() {
     let (client, server, _dir) = connected_pair().await;
