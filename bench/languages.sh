@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
-# Python and JavaScript UDFs against Rust ones (issue 21's benchmark): for
-# the identity function (`udfs/identity-python`, `udfs/identity-js` /
-# `udfs/identity`) and the NAB z-score detector (`udfs/nab-zscore-python`,
-# `udfs/nab-zscore-js` / `udfs/nab-zscore`, arrival order and event time),
-# the NAB corpus (365,558 rows, 58 series; `--copies N` reads it N times)
-# through `weir run` at parallelism 1 into a blackhole, the language and
-# Rust alternating. Prints each run's CPU seconds (user + system of the
-# whole process), rows per CPU-second and the ratio to Rust; the
-# components' sizes and build times; and for each language the first
-# compile of its component (an empty component cache) against a cached
-# start.
+# Python, JavaScript and C UDFs against Rust ones (issue 21's benchmark):
+# for the identity function (`udfs/identity-<lang>` / `udfs/identity`) and
+# the NAB z-score detector (`udfs/nab-zscore-<lang>` / `udfs/nab-zscore`,
+# arrival order and event time), the NAB corpus (365,558 rows, 58 series;
+# `--copies N` reads it N times) through `weir run` at parallelism 1 into a
+# blackhole, the language and Rust alternating. Prints each run's CPU
+# seconds (user + system of the whole process), rows per CPU-second and the
+# ratio to Rust; the components' sizes and build times; and for each
+# language the first compile of its component (an empty component cache)
+# against a cached start.
 #
-# Usage: bench/languages.sh [--runs R] [--copies N] [--langs python,js] [--profile dev|release]
+# Usage: bench/languages.sh [--runs R] [--copies N] [--langs python,js,c] [--profile dev|release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=3
 COPIES=1
-LANGS=python,js
+LANGS=python,js,c
 PROFILE=dev
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -146,6 +146,20 @@ _weir_bootstrap() {
         else
             _wb_cannot componentize-js "$js_why, which install with npm; run: sudo apt-get install npm"
         fi
+
+        # --- The C UDF toolchain (apt) --------------------------------------
+        # clang with the wasm32 target, wasi-libc and compiler-rt for wasm32:
+        # what `weir udf build` compiles C UDFs with.
+        local c_why="the C UDF tests compile with clang for wasm32-wasi against wasi-libc"
+        if _wb_has_wasi_clang; then
+            _wb_ok clang-wasi
+        elif ((is_root)) && command -v apt-get >/dev/null 2>&1; then
+            _wb_install clang-wasi "clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 (apt)" "$c_why" \
+                "_wb_apt_install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 >/dev/null" \
+                "apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32" || true
+        else
+            _wb_cannot clang-wasi "$c_why; run: sudo apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32"
+        fi
     fi
 
     if ((failed)); then
@@ -210,6 +224,19 @@ _wb_sysroot_has() {
     command -v rustc >/dev/null 2>&1 || return 1
     sysroot=$(rustc --print sysroot 2>/dev/null) || return 1
     [[ -n "$sysroot" && -d "$sysroot/lib/rustlib/$1" ]]
+}
+
+# _wb_has_wasi_clang: a clang that preprocesses wasi-libc's headers for
+# wasm32-wasi (what `weir udf build` looks for).
+_wb_has_wasi_clang() {
+    local c
+    for c in ${WEIR_CLANG:-clang-19 clang-20 clang-18 clang}; do
+        if command -v "$c" >/dev/null 2>&1 &&
+            printf '#include <stdlib.h>\n' | "$c" --target=wasm32-wasi -E -x c - -o /dev/null 2>/dev/null; then
+            return 0
+        fi
+    done
+    return 1
 }
 
 # _wb_has_libclang: a libclang shared library (libclang.so*, libclang-N.so*;
@@ -323,7 +350,7 @@ else
     [[ "$_weir_bootstrap_flags" == *u* ]] || set +u
     eval "$_weir_bootstrap_pipefail"
     unset -f _weir_bootstrap _wb_ok _wb_cannot _wb_install _wb_apt_install \
-        _wb_sysroot_has _wb_has_libclang _wb_python_packages
+        _wb_sysroot_has _wb_has_libclang _wb_has_wasi_clang _wb_python_packages
     unset _weir_bootstrap_flags _weir_bootstrap_pipefail
     return "$_weir_bootstrap_status"
 fi

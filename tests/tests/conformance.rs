@@ -1,6 +1,6 @@
 //! The guest SDKs' conformance: each SDK's conformance function
 //! (`udfs/conformance` in Rust, `udfs/conformance-python` in Python,
-//! `udfs/conformance-js` in JavaScript) runs
+//! `udfs/conformance-js` in JavaScript, `udfs/conformance-c` in C) runs
 //! through every case of `guest-sdk/conformance/cases.json` with the real
 //! host — open, batches, timers through the watermark, a checkpoint and a
 //! restore into a new instance — and gives the outputs and keyed state the
@@ -223,5 +223,12 @@ fn the_python_sdk_conforms() {
 fn the_javascript_sdk_conforms() {
     let wasm = weir_cli::udf::build_js_udf(&repo_root().join("udfs/conformance-js"))
         .expect("componentize-js builds the UDF");
+    conforms(&wasm);
+}
+
+#[test]
+fn the_c_sdk_conforms() {
+    let wasm = weir_cli::udf::build_c_udf(&repo_root().join("udfs/conformance-c"))
+        .expect("clang builds the UDF");
     conforms(&wasm);
 }

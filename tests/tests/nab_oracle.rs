@@ -193,6 +193,16 @@ fn the_javascript_detector_matches_the_oracle_at_parallelism_2_with_custom_confi
 }
 
 #[test]
+fn the_c_detector_matches_the_oracle_at_parallelism_2_with_defaults() {
+    check_udf("nab-zscore-c", 2, None, None);
+}
+
+#[test]
+fn the_c_detector_matches_the_oracle_at_parallelism_2_with_custom_config() {
+    check_udf("nab-zscore-c", 2, Some(5), Some(2.5));
+}
+
+#[test]
 fn z_values_are_the_rules_not_rounded() {
     // Guards the oracle itself: a value exactly at the threshold counts.
     let dir = tempfile::tempdir().unwrap();

@@ -304,7 +304,7 @@ enum UdfCommand {
     New {
         /// The project directory to create; its name names the function.
         dir: PathBuf,
-        /// The language: rust or python.
+        /// The language: rust, python, js, ts or c.
         #[arg(long, default_value = "rust")]
         lang: String,
         /// What the function does: map, filter, flat-map, keyed-process or
@@ -312,8 +312,8 @@ enum UdfCommand {
         #[arg(long, default_value = "map")]
         kind: String,
     },
-    /// Build a UDF project (Rust crate or Python `app.py`) into a
-    /// WebAssembly component; cached by content.
+    /// Build a UDF project (a Rust crate, or `app.py`, `app.js`, `app.ts`
+    /// or `app.c`) into a WebAssembly component; cached by content.
     Build {
         /// The project directory.
         dir: PathBuf,
@@ -321,7 +321,8 @@ enum UdfCommand {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Run a UDF project's unit tests on the host (pytest or cargo test).
+    /// Run a UDF project's unit tests on the host (cargo test, pytest,
+    /// node --test, or the C tests built with cc).
     Test {
         /// The project directory.
         #[arg(default_value = ".")]

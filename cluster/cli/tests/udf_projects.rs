@@ -1,5 +1,6 @@
 //! `weir udf new` → `weir udf test` → `weir udf build` → `weir run`, from
-//! an empty directory, for each language with an SDK, as a user types them;
+//! an empty directory, for each language with an SDK (Rust, Python,
+//! JavaScript, TypeScript, C), as a user types them;
 //! and the one-line errors when a project or a toolchain is missing.
 
 #![allow(clippy::unwrap_used)]
@@ -116,6 +117,56 @@ fn a_new_typescript_project_tests_builds_and_runs() {
     new_test_build_run("ts");
 }
 
+#[test]
+fn a_new_c_project_tests_builds_and_runs() {
+    new_test_build_run("c");
+}
+
+/// Every C template passes its own unit tests (natively, with the SDK's
+/// in-memory host) and builds a component.
+#[test]
+fn every_c_template_passes_its_tests_and_builds() {
+    let root = tempfile::tempdir().unwrap();
+    for kind in ["map", "filter", "flat-map", "keyed-process", "aggregate"] {
+        let name = format!("c-{kind}");
+        ok(weir(
+            root.path(),
+            &["udf", "new", &name, "--lang", "c", "--kind", kind],
+        ));
+        ok(weir(&root.path().join(&name), &["udf", "test"]));
+        ok(weir(root.path(), &["udf", "build", &name]));
+    }
+    let dir = root.path().join("c-map");
+    ok(weir(&dir, &["run", "job.yaml"]));
+    let scaled: Vec<f64> = lines(&dir.join("out/part-0.jsonl"))
+        .iter()
+        .map(|r| r["scaled"].as_f64().unwrap())
+        .collect();
+    assert_eq!(scaled, vec![3.0, -4.0, 7.0, 8.0, 1.0, 20.0]);
+}
+
+#[test]
+fn a_missing_c_toolchain_says_how_to_install_it() {
+    let root = tempfile::tempdir().unwrap();
+    ok(weir(
+        root.path(),
+        &["udf", "new", "m", "--lang", "c", "--kind", "map"],
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["udf", "build", "m"])
+        .current_dir(root.path())
+        .env("WEIR_CLANG", root.path().join("no-such-clang"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs clang with wasi-libc (--target=wasm32-wasi), which was not found: run `apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32`"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
 /// Every JavaScript and TypeScript template passes its own unit tests.
 #[test]
 fn every_javascript_and_typescript_template_passes_its_tests() {
@@ -180,7 +231,7 @@ fn a_directory_of_no_known_language_is_refused_in_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
-            "is not a UDF project: expected Cargo.toml (Rust), app.py (Python) or app.js/app.ts"
+            "is not a UDF project: expected Cargo.toml (Rust), app.py (Python), app.js/app.ts (JavaScript/TypeScript) or app.c (C)"
         ),
         "{err}"
     );
@@ -240,7 +291,6 @@ fn new_refuses_a_bad_name_an_unknown_language_and_an_existing_project() {
     };
     assert!(err(&["udf", "new", "9lives"]).contains("cannot name a UDF"));
     assert!(err(&["udf", "new", "x", "--lang", "cobol"]).contains("unknown language `cobol`"));
-    assert!(err(&["udf", "new", "x", "--lang", "c"]).contains("no C SDK yet"));
     assert!(err(&["udf", "new", "x", "--kind", "reduce"]).contains("unknown kind `reduce`"));
     ok(weir(root.path(), &["udf", "new", "x", "--lang", "python"]));
     assert!(err(&["udf", "new", "x", "--lang", "python"]).contains("already exists"));

@@ -5,7 +5,8 @@
 //! directory (`Cargo.toml`: Rust, built by cargo for `wasm32-wasip2`;
 //! `app.py`: Python, built by componentize-py; `app.js` or `app.ts`:
 //! JavaScript or TypeScript, bundled by rolldown and built by
-//! componentize-js; both with the SDK that this binary carries) and returns
+//! componentize-js; `app.c`: C, compiled by clang with wasi-libc; all with
+//! the SDK that this binary carries) and returns
 //! the component's path. Every build is cached: cargo's own incremental
 //! build for Rust, the content hash of the project, the SDK and the WIT
 //! for the others.
@@ -13,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod c;
 mod js;
 mod python;
 mod rust;
@@ -20,6 +22,7 @@ mod scaffold;
 mod sdk;
 mod sources;
 
+pub use c::{build_c_udf, test_c_udf};
 pub use js::{build_js_udf, test_js_udf};
 pub use python::COMPONENTIZE_PY;
 pub use python::build_python_udf;
@@ -63,7 +66,7 @@ pub enum BuildError {
     },
     /// The directory is no UDF project of a language Weir knows.
     #[error(
-        "{0} is not a UDF project: expected Cargo.toml (Rust), app.py (Python) or app.js/app.ts (JavaScript/TypeScript); give a project directory or a .wasm component"
+        "{0} is not a UDF project: expected Cargo.toml (Rust), app.py (Python), app.js/app.ts (JavaScript/TypeScript) or app.c (C); give a project directory or a .wasm component"
     )]
     NotAProject(PathBuf),
     /// A tool the build needs is missing.
@@ -109,8 +112,8 @@ fn unique_suffix() -> String {
 }
 
 /// The language of the UDF project in `dir`, from its files: `Cargo.toml`
-/// (Rust), `app.py` (Python), `app.ts` (TypeScript) or `app.js`
-/// (JavaScript).
+/// (Rust), `app.py` (Python), `app.ts` (TypeScript), `app.js`
+/// (JavaScript) or `app.c` (C).
 ///
 /// # Errors
 /// [`BuildError::NotAProject`] when neither is there.
@@ -123,13 +126,16 @@ pub fn detect_language(dir: &Path) -> Result<Language, BuildError> {
         Ok(Language::TypeScript)
     } else if js::entry(dir).is_some() {
         Ok(Language::JavaScript)
+    } else if dir.join("app.c").is_file() {
+        Ok(Language::C)
     } else {
         Err(BuildError::NotAProject(dir.to_path_buf()))
     }
 }
 
 /// Runs the unit tests of the UDF project in `dir` on the host (no Wasm):
-/// pytest with the Python SDK on the module path, or `cargo test`.
+/// pytest with the Python SDK on the module path, `node --test` on the
+/// bundled tests, the C tests with the SDK's in-memory host, or `cargo test`.
 /// Their output goes to the terminal.
 ///
 /// # Errors
@@ -137,11 +143,15 @@ pub fn detect_language(dir: &Path) -> Result<Language, BuildError> {
 /// [`BuildError::TestsFailed`] when tests fail.
 pub fn test_udf(dir: &Path) -> Result<(), BuildError> {
     let language = detect_language(dir)?;
-    if matches!(language, Language::JavaScript | Language::TypeScript) {
-        return test_js_udf(dir);
+    match language {
+        Language::JavaScript | Language::TypeScript => return test_js_udf(dir),
+        Language::C => return test_c_udf(dir),
+        Language::Rust | Language::Python => {}
     }
     let mut command = match language {
-        Language::JavaScript | Language::TypeScript => unreachable!("handled above"),
+        Language::JavaScript | Language::TypeScript | Language::C => {
+            unreachable!("handled above")
+        }
         Language::Python => {
             let sdk = sdk::python()?;
             let mut path = std::ffi::OsString::from(sdk.join("guest-sdk/python"));
@@ -211,6 +221,7 @@ pub fn build_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         Language::Rust => build_rust_udf(dir),
         Language::Python => build_python_udf(dir),
         Language::JavaScript | Language::TypeScript => build_js_udf(dir),
+        Language::C => build_c_udf(dir),
     }
 }
 

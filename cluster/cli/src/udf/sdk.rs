@@ -51,6 +51,20 @@ const JS: &[Embedded] = embed!(
     "guest-sdk/js/src/component-aggregate.js",
 );
 
+/// The C SDK (headers and sources; bindings are generated per build).
+const C: &[Embedded] = embed!(
+    "guest-sdk/c/include/weir.h",
+    "guest-sdk/c/include/weir_aggregate.h",
+    "guest-sdk/c/include/weir_json.h",
+    "guest-sdk/c/include/weir_testing.h",
+    "guest-sdk/c/src/weir_host.h",
+    "guest-sdk/c/src/weir_json.c",
+    "guest-sdk/c/src/weir_runtime.c",
+    "guest-sdk/c/src/weir_operator.c",
+    "guest-sdk/c/src/weir_aggregate.c",
+    "guest-sdk/c/src/weir_testing.c",
+);
+
 /// The Rust SDKs (`weir-guest`, `weir-guest-aggregate`) and the packed
 /// batch format they use (`weir-abi`).
 const RUST: &[Embedded] = embed!(
@@ -152,6 +166,20 @@ pub(super) fn rust() -> Result<PathBuf, BuildError> {
 /// [`BuildError::Io`] when the cache cannot be written.
 pub(super) fn js() -> Result<PathBuf, BuildError> {
     materialize("js", &[WIT, JS])
+}
+
+/// The C SDK: `<dir>/guest-sdk/c/{include,src}`, `<dir>/wit`.
+///
+/// # Errors
+/// [`BuildError::Io`] when the cache cannot be written.
+pub(super) fn c() -> Result<PathBuf, BuildError> {
+    materialize("c", &[WIT, C])
+}
+
+/// The hash that names the C SDK's directory (part of the key of a built
+/// C component).
+pub(super) fn c_hash() -> String {
+    hash(&[WIT, C])
 }
 
 /// The hash that names the JavaScript SDK's directory.

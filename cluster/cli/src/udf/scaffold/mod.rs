@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 
 use super::sdk;
 
+mod c;
 mod js;
 mod python;
 mod rust;
 
+use c::{c_app, c_test};
 use js::{js_app, js_test};
 use python::{python_app, python_test};
 use rust::{cargo_toml, rust_lib};
@@ -24,6 +26,8 @@ pub enum Language {
     JavaScript,
     /// TypeScript, as JavaScript (rolldown strips the types).
     TypeScript,
+    /// C (`weir.h`), built by clang with wasi-libc.
+    C,
 }
 
 impl std::str::FromStr for Language {
@@ -35,9 +39,9 @@ impl std::str::FromStr for Language {
             "python" | "py" => Ok(Self::Python),
             "js" | "javascript" => Ok(Self::JavaScript),
             "ts" | "typescript" => Ok(Self::TypeScript),
-            "c" => Err("there is no C SDK yet; use rust, python, js or ts".to_string()),
+            "c" => Ok(Self::C),
             _ => Err(format!(
-                "unknown language `{s}`; use rust, python, js or ts"
+                "unknown language `{s}`; use rust, python, js, ts or c"
             )),
         }
     }
@@ -139,6 +143,10 @@ pub fn new_project(dir: &Path, language: Language, kind: Kind) -> Result<Vec<Pat
             files.push(("app.ts", js_app(kind, true)));
             files.push(("app.test.ts", js_test(kind)));
         }
+        Language::C => {
+            files.push(("app.c", c_app(kind).to_string()));
+            files.push(("test_app.c", c_test(kind).to_string()));
+        }
         Language::Rust => {
             let root = sdk::rust()?;
             files.push(("Cargo.toml", cargo_toml(&name, kind, &root)));
@@ -187,7 +195,7 @@ fn job(name: &str, language: Language, kind: Kind) -> String {
     // A JavaScript engine needs more than the default 64 MiB of memory.
     let memory = match language {
         Language::JavaScript | Language::TypeScript => "    memory_mib: 256\n",
-        Language::Rust | Language::Python => "",
+        Language::Rust | Language::Python | Language::C => "",
     };
     format!(
         "# Runs the UDF in this directory over input.jsonl; run it from here:\n\
@@ -219,6 +227,10 @@ fn readme(name: &str, language: Language, kind: Kind) -> String {
         Language::TypeScript => (
             "`app.ts` (the function, exported with `exportFunction`)",
             "weir udf test              # app.test.ts, bundled with the SDK, under node --test",
+        ),
+        Language::C => (
+            "`app.c` (the function: `weir_process` and the hooks of `weir.h`)",
+            "weir udf test              # test_app.c, built natively with cc and the SDK's in-memory host",
         ),
     };
     format!(
