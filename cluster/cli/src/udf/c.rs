@@ -21,12 +21,12 @@ use super::sources::content_key;
 use super::{BuildError, dies_with_this_process, sdk};
 
 /// What installs the C toolchain on Debian and Ubuntu.
-pub const INSTALL: &str =
-    "run `apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32` (Debian 12 or newer)";
+pub const INSTALL: &str = "run `apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32` (Debian 12 or newer)";
 
 /// The WASI preview 1 reactor adapter of the wasmtime release Weir embeds:
 /// turns wasi-libc's `wasi_snapshot_preview1` imports into WASI 0.2.
-const ADAPTER: &[u8] = wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER;
+const ADAPTER: &[u8] =
+    wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
@@ -82,7 +82,15 @@ fn clang() -> Option<(PathBuf, String)> {
     candidates.into_iter().find_map(|clang| {
         // Preprocessing a libc header tells whether wasi-libc is there.
         let mut child = Command::new(&clang)
-            .args(["--target=wasm32-wasi", "-E", "-x", "c", "-", "-o", "/dev/null"])
+            .args([
+                "--target=wasm32-wasi",
+                "-E",
+                "-x",
+                "c",
+                "-",
+                "-o",
+                "/dev/null",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -197,7 +205,12 @@ pub fn build_c_udf(dir: &Path) -> Result<PathBuf, BuildError> {
             .arg(&generated)
             .arg("-I")
             .arg(&dir)
-            .args(product.iter().filter(|(r, _)| r.ends_with(".c")).map(|(_, p)| p))
+            .args(
+                product
+                    .iter()
+                    .filter(|(r, _)| r.ends_with(".c"))
+                    .map(|(_, p)| p),
+            )
             .args(sdk_sources(&sdk_root, world))
             .arg(generated.join(format!("{world}.c")))
             .arg(generated.join(format!("{world}_component_type.o")))
@@ -275,7 +288,12 @@ pub fn test_c_udf(dir: &Path) -> Result<(), BuildError> {
             .arg(sdk_root.join("guest-sdk/c/include"))
             .arg("-I")
             .arg(&dir)
-            .args(files.iter().filter(|(r, _)| r.ends_with(".c")).map(|(_, p)| p))
+            .args(
+                files
+                    .iter()
+                    .filter(|(r, _)| r.ends_with(".c"))
+                    .map(|(_, p)| p),
+            )
             .args(&sdk_files)
             .arg("-lm")
             .arg("-o")
@@ -329,12 +347,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(world_of(&sources(dir.path()).unwrap()).unwrap(), "operator");
-        std::fs::write(
-            dir.path().join("agg.c"),
-            "  #include <weir_aggregate.h>\n",
-        )
-        .unwrap();
-        assert_eq!(world_of(&sources(dir.path()).unwrap()).unwrap(), "aggregate");
+        std::fs::write(dir.path().join("agg.c"), "  #include <weir_aggregate.h>\n").unwrap();
+        assert_eq!(
+            world_of(&sources(dir.path()).unwrap()).unwrap(),
+            "aggregate"
+        );
     }
 
     #[test]
