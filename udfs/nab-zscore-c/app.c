@@ -111,25 +111,45 @@ typedef struct stats {
     double mean, m2;
 } stats;
 
+static bool stats_decode(weir_bytes bytes, void *value) {
+    stats *s = value;
+    weir_bytes f;
+    int64_t n;
+    if (!weir_json_field(bytes, "n", &f) || !weir_json_int(f, &n) || n < 0 || !weir_json_field(bytes, "mean", &f) ||
+        !weir_json_number(f, &s->mean) || !weir_json_field(bytes, "m2", &f) || !weir_json_number(f, &s->m2))
+        return false;
+    s->n = (uint64_t)n;
+    return true;
+}
+
+/* {"n","mean","m2"}, the Rust UDF's JSON; false once not finite (a reading
+ * too large), which JSON cannot hold. */
+static bool stats_encode(const void *value, weir_buf *out) {
+    const stats *s = value;
+    weir_buf_printf(out, "{\"n\":%llu,\"mean\":", (unsigned long long)s->n);
+    bool finite = weir_buf_json_number(out, s->mean);
+    weir_buf_puts(out, ",\"m2\":");
+    finite = weir_buf_json_number(out, s->m2) && finite;
+    weir_buf_puts(out, "}");
+    return finite;
+}
+
+/* Value state `welford`, kept decoded for the rest of a call and written
+ * back once at its end (weir_value_state). */
+static const weir_codec STATS = {sizeof(stats), stats_decode, stats_encode};
+
 /* The rule for the next reading of the current key's series. False (after
  * a per-record error) when the series key is not UTF-8. */
 static bool score(weir_context *ctx, const reading *r) {
-    stats s = {0, 0.0, 0.0};
-    weir_bytes state, f;
-    if (weir_value_get(ctx, "welford", &state)) {
-        int64_t n;
-        if (!weir_json_field(state, "n", &f) || !weir_json_int(f, &n) || n < 0 ||
-            !weir_json_field(state, "mean", &f) || !weir_json_number(f, &s.mean) ||
-            !weir_json_field(state, "m2", &f) || !weir_json_number(f, &s.m2)) {
-            weir_record_error(ctx, "value state `welford` is not {\"n\",\"mean\",\"m2\"}");
-            return false;
-        }
-        s.n = (uint64_t)n;
+    stats *s = weir_value_state(ctx, "welford", &STATS, NULL);
+    if (!s) {
+        weir_record_error(ctx, "value state `welford` is not {\"n\",\"mean\",\"m2\"}");
+        return false;
     }
     double x = r->value;
-    if (s.n >= warmup && s.n >= 2) {
-        double std = sqrt(s.m2 / (double)(s.n - 1));
-        double z = std > 0.0 ? (x - s.mean) / std : 0.0;
+    if (s->n >= warmup && s->n >= 2) {
+        double std = sqrt(s->m2 / (double)(s->n - 1));
+        double z = std > 0.0 ? (x - s->mean) / std : 0.0;
         if (fabs(z) >= threshold) {
             weir_bytes key = weir_key(ctx);
             if (!weir_utf8_valid(key)) {
@@ -150,20 +170,11 @@ static bool score(weir_context *ctx, const reading *r) {
             weir_buf_free(&alert);
         }
     }
-    s.n += 1;
-    double delta = x - s.mean;
-    s.mean += delta / (double)s.n;
-    s.m2 += delta * (x - s.mean);
-    weir_buf out = {0};
-    weir_buf_printf(&out, "{\"n\":%llu,\"mean\":", (unsigned long long)s.n);
-    bool finite = weir_buf_json_number(&out, s.mean);
-    weir_buf_puts(&out, ",\"m2\":");
-    finite = weir_buf_json_number(&out, s.m2) && finite;
-    weir_buf_puts(&out, "}");
-    if (finite) weir_value_set(ctx, "welford", weir_buf_bytes(&out));
-    else weir_record_error(ctx, "the statistics are no longer finite (a reading too large?)");
-    weir_buf_free(&out);
-    return finite;
+    s->n += 1;
+    double delta = x - s->mean;
+    s->mean += delta / (double)s->n;
+    s->m2 += delta * (x - s->mean);
+    return true;
 }
 
 /* The map key of timestamp `ts` in `pending`: its JSON. */

@@ -142,6 +142,35 @@ void weir_value_set(weir_context *ctx, const char *name, weir_bytes value);
 /** Clears value state `name` of the current key. */
 void weir_value_clear(weir_context *ctx, const char *name);
 
+/** How a typed value state (`weir_value_state`) is stored: a C value of
+ * `size` bytes, decoded from and encoded to the state's bytes (JSON, if it
+ * is to be read by functions in other languages). */
+typedef struct weir_codec {
+    /** Size of the C value in bytes. */
+    size_t size;
+    /** Decodes `bytes` into `*value` (zeroed first); false when the bytes
+     * are not a value of this type. */
+    bool (*decode)(weir_bytes bytes, void *value);
+    /** Appends the encoding of `*value` to `out`; false when it cannot be
+     * stored (for example a number that is not finite). */
+    bool (*encode)(const void *value, weir_buf *out);
+} weir_codec;
+
+/** Value state `name` of the current key as a decoded C value: a pointer to
+ * `codec->size` bytes that the SDK keeps for the rest of the call (the same
+ * pointer for the same key and name, for every record of a batch), zeroed
+ * when the key has no value (`*found` false; `found` may be NULL). Change
+ * the value through the pointer: at the end of the call every value that
+ * changed is encoded and written to the host once, so a key that comes many
+ * times in a batch costs one decode and one encode, not one per record. A
+ * value left all zeros for a key that had none stays absent. A value the
+ * codec cannot encode is a per-record error of the record that used it
+ * last, and the state keeps its old value. Returns NULL when the stored
+ * bytes do not decode. The byte functions below (`weir_value_get`, `_set`,
+ * `_clear`) on the same key and name first write the cached value back
+ * (or drop it, for `_clear`). */
+void *weir_value_state(weir_context *ctx, const char *name, const weir_codec *codec, bool *found);
+
 /** All items of list state `name` of the current key, in insertion order:
  * returns their count and sets `*items` to an array of them (NULL when
  * empty), valid until the end of the call. */

@@ -3,10 +3,13 @@
 #include "weir_host.h"
 #include "weir_json.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static bool fast_number(const uint8_t *s, const uint8_t *e, double *out);
 
 /* ---- memory ------------------------------------------------------------ */
 
@@ -196,10 +199,22 @@ void weir_buf_json_string(weir_buf *b, weir_bytes s) {
 
 bool weir_buf_json_number(weir_buf *b, double v) {
     if (!isfinite(v)) return false;
+    /* The shortest digits that read back as `v`. Any decimal of at most 15
+     * significant digits survives a trip through a double (DBL_DIG), so when
+     * the shortest has d <= 15 digits, the nearest 15-digit decimal is it
+     * padded with zeros (trimmed below): trying 15, 16 and 17 digits, the
+     * first that reads back is the shortest, and the nearest of its length
+     * (as Python's repr picks). At most three formats instead of seventeen.
+     * Subnormals carry fewer bits, so for them every length is tried. */
     char tmp[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-        if (strtod(tmp, NULL) == v) break;
+    int first = (v != 0.0 && fabs(v) < DBL_MIN) ? 1 : 15;
+    for (int prec = first; prec <= 17; prec++) {
+        int n = snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+        /* 17 digits always read back (IEEE 754 double: 17 = DBL_DECIMAL_DIG) */
+        if (prec == 17) break;
+        double back;
+        if (!fast_number((const uint8_t *)tmp, (const uint8_t *)tmp + n, &back)) back = strtod(tmp, NULL);
+        if (back == v) break;
     }
     /* tmp is "[-]d[.ddd]e[+-]xx": split into sign, digits and exponent. */
     const char *p = tmp;
@@ -528,9 +543,66 @@ bool weir_json_field(weir_bytes object, const char *name, weir_bytes *value) {
     return false;
 }
 
+/* Reads the (already scanned, valid) JSON number [s, e) exactly without
+ * strtod when it has at most 15 significant digits and a decimal exponent
+ * within 22 (W. D. Clinger, "How to read floating point numbers
+ * accurately", PLDI 1990, the fast path): the digits and the power of ten
+ * are then both exact doubles, and one IEEE multiplication or division
+ * rounds their product correctly. False when the number needs strtod.
+ * strtod is slow in wasi-libc (its long double is software-emulated). */
+static bool fast_number(const uint8_t *s, const uint8_t *e, double *out) {
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    bool neg = false;
+    if (s < e && *s == '-') neg = true, s++;
+    uint64_t mantissa = 0;
+    int digits = 0, exp10 = 0;
+    bool leading = true;
+    for (; s < e && *s >= '0' && *s <= '9'; s++) {
+        if (leading && *s == '0') continue;
+        leading = false;
+        if (++digits > 15) return false;
+        mantissa = mantissa * 10 + (uint64_t)(*s - '0');
+    }
+    if (s < e && *s == '.') {
+        for (s++; s < e && *s >= '0' && *s <= '9'; s++) {
+            exp10--;
+            if (leading && *s == '0') continue;
+            leading = false;
+            if (++digits > 15) return false;
+            mantissa = mantissa * 10 + (uint64_t)(*s - '0');
+        }
+    }
+    if (s < e && (*s == 'e' || *s == 'E')) {
+        s++;
+        bool eneg = false;
+        if (*s == '+' || *s == '-') eneg = *s == '-', s++;
+        int x = 0;
+        for (; s < e; s++) {
+            if (x > 1000) return false;
+            x = x * 10 + (*s - '0');
+        }
+        exp10 += eneg ? -x : x;
+    }
+    double d = (double)mantissa; /* exact: below 10^15 < 2^53 */
+    if (mantissa == 0) {
+        d = 0.0;
+    } else if (exp10 >= 0 && exp10 <= 22) {
+        d *= pow10[exp10];
+    } else if (exp10 < 0 && exp10 >= -22) {
+        d /= pow10[-exp10];
+    } else {
+        return false;
+    }
+    *out = neg ? -d : d;
+    return true;
+}
+
 bool weir_json_number(weir_bytes v, double *out) {
     const uint8_t *s, *e;
     if (!trim(v, &s, &e) || scan_number(s, e, NULL) != e) return false;
+    if (fast_number(s, e, out)) return true;
     size_t n = (size_t)(e - s);
     char small[64];
     char *tmp = n < sizeof small ? small : weir__xmalloc(n + 1);

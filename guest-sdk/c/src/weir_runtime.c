@@ -125,12 +125,92 @@ void weir__output_free(weir__output *o) {
     memset(o, 0, sizeof *o);
 }
 
+/* ---- typed value state, cached for one call ---------------------------------
+ *
+ * weir_value_state keeps the decoded value of (key, name) for the rest of
+ * the call and writes it back, encoded, at its end, when it changed: the
+ * host forgets the current key between calls and nothing else touches keyed
+ * state during one, so this equals writing through, for one decode, one
+ * encode and two host calls per key and call instead of per record. */
+
+typedef struct cached_value {
+    weir_bytes key; /* arena copy */
+    const char *name; /* arena copy */
+    const weir_codec *codec;
+    void *value;    /* codec->size bytes, the user's */
+    void *original; /* what was loaded (zeros when nothing was) */
+    bool found;
+    uint32_t input; /* the record that used it last: blamed when encoding fails */
+} cached_value;
+
+static cached_value *cache;
+static size_t cache_len, cache_cap, cache_last;
+
+static cached_value *cache_find(const weir_context *ctx, const char *name) {
+    if (!ctx->has_key) return NULL;
+    if (cache_last < cache_len) {
+        cached_value *c = &cache[cache_last];
+        if (strcmp(c->name, name) == 0 && weir_bytes_eq(c->key, ctx->key)) return c;
+    }
+    for (size_t i = 0; i < cache_len; i++) {
+        cached_value *c = &cache[i];
+        if (strcmp(c->name, name) == 0 && weir_bytes_eq(c->key, ctx->key)) {
+            cache_last = i;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void use_key(weir_context *ctx);
+
+/* Writes entry `c` back when it changed; a value that cannot be encoded is
+ * a per-record error of the record that used it last. */
+static void cache_write_back(weir_context *ctx, cached_value *c) {
+    if (memcmp(c->value, c->original, c->codec->size) == 0) return;
+    weir_buf out = {0};
+    bool ok = c->codec->encode(c->value, &out);
+    weir_bytes saved_key = ctx->key;
+    bool saved_has = ctx->has_key;
+    uint32_t saved_input = ctx->input;
+    ctx->key = c->key;
+    ctx->has_key = true;
+    if (ok) {
+        use_key(ctx);
+        weir__host_value_set(c->name, weir_buf_bytes(&out));
+    } else {
+        ctx->input = c->input;
+        weir_record_error(ctx, "value state `%s` cannot be stored: its codec refused the value", c->name);
+    }
+    ctx->key = saved_key;
+    ctx->has_key = saved_has;
+    ctx->input = saved_input;
+    weir_buf_free(&out);
+}
+
+/* Writes back and forgets the cached entry of (current key, name), if any:
+ * before the byte-level functions touch the same state. */
+static void cache_evict(weir_context *ctx, const char *name) {
+    cached_value *c = cache_find(ctx, name);
+    if (!c) return;
+    cache_write_back(ctx, c);
+    *c = cache[--cache_len];
+    cache_last = 0;
+}
+
+static void cache_flush(weir_context *ctx) {
+    for (size_t i = 0; i < cache_len; i++) cache_write_back(ctx, &cache[i]);
+    cache_len = 0;
+    cache_last = 0;
+}
+
 static void begin_call(void) {
     memset(&current, 0, sizeof current);
     weir__clear_error();
 }
 
 static weir__outputs end_call(void) {
+    cache_flush(&current);
     weir__outputs out = current.out;
     arena_reset();
     memset(&current, 0, sizeof current);
@@ -287,18 +367,60 @@ void weir_record_error(weir_context *ctx, const char *fmt, ...) {
  * host's current key on first use. */
 
 bool weir_value_get(weir_context *ctx, const char *name, weir_bytes *out) {
+    cache_evict(ctx, name);
     use_key(ctx);
     return weir__host_value_get(name, out);
 }
 
 void weir_value_set(weir_context *ctx, const char *name, weir_bytes value) {
+    cache_evict(ctx, name);
     use_key(ctx);
     weir__host_value_set(name, value);
 }
 
 void weir_value_clear(weir_context *ctx, const char *name) {
+    cached_value *c = cache_find(ctx, name);
+    if (c) {
+        /* cleared: nothing to write back */
+        *c = cache[--cache_len];
+        cache_last = 0;
+    }
     use_key(ctx);
     weir__host_value_clear(name);
+}
+
+void *weir_value_state(weir_context *ctx, const char *name, const weir_codec *codec, bool *found) {
+    cached_value *c = cache_find(ctx, name);
+    if (!c) {
+        weir_bytes bytes;
+        use_key(ctx);
+        bool has = ctx->has_key && weir__host_value_get(name, &bytes);
+        void *value = weir__arena_alloc(codec->size ? codec->size : 1);
+        memset(value, 0, codec->size);
+        if (has && !codec->decode(bytes, value)) return NULL;
+        if (!ctx->has_key) {
+            /* no key: nothing to cache it under; the host refuses state */
+            if (found) *found = false;
+            return value;
+        }
+        if (cache_len == cache_cap) {
+            cache_cap = cache_cap ? cache_cap * 2 : 16;
+            cache = weir__xrealloc(cache, cache_cap * sizeof *cache);
+        }
+        c = &cache[cache_len];
+        cache_last = cache_len++;
+        uint8_t *key = weir__arena_alloc(ctx->key.len ? ctx->key.len : 1);
+        if (ctx->key.len) memcpy(key, ctx->key.ptr, ctx->key.len);
+        size_t name_len = strlen(name) + 1;
+        char *name_copy = weir__arena_alloc(name_len);
+        memcpy(name_copy, name, name_len);
+        void *original = weir__arena_alloc(codec->size ? codec->size : 1);
+        memcpy(original, value, codec->size);
+        *c = (cached_value){{key, ctx->key.len}, name_copy, codec, value, original, has, ctx->input};
+    }
+    c->input = ctx->input;
+    if (found) *found = c->found;
+    return c->value;
 }
 
 size_t weir_list_get(weir_context *ctx, const char *name, const weir_bytes **items) {

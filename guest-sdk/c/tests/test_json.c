@@ -253,3 +253,29 @@ WEIR_TEST(json_equal_and_buffers) {
     WEIR_CHECK(weir_utf8_valid(WEIR_STR("\xe2\x82\xac")));
     WEIR_CHECK(!weir_utf8_valid(WEIR_STR("\xe2\x82")));
 }
+
+WEIR_TEST(short_decimals_read_as_strtod_reads_them) {
+    /* numbers of at most 15 digits take the exact fast path: it must agree
+     * with strtod bit for bit */
+    uint64_t s = 0x2545F4914F6CDD1Dull;
+    int bad = 0;
+    for (int i = 0; i < 200000; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        char text[64];
+        int digits = 1 + (int)(s % 15);
+        uint64_t m = (s >> 8) % 1000000000000000ull;
+        char mant[24];
+        snprintf(mant, sizeof mant, "%0*llu", digits, (unsigned long long)(m % (uint64_t)pow(10, digits)));
+        int point = (int)((s >> 40) % (uint64_t)(digits + 1));
+        int exp = (int)((s >> 48) % 61) - 30;
+        snprintf(text, sizeof text, "%s%.*s%s%se%d", (s >> 60) & 1 ? "-" : "", point, mant,
+                 point < digits ? "." : "", point < digits ? mant + point : "", exp);
+        if (point == 0 || (point < digits && mant[point] == 0)) continue;
+        double got, want = strtod(text, NULL);
+        if (!weir_json_valid(weir_str(text))) continue;
+        if (!weir_json_number(weir_str(text), &got) || memcmp(&got, &want, sizeof got) != 0) {
+            if (bad++ < 5) fprintf(stderr, "%s: got %.17g, strtod %.17g\n", text, got, want);
+        }
+    }
+    WEIR_CHECK_EQ_INT(bad, 0);
+}

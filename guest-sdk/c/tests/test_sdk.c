@@ -46,6 +46,30 @@ static void emit_printf(weir_context *ctx, const char *fmt, long long a) {
     weir_buf_free(&b);
 }
 
+/* A typed value state: a count and a sum, stored as {"count":..,"sum":..}. */
+typedef struct tally {
+    int64_t count;
+    double sum;
+} tally;
+
+static bool tally_decode(weir_bytes b, void *v) {
+    tally *t = v;
+    weir_bytes f;
+    return weir_json_field(b, "count", &f) && weir_json_int(f, &t->count) && weir_json_field(b, "sum", &f) &&
+           weir_json_number(f, &t->sum);
+}
+
+static bool tally_encode(const void *v, weir_buf *out) {
+    const tally *t = v;
+    weir_buf_printf(out, "{\"count\":%lld,\"sum\":", (long long)t->count);
+    bool ok = weir_buf_json_number(out, t->sum);
+    weir_buf_puts(out, "}");
+    return ok;
+}
+
+static const weir_codec TALLY = {sizeof(tally), tally_decode, tally_encode};
+static const tally *last_tally;
+
 void weir_process(weir_context *ctx, const weir_record *r) {
     weir_bytes d, xs;
     int64_t x = 0;
@@ -72,6 +96,20 @@ void weir_process(weir_context *ctx, const weir_record *r) {
         if (x < 0) weir_value_clear(ctx, "v");
         else weir_value_set(ctx, "v", xs);
         weir_emit(ctx, weir_buf_bytes(&out));
+    } else if (!strcmp(w, "tally")) {
+        bool found;
+        tally *t = weir_value_state(ctx, "t", &TALLY, &found);
+        double dx = 0;
+        weir_json_number(xs, &dx);
+        t->count += 1;
+        t->sum += dx;
+        weir_buf_printf(&out, "{\"count\":%lld,\"found\":%s,\"same\":%s}", (long long)t->count,
+                        found ? "true" : "false", t == last_tally ? "true" : "false");
+        weir_emit(ctx, weir_buf_bytes(&out));
+        last_tally = t;
+    } else if (!strcmp(w, "tbytes")) {
+        weir_bytes now;
+        if (weir_value_get(ctx, "t", &now)) weir_emit(ctx, now);
     } else if (!strcmp(w, "list")) {
         if (x < 0) weir_list_clear(ctx, "l");
         else weir_list_add(ctx, "l", xs);
@@ -263,6 +301,53 @@ WEIR_TEST(value_state_per_key) {
     WEIR_CHECK(!weir_test_value("a", "v", &v));
     WEIR_CHECK(weir_test_value("b", "v", &v));
     WEIR_CHECK(!weir_test_value("zz", "v", &v));
+}
+
+WEIR_TEST(typed_value_state_is_decoded_once_per_call_and_written_at_its_end) {
+    WEIR_CHECK(weir_test_open("{}"));
+    last_tally = NULL;
+    weir_record batch[] = {
+        {true, WEIR_STR("a"), WEIR_STR("{\"do\":\"tally\",\"x\":1.5}"), false, 0},
+        {true, WEIR_STR("a"), WEIR_STR("{\"do\":\"tally\",\"x\":2}"), false, 0},
+        {true, WEIR_STR("b"), WEIR_STR("{\"do\":\"tally\",\"x\":10}"), false, 0},
+    };
+    WEIR_CHECK_EQ_INT(weir_test_process_batch(batch, 3), 3);
+    WEIR_CHECK_JSON_EQ(weir_test_output(0)->value, "{\"count\":1,\"found\":false,\"same\":false}");
+    /* the same decoded value for key a again within the call */
+    WEIR_CHECK_JSON_EQ(weir_test_output(1)->value, "{\"count\":2,\"found\":false,\"same\":true}");
+    WEIR_CHECK_JSON_EQ(weir_test_output(2)->value, "{\"count\":1,\"found\":false,\"same\":false}");
+    weir_bytes v;
+    WEIR_CHECK(weir_test_value("a", "t", &v));
+    WEIR_CHECK_JSON_EQ(v, "{\"count\":2,\"sum\":3.5}");
+    WEIR_CHECK(weir_test_value("b", "t", &v));
+    WEIR_CHECK_JSON_EQ(v, "{\"count\":1,\"sum\":10.0}");
+    /* the next call decodes what was written */
+    WEIR_CHECK_EQ_INT(weir_test_process("a", "{\"do\":\"tally\",\"x\":0.5}"), 1);
+    WEIR_CHECK_JSON_EQ(weir_test_output(0)->value, "{\"count\":3,\"found\":true,\"same\":false}");
+    /* the byte functions see the cached value written back first */
+    weir_record mixed[] = {
+        {true, WEIR_STR("a"), WEIR_STR("{\"do\":\"tally\",\"x\":1}"), false, 0},
+        {true, WEIR_STR("a"), WEIR_STR("{\"do\":\"tbytes\"}"), false, 0},
+    };
+    WEIR_CHECK_EQ_INT(weir_test_process_batch(mixed, 2), 2);
+    WEIR_CHECK_JSON_EQ(weir_test_output(1)->value, "{\"count\":4,\"sum\":5.0}");
+}
+
+WEIR_TEST(a_typed_value_that_cannot_be_stored_is_an_error_of_its_last_record) {
+    WEIR_CHECK(weir_test_open("{}"));
+    weir_test_process("a", "{\"do\":\"tally\",\"x\":1}");
+    weir_record batch[] = {
+        {true, WEIR_STR("a"), WEIR_STR("{\"do\":\"tally\",\"x\":1e308}"), false, 0},
+        {true, WEIR_STR("a"), WEIR_STR("{\"do\":\"tally\",\"x\":1e308}"), false, 0},
+    };
+    WEIR_CHECK_EQ_INT(weir_test_process_batch(batch, 2), 3);
+    const weir_output *e = weir_test_output(2);
+    WEIR_CHECK_EQ_INT(e->kind, WEIR_TEST_ERROR);
+    WEIR_CHECK_EQ_INT(e->input, 1);
+    WEIR_CHECK(strstr(e->message, "value state `t` cannot be stored") != NULL);
+    weir_bytes v;
+    WEIR_CHECK(weir_test_value("a", "t", &v));
+    WEIR_CHECK_JSON_EQ(v, "{\"count\":1,\"sum\":1.0}");
 }
 
 WEIR_TEST(list_state_keeps_order) {
