@@ -4,8 +4,10 @@
  * when it needs them, `weir_open`, `weir_on_timer`, `weir_close`,
  * `weir_snapshot` and `weir_restore` (the SDK has weak defaults for those).
  * The SDK calls `weir_process` once per record of each batch the host sends,
- * in order, with the record's key already made the current key of keyed
- * state and timers.
+ * in order; the record's key is the current key of keyed state and timers
+ * (the SDK sets it in the host on the first state or timer call of a
+ * record, so a function without state also runs on a stream that is not
+ * keyed).
  *
  * Memory: everything the SDK hands the user (records, keys, state values,
  * list items, map entries) stays valid until the end of the current host
