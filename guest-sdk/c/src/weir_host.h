@@ -86,6 +86,15 @@ typedef struct weir__outputs {
     size_t len;
 } weir__outputs;
 
+/* ---- packed batches (weir_packed.c; wit/README.md, "Packed batches") ---- */
+
+/** Reads a packed batch: `*records` (malloc'ed, the caller frees the array)
+ * point into `batch`. False, with nothing allocated, when the bytes do not
+ * follow the format. */
+bool weir__packed_read(weir_bytes batch, weir_record **records, size_t *n);
+/** Appends the packed encoding of `outputs` to `out`. */
+void weir__packed_write(const weir__outputs *outputs, weir_buf *out);
+
 /** Frees an output's buffers (not the output itself). */
 void weir__output_free(weir__output *o);
 

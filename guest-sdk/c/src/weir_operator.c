@@ -1,13 +1,15 @@
-/* Weir C guest SDK: the exports of world `operator` over the bindings that
- * `wit-bindgen c` generates (operator.h), and the host interface of the
- * runtime over the generated imports.
+/* Weir C guest SDK: the exports of world `packed-operator` (world
+ * `operator` plus `packed-handler.process-packed`, which the Weir host calls
+ * for every batch: one buffer each way, wit/README.md "Packed batches") over
+ * the bindings that `wit-bindgen c` generates (packed_operator.h), and the
+ * host interface of the runtime over the generated imports.
  *
  * Ownership, as the canonical ABI has it: an export owns its arguments (we
  * free them before returning) and hands over its results (malloc'ed here,
  * freed by the generated post-return functions). Lists an import returns
  * are ours: they are given to the runtime's arena, freed at the end of the
  * call. Empty lists are never freed: their pointer is not from malloc. */
-#include "operator.h"
+#include "packed_operator.h"
 #include "weir_host.h"
 
 #include <stdlib.h>
@@ -15,24 +17,24 @@
 
 /* ---- conversions ----------------------------------------------------------- */
 
-static operator_string_t name_of(const char *name) {
-    operator_string_t s = {(uint8_t *)name, strlen(name)};
+static packed_operator_string_t name_of(const char *name) {
+    packed_operator_string_t s = {(uint8_t *)name, strlen(name)};
     return s;
 }
 
-static operator_list_u8_t list_of(weir_bytes b) {
-    operator_list_u8_t l = {(uint8_t *)b.ptr, b.len};
+static packed_operator_list_u8_t list_of(weir_bytes b) {
+    packed_operator_list_u8_t l = {(uint8_t *)b.ptr, b.len};
     return l;
 }
 
 /* Takes a list the host returned: adopted by the arena. */
-static weir_bytes take_list(operator_list_u8_t l) {
+static weir_bytes take_list(packed_operator_list_u8_t l) {
     weir_bytes b = {l.len ? l.ptr : NULL, l.len};
     if (l.len) weir__arena_adopt(l.ptr);
     return b;
 }
 
-static bool error_result(char *msg, size_t len, operator_string_t *err) {
+static bool error_result(char *msg, size_t len, packed_operator_string_t *err) {
     err->ptr = (uint8_t *)msg;
     err->len = len;
     if (len == 0) free(msg), err->ptr = NULL;
@@ -42,32 +44,32 @@ static bool error_result(char *msg, size_t len, operator_string_t *err) {
 /* ---- host interface over the imports ------------------------------------- */
 
 void weir__host_set_current_key(weir_bytes key) {
-    operator_list_u8_t k = list_of(key);
+    packed_operator_list_u8_t k = list_of(key);
     weir_operator_keyed_state_set_current_key(&k);
 }
 
 bool weir__host_value_get(const char *name, weir_bytes *out) {
-    operator_string_t n = name_of(name);
-    operator_list_u8_t ret;
+    packed_operator_string_t n = name_of(name);
+    packed_operator_list_u8_t ret;
     if (!weir_operator_keyed_state_value_get(&n, &ret)) return false;
     *out = take_list(ret);
     return true;
 }
 
 void weir__host_value_set(const char *name, weir_bytes value) {
-    operator_string_t n = name_of(name);
-    operator_list_u8_t v = list_of(value);
+    packed_operator_string_t n = name_of(name);
+    packed_operator_list_u8_t v = list_of(value);
     weir_operator_keyed_state_value_set(&n, &v);
 }
 
 void weir__host_value_clear(const char *name) {
-    operator_string_t n = name_of(name);
+    packed_operator_string_t n = name_of(name);
     weir_operator_keyed_state_value_clear(&n);
 }
 
 size_t weir__host_list_get(const char *name, const weir_bytes **items) {
-    operator_string_t n = name_of(name);
-    operator_list_list_u8_t ret;
+    packed_operator_string_t n = name_of(name);
+    packed_operator_list_list_u8_t ret;
     weir_operator_keyed_state_list_get(&n, &ret);
     *items = NULL;
     if (ret.len == 0) return 0;
@@ -79,39 +81,39 @@ size_t weir__host_list_get(const char *name, const weir_bytes **items) {
 }
 
 void weir__host_list_add(const char *name, weir_bytes value) {
-    operator_string_t n = name_of(name);
-    operator_list_u8_t v = list_of(value);
+    packed_operator_string_t n = name_of(name);
+    packed_operator_list_u8_t v = list_of(value);
     weir_operator_keyed_state_list_add(&n, &v);
 }
 
 void weir__host_list_clear(const char *name) {
-    operator_string_t n = name_of(name);
+    packed_operator_string_t n = name_of(name);
     weir_operator_keyed_state_list_clear(&n);
 }
 
 bool weir__host_map_get(const char *name, weir_bytes map_key, weir_bytes *out) {
-    operator_string_t n = name_of(name);
-    operator_list_u8_t k = list_of(map_key), ret;
+    packed_operator_string_t n = name_of(name);
+    packed_operator_list_u8_t k = list_of(map_key), ret;
     if (!weir_operator_keyed_state_map_get(&n, &k, &ret)) return false;
     *out = take_list(ret);
     return true;
 }
 
 void weir__host_map_put(const char *name, weir_bytes map_key, weir_bytes value) {
-    operator_string_t n = name_of(name);
-    operator_list_u8_t k = list_of(map_key), v = list_of(value);
+    packed_operator_string_t n = name_of(name);
+    packed_operator_list_u8_t k = list_of(map_key), v = list_of(value);
     weir_operator_keyed_state_map_put(&n, &k, &v);
 }
 
 void weir__host_map_remove(const char *name, weir_bytes map_key) {
-    operator_string_t n = name_of(name);
-    operator_list_u8_t k = list_of(map_key);
+    packed_operator_string_t n = name_of(name);
+    packed_operator_list_u8_t k = list_of(map_key);
     weir_operator_keyed_state_map_remove(&n, &k);
 }
 
 size_t weir__host_map_entries(const char *name, const weir_entry **entries) {
-    operator_string_t n = name_of(name);
-    operator_list_tuple2_list_u8_list_u8_t ret;
+    packed_operator_string_t n = name_of(name);
+    packed_operator_list_tuple2_list_u8_list_u8_t ret;
     weir_operator_keyed_state_map_entries(&n, &ret);
     *entries = NULL;
     if (ret.len == 0) return 0;
@@ -126,7 +128,7 @@ size_t weir__host_map_entries(const char *name, const weir_entry **entries) {
 }
 
 void weir__host_map_clear(const char *name) {
-    operator_string_t n = name_of(name);
+    packed_operator_string_t n = name_of(name);
     weir_operator_keyed_state_map_clear(&n);
 }
 
@@ -149,7 +151,7 @@ void weir_log(weir_level level, const char *fmt, ...) {
     weir_buf_vprintf(&raw, fmt, ap);
     va_end(ap);
     weir__buf_utf8(&clean, weir_buf_bytes(&raw));
-    operator_string_t msg = {clean.ptr, clean.len};
+    packed_operator_string_t msg = {clean.ptr, clean.len};
     weir_operator_logging_log((weir_operator_logging_level_t)level, &msg);
     weir_buf_free(&raw);
     weir_buf_free(&clean);
@@ -201,7 +203,7 @@ static void outputs_out(weir__outputs outs, exports_weir_operator_handler_list_o
     free(outs.ptr);
 }
 
-bool exports_weir_operator_handler_open(exports_weir_operator_handler_context_t *ctx, operator_string_t *err) {
+bool exports_weir_operator_handler_open(exports_weir_operator_handler_context_t *ctx, packed_operator_string_t *err) {
     char *id = weir__xmalloc(ctx->subtask.operator_id.len + 1);
     memcpy(id, ctx->subtask.operator_id.ptr, ctx->subtask.operator_id.len);
     id[ctx->subtask.operator_id.len] = 0;
@@ -235,23 +237,45 @@ void exports_weir_operator_handler_process(exports_weir_operator_handler_list_st
     outputs_out(outs, ret);
 }
 
-void exports_weir_operator_handler_on_timer(operator_list_u8_t *key, int64_t timestamp,
+void exports_weir_operator_packed_handler_process_packed(packed_operator_list_u8_t *batch,
+                                                         packed_operator_list_u8_t *ret) {
+    weir_record *records;
+    size_t n;
+    if (!weir__packed_read((weir_bytes){batch->ptr, batch->len}, &records, &n)) {
+        /* the format says: bytes that do not follow it fail the call as a
+         * trap does */
+        __builtin_trap();
+    }
+    weir__outputs outs = weir__rt_process(records, n);
+    free(records);
+    weir_buf packed = {0};
+    weir__packed_write(&outs, &packed);
+    for (size_t i = 0; i < outs.len; i++) weir__output_free(&outs.ptr[i]);
+    free(outs.ptr);
+    packed_operator_list_u8_free(batch);
+    /* the generated post-return frees the result with free() */
+    ret->ptr = packed.len ? packed.ptr : NULL;
+    ret->len = packed.len;
+    if (!packed.len) weir_buf_free(&packed);
+}
+
+void exports_weir_operator_handler_on_timer(packed_operator_list_u8_t *key, int64_t timestamp,
                                             exports_weir_operator_handler_time_domain_t domain,
                                             exports_weir_operator_handler_list_output_t *ret) {
     weir_bytes k = {key->ptr, key->len};
     weir__outputs outs = weir__rt_on_timer(k, timestamp, (weir_time_domain)domain);
-    operator_list_u8_free(key);
+    packed_operator_list_u8_free(key);
     outputs_out(outs, ret);
 }
 
-bool exports_weir_operator_handler_close(operator_string_t *err) {
+bool exports_weir_operator_handler_close(packed_operator_string_t *err) {
     char *msg = NULL;
     size_t len = 0;
     return weir__rt_close(&msg, &len) ? true : error_result(msg, len, err);
 }
 
-bool exports_weir_operator_checkpointed_snapshot_state(uint64_t checkpoint_id, operator_list_list_u8_t *ret,
-                                                       operator_string_t *err) {
+bool exports_weir_operator_checkpointed_snapshot_state(uint64_t checkpoint_id, packed_operator_list_list_u8_t *ret,
+                                                       packed_operator_string_t *err) {
     weir_bytes *items = NULL;
     size_t n = 0;
     char *msg = NULL;
@@ -268,7 +292,7 @@ bool exports_weir_operator_checkpointed_snapshot_state(uint64_t checkpoint_id, o
     return true;
 }
 
-bool exports_weir_operator_checkpointed_restore_state(operator_list_list_u8_t *items, operator_string_t *err) {
+bool exports_weir_operator_checkpointed_restore_state(packed_operator_list_list_u8_t *items, packed_operator_string_t *err) {
     weir_bytes *xs = items->len ? weir__xmalloc(items->len * sizeof *xs) : NULL;
     for (size_t i = 0; i < items->len; i++) {
         xs[i].ptr = items->ptr[i].len ? items->ptr[i].ptr : NULL;
@@ -278,6 +302,6 @@ bool exports_weir_operator_checkpointed_restore_state(operator_list_list_u8_t *i
     size_t len = 0;
     bool ok = weir__rt_restore(xs, items->len, &msg, &len);
     free(xs);
-    operator_list_list_u8_free(items);
+    packed_operator_list_list_u8_free(items);
     return ok ? true : error_result(msg, len, err);
 }

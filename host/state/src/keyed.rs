@@ -1014,18 +1014,27 @@ mod tests {
         s.set_current_key(b"k").unwrap();
         for i in 0..20_000u32 {
             s.map_put("m", &i.to_be_bytes(), b"v").unwrap();
-            s.register_timer(TimerDomain::EventTime, i64::from(i)).unwrap();
+            s.register_timer(TimerDomain::EventTime, i64::from(i))
+                .unwrap();
         }
         s.snapshot_bytes().unwrap();
         assert!(s.pending.capacity() >= 20_000);
         for i in 0..10u32 {
             s.map_put("m", &i.to_be_bytes(), b"w").unwrap();
-            s.delete_timer(TimerDomain::EventTime, i64::from(i)).unwrap();
+            s.delete_timer(TimerDomain::EventTime, i64::from(i))
+                .unwrap();
         }
         s.snapshot_bytes().unwrap();
         assert!(s.pending.capacity() < 100, "{}", s.pending.capacity());
-        assert!(s.timer_changes.capacity() < 100, "{}", s.timer_changes.capacity());
-        assert_eq!(s.map_get("m", &0u32.to_be_bytes()).unwrap(), Some(b"w".to_vec()));
+        assert!(
+            s.timer_changes.capacity() < 100,
+            "{}",
+            s.timer_changes.capacity()
+        );
+        assert_eq!(
+            s.map_get("m", &0u32.to_be_bytes()).unwrap(),
+            Some(b"w".to_vec())
+        );
     }
 
     /// Found in review: a read the guest made in `open` (before the

@@ -6,7 +6,9 @@
 //!
 //! A project is a directory with `app.c` (and any other `*.c` and `*.h`
 //! files; `test_*.c` are its unit tests). A project whose sources include
-//! `weir_aggregate.h` builds world `aggregate`, any other world `operator`.
+//! `weir_aggregate.h` builds world `aggregate`, any other world
+//! `packed-operator` (world `operator` plus packed batches, which the host
+//! then uses).
 //! The SDK's sources come from this binary. Components are cached by the
 //! SHA-256 of the project's sources, the SDK, the world and clang's version,
 //! under `<cache>/udf-c/`.
@@ -52,7 +54,8 @@ fn is_test(relative: &str) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with("test_"))
 }
 
-/// `aggregate` when a source includes `weir_aggregate.h`, else `operator`.
+/// `aggregate` when a source includes `weir_aggregate.h`, else
+/// `packed-operator` (world `operator` with packed batches).
 fn world_of(files: &[(String, PathBuf)]) -> Result<&'static str, BuildError> {
     for (relative, path) in files {
         if is_test(relative) {
@@ -66,7 +69,7 @@ fn world_of(files: &[(String, PathBuf)]) -> Result<&'static str, BuildError> {
             return Ok("aggregate");
         }
     }
-    Ok("operator")
+    Ok("packed-operator")
 }
 
 /// A clang that compiles for `wasm32-wasi` (wasi-libc found), and its
@@ -147,7 +150,12 @@ fn sdk_sources(sdk: &Path, world: &str) -> Vec<PathBuf> {
     let names: &[&str] = if world == "aggregate" {
         &["weir_json.c", "weir_aggregate.c"]
     } else {
-        &["weir_json.c", "weir_runtime.c", "weir_operator.c"]
+        &[
+            "weir_json.c",
+            "weir_runtime.c",
+            "weir_packed.c",
+            "weir_operator.c",
+        ]
     };
     names.iter().map(|n| src.join(n)).collect()
 }
@@ -212,8 +220,8 @@ pub fn build_c_udf(dir: &Path) -> Result<PathBuf, BuildError> {
                     .map(|(_, p)| p),
             )
             .args(sdk_sources(&sdk_root, world))
-            .arg(generated.join(format!("{world}.c")))
-            .arg(generated.join(format!("{world}_component_type.o")))
+            .arg(generated.join(format!("{}.c", world.replace('-', "_"))))
+            .arg(generated.join(format!("{}_component_type.o", world.replace('-', "_"))))
             .arg("-lm")
             .arg("-o")
             .arg(&core)
@@ -277,7 +285,7 @@ pub fn test_c_udf(dir: &Path) -> Result<(), BuildError> {
         let binary = work.join("tests");
         let src = sdk_root.join("guest-sdk/c/src");
         let mut sdk_files = vec![src.join("weir_json.c"), src.join("weir_testing.c")];
-        if world == "operator" {
+        if world != "aggregate" {
             sdk_files.push(src.join("weir_runtime.c"));
         }
         let mut command = Command::new(&cc);
@@ -346,7 +354,10 @@ mod tests {
             "#include \"weir_aggregate.h\"\n",
         )
         .unwrap();
-        assert_eq!(world_of(&sources(dir.path()).unwrap()).unwrap(), "operator");
+        assert_eq!(
+            world_of(&sources(dir.path()).unwrap()).unwrap(),
+            "packed-operator"
+        );
         std::fs::write(dir.path().join("agg.c"), "  #include <weir_aggregate.h>\n").unwrap();
         assert_eq!(
             world_of(&sources(dir.path()).unwrap()).unwrap(),
@@ -364,12 +375,13 @@ mod tests {
             include_str!("../../../../wit/operator.wit"),
         )
         .unwrap();
-        for world in ["operator", "aggregate"] {
+        for world in ["packed-operator", "aggregate"] {
             let out = dir.path().join(world);
             bindings(&wit, world, &out).unwrap();
-            let header = std::fs::read_to_string(out.join(format!("{world}.h"))).unwrap();
+            let file = world.replace('-', "_");
+            let header = std::fs::read_to_string(out.join(format!("{file}.h"))).unwrap();
             assert!(header.contains("exports_weir_operator_"), "{world}");
-            assert!(out.join(format!("{world}_component_type.o")).is_file());
+            assert!(out.join(format!("{file}_component_type.o")).is_file());
         }
     }
 }

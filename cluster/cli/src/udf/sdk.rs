@@ -60,6 +60,7 @@ const C: &[Embedded] = embed!(
     "guest-sdk/c/src/weir_host.h",
     "guest-sdk/c/src/weir_json.c",
     "guest-sdk/c/src/weir_runtime.c",
+    "guest-sdk/c/src/weir_packed.c",
     "guest-sdk/c/src/weir_operator.c",
     "guest-sdk/c/src/weir_aggregate.c",
     "guest-sdk/c/src/weir_testing.c",
