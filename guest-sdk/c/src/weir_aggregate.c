@@ -14,16 +14,14 @@ __attribute__((weak)) bool weir_agg_open(weir_bytes config_json) {
 }
 
 void weir_log(weir_level level, const char *fmt, ...) {
-    weir_buf raw = {0}, clean = {0};
+    weir_buf text = {0};
     va_list ap;
     va_start(ap, fmt);
-    weir_buf_vprintf(&raw, fmt, ap);
+    weir__log_text(&text, fmt, ap);
     va_end(ap);
-    weir__buf_utf8(&clean, weir_buf_bytes(&raw));
-    aggregate_string_t msg = {clean.ptr, clean.len};
+    aggregate_string_t msg = {text.ptr, text.len};
     weir_operator_logging_log((weir_operator_logging_level_t)level, &msg);
-    weir_buf_free(&raw);
-    weir_buf_free(&clean);
+    weir_buf_free(&text);
 }
 
 static weir_bytes view(const aggregate_list_u8_t *l) {

@@ -7,6 +7,8 @@
 
 #include "weir.h"
 
+#include <stdarg.h>
+
 /* ---- shared helpers (implemented in weir_json.c, linked by every build) ---- */
 
 /** malloc/realloc that abort on failure (a trap in Wasm). */
@@ -16,6 +18,10 @@ void *weir__xrealloc(void *p, size_t n);
 /** Appends `s` to `b` with every byte that is not part of valid UTF-8
  * replaced by U+FFFD. */
 void weir__buf_utf8(weir_buf *b, weir_bytes s);
+
+/** Appends the printf-formatted `fmt` to `out` as valid UTF-8 (the text of
+ * a `weir_log` line). */
+void weir__log_text(weir_buf *out, const char *fmt, va_list ap);
 
 /** The message set by `weir_set_error` since the last take (or `fallback`
  * when none was set), as valid UTF-8 in a malloc'ed NUL-terminated string

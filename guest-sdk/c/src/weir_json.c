@@ -711,3 +711,10 @@ static bool equal_values(weir_bytes a, weir_bytes b) {
 bool weir_json_equal(weir_bytes a, weir_bytes b) {
     return weir_json_valid(a) && weir_json_valid(b) && equal_values(a, b);
 }
+
+void weir__log_text(weir_buf *out, const char *fmt, va_list ap) {
+    weir_buf raw = {0};
+    weir_buf_vprintf(&raw, fmt, ap);
+    weir__buf_utf8(out, weir_buf_bytes(&raw));
+    weir_buf_free(&raw);
+}

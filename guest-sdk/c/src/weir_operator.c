@@ -145,16 +145,14 @@ void weir__host_delete_timer(weir_time_domain domain, int64_t ts) {
 }
 
 void weir_log(weir_level level, const char *fmt, ...) {
-    weir_buf raw = {0}, clean = {0};
+    weir_buf text = {0};
     va_list ap;
     va_start(ap, fmt);
-    weir_buf_vprintf(&raw, fmt, ap);
+    weir__log_text(&text, fmt, ap);
     va_end(ap);
-    weir__buf_utf8(&clean, weir_buf_bytes(&raw));
-    packed_operator_string_t msg = {clean.ptr, clean.len};
+    packed_operator_string_t msg = {text.ptr, text.len};
     weir_operator_logging_log((weir_operator_logging_level_t)level, &msg);
-    weir_buf_free(&raw);
-    weir_buf_free(&clean);
+    weir_buf_free(&text);
 }
 
 /* ---- exports ------------------------------------------------------------------ */

@@ -328,14 +328,7 @@ pub fn test_c_udf(dir: &Path) -> Result<(), BuildError> {
         let mut run = Command::new(&binary);
         dies_with_this_process(&mut run);
         let status = run.current_dir(&dir).status().map_err(io(&binary))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(BuildError::TestsFailed {
-                dir: dir.clone(),
-                status: status.to_string(),
-            })
-        }
+        super::tests_passed(&dir, status)
     })();
     let _ = std::fs::remove_dir_all(&work);
     result

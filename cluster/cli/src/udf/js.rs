@@ -284,14 +284,7 @@ pub fn test_js_udf(dir: &Path) -> Result<(), BuildError> {
             .current_dir(&dir)
             .status()
             .map_err(io(&node))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(BuildError::TestsFailed {
-                dir: dir.clone(),
-                status: status.to_string(),
-            })
-        }
+        super::tests_passed(&dir, status)
     })();
     let _ = std::fs::remove_dir_all(&work);
     result

@@ -102,6 +102,19 @@ pub enum BuildError {
     NoArtifact(PathBuf),
 }
 
+/// `Ok` when a test runner of the project in `dir` exited with success,
+/// else [`BuildError::TestsFailed`].
+fn tests_passed(dir: &Path, status: std::process::ExitStatus) -> Result<(), BuildError> {
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::TestsFailed {
+            dir: dir.to_path_buf(),
+            status: status.to_string(),
+        })
+    }
+}
+
 /// A name for a scratch file or directory of this build that no other
 /// build, in this process (tests build on several threads) or another,
 /// uses: `<pid>-<n>`.
