@@ -260,7 +260,6 @@ impl Executor {
         let link = QuicLink {
             executor: Arc::clone(&self),
             attempt: attempt.clone(),
-            outbox: outbox.clone(),
         };
         let started = tokio::task::spawn_blocking(move || {
             weir_task::executor::deploy_share(
@@ -503,8 +502,6 @@ fn receive(executor: &Executor, header: DataChannelHeader, mut receiver: DataRec
 struct QuicLink {
     executor: Arc<Executor>,
     attempt: AttemptId,
-    /// Where a failed stream's failure goes (the JobManager).
-    outbox: UnboundedSender<ControlMessage>,
 }
 
 impl RemoteLink for QuicLink {
@@ -520,8 +517,6 @@ impl RemoteLink for QuicLink {
                 subtask: key.subtask,
                 channel: key.channel,
             },
-            attempt: self.attempt.clone(),
-            outbox: self.outbox.clone(),
             stream: None,
             failed: false,
             ended: false,
@@ -549,8 +544,6 @@ struct QuicOutputChannel {
     executor: Arc<Executor>,
     to: String,
     header: DataChannelHeader,
-    attempt: AttemptId,
-    outbox: UnboundedSender<ControlMessage>,
     stream: Option<DataSender>,
     /// The stream failed: every later send fails at once.
     failed: bool,
@@ -576,15 +569,15 @@ impl QuicOutputChannel {
         &mut self,
         element: &StreamElement,
         blocked_ns: Option<&AtomicU64>,
-    ) -> Result<(), StreamFailure> {
+    ) -> Result<(), String> {
         let handle = self.executor.handle.clone();
         let stream = match &mut self.stream {
             Some(stream) => stream,
             None => {
-                let connection = self.executor.peer(&self.to).map_err(StreamFailure::Link)?;
+                let connection = self.executor.peer(&self.to)?;
                 let opened = handle
                     .block_on(DataSender::open(&connection, &self.header))
-                    .map_err(StreamFailure::from)?;
+                    .map_err(|e| e.to_string())?;
                 self.stream.insert(opened)
             }
         };
@@ -592,7 +585,7 @@ impl QuicOutputChannel {
         let started = Instant::now();
         handle
             .block_on(stream.write_encoded())
-            .map_err(StreamFailure::from)?;
+            .map_err(|e| e.to_string())?;
         let took = started.elapsed();
         if took > WINDOW_WAIT
             && let Some(counter) = blocked_ns
@@ -601,28 +594,6 @@ impl QuicOutputChannel {
             counter.fetch_add(ns, Ordering::Relaxed);
         }
         Ok(())
-    }
-}
-
-/// Why a data stream to another TaskManager failed.
-enum StreamFailure {
-    /// The consumer stopped reading the stream (it ended or was
-    /// cancelled): its own failure, if any, reaches the JobManager.
-    Stopped(String),
-    /// The connection or the stream broke with the consumer still waiting
-    /// for it: nobody else may notice, so the producer's TaskManager
-    /// reports it as the consumer's failure.
-    Link(String),
-}
-
-impl From<weir_rpc::RpcError> for StreamFailure {
-    fn from(e: weir_rpc::RpcError) -> Self {
-        match e {
-            weir_rpc::RpcError::Write(quinn::WriteError::Stopped(_)) => {
-                StreamFailure::Stopped(e.to_string())
-            }
-            e => StreamFailure::Link(e.to_string()),
-        }
     }
 }
 
@@ -638,33 +609,13 @@ impl OutputChannel for QuicOutputChannel {
         let end = element == StreamElement::EndOfInput;
         self.write(&element, blocked_ns)
             .map(|()| self.ended |= end)
-            .map_err(|failure| {
-                let e = match &failure {
-                    StreamFailure::Stopped(e) | StreamFailure::Link(e) => e,
-                };
-                // The producer stops with "consumer gone"; the cause is here.
+            .map_err(|e| {
+                // The producer fails with "consumer gone"; the cause is here.
                 tracing::warn!(
                     "data stream to {} for {:?} failed: {e}",
                     self.to,
                     self.header
                 );
-                if let StreamFailure::Link(e) = failure {
-                    let task = (self.header.consumer.clone(), self.header.subtask);
-                    let _ = self.outbox.send(ControlMessage::Event {
-                        attempt: self.attempt.clone(),
-                        event: WireEvent::Failed {
-                            task: task.clone(),
-                            failure: WireFailure::Setup {
-                                vertex: task.0,
-                                index: task.1,
-                                message: format!(
-                                    "the data stream of its input channel {} (to {}) broke: {e}",
-                                    self.header.channel, self.to
-                                ),
-                            },
-                        },
-                    });
-                }
                 self.failed = true;
                 self.stream = None;
                 Disconnected

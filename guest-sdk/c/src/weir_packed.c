@@ -6,6 +6,7 @@
  * guest-sdk/conformance/packed.json. */
 #include "weir_host.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,7 @@ bool weir__packed_read(weir_bytes batch, weir_record **records, size_t *n) {
     weir_record scratch;
     for (const uint8_t *p = batch.ptr; p < end; count++)
         if (!read_record(&p, end, &scratch)) return false;
+    if (count > SIZE_MAX / sizeof(weir_record)) return false; /* wasm32: a huge batch */
     weir_record *out = count ? weir__xmalloc(count * sizeof *out) : NULL;
     const uint8_t *p = batch.ptr;
     for (size_t i = 0; i < count; i++) read_record(&p, end, &out[i]);

@@ -222,9 +222,16 @@ static weir__outputs end_call(void) {
  * before every record: on a stream that is not keyed (`partition: forward`
  * after a source that sets keys) the host refuses the key, and a function
  * that uses no state must still run there. A record without a key leaves
- * the host's key unset, so state then traps as the host documents. */
+ * the host's key unset, so state then traps as the host documents (and
+ * when an earlier record of the call set one, the SDK traps itself). */
 static void use_key(weir_context *ctx) {
-    if (!ctx->has_key) return;
+    if (!ctx->has_key) {
+        /* The host still has the key an earlier record of this call set:
+         * state would silently be that key's. Trap, as the host does for
+         * state without a key. */
+        if (ctx->key_set) __builtin_trap();
+        return;
+    }
     if (ctx->key_set && weir_bytes_eq(ctx->last_key, ctx->key)) return;
     weir__host_set_current_key(ctx->key);
     ctx->key_set = true;
@@ -419,7 +426,9 @@ void *weir_value_state(weir_context *ctx, const char *name, const weir_codec *co
         *c = (cached_value){{key, ctx->key.len}, name_copy, codec, value, original, has, ctx->input};
     }
     c->input = ctx->input;
-    if (found) *found = c->found;
+    /* as writing through would say: a value an earlier record of this call
+     * set counts as found */
+    if (found) *found = c->found || memcmp(c->value, c->original, c->codec->size) != 0;
     return c->value;
 }
 

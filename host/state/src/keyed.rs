@@ -256,7 +256,7 @@ impl KeyedState {
             .drain()
             .map(|(key, added)| (key, added.then(Vec::new)))
             .collect();
-        self.timer_changes.shrink_to(changed);
+        shrink_after_burst(&mut self.timer_changes, changed);
         let written = self.backend.write_batch(entries);
         self.note_loss(written)
     }
@@ -365,9 +365,8 @@ impl KeyedState {
             .collect();
         // A drained map keeps its largest capacity ever: one burst would
         // hold that memory for the life of the task (the soak saw a step of
-        // anonymous memory that never went back). Keep room for this flush's
-        // size only.
-        self.pending.shrink_to(buffered);
+        // anonymous memory that never went back).
+        shrink_after_burst(&mut self.pending, buffered);
         if entries.is_empty() {
             return Ok(());
         }
@@ -845,6 +844,21 @@ fn decode_list(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(items)
 }
 
+/// Entries a drained buffer always keeps room for.
+const KEPT_CAPACITY: usize = 1024;
+
+/// Gives back the memory of a drained map that had to grow for a burst far
+/// larger than the `used` entries of this drain: only when its capacity is
+/// over four times `max(used, KEPT_CAPACITY)`, so that flushes of varying
+/// sizes (`map_entries` flushes on every call) do not shrink and regrow it
+/// each time.
+fn shrink_after_burst<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, used: usize) {
+    let keep = used.max(KEPT_CAPACITY);
+    if map.capacity() > 4 * keep {
+        map.shrink_to(keep);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1025,9 +1039,10 @@ mod tests {
                 .unwrap();
         }
         s.snapshot_bytes().unwrap();
-        assert!(s.pending.capacity() < 100, "{}", s.pending.capacity());
+        let kept = 2 * KEPT_CAPACITY;
+        assert!(s.pending.capacity() <= kept, "{}", s.pending.capacity());
         assert!(
-            s.timer_changes.capacity() < 100,
+            s.timer_changes.capacity() <= kept,
             "{}",
             s.timer_changes.capacity()
         );

@@ -30,6 +30,31 @@ pub const INSTALL: &str = "run `apt-get install clang-19 lld-19 wasi-libc libcla
 const ADAPTER: &[u8] =
     wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER;
 
+/// clang's flags for a component's core module.
+const CFLAGS: &[&str] = &[
+    "--target=wasm32-wasi",
+    "-mexec-model=reactor",
+    "-O2",
+    "-std=c11",
+    "-Wall",
+];
+
+/// What else makes a component besides the sources, the SDK and clang: the
+/// flags, the bindings generator and the adapter (part of the cache key, so
+/// a `weir` with other ones builds anew).
+fn toolchain_id() -> String {
+    use sha2::{Digest, Sha256};
+    let adapter: String = Sha256::digest(ADAPTER)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "{} wit-bindgen-c 0.60.0 adapter {adapter}",
+        CFLAGS.join(" ")
+    )
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
         path: path.to_path_buf(),
@@ -185,7 +210,10 @@ pub fn build_c_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         .cloned()
         .collect();
     let sdk_root = sdk::c()?;
-    let key = content_key(&[sdk::c_hash().as_str(), world, &version], product.clone())?;
+    let key = content_key(
+        &[sdk::c_hash().as_str(), world, &version, &toolchain_id()],
+        product.clone(),
+    )?;
     let cache = crate::cache_root().join("udf-c");
     let out = cache.join(format!("{key}.wasm"));
     if out.is_file() {
@@ -200,13 +228,7 @@ pub fn build_c_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         let mut command = Command::new(&clang);
         dies_with_this_process(&mut command);
         command
-            .args([
-                "--target=wasm32-wasi",
-                "-mexec-model=reactor",
-                "-O2",
-                "-std=c11",
-                "-Wall",
-            ])
+            .args(CFLAGS)
             .arg("-I")
             .arg(sdk_root.join("guest-sdk/c/include"))
             .arg("-I")
