@@ -44,11 +44,7 @@ const CFLAGS: &[&str] = &[
 /// a `weir` with other ones builds anew).
 fn toolchain_id() -> String {
     use sha2::{Digest, Sha256};
-    let adapter: String = Sha256::digest(ADAPTER)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let adapter = super::sources::short_hex(&Sha256::digest(ADAPTER));
     format!(
         "{} wit-bindgen-c 0.60.0 adapter {adapter}",
         CFLAGS.join(" ")

@@ -99,12 +99,7 @@ fn hash(sets: &[&[Embedded]]) -> String {
         hasher.update(standalone(file).as_bytes());
         hasher.update([0]);
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::sources::short_hex(&hasher.finalize())
 }
 
 /// Writes `sets` under `<cache>/sdk/<name>-<hash>/` unless already there

@@ -71,10 +71,11 @@ pub(super) fn content_key(
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(short_hex(&hasher.finalize()))
+}
+
+/// The first 8 bytes of `digest` as 16 hex digits: how build caches name
+/// what they key on.
+pub(super) fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
