@@ -110,6 +110,10 @@ enum Command {
         /// Number of files (event i goes to file i mod files).
         #[arg(long, default_value_t = 1)]
         files: u32,
+        /// File format: JSON lines (`part-<i>.jsonl`), or CSV of one kind
+        /// with a header line (`part-<i>.csv`).
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: NexmarkFormatArg,
     },
     /// Work with user functions.
     Udf {
@@ -251,6 +255,13 @@ impl Remote {
     fn client(&self) -> weir_cli::client::Client {
         weir_cli::client::Client::new(&self.jobmanager, self.token.clone())
     }
+}
+
+/// The format of `weir nexmark`'s files on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NexmarkFormatArg {
+    Jsonl,
+    Csv,
 }
 
 /// A Nexmark event kind on the command line.
@@ -467,6 +478,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             base_time,
             kinds,
             files,
+            format,
         } => {
             let options = weir_cli::nexmark::GenerateOptions {
                 events,
@@ -476,6 +488,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 kinds: kinds.into_iter().map(Into::into).collect(),
                 files,
                 progress: std::io::stderr().is_terminal(),
+                format: match format {
+                    NexmarkFormatArg::Jsonl => weir_cli::nexmark::FileFormat::JsonLines,
+                    NexmarkFormatArg::Csv => weir_cli::nexmark::FileFormat::Csv,
+                },
             };
             let written = weir_cli::nexmark::generate(&out, &options)?;
             eprintln!("wrote {written} records to {}", out.display());
