@@ -5,8 +5,9 @@
 #
 #   scripts/bootstrap.sh run       Rust, the wasm32-wasip2 target, libclang
 #   scripts/bootstrap.sh test      the same, plus rustfmt, clippy, the Python
-#                                  test packages (pip) and Azurite (npm, which
-#                                  it installs from apt when missing)
+#                                  test packages (pip), Azurite (npm, which
+#                                  it installs from apt when missing), the JS
+#                                  and C UDF toolchains and Java 17 (apt)
 #   scripts/bootstrap.sh [run|test] --check
 #                                  install nothing; one line per item,
 #                                  `ok NAME` or `missing NAME: ...`; exits 1
@@ -159,6 +160,19 @@ _weir_bootstrap() {
                 "apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32" || true
         else
             _wb_cannot clang-wasi "$c_why; run: sudo apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32"
+        fi
+
+        # --- Java 17 (apt), for bench/flink-compare's Flink side -----------
+        # Flink itself comes from PyPI inside bench/flink-compare.
+        local java_why="bench/flink-compare (run by .ci/run) runs Apache Flink, which needs Java 17 (java and javac)"
+        if command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; then
+            _wb_ok java
+        elif ((is_root)) && command -v apt-get >/dev/null 2>&1; then
+            _wb_install java "openjdk-17-jdk-headless (apt)" "$java_why" \
+                "_wb_apt_install openjdk-17-jdk-headless >/dev/null" \
+                "apt-get install openjdk-17-jdk-headless" || true
+        else
+            _wb_cannot java "$java_why; run: sudo apt-get install openjdk-17-jdk-headless"
         fi
     fi
 
