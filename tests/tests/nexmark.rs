@@ -246,6 +246,7 @@ fn replaying_a_written_file_equals_generating() {
         kinds: vec![weir_types::jobgraph::NexmarkKind::Bid],
         files: 3,
         progress: false,
+        format: weir_cli::nexmark::FileFormat::JsonLines,
     };
     let written = weir_cli::nexmark::generate(&files, &options).unwrap();
     assert_eq!(written, EVENTS / 50 * 46);

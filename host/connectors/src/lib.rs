@@ -15,6 +15,7 @@ mod json;
 mod nexmark;
 mod sink;
 mod source;
+mod values;
 
 pub use nexmark::NexmarkConfig;
 pub use sink::{

@@ -10,6 +10,7 @@ use weir_types::{Batch, Bytes, Origin, Record};
 
 use crate::json::write_csv_row;
 use crate::nexmark::NexmarkConfig;
+use crate::values::SharedValues;
 use crate::{BadRecord, ConnectorError};
 
 /// One unit of a source's input, read by exactly one subtask.
@@ -256,19 +257,24 @@ struct Extract {
 enum OpenSplit {
     Csv {
         reader: csv::Reader<BufReader<File>>,
-        headers: Vec<String>,
+        /// Each column's name as a JSON object key with its colon
+        /// (`"name":`), encoded once.
+        json_keys: Vec<Vec<u8>>,
         key_index: Option<usize>,
         ts_index: Option<usize>,
         key: Option<Vec<u8>>,
         split: u32,
-        row: csv::StringRecord,
+        /// The row being read, as bytes: checked for UTF-8 once, whole.
+        row: csv::ByteRecord,
         path: PathBuf,
         /// The header ends in CRLF: the csv crate then puts each record on
         /// the line before (at the previous line end's `\n`).
         crlf: bool,
     },
     Jsonl {
-        lines: std::io::Split<BufReader<File>>,
+        reader: BufReader<File>,
+        /// The line being read (reused).
+        text: Vec<u8>,
         path: PathBuf,
         key: Option<Vec<u8>>,
         split: u32,
@@ -541,7 +547,8 @@ impl SourceReader {
                 let reader = BufReader::with_capacity(1 << 16, file);
                 match self.format {
                     Some(FileFormat::Jsonl) | None => Ok(OpenSplit::Jsonl {
-                        lines: reader.split(b'\n'),
+                        reader,
+                        text: Vec::new(),
                         path,
                         key,
                         split: split.index,
@@ -604,14 +611,23 @@ impl SourceReader {
             .map(|(f, _)| find(f, "timestamp"))
             .transpose()?;
         let crlf = header_ends_in_crlf(&path);
+        let json_keys = headers
+            .iter()
+            .map(|name| {
+                let mut key = Vec::with_capacity(name.len() + 3);
+                crate::json::write_json_string(&mut key, name);
+                key.push(b':');
+                key
+            })
+            .collect();
         Ok(OpenSplit::Csv {
             reader,
-            headers,
+            json_keys,
             key_index,
             ts_index,
             key,
             split,
-            row: csv::StringRecord::new(),
+            row: csv::ByteRecord::new(),
             path,
             crlf,
         })
@@ -637,8 +653,8 @@ fn position_of(index: u32, open: &OpenSplit) -> SplitPosition {
 const OPEN_QUOTE: &str = "malformed CSV row: a quoted field is not closed on its line (line breaks inside fields are not supported)";
 
 /// Whether a row read took in a line break (inside a quoted field).
-fn spans_lines(row: &csv::StringRecord) -> bool {
-    row.iter().any(|field| field.contains(['\n', '\r']))
+fn spans_lines(row: &csv::ByteRecord) -> bool {
+    memchr::memchr2(b'\n', b'\r', row.as_slice()).is_some()
 }
 
 /// Whether the first line of `path` ends in CRLF (read up to 64 KiB).
@@ -750,7 +766,7 @@ fn seek(open: &mut OpenSplit, position: SplitPosition) -> Result<(), ConnectorEr
             })
         }
         OpenSplit::Jsonl {
-            lines,
+            reader,
             path,
             line,
             offset,
@@ -765,7 +781,7 @@ fn seek(open: &mut OpenSplit, position: SplitPosition) -> Result<(), ConnectorEr
                     path: path.clone(),
                     source,
                 })?;
-            *lines = BufReader::with_capacity(1 << 16, file).split(b'\n');
+            *reader = BufReader::with_capacity(1 << 16, file);
             *line = position.line;
             *offset = position.offset;
             Ok(())
@@ -790,7 +806,7 @@ fn fill(
     match open {
         OpenSplit::Csv {
             reader,
-            headers,
+            json_keys,
             key_index,
             ts_index,
             key,
@@ -799,12 +815,16 @@ fn fill(
             path,
             crlf,
         } => {
-            while batch.len() < max {
+            let mut values = SharedValues::new(max.saturating_sub(batch.len()));
+            let done = loop {
+                if batch.len() + values.len() >= max {
+                    break false;
+                }
                 // Where the next row starts (the reader's position is that
                 // of the next byte to read).
                 let start = reader.position().clone();
-                match reader.read_record(row) {
-                    Ok(false) => return Ok(true),
+                match reader.read_byte_record(row) {
+                    Ok(false) => break true,
                     Ok(true) => {}
                     Err(e) if e.is_io_error() => {
                         return Err(ConnectorError::BadFile {
@@ -849,7 +869,15 @@ fn fill(
                     bad.push(bad_csv_record(*split, path, &start, end, OPEN_QUOTE.into()));
                     continue;
                 }
-                let timestamp = match ts_index.map(|i| &row[i]) {
+                if let Err(e) = std::str::from_utf8(row.as_slice()) {
+                    let from = row.position().unwrap_or(&start);
+                    let end = reader.position().byte();
+                    let message = format!("malformed CSV row: not UTF-8: {e}");
+                    bad.push(bad_csv_record(*split, path, from, end, message));
+                    continue;
+                }
+                // Valid UTF-8 as a whole, so each field is too.
+                let timestamp = match ts_index.map(|i| std::str::from_utf8(&row[i]).unwrap_or("")) {
                     Some(text) => match extract.timestamp.as_ref().map(|(_, f)| f.parse(text)) {
                         Some(Ok(ts)) => Some(ts),
                         Some(Err(message)) => {
@@ -863,51 +891,60 @@ fn fill(
                     None => None,
                 };
                 let record_key = match key_index {
-                    Some(i) => Some(row[*i].as_bytes().to_vec()),
+                    Some(i) => Some(row[*i].to_vec()),
                     None => key.clone(),
                 };
-                let mut value = Vec::with_capacity(row.as_slice().len() + 16 * headers.len());
-                write_csv_row(&mut value, headers, row);
-                batch.push(
-                    Record {
-                        key: record_key,
-                        value: value.into(),
-                        timestamp,
-                    },
+                write_csv_row(&mut values.buffer, json_keys, row);
+                values.end_record(
+                    record_key,
+                    timestamp,
                     Origin {
                         split: *split,
                         position: line + u64::from(*crlf),
                     },
                 );
-            }
-            Ok(false)
+            };
+            values.into_batch(batch);
+            Ok(done)
         }
         OpenSplit::Jsonl {
-            lines,
+            reader,
+            text,
             path,
             key,
             split,
             line,
             offset,
         } => {
-            while batch.len() < max {
-                let Some(text) = lines.next() else {
-                    return Ok(true);
-                };
+            let mut values = SharedValues::new(max.saturating_sub(batch.len()));
+            let done = loop {
+                if batch.len() + values.len() >= max {
+                    break false;
+                }
+                text.clear();
+                let read =
+                    reader
+                        .read_until(b'\n', text)
+                        .map_err(|source| ConnectorError::Read {
+                            path: path.clone(),
+                            source,
+                        })?;
+                if read == 0 {
+                    break true;
+                }
                 *line += 1;
-                let bytes = text.map_err(|source| ConnectorError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+                if text.last() == Some(&b'\n') {
+                    text.pop();
+                }
                 // The separator counts too (a last line without one makes
                 // the offset one past the end, which reads nothing).
-                *offset += bytes.len() as u64 + 1;
+                *offset += text.len() as u64 + 1;
                 // A line that is not UTF-8 is a bad record, not a bad file.
-                let text = match String::from_utf8(bytes) {
-                    Ok(text) => text,
+                let utf8 = match std::str::from_utf8(text) {
+                    Ok(utf8) => utf8,
                     Err(e) => {
                         let message = format!("not UTF-8: {e}");
-                        let mut bytes = e.into_bytes();
+                        let mut bytes = std::mem::take(text);
                         bytes.truncate(crate::MAX_BAD_RECORD_BYTES + 1);
                         bad.push(BadRecord {
                             split: *split,
@@ -918,29 +955,34 @@ fn fill(
                         continue;
                     }
                 };
-                let text = text.strip_suffix('\r').unwrap_or(&text);
-                if text.trim().is_empty() {
+                let utf8 = utf8.strip_suffix('\r').unwrap_or(utf8);
+                if utf8.trim().is_empty() {
                     continue;
                 }
-                match jsonl_record(text, extract, key) {
+                match jsonl_record(utf8, extract, key) {
                     Ok(None) => {}
-                    Ok(Some(record)) => batch.push(
-                        record,
-                        Origin {
-                            split: *split,
-                            position: *line,
-                        },
-                    ),
+                    Ok(Some((record_key, timestamp))) => {
+                        values.buffer.extend_from_slice(utf8.as_bytes());
+                        values.end_record(
+                            record_key,
+                            timestamp,
+                            Origin {
+                                split: *split,
+                                position: *line,
+                            },
+                        );
+                    }
                     Err(message) => bad.push(BadRecord {
                         split: *split,
                         line: *line,
                         message,
-                        bytes: text.as_bytes()[..text.len().min(crate::MAX_BAD_RECORD_BYTES + 1)]
+                        bytes: utf8.as_bytes()[..utf8.len().min(crate::MAX_BAD_RECORD_BYTES + 1)]
                             .to_vec(),
                     }),
                 }
-            }
-            Ok(false)
+            };
+            values.into_batch(batch);
+            Ok(done)
         }
         OpenSplit::Generated { next, end, split } => {
             while batch.len() < max && *next < *end {
@@ -1012,20 +1054,31 @@ fn fill_nexmark(
     *next >= end
 }
 
+/// A record's key and event time.
+type KeyAndTime = (Option<Vec<u8>>, Option<i64>);
+
+/// The key and event time of one JSON line (a JSON object, checked
+/// whole), or `None` for an event of a kind the source does not emit.
 fn jsonl_record(
     text: &str,
     extract: &Extract,
     path_key: &Option<Vec<u8>>,
-) -> Result<Option<Record>, String> {
+) -> Result<Option<KeyAndTime>, String> {
     // Only the fields the source needs are built; the rest is checked and skipped.
-    let wanted: Vec<&str> = [
+    let mut wanted = [""; 3];
+    let mut n = 0;
+    for field in [
         extract.key_field.as_deref(),
         extract.timestamp.as_ref().map(|(f, _)| f.as_str()),
         extract.types.as_ref().map(|_| "type"),
     ]
     .into_iter()
     .flatten()
-    .collect();
+    {
+        wanted[n] = field;
+        n += 1;
+    }
+    let wanted = &wanted[..n];
     if wanted.is_empty() {
         // Values pass through unparsed, but must still be JSON objects
         // (as every record of Weir is).
@@ -1034,13 +1087,9 @@ fn jsonl_record(
         if !text.trim_start().starts_with('{') {
             return Err("not a JSON object (each JSON line must be an object)".into());
         }
-        return Ok(Some(Record {
-            key: path_key.clone(),
-            value: Bytes::copy_from_slice(text.as_bytes()),
-            timestamp: None,
-        }));
+        return Ok(Some((path_key.clone(), None)));
     }
-    let mut found = weir_types::json_fields(text.as_bytes(), &wanted)?.into_iter();
+    let mut found = weir_types::json_fields(text.as_bytes(), wanted)?.into_iter();
     let mut field_text = |field: &str| -> Result<String, String> {
         match found.next().flatten() {
             Some(serde_json::Value::String(s)) => Ok(s),
@@ -1061,11 +1110,7 @@ fn jsonl_record(
     {
         return Ok(None);
     }
-    Ok(Some(Record {
-        key,
-        value: Bytes::copy_from_slice(text.as_bytes()),
-        timestamp,
-    }))
+    Ok(Some((key, timestamp)))
 }
 
 /// Record `seq` of a generator: a JSON object padded to `record_bytes`.
@@ -1192,6 +1237,37 @@ mod tests {
                 (4, &b"2014-07-01 00:02:00,3,extra"[..])
             ]
         );
+    }
+
+    #[test]
+    fn a_csv_row_that_is_not_utf8_is_a_bad_record_and_reading_goes_on() {
+        // Rows are read as bytes and checked for UTF-8 once, whole.
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = b"timestamp,value,note\n2014-07-01 00:00:00,1,caf\xc3\xa9\n".to_vec();
+        text.extend_from_slice(b"2014-07-01 00:01:00,2,bad \xff byte\n");
+        text.extend_from_slice(b"2014-07-01 00:02:00,3,\"say \"\"hi\"\"\"\n");
+        std::fs::write(dir.path().join("x.csv"), text).unwrap();
+        let kind = csv_source(dir.path());
+        let (records, bad) = read_all(&kind, plan_splits("s", &kind, 1, 0).unwrap(), 10);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].line, 3, "{bad:?}");
+        assert!(bad[0].message.contains("not UTF-8"), "{bad:?}");
+        assert!(
+            bad[0].bytes.starts_with(b"2014-07-01 00:01:00,2,bad \xff"),
+            "{bad:?}"
+        );
+        let values: Vec<serde_json::Value> = records
+            .iter()
+            .map(|(r, _)| serde_json::from_slice(&r.value).unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                serde_json::json!({"timestamp": "2014-07-01 00:00:00", "value": 1, "note": "café"}),
+                serde_json::json!({"timestamp": "2014-07-01 00:02:00", "value": 3, "note": "say \"hi\""}),
+            ]
+        );
+        assert_eq!(records[1].1.position, 4);
     }
 
     #[test]
