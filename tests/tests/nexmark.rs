@@ -262,3 +262,51 @@ fn replaying_a_written_file_equals_generating() {
     let windows: BTreeSet<i64> = replayed.iter().map(|r| int(r, "window_start")).collect();
     assert_eq!(windows.len() as i64, 60_000 / SLIDE + WINDOW / SLIDE - 1);
 }
+
+/// Regression: a built-in window fires every result its watermark passed
+/// in one batch, and a UDF after it got that whole batch in one call (at
+/// Nexmark's 10M events/s, hundreds of thousands of results: q5 and q7
+/// failed their UDF's 64 MiB memory cap). A UDF now gets at most
+/// `batch_size` records per call: here an identity UDF allowed fewer
+/// outputs per call than the window fires at once passes every result.
+#[test]
+fn a_window_firing_more_than_a_batch_reaches_its_udf_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // 20,000 events at 10M events/s: every bid in one 10 s window.
+    let yaml = format!(
+        "name: big-fire\nbatch_size: 100\nsources:\n  - {{ id: bids, type: nexmark, events: 20000, rate: 10000000, seed: 7, kinds: [bid], watermarks: {{ max_out_of_orderness: 0ms }} }}\noperators:\n  - id: counts\n    input: {{ from: bids, key: auction }}\n    partition: key_by\n    window: {{ type: tumbling, size: 10s, key_field: auction }}\n    aggregate: [{{ fn: count, as: num }}]\n  - id: same\n    input: counts\n    udf: {}\n    max_outputs_per_call: 500\nsinks:\n  - {{ id: out, input: same, type: file, path: {} }}\n",
+        rust_udf("identity").unwrap().display(),
+        out.display()
+    );
+    run_yaml(dir.path(), &yaml, Some(1)).unwrap();
+    let results: Vec<Value> = read_parts(&out).unwrap().into_iter().flatten().collect();
+    // The oracle: the bids' counts per auction, from the generator.
+    let events = dir.path().join("events");
+    let all = format!(
+        "name: events\nsources:\n  - {{ id: e, type: nexmark, events: 20000, rate: 10000000, seed: 7, kinds: [bid] }}\nsinks:\n  - {{ id: out, input: e, type: file, path: {} }}\n",
+        events.display()
+    );
+    run_yaml(dir.path(), &all, Some(1)).unwrap();
+    let mut expected: BTreeMap<i64, i64> = BTreeMap::new();
+    for bid in read_parts(&events).unwrap().into_iter().flatten() {
+        *expected.entry(int(&bid, "auction")).or_default() += 1;
+    }
+    assert!(
+        expected.len() > 500,
+        "the window must fire more than one call's outputs"
+    );
+    let got: BTreeMap<i64, i64> = results
+        .iter()
+        .map(|r| {
+            let auction = &r["auction"];
+            let id = auction
+                .as_i64()
+                .or_else(|| auction.as_str().and_then(|s| s.parse().ok()))
+                .unwrap();
+            (id, int(r, "num"))
+        })
+        .collect();
+    assert_eq!(results.len(), expected.len());
+    assert_eq!(got, expected);
+}

@@ -231,7 +231,11 @@ pub(crate) fn build_ops<'d>(
                     instance
                         .open(&subtask_info(descriptor, spec), &config_json(spec))
                         .map_err(wasm_fail)?;
-                    ops.push(ChainedOp::Udf(UdfOp { spec, instance }));
+                    ops.push(ChainedOp::Udf(Box::new(UdfOp {
+                        spec,
+                        instance,
+                        max_batch: descriptor.batch_size.max(1),
+                    })));
                 }
                 OperatorRole::Window(window, aggregates, udf) => {
                     let udf: Option<Box<dyn weir_operators::AggregateFunction>> = match udf {
