@@ -31,6 +31,23 @@ pub(crate) struct Emitted {
     pub(crate) rejected: Vec<Rejected>,
 }
 
+impl Emitted {
+    /// Appends what a call on a part of a batch emitted, the part starting
+    /// at record `first` of the batch: rejections' indices become indices
+    /// into the whole batch.
+    fn append(&mut self, part: Emitted, first: usize) {
+        for (record, origin) in part.main.records.into_iter().zip(part.main.origins) {
+            self.main.push(record, origin);
+        }
+        self.side.extend(part.side);
+        self.rejected
+            .extend(part.rejected.into_iter().map(|r| Rejected {
+                input: u32::try_from(first + r.input as usize).unwrap_or(u32::MAX),
+                ..r
+            }));
+    }
+}
+
 /// An input record a UDF rejected with a per-record error; the subtask
 /// applies the operator's `on_error`.
 pub(crate) struct Rejected {
@@ -514,16 +531,7 @@ fn process_udf_in_parts(
             return Ok(all);
         }
         let len = part.len();
-        let emitted = process_udf(shared, udf, part)?;
-        for (record, origin) in emitted.main.records.into_iter().zip(emitted.main.origins) {
-            all.main.push(record, origin);
-        }
-        all.side.extend(emitted.side);
-        all.rejected
-            .extend(emitted.rejected.into_iter().map(|r| Rejected {
-                input: u32::try_from(first + r.input as usize).unwrap_or(u32::MAX),
-                ..r
-            }));
+        all.append(process_udf(shared, udf, part)?, first);
         first += len;
     }
 }
@@ -552,24 +560,11 @@ fn process_one_by_one(
     udf: &mut UdfOp<'_>,
     batch: Batch,
 ) -> Result<Emitted, OpFailure> {
-    let mut all = Emitted {
-        main: Batch::default(),
-        side: Vec::new(),
-        rejected: Vec::new(),
-    };
+    let mut all = Emitted::default();
     for (i, (record, origin)) in batch.records.into_iter().zip(batch.origins).enumerate() {
         let mut one = Batch::with_capacity(1);
         one.push(record, origin);
-        let emitted = process_batch(shared, udf, one)?;
-        for (record, origin) in emitted.main.records.into_iter().zip(emitted.main.origins) {
-            all.main.push(record, origin);
-        }
-        all.side.extend(emitted.side);
-        all.rejected
-            .extend(emitted.rejected.into_iter().map(|r| Rejected {
-                input: u32::try_from(i).unwrap_or(u32::MAX),
-                ..r
-            }));
+        all.append(process_batch(shared, udf, one)?, i);
     }
     Ok(all)
 }
