@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use weir_types::jobgraph::{FileFormat, KeySpec, NexmarkKind, SourceKind, TimestampSpec};
-use weir_types::{Batch, Bytes, Origin, Record};
+use weir_types::{Batch, Origin, Record};
 
 use crate::json::write_csv_row;
 use crate::nexmark::NexmarkConfig;
@@ -1026,31 +1026,18 @@ fn fill_nexmark(
     max: usize,
 ) -> bool {
     let wanted = max.saturating_sub(batch.len());
-    let mut buffer = Vec::with_capacity(wanted * NexmarkConfig::encoded_len_hint(*next));
-    // (end of the value in `buffer`, timestamp, event number)
-    let mut events = Vec::with_capacity(wanted);
-    while events.len() < wanted && *next < end {
+    let mut values =
+        SharedValues::with_bytes(wanted, wanted * NexmarkConfig::encoded_len_hint(*next));
+    while values.len() < wanted && *next < end {
         let n = *next;
         *next = next.saturating_add(stride);
         if !config.emits(n) {
             continue;
         }
-        let timestamp = config.write_event(n, &mut buffer);
-        events.push((buffer.len(), timestamp, n));
+        let timestamp = config.write_event(n, &mut values.buffer);
+        values.end_record(None, Some(timestamp), Origin { split, position: n });
     }
-    let buffer = Bytes::from(buffer);
-    let mut start = 0;
-    for (end, timestamp, n) in events {
-        batch.push(
-            Record {
-                key: None,
-                value: buffer.slice(start..end),
-                timestamp: Some(timestamp),
-            },
-            Origin { split, position: n },
-        );
-        start = end;
-    }
+    values.into_batch(batch);
     *next >= end
 }
 

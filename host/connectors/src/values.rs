@@ -22,6 +22,8 @@ pub(crate) struct SharedValues {
     records: Vec<Entry>,
     /// Records the batch may still take (for sizing the buffer).
     expected: usize,
+    /// The caller sized the buffer (`with_bytes`).
+    sized: bool,
 }
 
 impl SharedValues {
@@ -31,6 +33,16 @@ impl SharedValues {
             buffer: Vec::new(),
             records: Vec::with_capacity(expected),
             expected,
+            sized: false,
+        }
+    }
+
+    /// Room for `expected` records whose values take about `bytes`.
+    pub(crate) fn with_bytes(expected: usize, bytes: usize) -> Self {
+        Self {
+            buffer: Vec::with_capacity(bytes),
+            sized: true,
+            ..Self::new(expected)
         }
     }
 
@@ -46,7 +58,7 @@ impl SharedValues {
         timestamp: Option<i64>,
         origin: Origin,
     ) {
-        if self.records.is_empty() {
+        if self.records.is_empty() && !self.sized {
             // The first value's size times the records to come, and a bit.
             let first = self.buffer.len();
             self.buffer
