@@ -143,3 +143,62 @@ fn check_scale_job(dir: &Path, wasm: &Path) {
         .collect();
     assert_eq!(got, expected);
 }
+
+/// componentize-py never freed the `bytes` a Python function returned or
+/// passed to a state import, so a Python UDF grew by every byte it emitted
+/// or wrote until it hit its memory limit (an identity map failed after
+/// about 350,000 records of 100 bytes). `weir udf build` fixes the
+/// component (`cluster/cli/src/udf/pop_list_fix.rs`): 150,000 records that
+/// each write 1 KB of keyed state and emit 1 KB (300 MB in all) now run
+/// under the default 64 MiB limit.
+#[test]
+fn a_python_udf_emitting_and_writing_far_more_than_its_memory_limit_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("churn");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("app.py"),
+        r#"import weir
+
+PAD = b"x" * 1000
+
+
+@weir.export
+class Churn(weir.KeyedProcessFunction):
+    raw_input = True
+
+    def open(self, ctx):
+        self.last = weir.ValueState("last", raw=True)
+
+    def process_element(self, value, ctx):
+        seen = self.last.value()
+        self.last.update(PAD + value[:8])
+        yield b'{"seen":' + (b"1" if seen else b"0") + b',"pad":"' + PAD + b'"}'
+"#,
+    )
+    .unwrap();
+    let yaml = format!(
+        r#"name: churn
+sources:
+  - {{ id: gen, type: datagen, count: 150000, record_bytes: 16, keys: 50000 }}
+operators:
+  - id: churn
+    input: gen
+    partition: key_by
+    udf: {}
+sinks:
+  - {{ id: out, input: churn, type: file, path: {} }}
+"#,
+        project.display(),
+        dir.path().join("out").display()
+    );
+    let summary = run_yaml(dir.path(), &yaml, Some(1)).expect("the job runs within 64 MiB");
+    assert_eq!(summary.records_written, 150_000);
+    // Every key's first record found no state, every later one found it.
+    let outputs: Vec<serde_json::Value> = read_parts(&dir.path().join("out"))
+        .unwrap()
+        .concat();
+    assert_eq!(outputs.len(), 150_000);
+    let unseen = outputs.iter().filter(|v| v["seen"] == 0).count();
+    assert_eq!(unseen, 50_000);
+}

@@ -296,7 +296,7 @@ def test_export_checks_the_class_and_allows_one_function():
     with pytest.raises(TypeError):
         weir.export(object)
     weir.export(Double)
-    assert weir.world() == "operator"
+    assert weir.world() == "packed-operator"
     with pytest.raises(RuntimeError, match="one function per component"):
         weir.export(Buffer)
     _runtime._registered = None

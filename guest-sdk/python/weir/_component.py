@@ -138,6 +138,12 @@ else:
         def close(self) -> None:
             _fail(_operator.close())
 
+    class PackedHandler(wit_world.exports.PackedHandler):
+        # The host calls this instead of `Handler.process` (world
+        # `packed-operator`); see `weir._packed` for why.
+        def process_packed(self, batch: bytes) -> bytes:
+            return _operator.process_packed(batch)
+
     class Checkpointed(wit_world.exports.Checkpointed):
         def snapshot_state(self, checkpoint_id: int) -> List[bytes]:
             items, error = _operator.snapshot_state(checkpoint_id)
@@ -147,4 +153,4 @@ else:
         def restore_state(self, items: List[bytes]) -> None:
             _fail(_operator.restore_state(items))
 
-    __all__ = ["Handler", "Checkpointed"]
+    __all__ = ["Handler", "PackedHandler", "Checkpointed"]

@@ -14,6 +14,8 @@ import json
 import traceback
 from typing import Any, Callable, Iterable, List, Optional, Protocol, Tuple
 
+from . import _packed
+
 # --- the host ---------------------------------------------------------------
 
 EVENT_TIME = "event-time"
@@ -494,6 +496,18 @@ class Runtime:
 
     # records
 
+    def process_packed(self, data: bytes) -> bytes:
+        """`process` over a packed batch (`_packed`): the outputs packed
+        into one buffer. Raises `_packed.PackedFormatError` on bytes that
+        do not follow the format (the host takes it as a trap)."""
+        batch = _packed.decode_batch(data)
+        factories = (self.make_emit, self.make_side, self.make_error)
+        self.make_emit, self.make_side, self.make_error = _packed.emit, _packed.side, _packed.error
+        try:
+            return b"".join(self.process(batch))
+        finally:
+            self.make_emit, self.make_side, self.make_error = factories
+
     def process(self, batch: Iterable[Any]) -> List[Any]:
         """Runs a batch of records (objects with `key`, `value` and
         `timestamp`) and returns the outputs the factories made."""
@@ -669,6 +683,7 @@ def registered() -> Tuple[str, Callable[[], Any]]:
 
 
 def world() -> str:
-    """The WIT world the registered function needs: `aggregate` or `operator`."""
-    return "aggregate" if registered()[0] == "aggregate" else "operator"
+    """The WIT world the registered function needs: `aggregate`, or
+    `packed-operator` (the operator world plus `process-packed`)."""
+    return "aggregate" if registered()[0] == "aggregate" else "packed-operator"
 

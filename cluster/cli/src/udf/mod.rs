@@ -16,6 +16,7 @@ use std::process::Command;
 
 mod c;
 mod js;
+mod pop_list_fix;
 mod python;
 mod rust;
 mod scaffold;

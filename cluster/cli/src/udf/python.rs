@@ -2,7 +2,7 @@
 //!
 //! A project is a directory with `app.py`, which exports one function with
 //! the SDK's decorators (`@weir.export`, `@weir.map`, ...). The build asks
-//! the host's Python which world that function needs (`operator` or
+//! the host's Python which world that function needs (`packed-operator` or
 //! `aggregate`), then runs componentize-py on the SDK's entry module
 //! `weir.main` (which imports `app`) with the SDK and the project on the
 //! module path. Components are cached by the SHA-256 of the project's
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::sources::content_key;
-use super::{BuildError, dies_with_this_process, sdk};
+use super::{BuildError, dies_with_this_process, pop_list_fix, sdk};
 
 /// The componentize-py release the SDK is tested with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
@@ -48,7 +48,11 @@ pub fn build_python_udf(dir: &Path) -> Result<PathBuf, BuildError> {
         })?;
     let sdk = sdk::python()?;
     let world = world_of(&dir, &sdk)?;
-    let key = cache_key(&dir, &world, &componentize)?;
+    let key = cache_key(
+        &dir,
+        &world,
+        &format!("{componentize} {}", pop_list_fix::ID),
+    )?;
     let cache = crate::cache_root().join("udf-python");
     let out = cache.join(format!("{key}.wasm"));
     if out.is_file() {
@@ -91,6 +95,23 @@ pub fn build_python_udf(dir: &Path) -> Result<PathBuf, BuildError> {
             status: status.to_string(),
         });
     }
+    // componentize-py never frees the bytes its Python hands to the host
+    // (pop_list_fix.rs): fix the component before caching it.
+    let built = std::fs::read(&tmp).map_err(|source| BuildError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    let fixed = pop_list_fix::fix_component(&built).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        BuildError::Script {
+            dir: dir.clone(),
+            message: format!("the component componentize-py built cannot be fixed: {e}"),
+        }
+    })?;
+    std::fs::write(&tmp, fixed).map_err(|source| BuildError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
     // Another build of the same sources may have finished first; either
     // component is the same.
     if let Err(source) = std::fs::rename(&tmp, &out) {
@@ -151,7 +172,7 @@ fn world_of(dir: &Path, sdk: &Path) -> Result<String, BuildError> {
         source,
     })?;
     let world = stdout.trim();
-    if status.success() && (world == "operator" || world == "aggregate") {
+    if status.success() && (world == "packed-operator" || world == "aggregate") {
         return Ok(world.to_string());
     }
     // Python's last line is the exception (`RuntimeError: weir: ...`).

@@ -33,6 +33,7 @@ const WIT: &[Embedded] = embed!("wit/operator.wit");
 const PYTHON: &[Embedded] = embed!(
     "guest-sdk/python/weir/__init__.py",
     "guest-sdk/python/weir/_component.py",
+    "guest-sdk/python/weir/_packed.py",
     "guest-sdk/python/weir/_runtime.py",
     "guest-sdk/python/weir/main.py",
     "guest-sdk/python/weir/state.py",
@@ -220,5 +221,33 @@ mod tests {
         assert_ne!(hash(&[a]), hash(&[b]));
         assert_eq!(hash(&[a]), hash(&[a]));
         assert_eq!(hash(&[WIT, PYTHON]).len(), 16);
+    }
+
+    /// Every source file of the Python, JavaScript and C SDKs is embedded:
+    /// `_packed.py` once was not, and every Python build failed to import
+    /// it.
+    #[test]
+    fn every_sdk_source_file_is_embedded() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let sets = [
+            (PYTHON, "guest-sdk/python/weir", ".py"),
+            (JS, "guest-sdk/js/src", ".js"),
+            (JS, "guest-sdk/js/src", ".ts"),
+            (C, "guest-sdk/c/include", ".h"),
+            (C, "guest-sdk/c/src", ".c"),
+            (C, "guest-sdk/c/src", ".h"),
+        ];
+        for (set, dir, ext) in sets {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                if name.ends_with(ext) {
+                    let path = format!("{dir}/{name}");
+                    assert!(
+                        set.iter().any(|f| f.path == path),
+                        "{path} is not embedded (cluster/cli/src/udf/sdk.rs)"
+                    );
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,117 @@
+"""The packed batch format of `packed-handler.process-packed`.
+
+The byte layout is specified in `wit/README.md` ("Packed batches") and
+checked against `guest-sdk/conformance/packed.json`; integers are
+little-endian, lengths `u32` byte counts, timestamps `i64` ms:
+
+    record = flags:u8 [timestamp:i64] [key_len:u32 key] value_len:u32 value
+    output = 0:u8 record | 1:u8 name_len:u32 name record
+           | 2:u8 input:u32 message_len:u32 message
+
+The component exports `process-packed` besides `handler.process` because it
+moves a batch each way as one `bytes`: componentize-py 0.25.1 does not free
+the `bytes` nested in a returned `list<output>` (a Python UDF grew by the
+size of its outputs until it hit its memory limit), and one buffer per call
+costs fewer Python objects than one `StreamRecord` per record.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import List, Optional
+
+_U32 = struct.Struct("<I")
+_I64 = struct.Struct("<q")
+# An emitted record's head, by which of key and timestamp it has: the tag
+# (0 = emit), the flags, then the fields up to the key's or value's length.
+_HEAD_PLAIN = struct.Struct("<BBI")  # tag, flags=0, value_len
+_HEAD_KEY = struct.Struct("<BBI")  # tag, flags=1, key_len
+_HEAD_TS = struct.Struct("<BBqI")  # tag, flags=2, timestamp, value_len
+_HEAD_TS_KEY = struct.Struct("<BBqI")  # tag, flags=3, timestamp, key_len
+_ERROR_HEAD = struct.Struct("<BII")  # tag=2, input, message_len
+
+
+class PackedRecord:
+    """One input record of a packed batch: `key` (bytes or `None`),
+    `value` (bytes) and `timestamp` (ms, or `None`)."""
+
+    __slots__ = ("key", "value", "timestamp")
+
+    def __init__(self, key: Optional[bytes], value: bytes, timestamp: Optional[int]):
+        self.key = key
+        self.value = value
+        self.timestamp = timestamp
+
+
+class PackedFormatError(ValueError):
+    """Bytes that do not follow the packed batch format."""
+
+
+def decode_batch(data: bytes) -> List[PackedRecord]:
+    """The records of a packed batch, in order.
+
+    Raises `PackedFormatError` when `data` is truncated or a record's flags
+    have bits other than 0 (key) and 1 (timestamp) set."""
+    records: List[PackedRecord] = []
+    append = records.append
+    u32 = _U32.unpack_from
+    i64 = _I64.unpack_from
+    end = len(data)
+    pos = 0
+    try:
+        while pos < end:
+            flags = data[pos]
+            pos += 1
+            if flags > 3:
+                raise PackedFormatError(f"record flags {flags:#x} at byte {pos - 1}: only bits 0 and 1 are defined")
+            timestamp = None
+            if flags & 2:
+                timestamp = i64(data, pos)[0]
+                pos += 8
+            key = None
+            if flags & 1:
+                n = u32(data, pos)[0]
+                pos += 4
+                if pos + n > end:
+                    raise PackedFormatError(f"key of {n} bytes at byte {pos} passes the batch's end ({end})")
+                key = data[pos : pos + n]
+                pos += n
+            n = u32(data, pos)[0]
+            pos += 4
+            if pos + n > end:
+                raise PackedFormatError(f"value of {n} bytes at byte {pos} passes the batch's end ({end})")
+            append(PackedRecord(key, data[pos : pos + n], timestamp))
+            pos += n
+    except struct.error:
+        raise PackedFormatError(f"batch truncated at byte {pos} of {end}") from None
+    return records
+
+
+def _record(tag: int, key: Optional[bytes], value: bytes, timestamp: Optional[int]) -> bytes:
+    if timestamp is None:
+        if key is None:
+            return _HEAD_PLAIN.pack(tag, 0, len(value)) + value
+        return _HEAD_KEY.pack(tag, 1, len(key)) + key + _U32.pack(len(value)) + value
+    if key is None:
+        return _HEAD_TS.pack(tag, 2, timestamp, len(value)) + value
+    return _HEAD_TS_KEY.pack(tag, 3, timestamp, len(key)) + key + _U32.pack(len(value)) + value
+
+
+def emit(key: Optional[bytes], value: bytes, timestamp: Optional[int]) -> bytes:
+    """An emitted record, packed."""
+    return _record(0, key, value, timestamp)
+
+
+def side(output: str, key: Optional[bytes], value: bytes, timestamp: Optional[int]) -> bytes:
+    """A record for side output `output`, packed."""
+    name = output.encode()
+    # The record's own leading byte is its flags: pack it with tag 1 and
+    # the name in front.
+    record = _record(0, key, value, timestamp)
+    return b"\x01" + _U32.pack(len(name)) + name + record[1:]
+
+
+def error(index: int, message: str) -> bytes:
+    """The error of input record `index`, packed."""
+    text = message.encode()
+    return _ERROR_HEAD.pack(2, index, len(text)) + text
