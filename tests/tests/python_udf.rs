@@ -202,3 +202,16 @@ sinks:
     let unseen = outputs.iter().filter(|v| v["seen"] == 0).count();
     assert_eq!(unseen, 50_000);
 }
+
+/// `weir udf build` makes Python components of world `packed-operator`:
+/// the host gives them each batch as one buffer (`process-packed`).
+#[test]
+fn a_python_udf_built_by_weir_takes_packed_batches() {
+    let wasm = weir_cli::udf::build_python_udf(&repo_root().join("udfs/identity-python"))
+        .expect("weir udf build builds the UDF");
+    let runtime =
+        weir_wasm::WasmRuntime::new(weir_wasm::RuntimeConfig { cache_dir: None }).unwrap();
+    let component = runtime.load(&wasm).unwrap();
+    assert_eq!(component.wit_version(), "0.4.0");
+    assert!(component.takes_packed_batches());
+}
