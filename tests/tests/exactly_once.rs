@@ -267,10 +267,8 @@ fn a_trap_in_the_event_time_zscore_job_recovers_its_timers_exactly_once() {
 fn a_python_udf_recovers_its_state_and_timers_exactly_once() {
     let rust = rust_udf("nab-zscore").unwrap();
     let python = repo_root().join("udfs/nab-zscore-python");
-    let rest = event_time_zscore_rest().replace(
-        &rust.display().to_string(),
-        &python.display().to_string(),
-    );
+    let rest = event_time_zscore_rest()
+        .replace(&rust.display().to_string(), &python.display().to_string());
     assert!(rest.contains("nab-zscore-python"), "{rest}");
     assert_trap_recovers_exactly_once(&rest, &[]);
 }

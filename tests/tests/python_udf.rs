@@ -195,9 +195,7 @@ sinks:
     let summary = run_yaml(dir.path(), &yaml, Some(1)).expect("the job runs within 64 MiB");
     assert_eq!(summary.records_written, 150_000);
     // Every key's first record found no state, every later one found it.
-    let outputs: Vec<serde_json::Value> = read_parts(&dir.path().join("out"))
-        .unwrap()
-        .concat();
+    let outputs: Vec<serde_json::Value> = read_parts(&dir.path().join("out")).unwrap().concat();
     assert_eq!(outputs.len(), 150_000);
     let unseen = outputs.iter().filter(|v| v["seen"] == 0).count();
     assert_eq!(unseen, 50_000);
