@@ -140,7 +140,7 @@ impl AggregateComponent {
             Pre::V0_3(pre) => pre.engine(),
             Pre::V0_2(pre) => pre.engine(),
         };
-        let (mut store, deadline_ticks) = new_store(engine, name, None, limits);
+        let (mut store, deadline_ticks) = new_store(engine, name, None, limits, None);
         let bindings = match &self.pre {
             Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
             Pre::V0_3(pre) => pre.instantiate(&mut store).map(Bindings::V0_3),

@@ -329,6 +329,7 @@ fn packed_export(component: &Component) -> Option<ComponentExportIndex> {
 }
 
 /// A prepared component of one of the supported `weir:operator` versions.
+#[derive(Clone)]
 pub(crate) enum Pre {
     /// `weir:operator@0.4.0`, with the export of `packed-handler` when the
     /// component has it (world `packed-operator`).

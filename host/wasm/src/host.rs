@@ -23,6 +23,9 @@ pub(crate) struct HostState {
     pub(crate) state: Option<KeyedState>,
     pub(crate) memory_limit_bytes: usize,
     pub(crate) memory_limit_hit: bool,
+    /// The size of the instance's largest linear memory (bytes): linear
+    /// memories only grow.
+    pub(crate) memory_bytes: usize,
     /// A host-side failure (state backend) that trapped the guest.
     pub(crate) host_error: Option<String>,
     /// The operator's current watermark (ms), as guests read it.
@@ -59,6 +62,7 @@ impl wasmtime::ResourceLimiter for HostState {
                 desired
             );
         }
+        self.memory_bytes = self.memory_bytes.max(desired);
         Ok(true)
     }
 

@@ -196,13 +196,16 @@ pub struct ProcessFailure {
 
 /// One instance of a component, for one subtask. Not reusable after a trap.
 pub struct OperatorInstance {
-    store: Store<HostState>,
+    pub(crate) store: Store<HostState>,
     bindings: Bindings,
     deadline_ticks: u64,
-    poisoned: bool,
+    pub(crate) poisoned: bool,
     /// The packed batch of the last `process-packed` call, kept for its
     /// capacity.
-    packed_batch: Vec<u8>,
+    pub(crate) packed_batch: Vec<u8>,
+    /// What replacing this instance with a fresh one takes
+    /// ([`crate::recycle`]).
+    pub(crate) recycler: crate::recycle::Recycler,
 }
 
 /// The instantiated exports, by `weir:operator` version.
@@ -228,25 +231,39 @@ impl OperatorComponent {
         state: Option<KeyedState>,
         limits: InstanceLimits,
     ) -> Result<OperatorInstance, WasmError> {
-        let (mut store, deadline_ticks) = new_store(self.pre.engine(), name, state, limits);
-        let bindings = match &self.pre {
-            Pre::Current(pre, packed) => instantiate_current(&mut store, pre, packed.as_ref()),
-            Pre::V0_3(pre) => pre.instantiate(&mut store).map(Bindings::V0_3),
-            Pre::V0_2(pre) => pre.instantiate(&mut store).map(Bindings::V0_2),
-            Pre::V0_1(pre) => pre.instantiate(&mut store).map(Bindings::V0_1),
-        };
-        let bindings = match bindings {
-            Ok(b) => b,
-            Err(e) => return Err(classify(&mut store, &e, limits.call_timeout)),
-        };
-        Ok(OperatorInstance {
-            store,
-            bindings,
-            deadline_ticks,
-            poisoned: false,
-            packed_batch: Vec::new(),
-        })
+        instantiate_pre(&self.pre, name, state, limits, None)
     }
+}
+
+/// An instance of `pre` in a fresh sandbox; with `clock`, the guest's
+/// clocks go on from an earlier instance's.
+pub(crate) fn instantiate_pre(
+    pre: &Pre,
+    name: String,
+    state: Option<KeyedState>,
+    limits: InstanceLimits,
+    clock: Option<crate::sandbox::GuestClock>,
+) -> Result<OperatorInstance, WasmError> {
+    let recycler = crate::recycle::Recycler::new(pre.clone(), name.clone(), limits);
+    let (mut store, deadline_ticks) = new_store(pre.engine(), name, state, limits, clock);
+    let bindings = match pre {
+        Pre::Current(pre, packed) => instantiate_current(&mut store, pre, packed.as_ref()),
+        Pre::V0_3(pre) => pre.instantiate(&mut store).map(Bindings::V0_3),
+        Pre::V0_2(pre) => pre.instantiate(&mut store).map(Bindings::V0_2),
+        Pre::V0_1(pre) => pre.instantiate(&mut store).map(Bindings::V0_1),
+    };
+    let bindings = match bindings {
+        Ok(b) => b,
+        Err(e) => return Err(classify(&mut store, &e, limits.call_timeout)),
+    };
+    Ok(OperatorInstance {
+        store,
+        bindings,
+        deadline_ticks,
+        poisoned: false,
+        packed_batch: Vec::new(),
+        recycler,
+    })
 }
 
 /// Instantiates a 0.4.0 component, with its `process-packed` export when
@@ -295,8 +312,9 @@ pub(crate) fn new_store(
     name: String,
     state: Option<KeyedState>,
     limits: InstanceLimits,
+    clock: Option<crate::sandbox::GuestClock>,
 ) -> (Store<HostState>, u64) {
-    let clock = crate::sandbox::GuestClock::new(limits.grants);
+    let clock = clock.unwrap_or_else(|| crate::sandbox::GuestClock::new(limits.grants));
     let output_limits = limits.outputs;
     let mut builder = WasiCtxBuilder::new();
     builder
@@ -331,6 +349,7 @@ pub(crate) fn new_store(
         state,
         memory_limit_bytes: limits.memory_bytes,
         memory_limit_hit: false,
+        memory_bytes: 0,
         host_error: None,
         watermark: i64::MIN,
         clock,
@@ -390,7 +409,12 @@ impl OperatorInstance {
                 .call_open(&mut self.store, &v0_1::context(&ctx)),
         };
         match result {
-            Ok(Ok(())) => self.flush_state().map_err(|e| self.fail(&e)),
+            Ok(Ok(())) => {
+                self.flush_state().map_err(|e| self.fail(&e))?;
+                self.recycler
+                    .opened(subtask, config_json, self.store.data().memory_bytes);
+                Ok(())
+            }
             Ok(Err(message)) => Err(WasmError::Guest {
                 phase: "open",
                 message,
@@ -423,7 +447,7 @@ impl OperatorInstance {
         &mut self,
         batch: Vec<Record>,
     ) -> Result<S, Box<ProcessFailure>> {
-        if let Err(error) = self.begin_call() {
+        if let Err(error) = self.recycle_if_bloated().and_then(|()| self.begin_call()) {
             return Err(Box::new(ProcessFailure {
                 error,
                 batch,
@@ -514,6 +538,7 @@ impl OperatorInstance {
         domain: TimerDomain,
         up_to: i64,
     ) -> Result<Vec<Output>, WasmError> {
+        self.recycle_if_bloated()?;
         self.begin_call()?;
         let mut outputs = Vec::new();
         loop {
@@ -589,6 +614,8 @@ impl OperatorInstance {
             if flush && let Err(e) = self.flush_state() {
                 return Err(self.fail(&e));
             }
+            // A long round may grow a leaky guest past its limit.
+            self.recycle_if_bloated()?;
         }
     }
 
@@ -635,7 +662,10 @@ impl OperatorInstance {
             Bindings::V0_2(_) | Bindings::V0_1(_) => return Ok(Vec::new()),
         };
         match result {
-            Ok(Ok(items)) => Ok(items),
+            Ok(Ok(items)) => {
+                self.recycler.checkpointed(checkpoint);
+                Ok(items)
+            }
             Ok(Err(message)) => Err(WasmError::Guest {
                 phase: "snapshot-state",
                 message,

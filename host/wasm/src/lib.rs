@@ -113,6 +113,7 @@ mod bindings_aggregate {
 }
 mod aggregate;
 mod instance;
+mod recycle;
 
 pub use aggregate::{AggregateComponent, AggregateInstance, AggregateResult};
 pub use component::{OperatorComponent, RuntimeConfig, WasmRuntime};
