@@ -120,3 +120,34 @@ fn a_javascript_udf_runs_past_what_its_engine_never_collects() {
     assert_eq!(summary.records_read, 400_000);
     assert_eq!(summary.records_written, 400_000);
 }
+
+/// A window aggregate that leaks 64 KiB per call (`udfs/poison-aggregate`,
+/// case `leak`) goes on past its 64 MiB limit: its instance is replaced
+/// between calls, and as its accumulators are the host's, the results are
+/// exact.
+#[test]
+fn a_leaking_window_aggregate_is_replaced_and_its_results_stay_exact() {
+    let runtime = WasmRuntime::new(RuntimeConfig { cache_dir: None }).unwrap();
+    let component = runtime
+        .load_aggregate(&rust_udf("poison-aggregate").unwrap())
+        .unwrap();
+    let mut instance = component
+        .instantiate(
+            &subtask("agg"),
+            r#"{"case":"leak","at":"add"}"#,
+            InstanceLimits::default(),
+        )
+        .unwrap();
+    // 3,000 calls leak 190 MiB.
+    let mut acc = instance.create_accumulator().unwrap();
+    for _ in 0..3000 {
+        acc = instance.add(&acc, &[b"1", b"2"]).unwrap().unwrap();
+    }
+    assert!(
+        instance.replacements() >= 3,
+        "replaced {} times",
+        instance.replacements()
+    );
+    let result = instance.get_result(&acc).unwrap().unwrap();
+    assert_eq!(result, r#"{"n":6000}"#);
+}

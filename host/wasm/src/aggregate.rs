@@ -20,6 +20,7 @@ pub struct AggregateComponent {
 }
 
 /// A prepared aggregate component, by `weir:operator` version.
+#[derive(Clone)]
 enum Pre {
     Current(AggregatePre<HostState>),
     V0_3(AggregatePreV0_3<HostState>),
@@ -61,6 +62,21 @@ pub struct AggregateInstance {
     bindings: Bindings,
     deadline_ticks: u64,
     poisoned: bool,
+    /// What replacing the instance takes (an aggregate keeps no state
+    /// between calls: its accumulators are the host's).
+    fresh: Fresh,
+}
+
+/// How to make a fresh instance of the same aggregate, and when
+/// ([`crate::recycle::due`]).
+struct Fresh {
+    pre: Pre,
+    subtask: SubtaskInfo,
+    config_json: String,
+    limits: InstanceLimits,
+    /// Memory after `open` (bytes); `None` while opening.
+    baseline: Option<usize>,
+    replacements: u64,
 }
 
 /// What a call into an aggregate component returned: the guest's own
@@ -134,45 +150,68 @@ impl AggregateComponent {
         config_json: &str,
         limits: InstanceLimits,
     ) -> Result<AggregateInstance, WasmError> {
-        let name = format!("{}#{}", subtask.operator_id, subtask.index);
-        let engine = match &self.pre {
-            Pre::Current(pre) => pre.engine(),
-            Pre::V0_3(pre) => pre.engine(),
-            Pre::V0_2(pre) => pre.engine(),
+        let fresh = Fresh {
+            pre: self.pre.clone(),
+            subtask: subtask.clone(),
+            config_json: config_json.to_string(),
+            limits,
+            baseline: None,
+            replacements: 0,
         };
-        let (mut store, deadline_ticks) = new_store(engine, name, None, limits, None);
-        let bindings = match &self.pre {
-            Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
-            Pre::V0_3(pre) => pre.instantiate(&mut store).map(Bindings::V0_3),
-            Pre::V0_2(pre) => pre.instantiate(&mut store).map(Bindings::V0_2),
-        };
-        let bindings = match bindings {
-            Ok(b) => b,
-            Err(e) => return Err(classify(&mut store, &e, limits.call_timeout)),
-        };
-        let mut instance = AggregateInstance {
-            store,
-            bindings,
-            deadline_ticks,
-            poisoned: false,
-        };
-        let ctx = wit_context(subtask, config_json);
-        let opened = instance.call(|b, s| match b {
-            Bindings::Current(b) => b.weir_operator_aggregator().call_open(s, &ctx),
-            Bindings::V0_3(b) => b
-                .weir_operator_aggregator()
-                .call_open(s, &crate::instance::v0_3::context(&ctx)),
-            Bindings::V0_2(b) => b
-                .weir_operator_aggregator()
-                .call_open(s, &crate::instance::v0_2::context(&ctx)),
-        })?;
-        match opened {
-            Ok(()) => Ok(instance),
-            Err(message) => Err(WasmError::Guest {
-                phase: "open",
-                message,
-            }),
+        open_aggregate(fresh, None)
+    }
+}
+
+/// A fresh instance of `fresh.pre`, opened; with `clock`, the guest's
+/// clocks go on from an earlier instance's.
+fn open_aggregate(
+    fresh: Fresh,
+    clock: Option<crate::sandbox::GuestClock>,
+) -> Result<AggregateInstance, WasmError> {
+    let subtask = &fresh.subtask;
+    let limits = fresh.limits;
+    let name = format!("{}#{}", subtask.operator_id, subtask.index);
+    let engine = match &fresh.pre {
+        Pre::Current(pre) => pre.engine(),
+        Pre::V0_3(pre) => pre.engine(),
+        Pre::V0_2(pre) => pre.engine(),
+    };
+    let (mut store, deadline_ticks) = new_store(engine, name, None, limits, clock);
+    let bindings = match &fresh.pre {
+        Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
+        Pre::V0_3(pre) => pre.instantiate(&mut store).map(Bindings::V0_3),
+        Pre::V0_2(pre) => pre.instantiate(&mut store).map(Bindings::V0_2),
+    };
+    let bindings = match bindings {
+        Ok(b) => b,
+        Err(e) => return Err(classify(&mut store, &e, limits.call_timeout)),
+    };
+    let ctx = wit_context(subtask, &fresh.config_json);
+    let mut instance = AggregateInstance {
+        store,
+        bindings,
+        deadline_ticks,
+        poisoned: false,
+        fresh,
+    };
+    let opened = instance.call(|b, s| match b {
+        Bindings::Current(b) => b.weir_operator_aggregator().call_open(s, &ctx),
+        Bindings::V0_3(b) => b
+            .weir_operator_aggregator()
+            .call_open(s, &crate::instance::v0_3::context(&ctx)),
+        Bindings::V0_2(b) => b
+            .weir_operator_aggregator()
+            .call_open(s, &crate::instance::v0_2::context(&ctx)),
+    })?;
+    match opened {
+        Ok(()) => {
+            instance.fresh.baseline = Some(instance.store.data().memory_bytes);
+            Ok(instance)
         }
+        Err(message) => Err(WasmError::Guest {
+            phase: "open",
+            message,
+        }),
     }
 }
 
@@ -188,12 +227,57 @@ impl AggregateInstance {
                 message: "instance is unusable after an earlier trap".into(),
             });
         }
+        self.replace_if_bloated()?;
         self.store.set_epoch_deadline(self.deadline_ticks);
         f(&self.bindings, &mut self.store).map_err(|e| {
             self.poisoned = true;
             let timeout: Duration = EPOCH_TICK * self.deadline_ticks as u32;
             classify(&mut self.store, &e, timeout)
         })
+    }
+
+    /// How many times this instance was replaced because its memory kept
+    /// growing ([`crate::recycle`]).
+    pub fn replacements(&self) -> u64 {
+        self.fresh.replacements
+    }
+
+    /// Replaces the instance by a fresh, opened one when its memory is due
+    /// ([`crate::recycle::due`]). An aggregate has no state of its own
+    /// between calls, so nothing else moves.
+    fn replace_if_bloated(&mut self) -> Result<(), WasmError> {
+        let Some(baseline) = self.fresh.baseline else {
+            return Ok(());
+        };
+        let used = self.store.data().memory_bytes;
+        if !crate::recycle::due(used, baseline, self.fresh.limits.memory_bytes) {
+            return Ok(());
+        }
+        let fresh = Fresh {
+            pre: self.fresh.pre.clone(),
+            subtask: self.fresh.subtask.clone(),
+            config_json: self.fresh.config_json.clone(),
+            limits: self.fresh.limits,
+            baseline: None,
+            replacements: self.fresh.replacements + 1,
+        };
+        match open_aggregate(fresh, Some(self.store.data().clock.clone())) {
+            Ok(instance) => {
+                tracing::info!(
+                    target: "weir_wasm::recycle",
+                    instance = %format!("{}#{}", self.fresh.subtask.operator_id, self.fresh.subtask.index),
+                    memory_mib = used >> 20,
+                    generation = instance.fresh.replacements,
+                    "replaced a window aggregate instance whose memory kept growing"
+                );
+                *self = instance;
+                Ok(())
+            }
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
     }
 
     /// A new, empty accumulator (`create-accumulator`).

@@ -22,7 +22,9 @@
 //! its largest linear memory has reached 7/8 of the limit and has grown by
 //! more than half of the room the fresh instance had after `open`, so a
 //! function that needs most of its memory from the start is not replaced
-//! over and over.
+//! over and over. Window aggregate instances (`aggregate.rs`) are replaced
+//! by the same rule; they keep no state between calls, so a fresh one is
+//! only opened.
 
 use crate::WasmError;
 use crate::component::Pre;

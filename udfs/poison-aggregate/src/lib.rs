@@ -2,8 +2,10 @@
 //! thing, chosen by its config, in one of its calls, and otherwise counts
 //! the window's records (`{"n": count}`).
 //!
-//! Config: `{"case": "loop|panic|grow|bad-result", "at": "open|add|merge|get-result"}`.
-//! `bad-result` returns a result that is not a JSON object.
+//! Config: `{"case": "loop|panic|grow|leak|bad-result", "at": "open|add|merge|get-result"}`.
+//! `bad-result` returns a result that is not a JSON object; `leak` leaks
+//! 64 KiB of linear memory per call (the host replaces the instance before
+//! its memory limit).
 
 use weir_guest_aggregate::prelude::*;
 
@@ -37,6 +39,9 @@ impl PoisonAggregate {
                 }
             }
             "panic" => panic!("poison-aggregate: a panic on purpose in {call}"),
+            "leak" => {
+                std::hint::black_box(Box::leak(vec![1u8; 64 << 10].into_boxed_slice()));
+            }
             "grow" => {
                 let mut blocks: Vec<Vec<u8>> = Vec::new();
                 loop {
