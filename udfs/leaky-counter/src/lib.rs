@@ -49,7 +49,9 @@ impl KeyedProcessFunction for LeakyCounter {
         let key_count = self.per_key.get()?.unwrap_or(0) + 1;
         self.per_key.set(&key_count);
         self.seen += 1;
-        std::hint::black_box(Box::leak(vec![1u8; self.config.leak_bytes].into_boxed_slice()));
+        std::hint::black_box(Box::leak(
+            vec![1u8; self.config.leak_bytes].into_boxed_slice(),
+        ));
         out.emit(Counts {
             key_count,
             seen: self.seen,
