@@ -74,3 +74,24 @@ def test_process_packed_packs_outputs_and_errors_and_leaves_typed_outputs_alone(
     # The typed path still makes the test harness's outputs.
     (emitted,) = runtime.process([_runtime.Emitted("emit", b"k", b'"b"', 1)])
     assert (emitted.kind, emitted.value) == ("emit", b'"B"')
+
+
+def test_rows_are_the_records_of_the_batch():
+    # The golden batch and every flag combination: rows equal records.
+    batches = [bytes.fromhex(GOLDEN["batch"]["hex"])]
+    for key in (None, b"", b"k\xff"):
+        for timestamp in (None, 0, -5):
+            batches.append(_packed.emit(key, b"v", timestamp)[1:] + _packed.emit(None, b"", 1)[1:])
+    for data in batches:
+        assert _packed.decode_rows(data) == [(r.key, r.value, r.timestamp) for r in _packed.decode_batch(data)]
+        for cut in range(1, len(data)):
+            short = data[:cut]
+            try:
+                want = [(r.key, r.value, r.timestamp) for r in _packed.decode_batch(short)]
+            except _packed.PackedFormatError:
+                with pytest.raises(_packed.PackedFormatError):
+                    _packed.decode_rows(short)
+            else:
+                assert _packed.decode_rows(short) == want
+    with pytest.raises(_packed.PackedFormatError, match="flags"):
+        _packed.decode_rows(b"\x04\x00\x00\x00\x00")

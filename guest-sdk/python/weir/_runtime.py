@@ -500,23 +500,27 @@ class Runtime:
         """`process` over a packed batch (`_packed`): the outputs packed
         into one buffer. Raises `_packed.PackedFormatError` on bytes that
         do not follow the format (the host takes it as a trap)."""
-        batch = _packed.decode_batch(data)
+        rows = _packed.decode_rows(data)
         factories = (self.make_emit, self.make_side, self.make_error)
         self.make_emit, self.make_side, self.make_error = _packed.emit, _packed.side, _packed.error
         try:
-            return b"".join(self.process(batch))
+            return b"".join(self._process_rows(rows))
         finally:
             self.make_emit, self.make_side, self.make_error = factories
 
     def process(self, batch: Iterable[Any]) -> List[Any]:
         """Runs a batch of records (objects with `key`, `value` and
         `timestamp`) and returns the outputs the factories made."""
+        return self._process_rows([(r.key, r.value, r.timestamp) for r in batch])
+
+    def _process_rows(self, rows: List[Tuple[Optional[bytes], bytes, Optional[int]]]) -> List[Any]:
+        """`process` of `(key, value, timestamp)` rows."""
         out: List[Any] = []
         state = cache() if self.kind == "keyed_process" else None
         if state is not None:
             state.begin()
         try:
-            self._process(batch, out, state)
+            self._process(rows, out, state)
         finally:
             if state is not None:
                 for index, message in state.flush():
@@ -531,15 +535,13 @@ class Runtime:
         append = out.append
         # One context for the whole batch: valid during `process_element` only.
         ctx = Context(None, None)
-        for index, record in enumerate(batch):
-            key = record.key
-            timestamp = record.timestamp
+        for index, (key, value, timestamp) in enumerate(batch):
             try:
                 if raw:
-                    item = record.value
+                    item = value
                 else:
                     try:
-                        item = _json_decode(record.value.decode())
+                        item = _json_decode(value.decode())
                     except ValueError as e:
                         raise RecordError(f"invalid JSON input: {e}") from None
                 if kind == "keyed_process":
@@ -556,7 +558,7 @@ class Runtime:
                     self._emit_one(out, function.map(item), key, timestamp)
                 elif kind == "filter":
                     if function.filter(item):
-                        append(emit(key, record.value, timestamp))
+                        append(emit(key, value, timestamp))
                 else:
                     result = function.flat_map(item)
                     if result is not None:
