@@ -415,3 +415,18 @@ def test_trailing_unicode_space_is_not_json():
     with pytest.raises(ValueError):
         _json_decode("1\u00a0")
     assert _json_decode("1 \n") == 1
+
+
+def test_a_returned_list_that_cannot_be_encoded_part_way_emits_nothing_of_its_record():
+    class Pairs(weir.FlatMapFunction):
+        def flat_map(self, value):
+            # The second output is a set: not JSON.
+            return [{"v": value}, {value}] if value == 2 else [{"v": value}]
+
+    out = Harness(Pairs).process([1, 2, 3])
+    assert [(o.kind, o.value if o.kind == "emit" else None) for o in out] == [
+        ("emit", {"v": 1}),
+        ("error", None),
+        ("emit", {"v": 3}),
+    ]
+    assert out[1].input == 1 and "TypeError" in out[1].message

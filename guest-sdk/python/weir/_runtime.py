@@ -586,12 +586,17 @@ class Runtime:
         return out
 
     def _emit_one(self, out: List[Any], item: Any, key: Optional[bytes], timestamp: Optional[int]) -> None:
-        if isinstance(item, Side):
+        kind = type(item)
+        if kind is dict:  # the common case first
+            out.append(self.make_emit(key, _json_encode(item).encode(), timestamp))
+        elif kind is Side:
+            out.append(self.make_side(item.output, item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
+        elif kind is Record:
+            out.append(self.make_emit(item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
+        elif isinstance(item, Side):
             out.append(self.make_side(item.output, item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
         elif isinstance(item, Record):
             out.append(self.make_emit(item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
-        elif type(item) is dict:
-            out.append(self.make_emit(key, _json_encode(item).encode(), timestamp))
         else:
             out.append(self.make_emit(key, encode(item), timestamp))
 
@@ -600,7 +605,12 @@ class Runtime:
         result: a `Side`/`Record`, or an iterable (a generator included) of
         outputs. The outputs of a record that raises part-way are dropped
         with it."""
-        if isinstance(items, (Side, Record, str, bytes, bytearray, dict)) or not hasattr(items, "__iter__"):
+        kind = type(items)
+        if (kind is list or kind is tuple) and not items:
+            return
+        if kind is not list and kind is not tuple and (
+            isinstance(items, (Side, Record, str, bytes, bytearray, dict)) or not hasattr(items, "__iter__")
+        ):
             # One output, not a collection of them.
             self._emit_one(out, items, key, timestamp)
             return
