@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use weir_state::{KeyGroupRange, KeyedState, MemoryBackend};
+use weir_state::{KeyGroupRange, KeyedState, MemoryBackend, TimerDomain};
 use weir_tests::{rust_udf, subtask};
 use weir_types::Record;
 use weir_wasm::{InstanceLimits, OperatorInstance, Output, RuntimeConfig, WasmRuntime};
@@ -83,6 +83,54 @@ fn a_guest_that_leaks_is_replaced_and_its_state_goes_on() {
         *n += 1;
         assert_eq!((key_count, seen), (*n, i as u64 + 1), "record {i}");
     }
+}
+
+/// Timers fire across replacements, including in the middle of a round
+/// (the leaking guest's timers leak too): every timer fires once, with the
+/// key's count, as in a run that never grew.
+#[test]
+fn timers_fire_once_each_across_replacements() {
+    let run_timers = |instance: &mut OperatorInstance| {
+        let mut fired = Vec::new();
+        for b in 0..20i64 {
+            let batch = (0..1000i64)
+                .map(|i| Record {
+                    key: Some(format!("k{}", (b * 1000 + i) % KEYS as i64).into_bytes()),
+                    value: b"{}".to_vec().into(),
+                    timestamp: Some(b * 1000 + i),
+                })
+                .collect();
+            instance.process(batch).unwrap();
+            // Every other batch, fire all that is due.
+            if b % 2 == 1 {
+                instance.set_watermark(b * 1000 + 999);
+                for output in instance
+                    .fire_timers(TimerDomain::EventTime, b * 1000 + 999)
+                    .unwrap()
+                {
+                    let Output::Emit(record) = output else {
+                        panic!("unexpected output {output:?}");
+                    };
+                    let v: serde_json::Value = serde_json::from_slice(&record.value).unwrap();
+                    fired.push((
+                        v["timer"].as_i64().unwrap(),
+                        v["key_count"].as_u64().unwrap(),
+                    ));
+                }
+            }
+        }
+        fired
+    };
+    let mut leaky = open(4096);
+    let got = run_timers(&mut leaky);
+    assert!(
+        leaky.replacements() >= 2,
+        "replaced {} times",
+        leaky.replacements()
+    );
+    let want = run_timers(&mut open(0));
+    assert_eq!(got.len(), 20_000);
+    assert_eq!(got, want);
 }
 
 #[test]

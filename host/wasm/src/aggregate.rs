@@ -77,6 +77,8 @@ struct Fresh {
     /// Memory after `open` (bytes); `None` while opening.
     baseline: Option<usize>,
     replacements: u64,
+    /// A fresh instance could not be opened: not tried again.
+    gave_up: bool,
 }
 
 /// What a call into an aggregate component returned: the guest's own
@@ -157,6 +159,7 @@ impl AggregateComponent {
             limits,
             baseline: None,
             replacements: 0,
+            gave_up: false,
         };
         open_aggregate(fresh, None)
     }
@@ -176,7 +179,8 @@ fn open_aggregate(
         Pre::V0_3(pre) => pre.engine(),
         Pre::V0_2(pre) => pre.engine(),
     };
-    let (mut store, deadline_ticks) = new_store(engine, name, None, limits, clock);
+    let (mut store, deadline_ticks) =
+        new_store(engine, name, None, limits, clock, fresh.replacements);
     let bindings = match &fresh.pre {
         Pre::Current(pre) => pre.instantiate(&mut store).map(Bindings::Current),
         Pre::V0_3(pre) => pre.instantiate(&mut store).map(Bindings::V0_3),
@@ -244,9 +248,10 @@ impl AggregateInstance {
 
     /// Replaces the instance by a fresh, opened one when its memory is due
     /// ([`crate::recycle::due`]). An aggregate has no state of its own
-    /// between calls, so nothing else moves.
+    /// between calls, so nothing else moves. When the fresh one cannot be
+    /// opened, the old one goes on and no replacement is tried again.
     fn replace_if_bloated(&mut self) -> Result<(), WasmError> {
-        let Some(baseline) = self.fresh.baseline else {
+        let Some(baseline) = self.fresh.baseline.filter(|_| !self.fresh.gave_up) else {
             return Ok(());
         };
         let used = self.store.data().memory_bytes;
@@ -260,6 +265,7 @@ impl AggregateInstance {
             limits: self.fresh.limits,
             baseline: None,
             replacements: self.fresh.replacements + 1,
+            gave_up: false,
         };
         match open_aggregate(fresh, Some(self.store.data().clock.clone())) {
             Ok(instance) => {
@@ -274,8 +280,13 @@ impl AggregateInstance {
                 Ok(())
             }
             Err(e) => {
-                self.poisoned = true;
-                Err(e)
+                // The old instance is still good: it goes on, to its limit.
+                self.fresh.gave_up = true;
+                tracing::warn!(
+                    target: "weir_wasm::recycle",
+                    "cannot replace a window aggregate instance whose memory keeps growing ({e}); it goes on until its memory limit"
+                );
+                Ok(())
             }
         }
     }

@@ -52,7 +52,7 @@ impl wasmtime::ResourceLimiter for HostState {
         &mut self,
         _current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.memory_limit_bytes {
             self.memory_limit_hit = true;
@@ -62,7 +62,10 @@ impl wasmtime::ResourceLimiter for HostState {
                 desired
             );
         }
-        self.memory_bytes = self.memory_bytes.max(desired);
+        // A growth past the module's own maximum fails after this call.
+        if maximum.is_none_or(|max| desired <= max) {
+            self.memory_bytes = self.memory_bytes.max(desired);
+        }
         Ok(true)
     }
 

@@ -231,21 +231,24 @@ impl OperatorComponent {
         state: Option<KeyedState>,
         limits: InstanceLimits,
     ) -> Result<OperatorInstance, WasmError> {
-        instantiate_pre(&self.pre, name, state, limits, None)
+        instantiate_pre(&self.pre, name, state, limits, None, 0)
     }
 }
 
 /// An instance of `pre` in a fresh sandbox; with `clock`, the guest's
-/// clocks go on from an earlier instance's.
+/// clocks go on from an earlier instance's. `generation` counts the
+/// instances it replaces (0 for the first; it seeds the guest's randomness).
 pub(crate) fn instantiate_pre(
     pre: &Pre,
     name: String,
     state: Option<KeyedState>,
     limits: InstanceLimits,
     clock: Option<crate::sandbox::GuestClock>,
+    generation: u64,
 ) -> Result<OperatorInstance, WasmError> {
-    let recycler = crate::recycle::Recycler::new(pre.clone(), name.clone(), limits);
-    let (mut store, deadline_ticks) = new_store(pre.engine(), name, state, limits, clock);
+    let recycler = crate::recycle::Recycler::new(pre.clone(), name.clone(), limits, generation);
+    let (mut store, deadline_ticks) =
+        new_store(pre.engine(), name, state, limits, clock, generation);
     let bindings = match pre {
         Pre::Current(pre, packed) => instantiate_current(&mut store, pre, packed.as_ref()),
         Pre::V0_3(pre) => pre.instantiate(&mut store).map(Bindings::V0_3),
@@ -313,8 +316,15 @@ pub(crate) fn new_store(
     state: Option<KeyedState>,
     limits: InstanceLimits,
     clock: Option<crate::sandbox::GuestClock>,
+    generation: u64,
 ) -> (Store<HostState>, u64) {
     let clock = clock.unwrap_or_else(|| crate::sandbox::GuestClock::new(limits.grants));
+    // A replacement instance (`recycle.rs`) must not repeat its
+    // predecessor's random numbers.
+    let seed_name = match generation {
+        0 => name.clone(),
+        n => format!("{name}/replacement-{n}"),
+    };
     let output_limits = limits.outputs;
     let mut builder = WasiCtxBuilder::new();
     builder
@@ -322,13 +332,15 @@ pub(crate) fn new_store(
         .wall_clock(crate::sandbox::GuestWallClock(clock.clone()));
     if !limits.grants.random {
         let seed = u128::from_le_bytes(
-            sha2::Sha256::digest(name.as_bytes())[..16]
+            sha2::Sha256::digest(seed_name.as_bytes())[..16]
                 .try_into()
                 .unwrap_or_default(),
         );
         builder
-            .secure_random(crate::sandbox::seeded_random(&name))
-            .insecure_random(crate::sandbox::seeded_random(&format!("{name}/insecure")))
+            .secure_random(crate::sandbox::seeded_random(&seed_name))
+            .insecure_random(crate::sandbox::seeded_random(&format!(
+                "{seed_name}/insecure"
+            )))
             .insecure_random_seed(seed);
     }
     let log = std::sync::Arc::new(std::sync::Mutex::new(GuestLog::new(

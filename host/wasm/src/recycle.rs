@@ -43,10 +43,13 @@ pub(crate) struct Recycler {
     last_checkpoint: u64,
     /// How many instances this one replaces, over the subtask's life.
     generation: u64,
+    /// A replacement failed without harm to this instance: it is not tried
+    /// again (the instance goes on until its memory limit, as without).
+    gave_up: bool,
 }
 
 impl Recycler {
-    pub(crate) fn new(pre: Pre, name: String, limits: InstanceLimits) -> Self {
+    pub(crate) fn new(pre: Pre, name: String, limits: InstanceLimits, generation: u64) -> Self {
         Self {
             pre,
             name,
@@ -54,7 +57,8 @@ impl Recycler {
             opened: None,
             baseline: 0,
             last_checkpoint: 0,
-            generation: 0,
+            generation,
+            gave_up: false,
         }
     }
 
@@ -67,6 +71,15 @@ impl Recycler {
     /// Operator state was taken for checkpoint `checkpoint`.
     pub(crate) fn checkpointed(&mut self, checkpoint: u64) {
         self.last_checkpoint = checkpoint;
+    }
+
+    fn give_up(&mut self, error: &WasmError) {
+        self.gave_up = true;
+        tracing::warn!(
+            target: "weir_wasm::recycle",
+            instance = %self.name,
+            "cannot replace a UDF instance whose memory keeps growing ({error}); it goes on until its memory limit"
+        );
     }
 }
 
@@ -88,13 +101,15 @@ impl OperatorInstance {
     /// ([`due`]); called between calls.
     ///
     /// # Errors
-    /// A failure of the old instance's `snapshot-state` or of the fresh
-    /// one's instantiation, `open` or `restore-state`. The keyed state has
-    /// moved by then: the instance is unusable and the task restarts from
-    /// its last checkpoint, as after a trap.
+    /// Only a trap of the old instance's `snapshot-state` (which poisons
+    /// it, as any trap). When the guest's `snapshot-state` returns an error,
+    /// or the fresh instance cannot be made, opened or given its state, the
+    /// old one keeps its keyed state and goes on, and no replacement is
+    /// tried again.
     pub(crate) fn recycle_if_bloated(&mut self) -> Result<(), WasmError> {
         let used = self.store.data().memory_bytes;
         if self.poisoned
+            || self.recycler.gave_up
             || self.recycler.opened.is_none()
             || !due(
                 used,
@@ -104,30 +119,55 @@ impl OperatorInstance {
         {
             return Ok(());
         }
-        let result = self.recycle(used);
-        if result.is_err() {
-            self.poisoned = true;
-        }
-        result
+        self.recycle(used)
     }
 
     fn recycle(&mut self, used: usize) -> Result<(), WasmError> {
         let Some((subtask, config)) = self.recycler.opened.clone() else {
             return Ok(());
         };
-        let items = self.snapshot_state(self.recycler.last_checkpoint)?;
-        let data = self.store.data_mut();
-        let state = data.state.take();
-        let watermark = data.watermark;
-        let clock = data.clock.clone();
+        let items = match self.snapshot_state(self.recycler.last_checkpoint) {
+            Ok(items) => items,
+            Err(e @ WasmError::Guest { .. }) => {
+                self.recycler.give_up(&e);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let r = &self.recycler;
-        let mut fresh = instantiate_pre(&r.pre, r.name.clone(), state, r.limits, Some(clock))?;
-        fresh.store.data_mut().watermark = watermark;
-        fresh.open(&subtask, &config)?;
-        fresh.restore_state(items)?;
+        let clock = self.store.data().clock.clone();
+        let made = instantiate_pre(
+            &r.pre,
+            r.name.clone(),
+            None,
+            r.limits,
+            Some(clock),
+            r.generation + 1,
+        );
+        let mut fresh = match made {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                self.recycler.give_up(&e);
+                return Ok(());
+            }
+        };
+        // The keyed state (timers and write-back buffer included) moves
+        // only into an instance that exists, and back if it fails to open.
+        let data = self.store.data_mut();
+        let (state, watermark) = (data.state.take(), data.watermark);
+        let fresh_data = fresh.store.data_mut();
+        fresh_data.state = state;
+        fresh_data.watermark = watermark;
+        if let Err(e) = fresh
+            .open(&subtask, &config)
+            .and_then(|()| fresh.restore_state(items))
+        {
+            self.store.data_mut().state = fresh.store.data_mut().state.take();
+            self.recycler.give_up(&e);
+            return Ok(());
+        }
         fresh.recycler.baseline = fresh.store.data().memory_bytes;
         fresh.recycler.last_checkpoint = self.recycler.last_checkpoint;
-        fresh.recycler.generation = self.recycler.generation + 1;
         fresh.packed_batch = std::mem::take(&mut self.packed_batch);
         tracing::info!(
             target: "weir_wasm::recycle",

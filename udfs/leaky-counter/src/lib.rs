@@ -2,7 +2,9 @@
 //! replacing an instance whose memory keeps growing
 //! (`host/wasm/src/recycle.rs`): per record it counts the key in value
 //! state and the subtask's records in operator state, emits both counts,
-//! and leaks `leak_bytes` (config, default 0) of its linear memory.
+//! and leaks `leak_bytes` (config, default 0) of its linear memory. A
+//! record with a timestamp also registers an event-time timer at it; the
+//! timer leaks as much again and emits the key's count when it fires.
 
 use weir_guest::prelude::*;
 
@@ -14,11 +16,14 @@ struct Config {
     leak_bytes: usize,
 }
 
-/// What every record gives: the counts including it.
+/// What every record gives: the counts including it (`seen` is 0 for a
+/// timer, which gives its `timer` time instead).
 #[derive(Serialize)]
 struct Counts {
     key_count: u64,
     seen: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timer: Option<i64>,
 }
 
 struct LeakyCounter {
@@ -52,9 +57,31 @@ impl KeyedProcessFunction for LeakyCounter {
         std::hint::black_box(Box::leak(
             vec![1u8; self.config.leak_bytes].into_boxed_slice(),
         ));
+        if let Some(ts) = out.timestamp() {
+            timers::register_event_time_timer(ts);
+        }
         out.emit(Counts {
             key_count,
             seen: self.seen,
+            timer: None,
+        });
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        _key: &[u8],
+        timestamp: i64,
+        _domain: TimeDomain,
+        out: &mut Collector<'_, Counts>,
+    ) -> Result<(), String> {
+        std::hint::black_box(Box::leak(
+            vec![1u8; self.config.leak_bytes].into_boxed_slice(),
+        ));
+        out.emit(Counts {
+            key_count: self.per_key.get()?.unwrap_or(0),
+            seen: 0,
+            timer: Some(timestamp),
         });
         Ok(())
     }

@@ -16,8 +16,8 @@
 //! releases it when the call's context ends (after an import returns, or in
 //! the export's post-return). The fix adds to the runtime's core module a
 //! function that calls the original `wit_dylib_pop_list(cx, type, retptr)`
-//! and, when it handed out a buffer (`*retptr != 0`, length > 0), defers its
-//! release that way; the module's export `wit_dylib_pop_list` then names
+//! and, when it handed out a buffer (`*retptr != 0`; an empty `bytes` gets
+//! one too), defers its release that way; the module's export `wit_dylib_pop_list` then names
 //! the new function. Nothing else in the component changes. (A buffer is
 //! only ever handed out for `list<u8>` and `list<s8>`, allocated with
 //! alignment 1, which is what the release is told.)
@@ -33,7 +33,11 @@ use wasmparser::{BinaryReader, ExternalKind, FuncType, Parser, Payload, TypeRef,
 
 /// Names the fix in the cache key of built components: a component built
 /// before the fix (or by another version of it) is rebuilt.
-pub(super) const ID: &str = "pop-list-fix-1";
+pub(super) const ID: &str = "pop-list-fix-2";
+
+/// The componentize-py release whose runtime the fix is written for: a
+/// later one may free these buffers itself (the fix would free them twice).
+pub(super) const FOR_COMPONENTIZE_PY: &str = "0.25.1";
 
 /// The runtime export the glue calls to lower a list.
 const POP_LIST: &str = "wit_dylib_pop_list";
@@ -198,14 +202,15 @@ fn export_kind(kind: ExternalKind) -> Result<ExportKind, FixError> {
 }
 
 /// `pop_list` then, for a buffer handed out, `dealloc_bytes(cx, ptr, len,
-/// 1, defer = 1)`; returns the length.
+/// 1, defer = 1)`; returns the length. (componentize-py allocates even an
+/// empty `bytes`, so a zero length is released too.)
 ///
 /// ```text
 /// (func (param $cx i32) (param $ty i32) (param $retptr i32) (result i32)
 ///   (local $len i32) (local $ptr i32)
 ///   (local.set $len (call $pop_list (local.get $cx) (local.get $ty) (local.get $retptr)))
 ///   (local.set $ptr (i32.load (local.get $retptr)))
-///   (if (i32.and (i32.ne (local.get $ptr) (i32.const 0)) (i32.ne (local.get $len) (i32.const 0)))
+///   (if (i32.ne (local.get $ptr) (i32.const 0))
 ///     (then (call $dealloc_bytes (local.get $cx) (local.get $ptr) (local.get $len) (i32.const 1) (i32.const 1))))
 ///   (local.get $len))
 /// ```
@@ -227,10 +232,6 @@ fn wrapper_body(runtime: &Runtime) -> Function {
         .instruction(&Instruction::LocalGet(ptr))
         .instruction(&Instruction::I32Const(0))
         .instruction(&Instruction::I32Ne)
-        .instruction(&Instruction::LocalGet(len))
-        .instruction(&Instruction::I32Const(0))
-        .instruction(&Instruction::I32Ne)
-        .instruction(&Instruction::I32And)
         .instruction(&Instruction::If(wasm_encoder::BlockType::Empty))
         .instruction(&Instruction::LocalGet(cx))
         .instruction(&Instruction::LocalGet(ptr))

@@ -46,6 +46,17 @@ pub fn build_python_udf(dir: &Path) -> Result<PathBuf, BuildError> {
             tool: "componentize-py",
             install: "run `pip install componentize-py==0.25.1`",
         })?;
+    // The component is fixed for this release's runtime (pop_list_fix.rs).
+    if componentize.split_whitespace().last() != Some(pop_list_fix::FOR_COMPONENTIZE_PY) {
+        return Err(BuildError::Script {
+            dir: dir.clone(),
+            message: format!(
+                "Python UDFs need componentize-py {} (found `{}`): run `pip install {COMPONENTIZE_PY}`",
+                pop_list_fix::FOR_COMPONENTIZE_PY,
+                componentize.trim()
+            ),
+        });
+    }
     let sdk = sdk::python()?;
     let world = world_of(&dir, &sdk)?;
     let key = cache_key(
