@@ -17,8 +17,7 @@ def _b(text):
 
 
 def test_decoding_the_golden_batch_gives_its_records():
-    records = _packed.decode_batch(bytes.fromhex(GOLDEN["batch"]["hex"]))
-    got = [(r.key, r.value, r.timestamp) for r in records]
+    got = _packed.decode_rows(bytes.fromhex(GOLDEN["batch"]["hex"]))
     want = [(_b(r["key"]), _b(r["value"]), r["timestamp"]) for r in GOLDEN["batch"]["records"]]
     assert got == want
 
@@ -41,12 +40,12 @@ def test_encoding_the_golden_outputs_gives_their_bytes():
 def test_a_truncated_batch_is_refused(cut):
     data = bytes.fromhex(GOLDEN["batch"]["hex"])
     with pytest.raises(_packed.PackedFormatError):
-        _packed.decode_batch(data[: len(data) - cut])
+        _packed.decode_rows(data[: len(data) - cut])
 
 
 def test_unknown_flags_are_refused():
     with pytest.raises(_packed.PackedFormatError, match="flags"):
-        _packed.decode_batch(b"\x04\x00\x00\x00\x00")
+        _packed.decode_rows(b"\x04\x00\x00\x00\x00")
 
 
 def test_every_flag_combination_round_trips():
@@ -54,8 +53,7 @@ def test_every_flag_combination_round_trips():
         for timestamp in (None, 0, -5, 2**62):
             packed = _packed.emit(key, b"v", timestamp)
             assert packed[0] == 0
-            (record,) = _packed.decode_batch(packed[1:])
-            assert (record.key, record.value, record.timestamp) == (key, b"v", timestamp)
+            assert _packed.decode_rows(packed[1:]) == [(key, b"v", timestamp)]
 
 
 class _Upper(weir.MapFunction):
@@ -76,22 +74,16 @@ def test_process_packed_packs_outputs_and_errors_and_leaves_typed_outputs_alone(
     assert (emitted.kind, emitted.value) == ("emit", b'"B"')
 
 
-def test_rows_are_the_records_of_the_batch():
-    # The golden batch and every flag combination: rows equal records.
-    batches = [bytes.fromhex(GOLDEN["batch"]["hex"])]
-    for key in (None, b"", b"k\xff"):
-        for timestamp in (None, 0, -5):
-            batches.append(_packed.emit(key, b"v", timestamp)[1:] + _packed.emit(None, b"", 1)[1:])
-    for data in batches:
-        assert _packed.decode_rows(data) == [(r.key, r.value, r.timestamp) for r in _packed.decode_batch(data)]
-        for cut in range(1, len(data)):
-            short = data[:cut]
-            try:
-                want = [(r.key, r.value, r.timestamp) for r in _packed.decode_batch(short)]
-            except _packed.PackedFormatError:
-                with pytest.raises(_packed.PackedFormatError):
-                    _packed.decode_rows(short)
-            else:
-                assert _packed.decode_rows(short) == want
-    with pytest.raises(_packed.PackedFormatError, match="flags"):
-        _packed.decode_rows(b"\x04\x00\x00\x00\x00")
+def test_a_batch_cut_anywhere_but_between_records_is_refused():
+    rows = [(None, b"{}", None), (b"k", b'{"x":1}', 7), (b"", b"", -1), (b"\xff", b"v", None)]
+    data, ends = b"", [0]
+    for key, value, timestamp in rows:
+        data += _packed.emit(key, value, timestamp)[1:]
+        ends.append(len(data))
+    assert _packed.decode_rows(data) == rows
+    for cut in range(len(data)):
+        if cut in ends:
+            assert _packed.decode_rows(data[:cut]) == rows[: ends.index(cut)]
+        else:
+            with pytest.raises(_packed.PackedFormatError):
+                _packed.decode_rows(data[:cut])

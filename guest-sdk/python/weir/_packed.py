@@ -21,7 +21,6 @@ import struct
 from typing import List, Optional, Tuple
 
 _U32 = struct.Struct("<I")
-_I64 = struct.Struct("<q")
 # An emitted record's head, by which of key and timestamp it has: the tag
 # (0 = emit), the flags, then the fields up to the key's or value's length.
 _HEAD_PLAIN = struct.Struct("<BBI")  # tag, flags=0, value_len
@@ -31,71 +30,20 @@ _HEAD_TS_KEY = struct.Struct("<BBqI")  # tag, flags=3, timestamp, key_len
 _ERROR_HEAD = struct.Struct("<BII")  # tag=2, input, message_len
 
 
-class PackedRecord:
-    """One input record of a packed batch: `key` (bytes or `None`),
-    `value` (bytes) and `timestamp` (ms, or `None`)."""
-
-    __slots__ = ("key", "value", "timestamp")
-
-    def __init__(self, key: Optional[bytes], value: bytes, timestamp: Optional[int]):
-        self.key = key
-        self.value = value
-        self.timestamp = timestamp
-
-
 class PackedFormatError(ValueError):
     """Bytes that do not follow the packed batch format."""
-
-
-def decode_batch(data: bytes) -> List[PackedRecord]:
-    """The records of a packed batch, in order.
-
-    Raises `PackedFormatError` when `data` is truncated or a record's flags
-    have bits other than 0 (key) and 1 (timestamp) set."""
-    records: List[PackedRecord] = []
-    append = records.append
-    u32 = _U32.unpack_from
-    i64 = _I64.unpack_from
-    end = len(data)
-    pos = 0
-    try:
-        while pos < end:
-            flags = data[pos]
-            pos += 1
-            if flags > 3:
-                raise PackedFormatError(f"record flags {flags:#x} at byte {pos - 1}: only bits 0 and 1 are defined")
-            timestamp = None
-            if flags & 2:
-                timestamp = i64(data, pos)[0]
-                pos += 8
-            key = None
-            if flags & 1:
-                n = u32(data, pos)[0]
-                pos += 4
-                if pos + n > end:
-                    raise PackedFormatError(f"key of {n} bytes at byte {pos} passes the batch's end ({end})")
-                key = data[pos : pos + n]
-                pos += n
-            n = u32(data, pos)[0]
-            pos += 4
-            if pos + n > end:
-                raise PackedFormatError(f"value of {n} bytes at byte {pos} passes the batch's end ({end})")
-            append(PackedRecord(key, data[pos : pos + n], timestamp))
-            pos += n
-    except struct.error:
-        raise PackedFormatError(f"batch truncated at byte {pos} of {end}") from None
-    return records
 
 
 _TS_LEN = struct.Struct("<qI")  # timestamp, then the key's or value's length
 
 
 def decode_rows(data: bytes) -> List[Tuple[Optional[bytes], bytes, Optional[int]]]:
-    """`decode_batch` as `(key, value, timestamp)` tuples: what the
-    runtime iterates, without an object per record, and with one unpack
-    for a timestamp and the length after it.
+    """The records of a packed batch as `(key, value, timestamp)` tuples,
+    in order: what the runtime iterates, without an object per record, and
+    with one unpack for a timestamp and the length after it.
 
-    Raises `PackedFormatError` as `decode_batch` does."""
+    Raises `PackedFormatError` when `data` is truncated or a record's flags
+    have bits other than 0 (key) and 1 (timestamp) set."""
     rows: List[Tuple[Optional[bytes], bytes, Optional[int]]] = []
     append = rows.append
     u32 = _U32.unpack_from
@@ -105,35 +53,25 @@ def decode_rows(data: bytes) -> List[Tuple[Optional[bytes], bytes, Optional[int]
     try:
         while pos < end:
             flags = data[pos]
-            if flags == 2:  # a timestamp, no key: the common case
+            if flags > 3:
+                raise PackedFormatError(f"record flags {flags:#x} at byte {pos}: only bits 0 and 1 are defined")
+            # The length after the flags (and timestamp) is the key's when
+            # there is a key, else the value's.
+            if flags & 2:
                 timestamp, n = ts_len(data, pos + 1)
                 pos += 13
-                key = None
-            elif flags == 3:
-                timestamp, n = ts_len(data, pos + 1)
-                pos += 13
-                if pos + n > end:
-                    raise PackedFormatError(f"key of {n} bytes at byte {pos} passes the batch's end ({end})")
-                key = data[pos : pos + n]
-                pos += n
-                (n,) = u32(data, pos)
-                pos += 4
-            elif flags == 0:
-                timestamp = key = None
-                (n,) = u32(data, pos + 1)
-                pos += 5
-            elif flags == 1:
+            else:
                 timestamp = None
                 (n,) = u32(data, pos + 1)
                 pos += 5
+            key = None
+            if flags & 1:
                 if pos + n > end:
                     raise PackedFormatError(f"key of {n} bytes at byte {pos} passes the batch's end ({end})")
                 key = data[pos : pos + n]
                 pos += n
                 (n,) = u32(data, pos)
                 pos += 4
-            else:
-                raise PackedFormatError(f"record flags {flags:#x} at byte {pos}: only bits 0 and 1 are defined")
             if pos + n > end:
                 raise PackedFormatError(f"value of {n} bytes at byte {pos} passes the batch's end ({end})")
             append((key, data[pos : pos + n], timestamp))

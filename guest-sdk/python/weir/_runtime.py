@@ -586,13 +586,8 @@ class Runtime:
         return out
 
     def _emit_one(self, out: List[Any], item: Any, key: Optional[bytes], timestamp: Optional[int]) -> None:
-        kind = type(item)
-        if kind is dict:  # the common case first
+        if type(item) is dict:  # the common case first
             out.append(self.make_emit(key, _json_encode(item).encode(), timestamp))
-        elif kind is Side:
-            out.append(self.make_side(item.output, item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
-        elif kind is Record:
-            out.append(self.make_emit(item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
         elif isinstance(item, Side):
             out.append(self.make_side(item.output, item.key if item.key is not None else key, encode(item.value), item.timestamp if item.timestamp is not None else timestamp))
         elif isinstance(item, Record):
