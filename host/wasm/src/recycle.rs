@@ -110,7 +110,6 @@ impl OperatorInstance {
         let used = self.store.data().memory_bytes;
         if self.poisoned
             || self.recycler.gave_up
-            || self.recycler.opened.is_none()
             || !due(
                 used,
                 self.recycler.baseline,
@@ -119,13 +118,19 @@ impl OperatorInstance {
         {
             return Ok(());
         }
-        self.recycle(used)
-    }
-
-    fn recycle(&mut self, used: usize) -> Result<(), WasmError> {
+        // Not before `open`: there is nothing to open a fresh one with.
         let Some((subtask, config)) = self.recycler.opened.clone() else {
             return Ok(());
         };
+        self.recycle(used, &subtask, &config)
+    }
+
+    fn recycle(
+        &mut self,
+        used: usize,
+        subtask: &SubtaskInfo,
+        config: &str,
+    ) -> Result<(), WasmError> {
         let items = match self.snapshot_state(self.recycler.last_checkpoint) {
             Ok(items) => items,
             Err(e @ WasmError::Guest { .. }) => {
@@ -159,7 +164,7 @@ impl OperatorInstance {
         fresh_data.state = state;
         fresh_data.watermark = watermark;
         if let Err(e) = fresh
-            .open(&subtask, &config)
+            .open(subtask, config)
             .and_then(|()| fresh.restore_state(items))
         {
             self.store.data_mut().state = fresh.store.data_mut().state.take();

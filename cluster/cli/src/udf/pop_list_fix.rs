@@ -459,6 +459,12 @@ mod tests {
     }
 
     #[test]
+    fn the_fix_is_for_the_componentize_py_the_sdk_pins() {
+        let pinned = super::super::python::COMPONENTIZE_PY;
+        assert_eq!(pinned.rsplit("==").next(), Some(FOR_COMPONENTIZE_PY));
+    }
+
+    #[test]
     fn a_component_without_the_runtime_is_refused() {
         let mut module = wasm_encoder::Module::new();
         module.section(&wasm_encoder::TypeSection::new());
