@@ -292,6 +292,19 @@ fn a_javascript_udf_recovers_its_state_exactly_once() {
     assert_trap_recovers_exactly_once(&rest, &[]);
 }
 
+/// The guest's keyed-state cache holds at most 4 KiB, far less than the
+/// readings waiting for the watermark: it is written back and emptied
+/// after nearly every record, and every checkpoint still sees all of it.
+#[test]
+fn with_a_tiny_guest_state_cache_the_event_time_zscore_job_recovers_exactly_once() {
+    let rest = event_time_zscore_rest().replace(
+        "event_time: true }",
+        "event_time: true, state_cache_bytes: 4096 }",
+    );
+    assert!(rest.contains("4096"), "{rest}");
+    assert_trap_recovers_exactly_once(&rest, &[]);
+}
+
 #[test]
 fn with_full_snapshots_the_event_time_zscore_job_recovers_its_timers_exactly_once() {
     let incremental_off = "execution.checkpointing.incremental=false";

@@ -45,9 +45,27 @@ fn example_job(data: &Path, out: &Path) -> String {
 
 #[test]
 fn event_time_alerts_equal_the_rule_over_each_series_sorted_by_time() {
+    assert_event_time_alerts_equal_the_rule("");
+}
+
+/// The guest's keyed-state cache (`weir_guest::state_cache`) off, and so
+/// small (4 KiB against megabytes of readings waiting for the watermark)
+/// that it is written back and emptied after nearly every record: the
+/// same alerts.
+#[test]
+fn event_time_alerts_are_the_same_with_the_guest_state_cache_off_or_tiny() {
+    assert_event_time_alerts_equal_the_rule(", state_cache_bytes: 0");
+    assert_event_time_alerts_equal_the_rule(", state_cache_bytes: 4096");
+}
+
+/// Runs the example job with `extra` added to the UDF's config and checks
+/// its alerts against the oracle.
+fn assert_event_time_alerts_equal_the_rule(extra: &str) {
     let data = nab_dir().join("data");
     let dir = tempfile::tempdir().unwrap();
-    let yaml = example_job(&data, dir.path());
+    let yaml = example_job(&data, dir.path())
+        .replace("event_time: true }", &format!("event_time: true{extra} }}"));
+    assert!(yaml.contains(&format!("true{extra} }}")), "{yaml}");
     let summary = run_yaml(dir.path(), &yaml, Some(2)).unwrap();
     assert_eq!(summary.record_errors, 0, "{:?}", summary.problems);
     assert!(

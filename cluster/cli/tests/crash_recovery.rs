@@ -30,6 +30,11 @@ fn nab() -> PathBuf {
 /// Hourly stats per series (window state, timers, watermarks) and the
 /// z-score UDF (keyed state in RocksDB), reading NAB at `rate` records/s.
 fn job(out: &Path, rate: u64) -> String {
+    job_with(out, rate, "")
+}
+
+/// [`job`] with `extra` added to the z-score UDF's config.
+fn job_with(out: &Path, rate: u64, extra: &str) -> String {
     let zscore = weir_cli::udf::build_rust_udf(&repo_root().join("udfs/nab-zscore")).unwrap();
     format!(
         r#"
@@ -56,7 +61,7 @@ operators:
     input: readings
     partition: key_by
     udf: {zscore}
-    config: {{ warmup: 30, threshold: 3.0 }}
+    config: {{ warmup: 30, threshold: 3.0{extra} }}
 sinks:
   - id: hourly-out
     input: hourly
@@ -124,11 +129,17 @@ fn has_completed_checkpoint(dir: &Path) -> bool {
 /// Runs the job, killing it `kills` times at random moments, each resume at
 /// the next parallelism of `parallelisms`; returns the number of resumes
 /// that started from a checkpoint.
-fn run_with_kills(dir: &Path, seed: u64, kills: usize, parallelisms: &[u32]) -> usize {
+fn run_with_kills(
+    dir: &Path,
+    seed: u64,
+    kills: usize,
+    parallelisms: &[u32],
+    extra_config: &str,
+) -> usize {
     let out = dir.join("out");
     let checkpoints = dir.join("checkpoints");
     let job_file = dir.join("job.yaml");
-    std::fs::write(&job_file, job(&out, 150_000)).unwrap();
+    std::fs::write(&job_file, job_with(&out, 150_000, extra_config)).unwrap();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut resumed = 0;
     for attempt in 0..=kills {
@@ -189,7 +200,15 @@ fn sigkill_and_resume_from_latest_checkpoint_gives_the_fault_free_output() {
     let mut resumed = 0;
     for seed in 1..=3 {
         let dir = tempfile::tempdir().unwrap();
-        resumed += run_with_kills(dir.path(), seed, 3, &[1, 2, 3, 1]);
+        // The third run with a guest state cache (`weir_guest::state_cache`)
+        // of 2 KiB, far smaller than the state: written back and emptied
+        // after nearly every record.
+        let cache = if seed == 3 {
+            ", state_cache_bytes: 2048"
+        } else {
+            ""
+        };
+        resumed += run_with_kills(dir.path(), seed, 3, &[1, 2, 3, 1], cache);
         let out = dir.path().join("out");
         let got_hourly = committed(&out.join("hourly"));
         let got_alerts = committed(&out.join("alerts"));

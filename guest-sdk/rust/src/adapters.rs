@@ -8,13 +8,12 @@
 
 use std::marker::PhantomData;
 
-use crate::bindings::weir::operator::keyed_state;
 use crate::bindings::weir::operator::types::{
     Context, Output, RecordError, SideRecord, StreamRecord, TimeDomain,
 };
 use crate::{
     Collector, Decode, Encode, FilterFunction, FlatMapFunction, KeyedProcessFunction, MapFunction,
-    OpenContext,
+    OpenContext, state_cache,
 };
 use weir_abi::RecordRef;
 
@@ -316,7 +315,7 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
                 continue;
             };
             if current != Some(key) {
-                keyed_state::set_current_key(key);
+                state_cache::set_key(key);
                 current = Some(key);
             }
             let result = <F::In<'_> as Decode>::decode(record.value).and_then(|v| {
@@ -331,6 +330,7 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
             if let Err(message) = result {
                 record_error(out, i, &message);
             }
+            state_cache::evict_if_full();
         }
     }
 
@@ -340,7 +340,7 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
 
     fn on_timer(&mut self, key: Vec<u8>, timestamp: i64, domain: TimeDomain, out: &mut Vec<u8>) {
         CURRENT_INPUT.with(|c| c.set(None));
-        keyed_state::set_current_key(&key);
+        state_cache::set_key(&key);
         let mut collector = Collector {
             key: Some(&key),
             timestamp: Some(timestamp),
@@ -350,5 +350,6 @@ impl<F: KeyedProcessFunction> Adapter for KeyedProcessAdapter<F> {
         if let Err(message) = self.0.on_timer(&key, timestamp, domain, &mut collector) {
             record_error(out, 0, &format!("on_timer at {timestamp}: {message}"));
         }
+        state_cache::evict_if_full();
     }
 }

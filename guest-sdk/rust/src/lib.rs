@@ -44,6 +44,8 @@
 pub mod adapters;
 mod data;
 mod state;
+pub mod state_cache;
+mod words;
 
 pub use data::{Decode, Encode, Raw, RawRef};
 pub use state::{ListState, MapState, ValueState};
@@ -85,21 +87,25 @@ pub mod timers {
 
     /// Fires `on_timer` once the watermark reaches `timestamp` (ms).
     pub fn register_event_time_timer(timestamp: i64) {
+        crate::state_cache::sync_host();
         wit::register_timer(TimeDomain::EventTime, timestamp);
     }
 
     /// Fires `on_timer` once the wall clock reaches `timestamp` (ms).
     pub fn register_processing_time_timer(timestamp: i64) {
+        crate::state_cache::sync_host();
         wit::register_timer(TimeDomain::ProcessingTime, timestamp);
     }
 
     /// Deletes the current key's event-time timer at `timestamp`, if any.
     pub fn delete_event_time_timer(timestamp: i64) {
+        crate::state_cache::sync_host();
         wit::delete_timer(TimeDomain::EventTime, timestamp);
     }
 
     /// Deletes the current key's processing-time timer at `timestamp`, if any.
     pub fn delete_processing_time_timer(timestamp: i64) {
+        crate::state_cache::sync_host();
         wit::delete_timer(TimeDomain::ProcessingTime, timestamp);
     }
 }
@@ -439,6 +445,7 @@ macro_rules! __export_adapter {
                 timestamp: i64,
                 domain: $crate::TimeDomain,
             ) -> Vec<$crate::bindings::weir::operator::types::Output> {
+                $crate::state_cache::begin_call();
                 let mut outputs = Vec::new();
                 __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
                     Some(adapter) => {
@@ -459,6 +466,7 @@ macro_rules! __export_adapter {
             fn process_packed(batch: Vec<u8>) -> Vec<u8> {
                 // Outputs are usually about as large as the inputs.
                 let mut outputs = Vec::with_capacity(batch.len() + 64);
+                $crate::state_cache::begin_call();
                 __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
                     Some(adapter) => $crate::adapters::Adapter::process(adapter, &batch, &mut outputs),
                     None => panic!("weir: process called before open"),
@@ -468,6 +476,10 @@ macro_rules! __export_adapter {
         }
         impl $crate::bindings::exports::weir::operator::checkpointed::Guest for __WeirComponent {
             fn snapshot_state(checkpoint_id: u64) -> Result<Vec<Vec<u8>>, String> {
+                // The host snapshots keyed state after this call: every
+                // cached change must be on the host by then.
+                $crate::state_cache::begin_call();
+                $crate::state_cache::flush();
                 __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
                     Some(adapter) => {
                         $crate::adapters::Adapter::snapshot_state(adapter, checkpoint_id)

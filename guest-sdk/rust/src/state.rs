@@ -1,10 +1,12 @@
-//! Typed handles on keyed state held by the host.
+//! Typed handles on keyed state held by the host, through the guest's
+//! write-back cache ([`crate::state_cache`]).
 
 use std::marker::PhantomData;
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::bindings::weir::operator::keyed_state as host;
+use crate::state_cache as cache;
 
 fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, String> {
     serde_json::from_slice(bytes)
@@ -35,19 +37,17 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
     /// # Errors
     /// When the stored bytes do not decode as `T`.
     pub fn get(&self) -> Result<Option<T>, String> {
-        host::value_get(&self.name)
-            .map(|b| decode(&self.name, &b))
-            .transpose()
+        cache::value_get(&self.name, |b| b.map(|b| decode(&self.name, b)).transpose())
     }
 
     /// Stores `value` for the current key.
     pub fn set(&self, value: &T) {
-        host::value_set(&self.name, &encode(value));
+        cache::value_write(&self.name, Some(encode(value)));
     }
 
     /// Removes the current key's value.
     pub fn clear(&self) {
-        host::value_clear(&self.name);
+        cache::value_write(&self.name, None);
     }
 }
 
@@ -71,6 +71,7 @@ impl<T: Serialize + DeserializeOwned> ListState<T> {
     /// # Errors
     /// When a stored element does not decode as `T`.
     pub fn get(&self) -> Result<Vec<T>, String> {
+        cache::sync_host();
         host::list_get(&self.name)
             .iter()
             .map(|b| decode(&self.name, b))
@@ -79,11 +80,13 @@ impl<T: Serialize + DeserializeOwned> ListState<T> {
 
     /// Appends `value` for the current key.
     pub fn add(&self, value: &T) {
+        cache::sync_host();
         host::list_add(&self.name, &encode(value));
     }
 
     /// Removes every element for the current key.
     pub fn clear(&self) {
+        cache::sync_host();
         host::list_clear(&self.name);
     }
 }
@@ -108,19 +111,19 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<
     /// # Errors
     /// When the stored bytes do not decode as `V`.
     pub fn get(&self, key: &K) -> Result<Option<V>, String> {
-        host::map_get(&self.name, &encode(key))
-            .map(|b| decode(&self.name, &b))
-            .transpose()
+        cache::map_get(&self.name, encode(key), |b| {
+            b.map(|b| decode(&self.name, b)).transpose()
+        })
     }
 
     /// Stores `value` under `key`.
     pub fn put(&self, key: &K, value: &V) {
-        host::map_put(&self.name, &encode(key), &encode(value));
+        cache::map_write(&self.name, encode(key), Some(encode(value)));
     }
 
     /// Removes `key`.
     pub fn remove(&self, key: &K) {
-        host::map_remove(&self.name, &encode(key));
+        cache::map_write(&self.name, encode(key), None);
     }
 
     /// Every entry for the current key.
@@ -128,14 +131,21 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<
     /// # Errors
     /// When a stored entry does not decode as `(K, V)`.
     pub fn entries(&self) -> Result<Vec<(K, V)>, String> {
-        host::map_entries(&self.name)
-            .iter()
-            .map(|(k, v)| Ok((decode(&self.name, k)?, decode(&self.name, v)?)))
-            .collect()
+        let mut entries = Vec::new();
+        let mut failed = None;
+        cache::map_entries(&self.name, |k, v| {
+            if failed.is_none() {
+                match (decode(&self.name, k), decode(&self.name, v)) {
+                    (Ok(k), Ok(v)) => entries.push((k, v)),
+                    (Err(e), _) | (_, Err(e)) => failed = Some(e),
+                }
+            }
+        });
+        failed.map_or(Ok(entries), Err)
     }
 
     /// Removes every entry for the current key.
     pub fn clear(&self) {
-        host::map_clear(&self.name);
+        cache::map_clear(&self.name);
     }
 }

@@ -105,10 +105,13 @@ impl SubtaskRun<'_> {
                     .join(format!("{id}-{}.native", self.index))
                     .join(format!("chk-{checkpoint}"))
             });
+            // The guest's `snapshot-state` first: a guest that caches keyed
+            // state (the Rust SDK) writes it to the host in that call.
+            let operator_state = op.operator_state(checkpoint)?;
             if let Some(state) = op.snapshot(checkpoint, native_dir.as_deref())? {
                 ops.push((id.clone(), state));
             }
-            if let Some(bytes) = op.operator_state(checkpoint)? {
+            if let Some(bytes) = operator_state {
                 ops.push((operator_state_id(&id), OperatorState::Full(bytes)));
             }
         }

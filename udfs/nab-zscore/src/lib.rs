@@ -24,6 +24,9 @@ struct Config {
     threshold: f64,
     /// Score readings in event-time order (buffered until the watermark).
     event_time: bool,
+    /// The guest's keyed-state cache budget in estimated bytes (0: off);
+    /// the SDK's default when absent. For tests and benchmarks.
+    state_cache_bytes: Option<usize>,
 }
 
 impl Default for Config {
@@ -32,6 +35,7 @@ impl Default for Config {
             warmup: 30,
             threshold: 4.0,
             event_time: false,
+            state_cache_bytes: None,
         }
     }
 }
@@ -76,6 +80,9 @@ impl KeyedProcessFunction for ZScore {
     fn open(config: Config, _ctx: &OpenContext) -> Result<Self, String> {
         if config.threshold.is_nan() || config.threshold <= 0.0 {
             return Err(format!("threshold must be > 0, got {}", config.threshold));
+        }
+        if let Some(bytes) = config.state_cache_bytes {
+            weir_guest::state_cache::set_cache_bytes(bytes);
         }
         Ok(Self {
             config,

@@ -1,0 +1,545 @@
+//! A write-back cache of keyed state inside the guest, in front of the
+//! host's `keyed-state` imports: Flink's heap state backend, with the host's
+//! state backend behind it.
+//!
+//! Value state and map state of recently used keys live here as the bytes
+//! the host would hold; an access that hits costs no import call. Changes
+//! are written to the host when the cache passes its budget (then it is
+//! emptied whole) and before every `snapshot-state` (then entries stay, now
+//! clean), so a checkpoint — which the host takes after `snapshot-state` —
+//! sees every write. A map is loaded whole on its first read miss when it is
+//! small (at most 1/8 of the budget), after which reads of absent entries
+//! are answered here too; a larger map is read entry by entry, and so are
+//! all maps of that state name from then on. An entry put
+//! and removed between two flushes whose key the host never held costs no
+//! import at all (a reading buffered in map state until its timer fires).
+//! List state is not cached: its calls go to the host.
+//!
+//! The host forgets its current key between calls; the guest's current key
+//! (the record's, or the timer's) is told to the host lazily, before the
+//! first import of a record that needs it (a miss, a flush, list state or a
+//! timer).
+//!
+//! Sizes are estimates: the key, state name, map key and value bytes plus a
+//! fixed overhead per entry ([`ENTRY_OVERHEAD`]) and per key
+//! ([`KEY_OVERHEAD`]). A budget of 0 turns the cache off: every access is an
+//! import call, as before the cache.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::bindings::weir::operator::keyed_state as host;
+use crate::words::{self, Bytes, WordHash};
+
+/// The default budget, in estimated bytes.
+pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
+/// Estimated bytes per cached entry besides its map key and value.
+pub const ENTRY_OVERHEAD: usize = 48;
+/// Estimated bytes per cached key besides its bytes.
+pub const KEY_OVERHEAD: usize = 64;
+
+/// One value as the guest sees it now.
+struct Cached {
+    /// `None`: absent (cleared, removed, or never written).
+    value: Option<Vec<u8>>,
+    /// Not yet written to the host.
+    dirty: bool,
+    /// The host holds a value for it (as of the last load or flush), so
+    /// removing it must reach the host.
+    on_host: bool,
+}
+
+impl Cached {
+    fn cost(&self, map_key: usize) -> usize {
+        ENTRY_OVERHEAD + map_key + self.value.as_ref().map_or(0, Vec::len)
+    }
+}
+
+struct MapSlot {
+    /// Every entry of the map is in `entries`; a map key not there is absent.
+    complete: bool,
+    /// The map was cleared here: the next flush clears it on the host first.
+    cleared: bool,
+    /// The whole map was too large to load; misses read one entry each.
+    too_large: bool,
+    entries: BTreeMap<Bytes, Cached>,
+}
+
+enum Slot {
+    Value(Cached),
+    Map(MapSlot),
+}
+
+/// The cached states of one key, by state name.
+#[derive(Default)]
+struct KeyStates {
+    states: Vec<(String, Slot)>,
+    dirty: bool,
+}
+
+impl KeyStates {
+    fn slot(&mut self, name: &str) -> Option<&mut Slot> {
+        self.states
+            .iter_mut()
+            .find(|(n, _)| words::eq(n.as_bytes(), name.as_bytes()))
+            .map(|(_, s)| s)
+    }
+}
+
+struct Cache {
+    budget: usize,
+    bytes: usize,
+    index: HashMap<Bytes, usize, WordHash>,
+    keys: Vec<KeyStates>,
+    /// The guest's current key and, once state touched it, its index.
+    current: Option<(Bytes, Option<usize>)>,
+    /// The host's current key is the guest's.
+    host_synced: bool,
+    /// Map states of which one key's map was too large to load whole: their
+    /// misses read one entry each from then on, across evictions too.
+    large_maps: Vec<String>,
+}
+
+impl Cache {
+    fn new() -> Self {
+        Self {
+            budget: DEFAULT_CACHE_BYTES,
+            bytes: 0,
+            index: HashMap::default(),
+            keys: Vec::new(),
+            current: None,
+            host_synced: false,
+            large_maps: Vec::new(),
+        }
+    }
+
+    fn sync_host(&mut self) {
+        if self.host_synced {
+            return;
+        }
+        if let Some((key, _)) = &self.current {
+            host::set_current_key(&key.0);
+            self.host_synced = true;
+        }
+    }
+
+    /// The current key's cached states, made on first use; `None` when the
+    /// cache is off or there is no current key.
+    fn current_states(&mut self) -> Option<usize> {
+        if self.budget == 0 {
+            return None;
+        }
+        let (key, at) = self.current.as_mut()?;
+        if let Some(i) = *at {
+            return Some(i);
+        }
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                let i = self.keys.len();
+                self.keys.push(KeyStates::default());
+                self.index.insert(key.clone(), i);
+                self.bytes += KEY_OVERHEAD + key.0.len();
+                i
+            }
+        };
+        *at = Some(i);
+        Some(i)
+    }
+
+    /// Writes every change to the host; entries stay, clean.
+    fn flush(&mut self) {
+        let mut told = false;
+        for (key, &i) in &self.index {
+            let states = &mut self.keys[i];
+            if !states.dirty {
+                continue;
+            }
+            host::set_current_key(&key.0);
+            told = true;
+            for (name, slot) in &mut states.states {
+                flush_slot(name, slot, &mut self.bytes);
+            }
+            states.dirty = false;
+        }
+        if told {
+            self.host_synced = false;
+        }
+    }
+
+    /// Flushes and forgets everything once past the budget.
+    fn evict_if_full(&mut self) {
+        if self.bytes > self.budget {
+            self.clear();
+        }
+    }
+
+    /// Writes every change to the host and forgets everything.
+    fn clear(&mut self) {
+        self.flush();
+        self.index.clear();
+        self.keys.clear();
+        self.bytes = 0;
+        if let Some((_, at)) = &mut self.current {
+            *at = None;
+        }
+    }
+}
+
+fn flush_slot(name: &str, slot: &mut Slot, bytes: &mut usize) {
+    match slot {
+        Slot::Value(c) => {
+            if c.dirty {
+                match &c.value {
+                    Some(v) => host::value_set(name, v),
+                    None => host::value_clear(name),
+                }
+                c.dirty = false;
+                c.on_host = c.value.is_some();
+            }
+        }
+        Slot::Map(m) => {
+            if m.cleared {
+                host::map_clear(name);
+                m.cleared = false;
+            }
+            m.entries.retain(|map_key, c| {
+                if c.dirty {
+                    match &c.value {
+                        Some(v) => host::map_put(name, &map_key.0, v),
+                        None if c.on_host => host::map_remove(name, &map_key.0),
+                        None => {}
+                    }
+                    c.dirty = false;
+                    c.on_host = c.value.is_some();
+                }
+                // In a complete map an absent entry is implied.
+                let keep = c.value.is_some() || !m.complete;
+                if !keep {
+                    *bytes = bytes.saturating_sub(c.cost(map_key.0.len()));
+                }
+                keep
+            });
+        }
+    }
+}
+
+std::thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::new());
+}
+
+fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
+    CACHE.with(|c| f(&mut c.borrow_mut()))
+}
+
+/// Sets the guest's keyed-state cache budget in estimated bytes (default
+/// [`DEFAULT_CACHE_BYTES`]); 0 turns the cache off. What is cached is
+/// written to the host and dropped when it no longer fits. Call it from
+/// `open`.
+pub fn set_cache_bytes(bytes: usize) {
+    with(|c| {
+        c.budget = bytes;
+        if bytes == 0 || c.bytes > bytes {
+            c.clear();
+        }
+    });
+}
+
+/// The budget in estimated bytes.
+pub fn cache_bytes() -> usize {
+    with(|c| c.budget)
+}
+
+/// A host call began: the host has no current key. Used by
+/// [`crate::export!`]; not for direct use.
+#[doc(hidden)]
+pub fn begin_call() {
+    with(|c| {
+        c.current = None;
+        c.host_synced = false;
+    });
+}
+
+/// Makes `key` the current key of the following state and timer calls.
+pub(crate) fn set_key(key: &[u8]) {
+    with(|c| {
+        if let Some((k, _)) = &c.current
+            && words::eq(&k.0, key)
+        {
+            return;
+        }
+        c.current = Some((Bytes(key.to_vec()), None));
+        c.host_synced = false;
+    });
+}
+
+/// Tells the host the current key before an import that needs it.
+pub(crate) fn sync_host() {
+    with(Cache::sync_host);
+}
+
+/// Writes every change to the host (before a snapshot). Used by
+/// [`crate::export!`]; not for direct use.
+#[doc(hidden)]
+pub fn flush() {
+    with(Cache::flush);
+}
+
+/// Writes and drops everything when the cache is past its budget.
+pub(crate) fn evict_if_full() {
+    with(Cache::evict_if_full);
+}
+
+/// Reads value state `name` of the current key and passes it to `f`.
+pub(crate) fn value_get<R>(name: &str, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    with(|c| {
+        let Some(i) = c.current_states() else {
+            c.sync_host();
+            return f(host::value_get(name).as_deref());
+        };
+        if c.keys[i].slot(name).is_none() {
+            c.sync_host();
+            let value = host::value_get(name);
+            let cached = Cached {
+                on_host: value.is_some(),
+                value,
+                dirty: false,
+            };
+            c.bytes += cached.cost(name.len());
+            c.keys[i]
+                .states
+                .push((name.to_string(), Slot::Value(cached)));
+        }
+        match c.keys[i].slot(name) {
+            Some(Slot::Value(cached)) => f(cached.value.as_deref()),
+            _ => two_kinds(name),
+        }
+    })
+}
+
+/// A name used as value and map state: the host refuses that too.
+fn two_kinds(name: &str) -> ! {
+    panic!("weir: state `{name}` is used both as value state and as map state")
+}
+
+/// Writes (`Some`) or clears (`None`) value state `name` of the current key.
+pub(crate) fn value_write(name: &str, value: Option<Vec<u8>>) {
+    with(|c| {
+        let Some(i) = c.current_states() else {
+            c.sync_host();
+            match value {
+                Some(v) => host::value_set(name, &v),
+                None => host::value_clear(name),
+            }
+            return;
+        };
+        let states = &mut c.keys[i];
+        let (on_host, old) = match states.slot(name) {
+            Some(Slot::Value(cached)) => (cached.on_host, cached.cost(name.len())),
+            Some(Slot::Map(_)) => two_kinds(name),
+            // Unknown: a clear must reach the host.
+            None => (true, 0),
+        };
+        let cached = Cached {
+            dirty: value.is_some() || on_host,
+            on_host,
+            value,
+        };
+        c.bytes = (c.bytes + cached.cost(name.len())).saturating_sub(old);
+        states.dirty |= cached.dirty;
+        match states.slot(name) {
+            Some(slot) => *slot = Slot::Value(cached),
+            None => states.states.push((name.to_string(), Slot::Value(cached))),
+        }
+    });
+}
+
+/// The map slot `name` of the current key's states, made when missing.
+fn map_slot<'a>(states: &'a mut KeyStates, name: &str) -> &'a mut MapSlot {
+    let at = match states
+        .states
+        .iter()
+        .position(|(n, _)| words::eq(n.as_bytes(), name.as_bytes()))
+    {
+        Some(at) => at,
+        None => {
+            states.states.push((
+                name.to_string(),
+                Slot::Map(MapSlot {
+                    complete: false,
+                    cleared: false,
+                    too_large: false,
+                    entries: BTreeMap::new(),
+                }),
+            ));
+            states.states.len() - 1
+        }
+    };
+    match &mut states.states[at].1 {
+        Slot::Map(m) => m,
+        Slot::Value(_) => two_kinds(name),
+    }
+}
+
+/// Loads a small map whole, keeping what is cached (it is newer).
+fn load_map(c: &mut Cache, i: usize, name: &str) {
+    if c.large_maps.iter().any(|n| n == name) {
+        map_slot(&mut c.keys[i], name).too_large = true;
+        return;
+    }
+    c.sync_host();
+    let loaded = host::map_entries(name);
+    let size: usize = loaded
+        .iter()
+        .map(|(k, v)| ENTRY_OVERHEAD + k.len() + v.len())
+        .sum();
+    let budget = c.budget;
+    let map = map_slot(&mut c.keys[i], name);
+    if size > budget / 8 {
+        map.too_large = true;
+        c.large_maps.push(name.to_string());
+        return;
+    }
+    let mut added = 0;
+    for (map_key, value) in loaded {
+        if let std::collections::btree_map::Entry::Vacant(e) = map.entries.entry(Bytes(map_key)) {
+            let cached = Cached {
+                value: Some(value),
+                dirty: false,
+                on_host: true,
+            };
+            added += cached.cost(e.key().0.len());
+            e.insert(cached);
+        }
+    }
+    map.complete = true;
+    c.bytes += added;
+}
+
+/// Reads entry `map_key` of map state `name` and passes it to `f`.
+pub(crate) fn map_get<R>(name: &str, map_key: Vec<u8>, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    with(|c| {
+        let Some(i) = c.current_states() else {
+            c.sync_host();
+            return f(host::map_get(name, &map_key).as_deref());
+        };
+        let map_key = Bytes(map_key);
+        let map = map_slot(&mut c.keys[i], name);
+        if !map.entries.contains_key(&map_key) && !map.complete {
+            if !map.too_large {
+                load_map(c, i, name);
+            }
+            if !map_slot(&mut c.keys[i], name).complete {
+                c.sync_host();
+                let value = host::map_get(name, &map_key.0);
+                let cached = Cached {
+                    on_host: value.is_some(),
+                    value,
+                    dirty: false,
+                };
+                c.bytes += cached.cost(map_key.0.len());
+                map_slot(&mut c.keys[i], name)
+                    .entries
+                    .insert(map_key.clone(), cached);
+            }
+        }
+        let map = map_slot(&mut c.keys[i], name);
+        f(map.entries.get(&map_key).and_then(|e| e.value.as_deref()))
+    })
+}
+
+/// Writes (`Some`) or removes (`None`) entry `map_key` of map state `name`.
+pub(crate) fn map_write(name: &str, map_key: Vec<u8>, value: Option<Vec<u8>>) {
+    with(|c| {
+        let Some(i) = c.current_states() else {
+            c.sync_host();
+            match value {
+                Some(v) => host::map_put(name, &map_key, &v),
+                None => host::map_remove(name, &map_key),
+            }
+            return;
+        };
+        let map_key = Bytes(map_key);
+        let states = &mut c.keys[i];
+        let map = map_slot(states, name);
+        let (on_host, old) = match map.entries.get(&map_key) {
+            Some(cached) => (cached.on_host, cached.cost(map_key.0.len())),
+            None => (!map.complete, 0),
+        };
+        let cached = Cached {
+            dirty: value.is_some() || on_host,
+            on_host,
+            value,
+        };
+        let dirty = cached.dirty;
+        let mut bytes = c.bytes.saturating_sub(old);
+        if cached.value.is_none() && !cached.dirty && map.complete {
+            // Never on the host, now removed: a complete map implies it.
+            map.entries.remove(&map_key);
+        } else {
+            bytes += cached.cost(map_key.0.len());
+            map.entries.insert(map_key, cached);
+        }
+        c.bytes = bytes;
+        states.dirty |= dirty;
+    });
+}
+
+/// Passes every entry of map state `name` of the current key to `f`, in
+/// map key byte order.
+pub(crate) fn map_entries(name: &str, mut f: impl FnMut(&[u8], &[u8])) {
+    with(|c| {
+        let Some(i) = c.current_states() else {
+            c.sync_host();
+            for (k, v) in &host::map_entries(name) {
+                f(k, v);
+            }
+            return;
+        };
+        let map = map_slot(&mut c.keys[i], name);
+        if !map.complete && !map.too_large {
+            load_map(c, i, name);
+        }
+        let map = map_slot(&mut c.keys[i], name);
+        if map.complete {
+            for (k, cached) in &map.entries {
+                if let Some(v) = &cached.value {
+                    f(&k.0, v);
+                }
+            }
+            return;
+        }
+        // Too large to cache whole: the host's entries, after this map's
+        // changes are written.
+        c.sync_host();
+        let slot = c.keys[i].slot(name).expect("map state was just made");
+        flush_slot(name, slot, &mut c.bytes);
+        for (k, v) in &host::map_entries(name) {
+            f(k, v);
+        }
+    });
+}
+
+/// Removes every entry of map state `name` of the current key.
+pub(crate) fn map_clear(name: &str) {
+    with(|c| {
+        let Some(i) = c.current_states() else {
+            c.sync_host();
+            host::map_clear(name);
+            return;
+        };
+        let states = &mut c.keys[i];
+        let map = map_slot(states, name);
+        let freed: usize = map
+            .entries
+            .iter()
+            .map(|(k, cached)| cached.cost(k.0.len()))
+            .sum();
+        map.entries.clear();
+        map.complete = true;
+        map.cleared = true;
+        map.too_large = false;
+        states.dirty = true;
+        c.bytes = c.bytes.saturating_sub(freed);
+    });
+}
