@@ -8,12 +8,12 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::bindings::weir::operator::keyed_state as host;
 use crate::state_cache as cache;
 
-fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, String> {
+pub(crate) fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, String> {
     serde_json::from_slice(bytes)
         .map_err(|e| format!("state `{name}` holds data of another type: {e}"))
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
@@ -48,6 +48,22 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
     /// Removes the current key's value.
     pub fn clear(&self) {
         cache::value_write(&self.name, None);
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> ValueState<T> {
+    /// Runs `f` on the current key's value (`None` when there is none) and
+    /// stores what `f` leaves (`None` clears it); returns what `f` returns.
+    ///
+    /// The cheapest way to change a value: the guest's state cache keeps it
+    /// decoded, so a run of updates of one key decodes and encodes it once,
+    /// not once per call as `get` and `set` do. `f` must not use this same
+    /// state.
+    ///
+    /// # Errors
+    /// When the stored bytes do not decode as `T`; then `f` does not run.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Option<T>) -> R) -> Result<R, String> {
+        cache::value_update(&self.name, f)
     }
 }
 
@@ -147,5 +163,33 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<
     /// Removes every entry for the current key.
     pub fn clear(&self) {
         cache::map_clear(&self.name);
+    }
+}
+
+impl<K, V> MapState<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    /// Runs `f` on the value under `key` (`None` when absent) and stores
+    /// what `f` leaves (`None` removes it); returns what `f` returns.
+    ///
+    /// As [`ValueState::update`], the value stays decoded in the guest's
+    /// state cache until it is written to the host. `f` must not use this
+    /// same map state.
+    ///
+    /// # Errors
+    /// When the stored bytes do not decode as `V`; then `f` does not run.
+    pub fn update<R>(&self, key: &K, f: impl FnOnce(&mut Option<V>) -> R) -> Result<R, String> {
+        cache::map_update(&self.name, encode(key), f)
+    }
+
+    /// Removes `key` and returns its value, if it had one (`get` and
+    /// `remove` in one, without a copy of the value).
+    ///
+    /// # Errors
+    /// When the stored bytes do not decode as `V`; then the entry stays.
+    pub fn take(&self, key: &K) -> Result<Option<V>, String> {
+        cache::map_take(&self.name, encode(key))
     }
 }

@@ -25,10 +25,15 @@
 //! ([`KEY_OVERHEAD`]). A budget of 0 turns the cache off: every access is an
 //! import call, as before the cache.
 
+use std::any::Any;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Serialize, de::DeserializeOwned};
+
 use crate::bindings::weir::operator::keyed_state as host;
+use crate::state::{decode, encode};
 use crate::words::{self, Bytes, WordHash};
 
 /// The default budget, in estimated bytes.
@@ -38,10 +43,78 @@ pub const ENTRY_OVERHEAD: usize = 48;
 /// Estimated bytes per cached key besides its bytes.
 pub const KEY_OVERHEAD: usize = 64;
 
+/// A value given to the cache by a typed handle's `update` (or `take`):
+/// kept decoded, encoded only when it is written to the host or read as
+/// bytes.
+trait TypedValue {
+    fn encode(&self) -> Vec<u8>;
+    fn size(&self) -> usize;
+    fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+struct Typed<T>(T);
+
+impl<T: Serialize + 'static> TypedValue for Typed<T> {
+    fn encode(&self) -> Vec<u8> {
+        encode(&self.0)
+    }
+    fn size(&self) -> usize {
+        size_of::<T>()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// A cached value: the host's bytes, or a decoded value.
+enum Val {
+    Bytes(Vec<u8>),
+    Typed(Box<dyn TypedValue>),
+}
+
+impl Val {
+    fn size(&self) -> usize {
+        match self {
+            Val::Bytes(b) => b.len(),
+            Val::Typed(t) => t.size(),
+        }
+    }
+
+    fn bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            Val::Bytes(b) => Cow::Borrowed(b),
+            Val::Typed(t) => Cow::Owned(t.encode()),
+        }
+    }
+
+    /// The value as a `T`: moved out when it is one, decoded otherwise.
+    ///
+    /// # Errors
+    /// When its bytes do not decode as `T` (the value is handed back).
+    fn into_typed<T: DeserializeOwned + 'static>(self, name: &str) -> Result<T, (Val, String)> {
+        let bytes = match self {
+            Val::Typed(t) if t.as_any().is::<Typed<T>>() => {
+                match t.into_any().downcast::<Typed<T>>() {
+                    Ok(t) => return Ok(t.0),
+                    Err(_) => unreachable!("the type was checked"),
+                }
+            }
+            // Another type under the same name: through its encoding.
+            Val::Typed(t) => t.encode(),
+            Val::Bytes(b) => b,
+        };
+        decode(name, &bytes).map_err(|e| (Val::Bytes(bytes), e))
+    }
+}
+
 /// One value as the guest sees it now.
 struct Cached {
     /// `None`: absent (cleared, removed, or never written).
-    value: Option<Vec<u8>>,
+    value: Option<Val>,
     /// Not yet written to the host.
     dirty: bool,
     /// The host holds a value for it (as of the last load or flush), so
@@ -50,8 +123,23 @@ struct Cached {
 }
 
 impl Cached {
+    /// What the host answered, clean.
+    fn from_host(value: Option<Vec<u8>>) -> Self {
+        Self {
+            on_host: value.is_some(),
+            value: value.map(Val::Bytes),
+            dirty: false,
+        }
+    }
+
+    /// Replaces the value by one the guest wrote.
+    fn write(&mut self, value: Option<Val>) {
+        self.dirty = value.is_some() || self.on_host;
+        self.value = value;
+    }
+
     fn cost(&self, map_key: usize) -> usize {
-        ENTRY_OVERHEAD + map_key + self.value.as_ref().map_or(0, Vec::len)
+        ENTRY_OVERHEAD + map_key + self.value.as_ref().map_or(0, Val::size)
     }
 }
 
@@ -191,7 +279,7 @@ fn flush_slot(name: &str, slot: &mut Slot, bytes: &mut usize) {
         Slot::Value(c) => {
             if c.dirty {
                 match &c.value {
-                    Some(v) => host::value_set(name, v),
+                    Some(v) => host::value_set(name, &v.bytes()),
                     None => host::value_clear(name),
                 }
                 c.dirty = false;
@@ -206,7 +294,7 @@ fn flush_slot(name: &str, slot: &mut Slot, bytes: &mut usize) {
             m.entries.retain(|map_key, c| {
                 if c.dirty {
                     match &c.value {
-                        Some(v) => host::map_put(name, &map_key.0, v),
+                        Some(v) => host::map_put(name, &map_key.0, &v.bytes()),
                         None if c.on_host => host::map_remove(name, &map_key.0),
                         None => {}
                     }
@@ -297,24 +385,25 @@ pub(crate) fn value_get<R>(name: &str, f: impl FnOnce(Option<&[u8]>) -> R) -> R 
             c.sync_host();
             return f(host::value_get(name).as_deref());
         };
-        if c.keys[i].slot(name).is_none() {
-            c.sync_host();
-            let value = host::value_get(name);
-            let cached = Cached {
-                on_host: value.is_some(),
-                value,
-                dirty: false,
-            };
-            c.bytes += cached.cost(name.len());
-            c.keys[i]
-                .states
-                .push((name.to_string(), Slot::Value(cached)));
-        }
-        match c.keys[i].slot(name) {
-            Some(Slot::Value(cached)) => f(cached.value.as_deref()),
-            _ => two_kinds(name),
-        }
+        let cached = value_cached(c, i, name);
+        f(cached.value.as_ref().map(Val::bytes).as_deref())
     })
+}
+
+/// Value state `name` of the key at `i`, read from the host when missing.
+fn value_cached<'a>(c: &'a mut Cache, i: usize, name: &str) -> &'a mut Cached {
+    if c.keys[i].slot(name).is_none() {
+        c.sync_host();
+        let cached = Cached::from_host(host::value_get(name));
+        c.bytes += cached.cost(name.len());
+        c.keys[i]
+            .states
+            .push((name.to_string(), Slot::Value(cached)));
+    }
+    match c.keys[i].slot(name) {
+        Some(Slot::Value(cached)) => cached,
+        _ => two_kinds(name),
+    }
 }
 
 /// A name used as value and map state: the host refuses that too.
@@ -324,11 +413,12 @@ fn two_kinds(name: &str) -> ! {
 
 /// Writes (`Some`) or clears (`None`) value state `name` of the current key.
 pub(crate) fn value_write(name: &str, value: Option<Vec<u8>>) {
+    let value = value.map(Val::Bytes);
     with(|c| {
         let Some(i) = c.current_states() else {
             c.sync_host();
             match value {
-                Some(v) => host::value_set(name, &v),
+                Some(v) => host::value_set(name, &v.bytes()),
                 None => host::value_clear(name),
             }
             return;
@@ -403,17 +493,33 @@ fn load_map(c: &mut Cache, i: usize, name: &str) {
     let mut added = 0;
     for (map_key, value) in loaded {
         if let std::collections::btree_map::Entry::Vacant(e) = map.entries.entry(Bytes(map_key)) {
-            let cached = Cached {
-                value: Some(value),
-                dirty: false,
-                on_host: true,
-            };
+            let cached = Cached::from_host(Some(value));
             added += cached.cost(e.key().0.len());
             e.insert(cached);
         }
     }
     map.complete = true;
     c.bytes += added;
+}
+
+/// Makes entry `map_key` of map state `name` of the key at `i` known here:
+/// loads the map whole, or reads the entry.
+fn map_known(c: &mut Cache, i: usize, name: &str, map_key: &Bytes) {
+    let map = map_slot(&mut c.keys[i], name);
+    if map.entries.contains_key(map_key) || map.complete {
+        return;
+    }
+    if !map.too_large {
+        load_map(c, i, name);
+    }
+    if !map_slot(&mut c.keys[i], name).complete {
+        c.sync_host();
+        let cached = Cached::from_host(host::map_get(name, &map_key.0));
+        c.bytes += cached.cost(map_key.0.len());
+        map_slot(&mut c.keys[i], name)
+            .entries
+            .insert(map_key.clone(), cached);
+    }
 }
 
 /// Reads entry `map_key` of map state `name` and passes it to `f`.
@@ -424,65 +530,222 @@ pub(crate) fn map_get<R>(name: &str, map_key: Vec<u8>, f: impl FnOnce(Option<&[u
             return f(host::map_get(name, &map_key).as_deref());
         };
         let map_key = Bytes(map_key);
+        map_known(c, i, name, &map_key);
         let map = map_slot(&mut c.keys[i], name);
-        if !map.entries.contains_key(&map_key) && !map.complete {
-            if !map.too_large {
-                load_map(c, i, name);
-            }
-            if !map_slot(&mut c.keys[i], name).complete {
-                c.sync_host();
-                let value = host::map_get(name, &map_key.0);
-                let cached = Cached {
-                    on_host: value.is_some(),
-                    value,
-                    dirty: false,
-                };
-                c.bytes += cached.cost(map_key.0.len());
-                map_slot(&mut c.keys[i], name)
-                    .entries
-                    .insert(map_key.clone(), cached);
-            }
-        }
-        let map = map_slot(&mut c.keys[i], name);
-        f(map.entries.get(&map_key).and_then(|e| e.value.as_deref()))
+        let value = map.entries.get(&map_key).and_then(|e| e.value.as_ref());
+        f(value.map(Val::bytes).as_deref())
     })
 }
 
 /// Writes (`Some`) or removes (`None`) entry `map_key` of map state `name`.
 pub(crate) fn map_write(name: &str, map_key: Vec<u8>, value: Option<Vec<u8>>) {
+    let value = value.map(Val::Bytes);
     with(|c| {
         let Some(i) = c.current_states() else {
             c.sync_host();
             match value {
-                Some(v) => host::map_put(name, &map_key, &v),
+                Some(v) => host::map_put(name, &map_key, &v.bytes()),
                 None => host::map_remove(name, &map_key),
             }
             return;
         };
-        let map_key = Bytes(map_key);
-        let states = &mut c.keys[i];
-        let map = map_slot(states, name);
-        let (on_host, old) = match map.entries.get(&map_key) {
-            Some(cached) => (cached.on_host, cached.cost(map_key.0.len())),
-            None => (!map.complete, 0),
-        };
-        let cached = Cached {
-            dirty: value.is_some() || on_host,
-            on_host,
-            value,
-        };
-        let dirty = cached.dirty;
-        let mut bytes = c.bytes.saturating_sub(old);
-        if cached.value.is_none() && !cached.dirty && map.complete {
-            // Never on the host, now removed: a complete map implies it.
-            map.entries.remove(&map_key);
-        } else {
-            bytes += cached.cost(map_key.0.len());
-            map.entries.insert(map_key, cached);
-        }
-        c.bytes = bytes;
-        states.dirty |= dirty;
+        map_store(c, i, name, Bytes(map_key), value);
     });
+}
+
+/// Stores `value` (`None`: removed) as entry `map_key` of map state `name`
+/// of the key at `i`.
+fn map_store(c: &mut Cache, i: usize, name: &str, map_key: Bytes, value: Option<Val>) {
+    let states = &mut c.keys[i];
+    let map = map_slot(states, name);
+    let (on_host, old) = match map.entries.get(&map_key) {
+        Some(cached) => (cached.on_host, cached.cost(map_key.0.len())),
+        None => (!map.complete, 0),
+    };
+    let mut cached = Cached {
+        on_host,
+        value: None,
+        dirty: false,
+    };
+    cached.write(value);
+    let dirty = cached.dirty;
+    let mut bytes = c.bytes.saturating_sub(old);
+    if cached.value.is_none() && !cached.dirty && map.complete {
+        // Never on the host, now removed: a complete map implies it.
+        map.entries.remove(&map_key);
+    } else {
+        bytes += cached.cost(map_key.0.len());
+        map.entries.insert(map_key, cached);
+    }
+    c.bytes = bytes;
+    states.dirty |= dirty;
+}
+
+/// Takes entry `map_key` of map state `name` out as a `T` (decoded, or
+/// moved when an `update` stored it): `None` when absent. The entry stays
+/// where it is unless `remove`.
+///
+/// # Errors
+/// When its bytes do not decode as `T`; the entry is left as it was.
+fn map_take_typed<T: DeserializeOwned + 'static>(
+    c: &mut Cache,
+    i: usize,
+    name: &str,
+    map_key: &Bytes,
+) -> Result<Option<T>, String> {
+    map_known(c, i, name, map_key);
+    let map = map_slot(&mut c.keys[i], name);
+    let Some(cached) = map.entries.get_mut(map_key) else {
+        return Ok(None);
+    };
+    let Some(value) = cached.value.take() else {
+        return Ok(None);
+    };
+    let before = value.size();
+    match value.into_typed::<T>(name) {
+        Ok(t) => {
+            // The entry is empty until it is stored again.
+            c.bytes = c.bytes.saturating_sub(before);
+            Ok(Some(t))
+        }
+        Err((value, e)) => {
+            cached.value = Some(value);
+            Err(e)
+        }
+    }
+}
+
+/// Runs `f` on entry `map_key` of map state `name` of the current key,
+/// decoded (`None` when absent), and keeps what `f` leaves, decoded: no
+/// encoding until the cache writes it to the host. `f` must not use this
+/// map state itself.
+///
+/// # Errors
+/// When the stored bytes do not decode as `V`; `f` does not run.
+pub(crate) fn map_update<V, R>(
+    name: &str,
+    map_key: Vec<u8>,
+    f: impl FnOnce(&mut Option<V>) -> R,
+) -> Result<R, String>
+where
+    V: Serialize + DeserializeOwned + 'static,
+{
+    let taken = with(|c| match c.current_states() {
+        None => {
+            c.sync_host();
+            let value = host::map_get(name, &map_key);
+            value
+                .map(|b| decode(name, &b))
+                .transpose()
+                .map(|v| (v, None))
+        }
+        Some(i) => {
+            let map_key = Bytes(map_key.clone());
+            map_take_typed::<V>(c, i, name, &map_key).map(|v| (v, Some(map_key)))
+        }
+    });
+    let (mut value, cached_at) = taken?;
+    let r = f(&mut value);
+    with(
+        |c| match cached_at.and_then(|k| c.current_states().map(|i| (i, k))) {
+            Some((i, map_key)) => {
+                let value = value.map(|v| Val::Typed(Box::new(Typed(v))));
+                map_store(c, i, name, map_key, value);
+            }
+            None => {
+                c.sync_host();
+                match &value {
+                    Some(v) => host::map_put(name, &map_key, &encode(v)),
+                    None => host::map_remove(name, &map_key),
+                }
+            }
+        },
+    );
+    Ok(r)
+}
+
+/// Removes entry `map_key` of map state `name` of the current key and
+/// returns its value, decoded (or moved, when `update` stored it).
+///
+/// # Errors
+/// When the stored bytes do not decode as `V`; the entry stays.
+pub(crate) fn map_take<V: DeserializeOwned + 'static>(
+    name: &str,
+    map_key: Vec<u8>,
+) -> Result<Option<V>, String> {
+    with(|c| {
+        let Some(i) = c.current_states() else {
+            c.sync_host();
+            let value = host::map_get(name, &map_key)
+                .map(|b| decode(name, &b))
+                .transpose()?;
+            host::map_remove(name, &map_key);
+            return Ok(value);
+        };
+        let map_key = Bytes(map_key);
+        let value = map_take_typed::<V>(c, i, name, &map_key)?;
+        map_store(c, i, name, map_key, None);
+        Ok(value)
+    })
+}
+
+/// Runs `f` on value state `name` of the current key, decoded (`None` when
+/// absent), and keeps what `f` leaves, decoded. `f` must not use this
+/// value state itself.
+///
+/// # Errors
+/// When the stored bytes do not decode as `T`; `f` does not run.
+pub(crate) fn value_update<T, R>(
+    name: &str,
+    f: impl FnOnce(&mut Option<T>) -> R,
+) -> Result<R, String>
+where
+    T: Serialize + DeserializeOwned + 'static,
+{
+    let taken = with(|c| {
+        let Some(i) = c.current_states() else {
+            c.sync_host();
+            let value = host::value_get(name);
+            return value
+                .map(|b| decode(name, &b))
+                .transpose()
+                .map(|v| (v, false));
+        };
+        let cached = value_cached(c, i, name);
+        let Some(value) = cached.value.take() else {
+            return Ok((None, true));
+        };
+        let before = value.size();
+        match value.into_typed::<T>(name) {
+            Ok(t) => {
+                c.bytes = c.bytes.saturating_sub(before);
+                Ok((Some(t), true))
+            }
+            Err((value, e)) => {
+                cached.value = Some(value);
+                Err(e)
+            }
+        }
+    });
+    let (mut value, cached) = taken?;
+    let r = f(&mut value);
+    with(|c| match c.current_states().filter(|_| cached) {
+        Some(i) => {
+            let cached = value_cached(c, i, name);
+            cached.write(value.map(|v| Val::Typed(Box::new(Typed(v)))));
+            let (cost, dirty) = (cached.cost(0), cached.dirty);
+            c.bytes += cost - ENTRY_OVERHEAD;
+            c.keys[i].dirty |= dirty;
+        }
+        None => {
+            c.sync_host();
+            match &value {
+                Some(v) => host::value_set(name, &encode(v)),
+                None => host::value_clear(name),
+            }
+        }
+    });
+    Ok(r)
 }
 
 /// Passes every entry of map state `name` of the current key to `f`, in
@@ -504,7 +767,7 @@ pub(crate) fn map_entries(name: &str, mut f: impl FnMut(&[u8], &[u8])) {
         if map.complete {
             for (k, cached) in &map.entries {
                 if let Some(v) = &cached.value {
-                    f(&k.0, v);
+                    f(&k.0, &v.bytes());
                 }
             }
             return;

@@ -107,9 +107,8 @@ impl KeyedProcessFunction for ZScore {
             out.emit_side("late", reading);
             return Ok(());
         }
-        let mut waiting = self.pending.get(&ts)?.unwrap_or_default();
-        waiting.push(reading);
-        self.pending.put(&ts, &waiting);
+        self.pending
+            .update(&ts, |waiting| waiting.get_or_insert_default().push(reading))?;
         timers::register_event_time_timer(ts);
         Ok(())
     }
@@ -121,8 +120,7 @@ impl KeyedProcessFunction for ZScore {
         _domain: TimeDomain,
         out: &mut Collector<'_, Alert>,
     ) -> Result<(), String> {
-        let waiting = self.pending.get(&timestamp)?.unwrap_or_default();
-        self.pending.remove(&timestamp);
+        let waiting = self.pending.take(&timestamp)?.unwrap_or_default();
         for reading in waiting {
             self.score(key, reading, out)?;
         }
@@ -138,28 +136,30 @@ impl ZScore {
         reading: Reading,
         out: &mut Collector<'_, Alert>,
     ) -> Result<(), String> {
-        let mut s = self.stats.get()?.unwrap_or_default();
-        let x = reading.value;
-        if s.n >= self.config.warmup && s.n >= 2 {
-            let std = (s.m2 / (s.n - 1) as f64).sqrt();
-            let z = if std > 0.0 { (x - s.mean) / std } else { 0.0 };
-            if z.abs() >= self.config.threshold {
-                let series = String::from_utf8(key.to_vec())
-                    .map_err(|_| "series key is not UTF-8".to_string())?;
-                out.emit(Alert {
-                    series,
-                    timestamp: reading.timestamp,
-                    value: x,
-                    z,
-                });
+        let config = &self.config;
+        self.stats.update(|stats| {
+            let s = stats.get_or_insert_default();
+            let x = reading.value;
+            if s.n >= config.warmup && s.n >= 2 {
+                let std = (s.m2 / (s.n - 1) as f64).sqrt();
+                let z = if std > 0.0 { (x - s.mean) / std } else { 0.0 };
+                if z.abs() >= config.threshold {
+                    let series = String::from_utf8(key.to_vec())
+                        .map_err(|_| "series key is not UTF-8".to_string())?;
+                    out.emit(Alert {
+                        series,
+                        timestamp: reading.timestamp,
+                        value: x,
+                        z,
+                    });
+                }
             }
-        }
-        s.n += 1;
-        let delta = x - s.mean;
-        s.mean += delta / s.n as f64;
-        s.m2 += delta * (x - s.mean);
-        self.stats.set(&s);
-        Ok(())
+            s.n += 1;
+            let delta = x - s.mean;
+            s.mean += delta / s.n as f64;
+            s.m2 += delta * (x - s.mean);
+            Ok(())
+        })?
     }
 }
 
