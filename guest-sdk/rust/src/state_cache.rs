@@ -10,7 +10,9 @@
 //! sees every write. A map is loaded whole on its first read miss when it is
 //! small (at most 1/8 of the budget), after which reads of absent entries
 //! are answered here too; a larger map is read entry by entry, and so are
-//! all maps of that state name from then on. An entry put
+//! all maps of that state name from then on, and every map once the cache
+//! has been emptied for its budget (the state is larger than the cache:
+//! loading maps whole would cost a prefix scan per key on the host). An entry put
 //! and removed between two flushes whose key the host never held costs no
 //! import at all (a reading buffered in map state until its timer fires).
 //! List state is not cached: its calls go to the host.
@@ -186,6 +188,10 @@ struct Cache {
     /// Map states of which one key's map was too large to load whole: their
     /// misses read one entry each from then on, across evictions too.
     large_maps: Vec<String>,
+    /// The cache was emptied for its budget: the state is larger than the
+    /// cache, so maps are no longer loaded whole (each load would be a
+    /// prefix scan on the host, soon thrown away); misses read one entry.
+    overflowed: bool,
 }
 
 impl Cache {
@@ -198,6 +204,7 @@ impl Cache {
             current: None,
             host_synced: false,
             large_maps: Vec::new(),
+            overflowed: false,
         }
     }
 
@@ -259,6 +266,7 @@ impl Cache {
     fn evict_if_full(&mut self) {
         if self.bytes > self.budget {
             self.clear();
+            self.overflowed = true;
         }
     }
 
@@ -473,7 +481,7 @@ fn map_slot<'a>(states: &'a mut KeyStates, name: &str) -> &'a mut MapSlot {
 
 /// Loads a small map whole, keeping what is cached (it is newer).
 fn load_map(c: &mut Cache, i: usize, name: &str) {
-    if c.large_maps.iter().any(|n| n == name) {
+    if c.overflowed || c.large_maps.iter().any(|n| n == name) {
         map_slot(&mut c.keys[i], name).too_large = true;
         return;
     }
