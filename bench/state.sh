@@ -6,10 +6,14 @@
 #   - in event time (readings buffered in map state until the watermark,
 #     1 h behind, passes them; an event-time timer per reading), and
 #   - in arrival order (Welford statistics in value state per reading),
-# each with the RocksDB and the memory state backend, at parallelism 1,
-# into a blackhole. Runs alternate (RocksDB, memory, RocksDB, ...) so the
-# machine's drift hits both; prints each run's CPU seconds (user + system
-# of the whole process), the medians, rows per CPU-second and the ratio.
+# each with the RocksDB and the memory state backend, and with RocksDB and
+# a guest state cache of 256 KiB (`state_cache_bytes`, far smaller than the
+# state: it spills, issue 24's "state larger than the cache"), at
+# parallelism 1, into a blackhole. Runs alternate (RocksDB, memory, small
+# cache, RocksDB, ...) so the machine's drift hits all; prints each run's
+# CPU seconds (user + system of the whole process), the medians, rows per
+# CPU-second and the ratios. Flink's side of the comparison is
+# `bench/flink-compare --workloads nab-event-time`.
 #
 # Usage: bench/state.sh [--copies N] [--runs R] [--profile dev|release]
 set -euo pipefail
@@ -45,8 +49,9 @@ input="$TMP/nab-sorted.csv"
 rows=$(($(wc -l < "$input") - 1))
 echo "$rows rows"
 
-job() { # $1 backend, $2 event_time (true|false)
-    cat > "$TMP/job-$1-$2.yaml" <<YAML
+job() { # $1 backend, $2 event_time (true|false), $3 more config
+    local extra="${3:-}"
+    cat > "$TMP/job-$1-$2$extra.yaml" <<YAML
 name: state-bench
 state_backend: $1
 sources:
@@ -62,12 +67,12 @@ operators:
     input: readings
     partition: key_by
     udf: $UDF
-    config: { warmup: 30, threshold: 4.0, event_time: $2 }
+    config: { warmup: 30, threshold: 4.0, event_time: $2$extra }
 sinks:
   - { id: alerts, input: zscore, type: blackhole }
   - { id: late, input: { from: zscore, output: late }, type: blackhole }
 YAML
-    echo "$TMP/job-$1-$2.yaml"
+    echo "$TMP/job-$1-$2$extra.yaml"
 }
 
 cpu_of() { # runs `weir run $1`, prints user + system seconds
@@ -79,14 +84,17 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { prin
 
 for event_time in true false; do
     name=$([ "$event_time" = true ] && echo "event time" || echo "arrival order")
-    rocks=""; memory=""
+    rocks=""; memory=""; small=""
     for r in $(seq 1 "$RUNS"); do
         rocks="$rocks $(cpu_of "$(job rocksdb "$event_time")")"
         memory="$memory $(cpu_of "$(job memory "$event_time")")"
+        small="$small $(cpu_of "$(job rocksdb "$event_time" ", state_cache_bytes: 262144")")"
     done
-    mr=$(echo "$rocks" | median); mm=$(echo "$memory" | median)
-    echo "$name: RocksDB CPU-s [$rocks ] median $mr = $(awk -v r="$rows" -v s="$mr" 'BEGIN { printf "%.0f", r / s }') rows per CPU-s"
-    echo "$name: memory  CPU-s [$memory ] median $mm = $(awk -v r="$rows" -v s="$mm" 'BEGIN { printf "%.0f", r / s }') rows per CPU-s"
-    echo "$name: RocksDB / memory = $(awk -v a="$mr" -v b="$mm" 'BEGIN { printf "%.2f", a / b }')"
+    mr=$(echo "$rocks" | median); mm=$(echo "$memory" | median); ms=$(echo "$small" | median)
+    per_cpu() { awk -v r="$rows" -v s="$1" 'BEGIN { printf "%.0f", r / s }'; }
+    echo "$name: RocksDB             CPU-s [$rocks ] median $mr = $(per_cpu "$mr") rows per CPU-s"
+    echo "$name: memory              CPU-s [$memory ] median $mm = $(per_cpu "$mm") rows per CPU-s"
+    echo "$name: RocksDB, 256 KiB cache CPU-s [$small ] median $ms = $(per_cpu "$ms") rows per CPU-s"
+    echo "$name: RocksDB / memory = $(awk -v a="$mr" -v b="$mm" 'BEGIN { printf "%.2f", a / b }');" \
+        "small cache / RocksDB = $(awk -v a="$ms" -v b="$mr" 'BEGIN { printf "%.2f", a / b }')"
 done
-echo "(Flink's side of this comparison is not scripted yet: issue 23.)"
