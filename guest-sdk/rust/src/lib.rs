@@ -428,6 +428,7 @@ macro_rules! __export_adapter {
         }
         impl $crate::bindings::exports::weir::operator::handler::Guest for __WeirComponent {
             fn open(ctx: $crate::bindings::weir::operator::types::Context) -> Result<(), String> {
+                $crate::state_cache::begin_call();
                 let adapter = <$adapter as $crate::adapters::Adapter>::open(ctx)?;
                 __WEIR_INSTANCE.with(|cell| *cell.borrow_mut() = Some(adapter));
                 Ok(())
@@ -456,6 +457,7 @@ macro_rules! __export_adapter {
                 $crate::adapters::unpack(&outputs)
             }
             fn close() -> Result<(), String> {
+                $crate::state_cache::begin_call();
                 __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
                     Some(adapter) => $crate::adapters::Adapter::close(adapter),
                     None => Ok(()),
@@ -488,6 +490,7 @@ macro_rules! __export_adapter {
                 })
             }
             fn restore_state(items: Vec<Vec<u8>>) -> Result<(), String> {
+                $crate::state_cache::begin_call();
                 __WEIR_INSTANCE.with(|cell| match cell.borrow_mut().as_mut() {
                     Some(adapter) => $crate::adapters::Adapter::restore_state(adapter, items),
                     None => Err("weir: restore-state called before open".into()),

@@ -58,7 +58,9 @@ impl<T: Serialize + DeserializeOwned + 'static> ValueState<T> {
     /// The cheapest way to change a value: the guest's state cache keeps it
     /// decoded, so a run of updates of one key decodes and encodes it once,
     /// not once per call as `get` and `set` do. `f` must not use this same
-    /// state.
+    /// state. Use types whose JSON round trip gives the same value (no NaN
+    /// or infinite floats, no `#[serde(skip)]` fields): the cached value is
+    /// used as it is until it is written to the host and read back.
     ///
     /// # Errors
     /// When the stored bytes do not decode as `T`; then `f` does not run.

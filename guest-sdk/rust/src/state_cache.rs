@@ -44,6 +44,11 @@ pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 pub const ENTRY_OVERHEAD: usize = 48;
 /// Estimated bytes per cached key besides its bytes.
 pub const KEY_OVERHEAD: usize = 64;
+/// A value (with its map key) larger than this, in bytes, is written
+/// straight to the host and not cached, so that the host's limits
+/// (`max_state_value_bytes`, the pending-state budget) apply when it is
+/// written, as without the cache.
+pub const WRITE_THROUGH_BYTES: usize = 64 << 10;
 
 /// A value given to the cache by a typed handle's `update` (or `take`):
 /// kept decoded, encoded only when it is written to the host or read as
@@ -55,14 +60,56 @@ trait TypedValue {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
-struct Typed<T>(T);
+/// A decoded value and its estimated encoded size in bytes.
+struct Typed<T> {
+    value: T,
+    size: usize,
+}
+
+impl<T: Serialize + 'static> Typed<T> {
+    /// `value`, whose size is measured (its JSON length) on every
+    /// [`MEASURE_EVERY`]th store of the cache and otherwise carried over
+    /// from the value it replaces (`before` bytes; at least `T`'s own
+    /// size): a value that grows is counted at most a few stores late,
+    /// and most stores cost no encoding.
+    fn boxed(value: T, before: usize, measure: bool) -> Val {
+        let size = if measure {
+            encoded_len(&value)
+        } else {
+            before.max(size_of::<T>())
+        };
+        Val::Typed(Box::new(Typed { value, size }))
+    }
+}
+
+/// How often a decoded value's size is measured: every this many stores.
+const MEASURE_EVERY: u32 = 8;
+
+/// The length of `value`'s JSON encoding, without keeping it.
+fn encoded_len<T: Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => 4,
+    }
+}
 
 impl<T: Serialize + 'static> TypedValue for Typed<T> {
     fn encode(&self) -> Vec<u8> {
-        encode(&self.0)
+        encode(&self.value)
     }
     fn size(&self) -> usize {
-        size_of::<T>()
+        self.size
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -101,7 +148,7 @@ impl Val {
         let bytes = match self {
             Val::Typed(t) if t.as_any().is::<Typed<T>>() => {
                 match t.into_any().downcast::<Typed<T>>() {
-                    Ok(t) => return Ok(t.0),
+                    Ok(t) => return Ok(t.value),
                     Err(_) => unreachable!("the type was checked"),
                 }
             }
@@ -192,9 +239,17 @@ struct Cache {
     /// cache, so maps are no longer loaded whole (each load would be a
     /// prefix scan on the host, soon thrown away); misses read one entry.
     overflowed: bool,
+    /// Stores of decoded values, to measure every [`MEASURE_EVERY`]th.
+    stores: u32,
 }
 
 impl Cache {
+    /// Whether the next decoded value stored is measured.
+    fn measure_next(&mut self) -> bool {
+        self.stores = self.stores.wrapping_add(1);
+        self.stores.is_multiple_of(MEASURE_EVERY)
+    }
+
     fn new() -> Self {
         Self {
             budget: DEFAULT_CACHE_BYTES,
@@ -205,6 +260,7 @@ impl Cache {
             host_synced: false,
             large_maps: Vec::new(),
             overflowed: false,
+            stores: 0,
         }
     }
 
@@ -421,9 +477,25 @@ fn two_kinds(name: &str) -> ! {
 
 /// Writes (`Some`) or clears (`None`) value state `name` of the current key.
 pub(crate) fn value_write(name: &str, value: Option<Vec<u8>>) {
+    let large = value
+        .as_ref()
+        .is_some_and(|v| v.len() > WRITE_THROUGH_BYTES);
     let value = value.map(Val::Bytes);
     with(|c| {
-        let Some(i) = c.current_states() else {
+        let current = c.current_states();
+        let Some(i) = current.filter(|_| !large) else {
+            if let Some(i) = current {
+                // Forget the cached value: the host's is newer.
+                let states = &mut c.keys[i];
+                if let Some(at) = states.states.iter().position(|(n, _)| n == name) {
+                    match states.states.swap_remove(at).1 {
+                        Slot::Value(cached) => {
+                            c.bytes = c.bytes.saturating_sub(cached.cost(name.len()));
+                        }
+                        Slot::Map(_) => two_kinds(name),
+                    }
+                }
+            }
             c.sync_host();
             match value {
                 Some(v) => host::value_set(name, &v.bytes()),
@@ -449,6 +521,7 @@ pub(crate) fn value_write(name: &str, value: Option<Vec<u8>>) {
             Some(slot) => *slot = Slot::Value(cached),
             None => states.states.push((name.to_string(), Slot::Value(cached))),
         }
+        c.evict_if_full();
     });
 }
 
@@ -547,9 +620,26 @@ pub(crate) fn map_get<R>(name: &str, map_key: Vec<u8>, f: impl FnOnce(Option<&[u
 
 /// Writes (`Some`) or removes (`None`) entry `map_key` of map state `name`.
 pub(crate) fn map_write(name: &str, map_key: Vec<u8>, value: Option<Vec<u8>>) {
+    let large = map_key.len() + value.as_ref().map_or(0, Vec::len) > WRITE_THROUGH_BYTES;
     let value = value.map(Val::Bytes);
     with(|c| {
-        let Some(i) = c.current_states() else {
+        let current = c.current_states();
+        let Some(i) = current.filter(|_| !large) else {
+            if let Some(i) = current {
+                // Earlier changes of this map first, then forget the entry:
+                // the host's is newer, and the map is no longer whole here.
+                c.sync_host();
+                let mut bytes = c.bytes;
+                if let Some(slot) = c.keys[i].slot(name) {
+                    flush_slot(name, slot, &mut bytes);
+                }
+                let map = map_slot(&mut c.keys[i], name);
+                map.complete = false;
+                if let Some(old) = map.entries.remove(&Bytes(map_key.clone())) {
+                    bytes = bytes.saturating_sub(old.cost(map_key.len()));
+                }
+                c.bytes = bytes;
+            }
             c.sync_host();
             match value {
                 Some(v) => host::map_put(name, &map_key, &v.bytes()),
@@ -558,6 +648,7 @@ pub(crate) fn map_write(name: &str, map_key: Vec<u8>, value: Option<Vec<u8>>) {
             return;
         };
         map_store(c, i, name, Bytes(map_key), value);
+        c.evict_if_full();
     });
 }
 
@@ -600,23 +691,24 @@ fn map_take_typed<T: DeserializeOwned + 'static>(
     i: usize,
     name: &str,
     map_key: &Bytes,
-) -> Result<Option<T>, String> {
+) -> Result<(Option<T>, usize), String> {
     map_known(c, i, name, map_key);
     let map = map_slot(&mut c.keys[i], name);
     let Some(cached) = map.entries.get_mut(map_key) else {
-        return Ok(None);
+        return Ok((None, 0));
     };
     let Some(value) = cached.value.take() else {
-        return Ok(None);
+        return Ok((None, 0));
     };
     let before = value.size();
     match value.into_typed::<T>(name) {
         Ok(t) => {
             // The entry is empty until it is stored again.
             c.bytes = c.bytes.saturating_sub(before);
-            Ok(Some(t))
+            Ok((Some(t), before))
         }
         Err((value, e)) => {
+            c.bytes = (c.bytes + value.size()).saturating_sub(before);
             cached.value = Some(value);
             Err(e)
         }
@@ -649,16 +741,18 @@ where
         }
         Some(i) => {
             let map_key = Bytes(map_key.clone());
-            map_take_typed::<V>(c, i, name, &map_key).map(|v| (v, Some(map_key)))
+            map_take_typed::<V>(c, i, name, &map_key).map(|(v, size)| (v, Some((map_key, size))))
         }
     });
     let (mut value, cached_at) = taken?;
     let r = f(&mut value);
     with(
         |c| match cached_at.and_then(|k| c.current_states().map(|i| (i, k))) {
-            Some((i, map_key)) => {
-                let value = value.map(|v| Val::Typed(Box::new(Typed(v))));
+            Some((i, (map_key, before))) => {
+                let measure = c.measure_next();
+                let value = value.map(|v| Typed::boxed(v, before, measure));
                 map_store(c, i, name, map_key, value);
+                c.evict_if_full();
             }
             None => {
                 c.sync_host();
@@ -691,7 +785,7 @@ pub(crate) fn map_take<V: DeserializeOwned + 'static>(
             return Ok(value);
         };
         let map_key = Bytes(map_key);
-        let value = map_take_typed::<V>(c, i, name, &map_key)?;
+        let (value, _) = map_take_typed::<V>(c, i, name, &map_key)?;
         map_store(c, i, name, map_key, None);
         Ok(value)
     })
@@ -717,42 +811,49 @@ where
             return value
                 .map(|b| decode(name, &b))
                 .transpose()
-                .map(|v| (v, false));
+                .map(|v| (v, None));
         };
         let cached = value_cached(c, i, name);
         let Some(value) = cached.value.take() else {
-            return Ok((None, true));
+            return Ok((None, Some(0)));
         };
         let before = value.size();
         match value.into_typed::<T>(name) {
             Ok(t) => {
                 c.bytes = c.bytes.saturating_sub(before);
-                Ok((Some(t), true))
+                Ok((Some(t), Some(before)))
             }
             Err((value, e)) => {
+                let after = value.size();
                 cached.value = Some(value);
+                c.bytes = (c.bytes + after).saturating_sub(before);
                 Err(e)
             }
         }
     });
     let (mut value, cached) = taken?;
     let r = f(&mut value);
-    with(|c| match c.current_states().filter(|_| cached) {
-        Some(i) => {
-            let cached = value_cached(c, i, name);
-            cached.write(value.map(|v| Val::Typed(Box::new(Typed(v)))));
-            let (cost, dirty) = (cached.cost(0), cached.dirty);
-            c.bytes += cost - ENTRY_OVERHEAD;
-            c.keys[i].dirty |= dirty;
-        }
-        None => {
-            c.sync_host();
-            match &value {
-                Some(v) => host::value_set(name, &encode(v)),
-                None => host::value_clear(name),
+    with(
+        |c| match cached.and_then(|before| c.current_states().map(|i| (i, before))) {
+            Some((i, before)) => {
+                let measure = c.measure_next();
+                let cached = value_cached(c, i, name);
+                let old = cached.value.as_ref().map_or(0, Val::size);
+                cached.write(value.map(|v| Typed::boxed(v, before, measure)));
+                let (new, dirty) = (cached.value.as_ref().map_or(0, Val::size), cached.dirty);
+                c.bytes = (c.bytes + new).saturating_sub(old);
+                c.keys[i].dirty |= dirty;
+                c.evict_if_full();
             }
-        }
-    });
+            None => {
+                c.sync_host();
+                match &value {
+                    Some(v) => host::value_set(name, &encode(v)),
+                    None => host::value_clear(name),
+                }
+            }
+        },
+    );
     Ok(r)
 }
 
