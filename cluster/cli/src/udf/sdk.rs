@@ -75,6 +75,11 @@ const RUST: &[Embedded] = embed!(
     "guest-sdk/rust/src/adapters.rs",
     "guest-sdk/rust/src/data.rs",
     "guest-sdk/rust/src/state.rs",
+    "guest-sdk/rust/src/state_cache/mod.rs",
+    "guest-sdk/rust/src/state_cache/map.rs",
+    "guest-sdk/rust/src/state_cache/typed.rs",
+    "guest-sdk/rust/src/state_cache/value.rs",
+    "guest-sdk/rust/src/words.rs",
     "guest-sdk/aggregate/Cargo.toml",
     "guest-sdk/aggregate/src/lib.rs",
     "abi/Cargo.toml",
@@ -223,9 +228,10 @@ mod tests {
         assert_eq!(hash(&[WIT, PYTHON]).len(), 16);
     }
 
-    /// Every source file of the Python, JavaScript and C SDKs is embedded:
+    /// Every source file of the SDKs is embedded, in subdirectories too:
     /// `_packed.py` once was not, and every Python build failed to import
-    /// it.
+    /// it; then the Rust SDK's `state_cache` and `words`, and every Rust
+    /// project that `weir udf new` made failed to build.
     #[test]
     fn every_sdk_source_file_is_embedded() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -236,16 +242,25 @@ mod tests {
             (C, "guest-sdk/c/include", ".h"),
             (C, "guest-sdk/c/src", ".c"),
             (C, "guest-sdk/c/src", ".h"),
+            (RUST, "guest-sdk/rust/src", ".rs"),
+            (RUST, "guest-sdk/aggregate/src", ".rs"),
+            (RUST, "abi/src", ".rs"),
         ];
         for (set, dir, ext) in sets {
-            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-                let name = entry.unwrap().file_name().into_string().unwrap();
-                if name.ends_with(ext) {
+            let mut dirs = vec![dir.to_string()];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(root.join(&dir)).unwrap() {
+                    let entry = entry.unwrap();
+                    let name = entry.file_name().into_string().unwrap();
                     let path = format!("{dir}/{name}");
-                    assert!(
-                        set.iter().any(|f| f.path == path),
-                        "{path} is not embedded (cluster/cli/src/udf/sdk.rs)"
-                    );
+                    if entry.file_type().unwrap().is_dir() {
+                        dirs.push(path);
+                    } else if name.ends_with(ext) {
+                        assert!(
+                            set.iter().any(|f| f.path == path),
+                            "{path} is not embedded (cluster/cli/src/udf/sdk.rs)"
+                        );
+                    }
                 }
             }
         }
